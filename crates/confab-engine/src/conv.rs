@@ -1,0 +1,638 @@
+//! Conversations, members, roles, speech mutes, blocklists and subscriptions.
+//!
+//! Every change runs as an [`Actor`]: the app's server (LeanCloud's master key: admin rights,
+//! all or nothing) or a user (the rules below decide, per user, what is allowed).
+
+use std::collections::{HashMap, HashSet};
+
+use md5::{Digest, Md5};
+use serde_json::{Map, Value};
+
+use crate::bus::Event;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::query::*;
+use crate::store::{AttrOp, ConvPatch, MemberPatch};
+
+/// Who acts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// The app's server, with admin rights.
+    Admin,
+    /// A user, within the rules.
+    User(String),
+}
+
+impl Actor {
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Actor::Admin => None,
+            Actor::User(u) => Some(u),
+        }
+    }
+}
+
+/// What a change to several users did: who it applied to and who was refused, and why.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    pub done: Vec<String>,
+    pub refused: Vec<(String, Error)>,
+}
+
+/// What `create_conversation` needs.
+#[derive(Clone, Debug, Default)]
+pub struct NewConversation {
+    pub kind: Option<ConvKind>,
+    pub name: Option<String>,
+    pub creator: Option<String>,
+    /// First members; duplicates are dropped. The creator becomes owner if listed.
+    pub members: Vec<String>,
+    /// One conversation per exact member set (normal conversations only).
+    pub unique: bool,
+    pub attrs: Attrs,
+    pub settings: ConvSettings,
+    /// Time to live of a temporary conversation, in seconds.
+    pub ttl_secs: Option<i64>,
+}
+
+/// Temporary conversations: default and longest time to live, and member cap.
+pub const TEMP_TTL_DEFAULT: i64 = 86_400;
+pub const TEMP_TTL_MAX: i64 = 30 * 86_400;
+pub const TEMP_MAX_MEMBERS: i64 = 10;
+
+/// The id of the unique conversation of a member set: md5 of the sorted ids, concatenated
+/// (LeanCloud's `uniqueId`; `md5("BillGatesSteveJobs")` is the documented example's id).
+pub fn unique_id(members: &[String]) -> String {
+    let mut sorted: Vec<&str> = members.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    hex::encode(Md5::digest(sorted.concat().as_bytes()))
+}
+
+pub fn dedup(ids: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
+}
+
+/// The attributes a patch sets, as `{"dotted.key": value}` (for the members' update notice).
+fn patch_summary(patch: &ConvPatch) -> Value {
+    let mut m = Map::new();
+    if let Some(n) = &patch.name {
+        m.insert("name".into(), n.clone().map_or(Value::Null, Value::String));
+    }
+    for (path, op) in &patch.attrs {
+        let v = match op {
+            AttrOp::Set(v) => v.clone(),
+            _ => Value::Null,
+        };
+        m.insert(path.join("."), v);
+    }
+    Value::Object(m)
+}
+
+impl Engine {
+    fn max_members(&self, app: &App, conv: &Conversation) -> i64 {
+        conv.settings.max_members.unwrap_or(app.limits.conversation_max_members)
+    }
+
+    /// Tell a conversation's members about a change, and keep the notice for those offline.
+    async fn announce(
+        &self,
+        app: &App,
+        conv: &Conversation,
+        by: Option<String>,
+        change: ConvChange,
+        recipients: Vec<String>,
+    ) -> Result<()> {
+        let at = self.now();
+        if conv.kind != ConvKind::Chatroom && !recipients.is_empty() {
+            let notice = ConvNotice { id: self.next_id(), conv: conv.id, kind: conv.kind, by: by.clone(), change: change.clone(), at };
+            self.store.add_notices(app.id, &recipients, &notice).await?;
+        }
+        self.bus.publish(Event::Conv { app: app.id, conv: conv.id, kind: conv.kind, by, change, recipients, at }).await;
+        Ok(())
+    }
+
+    pub async fn create_conversation(&self, app: &App, new: NewConversation) -> Result<(Conversation, bool)> {
+        let kind = new.kind.unwrap_or(ConvKind::Normal);
+        let members = dedup(new.members);
+        let now = self.now();
+        let mut settings = new.settings;
+        let mut expires_at = None;
+        if kind == ConvKind::Temporary {
+            let ttl = new.ttl_secs.unwrap_or(TEMP_TTL_DEFAULT);
+            if !(1..=TEMP_TTL_MAX).contains(&ttl) {
+                return Err(Error::invalid(format!("a temporary conversation lives 1 to {TEMP_TTL_MAX} seconds")));
+            }
+            expires_at = Some(now + ttl * 1000);
+            settings.max_members = Some(settings.max_members.unwrap_or(TEMP_MAX_MEMBERS).min(TEMP_MAX_MEMBERS));
+        }
+        let mut conv = Conversation {
+            app: app.id,
+            id: self.next_id(),
+            kind,
+            name: new.name,
+            creator: new.creator,
+            unique: new.unique && kind == ConvKind::Normal,
+            unique_id: None,
+            attrs: new.attrs,
+            settings,
+            parent: None,
+            created_at: now,
+            updated_at: now,
+            last_message_at: None,
+            last_seq: 0,
+            expires_at,
+        };
+        let max = self.max_members(app, &conv);
+        if kind != ConvKind::Chatroom && members.len() as i64 > max {
+            return Err(Error::ConversationFull { max });
+        }
+        let mut everyone = members.clone();
+        everyone.extend(conv.creator.iter().cloned());
+        self.ensure_users(app, &everyone).await?;
+        if conv.unique {
+            conv.unique_id = Some(unique_id(&members));
+        }
+        // a chat room's membership is presence: its first members are in the room, not stored
+        let rows: Vec<Member> = if kind == ConvKind::Chatroom {
+            vec![]
+        } else {
+            members
+                .iter()
+                .map(|u| {
+                    let role = if conv.creator.as_deref() == Some(u) { Role::Owner } else { Role::Member };
+                    Member::new(conv.id, u.clone(), role, now)
+                })
+                .collect()
+        };
+        let (conv, created) = self.store.create_conversation(&conv, &rows).await?;
+        if created {
+            if kind == ConvKind::Chatroom {
+                for u in &members {
+                    self.presence.room_join(app.id, conv.id, u).await;
+                }
+            } else {
+                let invited: Vec<String> = members.into_iter().filter(|m| conv.creator.as_ref() != Some(m)).collect();
+                if !invited.is_empty() {
+                    self.announce(app, &conv, conv.creator.clone(), ConvChange::Joined { members: invited.clone() }, invited).await?;
+                }
+            }
+        }
+        Ok((conv, created))
+    }
+
+    /// The one-to-one conversation of two users (made on first use): the unique conversation of
+    /// that member pair, so LeanCloud's `unique: true` conversation of the two is the same one.
+    pub async fn direct_conversation(&self, app: &App, a: &str, b: &str) -> Result<Conversation> {
+        let new = NewConversation {
+            creator: Some(a.to_string()),
+            members: vec![a.to_string(), b.to_string()],
+            unique: true,
+            ..Default::default()
+        };
+        Ok(self.create_conversation(app, new).await?.0)
+    }
+
+    /// The one-to-one conversation of two users, if they have one.
+    pub async fn find_direct_conversation(&self, app: &App, a: &str, b: &str) -> Result<Option<Conversation>> {
+        let q = ConvQuery {
+            kinds: Some(vec![ConvKind::Normal]),
+            filter: Filter::Cond(Field::UniqueId, Op::Eq(Scalar::Str(unique_id(&[a.to_string(), b.to_string()])))),
+            limit: 1,
+            ..Default::default()
+        };
+        Ok(self.store.query_conversations(app.id, &q).await?.0.into_iter().next())
+    }
+
+    /// Whether a conversation is one-to-one: created unique for two members and still holding
+    /// two (`members` are its members).
+    pub fn is_direct(conv: &Conversation, members: &[Member]) -> bool {
+        conv.kind == ConvKind::Normal && conv.unique && members.len() == 2
+    }
+
+    /// A user removes a conversation from their own list: it is hidden and nothing in it is
+    /// unread; others are not affected, and new messages show it again.
+    pub async fn hide_conversation(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
+        self.member(app, conv, user).await?;
+        let patch = MemberPatch { hidden: Some(true), read_seq: Some(conv.last_seq), ..Default::default() };
+        self.store.update_members(app.id, conv.id, &[user.to_string()], &patch).await?;
+        Ok(())
+    }
+
+    /// The conversation, checked to exist (and not to have expired) and, when `kind` is given,
+    /// to be of that kind.
+    pub async fn conversation(&self, app: &App, id: i64, kind: Option<ConvKind>) -> Result<Conversation> {
+        let conv = self.store.get_conversation(app.id, id).await?.ok_or(Error::ConversationNotFound)?;
+        if conv.expires_at.is_some_and(|e| e <= self.now()) {
+            return Err(Error::ConversationNotFound);
+        }
+        match kind {
+            Some(k) if k != conv.kind => Err(Error::WrongKind { expected: k }),
+            _ => Ok(conv),
+        }
+    }
+
+    pub async fn query_conversations(&self, app: &App, q: &ConvQuery) -> Result<(Vec<Conversation>, Option<i64>)> {
+        if q.limit < 0 || q.skip < 0 {
+            return Err(Error::invalid("skip and limit must not be negative"));
+        }
+        q.filter.validate()?;
+        self.store.query_conversations(app.id, q).await
+    }
+
+    /// A user's membership, or `NotMember`.
+    pub async fn member(&self, app: &App, conv: &Conversation, user: &str) -> Result<Member> {
+        self.store.get_member(app.id, conv.id, user).await?.ok_or(Error::NotMember)
+    }
+
+    /// Users may act on a conversation they belong to (chat rooms: that they are in).
+    async fn check_belongs(&self, app: &App, conv: &Conversation, actor: &Actor) -> Result<Option<Member>> {
+        let Some(u) = actor.user() else { return Ok(None) };
+        if conv.kind == ConvKind::Chatroom {
+            return if self.presence.in_room(app.id, conv.id, u).await { Ok(None) } else { Err(Error::NotMember) };
+        }
+        Ok(Some(self.member(app, conv, u).await?))
+    }
+
+    /// Owner or admin, for changes that need a role (a conversation without an owner lets any
+    /// member act, as conversations made by the app's server have none).
+    async fn check_manager(&self, app: &App, conv: &Conversation, actor: &Actor) -> Result<Option<Member>> {
+        let Some(m) = self.check_belongs(app, conv, actor).await? else { return Ok(None) };
+        if matches!(m.role, Role::Owner | Role::Admin) || !self.has_owner(app, conv).await? {
+            return Ok(Some(m));
+        }
+        Err(Error::NotAllowed("only the owner or a manager may do this".into()))
+    }
+
+    async fn has_owner(&self, app: &App, conv: &Conversation) -> Result<bool> {
+        Ok(self.store.count_members(app.id, conv.id, Some(&[Role::Owner])).await? > 0)
+    }
+
+    pub async fn update_conversation(
+        &self,
+        app: &App,
+        id: i64,
+        kind: Option<ConvKind>,
+        patch: &ConvPatch,
+        actor: &Actor,
+    ) -> Result<Conversation> {
+        let conv = self.conversation(app, id, kind).await?;
+        self.check_belongs(app, &conv, actor).await?;
+        let updated = self.store.update_conversation(app.id, id, patch, self.now()).await?;
+        if !patch.is_empty() && conv.kind != ConvKind::Chatroom {
+            let mut recipients = self.members(app, &conv).await?;
+            recipients.retain(|m| Some(m.as_str()) != actor.user());
+            self.announce(app, &conv, actor.user().map(str::to_string), ConvChange::Updated { attrs: patch_summary(patch) }, recipients)
+                .await?;
+        }
+        Ok(updated)
+    }
+
+    /// Delete a conversation: the app's server, or its owner.
+    pub async fn delete_conversation(&self, app: &App, id: i64, kind: Option<ConvKind>, actor: &Actor) -> Result<()> {
+        let conv = self.conversation(app, id, kind).await?;
+        if let Some(u) = actor.user() {
+            if self.member(app, &conv, u).await?.role != Role::Owner {
+                return Err(Error::NotAllowed("only the owner may delete the conversation".into()));
+            }
+        }
+        self.store.delete_conversation(app.id, id).await?;
+        Ok(())
+    }
+
+    /// Every member (owners, admins, members) of a conversation, in the order they joined; for a
+    /// chat room, who is present.
+    pub async fn members(&self, app: &App, conv: &Conversation) -> Result<Vec<String>> {
+        if conv.kind == ConvKind::Chatroom {
+            return Ok(self.presence.room_members(app.id, conv.id, usize::MAX).await);
+        }
+        Ok(self.store.member_lists(app.id, &[conv.id]).await?.into_iter().map(|m| m.user).collect())
+    }
+
+    /// The members of several conversations, by conversation, in the order they joined.
+    pub async fn members_of(&self, app: &App, convs: &[i64]) -> Result<HashMap<i64, Vec<Member>>> {
+        let mut out: HashMap<i64, Vec<Member>> = HashMap::new();
+        for m in self.store.member_lists(app.id, convs).await? {
+            out.entry(m.conv).or_default().push(m);
+        }
+        Ok(out)
+    }
+
+    /// Members, or for a chat room the number present.
+    pub async fn member_count(&self, app: &App, conv: &Conversation) -> Result<i64> {
+        if conv.kind == ConvKind::Chatroom {
+            return Ok(self.presence.room_count(app.id, conv.id).await as i64);
+        }
+        self.store.count_members(app.id, conv.id, None).await
+    }
+
+    /// Add members. Users may add others to a conversation they belong to, or join one
+    /// themselves; blocked users are refused. The app's server adds all or none.
+    pub async fn add_members(&self, app: &App, conv: &Conversation, users: Vec<String>, actor: &Actor) -> Result<Outcome> {
+        if conv.kind == ConvKind::Service {
+            return Err(Error::WrongKind { expected: ConvKind::Normal });
+        }
+        let users = dedup(users);
+        if users.is_empty() {
+            return Err(Error::invalid("client_ids must name at least one client"));
+        }
+        self.ensure_users(app, &users).await?;
+        let joining_self = actor.user().is_some_and(|u| users.len() == 1 && users[0] == u);
+        if !joining_self {
+            self.check_belongs(app, conv, actor).await?;
+        }
+        let blocked: HashSet<String> =
+            self.store.blocked_users(app.id, conv.id, Some(&users), None, users.len() as i64).await?.into_iter().collect();
+        if !blocked.is_empty() && (actor == &Actor::Admin || joining_self) {
+            return Err(Error::Blocked);
+        }
+        let mut out = Outcome::default();
+        let (allowed, refused): (Vec<String>, Vec<String>) = users.into_iter().partition(|u| !blocked.contains(u));
+        out.refused = refused.into_iter().map(|u| (u, Error::Blocked)).collect();
+        if conv.kind == ConvKind::Chatroom {
+            for u in &allowed {
+                self.presence.room_join(app.id, conv.id, u).await;
+            }
+            out.done = allowed;
+            return Ok(out);
+        }
+        let now = self.now();
+        let rows: Vec<Member> = allowed.iter().map(|u| Member::new(conv.id, u.clone(), Role::Member, now)).collect();
+        let added = self.store.add_members(app.id, conv.id, &rows, Some(self.max_members(app, conv)), now).await?;
+        if !added.is_empty() {
+            let recipients = self.members(app, conv).await?;
+            self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Joined { members: added.clone() }, recipients).await?;
+        }
+        // those already members count as done: the call is idempotent
+        out.done = allowed;
+        Ok(out)
+    }
+
+    /// Remove members. Anyone may leave; removing others takes the owner or a manager (in a
+    /// conversation that has an owner).
+    pub async fn remove_members(&self, app: &App, conv: &Conversation, users: Vec<String>, actor: &Actor) -> Result<Outcome> {
+        let users = dedup(users);
+        if users.is_empty() {
+            return Err(Error::invalid("client_ids must name at least one client"));
+        }
+        for u in &users {
+            self.validate_user_id(app, u)?;
+        }
+        let leaving_self = actor.user().is_some_and(|u| users.len() == 1 && users[0] == u);
+        if conv.kind == ConvKind::Chatroom {
+            if !leaving_self {
+                self.check_belongs(app, conv, actor).await?;
+            }
+            for u in &users {
+                self.presence.room_leave(app.id, conv.id, u).await;
+            }
+            return Ok(Outcome { done: users, refused: vec![] });
+        }
+        let mut refused = vec![];
+        let mut targets = users.clone();
+        if !leaving_self {
+            if let Some(me) = self.check_manager(app, conv, actor).await? {
+                // a manager cannot remove the owner or another manager
+                if me.role != Role::Owner {
+                    let q = MemberQuery { users: Some(users.clone()), roles: Some(vec![Role::Owner, Role::Admin]), ..Default::default() };
+                    let senior: HashSet<String> = self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect();
+                    targets.retain(|u| !senior.contains(u) || *u == me.user);
+                    refused = senior
+                        .into_iter()
+                        .filter(|u| *u != me.user)
+                        .map(|u| (u, Error::NotAllowed("a manager cannot remove the owner or a manager".into())))
+                        .collect();
+                }
+            }
+        }
+        let removed = self.store.remove_members(app.id, conv.id, &targets, self.now()).await?;
+        if !removed.is_empty() {
+            let mut recipients = self.members(app, conv).await?;
+            recipients.extend(removed.iter().cloned());
+            self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Left { members: removed }, recipients).await?;
+        }
+        targets.retain(|u| !refused.iter().any(|(r, _)| r == u));
+        Ok(Outcome { done: targets, refused })
+    }
+
+    /// Apply a patch to members; every listed user must be a member (else `NotMember`, and
+    /// nothing changes).
+    pub async fn update_members(&self, app: &App, conv: &Conversation, users: Vec<String>, patch: &MemberPatch) -> Result<()> {
+        let users = dedup(users);
+        if users.is_empty() {
+            return Err(Error::invalid("client_ids must name at least one client"));
+        }
+        for u in &users {
+            self.validate_user_id(app, u)?;
+        }
+        let q = MemberQuery { users: Some(users.clone()), roles: Some(vec![Role::Owner, Role::Admin, Role::Member]), ..Default::default() };
+        let present: HashSet<String> = self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect();
+        if users.iter().any(|u| !present.contains(u)) {
+            return Err(Error::NotMember);
+        }
+        self.store.update_members(app.id, conv.id, &users, patch).await?;
+        self.store.update_conversation(app.id, conv.id, &ConvPatch::default(), self.now()).await?;
+        Ok(())
+    }
+
+    /// A member turns the conversation's notifications off or on for themself.
+    pub async fn set_notifications(&self, app: &App, conv: &Conversation, user: &str, off: bool) -> Result<()> {
+        if conv.kind == ConvKind::Chatroom {
+            return Ok(());
+        }
+        self.update_members(app, conv, vec![user.to_string()], &MemberPatch { notifications_off: Some(off), ..Default::default() }).await
+    }
+
+    /// Members with notifications turned off (LeanCloud `mu`).
+    pub async fn notifications_off(&self, app: &App, conv: &Conversation) -> Result<Vec<String>> {
+        let q = MemberQuery { notifications_off: true, ..Default::default() };
+        Ok(self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect())
+    }
+
+    /// Targets of a role-protected change to members: they must be members, never the owner, and
+    /// a manager cannot act on another manager.
+    async fn split_targets(&self, app: &App, conv: &Conversation, me: Option<&Member>, users: &[String]) -> Result<Outcome> {
+        let q = MemberQuery { users: Some(users.to_vec()), ..Default::default() };
+        let rows: HashMap<String, Member> =
+            self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| (m.user.clone(), m)).collect();
+        let mut out = Outcome::default();
+        for u in users {
+            match rows.get(u) {
+                None => out.refused.push((u.clone(), Error::NotMember)),
+                Some(m) if m.role == Role::Owner && me.is_some() => {
+                    out.refused.push((u.clone(), Error::NotAllowed("the owner cannot be changed by others".into())))
+                }
+                Some(m) if m.role == Role::Admin && me.is_some_and(|me| me.role == Role::Admin && me.user != *u) => {
+                    out.refused.push((u.clone(), Error::NotAllowed("a manager cannot change another manager".into())))
+                }
+                Some(_) => out.done.push(u.clone()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Speech-mute members until `until` (None: forever), or lift it (`mute` false).
+    pub async fn mute_members(
+        &self,
+        app: &App,
+        conv: &Conversation,
+        users: Vec<String>,
+        mute: bool,
+        until: Option<i64>,
+        actor: &Actor,
+    ) -> Result<Outcome> {
+        let me = self.check_manager(app, conv, actor).await?;
+        let users = dedup(users);
+        let out = self.split_targets(app, conv, me.as_ref(), &users).await?;
+        if !out.done.is_empty() {
+            let muted_until = if mute { Some(until.unwrap_or(i64::MAX)) } else { None };
+            self.store
+                .update_members(app.id, conv.id, &out.done, &MemberPatch { muted_until: Some(muted_until), ..Default::default() })
+                .await?;
+            let change =
+                if mute { ConvChange::Muted { members: out.done.clone() } } else { ConvChange::Unmuted { members: out.done.clone() } };
+            let recipients = self.members(app, conv).await?;
+            self.announce(app, conv, actor.user().map(str::to_string), change, recipients).await?;
+        }
+        Ok(out)
+    }
+
+    /// Speech-muted members by user id, after `after`.
+    pub async fn muted_members(&self, app: &App, conv: &Conversation, after: Option<String>, limit: i64) -> Result<Vec<String>> {
+        let q = MemberQuery { muted_at: Some(self.now()), after, limit: Some(limit), ..Default::default() };
+        Ok(self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect())
+    }
+
+    /// Block users: they leave the conversation and cannot come back until unblocked.
+    pub async fn block_members(&self, app: &App, conv: &Conversation, users: Vec<String>, actor: &Actor) -> Result<Outcome> {
+        let me = self.check_manager(app, conv, actor).await?;
+        let users = dedup(users);
+        self.ensure_users(app, &users).await?;
+        let mut out = self.split_targets(app, conv, me.as_ref(), &users).await?;
+        let removed = out.done.clone();
+        // non-members can be blocked too: they will not be able to join
+        let not_members: Vec<String> = out.refused.iter().filter(|(_, e)| *e == Error::NotMember).map(|(u, _)| u.clone()).collect();
+        out.refused.retain(|(_, e)| *e != Error::NotMember);
+        out.done.extend(not_members);
+        if !out.done.is_empty() {
+            let blocked = self.store.block_users(app.id, conv.id, &out.done, self.now()).await?;
+            if !blocked.is_empty() {
+                let by = actor.user().map(str::to_string);
+                let mut recipients = self.members(app, conv).await?;
+                recipients.extend(blocked.iter().cloned());
+                // members who were blocked left the conversation: everyone's member list says so
+                if !removed.is_empty() {
+                    self.announce(app, conv, by.clone(), ConvChange::Left { members: removed }, recipients.clone()).await?;
+                }
+                self.announce(app, conv, by, ConvChange::Blocked { members: blocked }, recipients).await?;
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn unblock_members(&self, app: &App, conv: &Conversation, users: Vec<String>, actor: &Actor) -> Result<Outcome> {
+        self.check_manager(app, conv, actor).await?;
+        let users = dedup(users);
+        let unblocked = self.store.unblock_users(app.id, conv.id, &users).await?;
+        if !unblocked.is_empty() {
+            let mut recipients = self.members(app, conv).await?;
+            recipients.extend(unblocked.iter().cloned());
+            self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Unblocked { members: unblocked }, recipients).await?;
+        }
+        Ok(Outcome { done: users, refused: vec![] })
+    }
+
+    pub async fn blocked_members(&self, app: &App, conv: &Conversation, after: Option<&str>, limit: i64) -> Result<Vec<String>> {
+        self.store.blocked_users(app.id, conv.id, None, after, limit).await
+    }
+
+    /// Change a member's role. Nobody is made owner this way; the owner may make managers and
+    /// members, a manager may not change another manager.
+    pub async fn set_role(&self, app: &App, conv: &Conversation, target: &str, role: Role, actor: &Actor) -> Result<()> {
+        if !matches!(role, Role::Admin | Role::Member) {
+            return Err(Error::NotAllowed("only Manager and Member roles can be given".into()));
+        }
+        let me = self.check_manager(app, conv, actor).await?;
+        let out = self.split_targets(app, conv, me.as_ref(), &[target.to_string()]).await?;
+        if let Some((_, e)) = out.refused.into_iter().next() {
+            return Err(e);
+        }
+        self.store.update_members(app.id, conv.id, &[target.to_string()], &MemberPatch { role: Some(role), ..Default::default() }).await?;
+        let recipients = self.members(app, conv).await?;
+        self.announce(app, conv, actor.user().map(str::to_string), ConvChange::RoleChanged { member: target.to_string(), role }, recipients)
+            .await
+    }
+
+    /// Members holding a role other than plain member.
+    pub async fn member_roles(&self, app: &App, conv: &Conversation) -> Result<Vec<Member>> {
+        let q = MemberQuery { roles: Some(vec![Role::Owner, Role::Admin]), ..Default::default() };
+        self.store.list_members(app.id, conv.id, &q).await
+    }
+
+    /// Up to `limit` users present in a chat room.
+    pub async fn room_members(&self, app: &App, conv: &Conversation, limit: usize) -> Result<Vec<String>> {
+        Ok(self.presence.room_members(app.id, conv.id, limit).await)
+    }
+
+    pub async fn room_count(&self, app: &App, conv: &Conversation) -> Result<usize> {
+        Ok(self.presence.room_count(app.id, conv.id).await)
+    }
+
+    // ------------------------------------------------------------------ subscriptions
+
+    pub async fn subscribe(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
+        self.ensure_users(app, &[user]).await?;
+        let row = Member::new(conv.id, user, Role::Subscriber, self.now());
+        self.store.add_members(app.id, conv.id, &[row], None, self.now()).await?;
+        Ok(())
+    }
+
+    pub async fn unsubscribe(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
+        self.validate_user_id(app, user)?;
+        self.store.remove_members(app.id, conv.id, &[user.to_string()], self.now()).await?;
+        Ok(())
+    }
+
+    /// Subscribers ordered by client id, after `after`.
+    pub async fn subscribers(&self, app: &App, conv: &Conversation, after: Option<String>, limit: i64) -> Result<Vec<Member>> {
+        let q = MemberQuery { roles: Some(vec![Role::Subscriber]), after, limit: Some(limit), ..Default::default() };
+        self.store.list_members(app.id, conv.id, &q).await
+    }
+
+    pub async fn subscriber_count(&self, app: &App, conv: &Conversation) -> Result<i64> {
+        self.store.count_members(app.id, conv.id, Some(&[Role::Subscriber])).await
+    }
+
+    /// The service conversations a user subscribes to, by subscription time.
+    pub async fn subscriptions(
+        &self,
+        app: &App,
+        user: &str,
+        after: Option<(i64, i64)>,
+        descending: bool,
+        limit: i64,
+    ) -> Result<Vec<Member>> {
+        self.validate_user_id(app, user)?;
+        let q = MembershipQuery { role: Some(Role::Subscriber), kind: Some(ConvKind::Service), after, descending, limit };
+        self.store.user_memberships(app.id, user, &q).await
+    }
+
+    /// Conversation changes a user was told of after `since` (for clients catching up).
+    pub async fn notices(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<ConvNotice>> {
+        self.validate_user_id(app, user)?;
+        self.store.notices(app.id, user, since, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_id_matches_leanclouds_documented_example() {
+        let m = vec!["SteveJobs".to_string(), "BillGates".to_string()];
+        assert_eq!(unique_id(&m), "6c7b0e5afcae9aa1139a0afa25833dec");
+    }
+}

@@ -1,0 +1,529 @@
+//! The engine: apps, users and tokens here; conversations in `conv.rs`; messages in
+//! `message.rs`. Every rule lives in one of these; faces only translate.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+use crate::bus::{Bus, Event, KickReason};
+use crate::error::{Error, Result};
+use crate::ids::{Clock, IdGen, SystemClock};
+use crate::limits::{Limits, RateLimiter};
+use crate::model::*;
+use crate::presence::{Presence, SessionRef};
+use crate::store::{NewUser, Store};
+
+/// How long a looked-up app stays cached: changes made by `confab app …` on a running server's
+/// data directory take effect within this time.
+const APP_CACHE_TTL: Duration = Duration::from_secs(3);
+
+/// How many (app, user) pairs `ensure_users` remembers as existing before it starts afresh.
+const KNOWN_USERS_MAX: usize = 100_000;
+
+/// Above this many remembered keys, `once` drops the expired ones.
+const SEEN_MAX: usize = 10_000;
+
+/// What `once` remembers per key: the result (None while running) and until when.
+type Seen = HashMap<(i64, String), (Option<serde_json::Value>, i64)>;
+
+pub struct Engine {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) ids: IdGen,
+    clock: Arc<dyn Clock>,
+    rates: RateLimiter,
+    app_cache: Mutex<HashMap<AppLookup, (Arc<App>, Instant)>>,
+    /// Users known to exist (they are never deleted by any face yet; a face that deletes users
+    /// must clear its entries).
+    known_users: Mutex<HashSet<(i64, String)>>,
+    seen: Mutex<Seen>,
+    node: u16,
+}
+
+/// What `create_app` needs. Keys left as None are generated.
+#[derive(Clone, Debug, Default)]
+pub struct NewApp {
+    pub name: String,
+    pub plan: Plan,
+    pub leancloud_app_id: Option<String>,
+    pub leancloud_app_key: Option<String>,
+    pub leancloud_master_key: Option<String>,
+}
+
+/// A user account with a login name and password.
+#[derive(Clone, Debug, Default)]
+pub struct NewAccount {
+    /// The user id; generated (24 hex digits, like a LeanCloud objectId) when None.
+    pub id: Option<String>,
+    pub username: Option<String>,
+    pub password: String,
+    pub nickname: Option<String>,
+}
+
+pub fn random_string(len: usize) -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+pub fn random_lower(len: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill(&mut buf[..]);
+    hex::encode(buf)
+}
+
+/// Start of the UTC day containing `ms`.
+pub fn utc_day_start(ms: i64) -> i64 {
+    ms - ms.rem_euclid(86_400_000)
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, node: u16) -> Self {
+        Engine {
+            store,
+            bus,
+            presence,
+            ids: IdGen::new(node),
+            clock: Arc::new(SystemClock),
+            rates: RateLimiter::default(),
+            app_cache: Mutex::new(HashMap::new()),
+            known_users: Mutex::new(HashSet::new()),
+            seen: Mutex::new(HashMap::new()),
+            node,
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn node(&self) -> u16 {
+        self.node
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn next_id(&self) -> i64 {
+        self.ids.next_at(self.now())
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    pub fn presence(&self) -> &Arc<dyn Presence> {
+        &self.presence
+    }
+
+    // ------------------------------------------------------------------ apps
+
+    pub async fn create_app(&self, new: NewApp) -> Result<App> {
+        let name = new.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(|c| c.is_control()) {
+            return Err(Error::invalid("app name must be 1 to 64 printable characters"));
+        }
+        for key in [&new.leancloud_app_id, &new.leancloud_app_key, &new.leancloud_master_key].into_iter().flatten() {
+            if key.is_empty() || key.len() > 128 || !key.chars().all(|c| c.is_ascii_graphic() && c != ',') {
+                return Err(Error::invalid("LeanCloud keys must be 1 to 128 printable ASCII characters without commas"));
+            }
+        }
+        if self.store.find_app(&AppLookup::Name(name.clone())).await?.is_some() {
+            return Err(Error::invalid(format!("an app named '{name}' exists already")));
+        }
+        let lc_id = new.leancloud_app_id.unwrap_or_else(|| format!("{}-cfb", random_string(18)));
+        if self.store.find_app(&AppLookup::LeanCloud(lc_id.clone())).await?.is_some() {
+            return Err(Error::invalid(format!("an app with LeanCloud app id '{lc_id}' exists already")));
+        }
+        let app = App {
+            id: self.next_id(),
+            name,
+            plan: new.plan,
+            created_at: self.now(),
+            keys: AppKeys {
+                leancloud: LeanCloudKeys {
+                    app_id: lc_id,
+                    app_key: new.leancloud_app_key.unwrap_or_else(|| random_string(24)),
+                    master_key: new.leancloud_master_key.unwrap_or_else(|| random_string(24)),
+                    hook_key: random_string(24),
+                },
+                easemob: EasemobKeys {
+                    org_name: random_lower(10),
+                    app_name: random_lower(8),
+                    client_id: format!("YXA6{}", random_string(22)),
+                    client_secret: format!("YXA6{}", random_string(27)),
+                },
+                maxim: MaximKeys { app_id: random_lower(12), admin_token: random_string(48) },
+            },
+            limit_overrides: Attrs::new(),
+            limits: Limits::for_plan(new.plan),
+        };
+        self.store.create_app(&app).await?;
+        Ok(app)
+    }
+
+    pub async fn list_apps(&self) -> Result<Vec<App>> {
+        self.store.list_apps().await
+    }
+
+    /// Set one limit of an app (`key=value`; see [`Limits::set_override`]).
+    pub async fn set_app_limit(&self, name: &str, key: &str, value: &str) -> Result<App> {
+        let mut app = self.store.find_app(&AppLookup::Name(name.to_string())).await?.ok_or(Error::AppNotFound)?;
+        Limits::set_override(app.plan, &mut app.limit_overrides, key, value)?;
+        self.store.set_app_limits(app.id, &app.limit_overrides).await?;
+        app.limits = Limits::resolve(app.plan, &app.limit_overrides)?;
+        self.app_cache.lock().clear();
+        Ok(app)
+    }
+
+    /// The app a face's credentials name, cached for a few seconds.
+    pub async fn find_app(&self, lookup: &AppLookup) -> Result<Option<Arc<App>>> {
+        if let Some((app, at)) = self.app_cache.lock().get(lookup) {
+            if at.elapsed() < APP_CACHE_TTL {
+                return Ok(Some(app.clone()));
+            }
+        }
+        let Some(app) = self.store.find_app(lookup).await? else { return Ok(None) };
+        let app = Arc::new(app);
+        self.app_cache.lock().insert(lookup.clone(), (app.clone(), Instant::now()));
+        Ok(Some(app))
+    }
+
+    /// Count one call against a rate bucket of the app; `RateLimited` when over.
+    pub fn rate_check(&self, app: &App, bucket: &str) -> Result<()> {
+        self.rates.check(app.id, bucket, app.limits.rate(bucket), self.now())
+    }
+
+    /// Count `cost` units against a bucket (a message quota counts each recipient).
+    pub fn rate_take(&self, app: &App, bucket: &str, cost: u32) -> Result<()> {
+        self.rates.take(app.id, bucket, bucket, app.limits.rate(bucket), cost, self.now())
+    }
+
+    /// Count one call against the bucket's rule, on a counter of its own for `subject` (a rate
+    /// "per user ID").
+    pub fn rate_check_for(&self, app: &App, bucket: &str, subject: &str) -> Result<()> {
+        self.rates.take(app.id, bucket, &format!("{bucket}/{subject}"), app.limits.rate(bucket), 1, self.now())
+    }
+
+    // ------------------------------------------------------------------ users
+
+    /// Check a user id against the app's rules: 1 to `user_id_max_chars` characters, no control
+    /// characters. Faces with a stricter charset check theirs first.
+    pub fn validate_user_id(&self, app: &App, id: &str) -> Result<()> {
+        let n = id.chars().count();
+        if n == 0 || n > app.limits.user_id_max_chars || id.chars().any(char::is_control) {
+            return Err(Error::invalid(format!(
+                "invalid user id '{}': 1 to {} characters, no control characters",
+                id.chars().take(80).collect::<String>(),
+                app.limits.user_id_max_chars
+            )));
+        }
+        Ok(())
+    }
+
+    /// Make sure every id names a user, creating those that do not exist (LeanCloud clients
+    /// exist as soon as they are named). Users known to exist are remembered, so a busy sender
+    /// costs no write.
+    pub async fn ensure_users<S: AsRef<str>>(&self, app: &App, ids: &[S]) -> Result<()> {
+        let mut users = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = id.as_ref();
+            self.validate_user_id(app, id)?;
+            if !self.known_users.lock().contains(&(app.id, id.to_string())) {
+                users.push(NewUser { id: id.to_string(), num: self.next_id() });
+            }
+        }
+        if users.is_empty() {
+            return Ok(());
+        }
+        self.store.ensure_users(app.id, &users, self.now()).await?;
+        let mut known = self.known_users.lock();
+        if known.len() + users.len() > KNOWN_USERS_MAX {
+            known.clear();
+        }
+        known.extend(users.into_iter().map(|u| (app.id, u.id)));
+        Ok(())
+    }
+
+    pub async fn get_user(&self, app: &App, id: &str) -> Result<User> {
+        self.store.get_user(app.id, id).await?.ok_or_else(|| Error::UserNotFound(id.to_string()))
+    }
+
+    /// Write a changed user (nickname, attributes, disabled, password hash).
+    pub async fn update_user(&self, app: &App, mut user: User) -> Result<User> {
+        user.updated_at = self.now();
+        self.store.update_user(&user).await?;
+        let _ = app;
+        Ok(user)
+    }
+
+    /// Set a user's password (argon2) and revoke the tokens of the given kind (a password change
+    /// logs the user out).
+    pub async fn set_password(&self, app: &App, id: &str, password: &str, revoke: TokenKind) -> Result<()> {
+        if password.is_empty() || password.len() > 256 {
+            return Err(Error::invalid("password must be 1 to 256 bytes"));
+        }
+        let mut user = self.get_user(app, id).await?;
+        user.password_hash = Some(hash_password(password.to_string()).await?);
+        self.update_user(app, user).await?;
+        self.store.delete_user_tokens(app.id, id, revoke).await?;
+        Ok(())
+    }
+
+    /// Delete a user, their tokens and memberships; their sessions end.
+    pub async fn delete_user(&self, app: &App, id: &str) -> Result<bool> {
+        let deleted = self.store.delete_user(app.id, id).await?;
+        self.known_users.lock().remove(&(app.id, id.to_string()));
+        if deleted {
+            self.bus.publish(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) }).await;
+        }
+        Ok(deleted)
+    }
+
+    pub async fn count_users(&self, app: &App) -> Result<i64> {
+        self.store.count_users(app.id).await
+    }
+
+    pub async fn list_users(&self, app: &App, after_num: Option<i64>, limit: i64) -> Result<Vec<User>> {
+        self.store.list_users(app.id, after_num, limit).await
+    }
+
+    /// The user with this numeric id (MaxIM's `user_id`).
+    pub async fn user_by_num(&self, app: &App, num: i64) -> Result<User> {
+        self.store.get_user_by_num(app.id, num).await?.ok_or_else(|| Error::UserNotFound(num.to_string()))
+    }
+
+    /// The users among these ids that exist, by id.
+    pub async fn users(&self, app: &App, ids: &[String]) -> Result<HashMap<String, User>> {
+        Ok(self.store.get_users(app.id, ids).await?.into_iter().map(|u| (u.id.clone(), u)).collect())
+    }
+
+    /// Run `f` once per (app, key) within the app's `dedup_window_secs`: a repeat gets the first
+    /// call's result instead of running again (a repeat while the first still runs waits for it;
+    /// a failed call is forgotten, so it can be retried).
+    pub async fn once<F, Fut>(&self, app: &App, key: String, f: F) -> Result<serde_json::Value>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<serde_json::Value>>,
+    {
+        let window = app.limits.dedup_window_secs * 1000;
+        let key = (app.id, key);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.now();
+            {
+                let mut seen = self.seen.lock();
+                if seen.len() > SEEN_MAX {
+                    seen.retain(|_, (_, until)| *until > now);
+                }
+                match seen.get(&key) {
+                    Some((Some(v), until)) if *until > now => return Ok(v.clone()),
+                    Some((None, until)) if *until > now && Instant::now() < deadline => {}
+                    _ => {
+                        seen.insert(key.clone(), (None, now + window));
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let r = f().await;
+        let mut seen = self.seen.lock();
+        match &r {
+            Ok(v) => {
+                seen.insert(key, (Some(v.clone()), self.now() + window));
+            }
+            Err(_) => {
+                seen.remove(&key);
+            }
+        }
+        r
+    }
+
+    pub async fn create_account(&self, app: &App, new: NewAccount) -> Result<User> {
+        let id = new.id.unwrap_or_else(|| random_hex(12));
+        self.validate_user_id(app, &id)?;
+        if let Some(u) = &new.username {
+            if u.is_empty() || u.chars().count() > 64 || u.chars().any(char::is_control) {
+                return Err(Error::invalid("username must be 1 to 64 printable characters"));
+            }
+        }
+        if new.password.is_empty() || new.password.len() > 256 {
+            return Err(Error::invalid("password must be 1 to 256 bytes"));
+        }
+        // one login name, one user, whichever face made the account: a username may not be
+        // another account's id (MaxIM's usernames are ids), nor an id another user's username
+        if let Some(u) = &new.username {
+            if self.store.get_user(app.id, u).await?.is_some_and(|x| x.password_hash.is_some()) {
+                return Err(Error::UserExists(u.clone()));
+            }
+        }
+        if self.store.get_user_by_username(app.id, &id).await?.is_some() {
+            return Err(Error::UserExists(id));
+        }
+        let hash = hash_password(new.password).await?;
+        let now = self.now();
+        let user = User {
+            app: app.id,
+            id,
+            num: self.next_id(),
+            username: new.username,
+            password_hash: Some(hash),
+            nickname: new.nickname,
+            attributes: Attrs::new(),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+        };
+        self.store.create_user(&user).await?;
+        Ok(user)
+    }
+
+    /// Check a login name (username, or the user id) and password: `UserNotFound` if no such
+    /// user, `BadCredentials` if the password is wrong.
+    pub async fn check_password(&self, app: &App, login: &str, password: &str) -> Result<User> {
+        let user = match self.store.get_user_by_username(app.id, login).await? {
+            Some(u) => Some(u),
+            None => self.store.get_user(app.id, login).await?,
+        };
+        let Some(user) = user else { return Err(Error::UserNotFound(login.to_string())) };
+        let Some(hash) = user.password_hash.clone() else { return Err(Error::BadCredentials) };
+        if !verify_password(password.to_string(), hash).await? {
+            return Err(Error::BadCredentials);
+        }
+        if user.disabled {
+            return Err(Error::Forbidden("user is disabled".into()));
+        }
+        Ok(user)
+    }
+
+    /// Issue a token for a user (or the app, with `user` None).
+    pub async fn issue_token(&self, app: &App, user: Option<&str>, kind: TokenKind, ttl_secs: Option<i64>) -> Result<Token> {
+        let now = self.now();
+        let token = Token {
+            token: random_lower(25) + &random_string(15),
+            app: app.id,
+            user: user.map(str::to_string),
+            kind,
+            created_at: now,
+            expires_at: ttl_secs.map(|s| now + s * 1000),
+            device: None,
+        };
+        self.store.put_token(&token).await?;
+        Ok(token)
+    }
+
+    /// Store a token as given (a face that binds tokens to devices fills `device`).
+    pub async fn put_token(&self, token: &Token) -> Result<()> {
+        self.store.put_token(token).await
+    }
+
+    pub async fn revoke_token(&self, token: &str) -> Result<()> {
+        self.store.delete_token(token).await
+    }
+
+    /// Revoke every token of a kind a user holds (a kicked client must log in again).
+    pub async fn revoke_user_tokens(&self, app: &App, user: &str, kind: TokenKind) -> Result<u64> {
+        self.store.delete_user_tokens(app.id, user, kind).await
+    }
+
+    /// The live token of this kind and app, or None (unknown, expired, or another app's).
+    pub async fn check_token(&self, app: &App, token: &str, kind: TokenKind) -> Result<Option<Token>> {
+        let Some(t) = self.store.get_token(token).await? else { return Ok(None) };
+        if t.app != app.id || t.kind != kind || t.expires_at.is_some_and(|e| e <= self.now()) {
+            return Ok(None);
+        }
+        Ok(Some(t))
+    }
+
+    pub async fn record_login(&self, app: &App, user: &str) -> Result<()> {
+        self.store.record_login(app.id, user, self.now()).await
+    }
+
+    // ------------------------------------------------------------------ clients
+
+    /// Which of these users are online; at most `check_online_max` ids.
+    pub async fn check_online(&self, app: &App, ids: &[String]) -> Result<Vec<String>> {
+        if ids.len() > app.limits.check_online_max {
+            return Err(Error::too_many("client ids", app.limits.check_online_max));
+        }
+        Ok(self.presence.online(app.id, ids).await)
+    }
+
+    /// End every session of a user. The reason is at most `kick_reason_max_chars` characters.
+    pub async fn kick(&self, app: &App, user: &str, reason: Option<String>) -> Result<()> {
+        self.validate_user_id(app, user)?;
+        if let Some(r) = &reason {
+            if r.chars().count() > app.limits.kick_reason_max_chars {
+                return Err(Error::too_large("reason", app.limits.kick_reason_max_chars));
+            }
+        }
+        self.bus.publish(Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::ByApp(reason) }).await;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ sessions
+
+    /// A realtime session opened. Single-device login: another session of the user with the same
+    /// tag on another device gives way (it is kicked for a conflict). Counts as a login today.
+    pub async fn session_opened(&self, app: &App, user: &str, session: SessionRef) -> Result<()> {
+        if let Some(tag) = session.tag.as_deref().filter(|t| !t.is_empty() && *t != "default") {
+            for old in self.presence.sessions(app.id, user).await {
+                if old.tag.as_deref() == Some(tag) && old.device != session.device && old != session {
+                    self.bus
+                        .publish(Event::Kick { app: app.id, user: user.to_string(), session: Some(old), reason: KickReason::Conflict })
+                        .await;
+                }
+            }
+        }
+        self.presence.session_opened(app.id, user, session).await;
+        self.record_login(app, user).await
+    }
+
+    pub async fn session_closed(&self, app: &App, user: &str, session: &SessionRef) {
+        self.presence.session_closed(app.id, user, session).await;
+    }
+
+    /// (users online now, distinct users who logged in today, UTC).
+    pub async fn stats(&self, app: &App) -> Result<(i64, i64)> {
+        let online = self.presence.online_count(app.id).await as i64;
+        let today = self.store.count_logins_since(app.id, utc_day_start(self.now())).await?;
+        Ok((online, today))
+    }
+}
+
+async fn hash_password(password: String) -> Result<String> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(Error::internal)
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(Error::internal)?;
+        Ok(argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .map_err(Error::internal)?
+}

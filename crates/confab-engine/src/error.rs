@@ -1,0 +1,72 @@
+use std::fmt::Display;
+
+/// Every way an engine call can fail. Each face maps these to its own error format in one place.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum Error {
+    #[error("app not found")]
+    AppNotFound,
+    #[error("conversation not found")]
+    ConversationNotFound,
+    /// The conversation exists but is of another kind than the call needs.
+    #[error("conversation is not a {expected:?} conversation")]
+    WrongKind { expected: crate::model::ConvKind },
+    #[error("message not found")]
+    MessageNotFound,
+    #[error("user not found: {0}")]
+    UserNotFound(String),
+    #[error("user already exists: {0}")]
+    UserExists(String),
+    /// The caller named a message but is not its sender.
+    #[error("only the sender may change this message")]
+    NotSender,
+    #[error("not a member of the conversation")]
+    NotMember,
+    /// The member may not speak (speech-muted, or the conversation is muted for members).
+    #[error("the member may not speak in this conversation")]
+    Muted,
+    /// The user is on the conversation's blocklist.
+    #[error("blocked in this conversation")]
+    Blocked,
+    /// The caller's role does not allow the operation.
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("conversation is full (at most {max} members)")]
+    ConversationFull { max: i64 },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("wrong credentials")]
+    BadCredentials,
+    /// Bad input: a missing or malformed field, an out-of-range value.
+    #[error("{0}")]
+    Invalid(String),
+    /// A message's content (with its push data) over the app's size limit, in bytes.
+    #[error("message is too large (at most {max} bytes)")]
+    MessageTooLarge { max: usize },
+    /// A value over its size limit (bytes or characters).
+    #[error("{what} is too large (at most {max})")]
+    TooLarge { what: String, max: usize },
+    /// A list with more items than allowed.
+    #[error("too many {what} (at most {max})")]
+    TooMany { what: String, max: usize },
+    #[error("rate limit exceeded ({bucket})")]
+    RateLimited { bucket: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+    pub fn internal(e: impl Display) -> Self {
+        Error::Internal(e.to_string())
+    }
+    pub fn too_many(what: &str, max: usize) -> Self {
+        Error::TooMany { what: what.to_string(), max }
+    }
+    pub fn too_large(what: &str, max: usize) -> Self {
+        Error::TooLarge { what: what.to_string(), max }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

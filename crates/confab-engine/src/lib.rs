@@ -1,0 +1,29 @@
+//! confab's engine: the rules of messaging, with no I/O of its own.
+//!
+//! Faces (LeanCloud, Easemob, MaxIM) translate their APIs into calls on [`Engine`]; the engine
+//! persists through a [`Store`], delivers through a [`Bus`] and asks [`Presence`] who is
+//! online. See `docs/ARCHITECTURE.md`.
+#![forbid(unsafe_code)]
+
+pub mod bus;
+pub mod conv;
+mod engine;
+pub mod entries;
+pub mod error;
+pub mod ids;
+pub mod limits;
+mod message;
+pub mod model;
+pub mod presence;
+pub mod query;
+pub mod store;
+pub mod time;
+
+pub use bus::{Bus, Event, KickReason, LocalBus, Origin};
+pub use conv::{dedup, unique_id, Actor, NewConversation, Outcome};
+pub use engine::{random_hex, random_lower, random_string, utc_day_start, Engine, NewAccount, NewApp};
+pub use entries::{Entry, EntryFilter, EntryQuery, EntryStats, Overwrite, Put, PutRule};
+pub use error::{Error, Result};
+pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position};
+pub use presence::{LocalPresence, Presence, SessionRef};
+pub use store::Store;

@@ -1,0 +1,465 @@
+//! Limits are features: sizes, counts and rates, with each plan's documented defaults, settable
+//! per app. The rate limiter lives here too; it is in memory, per node.
+
+use std::collections::{BTreeMap, HashMap};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Attrs, Plan};
+use crate::Error;
+
+/// Allowance of one rate bucket. `None` means unlimited on that window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<u32>,
+}
+
+impl RateRule {
+    pub const fn minute_day(per_minute: u32, per_day: Option<u32>) -> Self {
+        RateRule { per_second: None, per_minute: Some(per_minute), per_day }
+    }
+    pub const fn second(per_second: u32) -> Self {
+        RateRule { per_second: Some(per_second), per_minute: None, per_day: None }
+    }
+    pub const fn minute(per_minute: u32) -> Self {
+        RateRule { per_second: None, per_minute: Some(per_minute), per_day: None }
+    }
+}
+
+/// Names of the rate buckets. A bucket is shared by every endpoint that counts against it.
+pub mod bucket {
+    /// LeanCloud "normal messages": send (conversations, chat rooms, service per-user
+    /// messages), edit and recall, in REST 1.1 and 1.2.
+    pub const LC_MESSAGE: &str = "lc.message";
+    /// LeanCloud "subscription messages": a service conversation's message to all subscribers.
+    pub const LC_SUBSCRIPTION: &str = "lc.subscription";
+    /// LeanCloud app-wide broadcasts.
+    pub const LC_BROADCAST: &str = "lc.broadcast";
+    /// Every Easemob endpoint counts in its own bucket `em.<name>`; one without a rule of its own
+    /// takes `em.default` (the seed: 100 calls a second).
+    pub const EM_DEFAULT: &str = "em.default";
+}
+
+/// The Easemob endpoints whose rate differs from the default 100/s (the seed's tables), and the
+/// message quotas (`em.msg.*`, answered 403 rather than 429).
+const EM_RATES: &[(&str, RateRule)] = &[
+    ("em.token", RateRule::second(300)),
+    ("em.users.delete_batch", RateRule::second(30)),
+    ("em.users.status_batch", RateRule::second(50)),
+    ("em.msg.users", RateRule::minute(6000)),
+    ("em.msg.chatgroups", RateRule::second(20)),
+    ("em.msg.chatrooms", RateRule::second(100)),
+    ("em.messages.chatgroups", RateRule::second(20)),
+    ("em.messages.chatrooms", RateRule::second(20)),
+    ("em.chatmessages", RateRule::minute(10)),
+    // counted per user (`Engine::rate_check_for`), beside the endpoint's own 100/s
+    ("em.user_channel.user", RateRule::minute(5)),
+    ("em.user_channels.user", RateRule::minute(5)),
+    ("em.blocks", RateRule::second(50)),
+    ("em.joined_chatgroups", RateRule::second(50)),
+    ("em.chatrooms.list", RateRule::second(50)),
+    ("em.chatrooms.create", RateRule::second(50)),
+    ("em.joined_chatrooms", RateRule::second(50)),
+    ("em.push_template.create", RateRule::second(10)),
+    ("em.push_template.get", RateRule::second(10)),
+    ("em.push_template.delete", RateRule::second(10)),
+    ("em.push.single", RateRule::minute(1200)),
+    ("em.push.label", RateRule::minute(1200)),
+    ("em.push.task", RateRule::minute_day(5, Some(100))),
+    ("em.presence.set", RateRule::second(50)),
+    ("em.presence.subscribe", RateRule::second(50)),
+    ("em.presence.get", RateRule::second(50)),
+    ("em.presence.unsubscribe", RateRule::second(50)),
+    ("em.presence.sublist", RateRule::second(50)),
+];
+
+/// Every limit of an app. Defaults come from the plan ([`Limits::for_plan`]); each field can be
+/// overridden per app by name (`confab app limits NAME --set field=value`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest message content in bytes, push data included (LeanCloud: 5 KB).
+    pub message_max_bytes: usize,
+    /// Most client ids a message may mention.
+    pub mentions_max: usize,
+    /// Most recipients of a service conversation's per-user message (`to_clients`).
+    pub recipients_max: usize,
+    /// Most ids in one online-status query.
+    pub check_online_max: usize,
+    /// Longest kick reason, in characters.
+    pub kick_reason_max_chars: usize,
+    /// Default member cap of a conversation.
+    pub conversation_max_members: i64,
+    /// Longest client/user id, in characters.
+    pub user_id_max_chars: usize,
+    /// How far ahead a broadcast may be valid, in days (and its default validity).
+    pub broadcast_max_valid_days: i64,
+    /// Most a single history query returns.
+    pub history_max_limit: i64,
+    /// How long after sending a user may recall a message, in seconds (0: any time). The app's
+    /// server recalls any time.
+    pub recall_window_secs: i64,
+    /// How long a repeated MaxIM `transaction_id` is recognised, in seconds.
+    pub dedup_window_secs: i64,
+    /// Easemob quotas (0: unlimited): registered users, contacts per user, groups per app,
+    /// members per group, groups a user joins, chat rooms per app, members per chat room.
+    pub em_max_users: i64,
+    pub em_max_contacts: i64,
+    pub em_max_groups: i64,
+    pub em_group_max_members: i64,
+    pub em_max_groups_per_user: i64,
+    pub em_max_chatrooms: i64,
+    pub em_chatroom_max_members: i64,
+    /// Largest Easemob message body, in bytes (the seed: 3 KB for every type).
+    pub em_message_max_bytes: usize,
+    /// Largest file upload, in bytes (the seed: 10 MB).
+    pub em_file_max_bytes: usize,
+    /// Easemob "open registration": `POST /users` without the app token.
+    pub em_open_registration: bool,
+    /// Users one user may block (Easemob: 500).
+    pub em_max_user_blocks: i64,
+    /// User metadata: bytes per user (2 KB) and for the whole app (10 GB).
+    pub em_metadata_user_max_bytes: i64,
+    pub em_metadata_app_max_bytes: i64,
+    /// Group and chat room fields, in characters: name 128, description 512, `custom` 1024,
+    /// announcement 512, avatar URL 1024.
+    pub em_name_max_chars: usize,
+    pub em_description_max_chars: usize,
+    pub em_custom_max_chars: usize,
+    pub em_announcement_max_chars: usize,
+    pub em_avatar_max_chars: usize,
+    /// Admins of one group or chat room besides the owner (99).
+    pub em_max_admins: i64,
+    /// Chat room custom attributes: keys per room (100), key length (128), value length (4096).
+    pub em_room_attributes_max: i64,
+    pub em_room_attribute_key_max_chars: usize,
+    pub em_room_attribute_value_max_chars: usize,
+    /// Shared files one group may hold (10,000).
+    pub em_group_files_max: i64,
+    /// Push labels per app (100) and users per label (200,000).
+    pub em_push_labels_max: i64,
+    pub em_push_label_users_max: i64,
+    /// Where push tasks and offline-push notices are delivered (an HTTP POST of JSON); empty
+    /// means none. confab does not talk to APNs/FCM/vendor channels itself.
+    pub push_webhook_url: String,
+    /// Presence `ext` bytes (1024) and subscriptions per user (3000).
+    pub em_presence_ext_max_bytes: usize,
+    pub em_presence_subscriptions_max: i64,
+    /// Distinct reactions on one message (20).
+    pub em_reactions_per_message_max: i64,
+    /// Thread name characters (64) and threads per app (100,000).
+    pub em_thread_name_max_chars: usize,
+    pub em_threads_max: i64,
+    /// LeanCloud switches: require signatures for login, conversation changes, history.
+    pub lc_sign_login: bool,
+    pub lc_sign_conversation: bool,
+    pub lc_sign_history: bool,
+    /// Rate buckets by name (see [`bucket`]).
+    pub rates: BTreeMap<String, RateRule>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::for_plan(Plan::Standard)
+    }
+}
+
+impl Limits {
+    /// The documented defaults of a plan.
+    pub fn for_plan(plan: Plan) -> Limits {
+        let (msg, sub, sub_day, bc, bc_day) = match plan {
+            // LeanCloud development tier: 120/min; 10/min and 100/day; 1/min and 10/day.
+            Plan::Dev => (120, 10, 100, 1, 10),
+            // LeanCloud commercial defaults: 1800/min (max 9000); 30/min and 1000/day;
+            // 10/min and 30/day.
+            Plan::Standard => (1800, 30, 1000, 10, 30),
+        };
+        let mut rates = BTreeMap::new();
+        rates.insert(bucket::LC_MESSAGE.to_string(), RateRule::minute_day(msg, None));
+        rates.insert(bucket::LC_SUBSCRIPTION.to_string(), RateRule::minute_day(sub, Some(sub_day)));
+        rates.insert(bucket::LC_BROADCAST.to_string(), RateRule::minute_day(bc, Some(bc_day)));
+        rates.insert(bucket::EM_DEFAULT.to_string(), RateRule::second(100));
+        for (name, rule) in EM_RATES {
+            rates.insert(name.to_string(), *rule);
+        }
+        // Easemob's free edition (dev) and basic edition (standard)
+        let (em_users, em_contacts, em_groups, em_group_members, em_joined, em_rooms) = match plan {
+            Plan::Dev => (100, 100, 100, 100, 100, 0),
+            Plan::Standard => (0, 3000, 100_000, 300, 600, 100),
+        };
+        Limits {
+            message_max_bytes: 5 * 1024,
+            mentions_max: 20,
+            recipients_max: 20,
+            check_online_max: 20,
+            kick_reason_max_chars: 20,
+            conversation_max_members: 500,
+            user_id_max_chars: 64,
+            broadcast_max_valid_days: 30,
+            history_max_limit: 1000,
+            recall_window_secs: 0,
+            dedup_window_secs: 600,
+            em_max_users: em_users,
+            em_max_contacts: em_contacts,
+            em_max_groups: em_groups,
+            em_group_max_members: em_group_members,
+            em_max_groups_per_user: em_joined,
+            em_max_chatrooms: em_rooms,
+            em_chatroom_max_members: 0,
+            em_message_max_bytes: 3 * 1024,
+            em_file_max_bytes: 10 * 1024 * 1024,
+            em_open_registration: false,
+            em_max_user_blocks: 500,
+            em_metadata_user_max_bytes: 2048,
+            em_metadata_app_max_bytes: 10 * 1024 * 1024 * 1024,
+            em_name_max_chars: 128,
+            em_description_max_chars: 512,
+            em_custom_max_chars: 1024,
+            em_announcement_max_chars: 512,
+            em_avatar_max_chars: 1024,
+            em_max_admins: 99,
+            em_room_attributes_max: 100,
+            em_room_attribute_key_max_chars: 128,
+            em_room_attribute_value_max_chars: 4096,
+            em_group_files_max: 10_000,
+            em_push_labels_max: 100,
+            em_push_label_users_max: 200_000,
+            push_webhook_url: String::new(),
+            em_presence_ext_max_bytes: 1024,
+            em_presence_subscriptions_max: 3000,
+            em_reactions_per_message_max: 20,
+            em_thread_name_max_chars: 64,
+            em_threads_max: 100_000,
+            lc_sign_login: false,
+            lc_sign_conversation: false,
+            lc_sign_history: false,
+            rates,
+        }
+    }
+
+    /// The plan's defaults with per-app overrides applied. Overrides are a JSON object whose
+    /// keys are field names; `rates` entries merge bucket by bucket and window by window.
+    pub fn resolve(plan: Plan, overrides: &Attrs) -> Result<Limits, Error> {
+        let mut base = serde_json::to_value(Limits::for_plan(plan)).map_err(Error::internal)?;
+        merge(&mut base, &Value::Object(overrides.clone()));
+        serde_json::from_value(base).map_err(|e| Error::invalid(format!("limits: {e}")))
+    }
+
+    /// Apply one `key=value` setting to an overrides object, checking that the result is valid.
+    /// Keys are field names, or `rates.<bucket>.<per_second|per_minute|per_day>`.
+    pub fn set_override(plan: Plan, overrides: &mut Attrs, key: &str, value: &str) -> Result<(), Error> {
+        let parsed: Value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        let mut candidate = overrides.clone();
+        if let Some(rest) = key.strip_prefix("rates.") {
+            let (name, window) = rest
+                .rsplit_once('.')
+                .ok_or_else(|| Error::invalid("rate keys look like rates.<bucket>.<per_minute|per_day|per_second>"))?;
+            if !matches!(window, "per_second" | "per_minute" | "per_day") {
+                return Err(Error::invalid(format!("unknown rate window '{window}'")));
+            }
+            let rates = candidate.entry("rates").or_insert_with(|| Value::Object(Default::default()));
+            let rates = rates.as_object_mut().ok_or_else(|| Error::invalid("rates must be an object"))?;
+            let rule = rates.entry(name).or_insert_with(|| Value::Object(Default::default()));
+            let rule = rule.as_object_mut().ok_or_else(|| Error::invalid("a rate rule must be an object"))?;
+            rule.insert(window.to_string(), parsed);
+        } else {
+            let known = serde_json::to_value(Limits::for_plan(plan)).map_err(Error::internal)?;
+            if key == "rates" || known.get(key).is_none() {
+                return Err(Error::invalid(format!("unknown limit '{key}'")));
+            }
+            candidate.insert(key.to_string(), parsed);
+        }
+        Limits::resolve(plan, &candidate)?;
+        *overrides = candidate;
+        Ok(())
+    }
+
+    /// The rule of a bucket: its own, else its face's default (`em.default` for `em.*`), else
+    /// none. A bucket counts on its own either way.
+    pub fn rate(&self, bucket: &str) -> RateRule {
+        if let Some(r) = self.rates.get(bucket) {
+            return *r;
+        }
+        let face = bucket.split('.').next().unwrap_or_default();
+        self.rates.get(&format!("{face}.default")).copied().unwrap_or_default()
+    }
+}
+
+fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Default)]
+struct Window {
+    start: i64,
+    count: u32,
+}
+
+impl Window {
+    /// Counts one call in a fixed window of `len` ms starting at the first call after the
+    /// previous window ended (or, with `align`, at a multiple of `len`).
+    fn admit(&mut self, now: i64, len: i64, align: bool, max: u32, cost: u32) -> bool {
+        if now >= self.start + len {
+            self.start = if align { now - now.rem_euclid(len) } else { now };
+            self.count = 0;
+        }
+        if self.count.saturating_add(cost) > max {
+            return false;
+        }
+        self.count += cost;
+        true
+    }
+}
+
+#[derive(Debug, Default)]
+struct BucketState {
+    second: Window,
+    minute: Window,
+    day: Window,
+    blocked_until: i64,
+}
+
+/// In-memory rate limiter keyed by (app, bucket).
+///
+/// Semantics, as LeanCloud documents them: a call over the per-minute allowance is refused, and
+/// so is every call for the next minute ("一分钟内…持续返回 429，一分钟后会重新处理"). Over the daily
+/// total, calls are refused until the day (UTC) ends. Per-second allowances (Easemob) simply
+/// refuse the excess within that second. Refused calls do not count.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    state: Mutex<HashMap<(i64, String), BucketState>>,
+}
+
+impl RateLimiter {
+    pub fn check(&self, app: i64, bucket: &str, rule: RateRule, now: i64) -> Result<(), Error> {
+        self.take(app, bucket, bucket, rule, 1, now)
+    }
+
+    /// Count `cost` units (a message to 600 users costs 600) against the counter `counter` under
+    /// `rule`; the error names `bucket`, the rule's name.
+    pub fn take(&self, app: i64, bucket: &str, counter: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error> {
+        if rule.per_second.is_none() && rule.per_minute.is_none() && rule.per_day.is_none() {
+            return Ok(());
+        }
+        let mut map = self.state.lock();
+        let st = map.entry((app, counter.to_string())).or_default();
+        let refuse = || Err(Error::RateLimited { bucket: bucket.to_string() });
+        if now < st.blocked_until {
+            return refuse();
+        }
+        // Check every window before counting in any, so a refused call counts nowhere.
+        let room = |w: &Window, len: i64, max: Option<u32>| {
+            max.is_none_or(|max| if now >= w.start + len { cost <= max } else { w.count.saturating_add(cost) <= max })
+        };
+        let day_ok = room(&st.day, DAY_MS, rule.per_day);
+        let minute_ok = room(&st.minute, MINUTE_MS, rule.per_minute);
+        let second_ok = room(&st.second, 1000, rule.per_second);
+        if !minute_ok {
+            st.blocked_until = now + MINUTE_MS;
+        }
+        if !(day_ok && minute_ok && second_ok) {
+            return refuse();
+        }
+        if let Some(max) = rule.per_day {
+            st.day.admit(now, DAY_MS, true, max, cost);
+        }
+        if let Some(max) = rule.per_minute {
+            st.minute.admit(now, MINUTE_MS, false, max, cost);
+        }
+        if let Some(max) = rule.per_second {
+            st.second.admit(now, 1000, false, max, cost);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_and_standard_defaults_differ_as_documented() {
+        let dev = Limits::for_plan(Plan::Dev);
+        let std = Limits::for_plan(Plan::Standard);
+        assert_eq!(dev.rate(bucket::LC_MESSAGE).per_minute, Some(120));
+        assert_eq!(std.rate(bucket::LC_MESSAGE).per_minute, Some(1800));
+        assert_eq!(dev.rate(bucket::LC_BROADCAST), RateRule::minute_day(1, Some(10)));
+        assert_eq!(std.rate(bucket::LC_SUBSCRIPTION), RateRule::minute_day(30, Some(1000)));
+    }
+
+    #[test]
+    fn overrides_merge_and_are_checked() {
+        let mut o = Attrs::new();
+        Limits::set_override(Plan::Standard, &mut o, "rates.lc.message.per_minute", "9000").unwrap();
+        Limits::set_override(Plan::Standard, &mut o, "message_max_bytes", "10240").unwrap();
+        let l = Limits::resolve(Plan::Standard, &o).unwrap();
+        assert_eq!(l.rate(bucket::LC_MESSAGE).per_minute, Some(9000));
+        assert_eq!(l.message_max_bytes, 10240);
+        // the other windows of the bucket and the other buckets keep their defaults
+        assert_eq!(l.rate(bucket::LC_BROADCAST).per_day, Some(30));
+        assert!(Limits::set_override(Plan::Standard, &mut o, "no_such_limit", "1").is_err());
+        assert!(Limits::set_override(Plan::Standard, &mut o, "message_max_bytes", "lots").is_err());
+        assert!(Limits::set_override(Plan::Standard, &mut o, "rates.lc.message.per_hour", "1").is_err());
+        assert_eq!(Limits::resolve(Plan::Standard, &o).unwrap().message_max_bytes, 10240);
+    }
+
+    #[test]
+    fn over_the_minute_allowance_blocks_for_a_minute() {
+        let rl = RateLimiter::default();
+        let rule = RateRule::minute_day(3, None);
+        let t = 1_000_000;
+        for i in 0..3 {
+            assert!(rl.check(1, "b", rule, t + i).is_ok());
+        }
+        assert!(rl.check(1, "b", rule, t + 10).is_err());
+        // another app is unaffected
+        assert!(rl.check(2, "b", rule, t + 10).is_ok());
+        // the window has rolled over, but the penalty minute has not passed yet
+        assert!(rl.check(1, "b", rule, t + 60_005).is_err());
+        assert!(rl.check(1, "b", rule, t + 60_011).is_ok());
+    }
+
+    #[test]
+    fn costs_and_separate_counters_under_one_rule() {
+        let rl = RateLimiter::default();
+        let rule = RateRule::second(10);
+        let t = 5_000_000;
+        assert!(rl.take(1, "msg", "msg", rule, 6, t).is_ok());
+        assert!(rl.take(1, "msg", "msg", rule, 5, t + 1).is_err(), "6 + 5 > 10");
+        assert!(rl.take(1, "msg", "msg", rule, 4, t + 2).is_ok(), "a refused call counted nothing");
+        assert!(rl.take(1, "msg", "msg", rule, 11, t + 5000).is_err(), "more than a whole window");
+        // one rule, a counter per subject
+        assert!(rl.take(1, "per_user", "per_user/a", rule, 10, t).is_ok());
+        assert!(rl.take(1, "per_user", "per_user/b", rule, 10, t).is_ok());
+        assert_eq!(rl.take(1, "per_user", "per_user/a", rule, 1, t), Err(Error::RateLimited { bucket: "per_user".into() }));
+    }
+
+    #[test]
+    fn daily_total_holds_until_the_day_ends() {
+        let rl = RateLimiter::default();
+        let rule = RateRule::minute_day(100, Some(2));
+        let day = 20_000 * DAY_MS;
+        assert!(rl.check(1, "b", rule, day + 1).is_ok());
+        assert!(rl.check(1, "b", rule, day + 2).is_ok());
+        assert!(rl.check(1, "b", rule, day + 3).is_err());
+        assert!(rl.check(1, "b", rule, day + DAY_MS - 1).is_err());
+        assert!(rl.check(1, "b", rule, day + DAY_MS).is_ok());
+    }
+}

@@ -1,0 +1,479 @@
+//! Messages: send, edit, recall, delete, history, unread; broadcasts.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::bus::{Event, Origin};
+use crate::conv::Actor;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::query::*;
+use crate::store::MessagePatch;
+
+/// What `send_message` needs.
+#[derive(Clone, Debug, Default)]
+pub struct NewMessage {
+    pub from: String,
+    pub content: Option<Content>,
+    pub mtype: i64,
+    pub ext: Option<Value>,
+    /// Delivered to who is online now, never stored.
+    pub transient: bool,
+    /// Do not copy the message to the sender's other sessions.
+    pub no_sync: bool,
+    pub push_data: Option<String>,
+    pub priority: Priority,
+    pub mention_all: bool,
+    pub mentions: Vec<String>,
+    pub system: bool,
+    pub audience: Audience,
+    pub from_ip: Option<String>,
+    /// The sender asks for delivery and read receipts.
+    pub receipt: bool,
+    /// The session it was sent from (not echoed back to it).
+    pub origin: Option<Origin>,
+}
+
+/// Where a member has got to in a conversation: a message, or a point in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    Message(i64),
+    Time(i64),
+}
+
+/// Identifies a stored message the way LeanCloud's REST API does: by id, checked against the
+/// sender and the timestamp the caller gives.
+#[derive(Clone, Debug)]
+pub struct MessageRef {
+    pub id: i64,
+    pub from: Option<String>,
+    pub timestamp: Option<i64>,
+}
+
+/// A message's new content.
+#[derive(Clone, Debug)]
+pub struct Edit {
+    pub content: Content,
+    pub mtype: i64,
+    /// New mentions `(mention_all, ids)`, or None to keep the old ones (the realtime SDK sends
+    /// the new message's mentions with an edit; LeanCloud's REST edit has none).
+    pub mentions: Option<(bool, Vec<String>)>,
+}
+
+impl Edit {
+    pub fn content(content: Content, mtype: i64) -> Edit {
+        Edit { content, mtype, mentions: None }
+    }
+}
+
+/// The result of changing a message: a conversation message, or an app-wide broadcast (a
+/// service conversation's message id may name one).
+#[derive(Clone, Debug)]
+pub enum Changed {
+    Message(Message),
+    Broadcast(Broadcast),
+}
+
+/// What `create_broadcast` needs.
+#[derive(Clone, Debug)]
+pub struct NewBroadcast {
+    pub conv: i64,
+    pub from: String,
+    pub content: Content,
+    pub valid_till: Option<i64>,
+    pub push: Option<Value>,
+    pub transient: bool,
+}
+
+fn check_size(app: &App, content: &Content, push: Option<usize>) -> Result<()> {
+    let max = app.limits.message_max_bytes;
+    if content.len() + push.unwrap_or(0) > max {
+        return Err(Error::MessageTooLarge { max });
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Check a message as `send_message` would, without sending it (LeanCloud "will" messages
+    /// are checked when given and sent later).
+    pub async fn check_message(&self, app: &App, conv: &Conversation, new: &NewMessage) -> Result<()> {
+        self.check_new_message(app, conv, new, &Actor::User(new.from.clone())).await
+    }
+
+    async fn check_new_message(&self, app: &App, conv: &Conversation, new: &NewMessage, actor: &Actor) -> Result<()> {
+        let content = new.content.as_ref().ok_or_else(|| Error::invalid("message is required"))?;
+        check_size(app, content, new.push_data.as_ref().map(String::len))?;
+        if new.mentions.len() > app.limits.mentions_max {
+            return Err(Error::too_many("mentioned clients", app.limits.mentions_max));
+        }
+        for m in &new.mentions {
+            self.validate_user_id(app, m)?;
+        }
+        if let Audience::Only(users) = &new.audience {
+            if users.is_empty() {
+                return Err(Error::invalid("a message needs at least one recipient"));
+            }
+            if users.len() > app.limits.recipients_max {
+                return Err(Error::too_many("recipients", app.limits.recipients_max));
+            }
+        }
+        if conv.settings.disabled {
+            return Err(Error::Forbidden("the conversation is disabled".into()));
+        }
+        if let Some(u) = actor.user() {
+            if u != new.from {
+                return Err(Error::NotSender);
+            }
+            self.check_may_speak(app, conv, u).await?;
+        }
+        Ok(())
+    }
+
+    /// Send a message to a conversation and hand it to the bus for delivery. The app's server
+    /// sends for anyone (LeanCloud's master key: "we do not check whether from_client may
+    /// send"); a user sends as themself, within the rules of `check_may_speak`.
+    pub async fn send_message(&self, app: &App, conv: &Conversation, new: NewMessage, actor: &Actor) -> Result<Message> {
+        self.check_new_message(app, conv, &new, actor).await?;
+        if let Audience::Only(users) = &new.audience {
+            self.ensure_users(app, users).await?;
+        }
+        self.ensure_users(app, &[&new.from]).await?;
+        let content = new.content.ok_or_else(|| Error::invalid("message is required"))?;
+        let now = self.now();
+        let mut msg = Message {
+            mtype: new.mtype,
+            ext: new.ext,
+            mention_all: new.mention_all,
+            mentions: new.mentions,
+            transient: new.transient,
+            priority: new.priority,
+            system: new.system,
+            audience: new.audience,
+            push_data: new.push_data,
+            from_ip: new.from_ip,
+            receipt: new.receipt,
+            ..Message::new(app.id, self.ids.next_at(now), conv.id, new.from, now, content)
+        };
+        if !msg.transient {
+            msg = self.store.insert_message(&msg).await?;
+        }
+        let recipients = self.recipients(app, conv, &msg.audience).await?;
+        self.bus
+            .publish(Event::Message {
+                app: app.id,
+                kind: conv.kind,
+                msg: Arc::new(msg.clone()),
+                recipients,
+                no_sync: new.no_sync,
+                origin: new.origin,
+            })
+            .await;
+        Ok(msg)
+    }
+
+    /// A user may speak in a conversation they are a member of (in a chat room: that they are
+    /// in), unless speech-muted, or mute-all is on and they are neither owner, manager nor
+    /// allowlisted. Only the app's server speaks in a service conversation.
+    async fn check_may_speak(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
+        match conv.kind {
+            ConvKind::Service => return Err(Error::NotAllowed("only the app's server sends to a service conversation".into())),
+            ConvKind::Chatroom => {
+                return if self.presence.in_room(app.id, conv.id, user).await { Ok(()) } else { Err(Error::NotMember) };
+            }
+            _ => {}
+        }
+        let m = self.member(app, conv, user).await?;
+        if m.muted_until.is_some_and(|t| t > self.now()) {
+            return Err(Error::Muted);
+        }
+        if conv.settings.mute_all && m.role == Role::Member && !m.allowlisted {
+            return Err(Error::Muted);
+        }
+        Ok(())
+    }
+
+    /// Who a conversation's message goes to.
+    async fn recipients(&self, app: &App, conv: &Conversation, audience: &Audience) -> Result<Vec<String>> {
+        if let Audience::Only(users) = audience {
+            return Ok(users.clone());
+        }
+        Ok(match conv.kind {
+            ConvKind::Chatroom => self.presence.room_members(app.id, conv.id, usize::MAX).await,
+            ConvKind::Service => {
+                let q = MemberQuery { roles: Some(vec![Role::Subscriber]), ..Default::default() };
+                self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect()
+            }
+            _ => self.members(app, conv).await?,
+        })
+    }
+
+    /// The stored message `r` names in `conv`, checked against the sender and timestamp given.
+    async fn stored_message(&self, app: &App, conv: &Conversation, r: &MessageRef) -> Result<Message> {
+        let msg = self.store.get_message(app.id, r.id).await?.filter(|m| m.conv == conv.id).ok_or(Error::MessageNotFound)?;
+        if r.timestamp.is_some_and(|t| t != msg.timestamp) {
+            return Err(Error::MessageNotFound);
+        }
+        if r.from.as_ref().is_some_and(|f| *f != msg.from) {
+            return Err(Error::NotSender);
+        }
+        Ok(msg)
+    }
+
+    /// Replace a message's content (and, when the edit says so, its mentions). In a service
+    /// conversation the id may name a broadcast.
+    pub async fn edit_message(
+        &self,
+        app: &App,
+        conv: &Conversation,
+        r: &MessageRef,
+        edit: Edit,
+        origin: Option<Origin>,
+    ) -> Result<Changed> {
+        let Edit { content, mtype, mentions } = edit;
+        check_size(app, &content, None)?;
+        if let Some((_, ids)) = &mentions {
+            if ids.len() > app.limits.mentions_max {
+                return Err(Error::too_many("mentioned clients", app.limits.mentions_max));
+            }
+            for m in ids {
+                self.validate_user_id(app, m)?;
+            }
+        }
+        match self.stored_message(app, conv, r).await {
+            Ok(msg) => {
+                if msg.recalled_at.is_some() {
+                    return Err(Error::Forbidden("a recalled message cannot be edited".into()));
+                }
+                let patch = MessagePatch {
+                    content: Some(content),
+                    mtype: Some(mtype),
+                    edited_at: Some(self.now()),
+                    mentions,
+                    ..Default::default()
+                };
+                let msg = self.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
+                self.publish_patch(app, conv, &msg, origin).await?;
+                Ok(Changed::Message(msg))
+            }
+            Err(Error::MessageNotFound) if conv.kind == ConvKind::Service => {
+                let b = self.broadcast_ref(app, conv, r).await?;
+                self.store.update_broadcast(app.id, b.id, &content).await?;
+                Ok(Changed::Broadcast(Broadcast { content, ..b }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Recall a message: its content is erased and every viewer sees it as recalled. A user
+    /// recalls within the app's `recall_window_secs` (when set); the app's server any time.
+    pub async fn recall_message(
+        &self,
+        app: &App,
+        conv: &Conversation,
+        r: &MessageRef,
+        actor: &Actor,
+        origin: Option<Origin>,
+    ) -> Result<Message> {
+        let msg = self.stored_message(app, conv, r).await?;
+        if msg.recalled_at.is_some() {
+            return Ok(msg);
+        }
+        if let Some(u) = actor.user() {
+            if u != msg.from {
+                // a group's owner and managers moderate: they recall members' messages any time
+                // (not in one-to-one conversations, whose creator is their owner)
+                let manager = conv.kind != ConvKind::Chatroom
+                    && !conv.unique
+                    && self.store.get_member(app.id, conv.id, u).await?.is_some_and(|m| matches!(m.role, Role::Owner | Role::Admin));
+                if !manager {
+                    return Err(Error::NotSender);
+                }
+            } else {
+                let window = app.limits.recall_window_secs;
+                if window > 0 && self.now() - msg.timestamp > window * 1000 {
+                    return Err(Error::NotAllowed(format!("messages can be recalled within {window} seconds of sending")));
+                }
+            }
+        }
+        let patch = MessagePatch {
+            content: Some(Content::Text(String::new())),
+            mtype: Some(MessageType::RECALLED),
+            recalled_at: Some(self.now()),
+            ..Default::default()
+        };
+        let msg = self.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
+        self.publish_patch(app, conv, &msg, origin).await?;
+        Ok(msg)
+    }
+
+    async fn publish_patch(&self, app: &App, conv: &Conversation, msg: &Message, origin: Option<Origin>) -> Result<()> {
+        let recipients = self.recipients(app, conv, &msg.audience).await?;
+        self.bus.publish(Event::MessagePatched { app: app.id, kind: conv.kind, msg: Arc::new(msg.clone()), recipients, origin }).await;
+        Ok(())
+    }
+
+    /// Delete a stored message from the server (clients keep what they have).
+    pub async fn delete_message(&self, app: &App, conv: &Conversation, r: &MessageRef) -> Result<()> {
+        let msg = self.stored_message(app, conv, r).await?;
+        self.store.delete_message(app.id, msg.id).await?;
+        Ok(())
+    }
+
+    /// Delete a message from one user's view only.
+    pub async fn hide_message(&self, app: &App, conv: &Conversation, r: &MessageRef, user: &str) -> Result<()> {
+        self.validate_user_id(app, user)?;
+        let msg = self.stored_message(app, conv, r).await?;
+        if !self.store.hide_message(app.id, msg.id, user).await? {
+            return Err(Error::MessageNotFound);
+        }
+        Ok(())
+    }
+
+    /// A stored message by id.
+    pub async fn message(&self, app: &App, id: i64) -> Result<Message> {
+        self.store.get_message(app.id, id).await?.ok_or(Error::MessageNotFound)
+    }
+
+    pub async fn history(&self, app: &App, q: &HistoryQuery) -> Result<Vec<Message>> {
+        if q.limit < 1 || q.limit > app.limits.history_max_limit {
+            return Err(Error::invalid(format!("limit must be 1 to {}", app.limits.history_max_limit)));
+        }
+        if let HistoryScope::Sender(u) | HistoryScope::ConvAs { user: u, .. } = &q.scope {
+            self.validate_user_id(app, u)?;
+        }
+        self.store.history(app.id, q).await
+    }
+
+    pub async fn unread_count(&self, app: &App, user: &str, conv: Option<&Conversation>) -> Result<i64> {
+        self.validate_user_id(app, user)?;
+        self.store.unread_count(app.id, user, conv.map(|c| c.id)).await
+    }
+
+    /// Move a member's read or delivered cursor up to a position, and tell the senders who asked
+    /// for receipts: one delivery receipt per message, one read receipt per sender.
+    pub async fn advance_cursor(&self, app: &App, conv: &Conversation, user: &str, cursor: Cursor, to: Position) -> Result<()> {
+        if matches!(conv.kind, ConvKind::Chatroom) {
+            return Ok(());
+        }
+        let seq = match to {
+            Position::Message(id) => match self.store.get_message(app.id, id).await?.filter(|m| m.conv == conv.id) {
+                Some(m) => m.seq,
+                None => return Err(Error::MessageNotFound),
+            },
+            Position::Time(t) => self.store.seq_at(app.id, conv.id, t).await?,
+        };
+        let now = self.now();
+        let moved = self.store.advance_cursor(app.id, conv.id, user, cursor, seq, now).await?;
+        let mut told = std::collections::HashSet::new();
+        for m in moved.receipts {
+            let (msg, notify) = match cursor {
+                Cursor::Delivered => (Some(m.id), true),
+                Cursor::Read => (None, told.insert(m.from.clone())),
+            };
+            if notify {
+                let read = cursor == Cursor::Read;
+                self.bus
+                    .publish(Event::Receipt {
+                        app: app.id,
+                        to: m.from,
+                        conv: conv.id,
+                        kind: conv.kind,
+                        msg,
+                        at: now,
+                        read,
+                        by: user.to_string(),
+                    })
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every member's cursors as times.
+    pub async fn cursor_times(&self, app: &App, conv: &Conversation) -> Result<Vec<CursorTimes>> {
+        self.store.cursor_times(app.id, conv.id).await
+    }
+
+    /// A user's conversations with unread messages whose last message is after `since`.
+    pub async fn unread_summary(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<UnreadEntry>> {
+        self.store.unread_summary(app.id, user, since, limit).await
+    }
+
+    /// Messages edited or recalled after `since` in a user's conversations.
+    pub async fn patches_since(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<Message>> {
+        self.store.patches_since(app.id, user, since, limit).await
+    }
+
+    // ------------------------------------------------------------------ broadcasts
+
+    /// An app-wide broadcast from a service conversation, valid for at most
+    /// `broadcast_max_valid_days` (the default too).
+    pub async fn create_broadcast(&self, app: &App, conv: &Conversation, new: NewBroadcast) -> Result<Broadcast> {
+        if conv.kind != ConvKind::Service {
+            return Err(Error::WrongKind { expected: ConvKind::Service });
+        }
+        let push_len = new.push.as_ref().map(|p| p.to_string().len());
+        check_size(app, &new.content, push_len)?;
+        self.ensure_users(app, &[&new.from]).await?;
+        let now = self.now();
+        let max_till = now + app.limits.broadcast_max_valid_days * 86_400_000;
+        let valid_till = new.valid_till.unwrap_or(max_till);
+        if valid_till <= now || valid_till > max_till {
+            return Err(Error::invalid(format!(
+                "valid_till must be in the future and at most {} days ahead",
+                app.limits.broadcast_max_valid_days
+            )));
+        }
+        let b = Broadcast {
+            app: app.id,
+            id: self.ids.next_at(now),
+            conv: conv.id,
+            from: new.from,
+            content: new.content,
+            timestamp: now,
+            valid_till,
+            push: new.push,
+            transient: new.transient,
+        };
+        if !b.transient {
+            self.store.insert_broadcast(&b).await?;
+        }
+        self.bus.publish(Event::Broadcast { app: app.id, broadcast: Arc::new(b.clone()) }).await;
+        Ok(b)
+    }
+
+    async fn broadcast_ref(&self, app: &App, conv: &Conversation, r: &MessageRef) -> Result<Broadcast> {
+        let b = self.store.get_broadcast(app.id, r.id).await?.filter(|b| b.conv == conv.id).ok_or(Error::MessageNotFound)?;
+        if r.timestamp.is_some_and(|t| t != b.timestamp) {
+            return Err(Error::MessageNotFound);
+        }
+        if r.from.as_ref().is_some_and(|f| *f != b.from) {
+            return Err(Error::NotSender);
+        }
+        Ok(b)
+    }
+
+    pub async fn delete_broadcast(&self, app: &App, id: i64) -> Result<()> {
+        if !self.store.delete_broadcast(app.id, id).await? {
+            return Err(Error::MessageNotFound);
+        }
+        Ok(())
+    }
+
+    /// Broadcasts still valid now that were sent after `since` (for a client logging in).
+    pub async fn active_broadcasts(&self, app: &App, since: i64) -> Result<Vec<Broadcast>> {
+        let mut all = self.store.list_broadcasts(app.id, None, self.now(), 0, 100).await?;
+        all.retain(|b| b.timestamp > since);
+        all.reverse();
+        Ok(all)
+    }
+
+    pub async fn broadcasts(&self, app: &App, conv: &Conversation, skip: i64, limit: i64) -> Result<Vec<Broadcast>> {
+        if skip < 0 || !(1..=1000).contains(&limit) {
+            return Err(Error::invalid("skip must not be negative and limit must be 1 to 1000"));
+        }
+        self.store.list_broadcasts(app.id, Some(conv.id), self.now(), skip, limit).await
+    }
+}

@@ -1,0 +1,153 @@
+//! Presence answers "who is online, and where": sessions per user, and who is present in each
+//! chat room (a chat room's membership is its present users).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+/// One live session of a user: the node it is on and its id there.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct SessionRef {
+    pub node: u16,
+    pub session: u64,
+    /// Device tag for single-device login (LeanCloud `tag`), if any.
+    pub tag: Option<String>,
+    /// The device the session runs on (LeanCloud `deviceId`), if known.
+    pub device: Option<String>,
+}
+
+/// How long a user who went offline stays in the chat rooms they joined: a client that
+/// reconnects within this time is still in them (LeanCloud: 30 minutes).
+pub const ROOM_GRACE: Duration = Duration::from_secs(30 * 60);
+
+#[async_trait]
+pub trait Presence: Send + Sync + 'static {
+    async fn session_opened(&self, app: i64, user: &str, session: SessionRef);
+    async fn session_closed(&self, app: i64, user: &str, session: &SessionRef);
+    async fn sessions(&self, app: i64, user: &str) -> Vec<SessionRef>;
+    /// The subset of `users` with at least one session.
+    async fn online(&self, app: i64, users: &[String]) -> Vec<String>;
+    async fn online_count(&self, app: i64) -> usize;
+    async fn room_join(&self, app: i64, conv: i64, user: &str);
+    async fn room_leave(&self, app: i64, conv: i64, user: &str);
+    /// Whether a user is in a chat room (online, or offline for less than [`ROOM_GRACE`]).
+    async fn in_room(&self, app: i64, conv: i64, user: &str) -> bool;
+    /// Up to `limit` users present (online) in a chat room.
+    async fn room_members(&self, app: i64, conv: i64, limit: usize) -> Vec<String>;
+    /// How many users are present (online) in a chat room.
+    async fn room_count(&self, app: i64, conv: i64) -> usize;
+}
+
+/// A chat room's members, with when each went offline (None while online).
+type Room = HashMap<String, Option<Instant>>;
+
+/// Presence for one node, in memory.
+#[derive(Default)]
+pub struct LocalPresence {
+    sessions: RwLock<HashMap<(i64, String), BTreeSet<SessionRef>>>,
+    rooms: RwLock<HashMap<(i64, i64), Room>>,
+}
+
+impl LocalPresence {
+    fn set_offline_since(&self, app: i64, user: &str, since: Option<Instant>) {
+        for ((a, _), members) in self.rooms.write().iter_mut() {
+            if *a == app {
+                if let Some(s) = members.get_mut(user) {
+                    *s = since;
+                }
+            }
+        }
+    }
+
+    fn present(&self, app: i64, conv: i64) -> Vec<String> {
+        let mut rooms = self.rooms.write();
+        let Some(members) = rooms.get_mut(&(app, conv)) else { return vec![] };
+        members.retain(|_, off| off.is_none_or(|t| t.elapsed() < ROOM_GRACE));
+        let mut v: Vec<String> = members.iter().filter(|(_, off)| off.is_none()).map(|(u, _)| u.clone()).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+#[async_trait]
+impl Presence for LocalPresence {
+    async fn session_opened(&self, app: i64, user: &str, session: SessionRef) {
+        self.sessions.write().entry((app, user.to_string())).or_default().insert(session);
+        self.set_offline_since(app, user, None);
+    }
+
+    async fn session_closed(&self, app: i64, user: &str, session: &SessionRef) {
+        let mut map = self.sessions.write();
+        let key = (app, user.to_string());
+        if let Some(set) = map.get_mut(&key) {
+            set.remove(session);
+            if set.is_empty() {
+                map.remove(&key);
+                drop(map);
+                self.set_offline_since(app, user, Some(Instant::now()));
+            }
+        }
+    }
+
+    async fn sessions(&self, app: i64, user: &str) -> Vec<SessionRef> {
+        self.sessions.read().get(&(app, user.to_string())).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    async fn online(&self, app: i64, users: &[String]) -> Vec<String> {
+        let map = self.sessions.read();
+        users.iter().filter(|u| map.contains_key(&(app, (*u).clone()))).cloned().collect()
+    }
+
+    async fn online_count(&self, app: i64) -> usize {
+        self.sessions.read().keys().filter(|(a, _)| *a == app).count()
+    }
+
+    async fn room_join(&self, app: i64, conv: i64, user: &str) {
+        let online = self.sessions.read().contains_key(&(app, user.to_string()));
+        let since = if online { None } else { Some(Instant::now()) };
+        self.rooms.write().entry((app, conv)).or_default().insert(user.to_string(), since);
+    }
+
+    async fn room_leave(&self, app: i64, conv: i64, user: &str) {
+        if let Some(m) = self.rooms.write().get_mut(&(app, conv)) {
+            m.remove(user);
+        }
+    }
+
+    async fn in_room(&self, app: i64, conv: i64, user: &str) -> bool {
+        self.rooms.read().get(&(app, conv)).and_then(|m| m.get(user)).is_some_and(|off| off.is_none_or(|t| t.elapsed() < ROOM_GRACE))
+    }
+
+    async fn room_members(&self, app: i64, conv: i64, limit: usize) -> Vec<String> {
+        self.present(app, conv).into_iter().take(limit).collect()
+    }
+
+    async fn room_count(&self, app: i64, conv: i64) -> usize {
+        self.present(app, conv).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn offline_members_stay_in_rooms_but_are_not_present() {
+        let p = LocalPresence::default();
+        let s = SessionRef { node: 0, session: 1, tag: None, device: None };
+        p.session_opened(1, "alice", s.clone()).await;
+        p.room_join(1, 10, "alice").await;
+        assert_eq!(p.online(1, &["alice".into(), "bob".into()]).await, vec!["alice".to_string()]);
+        assert_eq!(p.room_count(1, 10).await, 1);
+        p.session_closed(1, "alice", &s).await;
+        assert_eq!(p.online_count(1).await, 0);
+        assert!(p.room_members(1, 10, 10).await.is_empty(), "offline users are not present");
+        assert!(p.in_room(1, 10, "alice").await, "but they have not left within the grace period");
+        p.session_opened(1, "alice", s.clone()).await;
+        assert_eq!(p.room_members(1, 10, 10).await, vec!["alice".to_string()], "back online, back in the room");
+        p.room_leave(1, 10, "alice").await;
+        assert!(!p.in_room(1, 10, "alice").await);
+    }
+}

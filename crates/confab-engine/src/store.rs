@@ -1,0 +1,408 @@
+//! The persistence contract. Every implementation passes the shared conformance suite
+//! (`confab-store-sqlite/tests/conformance.rs` runs it; a PostgreSQL store will run the same).
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::entries::{Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
+use crate::error::Result;
+use crate::model::*;
+use crate::query::*;
+
+/// A change to one custom field.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrOp {
+    Set(Value),
+    Delete,
+    /// Add a number (a missing field counts as 0).
+    Increment(serde_json::Number),
+    /// Append to an array (a missing field counts as empty).
+    Add(Vec<Value>),
+    /// Append the values the array does not hold yet.
+    AddUnique(Vec<Value>),
+    /// Remove every occurrence of the values from an array.
+    Remove(Vec<Value>),
+}
+
+/// A change to a conversation, applied atomically by the store.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConvPatch {
+    pub name: Option<Option<String>>,
+    pub creator: Option<Option<String>>,
+    /// Changes to custom fields, each at a path (`["attr", "color"]`).
+    pub attrs: Vec<(Vec<String>, AttrOp)>,
+    pub settings: Option<ConvSettings>,
+}
+
+impl ConvPatch {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.creator.is_none() && self.attrs.is_empty() && self.settings.is_none()
+    }
+
+    pub fn apply(&self, c: &mut Conversation, now: i64) {
+        if let Some(n) = &self.name {
+            c.name = n.clone();
+        }
+        if let Some(cr) = &self.creator {
+            c.creator = cr.clone();
+        }
+        for (path, op) in &self.attrs {
+            let current = get_path(&c.attrs, path).cloned();
+            let value = match op {
+                AttrOp::Set(v) => Some(v.clone()),
+                AttrOp::Delete => None,
+                AttrOp::Increment(n) => Some(add_numbers(current.as_ref(), n)),
+                AttrOp::Add(vs) | AttrOp::AddUnique(vs) | AttrOp::Remove(vs) => {
+                    let mut arr = match current {
+                        Some(Value::Array(a)) => a,
+                        _ => vec![],
+                    };
+                    match op {
+                        AttrOp::Add(_) => arr.extend(vs.iter().cloned()),
+                        AttrOp::AddUnique(_) => {
+                            for v in vs {
+                                if !arr.contains(v) {
+                                    arr.push(v.clone());
+                                }
+                            }
+                        }
+                        _ => arr.retain(|x| !vs.contains(x)),
+                    }
+                    Some(Value::Array(arr))
+                }
+            };
+            set_path(&mut c.attrs, path, value);
+        }
+        if let Some(s) = &self.settings {
+            c.settings = s.clone();
+        }
+        c.updated_at = now;
+    }
+}
+
+fn get_path<'a>(map: &'a Attrs, path: &[String]) -> Option<&'a Value> {
+    let (head, rest) = path.split_first()?;
+    let v = map.get(head)?;
+    if rest.is_empty() {
+        return Some(v);
+    }
+    get_path(v.as_object()?, rest)
+}
+
+fn add_numbers(current: Option<&Value>, n: &serde_json::Number) -> Value {
+    let cur = current.and_then(Value::as_number);
+    match (cur.map_or(Some(0), |c| c.as_i64()), n.as_i64()) {
+        (Some(a), Some(b)) => Value::from(a.saturating_add(b)),
+        _ => {
+            let a = cur.and_then(|c| c.as_f64()).unwrap_or(0.0);
+            serde_json::Number::from_f64(a + n.as_f64().unwrap_or(0.0)).map_or(Value::Null, Value::Number)
+        }
+    }
+}
+
+fn set_path(map: &mut Attrs, path: &[String], value: Option<Value>) {
+    let Some((head, rest)) = path.split_first() else { return };
+    if rest.is_empty() {
+        match value {
+            Some(v) => {
+                map.insert(head.clone(), v);
+            }
+            None => {
+                map.remove(head);
+            }
+        }
+        return;
+    }
+    if value.is_none() && !map.contains_key(head) {
+        return;
+    }
+    let child = map.entry(head.clone()).or_insert_with(|| Value::Object(Default::default()));
+    if !child.is_object() {
+        *child = Value::Object(Default::default());
+    }
+    if let Value::Object(m) = child {
+        set_path(m, rest, value);
+    }
+}
+
+/// A change to some members' state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemberPatch {
+    pub role: Option<Role>,
+    pub notifications_off: Option<bool>,
+    pub muted_until: Option<Option<i64>>,
+    pub allowlisted: Option<bool>,
+    /// Raise the read cursor to at least this sequence number.
+    pub read_seq: Option<i64>,
+    /// Raise the delivered cursor to at least this sequence number.
+    pub delivered_seq: Option<i64>,
+    pub hidden: Option<bool>,
+    pub nickname: Option<Option<String>>,
+}
+
+impl MemberPatch {
+    pub fn apply(&self, m: &mut Member) {
+        if let Some(r) = self.role {
+            m.role = r;
+        }
+        if let Some(v) = self.notifications_off {
+            m.notifications_off = v;
+        }
+        if let Some(v) = self.muted_until {
+            m.muted_until = v;
+        }
+        if let Some(v) = self.allowlisted {
+            m.allowlisted = v;
+        }
+        if let Some(v) = self.read_seq {
+            m.read_seq = m.read_seq.max(v);
+        }
+        if let Some(v) = self.delivered_seq {
+            m.delivered_seq = m.delivered_seq.max(v);
+        }
+        if let Some(v) = self.hidden {
+            m.hidden = v;
+        }
+        if let Some(v) = &self.nickname {
+            m.nickname = v.clone();
+        }
+    }
+}
+
+/// A change to a stored message.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MessagePatch {
+    pub content: Option<Content>,
+    pub mtype: Option<i64>,
+    pub edited_at: Option<i64>,
+    pub recalled_at: Option<i64>,
+    /// Set the first-delivery time if it is not set yet.
+    pub ack_at: Option<i64>,
+    /// New mentions: `(mention_all, mentioned ids)`.
+    pub mentions: Option<(bool, Vec<String>)>,
+}
+
+impl MessagePatch {
+    pub fn apply(&self, m: &mut Message) {
+        if let Some(c) = &self.content {
+            m.content = c.clone();
+        }
+        if let Some(t) = self.mtype {
+            m.mtype = t;
+        }
+        if self.edited_at.is_some() {
+            m.edited_at = self.edited_at;
+        }
+        if self.recalled_at.is_some() {
+            m.recalled_at = self.recalled_at;
+        }
+        if m.ack_at.is_none() {
+            m.ack_at = self.ack_at;
+        }
+        if let Some((all, ids)) = &self.mentions {
+            m.mention_all = *all;
+            m.mentions = ids.clone();
+        }
+    }
+}
+
+/// A user to create if missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUser {
+    pub id: String,
+    /// A fresh numeric id, used only if the user is created.
+    pub num: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- apps
+    async fn create_app(&self, app: &App) -> Result<()>;
+    async fn set_app_limits(&self, app: i64, overrides: &Attrs) -> Result<()>;
+    /// The app with its `limits` resolved.
+    async fn find_app(&self, lookup: &AppLookup) -> Result<Option<App>>;
+    async fn list_apps(&self) -> Result<Vec<App>>;
+
+    // ---- users and tokens
+    /// Create the users that do not exist yet; existing ones are left as they are.
+    async fn ensure_users(&self, app: i64, users: &[NewUser], now: i64) -> Result<()>;
+    /// Create one user; `UserExists` if the id or the username is taken.
+    async fn create_user(&self, user: &User) -> Result<()>;
+    async fn get_user(&self, app: i64, id: &str) -> Result<Option<User>>;
+    async fn get_user_by_num(&self, app: i64, num: i64) -> Result<Option<User>>;
+    /// The users among these ids that exist, in no particular order.
+    async fn get_users(&self, app: i64, ids: &[String]) -> Result<Vec<User>>;
+    async fn get_user_by_username(&self, app: i64, username: &str) -> Result<Option<User>>;
+    async fn record_login(&self, app: i64, user: &str, at: i64) -> Result<()>;
+    async fn count_users(&self, app: i64) -> Result<i64>;
+    /// Users in creation order (by numeric id), after `after_num`, at most `limit`.
+    async fn list_users(&self, app: i64, after_num: Option<i64>, limit: i64) -> Result<Vec<User>>;
+    /// Write a user's mutable fields (username, password hash, nickname, attributes, disabled,
+    /// updated_at) as given. `UserNotFound` if there is no such user.
+    async fn update_user(&self, user: &User) -> Result<()>;
+    /// Delete a user with their tokens and memberships. False if there was no such user.
+    async fn delete_user(&self, app: i64, id: &str) -> Result<bool>;
+    /// How many distinct users logged in at or after `since`.
+    async fn count_logins_since(&self, app: i64, since: i64) -> Result<i64>;
+    async fn put_token(&self, token: &Token) -> Result<()>;
+    async fn get_token(&self, token: &str) -> Result<Option<Token>>;
+    async fn delete_token(&self, token: &str) -> Result<()>;
+    /// Delete every token of this kind a user holds; returns how many.
+    async fn delete_user_tokens(&self, app: i64, user: &str, kind: TokenKind) -> Result<u64>;
+
+    // ---- conversations
+    /// Store a new conversation with its first members. For a unique conversation whose
+    /// `unique_id` exists already, nothing is written and the existing one is returned.
+    /// Returns (conversation, created).
+    async fn create_conversation(&self, conv: &Conversation, members: &[Member]) -> Result<(Conversation, bool)>;
+    async fn get_conversation(&self, app: i64, id: i64) -> Result<Option<Conversation>>;
+    /// Matching conversations, and the total count when `q.count`.
+    async fn query_conversations(&self, app: i64, q: &ConvQuery) -> Result<(Vec<Conversation>, Option<i64>)>;
+    async fn update_conversation(&self, app: i64, id: i64, patch: &ConvPatch, now: i64) -> Result<Conversation>;
+    /// Delete a conversation with its members and messages. False if it did not exist.
+    async fn delete_conversation(&self, app: i64, id: i64) -> Result<bool>;
+
+    // ---- members
+    /// Add members; those already present are left as they are. With `max`, refuses
+    /// (`ConversationFull`) if the result would have more than `max` non-subscriber members.
+    /// A new member's read and delivered cursors start at least at the conversation's newest
+    /// message: nothing said before they joined is unread for them.
+    /// Returns the user ids actually added. The conversation's `updated_at` becomes `now`.
+    async fn add_members(&self, app: i64, conv: i64, members: &[Member], max: Option<i64>, now: i64) -> Result<Vec<String>>;
+    /// Returns the user ids actually removed. The conversation's `updated_at` becomes `now`.
+    async fn remove_members(&self, app: i64, conv: i64, users: &[String], now: i64) -> Result<Vec<String>>;
+    async fn get_member(&self, app: i64, conv: i64, user: &str) -> Result<Option<Member>>;
+    /// Members ordered by user id.
+    async fn list_members(&self, app: i64, conv: i64, q: &MemberQuery) -> Result<Vec<Member>>;
+    /// The members (not subscribers) of several conversations, ordered by conversation, then
+    /// by when they joined, then by user id.
+    async fn member_lists(&self, app: i64, convs: &[i64]) -> Result<Vec<Member>>;
+    async fn count_members(&self, app: i64, conv: i64, roles: Option<&[Role]>) -> Result<i64>;
+    /// Apply a patch to the listed users that are members; returns those updated.
+    async fn update_members(&self, app: i64, conv: i64, users: &[String], patch: &MemberPatch) -> Result<Vec<String>>;
+    /// One user's memberships ordered by (joined_at, conversation id).
+    async fn user_memberships(&self, app: i64, user: &str, q: &MembershipQuery) -> Result<Vec<Member>>;
+
+    // ---- messages
+    /// Store a message: assigns the next sequence number of its conversation, keeps timestamps
+    /// non-decreasing along the sequence, and advances the conversation's last-message time.
+    async fn insert_message(&self, msg: &Message) -> Result<Message>;
+    async fn get_message(&self, app: i64, id: i64) -> Result<Option<Message>>;
+    async fn update_message(&self, app: i64, id: i64, patch: &MessagePatch) -> Result<Option<Message>>;
+    async fn delete_message(&self, app: i64, id: i64) -> Result<bool>;
+    /// Remove a message from one user's view only. False if it was not visible to them.
+    async fn hide_message(&self, app: i64, id: i64, user: &str) -> Result<bool>;
+    async fn history(&self, app: i64, q: &HistoryQuery) -> Result<Vec<Message>>;
+    /// Messages after the user's read cursor not sent by the user, over the user's normal and
+    /// service conversations, or in one.
+    async fn unread_count(&self, app: i64, user: &str, conv: Option<i64>) -> Result<i64>;
+
+    // ---- cursors, unread, patches
+
+    /// Raise a member's read or delivered cursor to `to_seq` (never lowers it; reading also
+    /// raises the delivered cursor). Returns the range covered and, from it, the messages of
+    /// others whose senders asked for receipts, in sequence order. Raising the delivered cursor
+    /// sets `ack_at` to `now` on messages of others in the range that have none. `NotMember` if
+    /// the user is not a member.
+    async fn advance_cursor(&self, app: i64, conv: i64, user: &str, cursor: Cursor, to_seq: i64, now: i64) -> Result<CursorMove>;
+    /// The sequence number of the newest message at or before `ts` (0 if none).
+    async fn seq_at(&self, app: i64, conv: i64, ts: i64) -> Result<i64>;
+    /// Every member's cursors as the timestamps of the messages they point at.
+    async fn cursor_times(&self, app: i64, conv: i64) -> Result<Vec<CursorTimes>>;
+    /// The user's conversations (not chat rooms) with unread messages whose last message is after
+    /// `since`: newest first, at most `limit`.
+    async fn unread_summary(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<UnreadEntry>>;
+    /// Messages visible to the user in their conversations, edited or recalled after `since`,
+    /// oldest change first, at most `limit`.
+    async fn patches_since(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<Message>>;
+
+    // ---- conversation notices
+
+    /// Keep a notice for each of these users.
+    async fn add_notices(&self, app: i64, users: &[String], notice: &ConvNotice) -> Result<()>;
+    /// A user's notices after `since` (by `at`), oldest first, at most `limit`.
+    async fn notices(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<ConvNotice>>;
+
+    // ---- conversation blocklists
+
+    /// Put users on a conversation's blocklist, removing them from its members. Returns those
+    /// newly blocked.
+    async fn block_users(&self, app: i64, conv: i64, users: &[String], now: i64) -> Result<Vec<String>>;
+    /// Returns those that were blocked.
+    async fn unblock_users(&self, app: i64, conv: i64, users: &[String]) -> Result<Vec<String>>;
+    /// Blocked users of a conversation by user id: all of them after `after`, or those among
+    /// `among`; at most `limit`.
+    async fn blocked_users(&self, app: i64, conv: i64, among: Option<&[String]>, after: Option<&str>, limit: i64) -> Result<Vec<String>>;
+
+    // ---- broadcasts
+    async fn insert_broadcast(&self, b: &Broadcast) -> Result<()>;
+    async fn get_broadcast(&self, app: i64, id: i64) -> Result<Option<Broadcast>>;
+    async fn update_broadcast(&self, app: i64, id: i64, content: &Content) -> Result<bool>;
+    async fn delete_broadcast(&self, app: i64, id: i64) -> Result<bool>;
+    /// Broadcasts still valid at `now`, newest first.
+    async fn list_broadcasts(&self, app: i64, conv: Option<i64>, now: i64, skip: i64, limit: i64) -> Result<Vec<Broadcast>>;
+
+    // ---- keyed collections (see `entries.rs`); `now` decides what has expired
+    /// Write entries in one atomic step under `rule`: one outcome per entry, in order. A replaced
+    /// item keeps its `seq` and `created_at`; an expired one counts as absent.
+    async fn put_entries(&self, app: i64, entries: &[Entry], rule: PutRule, now: i64) -> Result<Vec<Put>>;
+    /// Live entries a query selects, by `seq` (descending with `q.desc`), after `q.after`.
+    async fn entries(&self, app: i64, q: &EntryQuery, now: i64) -> Result<Vec<Entry>>;
+    /// Delete what the filter matches; returns the live entries deleted.
+    async fn delete_entries(&self, app: i64, f: &EntryFilter, now: i64) -> Result<Vec<Entry>>;
+    async fn entry_stats(&self, app: i64, f: &EntryFilter, now: i64) -> Result<EntryStats>;
+
+    // ---- blobs: the bytes of uploaded files, by an id the engine chose ([A-Za-z0-9_-])
+    async fn put_blob(&self, app: i64, id: &str, bytes: Vec<u8>) -> Result<()>;
+    async fn get_blob(&self, app: i64, id: &str) -> Result<Option<Vec<u8>>>;
+    /// False if there was no such blob.
+    async fn delete_blob(&self, app: i64, id: &str) -> Result<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conv() -> Conversation {
+        Conversation {
+            app: 1,
+            id: 1,
+            kind: ConvKind::Normal,
+            name: None,
+            creator: None,
+            unique: false,
+            unique_id: None,
+            attrs: json!({"n": 1, "tags": ["a"], "attr": {"k": "v"}}).as_object().unwrap().clone(),
+            settings: Default::default(),
+            parent: None,
+            created_at: 0,
+            updated_at: 0,
+            last_message_at: None,
+            last_seq: 0,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn attribute_operations() {
+        let mut c = conv();
+        let p = |path: &str, op| (path.split('.').map(str::to_string).collect::<Vec<_>>(), op);
+        ConvPatch {
+            attrs: vec![
+                p("n", AttrOp::Increment(2.into())),
+                p("tags", AttrOp::AddUnique(vec![json!("a"), json!("b")])),
+                p("attr.color", AttrOp::Set(json!("red"))),
+                p("attr.k", AttrOp::Delete),
+                p("fresh", AttrOp::Add(vec![json!(1)])),
+                p("missing.deep", AttrOp::Delete),
+            ],
+            ..Default::default()
+        }
+        .apply(&mut c, 5);
+        assert_eq!(Value::Object(c.attrs.clone()), json!({"n": 3, "tags": ["a", "b"], "attr": {"color": "red"}, "fresh": [1]}));
+        assert_eq!(c.updated_at, 5);
+        ConvPatch { attrs: vec![p("tags", AttrOp::Remove(vec![json!("a")]))], ..Default::default() }.apply(&mut c, 6);
+        assert_eq!(c.attrs["tags"], json!(["b"]));
+    }
+}

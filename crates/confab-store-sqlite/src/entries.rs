@@ -1,0 +1,204 @@
+//! Keyed collections (`entries` table) and blobs (files under `<data dir>/blobs/<app>/<id>`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use confab_engine::entries::{check_blob_id, Entry, EntryFilter, EntryQuery, EntryStats, Overwrite, Put, PutRule};
+use confab_engine::{Error, Result};
+use rusqlite::types::Value as Sql;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::filter::Builder;
+use crate::pool::sql_err;
+use crate::{query_all, Cached};
+
+const COLS: &str = "ns, key, item, value, owner, seq, created_at, updated_at, expires_at";
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<Entry> {
+    let value: String = r.get(3)?;
+    Ok(Entry {
+        ns: r.get(0)?,
+        key: r.get(1)?,
+        item: r.get(2)?,
+        value: serde_json::from_str(&value).unwrap_or(serde_json::Value::Null),
+        owner: r.get(4)?,
+        seq: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+        expires_at: r.get(8)?,
+    })
+}
+
+/// `WHERE …` for a filter; `live` keeps only entries not expired at `now`.
+fn filter(b: &mut Builder, app: i64, f: &EntryFilter, now: i64, live: bool) {
+    b.push(" WHERE app = ").bind(Sql::Integer(app)).push(" AND ns = ").bind(Sql::Text(f.ns.clone()));
+    if let Some(k) = &f.key {
+        b.push(" AND key = ").bind(Sql::Text(k.clone()));
+    }
+    if let Some(items) = &f.items {
+        b.push(" AND item IN (");
+        if items.is_empty() {
+            b.push("NULL");
+        }
+        for (i, it) in items.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.bind(Sql::Text(it.clone()));
+        }
+        b.push(")");
+    }
+    if let Some(o) = &f.owner {
+        b.push(" AND owner = ").bind(Sql::Text(o.clone()));
+    }
+    if live {
+        b.push(" AND (expires_at IS NULL OR expires_at > ").bind(Sql::Integer(now)).push(")");
+    }
+}
+
+pub(crate) fn put(c: &Connection, app: i64, entries: &[Entry], rule: PutRule, now: i64) -> Result<Vec<Put>> {
+    let mut sizes: HashMap<(String, String), i64> = HashMap::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let existing: Option<(Option<String>, Option<i64>)> = c
+            .prepare_cached_row(
+                "SELECT owner, expires_at FROM entries WHERE app = ?1 AND ns = ?2 AND key = ?3 AND item = ?4",
+                params![app, e.ns, e.key, e.item],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql_err)?;
+        let live = existing.as_ref().filter(|(_, exp)| exp.is_none_or(|t| t > now));
+        let value = e.value.to_string();
+        if let Some((owner, _)) = live {
+            let outcome = match rule.overwrite {
+                Overwrite::Never => Put::Kept,
+                Overwrite::IfOwner if owner.is_some() && *owner != e.owner => Put::NotOwner,
+                _ => {
+                    c.cached_execute(
+                        "UPDATE entries SET value = ?5, owner = ?6, updated_at = ?7, expires_at = ?8
+                         WHERE app = ?1 AND ns = ?2 AND key = ?3 AND item = ?4",
+                        params![app, e.ns, e.key, e.item, value, e.owner, e.updated_at, e.expires_at],
+                    )
+                    .map_err(sql_err)?;
+                    Put::Replaced
+                }
+            };
+            out.push(outcome);
+            continue;
+        }
+        let size_key = (e.ns.clone(), e.key.clone());
+        if let Some(max) = rule.max_items {
+            let size = match sizes.get(&size_key) {
+                Some(n) => *n,
+                None => c
+                    .prepare_cached_row(
+                        "SELECT COUNT(*) FROM entries WHERE app = ?1 AND ns = ?2 AND key = ?3 AND (expires_at IS NULL OR expires_at > ?4)",
+                        params![app, e.ns, e.key, now],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql_err)?,
+            };
+            if size >= max {
+                sizes.insert(size_key, size);
+                out.push(Put::Full);
+                continue;
+            }
+            sizes.insert(size_key, size + 1);
+        }
+        if existing.is_some() {
+            // an expired leftover: the item starts afresh
+            c.cached_execute(
+                "DELETE FROM entries WHERE app = ?1 AND ns = ?2 AND key = ?3 AND item = ?4",
+                params![app, e.ns, e.key, e.item],
+            )
+            .map_err(sql_err)?;
+        }
+        c.cached_execute(
+            &format!("INSERT INTO entries (app, {COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            params![app, e.ns, e.key, e.item, value, e.owner, e.seq, e.created_at, e.updated_at, e.expires_at],
+        )
+        .map_err(sql_err)?;
+        out.push(Put::Added);
+    }
+    Ok(out)
+}
+
+pub(crate) fn select(c: &Connection, app: i64, q: &EntryQuery, now: i64) -> Result<Vec<Entry>> {
+    let mut b = Builder::default();
+    b.push(&format!("SELECT {COLS} FROM entries"));
+    filter(&mut b, app, &q.filter, now, true);
+    if let Some(after) = q.after {
+        b.push(if q.desc { " AND seq < " } else { " AND seq > " }).bind(Sql::Integer(after));
+    }
+    b.push(if q.desc { " ORDER BY seq DESC" } else { " ORDER BY seq" });
+    b.push(" LIMIT ").bind(Sql::Integer(q.limit.max(0)));
+    query_all(c, &b, row)
+}
+
+pub(crate) fn delete(c: &Connection, app: i64, f: &EntryFilter, now: i64) -> Result<Vec<Entry>> {
+    let gone = select(c, app, &EntryQuery::all(f.clone()), now)?;
+    let mut b = Builder::default();
+    b.push("DELETE FROM entries");
+    filter(&mut b, app, f, now, false);
+    c.execute(&b.sql, rusqlite::params_from_iter(b.params.iter())).map_err(sql_err)?;
+    Ok(gone)
+}
+
+pub(crate) fn stats(c: &Connection, app: i64, f: &EntryFilter, now: i64) -> Result<EntryStats> {
+    let mut b = Builder::default();
+    b.push("SELECT COUNT(*), COALESCE(SUM(length(CAST(item AS BLOB)) + length(CAST(value AS BLOB))), 0) FROM entries");
+    filter(&mut b, app, f, now, true);
+    let mut rows = query_all(c, &b, |r| Ok(EntryStats { count: r.get(0)?, bytes: r.get(1)? }))?;
+    Ok(rows.pop().unwrap_or_default())
+}
+
+// ------------------------------------------------------------------------ blobs
+
+/// Where an app's blobs live.
+pub(crate) fn blob_path(root: &Path, app: i64, id: &str) -> Result<PathBuf> {
+    check_blob_id(id)?;
+    Ok(root.join(app.to_string()).join(id))
+}
+
+fn io_err(what: &str, p: &Path, e: std::io::Error) -> Error {
+    Error::internal(format!("{what} {}: {e}", p.display()))
+}
+
+/// Write a blob durably: to a temporary name, synced, then renamed into place.
+pub(crate) async fn put_blob(root: PathBuf, app: i64, id: String, bytes: Vec<u8>) -> Result<()> {
+    let path = blob_path(&root, app, &id)?;
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let dir = path.parent().unwrap_or(&root).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
+        let tmp = dir.join(format!(".{id}.tmp"));
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err("cannot create", &tmp, e))?;
+        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| io_err("cannot write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_err("cannot rename", &path, e))
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+pub(crate) async fn get_blob(root: PathBuf, app: i64, id: String) -> Result<Option<Vec<u8>>> {
+    let path = blob_path(&root, app, &id)?;
+    tokio::task::spawn_blocking(move || match std::fs::read(&path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("cannot read", &path, e)),
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+pub(crate) async fn delete_blob(root: PathBuf, app: i64, id: String) -> Result<bool> {
+    let path = blob_path(&root, app, &id)?;
+    tokio::task::spawn_blocking(move || match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err("cannot delete", &path, e)),
+    })
+    .await
+    .map_err(Error::internal)?
+}
