@@ -1,0 +1,257 @@
+//! Request extraction: credentials (`X-LC-Id` with `X-LC-Key` or `X-LC-Sign`), JSON bodies and
+//! query strings, each failing with LeanCloud's own errors.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use confab_engine::model::{App, AppLookup};
+use confab_engine::Engine;
+use md5::{Digest, Md5};
+use serde_json::{Map, Value};
+
+use crate::error::{LcError, LcResult};
+
+#[derive(Clone)]
+pub struct LcState {
+    pub engine: Arc<Engine>,
+}
+
+/// An authenticated caller: the app, whether it used the master key, and its address.
+pub struct Client {
+    pub app: Arc<App>,
+    pub master: bool,
+    pub ip: Option<String>,
+}
+
+/// A caller that used the master key.
+pub struct Master(pub Client);
+
+fn header<'a>(h: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|n| h.get(*n).and_then(|v| v.to_str().ok())).map(str::trim)
+}
+
+/// Equality that takes the same time wherever the inputs differ.
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `X-LC-Sign` check: `sign = md5(timestamp + key)` in lowercase hex (uppercase fails, as
+/// LeanCloud documents).
+pub fn sign_ok(sign: &str, timestamp: &str, key: &str) -> bool {
+    let expected = hex::encode(Md5::digest(format!("{timestamp}{key}").as_bytes()));
+    ct_eq(sign, &expected)
+}
+
+/// Which key the headers prove: Some(true) master, Some(false) app key, None neither.
+fn check_keys(h: &HeaderMap, app: &App) -> Option<bool> {
+    let keys = &app.keys.leancloud;
+    if let Some(k) = header(h, &["x-lc-key", "x-avoscloud-application-key", "x-uluru-application-key"]) {
+        return match k.strip_suffix(",master") {
+            Some(mk) => ct_eq(mk, &keys.master_key).then_some(true),
+            None => ct_eq(k, &keys.app_key).then_some(false),
+        };
+    }
+    if let Some(mk) = header(h, &["x-avoscloud-master-key", "x-uluru-master-key"]) {
+        return ct_eq(mk, &keys.master_key).then_some(true);
+    }
+    if let Some(s) = header(h, &["x-lc-sign", "x-avoscloud-request-sign"]) {
+        let parts: Vec<&str> = s.split(',').collect();
+        return match parts.as_slice() {
+            [sign, ts] => sign_ok(sign, ts, &keys.app_key).then_some(false),
+            [sign, ts, "master"] => sign_ok(sign, ts, &keys.master_key).then_some(true),
+            _ => None,
+        };
+    }
+    None
+}
+
+impl FromRequestParts<LcState> for Client {
+    type Rejection = LcError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &LcState) -> LcResult<Self> {
+        let id = header(&parts.headers, &["x-lc-id", "x-avoscloud-application-id", "x-uluru-application-id"])
+            .ok_or_else(LcError::unauthorized)?;
+        let app = state.engine.find_app(&AppLookup::LeanCloud(id.to_string())).await?.ok_or_else(LcError::unauthorized)?;
+        let master = check_keys(&parts.headers, &app).ok_or_else(LcError::unauthorized)?;
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        Ok(Client { app, master, ip })
+    }
+}
+
+impl FromRequestParts<LcState> for Master {
+    type Rejection = LcError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &LcState) -> LcResult<Self> {
+        let c = Client::from_request_parts(parts, state).await?;
+        if !c.master {
+            return Err(LcError::master_required());
+        }
+        Ok(Master(c))
+    }
+}
+
+/// A JSON object body. An empty body is an empty object.
+pub struct Body(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = LcError;
+
+    async fn from_request(req: Request, state: &S) -> LcResult<Self> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                LcError::too_large()
+            } else {
+                LcError::param(rej.body_text())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => Ok(Body(m)),
+            _ => Err(LcError::malformed_json()),
+        }
+    }
+}
+
+/// Read typed fields of a JSON object, failing with LeanCloud's errors.
+pub trait Fields {
+    fn field(&self, k: &str) -> Option<&Value>;
+
+    fn opt_str(&self, k: &str) -> LcResult<Option<String>> {
+        match self.field(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(LcError::wrong_type(k, "a string")),
+        }
+    }
+    fn req_str(&self, k: &str) -> LcResult<String> {
+        self.opt_str(k)?.ok_or_else(|| LcError::missing(k))
+    }
+    fn opt_bool(&self, k: &str) -> LcResult<Option<bool>> {
+        match self.field(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(LcError::wrong_type(k, "a boolean")),
+        }
+    }
+    fn flag(&self, k: &str) -> LcResult<bool> {
+        Ok(self.opt_bool(k)?.unwrap_or(false))
+    }
+    /// An integer, given as a JSON number or a decimal string.
+    fn opt_i64(&self, k: &str) -> LcResult<Option<i64>> {
+        match self.field(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| LcError::wrong_type(k, "an integer")),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| LcError::wrong_type(k, "an integer")),
+            Some(_) => Err(LcError::wrong_type(k, "an integer")),
+        }
+    }
+    fn req_i64(&self, k: &str) -> LcResult<i64> {
+        self.opt_i64(k)?.ok_or_else(|| LcError::missing(k))
+    }
+    /// An array of strings with at most `max` items.
+    fn opt_strs(&self, k: &str, max: Option<usize>) -> LcResult<Option<Vec<String>>> {
+        let items = match self.field(k) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Array(items)) => items,
+            Some(_) => return Err(LcError::wrong_type(k, "an array of strings")),
+        };
+        if let Some(max) = max {
+            if items.len() > max {
+                return Err(LcError::param(format!("Too many items in '{k}' (at most {max}).")));
+            }
+        }
+        items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| LcError::wrong_type(k, "an array of strings")))
+            .collect::<LcResult<_>>()
+            .map(Some)
+    }
+    fn req_strs(&self, k: &str, max: Option<usize>) -> LcResult<Vec<String>> {
+        self.opt_strs(k, max)?.ok_or_else(|| LcError::missing(k))
+    }
+    /// Text content: a string, or a JSON object/array given inline (serialized as sent).
+    fn opt_text(&self, k: &str) -> LcResult<Option<String>> {
+        match self.field(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v @ (Value::Object(_) | Value::Array(_))) => Ok(Some(v.to_string())),
+            Some(_) => Err(LcError::wrong_type(k, "a string or a JSON object")),
+        }
+    }
+}
+
+impl Fields for Body {
+    fn field(&self, k: &str) -> Option<&Value> {
+        self.0.get(k)
+    }
+}
+
+impl Fields for Map<String, Value> {
+    fn field(&self, k: &str) -> Option<&Value> {
+        self.get(k)
+    }
+}
+
+/// Query-string parameters.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = LcError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> LcResult<Self> {
+        let Query(map) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).map_err(|e| LcError::param(e.body_text()))?;
+        Ok(Params(map))
+    }
+}
+
+impl Params {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str).filter(|s| !s.is_empty())
+    }
+    pub fn i64(&self, k: &str) -> LcResult<Option<i64>> {
+        self.get(k).map(|s| s.trim().parse().map_err(|_| LcError::wrong_type(k, "an integer"))).transpose()
+    }
+    pub fn bool(&self, k: &str) -> LcResult<bool> {
+        match self.get(k) {
+            None => Ok(false),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(_) => Err(LcError::wrong_type(k, "a boolean")),
+        }
+    }
+}
+
+/// Prefix of temporary conversation ids (the SDK recognises temporary conversations by it).
+pub const TEMP_PREFIX: &str = "_tmp:";
+
+/// A conversation id from a path (temporary ones carry `_tmp:`). Ids that are not ours cannot
+/// name a conversation.
+pub fn conv_id(s: &str) -> LcResult<i64> {
+    s.strip_prefix(TEMP_PREFIX).unwrap_or(s).parse().map_err(|_| LcError::conversation_not_found())
+}
+
+/// How LeanCloud names a conversation: its id, with `_tmp:` for temporary ones.
+pub fn cid(c: &confab_engine::model::Conversation) -> String {
+    render_cid(c.id, c.kind)
+}
+
+pub fn render_cid(id: i64, kind: confab_engine::model::ConvKind) -> String {
+    if kind == confab_engine::model::ConvKind::Temporary {
+        format!("{TEMP_PREFIX}{id}")
+    } else {
+        id.to_string()
+    }
+}
+
+/// A message id from a path or parameter.
+pub fn msg_id(s: &str) -> LcResult<i64> {
+    s.parse().map_err(|_| LcError::message_not_found())
+}

@@ -1,0 +1,338 @@
+//! The LeanCloud realtime gateway: WebSocket sessions that speak the protocol of the official
+//! `leancloud-realtime` SDK (4.3.1), on the same port as the REST API.
+//!
+//! * `conn.rs`: one task per WebSocket: decode frames, run commands in order, answer by `i`.
+//!   Several sessions (IM clients) can share a socket; commands without `peerId` go to its
+//!   first session.
+//! * This file: the session registry of this node, and the dispatcher that turns engine events
+//!   from the bus into pushes. A push is encoded once and its bytes shared by every recipient.
+//! * Each connection has a bounded outbound queue. A connection that cannot keep up is closed
+//!   (its clients reconnect and catch up by cursor); server memory does not grow.
+
+pub mod codec;
+mod conn;
+pub mod proto;
+pub mod push;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::{Bytes, BytesMut};
+use confab_engine::model::{Broadcast, ConvKind};
+use confab_engine::presence::SessionRef;
+use confab_engine::{Engine, Event, KickReason, Origin};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, Notify};
+
+use self::codec::Format;
+
+/// Tuning of the gateway.
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    /// Frames a connection may have waiting to be written before it is closed as too slow.
+    pub out_queue: usize,
+    /// A connection with sessions is closed after this long without a frame (clients send an
+    /// `echo` every 180 s).
+    pub idle_timeout: Duration,
+    /// A connection that opens no session within this time is closed.
+    pub login_timeout: Duration,
+    /// Largest WebSocket message accepted.
+    pub max_frame: usize,
+    /// Lifetime of a session token (`st`), in seconds.
+    pub st_ttl_secs: i64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            out_queue: 1024,
+            idle_timeout: Duration::from_secs(400),
+            login_timeout: Duration::from_secs(60),
+            max_frame: 64 * 1024,
+            st_ttl_secs: 2 * 86_400,
+        }
+    }
+}
+
+/// Close codes (LeanCloud's): the client gives up for good on 4100, 4103 and 4110 only.
+pub mod close {
+    pub const READ_TIMEOUT: u16 = 4107;
+    pub const LOGIN_TIMEOUT: u16 = 4108;
+    pub const FRAME_TOO_LONG: u16 = 4109;
+    /// Too slow to read its pushes: the client reconnects and catches up.
+    pub const SLOW_CONSUMER: u16 = 4200;
+}
+
+/// What a connection's writer sends next.
+enum Outbound {
+    Frame(Bytes),
+}
+
+/// The part of a connection others (the dispatcher) can reach.
+pub struct Conn {
+    pub id: u64,
+    pub format: Format,
+    out: mpsc::Sender<Outbound>,
+    kill: Notify,
+    killed: AtomicBool,
+    close: Mutex<(u16, String)>,
+}
+
+impl Conn {
+    /// Queue a push without waiting; a full queue closes the connection.
+    fn push(&self, frame: Bytes) {
+        match self.out.try_send(Outbound::Frame(frame)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.kill(close::SLOW_CONSUMER, "too slow to read pushes"),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Queue a reply, waiting for room (a client that does not read slows only itself).
+    async fn reply(&self, frame: Bytes) {
+        let _ = self.out.send(Outbound::Frame(frame)).await;
+    }
+
+    /// Close the WebSocket with a code and reason.
+    pub fn kill(&self, code: u16, reason: &str) {
+        if !self.killed.swap(true, Ordering::SeqCst) {
+            *self.close.lock() = (code, reason.to_string());
+            self.kill.notify_one();
+        }
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+}
+
+/// One open session (an IM client) on this node.
+pub struct SessionHandle {
+    pub id: u64,
+    pub app: i64,
+    pub peer: String,
+    pub conn: Arc<Conn>,
+    pub tag: Option<String>,
+    pub device: Option<String>,
+    /// The session token (`st`) issued to it.
+    pub token: Mutex<Option<String>>,
+    ended: AtomicBool,
+}
+
+impl SessionHandle {
+    pub fn origin(&self, node: u16) -> Origin {
+        Origin { node, session: self.id }
+    }
+
+    pub fn session_ref(&self, node: u16) -> SessionRef {
+        SessionRef { node, session: self.id, tag: self.tag.clone(), device: self.device.clone() }
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
+    }
+
+    /// Send a push: the shared bytes with this client's `peerId` appended. Always, even with
+    /// one session on the connection: the SDK sends a push without `peerId` to the first client
+    /// created on the socket, which is gone once that client logged out and another remains.
+    fn deliver(&self, shared: &Bytes) {
+        let field = codec::peer_id_field(&self.peer);
+        let mut b = BytesMut::with_capacity(shared.len() + field.len());
+        b.extend_from_slice(shared);
+        b.extend_from_slice(&field);
+        self.conn.push(b.freeze());
+    }
+}
+
+/// This node's open sessions by (app, client id).
+type Registry = HashMap<(i64, String), Vec<Arc<SessionHandle>>>;
+
+pub struct Gateway {
+    pub engine: Arc<Engine>,
+    pub settings: GatewaySettings,
+    sessions: RwLock<Registry>,
+    next_id: AtomicU64,
+}
+
+impl Gateway {
+    /// A gateway on this engine, with its dispatcher running.
+    pub fn start(engine: Arc<Engine>, settings: GatewaySettings) -> Arc<Gateway> {
+        let gw = Arc::new(Gateway { engine, settings, sessions: RwLock::new(HashMap::new()), next_id: AtomicU64::new(1) });
+        let mut events = gw.engine.bus().subscribe();
+        let d = gw.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                d.dispatch(&ev).await;
+            }
+        });
+        gw
+    }
+
+    fn node(&self) -> u16 {
+        self.engine.node()
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn register(&self, h: Arc<SessionHandle>) {
+        self.sessions.write().entry((h.app, h.peer.clone())).or_default().push(h);
+    }
+
+    fn handles(&self, app: i64, user: &str) -> Vec<Arc<SessionHandle>> {
+        self.sessions.read().get(&(app, user.to_string())).cloned().unwrap_or_default()
+    }
+
+    fn app_handles(&self, app: i64) -> Vec<Arc<SessionHandle>> {
+        self.sessions.read().iter().filter(|((a, _), _)| *a == app).flat_map(|(_, v)| v.iter().cloned()).collect()
+    }
+
+    /// End a session once: forget it, tell presence, and (unless it is only disconnected)
+    /// revoke its token.
+    async fn end_session(&self, h: &Arc<SessionHandle>, revoke: bool) {
+        if h.ended.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        {
+            let mut map = self.sessions.write();
+            let key = (h.app, h.peer.clone());
+            if let Some(v) = map.get_mut(&key) {
+                v.retain(|x| !Arc::ptr_eq(x, h));
+                if v.is_empty() {
+                    map.remove(&key);
+                }
+            }
+        }
+        self.engine.presence().session_closed(h.app, &h.peer, &h.session_ref(self.node())).await;
+        let token = h.token.lock().take();
+        if let (true, Some(t)) = (revoke, token) {
+            if let Err(e) = self.engine.revoke_token(&t).await {
+                tracing::warn!(error = %e, "could not revoke a session token");
+            }
+        }
+    }
+
+    /// Send one push to every session of these users, except the origin session.
+    fn fan_out(&self, app: i64, users: &[String], cmd: &proto::GenericCommand, skip: impl Fn(&SessionHandle) -> bool) {
+        let shared = codec::encode(cmd);
+        for u in users {
+            for h in self.handles(app, u) {
+                if !skip(&h) {
+                    h.deliver(&shared);
+                }
+            }
+        }
+    }
+
+    async fn dispatch(&self, ev: &Event) {
+        let node = self.node();
+        let now = self.engine.now();
+        match ev {
+            Event::Message { app, kind, msg, recipients, no_sync, origin } => {
+                let cmd = push::direct(msg, *kind, now);
+                let quiet_sender = *no_sync || *kind == ConvKind::Chatroom;
+                self.fan_out(*app, recipients, &cmd, |h| Some(h.origin(node)) == *origin || (quiet_sender && h.peer == msg.from));
+            }
+            Event::MessagePatched { app, kind, msg, recipients, origin } => {
+                let ts = msg.recalled_at.or(msg.edited_at).unwrap_or(now);
+                let cmd = push::patches(vec![push::patch_item(msg, *kind)], ts);
+                self.fan_out(*app, recipients, &cmd, |h| Some(h.origin(node)) == *origin);
+            }
+            Event::Conv { app, conv, kind, by, change, recipients, at } => {
+                for r in recipients {
+                    if by.as_deref() == Some(r.as_str()) {
+                        continue;
+                    }
+                    let (op, c) = push::conv_change(*conv, *kind, by.as_deref(), change, r);
+                    self.fan_out(*app, std::slice::from_ref(r), &push::conv_push(op, c, *at), |_| false);
+                }
+            }
+            Event::Receipt { app, to, conv, kind, msg, at, read, by } => {
+                self.fan_out(*app, std::slice::from_ref(to), &push::receipt(*conv, *kind, *msg, *at, *read, by), |_| false);
+            }
+            Event::Kick { app, user, session, reason } => {
+                let (code, text) = match reason {
+                    KickReason::Conflict => (4111, "SESSION_CONFLICT".to_string()),
+                    KickReason::ByApp(r) => (4115, r.clone().unwrap_or_else(|| "KICKED_BY_APP".into())),
+                };
+                let frame = codec::encode(&push::session_closed(code, &text));
+                for h in self.handles(*app, user) {
+                    if session.as_ref().is_some_and(|s| s.node != node || s.session != h.id) {
+                        continue;
+                    }
+                    // the token is gone before the client hears of it, so it cannot come back
+                    self.end_session(&h, true).await;
+                    h.deliver(&frame);
+                }
+            }
+            Event::Broadcast { app, broadcast } => self.broadcast(*app, broadcast, now),
+        }
+    }
+
+    fn broadcast(&self, app: i64, b: &Broadcast, now: i64) {
+        let cmd = push::direct(&broadcast_message(b), ConvKind::Service, now);
+        let shared = codec::encode(&cmd);
+        for h in self.app_handles(app) {
+            h.deliver(&shared);
+        }
+    }
+
+    /// Sessions open on this node.
+    pub fn session_count(&self) -> usize {
+        self.sessions.read().values().map(Vec::len).sum()
+    }
+}
+
+/// A broadcast as the message clients receive.
+fn broadcast_message(b: &Broadcast) -> confab_engine::model::Message {
+    confab_engine::model::Message::new(b.app, b.id, b.conv, b.from.clone(), b.timestamp, b.content.clone())
+}
+
+/// `GET /` (and any path not otherwise routed): the WebSocket upgrade. The subprotocol offered
+/// (`lc.protobuf2.3` or `lc.proto2base64.3`) is echoed; WeChat mini-programs may name it in the
+/// query string instead.
+async fn upgrade(
+    State(gw): State<Arc<Gateway>>,
+    info: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    Query(q): Query<HashMap<String, String>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(_) => {
+            return crate::error::LcError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                404,
+                "Not found: no such API (the realtime gateway needs a WebSocket upgrade).",
+            )
+            .into_response()
+        }
+    };
+    let ws =
+        ws.protocols(codec::SUBPROTOCOLS.map(|(p, _)| p)).max_message_size(gw.settings.max_frame).max_frame_size(gw.settings.max_frame);
+    let offered = ws.selected_protocol().and_then(|p| p.to_str().ok()).and_then(codec::format_of);
+    let format = offered.or_else(|| q.get("subprotocol").and_then(|p| codec::format_of(p))).unwrap_or(Format::Binary);
+    let ip = info.map(|i| i.0 .0.ip().to_string());
+    ws.on_upgrade(move |socket| conn::serve(gw, socket, format, ip))
+}
+
+/// The gateway's routes: the upgrade at `/`.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new().route("/", get(upgrade)).with_state(gw)
+}
+
+/// The WebSocket upgrade for a request on a path no route claims (the server's fallback calls
+/// it when the request asks to upgrade).
+pub async fn upgrade_request(gw: Arc<Gateway>, req: axum::extract::Request) -> Response {
+    axum::handler::Handler::call(upgrade, req, gw).await
+}

@@ -1,0 +1,169 @@
+'use strict';
+// Starts a real confab (the binary, TLS on, a fresh data directory) and gives tests the official
+// SDK pointed at it, plus the app's REST API with the master key.
+const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const https = require('node:https');
+const { Realtime } = require('leancloud-realtime');
+
+const BIN = process.env.CONFAB_BIN;
+const CERT = process.env.CONFAB_TLS_CERT;
+const KEY = process.env.CONFAB_TLS_KEY;
+
+function confab(args) {
+  return execFileSync(BIN, args, { encoding: 'utf8' });
+}
+
+/**
+ * Start confab. Options: plan ('dev'|'standard'), limits ({key: value} for `confab app limits`),
+ * port (to restart on the same port), dir (to restart on the same data directory).
+ */
+async function startConfab(opts = {}) {
+  if (!BIN || !CERT || !KEY) throw new Error('run the suite through interop/run.sh');
+  const dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'confab-interop-'));
+  let app = opts.app;
+  if (!app) {
+    app = JSON.parse(confab(['app', 'create', '--name', 'interop', '--plan', opts.plan || 'standard', '--json', '--data-dir', dir]));
+    for (const [k, v] of Object.entries(opts.limits || {})) {
+      confab(['app', 'limits', 'interop', '--set', `${k}=${v}`, '--data-dir', dir]);
+    }
+  }
+  const listen = `127.0.0.1:${opts.port || 0}`;
+  const proc = spawn(BIN, ['serve', '--data-dir', dir, '--listen', listen, '--tls-cert', CERT, '--tls-key', KEY], {
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`confab did not start:\n${log}`)), 15000);
+    proc.stderr.on('data', (chunk) => {
+      log += chunk;
+      const m = /confab is serving addr=127\.0\.0\.1:(\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`confab exited (${code}):\n${log}`)));
+  });
+  const lc = app.leancloud;
+  const server = {
+    dir,
+    app,
+    port,
+    url: `wss://127.0.0.1:${port}`,
+    log: () => log,
+    /** A new Realtime (one WebSocket) for this app; extra options are merged in. */
+    realtime(extra = {}) {
+      return new Realtime({ appId: lc.app_id, appKey: lc.app_key, RTMServers: `wss://127.0.0.1:${port}`, server: `127.0.0.1:${port}`, ...extra });
+    },
+    /** REST call with the master key (or { key: 'app' } for the app key). Resolves {status, body}. */
+    rest(method, urlPath, body, { key = 'master', headers = {} } = {}) {
+      const data = body === undefined ? undefined : JSON.stringify(body);
+      const keyHeader = key === 'master' ? `${lc.master_key},master` : lc.app_key;
+      return new Promise((resolve, reject) => {
+        const req = https.request(
+          { host: '127.0.0.1', port, method, path: urlPath, headers: { 'X-LC-Id': lc.app_id, 'X-LC-Key': keyHeader, 'Content-Type': 'application/json', ...headers } },
+          (res) => {
+            let text = '';
+            res.on('data', (c) => (text += c));
+            res.on('end', () => {
+              let parsed = null;
+              try {
+                parsed = JSON.parse(text);
+              } catch (_) {
+                parsed = text;
+              }
+              resolve({ status: res.statusCode, body: parsed });
+            });
+          },
+        );
+        req.on('error', reject);
+        if (data) req.write(data);
+        req.end();
+      });
+    },
+    /** Stop the server (SIGTERM) and wait for it to exit. */
+    stop() {
+      return new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve(proc.exitCode);
+        proc.once('exit', (code) => resolve(code));
+        proc.kill('SIGTERM');
+      });
+    },
+  };
+  return server;
+}
+
+/** The next `event` from an emitter, or a rejection after `ms`. */
+function next(emitter, event, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${event}' within ${ms} ms`)), ms);
+    emitter.once(event, (...args) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
+}
+
+/** Resolves true if `event` does NOT come within `ms`. */
+function none(emitter, event, ms = 500) {
+  return new Promise((resolve) => {
+    const handler = () => resolve(false);
+    emitter.once(event, handler);
+    setTimeout(() => {
+      emitter.off(event, handler);
+      resolve(true);
+    }, ms);
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `fn` until it returns a truthy value, or throw after `ms`. */
+async function eventually(fn, ms = 5000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(25);
+  }
+}
+
+module.exports = { startConfab, next, none, sleep, eventually };
+
+/**
+ * A MaxIM REST call on the same server (headers `app_id`, `access-token`, and `user_id` when
+ * `userId` is given). `token` defaults to the app's MaxIM admin token; `token: null` sends none.
+ * Resolves the parsed envelope `{code, message, data, ...}` (MaxIM always answers HTTP 200).
+ */
+function maxim(srv, method, urlPath, body, { token, userId } = {}) {
+  const mx = srv.app.maxim;
+  const headers = { app_id: mx.app_id, 'Content-Type': 'application/json' };
+  const t = token === undefined ? mx.admin_token : token;
+  if (t) headers['access-token'] = t;
+  if (userId !== undefined) headers.user_id = String(userId);
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: srv.port, method, path: urlPath, headers }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`MaxIM ${urlPath}: HTTP ${res.statusCode} ${text}`));
+        try {
+          resolve(JSON.parse(text));
+        } catch (_) {
+          reject(new Error(`MaxIM ${urlPath}: not JSON: ${text}`));
+        }
+      });
+    });
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+module.exports.maxim = maxim;
