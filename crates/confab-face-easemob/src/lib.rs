@@ -1,0 +1,57 @@
+//! The Easemob / Agora Chat face: the REST API under `/{org_name}/{app_name}/…`, with each
+//! family's envelope, the per-endpoint rate limits (`em.*` buckets) and the usage limits.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod envelope;
+pub mod messages;
+pub mod reactions;
+pub mod rooms;
+pub mod social;
+pub mod threads;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::MethodRouter;
+use axum::Router;
+use confab_engine::Engine;
+
+use crate::auth::EmState;
+use crate::envelope::EmError;
+
+/// Easemob's answer for a path under `/{org}/{app}/` that no route claims.
+pub fn not_found() -> EmError {
+    EmError::new(StatusCode::NOT_FOUND, "service_resource_not_found", "ServiceResourceNotFoundException", "Service resource not found")
+}
+
+async fn method_not_allowed() -> EmError {
+    EmError::new(StatusCode::METHOD_NOT_ALLOWED, "web_application", "javax.ws.rs.NotAllowedException", "HTTP 405 Method Not Allowed")
+}
+
+/// Routes of one family: (path under `/{org}/{app}`, handlers). Path parameters at one position
+/// share one name across every family's routes (`username`, `group_id`, `chatroom_id`, …), as
+/// the router requires.
+pub type Routes = Vec<(&'static str, MethodRouter<EmState>)>;
+
+/// Every route of the face, family by family.
+fn routes() -> Routes {
+    [users::routes(), messages::routes(), social::routes(), rooms::routes(), reactions::routes(), threads::routes()].concat()
+}
+
+/// Whether an unrouted path is the face's to answer: `/{org}/{app}/…`, at least three segments.
+/// (The other faces' prefixes answer their own unknown paths before the server asks.)
+pub fn owns(path: &str) -> bool {
+    path.split('/').filter(|s| !s.is_empty()).count() >= 3
+}
+
+/// The face's routes, ready to merge into the server's router.
+pub fn router(engine: Arc<Engine>) -> Router {
+    let state = EmState { engine };
+    let mut r = Router::new();
+    for (path, method) in routes() {
+        r = r.route(&format!("/{{org}}/{{app}}{path}"), method);
+    }
+    r.method_not_allowed_fallback(method_not_allowed).with_state(state)
+}
