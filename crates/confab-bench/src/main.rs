@@ -1,0 +1,309 @@
+//! confab's load generator.
+//!
+//! * `rest-send`: many clients sending messages over the LeanCloud REST API.
+//! * `rest-history`: many clients reading history pages.
+//! * `store-insert`: message inserts straight into the SQLite store, with and without group commit.
+//! * `ws-fanout`: realtime clients (raw protocol over WebSocket) in group conversations; senders
+//!   pipeline messages, every member receives them; delivery latency is measured end to end.
+//!
+//! Without `--url`, the REST modes start a confab server in this process on a fresh data directory (the
+//! client and server then share the machine, as they would in a single-host deployment).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use confab_engine::model::*;
+use confab_engine::store::NewUser;
+use confab_engine::{NewApp, Store};
+use confab_server::{Config, Server};
+use confab_store_sqlite::{SqliteStore, StoreOptions};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(name = "confab-bench", about = "Load generator for confab")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Target {
+    /// A running confab (default: start one in this process).
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long, requires = "url")]
+    app_id: Option<String>,
+    #[arg(long, requires = "url")]
+    master_key: Option<String>,
+    /// Conversations to spread the load over.
+    #[arg(long, default_value_t = 100)]
+    conversations: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// How long to run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Send messages over REST as fast as the clients can.
+    RestSend(Target),
+    /// Read history pages (20 messages) over REST.
+    RestHistory(Target),
+    /// Group chat over the realtime gateway: messages/s in, pushes/s out, delivery latency.
+    WsFanout {
+        #[command(flatten)]
+        target: Target,
+        /// Members per group conversation (one of them sends).
+        #[arg(long, default_value_t = 20)]
+        members: usize,
+        /// Messages each sender may have waiting for their ack.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+    },
+    /// Insert messages straight into the store with N concurrent writers.
+    StoreInsert {
+        #[arg(long, default_value_t = 64)]
+        writers: usize,
+        #[arg(long, default_value_t = 20000)]
+        messages: usize,
+        /// Most writes per transaction (1 = no group commit).
+        #[arg(long, default_value_t = 512)]
+        max_group: usize,
+        /// Acknowledge before the disk has the write (synchronous = NORMAL).
+        #[arg(long)]
+        no_durable: bool,
+    },
+}
+
+mod ws;
+
+pub(crate) struct Lc {
+    base: String,
+    app_id: String,
+    master_key: String,
+    http: reqwest::Client,
+    _server: Option<(Server, tempfile::TempDir)>,
+}
+
+impl Lc {
+    async fn connect(t: &Target) -> anyhow::Result<Lc> {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(t.concurrency * 2).build()?;
+        if let Some(url) = &t.url {
+            return Ok(Lc {
+                base: url.trim_end_matches('/').to_string(),
+                app_id: t.app_id.clone().context("--app-id")?,
+                master_key: t.master_key.clone().context("--master-key")?,
+                http,
+                _server: None,
+            });
+        }
+        let dir = tempfile::tempdir()?;
+        let config = Config { data_dir: dir.path().into(), listen: "127.0.0.1:0".parse()?, log: "warn".into(), ..Config::default() };
+        let server = Server::start(&config).await?;
+        let app = server.engine.create_app(NewApp { name: "bench".into(), ..Default::default() }).await.map_err(anyhow::Error::msg)?;
+        // the benchmark measures the server, not the rate limiter
+        server.engine.set_app_limit("bench", "rates.lc.message.per_minute", "100000000").await.map_err(anyhow::Error::msg)?;
+        Ok(Lc {
+            base: format!("http://{}", server.addr),
+            app_id: app.keys.leancloud.app_id.clone(),
+            master_key: app.keys.leancloud.master_key.clone(),
+            http,
+            _server: Some((server, dir)),
+        })
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header("X-LC-Id", &self.app_id)
+            .header("X-LC-Key", format!("{},master", self.master_key))
+            .header("Content-Type", "application/json")
+    }
+
+    /// Create a conversation with these members; its id.
+    async fn group(&self, members: &[String]) -> anyhow::Result<String> {
+        let r: Value = self
+            .req(reqwest::Method::POST, "/1.2/rtm/conversations")
+            .body(json!({"name": "bench group", "m": members}).to_string())
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(r["objectId"].as_str().context("objectId")?.to_string())
+    }
+
+    async fn conversations(&self, n: usize) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let r: Value = self
+                .req(reqwest::Method::POST, "/1.2/rtm/conversations")
+                .body(json!({"name": format!("bench {i}"), "m": [format!("u{i}a"), format!("u{i}b")]}).to_string())
+                .send()
+                .await?
+                .json()
+                .await?;
+            ids.push(r["objectId"].as_str().context("objectId")?.to_string());
+        }
+        Ok(ids)
+    }
+}
+
+/// Latencies in microseconds, summarised.
+pub(crate) fn report(what: &str, mut lat: Vec<u32>, errors: usize, elapsed: Duration) {
+    lat.sort_unstable();
+    let n = lat.len();
+    let pct = |p: f64| if n == 0 { 0.0 } else { lat[((n as f64 * p) as usize).min(n - 1)] as f64 / 1000.0 };
+    println!(
+        "{what}: {n} ok, {errors} errors in {:.1}s = {:.0}/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    );
+}
+
+/// Run `f(worker, i)` from `concurrency` workers until `seconds` pass.
+async fn drive<F, Fut>(what: &str, concurrency: usize, seconds: u64, f: F) -> anyhow::Result<()>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let f = Arc::new(f);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..concurrency {
+        let f = f.clone();
+        tasks.spawn(async move {
+            let (mut lat, mut errors, mut i) = (Vec::new(), 0usize, 0usize);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                if f(w, i).await {
+                    lat.push(t.elapsed().as_micros() as u32);
+                } else {
+                    errors += 1;
+                }
+                i += 1;
+            }
+            (lat, errors)
+        });
+    }
+    let (mut all, mut errors) = (Vec::new(), 0);
+    while let Some(r) = tasks.join_next().await {
+        let (l, e) = r?;
+        all.extend(l);
+        errors += e;
+    }
+    report(what, all, errors, start.elapsed());
+    Ok(())
+}
+
+async fn rest_send(t: Target) -> anyhow::Result<()> {
+    let lc = Arc::new(Lc::connect(&t).await?);
+    let convs = Arc::new(lc.conversations(t.conversations).await?);
+    let body =
+        json!({"from_client": "bench", "message": "{\"_lctype\":-1,\"_lctext\":\"a benchmark message of ordinary length\"}"}).to_string();
+    drive("rest-send", t.concurrency, t.seconds, move |w, i| {
+        let (lc, convs, body) = (lc.clone(), convs.clone(), body.clone());
+        async move {
+            let conv = &convs[(w * 7919 + i) % convs.len()];
+            let r = lc.req(reqwest::Method::POST, &format!("/1.2/rtm/conversations/{conv}/messages")).body(body).send().await;
+            matches!(r, Ok(r) if r.status().is_success())
+        }
+    })
+    .await
+}
+
+async fn rest_history(t: Target) -> anyhow::Result<()> {
+    let lc = Arc::new(Lc::connect(&t).await?);
+    let convs = Arc::new(lc.conversations(t.conversations).await?);
+    for conv in convs.iter() {
+        for k in 0..50 {
+            lc.req(reqwest::Method::POST, &format!("/1.2/rtm/conversations/{conv}/messages"))
+                .body(json!({"from_client": "bench", "message": format!("m{k}")}).to_string())
+                .send()
+                .await?;
+        }
+    }
+    drive("rest-history", t.concurrency, t.seconds, move |w, i| {
+        let (lc, convs) = (lc.clone(), convs.clone());
+        async move {
+            let conv = &convs[(w * 7919 + i) % convs.len()];
+            let r = lc.req(reqwest::Method::GET, &format!("/1.2/rtm/conversations/{conv}/messages?limit=20")).send().await;
+            matches!(r, Ok(r) if r.status().is_success())
+        }
+    })
+    .await
+}
+
+async fn store_insert(writers: usize, messages: usize, max_group: usize, durable: bool) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with(dir.path(), StoreOptions { max_group, durable, ..Default::default() })?);
+    let ids = Arc::new(confab_engine::ids::IdGen::new(0));
+    let now = confab_engine::ids::Clock::now_ms(&confab_engine::ids::SystemClock);
+    let conv = Conversation {
+        app: 1,
+        id: ids.next(),
+        kind: ConvKind::Normal,
+        name: None,
+        creator: None,
+        unique: false,
+        unique_id: None,
+        attrs: Default::default(),
+        settings: Default::default(),
+        parent: None,
+        created_at: now,
+        updated_at: now,
+        last_message_at: None,
+        last_seq: 0,
+        expires_at: None,
+    };
+    store.ensure_users(1, &[NewUser { id: "bench".into(), num: ids.next() }], now).await.map_err(anyhow::Error::msg)?;
+    // one conversation per writer, so the measurement is the commit path, not row contention
+    let mut convs = Vec::new();
+    for _ in 0..writers {
+        let c = Conversation { id: ids.next(), ..conv.clone() };
+        store.create_conversation(&c, &[]).await.map_err(anyhow::Error::msg)?;
+        convs.push(c.id);
+    }
+    let per_writer = messages / writers;
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for conv in convs {
+        let (store, ids) = (store.clone(), ids.clone());
+        tasks.spawn(async move {
+            let mut lat = Vec::with_capacity(per_writer);
+            for _ in 0..per_writer {
+                let text = Content::Text("a benchmark message of ordinary length".into());
+                let m = Message { mtype: MessageType::TEXT, ..Message::new(1, ids.next(), conv, "bench", 0, text) };
+                let t = Instant::now();
+                store.insert_message(&m).await.expect("insert");
+                lat.push(t.elapsed().as_micros() as u32);
+            }
+            lat
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r?);
+    }
+    report(&format!("store-insert writers={writers} max_group={max_group} durable={durable}"), all, 0, start.elapsed());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::RestSend(t) => rest_send(t).await,
+        Cmd::RestHistory(t) => rest_history(t).await,
+        Cmd::WsFanout { target, members, window } => ws::fanout(target, members, window).await,
+        Cmd::StoreInsert { writers, messages, max_group, no_durable } => store_insert(writers, messages, max_group, !no_durable).await,
+    }
+}

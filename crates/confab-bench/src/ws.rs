@@ -1,0 +1,144 @@
+//! `ws-fanout`: group chat through the realtime gateway with raw-protocol clients.
+//!
+//! `--conversations` groups of `--members` clients each, one WebSocket per client. In every group
+//! member 0 sends as fast as its `--window` of unacknowledged messages allows; every other member
+//! receives each message. The message text carries its send time, so a receiver measures the
+//! delivery latency (send → engine → store → bus → push → client).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use confab_face_leancloud::realtime::proto::*;
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+use crate::{report, Lc, Target};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(lc: &Lc, peer: &str) -> anyhow::Result<Socket> {
+    let url = lc.base.replacen("http", "ws", 1) + "/";
+    let mut req = url.into_client_request()?;
+    req.headers_mut().insert("Sec-WebSocket-Protocol", "lc.protobuf2.3".parse()?);
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let open = GenericCommand {
+        cmd: Some(CommandType::Session as i32),
+        op: Some(OpType::Open as i32),
+        app_id: Some(lc.app_id.clone()),
+        peer_id: Some(peer.to_string()),
+        i: Some(1),
+        session_message: Some(SessionCommand::default()),
+        ..Default::default()
+    };
+    ws.send(Ws::Binary(open.encode_to_vec().into())).await?;
+    loop {
+        if let Some(Ws::Binary(b)) = ws.next().await.transpose()? {
+            let c = GenericCommand::decode(&b[..])?;
+            if c.i == Some(1) {
+                anyhow::ensure!(c.op == Some(OpType::Opened as i32), "login failed: {c:?}");
+                return Ok(ws);
+            }
+        }
+    }
+}
+
+pub async fn fanout(t: Target, members: usize, window: usize) -> anyhow::Result<()> {
+    let lc = Arc::new(Lc::connect(&t).await?);
+    let groups = t.conversations;
+    let start = Instant::now();
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for g in 0..groups {
+        let ids: Vec<String> = (0..members).map(|m| format!("g{g}m{m}")).collect();
+        let cid = lc.group(&ids).await?;
+        for (m, id) in ids.iter().enumerate() {
+            let ws = connect(&lc, id).await.with_context(|| format!("connect {id}"))?;
+            if m == 0 {
+                senders.push((cid.clone(), ws));
+            } else {
+                receivers.push(ws);
+            }
+        }
+    }
+    let clients = senders.len() + receivers.len();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(t.seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut ws in receivers {
+        let delivered = delivered.clone();
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            let stop = deadline + Duration::from_secs(2);
+            while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(stop.into(), ws.next()).await {
+                let Ws::Binary(b) = frame else { continue };
+                let Ok(c) = GenericCommand::decode(&b[..]) else { continue };
+                if let Some(sent) = c.direct_message.and_then(|d| d.msg).and_then(|m| m.parse::<u64>().ok()) {
+                    lat.push((start.elapsed().as_micros() as u64).saturating_sub(sent) as u32);
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            (lat, 0u64)
+        });
+    }
+    let began = Instant::now();
+    for (cid, ws) in senders {
+        tasks.spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            let slots = Arc::new(Semaphore::new(window));
+            let acks = slots.clone();
+            let reader = tokio::spawn(async move {
+                let mut n = 0u64;
+                while let Some(Ok(Ws::Binary(b))) = stream.next().await {
+                    if GenericCommand::decode(&b[..]).is_ok_and(|c| c.cmd == Some(CommandType::Ack as i32)) {
+                        n += 1;
+                        acks.add_permits(1);
+                    }
+                }
+                n
+            });
+            let mut i = 1;
+            while Instant::now() < deadline {
+                let Ok(permit) = slots.acquire().await else { break };
+                permit.forget();
+                i += 1;
+                let cmd = GenericCommand {
+                    cmd: Some(CommandType::Direct as i32),
+                    i: Some(i),
+                    direct_message: Some(DirectCommand {
+                        cid: Some(cid.clone()),
+                        msg: Some(start.elapsed().as_micros().to_string()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                if sink.send(Ws::Binary(cmd.encode_to_vec().into())).await.is_err() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = sink.close().await;
+            let acked = reader.await.unwrap_or(0);
+            (Vec::new(), acked)
+        });
+    }
+    let (mut lat, mut sent) = (Vec::new(), 0u64);
+    while let Some(r) = tasks.join_next().await {
+        let (l, s) = r?;
+        lat.extend(l);
+        sent += s;
+    }
+    let elapsed = Duration::from_secs(t.seconds).max(began.elapsed().min(Duration::from_secs(t.seconds)));
+    println!(
+        "ws-fanout: {clients} clients in {groups} groups of {members}; {sent} messages sent ({:.0}/s), {} pushes delivered ({:.0}/s)",
+        sent as f64 / elapsed.as_secs_f64(),
+        delivered.load(Ordering::Relaxed),
+        delivered.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+    );
+    report("delivery latency", lat, 0, elapsed);
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! One typed configuration: defaults, then the config file, then environment variables, then
+//! command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded store keeps its files.
+    pub data_dir: PathBuf,
+    /// Address of the one port that serves every face.
+    pub listen: SocketAddr,
+    /// An external database; empty means the embedded SQLite store in `data_dir`.
+    pub database_url: String,
+    /// This node's id in a cluster (0–31): part of every id it makes.
+    pub node_id: u16,
+    /// Log filter (`RUST_LOG` syntax); `RUST_LOG` overrides it.
+    pub log: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Serve TLS (https and wss) with this certificate chain (PEM)…
+    pub tls_cert: Option<PathBuf>,
+    /// …and this private key (PEM).
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./confab-data"),
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            database_url: String::new(),
+            node_id: 0,
+            log: "info".into(),
+            max_body_bytes: 1024 * 1024,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// Command-line values that override the file and the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(o: &Overrides) -> anyhow::Result<Config> {
+        Self::load_with_env(o, |k| std::env::var(k).ok())
+    }
+
+    pub fn load_with_env(o: &Overrides, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let mut c = match &o.config {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = env("CONFAB_DATA_DIR").filter(|v| !v.is_empty()) {
+            c.data_dir = v.into();
+        }
+        if let Some(v) = env("CONFAB_LISTEN").filter(|v| !v.is_empty()) {
+            c.listen = v.parse().with_context(|| format!("CONFAB_LISTEN: not an address: {v}"))?;
+        }
+        if let Some(v) = env("CONFAB_DATABASE_URL") {
+            c.database_url = v;
+        }
+        if let Some(v) = &o.data_dir {
+            c.data_dir = v.clone();
+        }
+        if let Some(v) = &o.listen {
+            c.listen = v.parse().with_context(|| format!("--listen: not an address: {v}"))?;
+        }
+        if o.tls_cert.is_some() {
+            c.tls_cert = o.tls_cert.clone();
+        }
+        if o.tls_key.is_some() {
+            c.tls_key = o.tls_key.clone();
+        }
+        c.check()?;
+        Ok(c)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.node_id > confab_engine::ids::MAX_NODE {
+            bail!("node_id must be 0 to {}", confab_engine::ids::MAX_NODE);
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("TLS needs both tls_cert and tls_key");
+        }
+        if !self.database_url.is_empty() && !self.database_url.starts_with("sqlite:") {
+            bail!("database_url: only the embedded SQLite store is available in this build (leave it empty, or use sqlite:DIR)");
+        }
+        Ok(())
+    }
+
+    /// The directory the SQLite store uses.
+    pub fn sqlite_dir(&self) -> PathBuf {
+        match self.database_url.strip_prefix("sqlite:") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir.trim_start_matches("//")),
+            _ => self.data_dir.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = std::env::temp_dir().join(format!("confab-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("confab.toml");
+        std::fs::write(&file, "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:9000\"\nnode_id = 3\n").unwrap();
+        let o = Overrides { config: Some(file.clone()), ..Default::default() };
+        let c = Config::load_with_env(&o, |_| None).unwrap();
+        assert_eq!((c.data_dir.to_str().unwrap(), c.listen.port(), c.node_id), ("/from/file", 9000, 3));
+        let env = |k: &str| (k == "CONFAB_LISTEN").then(|| "127.0.0.1:9001".to_string());
+        assert_eq!(Config::load_with_env(&o, env).unwrap().listen.port(), 9001);
+        let o = Overrides { listen: Some("127.0.0.1:9002".into()), ..o };
+        assert_eq!(Config::load_with_env(&o, env).unwrap().listen.port(), 9002);
+        std::fs::write(&file, "no_such_key = 1\n").unwrap();
+        assert!(Config::load_with_env(&Overrides { config: Some(file), ..Default::default() }, |_| None).is_err());
+        let pg = |k: &str| (k == "CONFAB_DATABASE_URL").then(|| "postgres://x".to_string());
+        assert!(Config::load_with_env(&Overrides::default(), pg).is_err());
+    }
+}

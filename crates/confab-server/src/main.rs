@@ -1,0 +1,205 @@
+//! `confab serve` and `confab app create|list|limits`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use confab_engine::model::{App, Plan};
+use confab_engine::NewApp;
+use confab_server::{Config, Overrides, Server};
+use serde_json::{json, Value};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "confab", version, about = "A self-hosted instant-messaging server that speaks LeanCloud IM, Easemob and MaxIM.")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory of the embedded store (default ./confab-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve every API face and the WebSocket gateway on one port.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Serve TLS (https and wss on the same port) with this certificate chain (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Manage apps (tenants). Works whether or not a server runs on the same data directory.
+    App {
+        #[command(subcommand)]
+        cmd: AppCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppCmd {
+    /// Create an app, with fresh credentials or an existing LeanCloud app's keys.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+        /// `dev` applies the vendors' development-tier limits.
+        #[arg(long, default_value = "standard", value_parser = ["dev", "standard"])]
+        plan: String,
+        /// Keep an existing LeanCloud app id.
+        #[arg(long)]
+        app_id: Option<String>,
+        /// Keep an existing LeanCloud app key.
+        #[arg(long)]
+        app_key: Option<String>,
+        /// Keep an existing LeanCloud master key.
+        #[arg(long)]
+        master_key: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List apps.
+    List {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an app's effective limits, or change them with --set KEY=VALUE.
+    Limits {
+        #[command(flatten)]
+        common: Common,
+        /// The app's name.
+        name: String,
+        /// A limit to set, e.g. `rates.lc.message.per_minute=9000` or `message_max_bytes=10240`.
+        #[arg(long, value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+fn app_json(app: &App) -> Value {
+    let (lc, mx, em) = (&app.keys.leancloud, &app.keys.maxim, &app.keys.easemob);
+    json!({
+        "name": app.name,
+        "plan": app.plan.as_str(),
+        "leancloud": {"app_id": lc.app_id, "app_key": lc.app_key, "master_key": lc.master_key, "hook_key": lc.hook_key},
+        "easemob": {"org_name": em.org_name, "app_name": em.app_name, "client_id": em.client_id, "client_secret": em.client_secret},
+        "maxim": {"app_id": mx.app_id, "admin_token": mx.admin_token},
+    })
+}
+
+fn load(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
+    Config::load(&Overrides { config: common.config.clone(), data_dir: common.data_dir.clone(), listen, ..Default::default() })
+}
+
+fn init_logging(filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve { common, listen, tls_cert, tls_key } => {
+            let o = Overrides { config: common.config.clone(), data_dir: common.data_dir.clone(), listen, tls_cert, tls_key };
+            let config = Config::load(&o)?;
+            init_logging(&config.log);
+            let server = Server::start(&config).await?;
+            let scheme = if server.tls { "https" } else { "http" };
+            tracing::info!(addr = %server.addr, %scheme, data_dir = %config.sqlite_dir().display(), "confab is serving");
+            server.wait_for_signal().await
+        }
+        Cmd::App { cmd } => {
+            init_logging("warn");
+            app_command(cmd).await
+        }
+    }
+}
+
+async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
+    match cmd {
+        AppCmd::Create { common, name, plan, app_id, app_key, master_key, json } => {
+            let config = load(&common, None)?;
+            let store = confab_server::open_store(&config)?;
+            let engine = confab_server::engine(&config, store.clone());
+            let new = NewApp {
+                name,
+                plan: Plan::parse(&plan).context("plan")?,
+                leancloud_app_id: app_id,
+                leancloud_app_key: app_key,
+                leancloud_master_key: master_key,
+            };
+            let app = engine.create_app(new).await.map_err(|e| anyhow::anyhow!("cannot create the app: {e}"))?;
+            store.close();
+            if json {
+                println!("{}", app_json(&app));
+            } else {
+                let lc = &app.keys.leancloud;
+                println!("created app '{}' (plan {})", app.name, app.plan.as_str());
+                println!("LeanCloud  app id: {}\n           app key: {}\n           master key: {}", lc.app_id, lc.app_key, lc.master_key);
+                println!("MaxIM      app_id: {}\n           admin token: {}", app.keys.maxim.app_id, app.keys.maxim.admin_token);
+                let em = &app.keys.easemob;
+                println!(
+                    "Easemob    org/app: {}/{}\n           client id: {}\n           client secret: {}",
+                    em.org_name, em.app_name, em.client_id, em.client_secret
+                );
+            }
+            Ok(())
+        }
+        AppCmd::List { common, json } => {
+            let config = load(&common, None)?;
+            let store = confab_server::open_store(&config)?;
+            let engine = confab_server::engine(&config, store.clone());
+            let apps = engine.list_apps().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            store.close();
+            if json {
+                println!("{}", Value::Array(apps.iter().map(app_json).collect()));
+            } else {
+                for a in apps {
+                    println!("{}\t{}\tLeanCloud app id {}", a.name, a.plan.as_str(), a.keys.leancloud.app_id);
+                }
+            }
+            Ok(())
+        }
+        AppCmd::Limits { common, name, set } => {
+            let config = load(&common, None)?;
+            let store = confab_server::open_store(&config)?;
+            let engine = confab_server::engine(&config, store.clone());
+            let mut app = None;
+            for kv in &set {
+                let (k, v) = kv.split_once('=').with_context(|| format!("--set {kv}: expected KEY=VALUE"))?;
+                app = Some(engine.set_app_limit(&name, k.trim(), v.trim()).await.map_err(|e| anyhow::anyhow!("--set {kv}: {e}"))?);
+            }
+            let app = match app {
+                Some(a) => a,
+                None => engine
+                    .store()
+                    .find_app(&confab_engine::model::AppLookup::Name(name.clone()))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .with_context(|| format!("no app named '{name}'"))?,
+            };
+            store.close();
+            println!("{}", serde_json::to_string_pretty(&app.limits)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The `confab` command line, run as the real binary: `app create|list|limits`, `serve`, the
+//! environment variables, `app create` against a running server's data directory, and a clean
+//! exit on SIGTERM.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+/// The binary, with none of the caller's confab settings leaking in.
+fn confab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_confab"));
+    for var in ["CONFAB_DATA_DIR", "CONFAB_LISTEN", "CONFAB_DATABASE_URL", "RUST_LOG"] {
+        c.env_remove(var);
+    }
+    c.stdin(Stdio::null()).kill_on_drop(true);
+    c
+}
+
+async fn run(cmd: &mut Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("the command finishes").expect("the command runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Run `confab ARGS… --data-dir DIR` and expect success.
+async fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(confab().args(args).arg("--data-dir").arg(dir)).await;
+    assert!(out.status.success(), "confab {args:?} failed: {}\n{}", out.status, text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Run `confab ARGS… --data-dir DIR` and expect failure; returns stderr.
+async fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = run(confab().args(args).arg("--data-dir").arg(dir)).await;
+    assert!(!out.status.success(), "confab {args:?} should fail, printed {}", text(&out.stdout));
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(!err.trim().is_empty(), "confab {args:?} fails with a message");
+    err
+}
+
+/// Exactly one JSON value in `s`.
+fn one_json(s: &str) -> Value {
+    let values: Vec<Value> = serde_json::Deserializer::from_str(s)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {s}"));
+    assert_eq!(values.len(), 1, "one JSON value, got {s}");
+    values.into_iter().next().unwrap()
+}
+
+/// Check the shape of `app create --json` and return the LeanCloud keys.
+fn check_app_json(v: &Value, name: &str, plan: &str) -> (String, String, String) {
+    assert!(v.is_object(), "an object: {v}");
+    assert_eq!(v["name"], name);
+    assert_eq!(v["plan"], plan);
+    let lc = &v["leancloud"];
+    for k in ["app_id", "app_key", "master_key", "hook_key"] {
+        assert!(lc[k].as_str().is_some_and(|s| !s.is_empty()), "leancloud.{k} in {v}");
+    }
+    let s = |k: &str| lc[k].as_str().unwrap().to_string();
+    (s("app_id"), s("app_key"), s("master_key"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Poll until `f` returns Some, or panic after `within`.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `confab serve` child process, killed if the test fails.
+struct Served {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Served {
+    /// Start `cmd` (a `serve` command) with its log in `log`, and wait until /healthz says ok.
+    async fn start(mut cmd: Command, port: u16, log: &Path) -> Served {
+        let log = std::fs::File::create(log).unwrap();
+        cmd.stdout(Stdio::null()).stderr(Stdio::from(log));
+        let child = cmd.spawn().expect("confab serve starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        let mut s = Served { child, base, http };
+        let url = format!("{}/healthz", s.base);
+        let (http, child) = (s.http.clone(), &mut s.child);
+        eventually("GET /healthz to say ok", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("confab serve exited early: {status}");
+            }
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let r = http.get(&url).send().await.ok()?;
+                let body: Value = r.json().await.ok()?;
+                (body == serde_json::json!({"status": "ok"})).then_some(())
+            }
+        })
+        .await;
+        s
+    }
+
+    /// GET a LeanCloud path with an app's master key; the status.
+    async fn lc_status(&self, path: &str, app_id: &str, master: &str) -> Option<u16> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("X-LC-Id", app_id)
+            .header("X-LC-Key", format!("{master},master"))
+            .send()
+            .await
+            .ok()?;
+        Some(r.status().as_u16())
+    }
+
+    /// SIGTERM, and expect a clean exit (status 0).
+    async fn terminate(mut self) {
+        let pid = self.child.id().expect("still running");
+        let kill = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill runs");
+        assert!(kill.success());
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.expect("exits after SIGTERM").unwrap();
+        assert!(status.success(), "exit status after SIGTERM: {status}");
+        assert_eq!(status.code(), Some(0));
+    }
+}
+
+#[tokio::test]
+async fn app_create_prints_one_json_object_and_list_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    let v = one_json(&ok(d, &["app", "create", "--name", "demo", "--json"]).await);
+    let (demo_id, demo_key, demo_master) = check_app_json(&v, "demo", "standard");
+
+    let v = one_json(&ok(d, &["app", "create", "--name", "devapp", "--plan", "dev", "--json"]).await);
+    check_app_json(&v, "devapp", "dev");
+
+    // a migrated app keeps its LeanCloud keys
+    let args = ["app", "create", "--name", "migrated", "--app-id", "X", "--app-key", "Y", "--master-key", "Z", "--json"];
+    let v = one_json(&ok(d, &args).await);
+    assert_eq!(check_app_json(&v, "migrated", "standard"), ("X".into(), "Y".into(), "Z".into()));
+
+    // a taken name fails, with a message, and creates nothing
+    let err = fails(d, &["app", "create", "--name", "demo", "--json"]).await;
+    assert!(err.contains("demo"), "the message names the app: {err}");
+    // a taken LeanCloud app id fails too
+    fails(d, &["app", "create", "--name", "again", "--app-id", "X"]).await;
+    // and an unknown plan
+    fails(d, &["app", "create", "--name", "planless", "--plan", "gold"]).await;
+
+    let list = one_json(&ok(d, &["app", "list", "--json"]).await);
+    let apps = list.as_array().expect("app list --json prints an array");
+    let names: Vec<&str> = apps.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 3, "{list}");
+    for n in ["demo", "devapp", "migrated"] {
+        assert!(names.contains(&n), "{n} is listed: {list}");
+    }
+    let demo = apps.iter().find(|a| a["name"] == "demo").unwrap();
+    assert_eq!(check_app_json(demo, "demo", "standard"), (demo_id.clone(), demo_key, demo_master));
+    assert_eq!(apps.iter().find(|a| a["name"] == "devapp").unwrap()["plan"], "dev");
+
+    // the human-readable forms mention the apps too
+    let plain = ok(d, &["app", "list"]).await;
+    assert!(plain.contains("demo") && plain.contains(&demo_id), "{plain}");
+    let plain = ok(d, &["app", "create", "--name", "plain"]).await;
+    assert!(plain.contains("plain"), "{plain}");
+}
+
+#[tokio::test]
+async fn app_limits_shows_and_sets_effective_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["app", "create", "--name", "limited"]).await;
+    ok(d, &["app", "create", "--name", "other", "--plan", "dev"]).await;
+
+    let before = one_json(&ok(d, &["app", "limits", "limited"]).await);
+    assert_eq!(before["rates"]["lc.message"]["per_minute"], 1800, "{before}");
+
+    let after = one_json(&ok(d, &["app", "limits", "limited", "--set", "rates.lc.message.per_minute=9000"]).await);
+    assert_eq!(after["rates"]["lc.message"]["per_minute"], 9000, "the effective limits show the new value: {after}");
+    assert_eq!(after["rates"]["lc.broadcast"], before["rates"]["lc.broadcast"], "other limits keep their values");
+    assert_eq!(after["message_max_bytes"], before["message_max_bytes"]);
+
+    // stored: shown again later, and only for that app
+    let again = one_json(&ok(d, &["app", "limits", "limited"]).await);
+    assert_eq!(again, after);
+    let other = one_json(&ok(d, &["app", "limits", "other"]).await);
+    assert_eq!(other["rates"]["lc.message"]["per_minute"], 120, "{other}");
+
+    // several at once
+    let both =
+        one_json(&ok(d, &["app", "limits", "limited", "--set", "message_max_bytes=10240", "--set", "rates.lc.broadcast.per_day=5"]).await);
+    assert_eq!((both["message_max_bytes"].clone(), both["rates"]["lc.broadcast"]["per_day"].clone()), (10240.into(), 5.into()));
+    assert_eq!(both["rates"]["lc.message"]["per_minute"], 9000);
+
+    // bad keys and values fail and change nothing
+    let err = fails(d, &["app", "limits", "limited", "--set", "no_such_limit=1"]).await;
+    assert!(err.contains("no_such_limit"), "{err}");
+    fails(d, &["app", "limits", "limited", "--set", "rates.lc.message.per_hour=1"]).await;
+    fails(d, &["app", "limits", "limited", "--set", "message_max_bytes=lots"]).await;
+    fails(d, &["app", "limits", "limited", "--set", "message_max_bytes"]).await;
+    fails(d, &["app", "limits", "nobody"]).await;
+    assert_eq!(one_json(&ok(d, &["app", "limits", "limited"]).await), both);
+}
+
+#[tokio::test]
+async fn app_create_while_serving_then_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&data, &["app", "create", "--name", "first"]).await;
+    let port = free_port();
+    let mut cmd = confab();
+    cmd.arg("serve").arg("--data-dir").arg(&data).arg("--listen").arg(format!("127.0.0.1:{port}"));
+    let server = Served::start(cmd, port, &dir.path().join("serve.log")).await;
+
+    // an unknown app's keys are refused
+    let status = server.lc_status("/1.2/rtm/conversations", "nope", "nope").await.expect("an answer");
+    assert_ne!(status, 200);
+
+    // `app create` on the running server's data directory
+    let v = one_json(&ok(&data, &["app", "create", "--name", "live", "--json"]).await);
+    let (app_id, _, master) = check_app_json(&v, "live", "standard");
+    let (srv, id, key) = (&server, &app_id, &master);
+    eventually("the running server to accept the new app's keys", Duration::from_secs(10), || async move {
+        (srv.lc_status("/1.2/rtm/conversations", id, key).await? == 200).then_some(())
+    })
+    .await;
+    assert_ne!(server.lc_status("/1.2/rtm/conversations", &app_id, "wrong").await, Some(200), "a wrong master key is refused");
+
+    // the server writes while another process writes to the same directory
+    let r = server
+        .http
+        .post(format!("{}/1.2/rtm/conversations", server.base))
+        .header("X-LC-Id", &app_id)
+        .header("X-LC-Key", format!("{master},master"))
+        .json(&serde_json::json!({"name": "c", "m": ["a", "b"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "the server writes: {}", r.status());
+    let v = one_json(&ok(&data, &["app", "create", "--name", "live2", "--json"]).await);
+    let (app_id2, _, master2) = check_app_json(&v, "live2", "standard");
+    let (srv, id, key) = (&server, &app_id2, &master2);
+    eventually("the second app's keys", Duration::from_secs(10), || async move {
+        (srv.lc_status("/1.2/rtm/conversations", id, key).await? == 200).then_some(())
+    })
+    .await;
+    let list = one_json(&ok(&data, &["app", "list", "--json"]).await);
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
+
+    server.terminate().await;
+    // what the server wrote is there for the next start
+    let list = one_json(&ok(&data, &["app", "list", "--json"]).await);
+    assert_eq!(list.as_array().map(Vec::len), Some(3));
+}
+
+#[tokio::test]
+async fn environment_variables_choose_data_dir_and_listen_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("from-env");
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+
+    // CONFAB_DATA_DIR for `app create`, no flags
+    let out = run(confab().current_dir(&cwd).env("CONFAB_DATA_DIR", &data).args(["app", "create", "--name", "envapp", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (app_id, _, master) = check_app_json(&one_json(&text(&out.stdout)), "envapp", "standard");
+    assert!(data.join(confab_store_sqlite::DB_FILE).exists(), "the store is in CONFAB_DATA_DIR");
+    assert!(!cwd.join("confab-data").exists(), "not in the default directory");
+    let listed = one_json(&ok(&data, &["app", "list", "--json"]).await);
+    assert_eq!(listed[0]["name"], "envapp");
+
+    // CONFAB_DATA_DIR and CONFAB_LISTEN for `serve`, no flags
+    let port = free_port();
+    let mut cmd = confab();
+    cmd.current_dir(&cwd).env("CONFAB_DATA_DIR", &data).env("CONFAB_LISTEN", format!("127.0.0.1:{port}")).arg("serve");
+    let server = Served::start(cmd, port, &dir.path().join("serve.log")).await;
+    assert_eq!(server.lc_status("/1.2/rtm/conversations", &app_id, &master).await, Some(200), "it serves the app in CONFAB_DATA_DIR");
+    server.terminate().await;
+    assert!(!cwd.join("confab-data").exists());
+
+    // flags win over the environment
+    let flagged = dir.path().join("flagged");
+    let out = run(confab()
+        .current_dir(&cwd)
+        .env("CONFAB_DATA_DIR", &data)
+        .args(["app", "create", "--name", "flagged", "--data-dir"])
+        .arg(&flagged))
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let in_flagged = one_json(&ok(&flagged, &["app", "list", "--json"]).await);
+    assert_eq!(in_flagged.as_array().map(Vec::len), Some(1));
+    assert_eq!(one_json(&ok(&data, &["app", "list", "--json"]).await).as_array().map(Vec::len), Some(1));
+    // a bad CONFAB_LISTEN is refused with a message
+    let out = run(confab().current_dir(&cwd).env("CONFAB_DATA_DIR", &data).env("CONFAB_LISTEN", "not an address").arg("serve")).await;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("CONFAB_LISTEN"), "{}", text(&out.stderr));
+}

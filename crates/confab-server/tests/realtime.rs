@@ -1,0 +1,898 @@
+//! The LeanCloud realtime gateway over a real WebSocket on a real port, without the JS SDK:
+//! handshake and subprotocols, framing, `i` correlation, the session state machine, direct
+//! messages, malformed input, back-pressure and TLS (protocol digest §2, §3, §6).
+
+mod common;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use confab_engine::model::Plan;
+use confab_engine::NewApp;
+use confab_face_leancloud::realtime::codec;
+use confab_face_leancloud::realtime::proto::*;
+use confab_face_leancloud::realtime::{Gateway, GatewaySettings};
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const BINARY: &str = "lc.protobuf2.3";
+const BASE64: &str = "lc.proto2base64.3";
+/// How long a reply or push may take before a test fails.
+const WAIT: Duration = Duration::from_secs(10);
+/// How long to watch for a frame that must not come.
+const QUIET: Duration = Duration::from_millis(400);
+
+// ------------------------------------------------------------------ helpers
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A test client on one WebSocket: sends commands in the negotiated format, numbers requests,
+/// and keeps pushes that arrive while it waits for a reply.
+struct Client {
+    ws: Ws,
+    /// Replies come as base64 text frames (`lc.proto2base64.3`).
+    base64: bool,
+    /// The subprotocol the server echoed.
+    protocol: Option<String>,
+    next_i: i32,
+    pushes: VecDeque<GenericCommand>,
+}
+
+/// `ws://127.0.0.1:PORT` from the harness's `http://…`.
+fn ws_url(base: &str) -> String {
+    base.replacen("http", "ws", 1)
+}
+
+/// A request for `url` offering `protocol` (if any).
+fn ws_request(url: &str, protocol: Option<&str>) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut req = url.into_client_request().expect("ws request");
+    if let Some(p) = protocol {
+        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).unwrap());
+    }
+    req
+}
+
+impl Client {
+    fn wrap(ws: Ws, protocol: Option<String>, base64: bool) -> Client {
+        Client { ws, base64, protocol, next_i: 1, pushes: VecDeque::new() }
+    }
+
+    /// Connect to `url` offering `protocol`; binary unless the server echoed the base64 one.
+    async fn connect_url(url: &str, protocol: Option<&str>) -> Client {
+        let (ws, resp) = tokio_tungstenite::connect_async(ws_request(url, protocol)).await.expect("websocket handshake");
+        let echoed = resp.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_string());
+        let base64 = echoed.as_deref() == Some(BASE64);
+        Client::wrap(ws, echoed, base64)
+    }
+
+    /// Connect to the server's root with the default (binary) subprotocol.
+    async fn connect(base: &str) -> Client {
+        Client::connect_url(&format!("{}/", ws_url(base)), Some(BINARY)).await
+    }
+
+    async fn send_raw(&mut self, m: WsMessage) {
+        self.ws.send(m).await.expect("send frame");
+    }
+
+    /// Send a command as it is (its `i` untouched).
+    async fn send(&mut self, cmd: &GenericCommand) {
+        let bytes = cmd.encode_to_vec();
+        let m = if self.base64 { WsMessage::Text(codec::to_text(&bytes).into()) } else { WsMessage::Binary(bytes.into()) };
+        self.send_raw(m).await;
+    }
+
+    /// The next data frame, raw; None on timeout. Panics on close or error.
+    async fn next_frame(&mut self, within: Duration) -> Option<WsMessage> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let m = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(None) => panic!("connection ended while waiting for a frame"),
+                Ok(Some(Err(e))) => panic!("websocket error while waiting for a frame: {e}"),
+                Ok(Some(Ok(m))) => m,
+            };
+            match m {
+                WsMessage::Binary(_) | WsMessage::Text(_) => return Some(m),
+                WsMessage::Close(c) => panic!("connection closed while waiting for a frame: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next command off the wire (not from the push buffer); None on timeout.
+    async fn next_cmd(&mut self, within: Duration) -> Option<GenericCommand> {
+        let m = self.next_frame(within).await?;
+        Some(decode_frame(&m))
+    }
+
+    /// Send a request with a fresh `i` and wait for the frame with that `i`, keeping pushes.
+    async fn request(&mut self, mut cmd: GenericCommand) -> GenericCommand {
+        let i = self.next_i;
+        self.next_i += 1;
+        cmd.i = Some(i);
+        self.send(&cmd).await;
+        self.reply_to(i).await
+    }
+
+    /// Wait for the reply with this `i`, keeping pushes (frames without `i`) for later.
+    async fn reply_to(&mut self, i: i32) -> GenericCommand {
+        loop {
+            let c = self.next_cmd(WAIT).await.unwrap_or_else(|| panic!("no reply with i={i} within {WAIT:?}"));
+            match c.i {
+                Some(x) if x == i => return c,
+                None | Some(0) => self.pushes.push_back(c),
+                Some(x) => panic!("reply with unexpected i={x} while waiting for i={i}: {c:?}"),
+            }
+        }
+    }
+
+    /// The next push (a frame without `i`); None if none comes within `within`.
+    async fn push_within(&mut self, within: Duration) -> Option<GenericCommand> {
+        if let Some(p) = self.pushes.pop_front() {
+            return Some(p);
+        }
+        let c = self.next_cmd(within).await?;
+        assert!(c.i.unwrap_or(0) == 0, "expected a push, got a reply: {c:?}");
+        Some(c)
+    }
+
+    /// The next push; fails the test if none comes.
+    async fn push(&mut self) -> GenericCommand {
+        self.push_within(WAIT).await.expect("a push")
+    }
+
+    /// The next `direct` push, skipping other pushes (unread notices and the like).
+    async fn direct_push(&mut self) -> GenericCommand {
+        loop {
+            let p = self.push().await;
+            if p.cmd == Some(CommandType::Direct as i32) {
+                return p;
+            }
+        }
+    }
+
+    /// Assert that no `direct` push arrives for a while.
+    async fn no_direct(&mut self) {
+        let deadline = tokio::time::Instant::now() + QUIET;
+        while let Some(p) = self.push_within(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+            assert_ne!(p.cmd, Some(CommandType::Direct as i32), "unexpected direct push: {p:?}");
+        }
+    }
+
+    /// `session open` for `peer` (None: anonymous), answered with `opened` (asserted).
+    async fn open(&mut self, app_id: &str, peer: Option<&str>) -> GenericCommand {
+        let r = self.request(open_cmd(app_id, peer, SessionCommand { ua: Some("rust-test".into()), ..Default::default() })).await;
+        assert_opened(&r);
+        r
+    }
+
+    /// `echo` with a fresh `i`, answered with the same `i`.
+    async fn echo(&mut self) {
+        let r = self.request(command(CommandType::Echo, None)).await;
+        assert_eq!(r.cmd, Some(CommandType::Echo as i32), "echo reply: {r:?}");
+    }
+
+    /// `direct` send as `peer` (None: the first session) to `cid`.
+    async fn send_text(&mut self, peer: Option<&str>, cid: &str, text: &str) -> GenericCommand {
+        let mut c = command(CommandType::Direct, None);
+        c.peer_id = peer.map(str::to_string);
+        c.direct_message = Some(DirectCommand { cid: Some(cid.into()), msg: Some(text.into()), ..Default::default() });
+        self.request(c).await
+    }
+
+    /// Read until the server closes the connection: the close code, or None if the socket just
+    /// dropped. Data frames before the close are counted.
+    async fn closed(&mut self, within: Duration) -> (Option<u16>, usize) {
+        let mut frames = 0;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("the server did not close the connection within {within:?}"),
+                Ok(None) | Ok(Some(Err(_))) => return (None, frames),
+                Ok(Some(Ok(WsMessage::Close(c)))) => return (c.map(|f| u16::from(f.code)), frames),
+                Ok(Some(Ok(WsMessage::Binary(_) | WsMessage::Text(_)))) => frames += 1,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+}
+
+/// A frame as a command: binary protobuf, or base64 protobuf in a text frame.
+fn decode_frame(m: &WsMessage) -> GenericCommand {
+    match m {
+        WsMessage::Binary(b) => codec::decode(b).expect("a binary frame is a GenericCommand"),
+        WsMessage::Text(t) => codec::decode_text(t.as_str()).expect("a text frame is base64 of a GenericCommand"),
+        other => panic!("not a data frame: {other:?}"),
+    }
+}
+
+fn command(cmd: CommandType, op: Option<OpType>) -> GenericCommand {
+    GenericCommand { cmd: Some(cmd as i32), op: op.map(|o| o as i32), ..Default::default() }
+}
+
+fn open_cmd(app_id: &str, peer: Option<&str>, sm: SessionCommand) -> GenericCommand {
+    let mut c = command(CommandType::Session, Some(OpType::Open));
+    c.app_id = Some(app_id.to_string());
+    c.peer_id = peer.map(str::to_string);
+    c.session_message = Some(sm);
+    c
+}
+
+#[track_caller]
+fn assert_opened(r: &GenericCommand) {
+    assert_eq!(r.cmd, Some(CommandType::Session as i32), "open reply: {r:?}");
+    assert_eq!(r.op, Some(OpType::Opened as i32), "open reply: {r:?}");
+}
+
+/// Assert an `error` reply with this code.
+#[track_caller]
+fn assert_error(r: &GenericCommand, code: i32) {
+    assert_eq!(r.cmd, Some(CommandType::Error as i32), "expected error {code}, got {r:?}");
+    let e = r.error_message.as_ref().expect("errorMessage");
+    assert_eq!(e.code, code, "error code in {r:?}");
+    assert!(!e.reason.is_empty(), "error reason in {r:?}");
+}
+
+/// A running server with one app: (server, app id).
+async fn server() -> (TestServer, LcApp) {
+    let srv = TestServer::start().await;
+    let app = srv.app(Plan::Standard).await;
+    (srv, app)
+}
+
+// ------------------------------------------------------------------ handshake
+
+#[tokio::test]
+async fn binary_subprotocol_is_echoed_and_replies_are_binary() {
+    let (srv, app) = server().await;
+    let mut c = Client::connect(&srv.base).await;
+    assert_eq!(c.protocol.as_deref(), Some(BINARY));
+    c.send(&GenericCommand { i: Some(7), ..command(CommandType::Echo, None) }).await;
+    let m = c.next_frame(WAIT).await.expect("echo reply");
+    assert!(matches!(m, WsMessage::Binary(_)), "binary frame expected, got {m:?}");
+    assert_eq!(decode_frame(&m).i, Some(7));
+    c.open(app.app_id(), Some("alice")).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn base64_subprotocol_is_echoed_and_replies_are_text() {
+    let (srv, app) = server().await;
+    let mut c = Client::connect_url(&format!("{}/", ws_url(&srv.base)), Some(BASE64)).await;
+    assert_eq!(c.protocol.as_deref(), Some(BASE64));
+    assert!(c.base64);
+    // the request goes as a base64 text frame too
+    c.send(&GenericCommand { i: Some(3), ..command(CommandType::Echo, None) }).await;
+    let m = c.next_frame(WAIT).await.expect("echo reply");
+    let WsMessage::Text(t) = &m else { panic!("text frame expected, got {m:?}") };
+    assert_eq!(codec::decode_text(t.as_str()).expect("base64 protobuf").i, Some(3));
+    // a whole session over base64
+    let r = c.open(app.app_id(), Some("alice")).await;
+    assert_eq!(r.peer_id.as_deref(), Some("alice"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn subprotocol_in_the_query_string_selects_base64() {
+    let (srv, _app) = server().await;
+    let url = format!("{}/?subprotocol={BASE64}", ws_url(&srv.base));
+    let mut c = Client::connect_url(&url, None).await;
+    assert_eq!(c.protocol, None, "nothing offered in the header, nothing echoed");
+    c.base64 = true;
+    c.send(&GenericCommand { i: Some(5), ..command(CommandType::Echo, None) }).await;
+    let m = c.next_frame(WAIT).await.expect("echo reply");
+    let WsMessage::Text(t) = &m else { panic!("text frame expected, got {m:?}") };
+    assert_eq!(codec::decode_text(t.as_str()).expect("base64 protobuf").i, Some(5));
+    srv.stop().await;
+}
+
+/// A raw HTTP upgrade request; returns the response head (status line and headers).
+async fn raw_upgrade(addr: SocketAddr, path: &str, protocol: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, s.read(&mut chunk)).await.expect("response").unwrap();
+        assert!(n > 0, "connection closed before the response head");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&buf).to_lowercase()
+}
+
+#[tokio::test]
+async fn unsupported_subprotocol_is_not_echoed() {
+    let (srv, _app) = server().await;
+    let addr = srv.server.as_ref().unwrap().addr;
+    let head = raw_upgrade(addr, "/", "lc.json.3").await;
+    assert!(head.starts_with("http/1.1 101"), "upgrade still happens: {head}");
+    assert!(!head.contains("sec-websocket-protocol"), "an unsupported protocol must not be echoed: {head}");
+    // a supported one among several offered: that one is echoed
+    let head = raw_upgrade(addr, "/", &format!("lc.json.3, {BINARY}")).await;
+    assert!(head.contains(&format!("sec-websocket-protocol: {BINARY}")), "{head}");
+    // and the strict client refuses a handshake without the protocol it offered
+    let err = tokio_tungstenite::connect_async(ws_request(&format!("{}/", ws_url(&srv.base)), Some("lc.json.3"))).await;
+    assert!(err.is_err(), "a client offering only an unsupported protocol gets none back");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn plain_get_is_404_json_and_other_paths_upgrade() {
+    let (srv, app) = server().await;
+    let r = srv.http.get(format!("{}/", srv.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let body: Value = r.json().await.expect("a JSON body");
+    assert_eq!(body["code"], 404, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    let r = srv.http.get(format!("{}/rtm", srv.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // /rtm upgrades
+    let mut c = Client::connect_url(&format!("{}/rtm", ws_url(&srv.base)), Some(BINARY)).await;
+    assert_eq!(c.protocol.as_deref(), Some(BINARY));
+    c.echo().await;
+    c.open(app.app_id(), Some("alice")).await;
+    srv.stop().await;
+}
+
+// ------------------------------------------------------------------ correlation
+
+#[tokio::test]
+async fn replies_carry_i_and_fire_and_forget_commands_get_no_reply() {
+    let (srv, app) = server().await;
+    let mut a = Client::connect(&srv.base).await;
+    let mut b = Client::connect(&srv.base).await;
+    a.open(app.app_id(), Some("alice")).await;
+    b.open(app.app_id(), Some("bob")).await;
+    let cid = app.conversation(json!({"m": ["alice", "bob"]})).await;
+
+    // echo: same i, whatever it is (pushes, like the new conversation's, come without i)
+    for i in [1000, 42, i32::MAX] {
+        a.send(&GenericCommand { i: Some(i), ..command(CommandType::Echo, None) }).await;
+        let r = a.reply_to(i).await;
+        assert_eq!((r.cmd, r.i), (Some(CommandType::Echo as i32), Some(i)));
+    }
+    assert!(a.pushes.iter().all(|p| p.i.unwrap_or(0) == 0));
+
+    // a push carries no i
+    let ack = a.send_text(None, &cid, "hello").await;
+    let uid = ack.ack_message.as_ref().unwrap().uid.clone().unwrap();
+    let p = b.direct_push().await;
+    assert_eq!(p.i.unwrap_or(0), 0, "a push must carry no i: {p:?}");
+
+    // ack and read without i: no reply at all; the next frame is the echo's reply
+    let mut ackc = command(CommandType::Ack, None);
+    ackc.peer_id = Some("bob".into());
+    ackc.ack_message = Some(AckCommand { cid: Some(cid.clone()), mid: Some(uid.clone()), ..Default::default() });
+    b.send(&ackc).await;
+    let mut readc = command(CommandType::Read, None);
+    readc.read_message =
+        Some(ReadCommand { convs: vec![ReadTuple { cid: cid.clone(), timestamp: Some(now_ms()), mid: Some(uid) }], ..Default::default() });
+    b.send(&readc).await;
+    // even failing ones (unknown conversation) stay silent
+    let mut bad = ackc.clone();
+    bad.ack_message = Some(AckCommand { cid: Some("123456789".into()), tots: Some(now_ms()), ..Default::default() });
+    b.send(&bad).await;
+    b.send(&GenericCommand { i: Some(99), ..command(CommandType::Echo, None) }).await;
+    let r = b.next_cmd(WAIT).await.expect("echo reply");
+    assert_eq!((r.cmd, r.i), (Some(CommandType::Echo as i32), Some(99)), "ack/read must not be answered: {r:?}");
+    assert!(b.next_cmd(QUIET).await.is_none());
+    srv.stop().await;
+}
+
+// ------------------------------------------------------------------ sessions
+
+#[tokio::test]
+async fn commands_before_open_and_bad_opens() {
+    let (srv, app) = server().await;
+    let mut c = Client::connect(&srv.base).await;
+    // echo needs no session
+    c.echo().await;
+    // anything else does: 4105 with the request's i
+    let mut q = command(CommandType::Conv, Some(OpType::Query));
+    q.conv_message = Some(ConvCommand::default());
+    q.i = Some(11);
+    c.send(&q).await;
+    let r = c.next_cmd(WAIT).await.expect("error reply");
+    assert_error(&r, 4105);
+    assert_eq!(r.i, Some(11));
+    let r = c.send_text(None, "1", "hi").await;
+    assert_error(&r, 4105);
+
+    // unknown app
+    let r = c.request(open_cmd("no-such-app", Some("alice"), SessionCommand::default())).await;
+    assert_error(&r, 4100);
+    // a peerId of 65 characters
+    let long = "x".repeat(65);
+    let r = c.request(open_cmd(app.app_id(), Some(&long), SessionCommand::default())).await;
+    assert_error(&r, 4103);
+    // 64 is fine, and the connection survived all of the above
+    let ok = "y".repeat(64);
+    let r = c.open(app.app_id(), Some(&ok)).await;
+    assert_eq!(r.peer_id.as_deref(), Some(ok.as_str()));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn open_answers_opened_with_peer_id_server_ts_and_token() {
+    let (srv, app) = server().await;
+    let mut c = Client::connect(&srv.base).await;
+    let before = now_ms();
+    let r = c.open(app.app_id(), Some("alice")).await;
+    assert_eq!(r.peer_id.as_deref(), Some("alice"));
+    let ts = r.server_ts.expect("serverTs");
+    assert!(ts >= before - 1000 && ts <= now_ms() + 1000, "serverTs is ms since the epoch: {ts}");
+    let sm = r.session_message.as_ref().expect("sessionMessage");
+    assert!(sm.st.as_deref().is_some_and(|s| !s.is_empty()), "session token: {r:?}");
+    assert!(sm.st_ttl.is_some_and(|t| t > 0), "stTtl: {r:?}");
+    assert_eq!(sm.code, None, "a successful open has no code: {r:?}");
+    assert_eq!(srv.server.as_ref().unwrap().gateway.session_count(), 1);
+
+    // anonymous: the server invents a client id
+    let mut anon = Client::connect(&srv.base).await;
+    let r = anon.open(app.app_id(), None).await;
+    let id = r.peer_id.clone().expect("an invented peerId");
+    assert!(!id.is_empty());
+    let r2 = Client::connect(&srv.base).await.open(app.app_id(), None).await;
+    assert_ne!(r2.peer_id, Some(id), "each anonymous client gets its own id");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn two_sessions_on_one_socket() {
+    let (srv, app) = server().await;
+    let mut x = Client::connect(&srv.base).await;
+    let mut y = Client::connect(&srv.base).await;
+    x.open(app.app_id(), Some("alice")).await;
+    x.open(app.app_id(), Some("bob")).await;
+    y.open(app.app_id(), Some("carol")).await;
+    assert_eq!(srv.server.as_ref().unwrap().gateway.session_count(), 3);
+    let cid = app.conversation(json!({"m": ["alice", "bob", "carol"]})).await;
+
+    // no peerId: the first session (alice) sends
+    let r = x.send_text(None, &cid, "from the first").await;
+    assert_eq!(r.cmd, Some(CommandType::Ack as i32), "{r:?}");
+    let p = y.direct_push().await;
+    assert_eq!(p.direct_message.as_ref().unwrap().from_peer_id.as_deref(), Some("alice"));
+    // bob, on the same socket, hears it, addressed to him
+    let p = x.direct_push().await;
+    assert_eq!(p.peer_id.as_deref(), Some("bob"), "a push on a shared socket names its client: {p:?}");
+    assert_eq!(p.direct_message.as_ref().unwrap().from_peer_id.as_deref(), Some("alice"));
+    x.no_direct().await;
+
+    // peerId bob: bob sends
+    x.send_text(Some("bob"), &cid, "from bob").await;
+    let p = y.direct_push().await;
+    assert_eq!(p.direct_message.as_ref().unwrap().from_peer_id.as_deref(), Some("bob"));
+    // one session on y: peerId may be omitted, but if present it is carol
+    assert!(p.peer_id.is_none() || p.peer_id.as_deref() == Some("carol"), "{p:?}");
+    let p = x.direct_push().await;
+    assert_eq!(p.peer_id.as_deref(), Some("alice"));
+    x.no_direct().await;
+
+    // carol sends: the shared socket gets one push per client, each naming its recipient
+    y.send_text(None, &cid, "to both").await;
+    let mut got = vec![x.direct_push().await, x.direct_push().await];
+    got.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+    assert_eq!(got[0].peer_id.as_deref(), Some("alice"));
+    assert_eq!(got[1].peer_id.as_deref(), Some("bob"));
+    for p in &got {
+        let d = p.direct_message.as_ref().unwrap();
+        assert_eq!((d.from_peer_id.as_deref(), d.msg.as_deref()), (Some("carol"), Some("to both")));
+        assert_eq!(p.i.unwrap_or(0), 0);
+    }
+    x.no_direct().await;
+
+    // an unknown peerId on this socket: 4105
+    let r = x.send_text(Some("dave"), &cid, "who?").await;
+    assert_error(&r, 4105);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn session_close_and_reopen_with_token() {
+    let (srv, app) = server().await;
+    let gw = srv.server.as_ref().unwrap().gateway.clone();
+
+    // close: `closed` with the same i, then commands for it are refused
+    let mut c = Client::connect(&srv.base).await;
+    let opened = c.open(app.app_id(), Some("alice")).await;
+    let st1 = opened.session_message.unwrap().st.unwrap();
+    let r = c.request(command(CommandType::Session, Some(OpType::Close))).await;
+    assert_eq!((r.cmd, r.op), (Some(CommandType::Session as i32), Some(OpType::Closed as i32)), "{r:?}");
+    assert_eq!(gw.session_count(), 0);
+    let mut q = command(CommandType::Conv, Some(OpType::Query));
+    q.conv_message = Some(ConvCommand::default());
+    assert_error(&c.request(q.clone()).await, 4105);
+    let mut named = q.clone();
+    named.peer_id = Some("alice".into());
+    assert_error(&c.request(named).await, 4105);
+    // a logout revokes the token
+    let r = c.request(open_cmd(app.app_id(), Some("alice"), SessionCommand { r: Some(true), st: Some(st1), ..Default::default() })).await;
+    assert_error(&r, 4112);
+
+    // the socket drops without a logout: the token still works on a new socket
+    let mut c = Client::connect(&srv.base).await;
+    let st = c.open(app.app_id(), Some("bob")).await.session_message.unwrap().st.unwrap();
+    drop(c);
+    eventually(5, || async { (gw.session_count() == 0).then_some(()) }).await;
+    let mut c = Client::connect(&srv.base).await;
+    let r =
+        c.request(open_cmd(app.app_id(), Some("bob"), SessionCommand { r: Some(true), st: Some(st.clone()), ..Default::default() })).await;
+    assert_opened(&r);
+    assert_eq!(r.peer_id.as_deref(), Some("bob"));
+    let sm = r.session_message.as_ref().unwrap();
+    assert!(sm.st.is_some() && sm.st_ttl.is_some(), "a resumed session has a token: {r:?}");
+    c.request(q.clone()).await; // usable
+
+    // a bogus token: 4112, as an `error` command (the SDK retries only that form)
+    let mut d = Client::connect(&srv.base).await;
+    let r = d
+        .request(open_cmd(app.app_id(), Some("bob"), SessionCommand { r: Some(true), st: Some("bogus".into()), ..Default::default() }))
+        .await;
+    assert_error(&r, 4112);
+    // another client's token: 4112 too
+    let r = d.request(open_cmd(app.app_id(), Some("carol"), SessionCommand { r: Some(true), st: Some(st), ..Default::default() })).await;
+    assert_error(&r, 4112);
+    // and the SDK's retry (no st) then works
+    d.open(app.app_id(), Some("bob")).await;
+    srv.stop().await;
+}
+
+// ------------------------------------------------------------------ direct messages
+
+#[tokio::test]
+async fn direct_message_between_sockets() {
+    let (srv, app) = server().await;
+    let mut a = Client::connect(&srv.base).await;
+    let mut a2 = Client::connect(&srv.base).await;
+    let mut b = Client::connect(&srv.base).await;
+    a.open(app.app_id(), Some("alice")).await;
+    a2.open(app.app_id(), Some("alice")).await;
+    b.open(app.app_id(), Some("bob")).await;
+    let cid = app.conversation(json!({"m": ["alice", "bob"]})).await;
+
+    let text = r#"{"_lctext":"hi bob","_lctype":-1}"#;
+    let mut send = command(CommandType::Direct, None);
+    send.i = Some(22);
+    send.priority = Some(1);
+    send.direct_message = Some(DirectCommand {
+        cid: Some(cid.clone()),
+        msg: Some(text.into()),
+        dt: Some("0f4a5c2e-client-uuid".into()),
+        mention_all: Some(false),
+        ..Default::default()
+    });
+    a.send(&send).await;
+    let r = a.reply_to(22).await;
+    assert_eq!(r.cmd, Some(CommandType::Ack as i32), "{r:?}");
+    let ack = r.ack_message.as_ref().expect("ackMessage");
+    assert_eq!(ack.code, None, "a successful ack must not carry a code: {r:?}");
+    let uid = ack.uid.clone().expect("uid");
+    let t = ack.t.expect("t");
+    assert!((t - now_ms()).abs() < 60_000, "t is ms since the epoch: {t}");
+
+    // the recipient
+    let p = b.direct_push().await;
+    assert_eq!(p.i.unwrap_or(0), 0);
+    let d = p.direct_message.as_ref().unwrap();
+    assert_eq!(d.cid.as_deref(), Some(cid.as_str()));
+    assert_eq!(d.id.as_deref(), Some(uid.as_str()));
+    assert_eq!(d.from_peer_id.as_deref(), Some("alice"));
+    assert_eq!(d.timestamp, Some(t));
+    assert_eq!(d.msg.as_deref(), Some(text));
+    assert!(p.service.is_none() || p.service == Some(2), "IM pushes are service 2: {p:?}");
+    // the sender's other device
+    let p = a2.direct_push().await;
+    let d = p.direct_message.as_ref().unwrap();
+    assert_eq!((d.id.as_deref(), d.from_peer_id.as_deref()), (Some(uid.as_str()), Some("alice")));
+    // not the sending session
+    a.no_direct().await;
+
+    // over 5 KB: 4109, nothing delivered, nothing stored
+    let r = a.send_text(None, &cid, &"x".repeat(5 * 1024 + 1)).await;
+    assert_error(&r, 4109);
+    b.no_direct().await;
+    a2.no_direct().await;
+    let h = app.get(&format!("/1.2/rtm/conversations/{cid}/messages")).await;
+    let h = h.ok().as_array().unwrap().clone();
+    assert_eq!(h.len(), 1, "only the first message is stored: {h:?}");
+    assert_eq!(h[0]["msg-id"], uid.as_str());
+
+    // unknown conversation: 4401
+    assert_error(&a.send_text(None, "123456789", "hello?").await, 4401);
+    assert_error(&a.send_text(None, "not-a-conversation", "hello?").await, 4401);
+    // a conversation alice is not in: refused too
+    let other = app.conversation(json!({"m": ["carol", "dave"]})).await;
+    let r = a.send_text(None, &other, "let me in").await;
+    assert_eq!(r.cmd, Some(CommandType::Error as i32), "{r:?}");
+    // the connection is fine
+    let r = a.send_text(None, &cid, "still here").await;
+    assert_eq!(r.cmd, Some(CommandType::Ack as i32), "{r:?}");
+    assert_eq!(b.direct_push().await.direct_message.unwrap().msg.as_deref(), Some("still here"));
+    srv.stop().await;
+}
+
+// ------------------------------------------------------------------ bad frames
+
+#[tokio::test]
+async fn garbage_frames_get_4114_and_the_connection_survives() {
+    let (srv, app) = server().await;
+    let mut c = Client::connect(&srv.base).await;
+    c.open(app.app_id(), Some("alice")).await;
+
+    // garbage bytes (a varint that never ends)
+    c.send_raw(WsMessage::Binary(vec![0xff; 16].into())).await;
+    let e = c.next_cmd(WAIT).await.expect("an error push");
+    assert_error(&e, 4114);
+    assert_eq!(e.i.unwrap_or(0), 0, "nothing to correlate: {e:?}");
+    c.echo().await;
+
+    // a text frame that is not base64
+    c.send_raw(WsMessage::Text("this is not base64 !!".into())).await;
+    let e = c.next_cmd(WAIT).await.expect("an error push");
+    assert_error(&e, 4114);
+    c.echo().await;
+
+    // base64 of garbage
+    c.send_raw(WsMessage::Text(codec::to_text(&[0xff; 16]).into())).await;
+    assert_error(&c.next_cmd(WAIT).await.expect("an error push"), 4114);
+
+    // an unknown cmd value, with an i: an error reply with that i
+    let unknown = GenericCommand { cmd: Some(99), i: Some(77), ..Default::default() };
+    c.send(&unknown).await;
+    let r = c.next_cmd(WAIT).await.expect("error reply");
+    assert_eq!(r.i, Some(77));
+    assert_eq!(r.cmd, Some(CommandType::Error as i32), "{r:?}");
+    // a known cmd the gateway does not serve, and an unknown session op
+    let r = c.request(command(CommandType::Presence, None)).await;
+    assert_eq!(r.cmd, Some(CommandType::Error as i32), "{r:?}");
+    let r = c.request(command(CommandType::Session, Some(OpType::Conflict))).await;
+    assert_eq!(r.cmd, Some(CommandType::Error as i32), "{r:?}");
+    // an unknown cmd without i: no reply
+    c.send(&GenericCommand { cmd: Some(99), ..Default::default() }).await;
+    c.send(&GenericCommand { i: Some(78), ..command(CommandType::Echo, None) }).await;
+    assert_eq!(c.next_cmd(WAIT).await.expect("echo").i, Some(78));
+    // the session is still there
+    assert_eq!(srv.server.as_ref().unwrap().gateway.session_count(), 1);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_with_4109_and_the_gateway_lives_on() {
+    let (srv, app) = server().await;
+    let gw = srv.server.as_ref().unwrap().gateway.clone();
+    let max = gw.settings.max_frame;
+    let mut c = Client::connect(&srv.base).await;
+    c.open(app.app_id(), Some("alice")).await;
+    // just under the limit is a (garbage) frame like any other
+    c.send_raw(WsMessage::Binary(vec![0xff; max - 16].into())).await;
+    assert_error(&c.next_cmd(WAIT).await.expect("an error push"), 4114);
+    c.echo().await;
+    // over it: closed with FRAME_TOO_LONG
+    let mut big = command(CommandType::Echo, None);
+    big.i = Some(5);
+    big.app_id = Some("x".repeat(max + 1));
+    let _ = c.ws.send(WsMessage::Binary(big.encode_to_vec().into())).await;
+    let (code, _) = c.closed(WAIT).await;
+    assert_eq!(code, Some(4109), "close code for a frame over {max} bytes");
+    eventually(5, || async { (gw.session_count() == 0).then_some(()) }).await;
+
+    // the same over base64
+    let mut t = Client::connect_url(&format!("{}/", ws_url(&srv.base)), Some(BASE64)).await;
+    t.open(app.app_id(), Some("bob")).await;
+    let _ = t.ws.send(WsMessage::Text("A".repeat(max + 4).into())).await;
+    let (code, _) = t.closed(WAIT).await;
+    assert_eq!(code, Some(4109));
+
+    // nothing crashed: a fresh connection works
+    let mut fresh = Client::connect(&srv.base).await;
+    fresh.echo().await;
+    fresh.open(app.app_id(), Some("alice")).await;
+    let cid = app.conversation(json!({"m": ["alice", "bob"]})).await;
+    assert_eq!(fresh.send_text(None, &cid, "ok").await.cmd, Some(CommandType::Ack as i32));
+    let r = srv.http.get(format!("{}/healthz", srv.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    srv.stop().await;
+}
+
+// ------------------------------------------------------------------ back-pressure
+
+/// A server built from its pieces, with gateway settings of our own.
+struct CustomServer {
+    base: String,
+    engine: Arc<confab_engine::Engine>,
+    gateway: Arc<Gateway>,
+    _dir: tempfile::TempDir,
+}
+
+async fn custom_server(settings: GatewaySettings) -> CustomServer {
+    let dir = tempfile::tempdir().unwrap();
+    let config = confab_server::Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..confab_server::Config::default()
+    };
+    let store = confab_server::open_store(&config).unwrap();
+    let engine = confab_server::engine(&config, store);
+    let gateway = Gateway::start(engine.clone(), settings);
+    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = confab_server::router(engine.clone(), gateway.clone(), &config).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    CustomServer { base: format!("http://{addr}"), engine, gateway, _dir: dir }
+}
+
+/// A client whose socket has a tiny receive buffer, so that a client that does not read stalls
+/// the server's writes quickly.
+async fn connect_small_buffer(base: &str) -> Client {
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let stream = sock.connect(addr).await.unwrap();
+    let (ws, resp) =
+        tokio_tungstenite::client_async(ws_request(&format!("{}/", ws_url(base)), Some(BINARY)), MaybeTlsStream::Plain(stream))
+            .await
+            .expect("handshake");
+    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), BINARY);
+    Client::wrap(ws, Some(BINARY.into()), false)
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_closed_and_others_carry_on() {
+    let out_queue = 16;
+    let srv = custom_server(GatewaySettings { out_queue, ..GatewaySettings::default() }).await;
+    let app = srv.engine.create_app(NewApp { name: "bp".into(), plan: Plan::Standard, ..Default::default() }).await.unwrap();
+    srv.engine.set_app_limit("bp", "rates.lc.message.per_minute", "1000000").await.unwrap();
+    let app_id = app.keys.leancloud.app_id.clone();
+    let lc = LcApp { app, base: srv.base.clone(), http: reqwest::Client::new() };
+
+    let mut slow = connect_small_buffer(&srv.base).await;
+    slow.open(&app_id, Some("slow")).await;
+    let mut watcher = Client::connect(&srv.base).await;
+    watcher.open(&app_id, Some("watcher")).await;
+    let sender = {
+        let mut s = Client::connect(&srv.base).await;
+        s.open(&app_id, Some("sender")).await;
+        s
+    };
+    let cid = lc.conversation(json!({"m": ["slow", "sender", "watcher"]})).await;
+    assert_eq!(srv.gateway.session_count(), 3);
+
+    // the watcher reads everything, concurrently
+    let watcher_task = tokio::spawn(async move {
+        let mut n = 0usize;
+        while let Some(p) = watcher.push_within(Duration::from_secs(3)).await {
+            if p.cmd == Some(CommandType::Direct as i32) {
+                n += 1;
+            }
+        }
+        (watcher, n)
+    });
+
+    // the sender pipelines 4 KB messages and reads its acks concurrently, until the slow
+    // client's session is gone (its connection closed) or a cap is reached
+    let (mut sink, mut stream) = sender.ws.split();
+    let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = acked.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, WsMessage::Binary(_)) && decode_frame(&m).cmd == Some(CommandType::Ack as i32) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let body = "z".repeat(4000);
+    let cap = 4000;
+    let mut sent = 0;
+    while sent < cap && srv.gateway.session_count() == 3 {
+        for _ in 0..50 {
+            sent += 1;
+            let mut c = command(CommandType::Direct, None);
+            c.i = Some(sent as i32);
+            c.direct_message = Some(DirectCommand { cid: Some(cid.clone()), msg: Some(body.clone()), ..Default::default() });
+            sink.send(WsMessage::Binary(c.encode_to_vec().into())).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // without the slow client reading a byte, the server drops its session
+    eventually(10, || async { (srv.gateway.session_count() == 2).then_some(()) }).await;
+    let dropped_after = sent;
+
+    // the sender's messages all went through, and the watcher got every one
+    let acked = || acked.load(std::sync::atomic::Ordering::SeqCst);
+    eventually(20, || async { (acked() == sent).then_some(()) }).await;
+    let _ = sink.send(WsMessage::Close(None)).await;
+    let (mut watcher, seen) = watcher_task.await.unwrap();
+    assert_eq!(seen, sent, "the reading client got every push");
+    watcher.echo().await;
+
+    // the slow client now reads: a bounded backlog, then the close (4200) or a dropped socket
+    let (code, frames) = slow.closed(Duration::from_secs(20)).await;
+    assert!(code.is_none() || code == Some(4200), "SLOW_CONSUMER or a dropped socket, got {code:?}");
+    assert!(frames < dropped_after, "the server buffered only a bounded backlog ({frames} of {dropped_after} pushes)");
+    eprintln!("slow consumer closed ({code:?}) after {dropped_after} messages; it had {frames} frames waiting");
+
+    // and a new connection for the slow client works, catching up by history
+    let mut again = Client::connect(&srv.base).await;
+    again.open(&app_id, Some("slow")).await;
+    let mut logs = command(CommandType::Logs, None);
+    logs.logs_message = Some(LogsCommand { cid: Some(cid.clone()), l: Some(5), ..Default::default() });
+    let r = again.request(logs).await;
+    assert_eq!(r.logs_message.expect("logsMessage").logs.len(), 5);
+}
+
+// ------------------------------------------------------------------ TLS
+
+#[tokio::test]
+async fn wss_and_https_with_a_self_signed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("certificate");
+    let cert_pem = ck.cert.pem();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let config = confab_server::Config {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        ..confab_server::Config::default()
+    };
+    let server = confab_server::Server::start(&config).await.expect("TLS server starts");
+    assert!(server.tls);
+    let port = server.addr.port();
+    let app = server.engine.create_app(NewApp { name: "tls".into(), plan: Plan::Standard, ..Default::default() }).await.unwrap();
+
+    // wss:// with rustls trusting only that certificate
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ck.cert.der().clone()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (ws, resp) = tokio_tungstenite::connect_async_tls_with_config(
+        ws_request(&format!("wss://127.0.0.1:{port}/"), Some(BINARY)),
+        None,
+        false,
+        Some(tokio_tungstenite::Connector::Rustls(Arc::new(tls))),
+    )
+    .await
+    .expect("wss handshake");
+    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), BINARY);
+    let mut c = Client::wrap(ws, Some(BINARY.into()), false);
+    let r = c.open(&app.keys.leancloud.app_id, Some("alice")).await;
+    assert_eq!(r.peer_id.as_deref(), Some("alice"));
+    c.echo().await;
+
+    // plain ws:// to the TLS port does not work
+    assert!(tokio_tungstenite::connect_async(ws_request(&format!("ws://127.0.0.1:{port}/"), Some(BINARY))).await.is_err());
+
+    // https REST with reqwest trusting that certificate
+    let http =
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap()).build().unwrap();
+    let https = LcApp { app, base: format!("https://127.0.0.1:{port}"), http };
+    let cid = https.conversation(json!({"m": ["alice", "bob"]})).await;
+    let r = https.http.get(format!("{}/healthz", https.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // and the message sent over REST reaches the wss client
+    https.send(&cid, "bob", "over https").await;
+    let p = c.direct_push().await;
+    assert_eq!(p.direct_message.unwrap().msg.as_deref(), Some("over https"));
+    drop(c);
+    server.shutdown().await.expect("clean shutdown");
+}
