@@ -3,13 +3,11 @@
 //! edit / recall / delete, chat rooms, unread counts, service conversations, REST 1.1 and
 //! ordering under concurrent sends. The contract is docs/leancloud-rest.md and the seed.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use confab_engine::model::{Content, Plan};
 use confab_engine::{Actor, NewMessage};
 use reqwest::Method;

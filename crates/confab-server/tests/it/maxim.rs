@@ -4,12 +4,10 @@
 //! conversation). The contract is the seed (seeds/maxim-message-api.txt), specs/maxim-rest.md
 //! and, where those leave a point open, the choices docs/maxim.md and the face document.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use confab_engine::model::{Plan, TokenKind};
 use confab_engine::Event;
 use reqwest::Method;

@@ -1,10 +1,8 @@
 //! Easemob face over real HTTP: tokens (app, password, inherit, dynamic), the caller rules, and
 //! the user accounts family (specs/easemob-rest.md §1, §3.1), with its limits and errors.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use confab_engine::model::Plan;
 use reqwest::Method;
 use serde_json::{json, Value};

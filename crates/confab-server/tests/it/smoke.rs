@@ -1,8 +1,6 @@
 //! The README walk-through, over real HTTP: create a conversation, send, read history.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use confab_engine::model::Plan;
 use serde_json::json;
 

@@ -3,11 +3,9 @@
 //! (create, query with the `where` language, update, delete, members, mutes, chat room presence),
 //! as docs/leancloud-rest.md describes them.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use confab_engine::model::Plan;
 use confab_engine::time::{iso_ms, parse_iso};
 use md5::{Digest, Md5};

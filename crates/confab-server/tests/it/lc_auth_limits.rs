@@ -1,9 +1,7 @@
 //! LeanCloud face over real HTTP: authentication headers, the seed's rate-limit table, bad input
 //! (and that a rejected write changes nothing), and history signatures.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use confab_engine::model::Plan;
 use md5::{Digest, Md5};
 use reqwest::Method;

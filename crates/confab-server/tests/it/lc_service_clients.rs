@@ -2,12 +2,10 @@
 //! subscriptions, app-wide broadcasts, client calls (online, kick, stats), `_User` session tokens
 //! and login signatures.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use confab_engine::model::Plan;
 use reqwest::Method;
 use serde_json::{json, Value};

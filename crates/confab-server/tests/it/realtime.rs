@@ -2,14 +2,12 @@
 //! handshake and subprotocols, framing, `i` correlation, the session state machine, direct
 //! messages, malformed input, back-pressure and TLS (protocol digest §2, §3, §6).
 
-mod common;
-
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use confab_engine::model::Plan;
 use confab_engine::NewApp;
 use confab_face_leancloud::realtime::codec;

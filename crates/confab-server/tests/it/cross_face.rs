@@ -5,12 +5,10 @@
 //! cross in both directions. The contracts are /work/shared/specs/maxim-rest.md §1–§5 and
 //! docs/leancloud-rest.md; content translation is the faces' `render.rs`.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use confab_engine::model::Plan;
 use confab_face_leancloud::realtime::codec;
 use confab_face_leancloud::realtime::proto::*;

@@ -1,0 +1,16 @@
+//! The integration tests of the confab binary, in one test binary (one link instead of one per file):
+//! real HTTP and WebSockets on a real port, a real SQLite store in a temporary directory.
+
+mod common;
+
+mod cli;
+mod cross_face;
+mod em_users;
+mod interop;
+mod lc_auth_limits;
+mod lc_conversations;
+mod lc_messages;
+mod lc_service_clients;
+mod maxim;
+mod realtime;
+mod smoke;
