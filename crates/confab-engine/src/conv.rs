@@ -619,6 +619,29 @@ impl Engine {
         self.store.user_memberships(app.id, user, &q).await
     }
 
+    /// A user's conversation list: the one-to-one conversations and groups they are in and have
+    /// not removed from their list (`hide_conversation`) since its last message, at most `limit`, by joining time.
+    pub async fn user_conversations(&self, app: &App, user: &str, limit: i64) -> Result<Vec<Conversation>> {
+        self.validate_user_id(app, user)?;
+        let q = MembershipQuery { role: None, kind: None, after: None, descending: true, limit: limit.saturating_mul(4).max(limit) };
+        let mut out = Vec::new();
+        for m in self.store.user_memberships(app.id, user, &q).await? {
+            if m.role == Role::Subscriber {
+                continue;
+            }
+            match self.conversation(app, m.conv, None).await {
+                // removed from the list, and nothing new since (a new message brings it back)
+                Ok(c) if m.hidden && c.last_seq <= m.read_seq => {}
+                Ok(c) if matches!(c.kind, ConvKind::Normal | ConvKind::Temporary) => out.push(c),
+                _ => {}
+            }
+            if out.len() as i64 >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Conversation changes a user was told of after `since` (for clients catching up).
     pub async fn notices(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<ConvNotice>> {
         self.validate_user_id(app, user)?;

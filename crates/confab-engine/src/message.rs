@@ -173,17 +173,39 @@ impl Engine {
         Ok(msg)
     }
 
+    /// Store a message made elsewhere (an import from another service) with its own time: kept
+    /// in history and counted unread, delivered to nobody now. The store keeps a conversation's
+    /// timestamps in order, so a message older than the conversation's newest takes that time.
+    pub async fn import_message(&self, app: &App, conv: &Conversation, new: NewMessage, timestamp: i64) -> Result<Message> {
+        let content = new.content.ok_or_else(|| Error::invalid("message is required"))?;
+        check_size(app, &content, None)?;
+        self.ensure_users(app, &[&new.from]).await?;
+        let msg = Message {
+            mtype: new.mtype,
+            ext: new.ext,
+            mention_all: new.mention_all,
+            mentions: new.mentions,
+            system: new.system,
+            ..Message::new(app.id, self.ids.next_at(timestamp), conv.id, new.from, timestamp, content)
+        };
+        self.store.insert_message(&msg).await
+    }
+
     /// A user may speak in a conversation they are a member of (in a chat room: that they are
-    /// in), unless speech-muted, or mute-all is on and they are neither owner, manager nor
+    /// in), unless speech-muted (in the conversation, or app-wide: `global_mutes`), or mute-all is on and they are neither owner, manager nor
     /// allowlisted. Only the app's server speaks in a service conversation.
     async fn check_may_speak(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
         match conv.kind {
             ConvKind::Service => return Err(Error::NotAllowed("only the app's server sends to a service conversation".into())),
             ConvKind::Chatroom => {
-                return if self.presence.in_room(app.id, conv.id, user).await { Ok(()) } else { Err(Error::NotMember) };
+                if !self.presence.in_room(app.id, conv.id, user).await {
+                    return Err(Error::NotMember);
+                }
+                return self.check_global_mute(app, conv, user).await;
             }
             _ => {}
         }
+        self.check_global_mute(app, conv, user).await?;
         let m = self.member(app, conv, user).await?;
         if m.muted_until.is_some_and(|t| t > self.now()) {
             return Err(Error::Muted);

@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod cross_face;
+mod em_messages;
 mod em_users;
 mod interop;
 mod lc_auth_limits;
