@@ -44,6 +44,8 @@ pub enum Event {
     Kick { app: i64, user: String, session: Option<SessionRef>, reason: KickReason },
     /// An app-wide broadcast, for every online user.
     Broadcast { app: i64, broadcast: Arc<Broadcast> },
+    /// A push task for the app's push webhook (no session is told).
+    Push { app: i64, task: Arc<crate::social::PushTask> },
 }
 
 pub type EventReceiver = mpsc::UnboundedReceiver<Arc<Event>>;

@@ -289,6 +289,7 @@ impl Engine {
     pub async fn delete_user(&self, app: &App, id: &str) -> Result<bool> {
         let deleted = self.store.delete_user(app.id, id).await?;
         self.known_users.lock().remove(&(app.id, id.to_string()));
+        self.forget_user_relations(app, id).await?;
         if deleted {
             self.bus.publish(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) }).await;
         }

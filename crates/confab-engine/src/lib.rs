@@ -17,6 +17,7 @@ mod message;
 pub mod model;
 pub mod presence;
 pub mod query;
+pub mod social;
 pub mod store;
 pub mod time;
 
@@ -28,4 +29,5 @@ pub use error::{Error, Result};
 pub use global_mutes::{GlobalMute, MuteScope};
 pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position};
 pub use presence::{LocalPresence, Presence, SessionRef};
+pub use social::{PresenceInfo, PushTask};
 pub use store::Store;

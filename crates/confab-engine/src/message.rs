@@ -128,6 +128,7 @@ impl Engine {
             }
             self.check_may_speak(app, conv, u).await?;
         }
+        self.check_not_blocked(app, conv, &new.from).await?;
         Ok(())
     }
 

@@ -1,8 +1,331 @@
 //! A user's relations and settings: contacts and blocklists (§3.4), user metadata (§3.5), offline
 //! push settings and templates (§3.10), push labels and tasks (§3.11), presence (§3.12).
+//!
+//! The rules (friend quota, blocklist size and its enforcement on one-to-one messages, metadata
+//! size, subscription caps) are the engine's (`confab_engine::social`); this module translates.
 
+mod presence;
+mod push;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use confab_engine::model::App;
+use serde_json::{json, Map, Value};
+
+use crate::auth::{uuid, Admin, Body, Caller, Ctx, EmState, Params, P};
+use crate::envelope::{Answer, EmError, EmResult, Reply};
+use crate::users::{decode_cursor, encode_cursor, entity, user_in_path, username};
 use crate::Routes;
 
+/// Most users one block call may name (the blocklist's own cap is the engine's).
+pub const BLOCK_BATCH_MAX: usize = 500;
+/// Most targets one metadata batch get may name.
+pub const METADATA_BATCH_MAX: usize = 100;
+
 pub fn routes() -> Routes {
-    vec![]
+    let mut r: Routes = vec![
+        ("/users/{username}/contacts/users", get(contacts)),
+        ("/users/{username}/contacts/users/{member}", post(add_contact).delete(remove_contact)),
+        ("/users/{username}/blocks/users", get(blocks).post(block)),
+        ("/users/{username}/blocks/users/{member}", axum::routing::delete(unblock)),
+        ("/metadata/user/get", post(metadata_batch)),
+        ("/metadata/user/capacity", get(metadata_capacity)),
+        ("/metadata/user/{username}", put(metadata_set).get(metadata_get).delete(metadata_delete)),
+    ];
+    r.extend(presence::routes());
+    r.extend(push::routes());
+    r
+}
+
+/// A list of user names from a JSON array of strings.
+pub(crate) fn names_of(v: Option<&Value>, field: &str) -> EmResult<Vec<String>> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map(|s| s.trim().to_lowercase()).ok_or_else(|| EmError::illegal(format!("{field} must be strings"))))
+            .collect(),
+        Some(Value::String(s)) => Ok(s.split(',').map(|x| x.trim().to_lowercase()).filter(|x| !x.is_empty()).collect()),
+        _ => Err(EmError::illegal(format!("{field} must be provided"))),
+    }
+}
+
+/// The Usergrid envelope of a contacts/blocks call: `path` and `uri` name the owner by UUID.
+fn owner_envelope(ctx: &Ctx, app: &App, action: &str, owner_num: i64, coll: &str) -> Answer {
+    let path = format!("/users/{}/{coll}", uuid(owner_num));
+    let base = ctx.uri.split("/users/").next().unwrap_or(&ctx.uri).to_string();
+    ctx.envelope(app, action, &path).with("uri", json!(format!("{base}{path}")))
+}
+
+fn quota_error(e: confab_engine::Error) -> EmError {
+    match &e {
+        confab_engine::Error::TooMany { what, .. } if what == "contacts" => EmError::exceed_limit("user contact number exceed limit"),
+        confab_engine::Error::TooMany { what, max } if what == "blocked users" => {
+            EmError::exceed_limit(format!("user block number exceed limit {max}"))
+        }
+        _ => e.into(),
+    }
+}
+
+// ---------------------------------------------------------------------- contacts
+
+/// `POST /users/{owner}/contacts/users/{friend}`: the two become friends of each other.
+async fn add_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.rate_check(&c.app, "em.contacts.add")?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let friend = user_in_path(&s.engine, &c.app, &p, "member").await?;
+    s.engine.add_contact(&c.app, &owner.id, &friend.id).await.map_err(quota_error)?;
+    Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "contacts").with("entities", json!([entity(&friend)])))
+}
+
+/// `DELETE /users/{owner}/contacts/users/{friend}`.
+async fn remove_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.rate_check(&c.app, "em.contacts.remove")?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let friend = user_in_path(&s.engine, &c.app, &p, "member").await?;
+    s.engine.remove_contact(&c.app, &owner.id, &friend.id).await?;
+    Ok(owner_envelope(&c.ctx, &c.app, "delete", owner.num, "contacts").with("entities", json!([entity(&friend)])))
+}
+
+/// `GET /users/{owner}/contacts/users`: `data` is the friends' names.
+async fn contacts(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.rate_check(&c.app, "em.contacts.list")?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let friends = s.engine.contacts(&c.app, &owner.id).await?;
+    Ok(owner_envelope(&c.ctx, &c.app, "get", owner.num, "contacts")
+        .with("entities", json!([]))
+        .with("count", json!(friends.len()))
+        .with("data", json!(friends)))
+}
+
+// ---------------------------------------------------------------------- blocklist
+
+/// `GET /users/{owner}/blocks/users?pageSize&cursor`: newest first; `pageSize` 1–50; with no
+/// `pageSize`, up to 500 entries. `cursor` continues (absent on the last page).
+async fn blocks(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    s.engine.rate_check(&c.app, "em.blocks")?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let limit = if q.get("pageSize").is_some() { q.int("pageSize", 50, 1..=50)? } else { 500 };
+    let after = match q.get("cursor") {
+        None => None,
+        Some(cur) => Some(decode_cursor(cur).ok_or_else(|| EmError::illegal("cursor is not valid"))?),
+    };
+    let mut page = s.engine.blocked_users(&c.app, &owner.id, after, limit + 1).await?;
+    let more = page.len() as i64 > limit;
+    page.truncate(limit as usize);
+    let names: Vec<&str> = page.iter().map(|e| e.item.as_str()).collect();
+    let mut a = owner_envelope(&c.ctx, &c.app, "get", owner.num, "blocks")
+        .with("entities", json!([]))
+        .with("count", json!(names.len()))
+        .with("data", json!(names));
+    if more {
+        if let Some(last) = page.last() {
+            a = a.with("cursor", json!(encode_cursor(last.seq)));
+        }
+    }
+    Ok(a)
+}
+
+/// `POST /users/{owner}/blocks/users {usernames}`: every named user must exist.
+async fn block(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    s.engine.rate_check(&c.app, "em.blocks")?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let names = names_of(b.get("usernames"), "usernames")?;
+    if names.is_empty() {
+        return Err(EmError::illegal("usernames must be provided"));
+    }
+    if names.len() > BLOCK_BATCH_MAX {
+        return Err(EmError::illegal(format!("usernames size exceeds limit {BLOCK_BATCH_MAX}")));
+    }
+    let mut ids = Vec::with_capacity(names.len());
+    for n in &names {
+        let id = username(n).map_err(|_| EmError::user_not_found())?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    s.engine.block_users(&c.app, &owner.id, &ids).await.map_err(quota_error)?;
+    Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "blocks").with("entities", json!([])).with("data", json!(ids)))
+}
+
+/// `DELETE /users/{owner}/blocks/users/{blocked}`.
+async fn unblock(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.rate_check(&c.app, "em.blocks")?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let blocked = user_in_path(&s.engine, &c.app, &p, "member").await?;
+    s.engine.unblock_user(&c.app, &owner.id, &blocked.id).await?;
+    Ok(owner_envelope(&c.ctx, &c.app, "delete", owner.num, "blocks").with("entities", json!([entity(&blocked)])))
+}
+
+// ---------------------------------------------------------------------- user metadata
+
+/// Length caps of the conventional metadata keys (characters); `gender` is 0, 1 or 2.
+const METADATA_KEYS: &[(&str, usize)] = &[("nickname", 64), ("avatarurl", 256), ("phone", 32), ("mail", 64), ("sign", 256), ("birth", 64)];
+
+fn metadata_error(e: confab_engine::Error) -> EmError {
+    match &e {
+        confab_engine::Error::TooLarge { what, max } if what == "user metadata" => EmError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "ForbiddenException",
+            format!("size of metadata for this single user exceeds the user defined limit, {max}Bytes"),
+        ),
+        confab_engine::Error::TooLarge { what, max } if what == "app metadata" => EmError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "ForbiddenException",
+            format!("total size of user metadata for this app exceeds the user defined limit, {max}Bytes"),
+        ),
+        _ => e.into(),
+    }
+}
+
+fn metadata_auth() -> EmError {
+    EmError::new(StatusCode::UNAUTHORIZED, "metadata_error", "MetadataException", "auth error")
+}
+
+/// The fields of a set call: `application/x-www-form-urlencoded` (the documented form), or a
+/// JSON object of strings.
+fn metadata_fields(headers: &HeaderMap, body: &Bytes) -> EmResult<Vec<(String, String)>> {
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let text = std::str::from_utf8(body).map_err(|_| EmError::illegal("the body is not UTF-8"))?;
+    let trimmed = text.trim_start();
+    let pairs: Vec<(String, String)> = if ct.contains("json") || trimmed.starts_with('{') {
+        let v: Value = serde_json::from_str(text).map_err(|e| EmError::json_parse(format!("Unexpected character: {e}")))?;
+        let o = v.as_object().ok_or_else(EmError::bad_body)?;
+        o.iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
+                _ => Err(EmError::illegal(format!("{k} must be a string"))),
+            })
+            .collect::<EmResult<_>>()?
+    } else {
+        form_pairs(text)
+    };
+    for (k, v) in &pairs {
+        if k == "gender" && !["0", "1", "2"].contains(&v.as_str()) {
+            return Err(EmError::illegal("gender must be 0, 1 or 2"));
+        }
+        if let Some((_, max)) = METADATA_KEYS.iter().find(|(n, _)| n == k) {
+            if v.chars().count() > *max {
+                return Err(EmError::illegal(format!("{k} is longer than {max}")));
+            }
+        }
+    }
+    if pairs.is_empty() {
+        return Err(EmError::illegal("no metadata to set"));
+    }
+    Ok(pairs)
+}
+
+/// `a=1&b=2` decoded (`+` is a space).
+pub(crate) fn form_pairs(text: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                },
+                x => out.push(x),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn metadata_object(fields: Vec<(String, String)>) -> Value {
+    Value::Object(fields.into_iter().map(|(k, v)| (k, json!(v))).collect::<Map<_, _>>())
+}
+
+/// `PUT /metadata/user/{username}`: `data` holds the pairs set.
+async fn metadata_set(State(s): State<EmState>, c: Caller, p: P, headers: HeaderMap, body: Bytes) -> Reply {
+    s.engine.rate_check(&c.app, "em.metadata.set")?;
+    let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&u.id).map_err(|_| metadata_auth())?;
+    let fields = metadata_fields(&headers, &body)?;
+    s.engine.set_metadata(&c.app, &u.id, &fields).await.map_err(metadata_error)?;
+    Ok(Answer::bare(json!({"data": metadata_object(fields)})))
+}
+
+/// `GET /metadata/user/{username}`: every pair, `{}` when none.
+async fn metadata_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.rate_check(&c.app, "em.metadata.get")?;
+    let name = username(p.get("username")?).map_err(|_| EmError::user_not_found())?;
+    c.may_act_for(&name).map_err(|_| metadata_auth())?;
+    Ok(Answer::bare(json!({"data": metadata_object(s.engine.metadata(&c.app, &name).await?)})))
+}
+
+/// `DELETE /metadata/user/{username}`: `true`, also when there was nothing.
+async fn metadata_delete(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.rate_check(&c.app, "em.metadata.delete")?;
+    let name = username(p.get("username")?).map_err(|_| EmError::user_not_found())?;
+    c.may_act_for(&name).map_err(|_| metadata_auth())?;
+    s.engine.delete_metadata(&c.app, &name).await?;
+    Ok(Answer::bare(json!({"data": true})))
+}
+
+/// `POST /metadata/user/get {targets, properties}`: at most 100 targets; users without
+/// metadata are omitted; `properties` (optional) selects keys.
+async fn metadata_batch(State(s): State<EmState>, c: Caller, Body(b): Body) -> Reply {
+    s.engine.rate_check(&c.app, "em.metadata.batch")?;
+    let targets = names_of(b.get("targets"), "targets")?;
+    if targets.len() > METADATA_BATCH_MAX {
+        return Err(EmError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "BadRequestException",
+            format!("exceed allowed batch size {METADATA_BATCH_MAX}"),
+        ));
+    }
+    let props: Option<Vec<String>> = match b.get("properties") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) if a.is_empty() => None,
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .map(|x| x.as_str().map(str::to_string).ok_or_else(|| EmError::illegal("properties must be strings")))
+                .collect::<EmResult<_>>()?,
+        ),
+        Some(_) => return Err(EmError::illegal("properties must be an array")),
+    };
+    let mut data = Map::new();
+    for t in targets {
+        let mut fields = s.engine.metadata(&c.app, &t).await?;
+        if let Some(keep) = &props {
+            fields.retain(|(k, _)| keep.contains(k));
+        }
+        if !fields.is_empty() {
+            data.insert(t, metadata_object(fields));
+        }
+    }
+    Ok(Answer::bare(json!({"data": data})))
+}
+
+/// `GET /metadata/user/capacity`: the bytes of every user's metadata in the app (app token).
+async fn metadata_capacity(State(s): State<EmState>, Admin { app, .. }: Admin) -> Reply {
+    s.engine.rate_check(&app, "em.metadata.capacity")?;
+    Ok(Answer::bare(json!({"data": s.engine.metadata_bytes(&app).await?})))
 }

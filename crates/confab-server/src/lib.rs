@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod push;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,6 +101,7 @@ impl Server {
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let gateway = Gateway::start(engine.clone(), GatewaySettings::default());
+        push::start(engine.clone());
         let app = router(engine.clone(), gateway.clone(), config).into_make_service_with_connect_info::<SocketAddr>();
         let (stop, mut stopped) = watch::channel(false);
         let tls = match (&config.tls_cert, &config.tls_key) {

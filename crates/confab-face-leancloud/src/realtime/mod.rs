@@ -276,6 +276,7 @@ impl Gateway {
                 }
             }
             Event::Broadcast { app, broadcast } => self.broadcast(*app, broadcast, now),
+            Event::Push { .. } => {}
         }
     }
 

@@ -1,0 +1,304 @@
+//! A user's relations and settings kept in keyed entries: contacts (mutual), the user blocklist
+//! (enforced when a one-to-one message is sent), user metadata (size-capped per user and per
+//! app), presence statuses and subscriptions, and push tasks handed to the bus for delivery.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::bus::Event;
+use crate::engine::Engine;
+use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Put, PutRule};
+use crate::error::{Error, Result};
+use crate::model::{App, ConvKind, Conversation};
+
+/// A limit of 0 means unlimited.
+fn cap(n: i64) -> Option<i64> {
+    (n > 0).then_some(n)
+}
+
+/// One user's presence: custom status per device resource, the last ext, when it last changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PresenceInfo {
+    pub user: String,
+    /// Unix ms of the last status change or login (0 if never).
+    pub last_time: i64,
+    pub ext: String,
+    /// Device resource -> status (`"0"` offline, `"1"` online, others custom).
+    pub status: BTreeMap<String, String>,
+}
+
+/// A push to deliver to the app's push webhook.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PushTask {
+    pub id: i64,
+    /// `single` (to users), `label` (to the users of every label), `app` (to every user).
+    pub target: String,
+    pub users: Vec<String>,
+    pub labels: Vec<String>,
+    pub strategy: i64,
+    pub message: Value,
+    pub created_at: i64,
+    /// Where it goes: the app's `push_webhook_url` when the task was made.
+    pub webhook: String,
+}
+
+impl Engine {
+    // ------------------------------------------------------------------ contacts
+
+    /// Make two users friends of each other. Each side's friend count is capped by the app's
+    /// contact quota (`em_max_contacts`, the plan's); over it: `TooMany { what: "contacts" }`.
+    pub async fn add_contact(&self, app: &App, owner: &str, friend: &str) -> Result<()> {
+        if owner == friend {
+            return Err(Error::invalid("a user cannot add themself as a friend"));
+        }
+        self.get_user(app, owner).await?;
+        self.get_user(app, friend).await?;
+        let rule = PutRule { max_items: cap(app.limits.em_max_contacts), ..Default::default() };
+        let max = app.limits.em_max_contacts.max(0) as usize;
+        let a = self.put_entries(app, vec![Entry::new(ns::CONTACTS, owner, friend, Value::Null)], rule).await?;
+        if a == [Put::Full] {
+            return Err(Error::too_many("contacts", max));
+        }
+        let b = self.put_entries(app, vec![Entry::new(ns::CONTACTS, friend, owner, Value::Null)], rule).await?;
+        if b == [Put::Full] {
+            if a == [Put::Added] {
+                self.delete_entries(app, &EntryFilter::collection(ns::CONTACTS, owner).items(vec![friend.to_string()])).await?;
+            }
+            return Err(Error::too_many("contacts", max));
+        }
+        Ok(())
+    }
+
+    /// End a friendship, on both sides. Whether they were friends.
+    pub async fn remove_contact(&self, app: &App, owner: &str, friend: &str) -> Result<bool> {
+        let a = self.delete_entries(app, &EntryFilter::collection(ns::CONTACTS, owner).items(vec![friend.to_string()])).await?;
+        let b = self.delete_entries(app, &EntryFilter::collection(ns::CONTACTS, friend).items(vec![owner.to_string()])).await?;
+        Ok(!a.is_empty() || !b.is_empty())
+    }
+
+    /// A user's friends, in the order they were added.
+    pub async fn contacts(&self, app: &App, owner: &str) -> Result<Vec<String>> {
+        let q = EntryQuery::all(EntryFilter::collection(ns::CONTACTS, owner));
+        Ok(self.entries(app, &q).await?.into_iter().map(|e| e.item).collect())
+    }
+
+    // ------------------------------------------------------------------ user blocklist
+
+    /// Add users to `owner`'s blocklist (at most `em_max_user_blocks`; over it nothing is added:
+    /// `TooMany { what: "blocked users" }`). Every user must exist. Friends stay friends.
+    pub async fn block_users(&self, app: &App, owner: &str, users: &[String]) -> Result<()> {
+        for u in users {
+            if u == owner {
+                return Err(Error::invalid("a user cannot block themself"));
+            }
+            self.get_user(app, u).await?;
+        }
+        let max = app.limits.em_max_user_blocks;
+        let f = EntryFilter::collection(ns::USER_BLOCKS, owner);
+        let have: std::collections::HashSet<String> =
+            self.entries(app, &EntryQuery::all(f.clone())).await?.into_iter().map(|e| e.item).collect();
+        let new: std::collections::BTreeSet<&String> = users.iter().filter(|u| !have.contains(*u)).collect();
+        if max > 0 && (have.len() + new.len()) as i64 > max {
+            return Err(Error::too_many("blocked users", max as usize));
+        }
+        let entries = users.iter().map(|u| Entry::new(ns::USER_BLOCKS, owner, u.clone(), Value::Null)).collect();
+        let rule = PutRule { max_items: cap(max), ..Default::default() };
+        if self.put_entries(app, entries, rule).await?.contains(&Put::Full) {
+            return Err(Error::too_many("blocked users", max.max(0) as usize));
+        }
+        Ok(())
+    }
+
+    pub async fn unblock_user(&self, app: &App, owner: &str, user: &str) -> Result<bool> {
+        let f = EntryFilter::collection(ns::USER_BLOCKS, owner).items(vec![user.to_string()]);
+        Ok(!self.delete_entries(app, &f).await?.is_empty())
+    }
+
+    /// A page of `owner`'s blocklist, newest first, after the cursor `after` (an entry's `seq`).
+    pub async fn blocked_users(&self, app: &App, owner: &str, after: Option<i64>, limit: i64) -> Result<Vec<Entry>> {
+        let q = EntryQuery { filter: EntryFilter::collection(ns::USER_BLOCKS, owner), after, limit, desc: true };
+        self.entries(app, &q).await
+    }
+
+    /// Whether `blocker` has blocked `user`.
+    pub async fn is_blocked_by(&self, app: &App, blocker: &str, user: &str) -> Result<bool> {
+        Ok(self.entry(app, ns::USER_BLOCKS, blocker, user).await?.is_some())
+    }
+
+    /// A one-to-one message from a user the recipient blocked is refused, whoever sends it.
+    pub(crate) async fn check_not_blocked(&self, app: &App, conv: &Conversation, from: &str) -> Result<()> {
+        if conv.kind != ConvKind::Normal || !conv.unique {
+            return Ok(());
+        }
+        let members = self.members(app, conv).await?;
+        if members.len() != 2 || !members.iter().any(|m| m == from) {
+            return Ok(());
+        }
+        for other in members.iter().filter(|m| *m != from) {
+            if self.is_blocked_by(app, other, from).await? {
+                return Err(Error::Forbidden(format!("{from} is blocked by {other}")));
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ user metadata
+
+    /// Set metadata fields of a user (merged with what is there). The user's fields together
+    /// (key and value bytes) stay within `em_metadata_user_max_bytes`, the app's within
+    /// `em_metadata_app_max_bytes`: `TooLarge { what: "user metadata" | "app metadata" }`.
+    pub async fn set_metadata(&self, app: &App, user: &str, fields: &[(String, String)]) -> Result<()> {
+        if fields.iter().any(|(k, _)| k.is_empty()) {
+            return Err(Error::invalid("a metadata key must not be empty"));
+        }
+        let mut merged: BTreeMap<String, String> = self.metadata(app, user).await?.into_iter().collect();
+        let before: i64 = merged.iter().map(|(k, v)| (k.len() + v.len()) as i64).sum();
+        for (k, v) in fields {
+            merged.insert(k.clone(), v.clone());
+        }
+        let after: i64 = merged.iter().map(|(k, v)| (k.len() + v.len()) as i64).sum();
+        let max = app.limits.em_metadata_user_max_bytes;
+        if max > 0 && after > max {
+            return Err(Error::too_large("user metadata", max as usize));
+        }
+        let app_max = app.limits.em_metadata_app_max_bytes;
+        if app_max > 0 && after > before && self.metadata_bytes(app).await? + (after - before) > app_max {
+            return Err(Error::too_large("app metadata", app_max as usize));
+        }
+        let entries = fields.iter().map(|(k, v)| Entry::new(ns::USER_METADATA, user, k.clone(), json!(v))).collect();
+        self.put_entries(app, entries, PutRule::default()).await?;
+        Ok(())
+    }
+
+    /// A user's metadata fields, by key.
+    pub async fn metadata(&self, app: &App, user: &str) -> Result<Vec<(String, String)>> {
+        let q = EntryQuery::all(EntryFilter::collection(ns::USER_METADATA, user));
+        let mut v: Vec<(String, String)> = self
+            .entries(app, &q)
+            .await?
+            .into_iter()
+            .map(|e| (e.item, e.value.as_str().map(str::to_string).unwrap_or_else(|| e.value.to_string())))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    pub async fn delete_metadata(&self, app: &App, user: &str) -> Result<bool> {
+        Ok(!self.delete_entries(app, &EntryFilter::collection(ns::USER_METADATA, user)).await?.is_empty())
+    }
+
+    /// Bytes of every user's metadata in the app.
+    pub async fn metadata_bytes(&self, app: &App) -> Result<i64> {
+        let f = EntryFilter { ns: ns::USER_METADATA.to_string(), ..Default::default() };
+        Ok(self.entry_stats(app, &f).await?.bytes)
+    }
+
+    // ------------------------------------------------------------------ presence
+
+    /// Set a user's status on one device resource, with its ext (≤ `em_presence_ext_max_bytes`).
+    pub async fn set_presence(&self, app: &App, user: &str, resource: &str, status: &str, ext: &str) -> Result<()> {
+        let max = app.limits.em_presence_ext_max_bytes;
+        if ext.len() > max {
+            return Err(Error::too_large("ext", max));
+        }
+        if resource.is_empty() || status.is_empty() {
+            return Err(Error::invalid("resource and status are required"));
+        }
+        let e = Entry::new(ns::PRESENCE_STATUS, user, resource, json!({"status": status, "ext": ext}));
+        self.put_entries(app, vec![e], PutRule::default()).await?;
+        Ok(())
+    }
+
+    /// The presence of users: each live session (LeanCloud SDK, …) is a resource online (`"1"`)
+    /// unless a status was set for it; statuses set through REST are kept per resource.
+    pub async fn presence_info(&self, app: &App, users: &[String]) -> Result<Vec<PresenceInfo>> {
+        let known = self.users(app, users).await?;
+        let mut out = Vec::with_capacity(users.len());
+        for u in users {
+            let mut info = PresenceInfo { user: u.clone(), last_time: 0, ext: String::new(), status: BTreeMap::new() };
+            if let Some(user) = known.get(u) {
+                info.last_time = user.last_login_at.unwrap_or(0);
+            }
+            let mut latest = 0;
+            for e in self.entries(app, &EntryQuery::all(EntryFilter::collection(ns::PRESENCE_STATUS, u.clone()))).await? {
+                let status = e.value.get("status").and_then(Value::as_str).unwrap_or("0").to_string();
+                if e.updated_at >= latest {
+                    latest = e.updated_at;
+                    info.ext = e.value.get("ext").and_then(Value::as_str).unwrap_or("").to_string();
+                }
+                info.status.insert(e.item, status);
+            }
+            info.last_time = info.last_time.max(latest);
+            for s in self.presence.sessions(app.id, u).await {
+                let resource = s.device.clone().or(s.tag.clone()).unwrap_or_else(|| format!("session_{}_{}", s.node, s.session));
+                info.status.entry(resource).or_insert_with(|| "1".to_string());
+            }
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    /// Subscribe `user` to the presence of `targets` for `expiry_secs` (renewing any
+    /// subscription there is). At most `em_presence_subscriptions_max` live subscriptions.
+    /// The subscriptions' ends, in the order of `targets`.
+    pub async fn subscribe_presence(&self, app: &App, user: &str, targets: &[String], expiry_secs: i64) -> Result<Vec<i64>> {
+        if targets.iter().any(|t| t == user) {
+            return Err(Error::invalid("you can't sub yourself"));
+        }
+        let until = self.now() + expiry_secs * 1000;
+        let max = app.limits.em_presence_subscriptions_max;
+        let entries =
+            targets.iter().map(|t| Entry::new(ns::PRESENCE_SUBSCRIPTIONS, user, t.clone(), Value::Null).expiring(Some(until))).collect();
+        let done = self.put_entries(app, entries, PutRule { max_items: cap(max), ..Default::default() }).await?;
+        if done.contains(&Put::Full) {
+            return Err(Error::too_many("presence subscriptions", max.max(0) as usize));
+        }
+        Ok(targets.iter().map(|_| until).collect())
+    }
+
+    pub async fn unsubscribe_presence(&self, app: &App, user: &str, targets: &[String]) -> Result<()> {
+        self.delete_entries(app, &EntryFilter::collection(ns::PRESENCE_SUBSCRIPTIONS, user).items(targets.to_vec())).await?;
+        Ok(())
+    }
+
+    /// A user's live subscriptions, oldest first: `(total, page)`; `page` is 1-based.
+    pub async fn presence_subscriptions(&self, app: &App, user: &str, page: i64, size: i64) -> Result<(i64, Vec<Entry>)> {
+        let all = self.entries(app, &EntryQuery::all(EntryFilter::collection(ns::PRESENCE_SUBSCRIPTIONS, user))).await?;
+        let total = all.len() as i64;
+        let skip = ((page.max(1) - 1) * size).max(0) as usize;
+        Ok((total, all.into_iter().skip(skip).take(size.max(0) as usize).collect()))
+    }
+
+    // ------------------------------------------------------------------ push tasks
+
+    /// Hand a push task to the bus; the server delivers it to the app's push webhook
+    /// (`Limits::push_webhook_url`; with none configured the task goes nowhere). Its id.
+    pub async fn push_task(&self, app: &App, mut task: PushTask) -> Result<i64> {
+        task.id = self.next_id();
+        task.created_at = self.now();
+        task.webhook = app.limits.push_webhook_url.clone();
+        let id = task.id;
+        if !task.webhook.is_empty() {
+            self.bus.publish(Event::Push { app: app.id, task: Arc::new(task) }).await;
+        }
+        Ok(id)
+    }
+
+    // ------------------------------------------------------------------ cleanup
+
+    /// Forget a deleted user's relations: their contacts (both sides), blocklists (theirs and
+    /// entries naming them), metadata, presence, push settings and label memberships.
+    pub(crate) async fn forget_user_relations(&self, app: &App, user: &str) -> Result<()> {
+        for n in [ns::CONTACTS, ns::USER_BLOCKS, ns::USER_METADATA, ns::PRESENCE_STATUS, ns::PRESENCE_SUBSCRIPTIONS, ns::PUSH_SETTINGS] {
+            self.delete_entries(app, &EntryFilter::collection(n, user)).await?;
+        }
+        for n in [ns::CONTACTS, ns::USER_BLOCKS, ns::PRESENCE_SUBSCRIPTIONS, ns::PUSH_LABEL_USERS] {
+            let f = EntryFilter { ns: n.to_string(), key: None, items: Some(vec![user.to_string()]), owner: None };
+            self.delete_entries(app, &f).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,502 @@
+//! Offline push settings and templates (§3.10), push labels and push tasks (§3.11). confab talks
+//! to no vendor push service: a push is a task the engine hands to the server, which POSTs it to
+//! the app's push webhook (`push_webhook_url`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use confab_engine::entries::ns;
+use confab_engine::model::App;
+use confab_engine::{Entry, EntryFilter, EntryQuery, Overwrite, PushTask, Put, PutRule};
+use serde_json::{json, Map, Value};
+
+use super::names_of;
+use crate::auth::{Admin, Body, Caller, EmState, Params, P};
+use crate::envelope::{Answer, EmError, EmResult, Reply};
+use crate::users::{decode_cursor, encode_cursor, username};
+use crate::Routes;
+
+/// Longest one-shot do-not-disturb, in ms (7 days).
+pub const IGNORE_DURATION_MAX: i64 = 604_800_000;
+/// Most users one label call may add or remove.
+pub const LABEL_BATCH_MAX: usize = 100;
+/// Most labels one label push may name.
+pub const PUSH_LABELS_MAX: usize = 5;
+/// Most users one asynchronous single push may name.
+pub const PUSH_TARGETS_MAX: usize = 100;
+
+pub fn routes() -> Routes {
+    vec![
+        ("/users/{username}/notification/language", put(language).get(language_get)),
+        ("/users/{username}/notification/{chattype}/{key}", put(setting_put).get(setting_get)),
+        ("/notification/template", post(template_create)),
+        ("/notification/template/{name}", get(template_get).delete(template_delete)),
+        ("/push/label", post(label_create).get(label_list)),
+        ("/push/label/{labelname}", get(label_get).delete(label_delete)),
+        ("/push/label/{labelname}/user", post(label_add).get(label_users).delete(label_remove)),
+        ("/push/label/{labelname}/user/{username}", get(label_user)),
+        ("/push/single", post(push_single)),
+        ("/push/list/label", post(push_label)),
+        ("/push/task", post(push_all)),
+    ]
+}
+
+/// The user of a push-settings path; a missing one is Easemob's 400.
+async fn push_user(s: &EmState, c: &Caller, p: &P) -> EmResult<String> {
+    let name = username(p.get("username")?).map_err(|_| no_user())?;
+    s.engine.get_user(&c.app, &name).await.map_err(|_| no_user())?;
+    c.may_act_for(&name)?;
+    Ok(name)
+}
+
+fn no_user() -> EmError {
+    EmError::new(
+        StatusCode::BAD_REQUEST,
+        "required_property_not_found",
+        "RequiredPropertyNotFoundException",
+        "Entity user requires a property named username",
+    )
+}
+
+fn bad_param(what: &str) -> EmError {
+    EmError::new(StatusCode::BAD_REQUEST, "illegal_argument", "IllegalArgumentException", format!("parameters is invalid : {what}"))
+}
+
+// ---------------------------------------------------------------------- settings
+
+fn setting_item(p: &P) -> EmResult<(String, String, String)> {
+    let kind = p.get("chattype")?.to_string();
+    if kind != "user" && kind != "chatgroup" {
+        return Err(bad_param("chattype"));
+    }
+    let key = p.get("key")?.to_string();
+    if key.is_empty() {
+        return Err(bad_param("key"));
+    }
+    let key = if kind == "user" { key.to_lowercase() } else { key };
+    Ok((format!("{kind}:{key}"), kind, key))
+}
+
+fn setting_data(v: Option<&Value>, app_wide: bool) -> Value {
+    let d = json!({"type": if app_wide { "ALL" } else { "DEFAULT" }, "ignoreDuration": 0, "ignoreInterval": ""});
+    let mut d = d.as_object().cloned().unwrap_or_default();
+    if let Some(Value::Object(o)) = v {
+        for (k, v) in o {
+            d.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(d)
+}
+
+fn valid_interval(s: &str) -> bool {
+    let hm = |x: &str| {
+        let (h, m) = x.split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(())
+    };
+    s.is_empty() || s.split_once('-').is_some_and(|(a, b)| hm(a).is_some() && hm(b).is_some())
+}
+
+/// `PUT /users/{username}/notification/{chattype}/{key} {type, ignoreInterval, ignoreDuration}`:
+/// `chattype=user` with the user's own id is the app-wide setting. `ignoreDuration` is answered
+/// as the absolute end (ms).
+async fn setting_put(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    s.engine.rate_check(&c.app, "em.notification.set")?;
+    let user = push_user(&s, &c, &p).await?;
+    let (item, kind, key) = setting_item(&p)?;
+    let app_wide = kind == "user" && key == user;
+    let o = b.as_object().ok_or_else(EmError::bad_body)?;
+    let prev = s.engine.entry(&c.app, ns::PUSH_SETTINGS, &user, &item).await?;
+    let mut data = setting_data(prev.as_ref().map(|e| &e.value), app_wide);
+    if let Some(t) = o.get("type") {
+        let t = t.as_str().filter(|t| ["DEFAULT", "ALL", "AT", "NONE"].contains(t)).ok_or_else(|| bad_param("type"))?;
+        if t == "DEFAULT" && app_wide {
+            return Err(bad_param("type"));
+        }
+        data["type"] = json!(t);
+    }
+    if let Some(i) = o.get("ignoreInterval") {
+        let i = i.as_str().filter(|i| valid_interval(i)).ok_or_else(|| bad_param("ignoreInterval"))?;
+        if !app_wide {
+            return Err(bad_param("ignoreInterval"));
+        }
+        data["ignoreInterval"] = json!(i);
+    }
+    if let Some(d) = o.get("ignoreDuration") {
+        let d = d
+            .as_i64()
+            .or_else(|| d.as_str().and_then(|x| x.parse().ok()))
+            .filter(|d| (0..=IGNORE_DURATION_MAX).contains(d))
+            .ok_or_else(|| bad_param("ignoreDuration"))?;
+        data["ignoreDuration"] = json!(if d == 0 { 0 } else { s.engine.now() + d });
+    }
+    s.engine.put_entries(&c.app, vec![Entry::new(ns::PUSH_SETTINGS, user.clone(), item, data.clone())], PutRule::default()).await?;
+    Ok(c.ctx.envelope(&c.app, "put", "/users").with("data", data))
+}
+
+/// `GET /users/{username}/notification/{chattype}/{key}`.
+async fn setting_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.rate_check(&c.app, "em.notification.get")?;
+    let user = push_user(&s, &c, &p).await?;
+    let (item, kind, key) = setting_item(&p)?;
+    let e = s.engine.entry(&c.app, ns::PUSH_SETTINGS, &user, &item).await?;
+    Ok(c.ctx.envelope(&c.app, "get", "/users").with("data", setting_data(e.as_ref().map(|e| &e.value), kind == "user" && key == user)))
+}
+
+/// `PUT /users/{username}/notification/language {translationLanguage}`; with no
+/// `translationLanguage` a query (the seed's PUT for "get").
+async fn language(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    s.engine.rate_check(&c.app, "em.notification.language")?;
+    let user = push_user(&s, &c, &p).await?;
+    match b.get("translationLanguage") {
+        None => language_of(&s, &c, &user, "put").await,
+        Some(Value::String(l)) => {
+            if l.chars().count() > 64 {
+                return Err(bad_param("translationLanguage"));
+            }
+            let e = Entry::new(ns::PUSH_SETTINGS, user.clone(), "language", json!(l));
+            s.engine.put_entries(&c.app, vec![e], PutRule::default()).await?;
+            Ok(c.ctx.envelope(&c.app, "put", "/users").with("data", json!({"language": l})))
+        }
+        Some(_) => Err(bad_param("translationLanguage")),
+    }
+}
+
+async fn language_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.rate_check(&c.app, "em.notification.language")?;
+    let user = push_user(&s, &c, &p).await?;
+    language_of(&s, &c, &user, "get").await
+}
+
+async fn language_of(s: &EmState, c: &Caller, user: &str, action: &str) -> Reply {
+    let e = s.engine.entry(&c.app, ns::PUSH_SETTINGS, user, "language").await?;
+    let l = e.and_then(|e| e.value.as_str().map(str::to_string)).unwrap_or_default();
+    Ok(c.ctx.envelope(&c.app, action, "/users").with("data", json!({"language": l})))
+}
+
+// ---------------------------------------------------------------------- templates
+
+fn template_data(e: &Entry) -> Value {
+    json!({
+        "name": e.item,
+        "createAt": e.created_at,
+        "updateAt": e.updated_at,
+        "title_pattern": e.value.get("title_pattern").cloned().unwrap_or(Value::Null),
+        "content_pattern": e.value.get("content_pattern").cloned().unwrap_or(Value::Null),
+    })
+}
+
+fn template_missing(name: &str) -> EmError {
+    EmError::new(StatusCode::BAD_REQUEST, "EntityNotFoundException", "EntityNotFoundException", format!("{name} template is not exist"))
+}
+
+/// `POST /notification/template {name, title_pattern, content_pattern}`: a template of that name
+/// is replaced.
+async fn template_create(State(s): State<EmState>, Admin { app, ctx }: Admin, Body(b): Body) -> Reply {
+    s.engine.rate_check(&app, "em.push_template.create")?;
+    let o = b.as_object().ok_or_else(EmError::bad_body)?;
+    let name = o.get("name").and_then(Value::as_str).ok_or_else(|| bad_param("name"))?;
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(bad_param("name"));
+    }
+    let mut v = Map::new();
+    for k in ["title_pattern", "content_pattern"] {
+        match o.get(k) {
+            Some(Value::String(x)) => {
+                v.insert(k.to_string(), json!(x));
+            }
+            None | Some(Value::Null) => {}
+            Some(_) => return Err(bad_param(k)),
+        }
+    }
+    if v.is_empty() {
+        return Err(bad_param("title_pattern"));
+    }
+    let e = Entry::new(ns::PUSH_TEMPLATES, "", name, Value::Object(v));
+    s.engine.put_entries(&app, vec![e], PutRule::default()).await?;
+    let e = s.engine.entry(&app, ns::PUSH_TEMPLATES, "", name).await?.ok_or_else(|| template_missing(name))?;
+    Ok(ctx.envelope(&app, "post", "/notification/template").with("data", template_data(&e)))
+}
+
+async fn template_get(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.push_template.get")?;
+    let name = p.get("name")?;
+    let e = s.engine.entry(&app, ns::PUSH_TEMPLATES, "", name).await?.ok_or_else(|| template_missing(name))?;
+    Ok(ctx.envelope(&app, "get", "/notification/template").with("data", template_data(&e)))
+}
+
+async fn template_delete(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.push_template.delete")?;
+    let name = p.get("name")?;
+    let f = EntryFilter::collection(ns::PUSH_TEMPLATES, "").items(vec![name.to_string()]);
+    let e = s.engine.delete_entries(&app, &f).await?.pop().ok_or_else(|| template_missing(name))?;
+    Ok(ctx.envelope(&app, "delete", "/notification/template").with("data", template_data(&e)))
+}
+
+// ---------------------------------------------------------------------- labels
+
+fn data(v: Value) -> Answer {
+    Answer::bare(json!({"data": v}))
+}
+
+fn label_name(raw: &str) -> EmResult<String> {
+    if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c)) {
+        return Err(bad_param("name"));
+    }
+    Ok(raw.to_string())
+}
+
+fn label_missing(name: &str) -> EmError {
+    EmError::not_found(format!("label {name} does not exist"))
+}
+
+async fn label_entry(s: &EmState, app: &App, p: &P) -> EmResult<Entry> {
+    let name = p.get("labelname")?;
+    s.engine.entry(app, ns::PUSH_LABELS, "", name).await?.ok_or_else(|| label_missing(name))
+}
+
+async fn label_json(s: &EmState, app: &App, e: &Entry) -> EmResult<Value> {
+    let count = s.engine.entry_stats(app, &EntryFilter::collection(ns::PUSH_LABEL_USERS, e.item.clone())).await?.count;
+    Ok(json!({"name": e.item, "description": e.value.as_str().unwrap_or(""), "count": count, "createdAt": e.created_at}))
+}
+
+/// `POST /push/label {name, description}`: at most `em_push_labels_max` labels per app.
+async fn label_create(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
+    s.engine.rate_check(&app, "em.push.label_create")?;
+    let name = label_name(b.get("name").and_then(Value::as_str).ok_or_else(|| bad_param("name"))?)?;
+    let desc = match b.get("description") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(d)) if d.chars().count() <= 255 => d.clone(),
+        Some(_) => return Err(bad_param("description")),
+    };
+    let max = app.limits.em_push_labels_max;
+    let rule = PutRule { overwrite: Overwrite::Never, max_items: (max > 0).then_some(max) };
+    match s.engine.put_entries(&app, vec![Entry::new(ns::PUSH_LABELS, "", name.clone(), json!(desc))], rule).await?.as_slice() {
+        [Put::Kept] => return Err(EmError::illegal(format!("label {name} already exists"))),
+        [Put::Full] => return Err(EmError::exceed_limit(format!("label count exceeds limit {max}"))),
+        _ => {}
+    }
+    let e = s.engine.entry(&app, ns::PUSH_LABELS, "", &name).await?.ok_or_else(|| label_missing(&name))?;
+    Ok(data(json!({"name": name, "description": desc, "createdAt": e.created_at})))
+}
+
+async fn label_get(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.push.label_get")?;
+    let e = label_entry(&s, &app, &p).await?;
+    Ok(data(label_json(&s, &app, &e).await?))
+}
+
+/// A page in insertion order: `limit` 1–100 (default `default`), `cursor` continues.
+async fn entry_page(s: &EmState, app: &App, f: EntryFilter, q: &Params, default: i64) -> EmResult<(Vec<Entry>, Option<String>)> {
+    let limit = q.int("limit", default, 1..=100)?;
+    let after = match q.get("cursor") {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| bad_param("cursor"))?),
+    };
+    let mut v = s.engine.entries(app, &EntryQuery { filter: f, after, limit: limit + 1, desc: false }).await?;
+    let more = v.len() as i64 > limit;
+    v.truncate(limit as usize);
+    let cursor = if more { v.last().map(|e| encode_cursor(e.seq)) } else { None };
+    Ok((v, cursor))
+}
+
+/// `GET /push/label?limit&cursor`.
+async fn label_list(State(s): State<EmState>, Admin { app, .. }: Admin, q: Params) -> Reply {
+    s.engine.rate_check(&app, "em.push.label_list")?;
+    let (page, cursor) = entry_page(&s, &app, EntryFilter::collection(ns::PUSH_LABELS, ""), &q, 100).await?;
+    let mut out = Vec::with_capacity(page.len());
+    for e in &page {
+        out.push(label_json(&s, &app, e).await?);
+    }
+    let mut a = data(json!(out));
+    if let Some(c) = cursor {
+        a = a.with("cursor", json!(c));
+    }
+    Ok(a)
+}
+
+/// `DELETE /push/label/{labelname}`: the label and its users.
+async fn label_delete(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.push.label_delete")?;
+    let e = label_entry(&s, &app, &p).await?;
+    s.engine.delete_entries(&app, &EntryFilter::collection(ns::PUSH_LABEL_USERS, e.item.clone())).await?;
+    s.engine.delete_entries(&app, &EntryFilter::collection(ns::PUSH_LABELS, "").items(vec![e.item])).await?;
+    Ok(data(json!("success")))
+}
+
+fn label_batch(b: &Value) -> EmResult<Vec<String>> {
+    let names = names_of(b.get("usernames"), "usernames").map_err(|_| bad_param("usernames"))?;
+    if names.is_empty() || names.len() > LABEL_BATCH_MAX {
+        return Err(bad_param("usernames"));
+    }
+    Ok(names)
+}
+
+/// `POST /push/label/{labelname}/user {usernames}`: `{success, fail}`; at most
+/// `em_push_label_users_max` users per label.
+async fn label_add(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Body(b): Body) -> Reply {
+    s.engine.rate_check(&app, "em.push.label_add")?;
+    let label = label_entry(&s, &app, &p).await?.item;
+    let names = label_batch(&b)?;
+    let known = s.engine.users(&app, &names).await?;
+    let (mut ok, mut fail) = (Vec::new(), Map::new());
+    let mut entries = Vec::new();
+    for n in &names {
+        if known.contains_key(n) {
+            entries.push(Entry::new(ns::PUSH_LABEL_USERS, label.clone(), n.clone(), Value::Null));
+        } else {
+            fail.insert(n.clone(), json!("user not exist"));
+        }
+    }
+    let max = app.limits.em_push_label_users_max;
+    let rule = PutRule { overwrite: Overwrite::Never, max_items: (max > 0).then_some(max) };
+    let users: Vec<String> = entries.iter().map(|e| e.item.clone()).collect();
+    for (u, r) in users.into_iter().zip(s.engine.put_entries(&app, entries, rule).await?) {
+        if r == Put::Full {
+            fail.insert(u, json!("label user count exceeds limit"));
+        } else {
+            ok.push(u);
+        }
+    }
+    Ok(data(json!({"success": ok, "fail": fail})))
+}
+
+/// `GET /push/label/{labelname}/user/{username}`: no `data` when the user is not under it.
+async fn label_user(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.push.label_user")?;
+    let label = label_entry(&s, &app, &p).await?.item;
+    let name = p.get("username")?.to_lowercase();
+    Ok(match s.engine.entry(&app, ns::PUSH_LABEL_USERS, &label, &name).await? {
+        Some(e) => data(json!({"username": e.item, "created": e.created_at})),
+        None => Answer::bare(json!({})),
+    })
+}
+
+/// `GET /push/label/{labelname}/user?limit&cursor`.
+async fn label_users(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, q: Params) -> Reply {
+    s.engine.rate_check(&app, "em.push.label_users")?;
+    let label = label_entry(&s, &app, &p).await?.item;
+    let (page, cursor) = entry_page(&s, &app, EntryFilter::collection(ns::PUSH_LABEL_USERS, label), &q, 100).await?;
+    let mut a = data(json!(page.iter().map(|e| json!({"username": e.item, "created": e.created_at})).collect::<Vec<_>>()));
+    if let Some(c) = cursor {
+        a = a.with("cursor", json!(c));
+    }
+    Ok(a)
+}
+
+/// `DELETE /push/label/{labelname}/user {usernames}`: `{success, fail}`.
+async fn label_remove(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Body(b): Body) -> Reply {
+    s.engine.rate_check(&app, "em.push.label_remove")?;
+    let label = label_entry(&s, &app, &p).await?.item;
+    let names = label_batch(&b)?;
+    let gone = s.engine.delete_entries(&app, &EntryFilter::collection(ns::PUSH_LABEL_USERS, label).items(names.clone())).await?;
+    let gone: Vec<String> = gone.into_iter().map(|e| e.item).collect();
+    let fail: Map<String, Value> = names.iter().filter(|n| !gone.contains(n)).map(|n| (n.clone(), json!("user not in label"))).collect();
+    Ok(data(json!({"success": gone, "fail": fail})))
+}
+
+// ---------------------------------------------------------------------- push tasks
+
+/// `pushMessage`: an object; `title` ≤32, `subTitle` ≤10, `content` ≤100 characters, `ext` ≤10
+/// pairs and ≤1024 characters. Vendor objects pass through.
+fn push_message(b: &Value) -> EmResult<Value> {
+    let m = b.get("pushMessage").and_then(Value::as_object).ok_or_else(|| bad_param("pushMessage"))?;
+    for (k, max) in [("title", 32), ("subTitle", 10), ("content", 100)] {
+        match m.get(k) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(x)) if x.chars().count() <= max => {}
+            Some(_) => return Err(bad_param(k)),
+        }
+    }
+    if let Some(ext) = m.get("ext") {
+        let o = ext.as_object().ok_or_else(|| bad_param("ext"))?;
+        if o.len() > 10 || ext.to_string().chars().count() > 1024 {
+            return Err(bad_param("ext"));
+        }
+    }
+    Ok(Value::Object(m.clone()))
+}
+
+fn strategy(b: &Value) -> EmResult<i64> {
+    match b.get("strategy") {
+        None | Some(Value::Null) => Ok(2),
+        Some(v) => v.as_i64().filter(|s| (0..=3).contains(s)).ok_or_else(|| bad_param("strategy")),
+    }
+}
+
+fn task(target: &str, users: Vec<String>, labels: Vec<String>, strategy: i64, message: Value) -> PushTask {
+    PushTask { id: 0, target: target.into(), users, labels, strategy, message, created_at: 0, webhook: String::new() }
+}
+
+/// `POST /push/single {targets, async, strategy, pushMessage}`: one status per target; unknown
+/// users `FAIL`.
+async fn push_single(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
+    s.engine.rate_check(&app, "em.push.single")?;
+    let targets = names_of(b.get("targets"), "targets").map_err(|_| bad_param("targets"))?;
+    let is_async = match b.get("async") {
+        None | Some(Value::Null) => true,
+        Some(v) => v.as_bool().ok_or_else(|| bad_param("async"))?,
+    };
+    if targets.is_empty() || targets.len() > PUSH_TARGETS_MAX || (!is_async && targets.len() != 1) {
+        return Err(bad_param("targets"));
+    }
+    let (strategy, message) = (strategy(&b)?, push_message(&b)?);
+    let known = s.engine.users(&app, &targets).await?;
+    let users: Vec<String> = targets.iter().filter(|t| known.contains_key(*t)).cloned().collect();
+    if !users.is_empty() {
+        s.engine.push_task(&app, task("single", users, vec![], strategy, message)).await?;
+    }
+    let out: Vec<Value> = targets
+        .iter()
+        .map(|t| match (known.contains_key(t), is_async) {
+            (false, _) => json!({"id": t, "pushStatus": "FAIL", "desc": "user not exist."}),
+            (true, true) => json!({"id": t, "pushStatus": "ASYNC_SUCCESS", "desc": "async success."}),
+            (true, false) => json!({"id": t, "pushStatus": "SUCCESS", "desc": "success."}),
+        })
+        .collect();
+    Ok(data(json!(out)))
+}
+
+/// `POST /push/list/label {targets, strategy, pushMessage}`: to the users under every named
+/// label (the intersection); `data.taskId`.
+async fn push_label(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
+    s.engine.rate_check(&app, "em.push.label")?;
+    let labels: Vec<String> = match b.get("targets") {
+        Some(Value::Array(a)) => {
+            a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| bad_param("targets"))).collect::<EmResult<_>>()?
+        }
+        _ => return Err(bad_param("targets")),
+    };
+    if labels.is_empty() || labels.len() > PUSH_LABELS_MAX {
+        return Err(bad_param("targets"));
+    }
+    let (strategy, message) = (strategy(&b)?, push_message(&b)?);
+    let mut users: Option<Vec<String>> = None;
+    for l in &labels {
+        if s.engine.entry(&app, ns::PUSH_LABELS, "", l).await?.is_none() {
+            return Err(label_missing(l));
+        }
+        let these: Vec<String> = s
+            .engine
+            .entries(&app, &EntryQuery::all(EntryFilter::collection(ns::PUSH_LABEL_USERS, l.clone())))
+            .await?
+            .into_iter()
+            .map(|e| e.item)
+            .collect();
+        users = Some(match users {
+            None => these,
+            Some(prev) => prev.into_iter().filter(|u| these.contains(u)).collect(),
+        });
+    }
+    let id = s.engine.push_task(&app, task("label", users.unwrap_or_default(), labels, strategy, message)).await?;
+    Ok(data(json!({"taskId": id})))
+}
+
+/// `POST /push/task {strategy, pushMessage}`: to every user of the app (the task names no
+/// users; the webhook's receiver fans out). `data` is the task id.
+async fn push_all(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
+    s.engine.rate_check(&app, "em.push.task")?;
+    let (strategy, message) = (strategy(&b)?, push_message(&b)?);
+    let id = s.engine.push_task(&app, task("app", vec![], vec![], strategy, message)).await?;
+    Ok(data(json!(id)))
+}
