@@ -565,6 +565,31 @@ impl Engine {
             .await
     }
 
+    /// Hand the conversation to another member: they become its owner and the old owner a plain
+    /// member. The app's server, or the owner, may do it.
+    pub async fn transfer_owner(&self, app: &App, conv: &Conversation, new_owner: &str, actor: &Actor) -> Result<()> {
+        if let Some(u) = actor.user() {
+            if self.member(app, conv, u).await?.role != Role::Owner {
+                return Err(Error::NotAllowed("only the owner may hand the conversation over".into()));
+            }
+        }
+        let target = self.member(app, conv, new_owner).await?;
+        if target.role == Role::Owner {
+            return Err(Error::NotAllowed("new owner and old owner are the same".into()));
+        }
+        let old: Vec<String> = self.member_roles(app, conv).await?.into_iter().filter(|m| m.role == Role::Owner).map(|m| m.user).collect();
+        if !old.is_empty() {
+            self.store.update_members(app.id, conv.id, &old, &MemberPatch { role: Some(Role::Member), ..Default::default() }).await?;
+        }
+        self.store
+            .update_members(app.id, conv.id, &[new_owner.to_string()], &MemberPatch { role: Some(Role::Owner), ..Default::default() })
+            .await?;
+        self.store.update_conversation(app.id, conv.id, &ConvPatch::default(), self.now()).await?;
+        let recipients = self.members(app, conv).await?;
+        let change = ConvChange::RoleChanged { member: new_owner.to_string(), role: Role::Owner };
+        self.announce(app, conv, actor.user().map(str::to_string), change, recipients).await
+    }
+
     /// Members holding a role other than plain member.
     pub async fn member_roles(&self, app: &App, conv: &Conversation) -> Result<Vec<Member>> {
         let q = MemberQuery { roles: Some(vec![Role::Owner, Role::Admin]), ..Default::default() };

@@ -1,8 +1,615 @@
-//! Groups and chat rooms (§3.6–§3.9): management, announcements, shared files, chat room custom
-//! attributes and super admins, and the one generic mechanism behind every member-list endpoint.
+//! Groups and chat rooms (§3.6–§3.9): management, and the one generic mechanism behind every
+//! member-list endpoint (`members.rs`).
+//!
+//! A group is an engine group conversation (`ConvKind::Normal`, not unique); its id is the
+//! conversation id as a decimal string, as the other faces render it.
 
+pub mod files;
+pub mod members;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member, Role};
+use confab_engine::query::{ConvQuery, Field, Filter, Op, Scalar};
+use confab_engine::store::ConvPatch;
+use confab_engine::{Actor, Engine, NewConversation};
+use serde_json::{json, Map, Value};
+
+use crate::auth::{Admin, Body, Caller, EmState, Params, P};
+use crate::envelope::{EmError, EmResult, Reply};
+use crate::users::{decode_cursor, encode_cursor, username};
 use crate::Routes;
 
+/// Most ids one details call may name.
+pub const DETAILS_MAX_IDS: usize = 100;
+/// A group's member cap when the request names none (the owner included).
+pub const GROUP_MAXUSERS_DEFAULT: i64 = 200;
+
+/// Which of the two conversation families a path is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Group,
+    Room,
+}
+
+impl Family {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Family::Group => "/chatgroups",
+            Family::Room => "/chatrooms",
+        }
+    }
+    pub fn id_param(self) -> &'static str {
+        match self {
+            Family::Group => "group_id",
+            Family::Room => "chatroom_id",
+        }
+    }
+    /// The id's name in answers (`groupid`, `chatroomid`).
+    pub fn id_field(self) -> &'static str {
+        match self {
+            Family::Group => "groupid",
+            Family::Room => "chatroomid",
+        }
+    }
+    pub fn kind(self) -> ConvKind {
+        match self {
+            Family::Group => ConvKind::Normal,
+            Family::Room => ConvKind::Chatroom,
+        }
+    }
+    /// Rate bucket of one endpoint of the family.
+    pub fn bucket(self, name: &str) -> String {
+        format!("em{}.{name}", self.prefix().replace('/', "."))
+    }
+    pub fn not_found(self, id: &str) -> EmError {
+        match self {
+            Family::Group => EmError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "service_resource_not_found",
+                "com.easemob.group.exception.ServiceResourceNotFoundException",
+                format!("do not find this group:{id}"),
+            ),
+            Family::Room => EmError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "service_resource_not_found",
+                "com.easemob.group.exception.ServiceResourceNotFoundException",
+                format!("do not find this chatroom:{id}"),
+            ),
+        }
+    }
+}
+
+/// The conversation of the family a path (or one listed id) names.
+pub async fn conv_of(engine: &Engine, app: &App, fam: Family, id: &str) -> EmResult<Conversation> {
+    let n: i64 = id.trim().parse().map_err(|_| fam.not_found(id))?;
+    let conv = engine.conversation(app, n, Some(fam.kind())).await.map_err(|_| fam.not_found(id))?;
+    if fam == Family::Group && conv.unique {
+        return Err(fam.not_found(id));
+    }
+    Ok(conv)
+}
+
+/// A user that must exist: 404 `resource_not_found` "username X doesn't exist!" otherwise.
+pub async fn existing_user(engine: &Engine, app: &App, raw: &str) -> EmResult<String> {
+    let missing = || EmError::not_found(format!("username {raw} doesn't exist!"));
+    let name = username(raw).map_err(|_| missing())?;
+    engine.get_user(app, &name).await.map_err(|_| missing())?;
+    Ok(name)
+}
+
 pub fn routes() -> Routes {
-    vec![]
+    let mut r: Routes = vec![
+        ("/chatgroups", post(create_group).get(list_groups)),
+        ("/chatgroups/{group_id}", get(group_details).put(update_group).delete(delete_group)),
+        ("/chatgroups/user/{username}", get(joined_groups_current)),
+        ("/users/{username}/joined_chatgroups", get(joined_groups_legacy)),
+        ("/chatgroups/{group_id}/ban", post(ban_on).delete(ban_off)),
+        ("/chatgroups/{group_id}/disable", post(disable_group)),
+        ("/chatgroups/{group_id}/enable", post(enable_group)),
+        ("/chatgroups/{group_id}/announcement", get(get_announcement).post(set_announcement)),
+    ];
+    r.extend(members::routes(Family::Group));
+    r.extend(files::routes());
+    r
+}
+
+// ---------------------------------------------------------------------- fields
+
+fn str_of<'a>(o: &'a Map<String, Value>, k: &str) -> EmResult<Option<&'a str>> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(EmError::invalid_parameter(format!("{k} must be a string"))),
+    }
+}
+
+fn bool_of(o: &Map<String, Value>, k: &str) -> EmResult<Option<bool>> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
+        Some(_) => Err(EmError::invalid_parameter(format!("{k} must be a boolean"))),
+    }
+}
+
+fn int_of(o: &Map<String, Value>, k: &str) -> EmResult<Option<i64>> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| EmError::invalid_parameter(format!("{k} must be an integer"))),
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| EmError::invalid_parameter(format!("{k} must be an integer"))),
+        Some(_) => Err(EmError::invalid_parameter(format!("{k} must be an integer"))),
+    }
+}
+
+fn check_len(v: &str, max: usize, what: &str) -> EmResult<()> {
+    if v.chars().count() > max {
+        return Err(EmError::invalid_parameter(format!("{what} length is too big")));
+    }
+    Ok(())
+}
+
+/// The member cap a request asks for, within the plan's cap.
+fn maxusers(app: &App, v: i64) -> EmResult<i64> {
+    if v < 1 {
+        return Err(EmError::invalid_parameter("maxusers must be positive"));
+    }
+    let cap = app.limits.em_group_max_members;
+    if cap > 0 && v > cap {
+        return Err(EmError::exceed_limit(format!("maxusers {v} is greater than the app's limit {cap}")));
+    }
+    Ok(v)
+}
+
+// ---------------------------------------------------------------------- counting
+
+/// Every group (non-unique group conversation), optionally only those `member` belongs to.
+fn groups_query(member: Option<&str>) -> ConvQuery {
+    let mut conds = vec![Filter::Cond(Field::Unique, Op::Eq(Scalar::Bool(false)))];
+    if let Some(u) = member {
+        conds.push(Filter::Cond(Field::Members, Op::Eq(Scalar::Str(u.to_string()))));
+    }
+    ConvQuery { kinds: Some(vec![ConvKind::Normal]), filter: Filter::And(conds), ..Default::default() }
+}
+
+async fn count(engine: &Engine, app: &App, mut q: ConvQuery) -> EmResult<i64> {
+    q.count = true;
+    q.limit = 0;
+    Ok(engine.query_conversations(app, &q).await?.1.unwrap_or(0))
+}
+
+/// Users who may join one more group: refuses the first that reached `em_max_groups_per_user`.
+pub async fn check_joined_quota(engine: &Engine, app: &App, users: &[String]) -> EmResult<()> {
+    let max = app.limits.em_max_groups_per_user;
+    if max <= 0 {
+        return Ok(());
+    }
+    for u in users {
+        if count(engine, app, groups_query(Some(u))).await? >= max {
+            return Err(EmError::exceed_limit(format!("user {u} has joined too many groups!")));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------- entities
+
+pub fn owner_of(members: &[Member]) -> Option<&str> {
+    members.iter().find(|m| m.role == Role::Owner).map(|m| m.user.as_str())
+}
+
+fn custom_of(conv: &Conversation) -> Value {
+    conv.attrs.get("custom").cloned().unwrap_or(json!(""))
+}
+
+/// The details of a group (§3.6.3).
+fn group_entity(conv: &Conversation, members: &[Member]) -> Value {
+    let s = &conv.settings;
+    let rows: Vec<&Member> = members.iter().filter(|m| m.role != Role::Subscriber).collect();
+    let affiliations: Vec<Value> =
+        rows.iter().map(|m| if m.role == Role::Owner { json!({"owner": m.user}) } else { json!({"member": m.user}) }).collect();
+    json!({
+        "id": conv.id.to_string(),
+        "name": conv.name.clone().unwrap_or_default(),
+        "avatar": s.avatar.clone().unwrap_or_default(),
+        "description": s.description.clone().unwrap_or_default(),
+        "membersonly": s.approval,
+        "allowinvites": s.members_invite,
+        "invite_need_confirm": conv.attrs.get("invite_need_confirm").and_then(Value::as_bool).unwrap_or(true),
+        "maxusers": s.max_members.unwrap_or(GROUP_MAXUSERS_DEFAULT),
+        "owner": owner_of(members).unwrap_or_default(),
+        "created": conv.created_at,
+        "custom": custom_of(conv),
+        "mute": s.mute_all,
+        "scale": "normal",
+        "affiliations_count": rows.len(),
+        "disabled": s.disabled,
+        "affiliations": affiliations,
+        "public": s.public,
+    })
+}
+
+// ---------------------------------------------------------------------- create / list / get
+
+/// `POST /chatgroups`: `owner` and `public` are required; `members` exclude the owner.
+pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Body) -> Reply {
+    s.engine.rate_check(&app, "em.chatgroups.create")?;
+    let o = b.obj()?;
+    let l = &app.limits;
+    let public = bool_of(o, "public")?.ok_or_else(|| EmError::invalid_parameter("group must contain public field!"))?;
+    let owner_raw = str_of(o, "owner")?.ok_or_else(|| EmError::invalid_parameter("owner must be provided"))?;
+    let owner = existing_user(&s.engine, &app, owner_raw).await?;
+    let name = str_of(o, "groupname")?.map(str::to_string);
+    let description = str_of(o, "description")?.map(str::to_string);
+    let avatar = str_of(o, "avatar")?.map(str::to_string);
+    let custom = str_of(o, "custom")?.map(str::to_string);
+    check_len(name.as_deref().unwrap_or(""), l.em_name_max_chars, "groupname")?;
+    check_len(description.as_deref().unwrap_or(""), l.em_description_max_chars, "description")?;
+    check_len(avatar.as_deref().unwrap_or(""), l.em_avatar_max_chars, "avatar")?;
+    check_len(custom.as_deref().unwrap_or(""), l.em_custom_max_chars, "custom")?;
+    let max = maxusers(
+        &app,
+        int_of(o, "maxusers")?.unwrap_or(GROUP_MAXUSERS_DEFAULT.min(if l.em_group_max_members > 0 {
+            l.em_group_max_members
+        } else {
+            i64::MAX
+        })),
+    )?;
+    let membersonly = bool_of(o, "membersonly")?.unwrap_or(false);
+    // public groups start with invitations by members off
+    let allowinvites = bool_of(o, "allowinvites")?.unwrap_or(false) && !public;
+    let invite_need_confirm = bool_of(o, "invite_need_confirm")?.unwrap_or(true);
+    let mut members = vec![owner.clone()];
+    match o.get("members") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) => {
+            for v in a {
+                let u = v.as_str().ok_or_else(|| EmError::invalid_parameter("members must be strings"))?;
+                let u = existing_user(&s.engine, &app, u).await?;
+                if !members.contains(&u) {
+                    members.push(u);
+                }
+            }
+        }
+        Some(_) => return Err(EmError::invalid_parameter("members must be an array")),
+    }
+    if members.len() as i64 > max {
+        return Err(EmError::exceed_limit("members size is greater than max user size !"));
+    }
+    if l.em_max_groups > 0 && count(&s.engine, &app, groups_query(None)).await? >= l.em_max_groups {
+        return Err(EmError::exceed_limit(format!("appKey:{}#{} has create too many groups!", ctx.org, ctx.app_name)));
+    }
+    check_joined_quota(&s.engine, &app, &members).await?;
+    let mut attrs = Map::new();
+    attrs.insert("invite_need_confirm".into(), json!(invite_need_confirm));
+    if let Some(c) = custom {
+        attrs.insert("custom".into(), json!(c));
+    }
+    let settings = ConvSettings {
+        description,
+        avatar,
+        max_members: Some(max),
+        public,
+        approval: membersonly,
+        members_invite: allowinvites,
+        ..Default::default()
+    };
+    let new = NewConversation { kind: Some(ConvKind::Normal), name, creator: Some(owner), members, attrs, settings, ..Default::default() };
+    let (conv, _) = s.engine.create_conversation(&app, new).await?;
+    Ok(ctx.envelope(&app, "post", "/chatgroups").with("entities", json!([])).with("data", json!({"groupid": conv.id.to_string()})))
+}
+
+/// `GET /chatgroups?limit&cursor`: newest first, `limit` 1–1000 (default 10).
+pub async fn list_groups(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
+    s.engine.rate_check(&app, "em.chatgroups.list")?;
+    let limit = q.int("limit", 10, 1..=1000)?;
+    let skip = match q.get("cursor") {
+        None => 0,
+        Some(c) => decode_cursor(c).filter(|n| *n >= 0).ok_or_else(|| EmError::invalid_parameter("cursor is not valid"))?,
+    };
+    let mut query = groups_query(None);
+    query.order = vec![(Field::Id, true)];
+    query.skip = skip;
+    query.limit = limit + 1;
+    let (mut convs, _) = s.engine.query_conversations(&app, &query).await?;
+    let more = convs.len() as i64 > limit;
+    convs.truncate(limit as usize);
+    let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
+    let members = s.engine.members_of(&app, &ids).await?;
+    let data: Vec<Value> = convs
+        .iter()
+        .map(|c| {
+            let ms = members.get(&c.id).map(Vec::as_slice).unwrap_or_default();
+            json!({
+                "owner": owner_of(ms).unwrap_or_default(),
+                "groupid": c.id.to_string(),
+                "affiliations": ms.iter().filter(|m| m.role != Role::Subscriber).count(),
+                "type": "group",
+                "lastModified": c.updated_at.to_string(),
+                "created": c.created_at,
+                "groupname": c.name.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let mut a =
+        ctx.envelope(&app, "get", "/chatgroups").with("entities", json!([])).with("count", json!(data.len())).with("data", json!(data));
+    if more {
+        a = a.with("cursor", json!(encode_cursor(skip + limit)));
+    }
+    Ok(a)
+}
+
+/// `GET /chatgroups/{group_ids}`: one id or up to 100, comma-separated.
+pub async fn group_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.chatgroups.get")?;
+    let ids: Vec<&str> = p.get("group_id")?.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
+    if ids.is_empty() {
+        return Err(Family::Group.not_found(""));
+    }
+    if ids.len() > DETAILS_MAX_IDS {
+        return Err(EmError::invalid_parameter(format!("group ids size is more than max limit : {DETAILS_MAX_IDS}")));
+    }
+    let mut convs = Vec::new();
+    for id in &ids {
+        convs.push(conv_of(&s.engine, &app, Family::Group, id).await?);
+    }
+    let members = s.engine.members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
+    let data: Vec<Value> = convs.iter().map(|c| group_entity(c, members.get(&c.id).map(Vec::as_slice).unwrap_or_default())).collect();
+    Ok(ctx
+        .envelope(&app, "get", "/chatgroups")
+        .with("entities", json!([]))
+        .with("count", json!(data.len()))
+        .with("properties", json!({}))
+        .with("data", json!(data)))
+}
+
+/// `PUT /chatgroups/{group_id}`: the fields given, each answered `true`; `newowner` hands the
+/// group over.
+pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
+    s.engine.rate_check(&app, "em.chatgroups.update")?;
+    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
+    let o = b.obj()?;
+    let l = &app.limits;
+    const FIELDS: &[&str] = &[
+        "groupname",
+        "avatar",
+        "description",
+        "maxusers",
+        "membersonly",
+        "allowinvites",
+        "invite_need_confirm",
+        "custom",
+        "public",
+        "newowner",
+    ];
+    let unknown: Vec<&str> = o.keys().map(String::as_str).filter(|k| !FIELDS.contains(k)).collect();
+    if !unknown.is_empty() {
+        return Err(EmError::invalid_parameter(format!("some of [{}] are not valid fields", unknown.join(", "))));
+    }
+    let mut data = Map::new();
+    if let Some(raw) = str_of(o, "newowner")? {
+        let new_owner = username(raw).map_err(|_| EmError::forbidden(format!("user: {raw} doesn't exist in group: {}", conv.id)))?;
+        match s.engine.transfer_owner(&app, &conv, &new_owner, &Actor::Admin).await {
+            Ok(()) => {}
+            Err(confab_engine::Error::NotMember) => {
+                return Err(EmError::forbidden(format!("user: {raw} doesn't exist in group: {}", conv.id)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        data.insert("newowner".into(), json!(true));
+    }
+    let mut patch = ConvPatch::default();
+    let mut settings = conv.settings.clone();
+    if let Some(n) = str_of(o, "groupname")? {
+        check_len(n, l.em_name_max_chars, "groupname")?;
+        patch.name = Some(Some(n.to_string()));
+        data.insert("groupname".into(), json!(true));
+    }
+    if let Some(v) = str_of(o, "description")? {
+        check_len(v, l.em_description_max_chars, "description")?;
+        settings.description = Some(v.to_string());
+        data.insert("description".into(), json!(true));
+    }
+    if let Some(v) = str_of(o, "avatar")? {
+        check_len(v, l.em_avatar_max_chars, "avatar")?;
+        settings.avatar = Some(v.to_string());
+        data.insert("avatar".into(), json!(true));
+    }
+    if let Some(v) = str_of(o, "custom")? {
+        check_len(v, l.em_custom_max_chars, "custom")?;
+        patch.attrs.push((vec!["custom".into()], confab_engine::store::AttrOp::Set(json!(v))));
+        data.insert("custom".into(), json!(true));
+    }
+    if let Some(v) = int_of(o, "maxusers")? {
+        let v = maxusers(&app, v)?;
+        if v < s.engine.member_count(&app, &conv).await? {
+            return Err(EmError::invalid_parameter("maxusers is less than the group's members"));
+        }
+        settings.max_members = Some(v);
+        data.insert("maxusers".into(), json!(true));
+    }
+    if let Some(v) = bool_of(o, "membersonly")? {
+        settings.approval = v;
+        data.insert("membersonly".into(), json!(true));
+    }
+    if let Some(v) = bool_of(o, "allowinvites")? {
+        settings.members_invite = v;
+        data.insert("allowinvites".into(), json!(true));
+    }
+    if let Some(v) = bool_of(o, "public")? {
+        settings.public = v;
+        data.insert("public".into(), json!(true));
+    }
+    if let Some(v) = bool_of(o, "invite_need_confirm")? {
+        patch.attrs.push((vec!["invite_need_confirm".into()], confab_engine::store::AttrOp::Set(json!(v))));
+        data.insert("invite_need_confirm".into(), json!(true));
+    }
+    if settings != conv.settings {
+        patch.settings = Some(settings);
+    }
+    if !patch.is_empty() {
+        s.engine.update_conversation(&app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
+    }
+    Ok(ctx.envelope(&app, "put", "/chatgroups").with("entities", json!([])).with("data", Value::Object(data)))
+}
+
+pub async fn delete_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.chatgroups.delete")?;
+    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
+    s.engine.delete_conversation(&app, conv.id, Some(ConvKind::Normal), &Actor::Admin).await?;
+    Ok(ctx
+        .envelope(&app, "delete", "/chatgroups")
+        .with("entities", json!([]))
+        .with("data", json!({"success": true, "groupid": conv.id.to_string()})))
+}
+
+// ---------------------------------------------------------------------- joined groups
+
+async fn joined(s: &EmState, c: &Caller, p: &P, pagesize: i64, pagenum: i64) -> EmResult<(String, Vec<Conversation>, i64)> {
+    let u = crate::users::user_in_path(&s.engine, &c.app, p, "username").await?;
+    c.may_act_for(&u.id)?;
+    let mut q = groups_query(Some(&u.id));
+    q.order = vec![(Field::Id, true)];
+    q.skip = pagesize * pagenum;
+    q.limit = pagesize;
+    q.count = true;
+    let (convs, total) = s.engine.query_conversations(&c.app, &q).await?;
+    Ok((u.id, convs, total.unwrap_or(0)))
+}
+
+/// `GET /users/{username}/joined_chatgroups?pagesize&pagenum`: `data:[{groupid, groupname}]`.
+/// `pagenum` counts from 1 (0 is read as 1).
+pub async fn joined_groups_legacy(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    s.engine.rate_check(&c.app, "em.joined_chatgroups")?;
+    let size = q.int("pagesize", 1000, 1..=1000)?;
+    let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
+    let (_, convs, _) = joined(&s, &c, &p, size, num).await?;
+    let data: Vec<Value> =
+        convs.iter().map(|g| json!({"groupid": g.id.to_string(), "groupname": g.name.clone().unwrap_or_default()})).collect();
+    Ok(c.ctx.envelope(&c.app, "get", "/users").with("entities", json!([])).with("count", json!(data.len())).with("data", json!(data)))
+}
+
+/// `GET /chatgroups/user/{username}?pagesize&pagenum`: `pagesize` 1–20 (default 5), `pagenum`
+/// from 0; `entities` hold the groups and `total` counts them all.
+pub async fn joined_groups_current(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    s.engine.rate_check(&c.app, "em.joined_chatgroups")?;
+    let size = q.int("pagesize", 5, 1..=20)?;
+    let num = q.int("pagenum", 0, 0..=i64::MAX / 21)?;
+    let (_, convs, total) = joined(&s, &c, &p, size, num).await?;
+    let members = s.engine.members_of(&c.app, &convs.iter().map(|g| g.id).collect::<Vec<_>>()).await?;
+    let entities: Vec<Value> = convs
+        .iter()
+        .map(|g| {
+            let ms = members.get(&g.id).map(Vec::as_slice).unwrap_or_default();
+            json!({
+                "name": g.name.clone().unwrap_or_default(),
+                "avatar": g.settings.avatar.clone().unwrap_or_default(),
+                "owner": owner_of(ms).unwrap_or_default(),
+                "id": g.id.to_string(),
+                "groupId": g.id.to_string(),
+                "description": g.settings.description.clone().unwrap_or_default(),
+                "disabled": g.settings.disabled,
+                "public": g.settings.public,
+                "allowinvites": g.settings.members_invite,
+                "membersonly": g.settings.approval,
+                "maxusers": g.settings.max_members.unwrap_or(GROUP_MAXUSERS_DEFAULT),
+                "created": g.created_at,
+            })
+        })
+        .collect();
+    Ok(c.ctx.envelope(&c.app, "get", "/chatgroups").with("entities", json!(entities)).with("total", json!(total)))
+}
+
+// ---------------------------------------------------------------------- mute everyone
+
+async fn set_ban(s: &EmState, app: &App, fam: Family, p: &P, on: bool) -> EmResult<()> {
+    let conv = conv_of(&s.engine, app, fam, p.get(fam.id_param())?).await?;
+    let settings = ConvSettings { mute_all: on, ..conv.settings.clone() };
+    let patch = ConvPatch { settings: Some(settings), ..Default::default() };
+    s.engine.update_conversation(app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
+    Ok(())
+}
+
+/// `POST /chatgroups/{group_id}/ban`: only the owner, admins and allowlisted members may speak
+/// (the engine's send path decides).
+pub async fn ban_on(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, &Family::Group.bucket("ban"))?;
+    set_ban(&s, &app, Family::Group, &p, true).await?;
+    Ok(ctx.envelope(&app, "post", Family::Group.prefix()).with("entities", json!([])).with("data", json!({"mute": true})))
+}
+
+pub async fn ban_off(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, &Family::Group.bucket("ban"))?;
+    set_ban(&s, &app, Family::Group, &p, false).await?;
+    Ok(ctx.envelope(&app, "delete", Family::Group.prefix()).with("entities", json!([])).with("data", json!({"mute": false})))
+}
+
+// ---------------------------------------------------------------------- disable / enable
+
+async fn set_disabled(s: &EmState, app: &App, p: &P, on: bool) -> EmResult<()> {
+    let conv = conv_of(&s.engine, app, Family::Group, p.get("group_id")?).await?;
+    let settings = ConvSettings { disabled: on, ..conv.settings.clone() };
+    let patch = ConvPatch { settings: Some(settings), ..Default::default() };
+    s.engine.update_conversation(app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
+    Ok(())
+}
+
+/// `POST /chatgroups/{group_id}/disable`: the group refuses every message until enabled (the
+/// engine's send path).
+pub async fn disable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.chatgroups.disable")?;
+    set_disabled(&s, &app, &p, true).await?;
+    Ok(ctx
+        .envelope(&app, "post", "/chatgroups")
+        .with("entities", json!([]))
+        .with("properties", json!({}))
+        .with("data", json!({"disabled": true})))
+}
+
+pub async fn enable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.chatgroups.enable")?;
+    set_disabled(&s, &app, &p, false).await?;
+    Ok(ctx
+        .envelope(&app, "post", "/chatgroups")
+        .with("entities", json!([]))
+        .with("properties", json!({}))
+        .with("data", json!({"disabled": false})))
+}
+
+// ---------------------------------------------------------------------- announcement
+
+pub async fn get_announcement(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.chatgroups.announcement.get")?;
+    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
+    Ok(ctx
+        .envelope(&app, "get", "/chatgroups")
+        .with("entities", json!([]))
+        .with("count", json!(0))
+        .with("data", json!({"announcement": conv.settings.announcement.clone().unwrap_or_default()})))
+}
+
+/// `POST /chatgroups/{group_id}/announcement {announcement}`: at most `em_announcement_max_chars`.
+pub async fn set_announcement(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
+    s.engine.rate_check(&app, "em.chatgroups.announcement.set")?;
+    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
+    let text = match b.obj()?.get("announcement") {
+        Some(Value::String(t)) => t.clone(),
+        None | Some(Value::Null) => return Err(EmError::illegal("announcement is null")),
+        Some(_) => return Err(EmError::illegal("announcement must be a string")),
+    };
+    if text.chars().count() > app.limits.em_announcement_max_chars {
+        return Err(EmError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "com.easemob.group.exception.ForbiddenOpException",
+            "announce info length exceeds limit!",
+        ));
+    }
+    let settings = ConvSettings { announcement: Some(text), ..conv.settings.clone() };
+    let patch = ConvPatch { settings: Some(settings), ..Default::default() };
+    s.engine.update_conversation(&app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
+    Ok(ctx
+        .envelope(&app, "post", "/chatgroups")
+        .with("entities", json!([]))
+        .with("data", json!({"id": conv.id.to_string(), "result": true})))
 }

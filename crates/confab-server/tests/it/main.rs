@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod cross_face;
 mod em_messages;
+mod em_rooms;
 mod em_social;
 mod em_users;
 mod interop;

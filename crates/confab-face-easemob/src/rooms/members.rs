@@ -1,0 +1,462 @@
+//! Every member-list endpoint of groups and chat rooms (members, admins, blocks, allowlists,
+//! mutes) from one table: each [`List`] says its path segment, which engine operation adds,
+//! removes and lists, its path forms and its answer's field names; [`routes`] serves the table
+//! for a [`Family`] with one set of generic handlers.
+
+use axum::extract::State;
+use axum::routing::{get, post, MethodRouter};
+use confab_engine::model::{App, Conversation, Member, Role};
+use confab_engine::store::MemberPatch;
+use confab_engine::{Actor, Engine};
+use serde_json::{json, Value};
+
+use super::{check_joined_quota, conv_of, existing_user, Family};
+use crate::auth::{Admin, Body, EmState, Params, P};
+use crate::envelope::{EmError, EmResult, Reply};
+use crate::users::username;
+use crate::Routes;
+
+/// Most users one batch call may name.
+pub const BATCH_MAX: usize = 60;
+
+/// Which engine list an endpoint works on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Membership (`add_members` / `remove_members`).
+    Members,
+    /// `Role::Admin` (`set_role`).
+    Admins,
+    /// The conversation's blocklist (`block_members` / `unblock_members`): blocked users leave
+    /// and cannot come back.
+    Blocks,
+    /// The member allowlist (`allowlisted`): may speak while everyone is muted.
+    Allow,
+    /// Speech mutes with an expiry (`mute_members`).
+    Mutes,
+}
+
+/// One member list as the vendor exposes it.
+#[derive(Debug)]
+pub struct List {
+    pub op: Op,
+    /// Path segment after the conversation id.
+    pub seg: &'static str,
+    /// Rate bucket suffix.
+    pub bucket: &'static str,
+    /// `action` of one added / removed user's result row (None: the list's rows carry none).
+    pub add_action: Option<&'static str>,
+    pub remove_action: Option<&'static str>,
+    /// `POST {seg}/{username}` adds one user.
+    pub add_one_path: bool,
+    /// `POST {seg}` with this body field names one user (admins: `newadmin`); otherwise the
+    /// body is `{"usernames": [...]}`.
+    pub add_body_one: Option<&'static str>,
+    /// `DELETE {seg}/{u1},{u2}` answers an array even for one user.
+    pub remove_always_array: bool,
+    /// The name of a batch call's users in its `invalid_parameter` text.
+    pub batch_word: &'static str,
+}
+
+pub const LISTS: &[List] = &[
+    List {
+        op: Op::Members,
+        seg: "users",
+        bucket: "users",
+        add_action: Some("add_member"),
+        remove_action: Some("remove_member"),
+        add_one_path: true,
+        add_body_one: None,
+        remove_always_array: false,
+        batch_word: "usernames",
+    },
+    List {
+        op: Op::Admins,
+        seg: "admin",
+        bucket: "admin",
+        add_action: None,
+        remove_action: None,
+        add_one_path: false,
+        add_body_one: Some("newadmin"),
+        remove_always_array: false,
+        batch_word: "admins",
+    },
+    List {
+        op: Op::Blocks,
+        seg: "blocks/users",
+        bucket: "blocks",
+        add_action: Some("add_blocks"),
+        remove_action: Some("remove_blocks"),
+        add_one_path: true,
+        add_body_one: None,
+        remove_always_array: false,
+        batch_word: "userNames",
+    },
+    List {
+        op: Op::Allow,
+        seg: "white/users",
+        bucket: "white",
+        add_action: Some("add_user_whitelist"),
+        remove_action: Some("remove_user_whitelist"),
+        add_one_path: true,
+        add_body_one: None,
+        remove_always_array: true,
+        batch_word: "usernames",
+    },
+    List {
+        op: Op::Mutes,
+        seg: "mute",
+        bucket: "mute",
+        add_action: None,
+        remove_action: None,
+        add_one_path: false,
+        add_body_one: None,
+        remove_always_array: true,
+        batch_word: "userNames",
+    },
+];
+
+/// The table's routes for one family.
+pub fn routes(fam: Family) -> Routes {
+    let mut r: Routes = Vec::new();
+    for list in LISTS {
+        let base = format!("{}/{{{}}}/{}", fam.prefix(), fam.id_param(), list.seg);
+        let top: MethodRouter<EmState> = get(move |st: State<EmState>, a: Admin, p: P, q: Params| list_h(fam, list, st, a, p, q))
+            .post(move |st: State<EmState>, a: Admin, p: P, q: Params, b: Body| add_h(fam, list, st, a, p, q, b, false));
+        r.push((Box::leak(base.clone().into_boxed_str()), top));
+        let mut one: MethodRouter<EmState> = axum::routing::delete(move |st: State<EmState>, a: Admin, p: P| remove_h(fam, list, st, a, p));
+        if list.add_one_path {
+            one = one.merge(post(move |st: State<EmState>, a: Admin, p: P, q: Params, b: Body| add_h(fam, list, st, a, p, q, b, true)));
+        }
+        r.push((Box::leak(format!("{base}/{{username}}").into_boxed_str()), one));
+    }
+    r
+}
+
+fn reason(e: &EmError) -> String {
+    e.description.clone()
+}
+
+/// Every member row of a group, in joined order (chat rooms keep none).
+async fn rows(engine: &Engine, app: &App, conv: &Conversation) -> EmResult<Vec<Member>> {
+    Ok(engine.members_of(app, &[conv.id]).await?.remove(&conv.id).unwrap_or_default())
+}
+
+fn not_member(fam: Family, users: &[&str], conv: &Conversation) -> EmError {
+    let _ = (fam, conv);
+    EmError::forbidden(format!("users [{}] are not members of this group!", users.join(",")))
+}
+
+fn owner_op() -> EmError {
+    EmError::forbidden("forbidden operation on group owner!")
+}
+
+// ---------------------------------------------------------------------- list
+
+async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: Params) -> Reply {
+    s.engine.rate_check(&app, &fam.bucket(list.bucket))?;
+    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
+    let now = s.engine.now();
+    let env = ctx.envelope(&app, "get", fam.prefix()).with("entities", json!([]));
+    let data: Vec<Value> = match list.op {
+        Op::Members => {
+            let size = q.int("pagesize", 1000, 1..=1000)?;
+            let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
+            let with_time = q.get("joined_time") == Some("true");
+            let all: Vec<Member> = if fam == Family::Room {
+                s.engine.members(&app, &conv).await?.into_iter().map(|u| Member::new(conv.id, u, Role::Member, 0)).collect()
+            } else {
+                rows(&s.engine, &app, &conv).await?
+            };
+            all.into_iter()
+                .filter(|m| m.role != Role::Subscriber)
+                .skip((size * num) as usize)
+                .take(size as usize)
+                .map(|m| {
+                    let mut v = if m.role == Role::Owner { json!({"owner": m.user}) } else { json!({"member": m.user}) };
+                    if with_time {
+                        v["joined_time"] = json!(m.joined_at);
+                    }
+                    v
+                })
+                .collect()
+        }
+        Op::Admins => rows(&s.engine, &app, &conv).await?.into_iter().filter(|m| m.role == Role::Admin).map(|m| json!(m.user)).collect(),
+        Op::Allow => rows(&s.engine, &app, &conv).await?.into_iter().filter(|m| m.allowlisted).map(|m| json!(m.user)).collect(),
+        Op::Mutes => rows(&s.engine, &app, &conv)
+            .await?
+            .into_iter()
+            .filter_map(|m| m.muted_until.filter(|t| *t > now).map(|t| json!({"expire": expire(t), "user": m.user})))
+            .collect(),
+        Op::Blocks => s.engine.blocked_members(&app, &conv, None, 10_000).await?.into_iter().map(|u| json!(u)).collect(),
+    };
+    Ok(env.with("count", json!(data.len())).with("data", json!(data)))
+}
+
+/// A mute's expiry as answered: -1 for "until lifted".
+fn expire(t: i64) -> i64 {
+    if t == i64::MAX {
+        -1
+    } else {
+        t
+    }
+}
+
+// ---------------------------------------------------------------------- add
+
+fn batch_users(list: &List, v: Option<&Value>) -> EmResult<Vec<String>> {
+    let a = match v {
+        Some(Value::Array(a)) => a,
+        _ => return Err(EmError::invalid_parameter("usernames must be provided")),
+    };
+    if a.is_empty() {
+        return Err(EmError::invalid_parameter("usernames must not be empty"));
+    }
+    if a.len() > BATCH_MAX {
+        return Err(EmError::invalid_parameter(format!("{} size is more than max limit : {BATCH_MAX}", list.batch_word)));
+    }
+    a.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| EmError::invalid_parameter("usernames must be strings"))).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn add_h(
+    fam: Family,
+    list: &'static List,
+    State(s): State<EmState>,
+    Admin { app, ctx }: Admin,
+    p: P,
+    _q: Params,
+    Body(b): Body,
+    path_one: bool,
+) -> Reply {
+    s.engine.rate_check(&app, &fam.bucket(list.bucket))?;
+    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
+    let gid = conv.id.to_string();
+    let env = ctx.envelope(&app, "post", fam.prefix()).with("entities", json!([]));
+    // one user: in the path, or the body's single field
+    let one = if path_one {
+        Some(p.get("username")?.to_string())
+    } else if let Some(f) = list.add_body_one {
+        Some(b.get(f).and_then(Value::as_str).ok_or_else(|| EmError::invalid_parameter(format!("{f} must be provided")))?.to_string())
+    } else {
+        None
+    };
+    let duration = if list.op == Op::Mutes {
+        let d = match b.get("mute_duration") {
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(x)) => x.trim().parse().ok(),
+            _ => None,
+        };
+        let d = d
+            .filter(|d| *d > 0 || *d == -1)
+            .ok_or_else(|| EmError::invalid_parameter("mute_duration must be a positive number of milliseconds or -1"))?;
+        Some(d)
+    } else {
+        None
+    };
+    if let Some(u) = one {
+        let u = existing_user(&s.engine, &app, &u).await?;
+        let until = add_one(&s.engine, &app, fam, list, &conv, &u, duration).await?;
+        let data = match list.op {
+            Op::Admins => json!({"result": "success", "newadmin": u}),
+            _ => json!({"result": true, fam.id_field(): gid, "action": list.add_action, "user": u}),
+        };
+        let _ = until;
+        return Ok(env.with("data", data));
+    }
+    let users = batch_users(list, b.get("usernames"))?;
+    let mut results = Vec::new();
+    for raw in &users {
+        let r = match existing_user(&s.engine, &app, raw).await {
+            Ok(u) => add_one(&s.engine, &app, fam, list, &conv, &u, duration).await.map(|until| (u, until)),
+            Err(e) => Err(e),
+        };
+        results.push((raw.to_lowercase(), r));
+    }
+    let data = match list.op {
+        Op::Members => {
+            let added: Vec<&String> = results.iter().filter(|(_, r)| r.is_ok()).map(|(u, _)| u).collect();
+            if added.is_empty() {
+                // every user failed: the first reason is the call's
+                return Err(results.into_iter().find_map(|(_, r)| r.err()).unwrap_or_else(|| EmError::invalid_parameter("no user added")));
+            }
+            json!({"newmembers": added, fam.id_field(): gid, "action": "add_member"})
+        }
+        Op::Mutes => json!(results
+            .iter()
+            .map(|(u, r)| match r {
+                Ok((_, until)) => json!({"result": true, "expire": expire(until.unwrap_or(i64::MAX)), "user": u}),
+                Err(e) => json!({"result": false, "reason": reason(e), "user": u}),
+            })
+            .collect::<Vec<_>>()),
+        _ => json!(results
+            .iter()
+            .map(|(u, r)| {
+                let mut v = json!({"result": r.is_ok(), "action": list.add_action, "user": u, fam.id_field(): gid});
+                if let Err(e) = r {
+                    v["reason"] = json!(reason(e));
+                }
+                v
+            })
+            .collect::<Vec<_>>()),
+    };
+    Ok(env.with("data", data))
+}
+
+/// Add one existing user to the list; for mutes, the expiry.
+async fn add_one(
+    engine: &Engine,
+    app: &App,
+    fam: Family,
+    list: &List,
+    conv: &Conversation,
+    user: &str,
+    duration: Option<i64>,
+) -> EmResult<Option<i64>> {
+    let member = engine.member(app, conv, user).await.ok();
+    let is_room = fam == Family::Room;
+    match list.op {
+        Op::Members => {
+            if member.is_some() {
+                return Err(EmError::forbidden(format!("can not join this group, reason:user: {user} already in group: {}\n", conv.id)));
+            }
+            if !is_room {
+                check_joined_quota(engine, app, &[user.to_string()]).await?;
+            }
+            engine.add_members(app, conv, vec![user.to_string()], &Actor::Admin).await?;
+            Ok(None)
+        }
+        Op::Admins => {
+            let m = member.ok_or_else(|| EmError::not_found(format!("user: {user} doesn't exist in group: {}", conv.id)))?;
+            if m.role == Role::Owner {
+                return Err(owner_op());
+            }
+            if m.role != Role::Admin {
+                let admins = engine.member_roles(app, conv).await?.iter().filter(|m| m.role == Role::Admin).count() as i64;
+                if admins >= app.limits.em_max_admins {
+                    return Err(EmError::exceed_limit(format!("the number of admins exceeds the limit {}", app.limits.em_max_admins)));
+                }
+                engine.set_role(app, conv, user, Role::Admin, &Actor::Admin).await?;
+            }
+            Ok(None)
+        }
+        Op::Blocks => {
+            match &member {
+                None if !is_room => return Err(not_member(fam, &[user], conv)),
+                Some(m) if m.role == Role::Owner => return Err(owner_op()),
+                _ => {}
+            }
+            let out = engine.block_members(app, conv, vec![user.to_string()], &Actor::Admin).await?;
+            if let Some((_, e)) = out.refused.into_iter().next() {
+                return Err(e.into());
+            }
+            Ok(None)
+        }
+        Op::Allow => {
+            if member.is_none() {
+                return Err(not_member(fam, &[user], conv));
+            }
+            let patch = MemberPatch { allowlisted: Some(true), ..Default::default() };
+            engine.update_members(app, conv, vec![user.to_string()], &patch).await?;
+            Ok(None)
+        }
+        Op::Mutes => {
+            match &member {
+                None => return Err(not_member(fam, &[user], conv)),
+                Some(m) if m.role == Role::Owner => return Err(owner_op()),
+                _ => {}
+            }
+            let until = match duration {
+                Some(d) if d > 0 => Some(engine.now().saturating_add(d)),
+                _ => None,
+            };
+            let out = engine.mute_members(app, conv, vec![user.to_string()], true, until, &Actor::Admin).await?;
+            if let Some((_, e)) = out.refused.into_iter().next() {
+                return Err(e.into());
+            }
+            Ok(Some(until.unwrap_or(i64::MAX)))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------- remove
+
+async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, &fam.bucket(list.bucket))?;
+    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
+    let gid = conv.id.to_string();
+    let env = ctx.envelope(&app, "delete", fam.prefix()).with("entities", json!([]));
+    let raw: Vec<String> = p.get("username")?.split(',').map(|u| u.trim().to_lowercase()).filter(|u| !u.is_empty()).collect();
+    if raw.is_empty() {
+        return Err(EmError::invalid_parameter("usernames must be provided"));
+    }
+    if raw.len() > BATCH_MAX {
+        return Err(EmError::invalid_parameter(format!("{} size is more than max limit : {BATCH_MAX}", list.batch_word)));
+    }
+    let single = raw.len() == 1 && !list.remove_always_array;
+    let mut results = Vec::new();
+    for u in &raw {
+        results.push((u.clone(), remove_one(&s.engine, &app, fam, list, &conv, u).await));
+    }
+    if single {
+        let (u, r) = results.remove(0);
+        r?;
+        let data = match list.op {
+            Op::Admins => json!({"result": "success", "oldadmin": u}),
+            _ => json!({"result": true, "action": list.remove_action, "user": u, fam.id_field(): gid}),
+        };
+        return Ok(env.with("data", data));
+    }
+    let data: Vec<Value> = results
+        .iter()
+        .map(|(u, r)| {
+            let mut v = match list.op {
+                Op::Mutes => json!({"result": r.is_ok(), "user": u}),
+                _ => json!({"result": r.is_ok(), "action": list.remove_action, "user": u, fam.id_field(): gid}),
+            };
+            if let Err(e) = r {
+                v["reason"] = json!(reason(e));
+            }
+            v
+        })
+        .collect();
+    Ok(env.with("data", json!(data)))
+}
+
+async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: &Conversation, raw: &str) -> EmResult<()> {
+    let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
+    let member = engine.member(app, conv, &user).await.ok();
+    let is_room = fam == Family::Room;
+    match list.op {
+        Op::Members => {
+            match &member {
+                None if !is_room => return Err(not_member(fam, &[user.as_str()], conv)),
+                Some(m) if m.role == Role::Owner => return Err(owner_op()),
+                _ => {}
+            }
+            engine.remove_members(app, conv, vec![user], &Actor::Admin).await?;
+        }
+        Op::Admins => {
+            if member.map(|m| m.role) != Some(Role::Admin) {
+                return Err(EmError::forbidden(format!("user:{user} is not admin of group:{}", conv.id)));
+            }
+            engine.set_role(app, conv, &user, Role::Member, &Actor::Admin).await?;
+        }
+        Op::Blocks => {
+            engine.unblock_members(app, conv, vec![user], &Actor::Admin).await?;
+        }
+        Op::Allow => {
+            if member.is_none() {
+                return Err(not_member(fam, &[user.as_str()], conv));
+            }
+            let patch = MemberPatch { allowlisted: Some(false), ..Default::default() };
+            engine.update_members(app, conv, vec![user], &patch).await?;
+        }
+        Op::Mutes => {
+            if member.is_none() {
+                return Err(not_member(fam, &[user.as_str()], conv));
+            }
+            engine.mute_members(app, conv, vec![user], false, None, &Actor::Admin).await?;
+        }
+    }
+    Ok(())
+}
