@@ -155,9 +155,10 @@ impl Engine {
         if conv.unique {
             conv.unique_id = Some(unique_id(&members));
         }
-        // a chat room's membership is presence: its first members are in the room, not stored
+        // a chat room's membership is presence: its first members are in the room; only the
+        // creator's standing (owner) is stored
         let rows: Vec<Member> = if kind == ConvKind::Chatroom {
-            vec![]
+            conv.creator.iter().map(|u| Member::new(conv.id, u.clone(), Role::Owner, now)).collect()
         } else {
             members
                 .iter()
@@ -243,8 +244,38 @@ impl Engine {
     }
 
     /// A user's membership, or `NotMember`.
+    /// A member's row. In a chat room, where membership is presence, a user's standing (owner,
+    /// admin, mute, allowlist) is a stored row that outlives their presence; a user in the room
+    /// without one is a plain member.
     pub async fn member(&self, app: &App, conv: &Conversation, user: &str) -> Result<Member> {
-        self.store.get_member(app.id, conv.id, user).await?.ok_or(Error::NotMember)
+        match self.store.get_member(app.id, conv.id, user).await? {
+            Some(m) => Ok(m),
+            None if conv.kind == ConvKind::Chatroom && self.presence.in_room(app.id, conv.id, user).await => {
+                Ok(Member::new(conv.id, user, Role::Member, 0))
+            }
+            None => Err(Error::NotMember),
+        }
+    }
+
+    /// Chat rooms: give the users in the room who have no stored standing a plain member row, so
+    /// that a role, mute or allowlist change has a row to change.
+    async fn stand_in_room(&self, app: &App, conv: &Conversation, users: &[String]) -> Result<()> {
+        if conv.kind != ConvKind::Chatroom {
+            return Ok(());
+        }
+        let q = MemberQuery { users: Some(users.to_vec()), ..Default::default() };
+        let known: HashSet<String> = self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect();
+        let now = self.now();
+        let mut rows = Vec::new();
+        for u in users.iter().filter(|u| !known.contains(*u)) {
+            if self.presence.in_room(app.id, conv.id, u).await {
+                rows.push(Member::new(conv.id, u.clone(), Role::Member, now));
+            }
+        }
+        if !rows.is_empty() {
+            self.store.add_members(app.id, conv.id, &rows, None, now).await?;
+        }
+        Ok(())
     }
 
     /// Users may act on a conversation they belong to (chat rooms: that they are in).
@@ -299,6 +330,9 @@ impl Engine {
             }
         }
         self.store.delete_conversation(app.id, id).await?;
+        if conv.kind == ConvKind::Chatroom {
+            self.forget_room(app, &conv).await?;
+        }
         Ok(())
     }
 
@@ -352,6 +386,14 @@ impl Engine {
         let (allowed, refused): (Vec<String>, Vec<String>) = users.into_iter().partition(|u| !blocked.contains(u));
         out.refused = refused.into_iter().map(|u| (u, Error::Blocked)).collect();
         if conv.kind == ConvKind::Chatroom {
+            // a room with a member cap of its own (Easemob `maxusers`) holds at most that many
+            if let Some(max) = conv.settings.max_members {
+                let present = self.presence.room_roster(app.id, conv.id).await;
+                let new = allowed.iter().filter(|u| !present.contains(u)).count();
+                if (present.len() + new) as i64 > max {
+                    return Err(Error::ConversationFull { max });
+                }
+            }
             for u in &allowed {
                 self.presence.room_join(app.id, conv.id, u).await;
             }
@@ -388,6 +430,7 @@ impl Engine {
             for u in &users {
                 self.presence.room_leave(app.id, conv.id, u).await;
             }
+            self.forget_room_attributes(app, conv, &users).await?;
             return Ok(Outcome { done: users, refused: vec![] });
         }
         let mut refused = vec![];
@@ -427,6 +470,7 @@ impl Engine {
         for u in &users {
             self.validate_user_id(app, u)?;
         }
+        self.stand_in_room(app, conv, &users).await?;
         let q = MemberQuery { users: Some(users.clone()), roles: Some(vec![Role::Owner, Role::Admin, Role::Member]), ..Default::default() };
         let present: HashSet<String> = self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect();
         if users.iter().any(|u| !present.contains(u)) {
@@ -454,6 +498,7 @@ impl Engine {
     /// Targets of a role-protected change to members: they must be members, never the owner, and
     /// a manager cannot act on another manager.
     async fn split_targets(&self, app: &App, conv: &Conversation, me: Option<&Member>, users: &[String]) -> Result<Outcome> {
+        self.stand_in_room(app, conv, users).await?;
         let q = MemberQuery { users: Some(users.to_vec()), ..Default::default() };
         let rows: HashMap<String, Member> =
             self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| (m.user.clone(), m)).collect();
@@ -518,6 +563,12 @@ impl Engine {
         out.done.extend(not_members);
         if !out.done.is_empty() {
             let blocked = self.store.block_users(app.id, conv.id, &out.done, self.now()).await?;
+            if conv.kind == ConvKind::Chatroom {
+                for u in &out.done {
+                    self.presence.room_leave(app.id, conv.id, u).await;
+                }
+                self.forget_room_attributes(app, conv, &out.done).await?;
+            }
             if !blocked.is_empty() {
                 let by = actor.user().map(str::to_string);
                 let mut recipients = self.members(app, conv).await?;
@@ -568,6 +619,7 @@ impl Engine {
     /// Hand the conversation to another member: they become its owner and the old owner a plain
     /// member. The app's server, or the owner, may do it.
     pub async fn transfer_owner(&self, app: &App, conv: &Conversation, new_owner: &str, actor: &Actor) -> Result<()> {
+        self.stand_in_room(app, conv, &[new_owner.to_string()]).await?;
         if let Some(u) = actor.user() {
             if self.member(app, conv, u).await?.role != Role::Owner {
                 return Err(Error::NotAllowed("only the owner may hand the conversation over".into()));
@@ -599,6 +651,21 @@ impl Engine {
     /// Up to `limit` users present in a chat room.
     pub async fn room_members(&self, app: &App, conv: &Conversation, limit: usize) -> Result<Vec<String>> {
         Ok(self.presence.room_members(app.id, conv.id, limit).await)
+    }
+
+    /// Whether a user is in a chat room (online, or offline for less than the grace).
+    pub async fn in_room(&self, app: &App, conv: &Conversation, user: &str) -> bool {
+        self.presence.in_room(app.id, conv.id, user).await
+    }
+
+    /// Everyone in a chat room, online or within the grace, by user id.
+    pub async fn room_roster(&self, app: &App, conv: &Conversation) -> Vec<String> {
+        self.presence.room_roster(app.id, conv.id).await
+    }
+
+    /// The chat rooms a user is in.
+    pub async fn rooms_of(&self, app: &App, user: &str) -> Vec<i64> {
+        self.presence.rooms_of(app.id, user).await
     }
 
     pub async fn room_count(&self, app: &App, conv: &Conversation) -> Result<usize> {

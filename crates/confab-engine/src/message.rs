@@ -193,17 +193,13 @@ impl Engine {
     }
 
     /// A user may speak in a conversation they are a member of (in a chat room: that they are
-    /// in), unless speech-muted (in the conversation, or app-wide: `global_mutes`), or mute-all is on and they are neither owner, manager nor
-    /// allowlisted. Only the app's server speaks in a service conversation.
+    /// in), unless speech-muted (in the conversation, or app-wide: `global_mutes`), or mute-all
+    /// is on and they are neither owner, manager nor allowlisted. Only the app's server speaks in a service conversation.
     async fn check_may_speak(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
         match conv.kind {
             ConvKind::Service => return Err(Error::NotAllowed("only the app's server sends to a service conversation".into())),
-            ConvKind::Chatroom => {
-                if !self.presence.in_room(app.id, conv.id, user).await {
-                    return Err(Error::NotMember);
-                }
-                return self.check_global_mute(app, conv, user).await;
-            }
+            // a chat room's standing (mute, allowlist) outlives presence: being in the room comes first
+            ConvKind::Chatroom if !self.presence.in_room(app.id, conv.id, user).await => return Err(Error::NotMember),
             _ => {}
         }
         self.check_global_mute(app, conv, user).await?;

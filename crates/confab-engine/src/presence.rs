@@ -38,6 +38,10 @@ pub trait Presence: Send + Sync + 'static {
     async fn room_members(&self, app: i64, conv: i64, limit: usize) -> Vec<String>;
     /// How many users are present (online) in a chat room.
     async fn room_count(&self, app: i64, conv: i64) -> usize;
+    /// Everyone in a chat room: online, or offline for less than [`ROOM_GRACE`]; by user id.
+    async fn room_roster(&self, app: i64, conv: i64) -> Vec<String>;
+    /// The chat rooms a user is in (as [`Presence::in_room`] says), by id.
+    async fn rooms_of(&self, app: i64, user: &str) -> Vec<i64>;
 }
 
 /// A chat room's members, with when each went offline (None while online).
@@ -61,13 +65,18 @@ impl LocalPresence {
         }
     }
 
-    fn present(&self, app: i64, conv: i64) -> Vec<String> {
+    /// A room's users, the offline ones within their grace too when `offline` is set.
+    fn in_room_now(&self, app: i64, conv: i64, offline: bool) -> Vec<String> {
         let mut rooms = self.rooms.write();
         let Some(members) = rooms.get_mut(&(app, conv)) else { return vec![] };
         members.retain(|_, off| off.is_none_or(|t| t.elapsed() < ROOM_GRACE));
-        let mut v: Vec<String> = members.iter().filter(|(_, off)| off.is_none()).map(|(u, _)| u.clone()).collect();
+        let mut v: Vec<String> = members.iter().filter(|(_, off)| offline || off.is_none()).map(|(u, _)| u.clone()).collect();
         v.sort_unstable();
         v
+    }
+
+    fn present(&self, app: i64, conv: i64) -> Vec<String> {
+        self.in_room_now(app, conv, false)
     }
 }
 
@@ -126,6 +135,21 @@ impl Presence for LocalPresence {
 
     async fn room_count(&self, app: i64, conv: i64) -> usize {
         self.present(app, conv).len()
+    }
+
+    async fn room_roster(&self, app: i64, conv: i64) -> Vec<String> {
+        self.in_room_now(app, conv, true)
+    }
+
+    async fn rooms_of(&self, app: i64, user: &str) -> Vec<i64> {
+        let rooms = self.rooms.read();
+        let mut v: Vec<i64> = rooms
+            .iter()
+            .filter(|((a, _), m)| *a == app && m.get(user).is_some_and(|off| off.is_none_or(|t| t.elapsed() < ROOM_GRACE)))
+            .map(|((_, c), _)| *c)
+            .collect();
+        v.sort_unstable();
+        v
     }
 }
 

@@ -4,6 +4,7 @@
 //! A group is an engine group conversation (`ConvKind::Normal`, not unique); its id is the
 //! conversation id as a decimal string, as the other faces render it.
 
+pub mod chatrooms;
 pub mod files;
 pub mod members;
 
@@ -104,14 +105,33 @@ pub fn routes() -> Routes {
         ("/chatgroups/{group_id}", get(group_details).put(update_group).delete(delete_group)),
         ("/chatgroups/user/{username}", get(joined_groups_current)),
         ("/users/{username}/joined_chatgroups", get(joined_groups_legacy)),
-        ("/chatgroups/{group_id}/ban", post(ban_on).delete(ban_off)),
         ("/chatgroups/{group_id}/disable", post(disable_group)),
         ("/chatgroups/{group_id}/enable", post(enable_group)),
-        ("/chatgroups/{group_id}/announcement", get(get_announcement).post(set_announcement)),
     ];
-    r.extend(members::routes(Family::Group));
     r.extend(files::routes());
+    r.extend(chatrooms::routes());
+    for fam in [Family::Group, Family::Room] {
+        r.extend(family_routes(fam));
+        r.extend(members::routes(fam));
+    }
     r
+}
+
+/// The endpoints groups and chat rooms share: the announcement and mute-all.
+fn family_routes(fam: Family) -> Routes {
+    let at = |seg: &str| -> &'static str { Box::leak(format!("{}/{{{}}}/{seg}", fam.prefix(), fam.id_param()).into_boxed_str()) };
+    vec![
+        (
+            at("announcement"),
+            get(move |st: State<EmState>, a: Admin, p: P| get_announcement(fam, st, a, p))
+                .post(move |st: State<EmState>, a: Admin, p: P, b: Body| set_announcement(fam, st, a, p, b)),
+        ),
+        (
+            at("ban"),
+            post(move |st: State<EmState>, a: Admin, p: P| set_ban(fam, st, a, p, true))
+                .delete(move |st: State<EmState>, a: Admin, p: P| set_ban(fam, st, a, p, false)),
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------------- fields
@@ -192,6 +212,45 @@ pub async fn check_joined_quota(engine: &Engine, app: &App, users: &[String]) ->
     Ok(())
 }
 
+/// The owner and the request's `members` (existing users, each once), at most `max` in all. A
+/// chat room's `members`, when given, must name at least one user.
+pub async fn first_members(
+    engine: &Engine,
+    app: &App,
+    owner: &str,
+    o: &Map<String, Value>,
+    max: i64,
+    fam: Family,
+) -> EmResult<Vec<String>> {
+    let mut members = vec![owner.to_string()];
+    match o.get("members") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) if !(a.is_empty() && fam == Family::Room) => {
+            for v in a {
+                let u = v.as_str().ok_or_else(|| EmError::invalid_parameter("members must be strings"))?;
+                let u = existing_user(engine, app, u).await?;
+                if !members.contains(&u) {
+                    members.push(u);
+                }
+            }
+        }
+        Some(_) => return Err(EmError::invalid_parameter("members must be an array of users")),
+    }
+    if members.len() as i64 > max {
+        return Err(EmError::exceed_limit("members size is greater than max user size !"));
+    }
+    Ok(members)
+}
+
+/// The answer of a list: `count` and `data`.
+pub fn list_answer<T: serde::Serialize>(ctx: &crate::auth::Ctx, app: &App, path: &str, data: Vec<T>) -> crate::envelope::Answer {
+    ctx.envelope(app, "get", path)
+        .with("entities", json!([]))
+        .with("properties", json!({}))
+        .with("count", json!(data.len()))
+        .with("data", json!(data))
+}
+
 // ---------------------------------------------------------------------- entities
 
 pub fn owner_of(members: &[Member]) -> Option<&str> {
@@ -259,23 +318,7 @@ pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b
     // public groups start with invitations by members off
     let allowinvites = bool_of(o, "allowinvites")?.unwrap_or(false) && !public;
     let invite_need_confirm = bool_of(o, "invite_need_confirm")?.unwrap_or(true);
-    let mut members = vec![owner.clone()];
-    match o.get("members") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(a)) => {
-            for v in a {
-                let u = v.as_str().ok_or_else(|| EmError::invalid_parameter("members must be strings"))?;
-                let u = existing_user(&s.engine, &app, u).await?;
-                if !members.contains(&u) {
-                    members.push(u);
-                }
-            }
-        }
-        Some(_) => return Err(EmError::invalid_parameter("members must be an array")),
-    }
-    if members.len() as i64 > max {
-        return Err(EmError::exceed_limit("members size is greater than max user size !"));
-    }
+    let members = first_members(&s.engine, &app, &owner, o, max, Family::Group).await?;
     if l.em_max_groups > 0 && count(&s.engine, &app, groups_query(None)).await? >= l.em_max_groups {
         return Err(EmError::exceed_limit(format!("appKey:{}#{} has create too many groups!", ctx.org, ctx.app_name)));
     }
@@ -522,26 +565,16 @@ pub async fn joined_groups_current(State(s): State<EmState>, c: Caller, p: P, q:
 
 // ---------------------------------------------------------------------- mute everyone
 
-async fn set_ban(s: &EmState, app: &App, fam: Family, p: &P, on: bool) -> EmResult<()> {
-    let conv = conv_of(&s.engine, app, fam, p.get(fam.id_param())?).await?;
+/// `POST|DELETE {family}/{id}/ban`: mute everyone but the owner, admins and allowlisted members
+/// (the engine's send path decides), or lift it.
+async fn set_ban(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, on: bool) -> Reply {
+    s.engine.rate_check(&app, &fam.bucket("ban"))?;
+    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let settings = ConvSettings { mute_all: on, ..conv.settings.clone() };
     let patch = ConvPatch { settings: Some(settings), ..Default::default() };
-    s.engine.update_conversation(app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
-    Ok(())
-}
-
-/// `POST /chatgroups/{group_id}/ban`: only the owner, admins and allowlisted members may speak
-/// (the engine's send path decides).
-pub async fn ban_on(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, &Family::Group.bucket("ban"))?;
-    set_ban(&s, &app, Family::Group, &p, true).await?;
-    Ok(ctx.envelope(&app, "post", Family::Group.prefix()).with("entities", json!([])).with("data", json!({"mute": true})))
-}
-
-pub async fn ban_off(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, &Family::Group.bucket("ban"))?;
-    set_ban(&s, &app, Family::Group, &p, false).await?;
-    Ok(ctx.envelope(&app, "delete", Family::Group.prefix()).with("entities", json!([])).with("data", json!({"mute": false})))
+    s.engine.update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
+    let action = if on { "post" } else { "delete" };
+    Ok(ctx.envelope(&app, action, fam.prefix()).with("entities", json!([])).with("data", json!({"mute": on})))
 }
 
 // ---------------------------------------------------------------------- disable / enable
@@ -578,20 +611,20 @@ pub async fn enable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
 
 // ---------------------------------------------------------------------- announcement
 
-pub async fn get_announcement(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, "em.chatgroups.announcement.get")?;
-    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
+async fn get_announcement(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, &fam.bucket("announcement.get"))?;
+    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     Ok(ctx
-        .envelope(&app, "get", "/chatgroups")
+        .envelope(&app, "get", fam.prefix())
         .with("entities", json!([]))
         .with("count", json!(0))
         .with("data", json!({"announcement": conv.settings.announcement.clone().unwrap_or_default()})))
 }
 
-/// `POST /chatgroups/{group_id}/announcement {announcement}`: at most `em_announcement_max_chars`.
-pub async fn set_announcement(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
-    s.engine.rate_check(&app, "em.chatgroups.announcement.set")?;
-    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
+/// `POST {family}/{id}/announcement {announcement}`: at most `em_announcement_max_chars`.
+async fn set_announcement(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
+    s.engine.rate_check(&app, &fam.bucket("announcement.set"))?;
+    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let text = match b.obj()?.get("announcement") {
         Some(Value::String(t)) => t.clone(),
         None | Some(Value::Null) => return Err(EmError::illegal("announcement is null")),
@@ -607,9 +640,9 @@ pub async fn set_announcement(State(s): State<EmState>, Admin { app, ctx }: Admi
     }
     let settings = ConvSettings { announcement: Some(text), ..conv.settings.clone() };
     let patch = ConvPatch { settings: Some(settings), ..Default::default() };
-    s.engine.update_conversation(&app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
+    s.engine.update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
     Ok(ctx
-        .envelope(&app, "post", "/chatgroups")
+        .envelope(&app, "post", fam.prefix())
         .with("entities", json!([]))
         .with("data", json!({"id": conv.id.to_string(), "result": true})))
 }

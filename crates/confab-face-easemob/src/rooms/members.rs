@@ -141,9 +141,31 @@ async fn rows(engine: &Engine, app: &App, conv: &Conversation) -> EmResult<Vec<M
     Ok(engine.members_of(app, &[conv.id]).await?.remove(&conv.id).unwrap_or_default())
 }
 
-fn not_member(fam: Family, users: &[&str], conv: &Conversation) -> EmError {
-    let _ = (fam, conv);
-    EmError::forbidden(format!("users [{}] are not members of this group!", users.join(",")))
+/// "Not a member": 403 in a group, 400 in a chat room (as Easemob answers each).
+fn not_member(fam: Family, users: &[&str]) -> EmError {
+    let e = EmError::forbidden(format!("users [{}] are not members of this group!", users.join(",")));
+    match fam {
+        Family::Group => e,
+        Family::Room => EmError { status: axum::http::StatusCode::BAD_REQUEST, ..e },
+    }
+}
+
+/// Whether a user is in: a group's member, or present in a chat room (where a stored row is
+/// only standing: owner, admin, mute, allowlist).
+async fn is_in(engine: &Engine, app: &App, fam: Family, conv: &Conversation, member: Option<&Member>, user: &str) -> bool {
+    match fam {
+        Family::Group => member.is_some(),
+        Family::Room => engine.in_room(app, conv, user).await,
+    }
+}
+
+/// The id's name in a result row: chat rooms say `id` for membership and `chatroomid` elsewhere.
+fn id_field(fam: Family, list: &List) -> &'static str {
+    if fam == Family::Room && list.op == Op::Members {
+        "id"
+    } else {
+        fam.id_field()
+    }
 }
 
 fn owner_op() -> EmError {
@@ -163,7 +185,12 @@ async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, Admi
             let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
             let with_time = q.get("joined_time") == Some("true");
             let all: Vec<Member> = if fam == Family::Room {
-                s.engine.members(&app, &conv).await?.into_iter().map(|u| Member::new(conv.id, u, Role::Member, 0)).collect()
+                // the owner first, then who is in the room
+                let mut all: Vec<Member> = rows(&s.engine, &app, &conv).await?.into_iter().filter(|m| m.role == Role::Owner).collect();
+                let owners: Vec<String> = all.iter().map(|m| m.user.clone()).collect();
+                let present = s.engine.room_roster(&app, &conv).await;
+                all.extend(present.into_iter().filter(|u| !owners.contains(u)).map(|u| Member::new(conv.id, u, Role::Member, 0)));
+                all
             } else {
                 rows(&s.engine, &app, &conv).await?
             };
@@ -258,7 +285,7 @@ async fn add_h(
         let until = add_one(&s.engine, &app, fam, list, &conv, &u, duration).await?;
         let data = match list.op {
             Op::Admins => json!({"result": "success", "newadmin": u}),
-            _ => json!({"result": true, fam.id_field(): gid, "action": list.add_action, "user": u}),
+            _ => json!({"result": true, id_field(fam, list): gid, "action": list.add_action, "user": u}),
         };
         let _ = until;
         return Ok(env.with("data", data));
@@ -279,7 +306,7 @@ async fn add_h(
                 // every user failed: the first reason is the call's
                 return Err(results.into_iter().find_map(|(_, r)| r.err()).unwrap_or_else(|| EmError::invalid_parameter("no user added")));
             }
-            json!({"newmembers": added, fam.id_field(): gid, "action": "add_member"})
+            json!({"newmembers": added, id_field(fam, list): gid, "action": "add_member"})
         }
         Op::Mutes => json!(results
             .iter()
@@ -291,7 +318,7 @@ async fn add_h(
         _ => json!(results
             .iter()
             .map(|(u, r)| {
-                let mut v = json!({"result": r.is_ok(), "action": list.add_action, "user": u, fam.id_field(): gid});
+                let mut v = json!({"result": r.is_ok(), "action": list.add_action, "user": u, id_field(fam, list): gid});
                 if let Err(e) = r {
                     v["reason"] = json!(reason(e));
                 }
@@ -316,7 +343,7 @@ async fn add_one(
     let is_room = fam == Family::Room;
     match list.op {
         Op::Members => {
-            if member.is_some() {
+            if is_in(engine, app, fam, conv, member.as_ref(), user).await {
                 return Err(EmError::forbidden(format!("can not join this group, reason:user: {user} already in group: {}\n", conv.id)));
             }
             if !is_room {
@@ -341,7 +368,7 @@ async fn add_one(
         }
         Op::Blocks => {
             match &member {
-                None if !is_room => return Err(not_member(fam, &[user], conv)),
+                None if !is_room => return Err(not_member(fam, &[user])),
                 Some(m) if m.role == Role::Owner => return Err(owner_op()),
                 _ => {}
             }
@@ -353,7 +380,7 @@ async fn add_one(
         }
         Op::Allow => {
             if member.is_none() {
-                return Err(not_member(fam, &[user], conv));
+                return Err(not_member(fam, &[user]));
             }
             let patch = MemberPatch { allowlisted: Some(true), ..Default::default() };
             engine.update_members(app, conv, vec![user.to_string()], &patch).await?;
@@ -361,7 +388,7 @@ async fn add_one(
         }
         Op::Mutes => {
             match &member {
-                None => return Err(not_member(fam, &[user], conv)),
+                None => return Err(not_member(fam, &[user])),
                 Some(m) if m.role == Role::Owner => return Err(owner_op()),
                 _ => {}
             }
@@ -402,7 +429,7 @@ async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Ad
         r?;
         let data = match list.op {
             Op::Admins => json!({"result": "success", "oldadmin": u}),
-            _ => json!({"result": true, "action": list.remove_action, "user": u, fam.id_field(): gid}),
+            _ => json!({"result": true, "action": list.remove_action, "user": u, id_field(fam, list): gid}),
         };
         return Ok(env.with("data", data));
     }
@@ -411,7 +438,7 @@ async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Ad
         .map(|(u, r)| {
             let mut v = match list.op {
                 Op::Mutes => json!({"result": r.is_ok(), "user": u}),
-                _ => json!({"result": r.is_ok(), "action": list.remove_action, "user": u, fam.id_field(): gid}),
+                _ => json!({"result": r.is_ok(), "action": list.remove_action, "user": u, id_field(fam, list): gid}),
             };
             if let Err(e) = r {
                 v["reason"] = json!(reason(e));
@@ -425,13 +452,13 @@ async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Ad
 async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: &Conversation, raw: &str) -> EmResult<()> {
     let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
     let member = engine.member(app, conv, &user).await.ok();
-    let is_room = fam == Family::Room;
     match list.op {
         Op::Members => {
-            match &member {
-                None if !is_room => return Err(not_member(fam, &[user.as_str()], conv)),
-                Some(m) if m.role == Role::Owner => return Err(owner_op()),
-                _ => {}
+            if !is_in(engine, app, fam, conv, member.as_ref(), &user).await {
+                return Err(not_member(fam, &[user.as_str()]));
+            }
+            if member.is_some_and(|m| m.role == Role::Owner) {
+                return Err(owner_op());
             }
             engine.remove_members(app, conv, vec![user], &Actor::Admin).await?;
         }
@@ -446,14 +473,14 @@ async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: 
         }
         Op::Allow => {
             if member.is_none() {
-                return Err(not_member(fam, &[user.as_str()], conv));
+                return Err(not_member(fam, &[user.as_str()]));
             }
             let patch = MemberPatch { allowlisted: Some(false), ..Default::default() };
             engine.update_members(app, conv, vec![user], &patch).await?;
         }
         Op::Mutes => {
             if member.is_none() {
-                return Err(not_member(fam, &[user.as_str()], conv));
+                return Err(not_member(fam, &[user.as_str()]));
             }
             engine.mute_members(app, conv, vec![user], false, None, &Actor::Admin).await?;
         }

@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod cross_face;
+mod em_chatrooms;
 mod em_messages;
 mod em_rooms;
 mod em_social;

@@ -1,0 +1,430 @@
+//! Chat rooms (spec §3.8, §3.9): management, custom attributes and super admins. The member
+//! lists, the announcement and mute-all are the groups' generic code (`members.rs`,
+//! `rooms::family_routes`).
+//!
+//! A chat room is an engine chat room conversation: who is in it is presence (a member added
+//! here who never connects leaves after the engine's grace), and its standing (owner, admins,
+//! mutes, allowlist) is stored. Its id is the conversation id, the same as LeanCloud's.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member};
+use confab_engine::query::{ConvQuery, Field};
+use confab_engine::store::ConvPatch;
+use confab_engine::{Actor, KeyOutcome, NewConversation};
+use serde_json::{json, Map, Value};
+
+use super::{check_len, conv_of, existing_user, first_members, int_of, list_answer, owner_of, str_of, Family, DETAILS_MAX_IDS};
+use crate::auth::{Admin, Body, Caller, EmState, Params, P};
+use crate::envelope::{Answer, EmError, EmResult, Reply};
+use crate::users::{decode_cursor, encode_cursor, user_in_path, username};
+use crate::Routes;
+
+/// A room's member cap when the request names none, and the most it may ask for.
+pub const ROOM_MAXUSERS_DEFAULT: i64 = 1000;
+pub const ROOM_MAXUSERS_MAX: i64 = 10_000;
+/// Longest `custom` of a room.
+const ROOM_CUSTOM_MAX_CHARS: usize = 1024;
+
+const ROOM: Family = Family::Room;
+
+pub fn routes() -> Routes {
+    vec![
+        ("/chatrooms", post(create_room).get(list_rooms)),
+        ("/chatrooms/{chatroom_id}", get(room_details).put(update_room).delete(delete_room)),
+        ("/users/{username}/joined_chatrooms", get(joined_rooms)),
+        ("/chatrooms/super_admin", get(super_admins).post(add_super_admin)),
+        ("/chatrooms/super_admin/{username}", delete(remove_super_admin)),
+        ("/metadata/chatroom/{chatroom_id}", post(get_attributes)),
+        ("/metadata/chatroom/{chatroom_id}/user/{username}", put(set_attributes).delete(delete_attributes)),
+        ("/metadata/chatroom/{chatroom_id}/user/{username}/forced", put(force_set_attributes).delete(force_delete_attributes)),
+    ]
+}
+
+fn too_long(what: &str, max: impl std::fmt::Display) -> EmError {
+    EmError::exceed_limit(format!("{what} cannot exceed to {max}"))
+}
+
+/// The member cap a request asks for: 1 to 10,000, and within the app's `em_chatroom_max_members`.
+fn room_maxusers(app: &App, v: i64) -> EmResult<i64> {
+    let cap = match app.limits.em_chatroom_max_members {
+        n if n > 0 => n.min(ROOM_MAXUSERS_MAX),
+        _ => ROOM_MAXUSERS_MAX,
+    };
+    if v < 1 {
+        return Err(EmError::invalid_parameter("maxusers must be positive"));
+    }
+    if v > cap {
+        return Err(too_long("maxUsers", cap));
+    }
+    Ok(v)
+}
+
+/// Everyone in a room as affiliation rows: the owner first, then who is in it.
+async fn affiliations(s: &EmState, app: &App, conv: &Conversation, rows: &[Member]) -> Vec<Value> {
+    let owner = owner_of(rows);
+    let mut out: Vec<Value> = owner.iter().map(|o| json!({"owner": o})).collect();
+    for u in s.engine.room_roster(app, conv).await {
+        if Some(u.as_str()) != owner {
+            out.push(json!({"member": u}));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------- create / list / get
+
+/// `POST /chatrooms`: `name`, `description` and `owner` are required; the owner and `members`
+/// are in the room at once.
+async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Body) -> Reply {
+    s.engine.rate_check(&app, "em.chatrooms.create")?;
+    let o = b.obj()?;
+    let l = &app.limits;
+    let name = str_of(o, "name")?
+        .or(str_of(o, "title")?)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| EmError::invalid_parameter("chatroom must contain title/name field!"))?
+        .to_string();
+    let description = str_of(o, "description")?.unwrap_or_default().to_string();
+    let owner_raw = str_of(o, "owner")?.ok_or_else(|| EmError::invalid_parameter("owner must be provided"))?;
+    let owner = existing_user(&s.engine, &app, owner_raw).await?;
+    if name.chars().count() > l.em_name_max_chars {
+        return Err(too_long("title", l.em_name_max_chars));
+    }
+    if description.chars().count() > l.em_description_max_chars {
+        return Err(too_long("desc", l.em_description_max_chars));
+    }
+    let custom = str_of(o, "custom")?.map(str::to_string);
+    check_len(custom.as_deref().unwrap_or(""), ROOM_CUSTOM_MAX_CHARS, "custom")?;
+    let max = room_maxusers(&app, int_of(o, "maxusers")?.unwrap_or(ROOM_MAXUSERS_DEFAULT))?;
+    let members = first_members(&s.engine, &app, &owner, o, max, ROOM).await?;
+    if l.em_max_chatrooms > 0 {
+        let q = ConvQuery { kinds: Some(vec![ConvKind::Chatroom]), count: true, limit: 0, ..Default::default() };
+        if s.engine.query_conversations(&app, &q).await?.1.unwrap_or(0) >= l.em_max_chatrooms {
+            return Err(EmError::exceed_limit(format!("appKey:{}#{} has create too many chatrooms!", ctx.org, ctx.app_name)));
+        }
+    }
+    let mut attrs = Map::new();
+    if let Some(c) = custom {
+        attrs.insert("custom".into(), json!(c));
+    }
+    let settings = ConvSettings { description: Some(description), max_members: Some(max), ..Default::default() };
+    let new = NewConversation {
+        kind: Some(ConvKind::Chatroom),
+        name: Some(name),
+        creator: Some(owner),
+        members,
+        attrs,
+        settings,
+        ..Default::default()
+    };
+    let (conv, _) = s.engine.create_conversation(&app, new).await?;
+    Ok(ctx.envelope(&app, "post", "/chatrooms").with("entities", json!([])).with("data", json!({"id": conv.id.to_string()})))
+}
+
+/// `GET /chatrooms?limit&cursor`: newest first, `limit` 1–1000 (default 10), `cursor` while
+/// more remain.
+async fn list_rooms(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
+    s.engine.rate_check(&app, "em.chatrooms.list")?;
+    let limit = q.int("limit", 10, 1..=1000)?;
+    let skip = match q.get("cursor") {
+        None => 0,
+        Some(c) => decode_cursor(c).filter(|n| *n >= 0).ok_or_else(|| EmError::invalid_parameter("cursor is not valid"))?,
+    };
+    let query =
+        ConvQuery { kinds: Some(vec![ConvKind::Chatroom]), order: vec![(Field::Id, true)], skip, limit: limit + 1, ..Default::default() };
+    let (mut convs, _) = s.engine.query_conversations(&app, &query).await?;
+    let more = convs.len() as i64 > limit;
+    convs.truncate(limit as usize);
+    let owners = s.engine.members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
+    let mut data = Vec::with_capacity(convs.len());
+    for c in &convs {
+        let rows = owners.get(&c.id).map(Vec::as_slice).unwrap_or_default();
+        data.push(json!({
+            "id": c.id.to_string(),
+            "name": c.name.clone().unwrap_or_default(),
+            "owner": owner_of(rows).unwrap_or_default(),
+            "affiliations_count": affiliations(&s, &app, c, rows).await.len(),
+            "disabled": c.settings.disabled,
+        }));
+    }
+    let mut a = list_answer(&ctx, &app, "/chatrooms", data);
+    if more {
+        a = a.with("cursor", json!(encode_cursor(skip + limit)));
+    }
+    Ok(a)
+}
+
+/// `GET /chatrooms/{chatroom_ids}`: one id or up to 100, comma-separated; `data` is an array.
+async fn room_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.chatrooms.get")?;
+    let ids: Vec<&str> = p.get("chatroom_id")?.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
+    if ids.is_empty() {
+        return Err(ROOM.not_found(""));
+    }
+    if ids.len() > DETAILS_MAX_IDS {
+        return Err(EmError::invalid_parameter(format!("chatroom ids size is more than max limit : {DETAILS_MAX_IDS}")));
+    }
+    let mut convs = Vec::new();
+    for id in &ids {
+        convs.push(conv_of(&s.engine, &app, ROOM, id).await?);
+    }
+    let rows = s.engine.members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
+    let mut data = Vec::with_capacity(convs.len());
+    for c in &convs {
+        let rows = rows.get(&c.id).map(Vec::as_slice).unwrap_or_default();
+        let affiliations = affiliations(&s, &app, c, rows).await;
+        data.push(json!({
+            "id": c.id.to_string(),
+            "name": c.name.clone().unwrap_or_default(),
+            "description": c.settings.description.clone().unwrap_or_default(),
+            "membersonly": false,
+            "allowinvites": false,
+            "maxusers": c.settings.max_members.unwrap_or(ROOM_MAXUSERS_DEFAULT),
+            "owner": owner_of(rows).unwrap_or_default(),
+            "created": c.created_at,
+            "custom": c.attrs.get("custom").cloned().unwrap_or(json!("")),
+            "mute": c.settings.mute_all,
+            "disabled": c.settings.disabled,
+            "affiliations_count": affiliations.len(),
+            "affiliations": affiliations,
+            "public": true,
+        }));
+    }
+    Ok(list_answer(&ctx, &app, "/chatrooms", data))
+}
+
+/// `PUT /chatrooms/{chatroom_id}`: `name`, `description`, `maxusers` (answered as `groupname`,
+/// `description`, `maxusers`), or `newowner` to hand the room over.
+async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
+    s.engine.rate_check(&app, "em.chatrooms.update")?;
+    let conv = conv_of(&s.engine, &app, ROOM, p.get("chatroom_id")?).await?;
+    let o = b.obj()?;
+    let l = &app.limits;
+    const FIELDS: &[&str] = &["name", "description", "maxusers", "newowner"];
+    let unknown: Vec<&str> = o.keys().map(String::as_str).filter(|k| !FIELDS.contains(k)).collect();
+    if !unknown.is_empty() {
+        return Err(EmError::invalid_parameter(format!("some of [{}] are not valid fields", unknown.join(", "))));
+    }
+    let mut data = Map::new();
+    let mut patch = ConvPatch::default();
+    let mut settings = conv.settings.clone();
+    if let Some(n) = str_of(o, "name")? {
+        if n.chars().count() > l.em_name_max_chars {
+            return Err(too_long("title", l.em_name_max_chars));
+        }
+        patch.name = Some(Some(n.to_string()));
+        data.insert("groupname".into(), json!(true));
+    }
+    if let Some(d) = str_of(o, "description")? {
+        if d.chars().count() > l.em_description_max_chars {
+            return Err(too_long("desc", l.em_description_max_chars));
+        }
+        settings.description = Some(d.to_string());
+        data.insert("description".into(), json!(true));
+    }
+    if let Some(v) = int_of(o, "maxusers")? {
+        let v = room_maxusers(&app, v)?;
+        if (s.engine.room_roster(&app, &conv).await.len() as i64) > v {
+            return Err(EmError::forbidden("current user count is larger than the maxUsers that you want to update !"));
+        }
+        settings.max_members = Some(v);
+        data.insert("maxusers".into(), json!(true));
+    }
+    if let Some(raw) = str_of(o, "newowner")? {
+        let not_in = || EmError::forbidden(format!("user: {raw} doesn't exist in chatroom: {}", conv.id));
+        let new_owner = username(raw).map_err(|_| not_in())?;
+        match s.engine.transfer_owner(&app, &conv, &new_owner, &Actor::Admin).await {
+            Ok(()) => {}
+            Err(confab_engine::Error::NotMember) => return Err(not_in()),
+            Err(e) => return Err(e.into()),
+        }
+        data.insert("newowner".into(), json!(true));
+    }
+    if settings != conv.settings {
+        patch.settings = Some(settings);
+    }
+    if !patch.is_empty() {
+        s.engine.update_conversation(&app, conv.id, Some(ConvKind::Chatroom), &patch, &Actor::Admin).await?;
+    }
+    Ok(ctx.envelope(&app, "put", "/chatrooms").with("entities", json!([])).with("data", Value::Object(data)))
+}
+
+async fn delete_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.chatrooms.delete")?;
+    let raw = p.get("chatroom_id")?;
+    let conv = conv_of(&s.engine, &app, ROOM, raw).await.map_err(|_| EmError::not_found(format!("grpID {raw} does not exist!")))?;
+    s.engine.delete_conversation(&app, conv.id, Some(ConvKind::Chatroom), &Actor::Admin).await?;
+    Ok(ctx
+        .envelope(&app, "delete", "/chatrooms")
+        .with("entities", json!([]))
+        .with("data", json!({"success": true, "id": conv.id.to_string()})))
+}
+
+/// `GET /users/{username}/joined_chatrooms?pagenum&pagesize`: the rooms the user is in, by id;
+/// `pagesize` 1–1000 (default 1000), `pagenum` from 1. A user token may ask for itself.
+async fn joined_rooms(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    s.engine.rate_check(&c.app, "em.joined_chatrooms")?;
+    let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&u.id)?;
+    let size = q.int("pagesize", 1000, 1..=1000)?;
+    let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
+    let ids = s.engine.rooms_of(&c.app, &u.id).await;
+    let mut data = Vec::new();
+    for id in ids.into_iter().skip((size * num) as usize).take(size as usize) {
+        // a room deleted since is not listed
+        if let Ok(r) = s.engine.conversation(&c.app, id, Some(ConvKind::Chatroom)).await {
+            data.push(json!({"id": r.id.to_string(), "name": r.name.unwrap_or_default(), "disabled": r.settings.disabled.to_string()}));
+        }
+    }
+    Ok(list_answer(&c.ctx, &c.app, "/users", data))
+}
+
+// ---------------------------------------------------------------------- super admins
+
+/// `GET /chatrooms/super_admin?pagenum&pagesize`: `pagesize` 1–1000 (default 10), `pagenum` from 1.
+async fn super_admins(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
+    s.engine.rate_check(&app, "em.chatrooms.super_admin")?;
+    let size = q.int("pagesize", 10, 1..=1000)?;
+    let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
+    let data = s.engine.room_super_admins(&app, size * num, size).await?;
+    Ok(list_answer(&ctx, &app, "/chatrooms", data))
+}
+
+/// `POST /chatrooms/super_admin {superadmin}`.
+async fn add_super_admin(State(s): State<EmState>, Admin { app, ctx }: Admin, Body(b): Body) -> Reply {
+    s.engine.rate_check(&app, "em.chatrooms.super_admin")?;
+    let raw = b.get("superadmin").and_then(Value::as_str).ok_or_else(|| EmError::invalid_parameter("superadmin must be provided"))?;
+    let user = existing_user(&s.engine, &app, raw).await?;
+    s.engine.add_room_super_admin(&app, &user).await?;
+    Ok(ctx.envelope(&app, "post", "/chatrooms").with("entities", json!([])).with("data", json!({"result": "success", "resource": ""})))
+}
+
+/// `DELETE /chatrooms/super_admin/{superAdmin}`: answered `newSuperAdmin`, as Easemob names it.
+async fn remove_super_admin(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+    s.engine.rate_check(&app, "em.chatrooms.super_admin")?;
+    let raw = p.get("username")?;
+    let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
+    if !s.engine.remove_room_super_admin(&app, &user).await? {
+        return Err(EmError::not_found(format!("user {user} is not a chatroom super admin")));
+    }
+    Ok(ctx
+        .envelope(&app, "delete", "/chatrooms")
+        .with("entities", json!([]))
+        .with("properties", json!({}))
+        .with("data", json!({"newSuperAdmin": user, "resource": ""})))
+}
+
+// ---------------------------------------------------------------------- custom attributes
+
+/// The short envelope of the attribute endpoints: `{uri, timestamp, action, data}`.
+fn attr_answer(c: &Caller, action: &str, data: Value) -> Answer {
+    let mut a = Answer::bare(
+        json!({"uri": c.ctx.uri.split("/metadata/").next().map(|b| format!("{b}/metadata/chatroom")), "action": action, "data": data}),
+    );
+    if action == "delete" {
+        a = a.with("status", json!("ok"));
+    }
+    a
+}
+
+fn outcome(o: KeyOutcome) -> Value {
+    let errors: Map<String, Value> = o.failed.into_iter().map(|(k, r)| (k, json!(r))).collect();
+    json!({"successKeys": o.done, "errorKeys": errors})
+}
+
+fn keys_of(b: &Value) -> EmResult<Option<Vec<String>>> {
+    match b.get("keys") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|k| k.as_str().map(str::to_string).ok_or_else(|| EmError::invalid_parameter("keys must be strings")))
+            .collect::<EmResult<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(EmError::invalid_parameter("keys must be an array")),
+    }
+}
+
+/// An engine refusal of an attribute call in Easemob's words: a batch too big is 400, a user not
+/// in the room 401 `MetadataException`.
+fn attr_error(e: confab_engine::Error) -> EmError {
+    match e {
+        confab_engine::Error::NotMember => {
+            EmError::new(StatusCode::UNAUTHORIZED, "unauthorized", "MetadataException", "user is not in chatroom")
+        }
+        confab_engine::Error::Invalid(m) => EmError::invalid_parameter(m),
+        e => e.into(),
+    }
+}
+
+/// `POST /metadata/chatroom/{chatroom_id} {keys?}`: the named attributes, or every one.
+async fn get_attributes(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    s.engine.rate_check(&c.app, "em.metadata.chatroom.get")?;
+    let conv = conv_of(&s.engine, &c.app, ROOM, p.get("chatroom_id")?).await?;
+    let keys = keys_of(&b)?.filter(|k| !k.is_empty());
+    let attrs = s.engine.room_attributes(&c.app, &conv, keys).await?;
+    Ok(attr_answer(&c, "post", json!(attrs)))
+}
+
+/// The acting member of an attribute call: a user token acts only as itself; force takes the
+/// app token.
+async fn attr_call(s: &EmState, c: &Caller, p: &P, forced: bool) -> EmResult<(Conversation, String)> {
+    if forced && !c.is_admin() {
+        return Err(EmError::admin_required());
+    }
+    let conv = conv_of(&s.engine, &c.app, ROOM, p.get("chatroom_id")?).await?;
+    let raw = p.get("username")?;
+    let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
+    c.may_act_for(&user)?;
+    Ok((conv, user))
+}
+
+async fn set_with(s: EmState, c: Caller, p: P, b: Value, forced: bool) -> Reply {
+    s.engine.rate_check(&c.app, "em.metadata.chatroom.set")?;
+    let (conv, user) = attr_call(&s, &c, &p, forced).await?;
+    let pairs: Vec<(String, String)> = match b.get("metaData") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(v) => Ok((k.clone(), v.clone())),
+                _ => Err(EmError::invalid_parameter(format!("the value of {k} must be a string"))),
+            })
+            .collect::<EmResult<_>>()?,
+        _ => return Err(EmError::invalid_parameter("metaData must be an object")),
+    };
+    let auto_delete = match b.get("autoDelete") {
+        None | Some(Value::Null) => true,
+        Some(Value::String(x)) if x == "DELETE" => true,
+        Some(Value::String(x)) if x == "NO_DELETE" => false,
+        Some(_) => return Err(EmError::invalid_parameter("autoDelete is DELETE or NO_DELETE")),
+    };
+    let out = s.engine.set_room_attributes(&c.app, &conv, &user, pairs, auto_delete, forced).await.map_err(attr_error)?;
+    Ok(attr_answer(&c, "put", outcome(out)))
+}
+
+async fn delete_with(s: EmState, c: Caller, p: P, b: Value, forced: bool) -> Reply {
+    s.engine.rate_check(&c.app, "em.metadata.chatroom.delete")?;
+    let (conv, user) = attr_call(&s, &c, &p, forced).await?;
+    let keys = keys_of(&b)?.ok_or_else(|| EmError::invalid_parameter("keys must be provided"))?;
+    let out = s.engine.delete_room_attributes(&c.app, &conv, &user, keys, forced).await.map_err(attr_error)?;
+    Ok(attr_answer(&c, "delete", outcome(out)))
+}
+
+/// `PUT /metadata/chatroom/{id}/user/{username} {metaData, autoDelete}`: each key's outcome.
+async fn set_attributes(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    set_with(s, c, p, b, false).await
+}
+
+async fn force_set_attributes(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    set_with(s, c, p, b, true).await
+}
+
+/// `DELETE /metadata/chatroom/{id}/user/{username} {keys}`: only the user's own keys.
+async fn delete_attributes(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    delete_with(s, c, p, b, false).await
+}
+
+async fn force_delete_attributes(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    delete_with(s, c, p, b, true).await
+}
