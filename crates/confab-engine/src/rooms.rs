@@ -54,8 +54,9 @@ impl Engine {
     }
 
     /// Set attributes as `user`, who must be in the room unless `forced`. Without force a key
-    /// another member set is refused; each key is checked on its own (name and value length,
-    /// the room's `em_room_attributes_max`), at most [`ROOM_ATTRIBUTES_BATCH_MAX`] a call.
+    /// another member set is refused; each key is checked on its own (name length and charset
+    /// `[a-zA-Z0-9_.-]`, value length, the room's `em_room_attributes_max`), at most
+    /// [`ROOM_ATTRIBUTES_BATCH_MAX`] a call.
     pub async fn set_room_attributes(
         &self,
         app: &App,
@@ -76,6 +77,8 @@ impl Engine {
         for (k, v) in pairs {
             let reason = if k.is_empty() || k.chars().count() > l.em_room_attribute_key_max_chars {
                 Some(format!("properties key '{k}' is exceeding maximum limit {}", l.em_room_attribute_key_max_chars))
+            } else if !k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+                Some(format!("properties key '{k}' may hold only a-z A-Z 0-9 _ - ."))
             } else if v.chars().count() > l.em_room_attribute_value_max_chars {
                 Some(format!("properties value of '{k}' is exceeding maximum limit {}", l.em_room_attribute_value_max_chars))
             } else {

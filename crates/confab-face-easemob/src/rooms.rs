@@ -631,12 +631,9 @@ async fn set_announcement(fam: Family, State(s): State<EmState>, Admin { app, ct
         Some(_) => return Err(EmError::illegal("announcement must be a string")),
     };
     if text.chars().count() > app.limits.em_announcement_max_chars {
-        return Err(EmError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "com.easemob.group.exception.ForbiddenOpException",
-            "announce info length exceeds limit!",
-        ));
+        // groups answer `FORBIDDEN`, chat rooms `forbidden_op`, with the same text
+        let e = EmError::forbidden("announce info length exceeds limit!");
+        return Err(if fam == Family::Group { EmError { error: "FORBIDDEN".into(), ..e } } else { e });
     }
     let settings = ConvSettings { announcement: Some(text), ..conv.settings.clone() };
     let patch = ConvPatch { settings: Some(settings), ..Default::default() };

@@ -125,6 +125,12 @@ async fn create_list_details_update_delete() {
     app.put(&format!("/chatrooms/{id}"), json!({"maxusers": "many"})).await.em_error(400, "invalid_parameter");
     assert_eq!(details(&app, &id).await["maxusers"], 50, "a refused update changes nothing");
 
+    // the announcement (the groups' code; over 512 characters chat rooms say forbidden_op)
+    let r = app.post(&format!("/chatrooms/{id}/announcement"), json!({"announcement": "welcome"})).await;
+    assert_eq!(r.body["data"], json!({"id": id, "result": true}), "{:?}", r.body);
+    assert_eq!(app.get(&format!("/chatrooms/{id}/announcement")).await.body["data"], json!({"announcement": "welcome"}));
+    app.post(&format!("/chatrooms/{id}/announcement"), json!({"announcement": "x".repeat(513)})).await.em_error(403, "forbidden_op");
+
     // hand the room over to someone in it
     let r = app.put(&format!("/chatrooms/{id}"), json!({"newowner": "bob"})).await;
     assert_eq!(r.body["data"], json!({"newowner": true}), "{:?}", r.body);
@@ -318,11 +324,14 @@ async fn custom_attributes_are_owned_forced_and_auto_deleted() {
 
     // bob may not overwrite alice's key, a too-long key fails alone
     let long = "k".repeat(129);
-    let r = app.put(&set("bob"), json!({"metaData": {"topic": "go", "bobs": "b", long.clone(): "x"}})).await;
+    let r = app.put(&set("bob"), json!({"metaData": {"topic": "go", "bobs": "b", long.clone(): "x", "no space": "x"}})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["data"]["successKeys"], json!(["bobs"]));
+    assert!(r.body["data"]["errorKeys"]["no space"].is_string(), "the key charset: {:?}", r.body);
     assert_eq!(r.body["data"]["errorKeys"]["topic"], "others are not allowed to be set");
     assert!(r.body["data"]["errorKeys"][&long].as_str().unwrap().contains("128"), "{:?}", r.body);
+    let r = app.put(&set("bob"), json!({"metaData": {"big": "v".repeat(4097)}})).await;
+    assert!(r.body["data"]["errorKeys"]["big"].as_str().unwrap().contains("4096"), "{:?}", r.body);
     // read: all, or the keys named
     let r = app.post(&format!("/metadata/chatroom/{id}"), json!({})).await;
     assert_eq!(r.body["data"], json!({"bobs": "b", "keep": "yes", "mood": "ok", "topic": "rust"}), "{:?}", r.body);
