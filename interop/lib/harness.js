@@ -167,3 +167,50 @@ function maxim(srv, method, urlPath, body, { token, userId } = {}) {
 }
 
 module.exports.maxim = maxim;
+
+/** One HTTPS request to the server with a JSON body; resolves `{status, body}`. */
+function request(srv, method, fullPath, headers, body) {
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port: srv.port, method, path: fullPath, headers: { 'Content-Type': 'application/json', ...headers } },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode, body: text ? JSON.parse(text) : null });
+          } catch (_) {
+            reject(new Error(`${fullPath}: not JSON: ${text}`));
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+/**
+ * An Easemob REST call on the same server: `/{org}/{app}{urlPath}` with `Authorization: Bearer`.
+ * `token` defaults to the app token (fetched once with the app's client id and secret);
+ * `token: null` sends none. Resolves `{status, body}` (Easemob answers errors with 4xx statuses).
+ */
+async function easemob(srv, method, urlPath, body, { token } = {}) {
+  const em = srv.app.easemob;
+  const base = `/${em.org_name}/${em.app_name}`;
+  let bearer = token;
+  if (bearer === undefined) {
+    if (!srv.easemobToken) {
+      const grant = { grant_type: 'client_credentials', client_id: em.client_id, client_secret: em.client_secret };
+      const r = await request(srv, 'POST', `${base}/token`, {}, grant);
+      if (r.status !== 200) throw new Error(`Easemob app token: ${r.status} ${JSON.stringify(r.body)}`);
+      srv.easemobToken = r.body.access_token;
+    }
+    bearer = srv.easemobToken;
+  }
+  return request(srv, method, `${base}${urlPath}`, bearer ? { Authorization: `Bearer ${bearer}` } : {}, body);
+}
+
+module.exports.easemob = easemob;
