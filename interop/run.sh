@@ -19,4 +19,5 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
 export CONFAB_TLS_CERT="$certs/cert.pem" CONFAB_TLS_KEY="$certs/key.pem"
 # Node trusts the self-signed certificate like any CA-issued one (no TLS checks are disabled).
 export NODE_EXTRA_CA_CERTS="$certs/cert.pem"
-exec node --test --test-concurrency=2 "${@:-tests/}"
+# a test that hangs fails after two minutes instead of holding the run
+exec node --test --test-concurrency=2 --test-timeout=120000 "${@:-tests/}"
