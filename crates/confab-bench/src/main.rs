@@ -40,6 +40,11 @@ struct Target {
     /// Conversations to spread the load over.
     #[arg(long, default_value_t = 100)]
     conversations: usize,
+    /// rest-send: one-to-one conversations (`unique`, the pair's own), each sent to by one of
+    /// its two members (the path Easemob and MaxIM direct messages take), instead of group
+    /// conversations sent to by the app's server.
+    #[arg(long)]
+    one_to_one: bool,
     /// Concurrent clients.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -137,12 +142,12 @@ impl Lc {
         Ok(r["objectId"].as_str().context("objectId")?.to_string())
     }
 
-    async fn conversations(&self, n: usize) -> anyhow::Result<Vec<String>> {
+    async fn conversations(&self, n: usize, unique: bool) -> anyhow::Result<Vec<String>> {
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {
             let r: Value = self
                 .req(reqwest::Method::POST, "/1.2/rtm/conversations")
-                .body(json!({"name": format!("bench {i}"), "m": [format!("u{i}a"), format!("u{i}b")]}).to_string())
+                .body(json!({"name": format!("bench {i}"), "m": [format!("u{i}a"), format!("u{i}b")], "unique": unique}).to_string())
                 .send()
                 .await?
                 .json()
@@ -207,14 +212,16 @@ where
 
 async fn rest_send(t: Target) -> anyhow::Result<()> {
     let lc = Arc::new(Lc::connect(&t).await?);
-    let convs = Arc::new(lc.conversations(t.conversations).await?);
-    let body =
-        json!({"from_client": "bench", "message": "{\"_lctype\":-1,\"_lctext\":\"a benchmark message of ordinary length\"}"}).to_string();
+    let convs = Arc::new(lc.conversations(t.conversations, t.one_to_one).await?);
+    let one_to_one = t.one_to_one;
+    let message = "{\"_lctype\":-1,\"_lctext\":\"a benchmark message of ordinary length\"}";
     drive("rest-send", t.concurrency, t.seconds, move |w, i| {
-        let (lc, convs, body) = (lc.clone(), convs.clone(), body.clone());
+        let (lc, convs) = (lc.clone(), convs.clone());
         async move {
-            let conv = &convs[(w * 7919 + i) % convs.len()];
-            let r = lc.req(reqwest::Method::POST, &format!("/1.2/rtm/conversations/{conv}/messages")).body(body).send().await;
+            let k = (w * 7919 + i) % convs.len();
+            let from = if one_to_one { format!("u{k}a") } else { "bench".to_string() };
+            let body = json!({"from_client": from, "message": message}).to_string();
+            let r = lc.req(reqwest::Method::POST, &format!("/1.2/rtm/conversations/{}/messages", convs[k])).body(body).send().await;
             matches!(r, Ok(r) if r.status().is_success())
         }
     })
@@ -223,7 +230,7 @@ async fn rest_send(t: Target) -> anyhow::Result<()> {
 
 async fn rest_history(t: Target) -> anyhow::Result<()> {
     let lc = Arc::new(Lc::connect(&t).await?);
-    let convs = Arc::new(lc.conversations(t.conversations).await?);
+    let convs = Arc::new(lc.conversations(t.conversations, false).await?);
     for conv in convs.iter() {
         for k in 0..50 {
             lc.req(reqwest::Method::POST, &format!("/1.2/rtm/conversations/{conv}/messages"))

@@ -133,16 +133,20 @@ impl Engine {
         if conv.kind != ConvKind::Normal || !conv.unique {
             return Ok(());
         }
+        // who blocked the sender: one index lookup, and nobody (the common case) ends it here
+        let f = EntryFilter { ns: ns::USER_BLOCKS.to_string(), items: Some(vec![from.to_string()]), ..Default::default() };
+        let blockers: Vec<String> = self.entries(app, &EntryQuery::all(f)).await?.into_iter().map(|e| e.key).collect();
+        if blockers.is_empty() {
+            return Ok(());
+        }
         let members = self.members(app, conv).await?;
         if members.len() != 2 || !members.iter().any(|m| m == from) {
             return Ok(());
         }
-        for other in members.iter().filter(|m| *m != from) {
-            if self.is_blocked_by(app, other, from).await? {
-                return Err(Error::Forbidden(format!("{from} is blocked by {other}")));
-            }
+        match members.iter().find(|m| *m != from && blockers.contains(m)) {
+            Some(other) => Err(Error::Forbidden(format!("{from} is blocked by {other}"))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     // ------------------------------------------------------------------ user metadata
