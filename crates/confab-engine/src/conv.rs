@@ -54,6 +54,8 @@ pub struct NewConversation {
     pub settings: ConvSettings,
     /// Time to live of a temporary conversation, in seconds.
     pub ttl_secs: Option<i64>,
+    /// A thread's group and the group message it hangs from (threads only).
+    pub parent: Option<(i64, i64)>,
 }
 
 /// Temporary conversations: default and longest time to live, and member cap.
@@ -138,7 +140,7 @@ impl Engine {
             unique_id: None,
             attrs: new.attrs,
             settings,
-            parent: None,
+            parent: new.parent.filter(|_| kind == ConvKind::Thread),
             created_at: now,
             updated_at: now,
             last_message_at: None,
@@ -330,8 +332,21 @@ impl Engine {
             }
         }
         self.store.delete_conversation(app.id, id).await?;
-        if conv.kind == ConvKind::Chatroom {
-            self.forget_room(app, &conv).await?;
+        match conv.kind {
+            ConvKind::Chatroom => self.forget_room(app, &conv).await?,
+            // a group's threads go with it
+            ConvKind::Normal => {
+                let q = ConvQuery {
+                    kinds: Some(vec![ConvKind::Thread]),
+                    filter: Filter::Cond(Field::ParentConv, Op::Eq(Scalar::Int(id))),
+                    limit: i64::MAX,
+                    ..Default::default()
+                };
+                for t in self.query_conversations(app, &q).await?.0 {
+                    self.store.delete_conversation(app.id, t.id).await?;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -381,6 +396,9 @@ impl Engine {
             self.store.blocked_users(app.id, conv.id, Some(&users), None, users.len() as i64).await?.into_iter().collect();
         if !blocked.is_empty() && (actor == &Actor::Admin || joining_self) {
             return Err(Error::Blocked);
+        }
+        if let (ConvKind::Thread, Some((group, _))) = (conv.kind, conv.parent) {
+            self.check_in_group(app, group, &users).await?;
         }
         let mut out = Outcome::default();
         let (allowed, refused): (Vec<String>, Vec<String>) = users.into_iter().partition(|u| !blocked.contains(u));

@@ -17,9 +17,11 @@ mod message;
 pub mod model;
 pub mod presence;
 pub mod query;
+pub mod reactions;
 pub mod rooms;
 pub mod social;
 pub mod store;
+pub mod threads;
 pub mod time;
 
 pub use bus::{Bus, Event, KickReason, LocalBus, Origin};

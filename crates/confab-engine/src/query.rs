@@ -26,6 +26,9 @@ pub enum Field {
     CreatedAt,
     UpdatedAt,
     LastMessageAt,
+    /// A thread's group, and the group message it hangs from.
+    ParentConv,
+    ParentMsg,
     /// A custom field, or a path into one (`attr.color` is `["attr", "color"]`).
     Custom(Vec<String>),
 }

@@ -29,9 +29,15 @@ fn server_field(k: &str) -> LcError {
     LcError::param(format!("Field '{k}' cannot be set here.{hint}"))
 }
 
-/// A conversation the caller names by path, of the route's kind.
+/// A conversation the caller names by path, of the route's kind. A thread (an Easemob group
+/// message's thread) is, to LeanCloud, a normal conversation.
 pub async fn lookup(s: &LcState, c: &Client, id: &str, kind: Option<ConvKind>) -> LcResult<Conversation> {
-    Ok(s.engine.conversation(&c.app, conv_id(id)?, kind).await?)
+    let conv = s.engine.conversation(&c.app, conv_id(id)?, None).await?;
+    match kind {
+        Some(ConvKind::Normal) if conv.kind == ConvKind::Thread => Ok(conv),
+        Some(k) if k != conv.kind => Err(confab_engine::Error::WrongKind { expected: k }.into()),
+        _ => Ok(conv),
+    }
 }
 
 pub fn render_with(conv: &Conversation, members: Option<&Vec<Member>>) -> Value {

@@ -662,12 +662,20 @@ pub async fn conversation_create_get(store: Arc<dyn Store>) {
     temp.name = None;
     let room = conv_value(&app, ConvKind::Chatroom, "room2", T0 + 12);
     let service = conv_value(&app, ConvKind::Service, "service", T0 + 13);
+    let (thread_id, (group, anchor)) = (thread.id, thread.parent.expect("parent"));
     for k in [thread, temp, room, service] {
         let (got, created) = store.create_conversation(&k, &[]).await.expect("create_conversation without members");
         assert!(created);
         assert_eq!(got, k);
         assert_eq!(conversation(store, &app, k.id).await, k, "a {:?} conversation round-trips", k.kind);
         assert!(store.member_lists(app.id, &[k.id]).await.unwrap().is_empty());
+    }
+
+    // a thread is found by its group and by the message it hangs from
+    for (field, v) in [(Field::ParentConv, group), (Field::ParentMsg, anchor)] {
+        let q = ConvQuery { filter: Filter::Cond(field.clone(), Op::Eq(Scalar::Int(v))), limit: 10, ..Default::default() };
+        let (found, _) = store.query_conversations(app.id, &q).await.expect("query by parent");
+        assert_eq!(found.iter().map(|c| c.id).collect::<Vec<_>>(), [thread_id], "{field:?}");
     }
 
     assert_eq!(store.get_conversation(app.id, c.id + 1_000_000_000).await.unwrap(), None);

@@ -73,6 +73,8 @@ fn target(f: &Field) -> Result<Target> {
         Field::CreatedAt => Target::Column("c.created_at", ColType::Number),
         Field::UpdatedAt => Target::Column("c.updated_at", ColType::Number),
         Field::LastMessageAt => Target::Column("c.last_message_at", ColType::Number),
+        Field::ParentConv => Target::Column("c.parent_conv", ColType::Number),
+        Field::ParentMsg => Target::Column("c.parent_msg", ColType::Number),
         Field::Custom(path) => Target::Json(json_path(path)?),
     })
 }
