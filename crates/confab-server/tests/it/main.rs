@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod cross_face;
 mod em_chatrooms;
+mod em_limits;
 mod em_messages;
 mod em_reactions;
 mod em_rooms;
