@@ -108,8 +108,9 @@ pub struct Limits {
     pub recall_window_secs: i64,
     /// How long a repeated MaxIM `transaction_id` is recognised, in seconds.
     pub dedup_window_secs: i64,
-    /// Easemob quotas (0: unlimited): registered users, contacts per user, groups per app,
-    /// members per group, groups a user joins, chat rooms per app, members per chat room.
+    /// Easemob quotas (0: unlimited; below 0: none at all): registered users, contacts per user,
+    /// groups per app, members per group, groups a user joins, chat rooms per app (none on the
+    /// free edition, `dev`), members per chat room.
     pub em_max_users: i64,
     pub em_max_contacts: i64,
     pub em_max_groups: i64,
@@ -191,7 +192,7 @@ impl Limits {
         }
         // Easemob's free edition (dev) and basic edition (standard)
         let (em_users, em_contacts, em_groups, em_group_members, em_joined, em_rooms) = match plan {
-            Plan::Dev => (100, 100, 100, 100, 100, 0),
+            Plan::Dev => (100, 100, 100, 100, 100, -1),
             Plan::Standard => (0, 3000, 100_000, 300, 600, 100),
         };
         Limits {

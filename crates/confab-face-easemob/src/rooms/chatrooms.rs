@@ -99,9 +99,10 @@ async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Bod
     check_len(custom.as_deref().unwrap_or(""), ROOM_CUSTOM_MAX_CHARS, "custom")?;
     let max = room_maxusers(&app, int_of(o, "maxusers")?.unwrap_or(ROOM_MAXUSERS_DEFAULT))?;
     let members = first_members(&s.engine, &app, &owner, o, max, ROOM).await?;
-    if l.em_max_chatrooms > 0 {
+    // 0: unlimited; below 0: none (the free edition has no chat rooms)
+    if l.em_max_chatrooms != 0 {
         let q = ConvQuery { kinds: Some(vec![ConvKind::Chatroom]), count: true, limit: 0, ..Default::default() };
-        if s.engine.query_conversations(&app, &q).await?.1.unwrap_or(0) >= l.em_max_chatrooms {
+        if s.engine.query_conversations(&app, &q).await?.1.unwrap_or(0) >= l.em_max_chatrooms.max(0) {
             return Err(EmError::exceed_limit(format!("appKey:{}#{} has create too many chatrooms!", ctx.org, ctx.app_name)));
         }
     }

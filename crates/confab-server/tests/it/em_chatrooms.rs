@@ -174,6 +174,10 @@ async fn create_checks_input_quota_and_auth() {
     srv.engine().set_app_limit(&app.app.name, "em_max_chatrooms", "1").await.expect("limit");
     room(&app, "alice", &[]).await;
     app.post("/chatrooms", json!({"name": "r2", "owner": "alice"})).await.em_error(403, "exceed_limit");
+    // the free edition (dev) has no chat rooms at all
+    let dev = srv.em(Plan::Dev).await;
+    dev.users(&["alice"]).await;
+    dev.post("/chatrooms", json!({"name": "r", "owner": "alice"})).await.em_error(403, "exceed_limit");
     srv.stop().await;
 }
 
