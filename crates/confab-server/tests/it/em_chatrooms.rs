@@ -24,13 +24,6 @@ async fn details(app: &EmApp, id: &str) -> Value {
     r.body["data"][0].clone()
 }
 
-fn sorted(v: &Value) -> Vec<String> {
-    let mut out: Vec<String> =
-        v.as_array().unwrap_or_else(|| panic!("array: {v}")).iter().map(|x| x.as_str().unwrap().to_string()).collect();
-    out.sort();
-    out
-}
-
 /// The users of a member list answer (`[{"owner": u}, {"member": u}, …]`), in order.
 fn roster(v: &Value) -> Vec<String> {
     v.as_array()
@@ -82,7 +75,7 @@ async fn create_list_details_update_delete() {
     assert_eq!(d["affiliations_count"], 2);
 
     // ONE ENGINE: the room is a LeanCloud chat room, and LeanCloud's history shows its messages
-    let lc = LcApp { app: app.app.clone(), base: srv.base.clone(), http: srv.http.clone() };
+    let lc = srv.lc_of(&app);
     let r = lc.post(&format!("/1.2/rtm/chatrooms/{id}/messages"), json!({"from_client": "alice", "message": "hello room"})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let h = lc.get(&format!("/1.2/rtm/chatrooms/{id}/messages")).await;
@@ -228,13 +221,13 @@ async fn members_admins_and_joined_rooms() {
     let admin = format!("/chatrooms/{id}/admin");
     let r = app.post(&admin, json!({"newadmin": "bob"})).await;
     assert_eq!(r.body["data"], json!({"result": "success", "newadmin": "bob"}), "{:?}", r.body);
-    assert_eq!(sorted(&app.get(&admin).await.body["data"]), ["bob"]);
+    assert_eq!(sorted_strs(&app.get(&admin).await.body["data"]), ["bob"]);
     app.post(&admin, json!({"newadmin": "erin"})).await.em_error(404, "resource_not_found");
     app.post(&admin, json!({"newadmin": "alice"})).await.em_error(403, "forbidden_op");
     app.post(&admin, json!({})).await.em_error(400, "invalid_parameter");
     let r = app.delete(&format!("{admin}/bob")).await;
     assert_eq!(r.body["data"], json!({"result": "success", "oldadmin": "bob"}));
-    assert!(sorted(&app.get(&admin).await.body["data"]).is_empty());
+    assert!(sorted_strs(&app.get(&admin).await.body["data"]).is_empty());
     app.delete(&format!("{admin}/bob")).await.em_error(403, "forbidden_op");
 
     // the room's own member cap
@@ -276,7 +269,7 @@ async fn mutes_allowlist_blocks_and_mute_all_are_enforced_by_the_engine() {
     let white = format!("/chatrooms/{id}/white/users");
     let r = app.post(&format!("{white}/carol"), json!({})).await;
     assert_eq!(r.body["data"], json!({"result": true, "action": "add_user_whitelist", "user": "carol", "chatroomid": id}), "{:?}", r.body);
-    assert_eq!(sorted(&app.get(&white).await.body["data"]), ["carol"]);
+    assert_eq!(sorted_strs(&app.get(&white).await.body["data"]), ["carol"]);
     let r = app.post(&format!("/chatrooms/{id}/ban"), json!({})).await;
     assert_eq!(r.body["data"], json!({"mute": true}), "{:?}", r.body);
     assert_eq!(details(&app, &id).await["mute"], true);
@@ -294,7 +287,7 @@ async fn mutes_allowlist_blocks_and_mute_all_are_enforced_by_the_engine() {
     let blocks = format!("/chatrooms/{id}/blocks/users");
     let r = app.post(&format!("{blocks}/dave"), json!({})).await;
     assert_eq!(r.body["data"], json!({"result": true, "action": "add_blocks", "user": "dave", "chatroomid": id}), "{:?}", r.body);
-    assert_eq!(sorted(&app.get(&blocks).await.body["data"]), ["dave"]);
+    assert_eq!(sorted_strs(&app.get(&blocks).await.body["data"]), ["dave"]);
     assert_eq!(may_send(&srv, &app, &id, "dave").await, None);
     assert!(!roster(&app.get(&format!("/chatrooms/{id}/users")).await.body["data"]).contains(&"dave".to_string()));
     app.post(&format!("/chatrooms/{id}/users/dave"), json!({})).await.em_error(403, "forbidden_op");
@@ -321,7 +314,7 @@ async fn custom_attributes_are_owned_forced_and_auto_deleted() {
     let r = app.put(&set("alice"), json!({"metaData": {"topic": "rust", "mood": "ok"}, "autoDelete": "DELETE"})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["action"], "put");
-    assert_eq!(sorted(&r.body["data"]["successKeys"]), ["mood", "topic"]);
+    assert_eq!(sorted_strs(&r.body["data"]["successKeys"]), ["mood", "topic"]);
     assert_eq!(r.body["data"]["errorKeys"], json!({}));
     let r = app.put(&set("alice"), json!({"metaData": {"keep": "yes"}, "autoDelete": "NO_DELETE"})).await;
     assert_eq!(r.body["data"]["successKeys"], json!(["keep"]));

@@ -10,23 +10,6 @@ use confab_engine::{Actor, NewMessage};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// The Usergrid envelope's common fields.
-#[track_caller]
-fn usergrid(v: &Value, action: &str, path: &str, app: &EmApp) {
-    assert_eq!(v["action"], action, "{v}");
-    assert_eq!(v["path"], path, "{v}");
-    assert_eq!(v["organization"], app.app.keys.easemob.org_name, "{v}");
-    assert_eq!(v["applicationName"], app.app.keys.easemob.app_name, "{v}");
-    for k in ["application", "uri", "timestamp", "duration"] {
-        assert!(v.get(k).is_some(), "{k} in {v}");
-    }
-}
-
-/// The same app through the LeanCloud face.
-fn lc(srv: &TestServer, app: &EmApp) -> LcApp {
-    LcApp { app: app.app.clone(), base: srv.base.clone(), http: srv.http.clone() }
-}
-
 /// LeanCloud REST history of a conversation, newest first.
 async fn lc_history(lc: &LcApp, conv: &str) -> Vec<Value> {
     let r = lc.get(&format!("/1.2/rtm/conversations/{conv}/messages")).await;
@@ -71,10 +54,11 @@ async fn one_to_one_every_type_reaches_leancloud_as_its_typed_message() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
     app.users(&["alice", "bob", "carol"]).await;
-    let lc = lc(&srv, &app);
+    let lc = srv.lc_of(&app);
 
     let r = send(&app, "users", txt("alice", &["bob", "carol"], "hello")).await;
-    usergrid(&r.body, "post", "/messages/users", &app);
+    usergrid(&r.body, "post", &app);
+    assert_eq!(r.body["path"], "/messages/users");
     let to_bob = sent_id(&r, "bob");
     let to_carol = sent_id(&r, "carol");
     assert_ne!(to_bob, to_carol);
@@ -219,7 +203,7 @@ async fn groups_and_chat_rooms_made_through_leancloud() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
     app.users(&["alice", "bob", "carol"]).await;
-    let lc = lc(&srv, &app);
+    let lc = srv.lc_of(&app);
     let g1 = lc.conversation(json!({"name": "g1", "m": ["alice", "bob", "carol"]})).await;
     let g2 = lc.conversation(json!({"name": "g2", "m": ["alice", "bob"]})).await;
     let room = lc.post("/1.2/rtm/chatrooms", json!({"name": "room"})).await.ok()["objectId"].as_str().unwrap().to_string();
@@ -230,7 +214,8 @@ async fn groups_and_chat_rooms_made_through_leancloud() {
         json!({"from": "alice", "to": [g1, g2], "type": "txt", "body": {"msg": "hi all"}, "need_group_ack": true}),
     )
     .await;
-    usergrid(&r.body, "post", "/messages/chatgroups", &app);
+    usergrid(&r.body, "post", &app);
+    assert_eq!(r.body["path"], "/messages/chatgroups");
     let id1 = sent_id(&r, &g1);
     sent_id(&r, &g2);
     let rec = lc_record(&lc_history(&lc, &g1).await, &id1);
@@ -243,7 +228,8 @@ async fn groups_and_chat_rooms_made_through_leancloud() {
         json!({"from": "alice", "to": [room], "type": "txt", "body": {"msg": "in the room"}, "chatroom_msg_level": "high"}),
     )
     .await;
-    usergrid(&r.body, "post", "/messages/chatrooms", &app);
+    usergrid(&r.body, "post", &app);
+    assert_eq!(r.body["path"], "/messages/chatrooms");
     let rid = sent_id(&r, &room);
     let h = lc.get(&format!("/1.2/rtm/chatrooms/{room}/messages")).await;
     assert!(h.ok().as_array().unwrap().iter().any(|m| m["msg-id"] == rid.as_str()), "{:?}", h.body);
@@ -307,7 +293,8 @@ async fn global_mutes_are_kept_listed_and_enforced_on_every_face() {
 
     let r = app.post("/mutes", json!({"username": "alice", "chat": 100, "groupchat": -1})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    usergrid(&r.body, "post", "/mutes", &app);
+    usergrid(&r.body, "post", &app);
+    assert_eq!(r.body["path"], "/mutes");
     assert_eq!(r.body["data"], json!({"result": "ok"}));
 
     let r = app.get("/mutes/alice").await;
@@ -396,7 +383,7 @@ async fn recall_on_every_path_with_its_errors() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
     app.users(&["alice", "bob"]).await;
-    let lc = lc(&srv, &app);
+    let lc = srv.lc_of(&app);
     let id = sent_id(&send(&app, "users", txt("alice", &["bob"], "oops")).await, "bob");
     let conv = direct(&srv, &app, "alice", "bob").await;
 
@@ -483,7 +470,8 @@ async fn chat_files_upload_and_download() {
     };
     let r = upload("file", false, bytes.clone()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    usergrid(&r.body, "post", "/chatfiles", &app);
+    usergrid(&r.body, "post", &app);
+    assert_eq!(r.body["path"], "/chatfiles");
     let e = &r.body["entities"][0];
     assert_eq!(e["type"], "chatfile");
     assert!(e["share-secret"].is_string(), "{e}");
@@ -539,7 +527,7 @@ async fn conversation_list_and_one_way_delete() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
     app.users(&["alice", "bob", "carol"]).await;
-    let lc = lc(&srv, &app);
+    let lc = srv.lc_of(&app);
     let g = lc.conversation(json!({"name": "g", "m": ["alice", "bob", "carol"]})).await;
     sent_id(&send(&app, "users", txt("bob", &["alice"], "one")).await, "alice");
     sent_id(&send(&app, "chatgroups", json!({"from": "carol", "to": [g], "type": "txt", "body": {"msg": "two"}})).await, &g);
@@ -551,7 +539,8 @@ async fn conversation_list_and_one_way_delete() {
 
     let r = list("alice", alice.clone()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    usergrid(&r.body, "get", "/users/user_channels", &app);
+    usergrid(&r.body, "get", &app);
+    assert_eq!(r.body["path"], "/users/user_channels");
     let infos = r.body["data"]["channel_infos"].as_array().unwrap().clone();
     assert_eq!(infos.len(), 2, "{infos:?}");
     // newest first
@@ -577,7 +566,8 @@ async fn conversation_list_and_one_way_delete() {
     };
     let r = del("alice", Em::Token(alice.clone()), json!({"channel": "bob", "type": "chat", "delete_roam": true})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    usergrid(&r.body, "delete", "/users/user_channel", &app);
+    usergrid(&r.body, "delete", &app);
+    assert_eq!(r.body["path"], "/users/user_channel");
     assert_eq!(r.body["data"], json!({"result": "ok"}));
     let r = app.call(Method::GET, "/users/alice/user_channels", Em::App, None).await;
     let infos = r.body["data"]["channel_infos"].as_array().unwrap().clone();
@@ -616,7 +606,7 @@ async fn import_keeps_the_given_time_and_delivers_nothing() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
     app.users(&["alice", "bob"]).await;
-    let lc = lc(&srv, &app);
+    let lc = srv.lc_of(&app);
     let at = now_ms() - 86_400_000;
     let r = app
         .post(
@@ -625,7 +615,8 @@ async fn import_keeps_the_given_time_and_delivers_nothing() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    usergrid(&r.body, "post", "/messages/users/import", &app);
+    usergrid(&r.body, "post", &app);
+    assert_eq!(r.body["path"], "/messages/users/import");
     let id = r.body["data"]["msg_id"].as_str().unwrap().to_string();
     let conv = direct(&srv, &app, "alice", "bob").await;
     let rec = lc_record(&lc_history(&lc, &conv).await, &id);
@@ -635,7 +626,8 @@ async fn import_keeps_the_given_time_and_delivers_nothing() {
     let g = lc.conversation(json!({"name": "g", "m": ["alice", "bob"]})).await;
     let r = app.post("/messages/chatgroups/import", json!({"from": "alice", "target": g, "type": "img", "body": {"url": "https://x/y.png"}, "msg_timestamp": at, "is_ack_read": true})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    usergrid(&r.body, "post", "/messages/chatgroups/import", &app);
+    usergrid(&r.body, "post", &app);
+    assert_eq!(r.body["path"], "/messages/chatgroups/import");
     let gid = r.body["data"]["msg_id"].as_str().unwrap().to_string();
     assert_eq!(lc_record(&lc_history(&lc, &g).await, &gid)["timestamp"], at);
 
@@ -671,7 +663,7 @@ async fn history_export_gives_a_gzip_of_the_hour() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
     app.users(&["alice", "bob"]).await;
-    let lc = lc(&srv, &app);
+    let lc = srv.lc_of(&app);
     let g = lc.conversation(json!({"name": "g", "m": ["alice", "bob"]})).await;
     let id = sent_id(&send(&app, "users", txt("alice", &["bob"], "for the record")).await, "bob");
     let gid = sent_id(
@@ -687,7 +679,8 @@ async fn history_export_gives_a_gzip_of_the_hour() {
 
     let r = app.get(&format!("/chatmessages/{hour}")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    usergrid(&r.body, "get", &format!("/chatmessages/{hour}"), &app);
+    usergrid(&r.body, "get", &app);
+    assert_eq!(r.body["path"], format!("/chatmessages/{hour}"));
     let url = r.body["data"][0]["url"].as_str().unwrap_or_else(|| panic!("{:?}", r.body)).to_string();
     let got = srv.http.get(&url).send().await.unwrap();
     assert_eq!(got.status(), 200);

@@ -151,7 +151,7 @@ async fn a_message_sent_through_leancloud_takes_reactions() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
     app.users(&["alice", "bob"]).await;
-    let lc = LcApp { app: app.app.clone(), base: srv.base.clone(), http: srv.http.clone() };
+    let lc = srv.lc_of(&app);
     let conv = lc.conversation(json!({"m": ["alice", "bob"], "unique": true})).await;
     let (msg, _) = lc.send(&conv, "alice", "from leancloud").await;
     let d = ok_envelope(&react(&app, "bob", &msg, "heart").await).clone();

@@ -7,17 +7,6 @@ use confab_engine::model::Plan;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// The Usergrid envelope's common fields.
-#[track_caller]
-fn usergrid(v: &Value, action: &str, app: &EmApp) {
-    assert_eq!(v["action"], action, "{v}");
-    assert_eq!(v["organization"], app.app.keys.easemob.org_name, "{v}");
-    assert_eq!(v["applicationName"], app.app.keys.easemob.app_name, "{v}");
-    for k in ["application", "uri", "timestamp", "duration", "entities"] {
-        assert!(v.get(k).is_some(), "{k} in {v}");
-    }
-}
-
 async fn group(app: &EmApp, owner: &str, members: &[&str]) -> String {
     let r = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": owner, "members": members})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -28,13 +17,6 @@ async fn details(app: &EmApp, gid: &str) -> Value {
     let r = app.get(&format!("/chatgroups/{gid}")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     r.body["data"][0].clone()
-}
-
-fn strs(v: &Value) -> Vec<String> {
-    let mut out: Vec<String> =
-        v.as_array().unwrap_or_else(|| panic!("array: {v}")).iter().map(|x| x.as_str().unwrap().to_string()).collect();
-    out.sort();
-    out
 }
 
 /// Whether `from` may send to the group: a message sent as that user through the engine's send
@@ -52,10 +34,6 @@ async fn may_send(srv: &TestServer, app: &EmApp, gid: &str, from: &str) -> bool 
         Err(confab_engine::Error::Muted) => false,
         Err(other) => panic!("unexpected send error: {other:?}"),
     }
-}
-
-fn lc_of(srv: &TestServer, app: &EmApp) -> LcApp {
-    LcApp { app: app.app.clone(), base: srv.base.clone(), http: srv.http.clone() }
 }
 
 #[tokio::test]
@@ -387,7 +365,7 @@ async fn blocks_allowlist_mutes_and_mute_all() {
     let r = app.post(&format!("/chatgroups/{gid}/white/users"), json!({"usernames": ["carol", "ghost"]})).await;
     assert_eq!(r.body["data"][0]["result"], true, "{:?}", r.body);
     assert_eq!(r.body["data"][1]["result"], false);
-    assert_eq!(strs(&app.get(&format!("/chatgroups/{gid}/white/users")).await.body["data"]), vec!["carol", "dave"]);
+    assert_eq!(sorted_strs(&app.get(&format!("/chatgroups/{gid}/white/users")).await.body["data"]), vec!["carol", "dave"]);
     let r = app.delete(&format!("/chatgroups/{gid}/white/users/carol")).await;
     assert_eq!(r.body["data"], json!([{"result": true, "action": "remove_user_whitelist", "user": "carol", "groupid": gid}]));
     let r = app.post(&format!("/chatgroups/{gid}/ban"), json!({})).await;
@@ -407,19 +385,19 @@ async fn blocks_allowlist_mutes_and_mute_all() {
 async fn a_group_made_through_easemob_is_a_leancloud_conversation() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
-    let lc = lc_of(&srv, &app);
+    let lc = srv.lc_of(&app);
     app.users(&["alice", "bob"]).await;
     let gid = group(&app, "alice", &["bob"]).await;
     let r = lc.get(&format!("/1.2/rtm/conversations{}", qs(&[("where", &json!({"objectId": gid}).to_string())]))).await;
     let results = r.ok()["results"].as_array().unwrap().clone();
     assert_eq!(results.len(), 1, "{results:?}");
     assert_eq!(results[0]["name"], "g");
-    assert_eq!(strs(&results[0]["m"]), vec!["alice", "bob"]);
+    assert_eq!(sorted_strs(&results[0]["m"]), vec!["alice", "bob"]);
     // a member added through Easemob is a member there too
     app.users(&["carol"]).await;
     app.post(&format!("/chatgroups/{gid}/users/carol"), json!({})).await;
     let r = lc.get(&format!("/1.2/rtm/conversations{}", qs(&[("where", &json!({"objectId": gid}).to_string())]))).await;
-    assert_eq!(strs(&r.ok()["results"][0]["m"]), vec!["alice", "bob", "carol"]);
+    assert_eq!(sorted_strs(&r.ok()["results"][0]["m"]), vec!["alice", "bob", "carol"]);
     srv.stop().await;
 }
 

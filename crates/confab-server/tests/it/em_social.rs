@@ -10,28 +10,8 @@ use confab_engine::model::Plan;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// The Usergrid envelope's common fields.
-#[track_caller]
-fn usergrid(v: &Value, action: &str, app: &EmApp) {
-    assert_eq!(v["action"], action, "{v}");
-    assert_eq!(v["organization"], app.app.keys.easemob.org_name, "{v}");
-    assert_eq!(v["applicationName"], app.app.keys.easemob.app_name, "{v}");
-    for k in ["application", "uri", "path", "timestamp", "duration"] {
-        assert!(v.get(k).is_some(), "{k} in {v}");
-    }
-}
-
 async fn limit(srv: &TestServer, app: &EmApp, key: &str, value: &str) {
     srv.engine().set_app_limit(&app.app.name, key, value).await.expect("limit");
-}
-
-fn strs(v: &Value) -> Vec<String> {
-    v.as_array().unwrap_or_else(|| panic!("array: {v}")).iter().map(|x| x.as_str().unwrap().to_string()).collect()
-}
-
-/// The LeanCloud view of the same app.
-fn lc(srv: &TestServer, app: &EmApp) -> LcApp {
-    LcApp { app: app.app.clone(), base: srv.base.clone(), http: srv.http.clone() }
 }
 
 // ---------------------------------------------------------------------- contacts
@@ -137,7 +117,7 @@ async fn blocklist_pages_caps_and_is_enforced_on_every_face() {
 
     // ONE ENGINE: bob is blocked by alice, so his one-to-one message to her is refused via the
     // LeanCloud REST face too (the unique conversation of the pair); alice may still write to him
-    let lc = lc(&srv, &app);
+    let lc = srv.lc_of(&app);
     let conv = lc.conversation(json!({"m": ["alice", "bob"], "unique": true})).await;
     let msgs = format!("/1.2/rtm/conversations/{conv}/messages");
     let r = lc.post(&msgs, json!({"from_client": "bob", "message": "hi"})).await;

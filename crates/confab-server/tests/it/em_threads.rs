@@ -176,7 +176,7 @@ async fn members_come_from_the_group_and_messages_are_the_engines() {
     app.post("/thread/424242/users", json!({"usernames": ["bob"]})).await.em_error(404, "group_error");
 
     // the thread's messages are engine messages: LeanCloud reads them
-    let lc = LcApp { app: app.app.clone(), base: srv.base.clone(), http: srv.http.clone() };
+    let lc = srv.lc_of(&app);
     let r = lc.post(&format!("/1.2/rtm/conversations/{tid}/messages"), json!({"from_client": "bob", "message": "in the thread"})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let h = lc.get(&format!("/1.2/rtm/conversations/{tid}/messages")).await;

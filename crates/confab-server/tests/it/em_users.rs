@@ -17,17 +17,6 @@ fn names(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The Usergrid envelope's common fields.
-#[track_caller]
-fn usergrid(v: &Value, action: &str, app: &EmApp) {
-    assert_eq!(v["action"], action, "{v}");
-    assert_eq!(v["organization"], app.app.keys.easemob.org_name, "{v}");
-    assert_eq!(v["applicationName"], app.app.keys.easemob.app_name, "{v}");
-    for k in ["application", "uri", "path", "timestamp", "duration"] {
-        assert!(v.get(k).is_some(), "{k} in {v}");
-    }
-}
-
 /// A dynamic token as an app server signs it: base64url("dt-" + json).
 fn dynamic_token(app: &EmApp, user: &str, cur_time: i64, ttl: i64, secret: &str) -> String {
     let k = &app.app.keys.easemob;
@@ -338,7 +327,7 @@ async fn status_offline_counts_deactivate_and_disconnect() {
     app.post("/users/batch/status", json!({"usernames": "erin"})).await.em_error(400, "illegal_argument");
 
     // two messages to erin, sent through the LeanCloud face: both are waiting for her
-    let lc = LcApp { app: app.app.clone(), base: srv.base.clone(), http: srv.http.clone() };
+    let lc = srv.lc_of(&app);
     let conv = lc.conversation(json!({"name": "ef", "m": ["erin", "frank"]})).await;
     let (first, _) = lc.send(&conv, "frank", "hello").await;
     lc.send(&conv, "frank", "again").await;

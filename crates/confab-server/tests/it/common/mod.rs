@@ -289,3 +289,35 @@ impl Resp {
         }
     }
 }
+
+/// The Usergrid envelope's common fields (Easemob's users, contacts, groups, chat rooms, messages).
+#[track_caller]
+pub fn usergrid(v: &Value, action: &str, app: &EmApp) {
+    assert_eq!(v["action"], action, "{v}");
+    assert_eq!(v["organization"], app.app.keys.easemob.org_name, "{v}");
+    assert_eq!(v["applicationName"], app.app.keys.easemob.app_name, "{v}");
+    for k in ["application", "uri", "path", "timestamp", "duration"] {
+        assert!(v.get(k).is_some(), "{k} in {v}");
+    }
+}
+
+/// A JSON array of strings, in its order.
+#[track_caller]
+pub fn strs(v: &Value) -> Vec<String> {
+    v.as_array().unwrap_or_else(|| panic!("array: {v}")).iter().map(|x| x.as_str().expect("a string").to_string()).collect()
+}
+
+/// A JSON array of strings, sorted.
+#[track_caller]
+pub fn sorted_strs(v: &Value) -> Vec<String> {
+    let mut out = strs(v);
+    out.sort();
+    out
+}
+
+impl TestServer {
+    /// The same app through the LeanCloud face.
+    pub fn lc_of(&self, app: &EmApp) -> LcApp {
+        LcApp { app: app.app.clone(), base: self.base.clone(), http: self.http.clone() }
+    }
+}
