@@ -59,6 +59,9 @@ enum Cmd {
     RestSend(Target),
     /// Read history pages (20 messages) over REST.
     RestHistory(Target),
+    /// Send Easemob one-to-one messages (`POST /{org}/{app}/messages/users`) as fast as the
+    /// clients can, each pair's sender one of the pair (in-process server only).
+    EmSend(Target),
     /// Group chat over the realtime gateway: messages/s in, pushes/s out, delivery latency.
     WsFanout {
         #[command(flatten)]
@@ -228,6 +231,32 @@ async fn rest_send(t: Target) -> anyhow::Result<()> {
     .await
 }
 
+async fn em_send(t: Target) -> anyhow::Result<()> {
+    anyhow::ensure!(t.url.is_none(), "em-send starts its own server: drop --url");
+    let lc = Lc::connect(&t).await?;
+    let (server, _) = lc._server.as_ref().context("in-process server")?;
+    let app = server.engine.find_app(&AppLookup::Name("bench".into())).await.map_err(anyhow::Error::msg)?.context("the bench app")?;
+    for (k, v) in [("rates.em.messages.users.per_second", "100000000"), ("rates.em.msg.users.per_minute", "100000000")] {
+        server.engine.set_app_limit("bench", k, v).await.map_err(anyhow::Error::msg)?;
+    }
+    let em = &app.keys.easemob;
+    let base = format!("{}/{}/{}", lc.base, em.org_name, em.app_name);
+    let grant = json!({"grant_type": "client_credentials", "client_id": em.client_id, "client_secret": em.client_secret});
+    let r: Value = lc.http.post(format!("{base}/token")).json(&grant).send().await?.json().await?;
+    let auth = format!("Bearer {}", r["access_token"].as_str().context("access_token")?);
+    let (http, base, pairs) = (lc.http.clone(), Arc::new(base), t.conversations);
+    drive("em-send", t.concurrency, t.seconds, move |w, i| {
+        let (http, base, auth) = (http.clone(), base.clone(), auth.clone());
+        async move {
+            let k = (w * 7919 + i) % pairs;
+            let body = json!({"from": format!("u{k}a"), "to": [format!("u{k}b")], "type": "txt", "body": {"msg": "a benchmark message of ordinary length"}});
+            let r = http.post(format!("{base}/messages/users")).header("Authorization", &auth).json(&body).send().await;
+            matches!(r, Ok(r) if r.status().is_success())
+        }
+    })
+    .await
+}
+
 async fn rest_history(t: Target) -> anyhow::Result<()> {
     let lc = Arc::new(Lc::connect(&t).await?);
     let convs = Arc::new(lc.conversations(t.conversations, false).await?);
@@ -310,6 +339,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::RestSend(t) => rest_send(t).await,
         Cmd::RestHistory(t) => rest_history(t).await,
+        Cmd::EmSend(t) => em_send(t).await,
         Cmd::WsFanout { target, members, window } => ws::fanout(target, members, window).await,
         Cmd::StoreInsert { writers, messages, max_group, no_durable } => store_insert(writers, messages, max_group, !no_durable).await,
     }

@@ -26,6 +26,34 @@ const KNOWN_USERS_MAX: usize = 100_000;
 
 /// Above this many remembered keys, `once` drops the expired ones.
 const SEEN_MAX: usize = 10_000;
+/// How long a token read from the store is trusted without reading it again, and how many are kept.
+const TOKEN_CACHE_AGE: Duration = Duration::from_secs(3);
+const TOKEN_CACHE_MAX: usize = 100_000;
+
+/// Tokens read from the store. `generation` moves on every revocation, so a read that raced a
+/// revocation is not remembered.
+#[derive(Default)]
+struct TokenCache {
+    generation: u64,
+    tokens: HashMap<String, (Token, Instant)>,
+}
+
+impl TokenCache {
+    fn remember(&mut self, read_at_generation: u64, token: &str, t: &Token) {
+        if read_at_generation != self.generation {
+            return;
+        }
+        if self.tokens.len() >= TOKEN_CACHE_MAX {
+            self.tokens.clear();
+        }
+        self.tokens.insert(token.to_string(), (t.clone(), Instant::now()));
+    }
+
+    fn revoked(&mut self) {
+        self.generation += 1;
+        self.tokens.clear();
+    }
+}
 
 /// What `once` remembers per key: the result (None while running) and until when.
 type Seen = HashMap<(i64, String), (Option<serde_json::Value>, i64)>;
@@ -41,6 +69,10 @@ pub struct Engine {
     /// Users known to exist (they are never deleted by any face yet; a face that deletes users
     /// must clear its entries).
     known_users: Mutex<HashSet<(i64, String)>>,
+    /// Tokens recently found in the store, with when they were read: a bearer token is checked
+    /// on every call of a token face, and a token changes only by being revoked. Revoking here
+    /// empties the cache; another node's revocation is seen within [`TOKEN_CACHE_AGE`].
+    token_cache: Mutex<TokenCache>,
     seen: Mutex<Seen>,
     node: u16,
 }
@@ -97,6 +129,7 @@ impl Engine {
             rates: RateLimiter::default(),
             app_cache: Mutex::new(HashMap::new()),
             known_users: Mutex::new(HashSet::new()),
+            token_cache: Mutex::new(TokenCache::default()),
             seen: Mutex::new(HashMap::new()),
             node,
         }
@@ -282,6 +315,7 @@ impl Engine {
         user.password_hash = Some(hash_password(password.to_string()).await?);
         self.update_user(app, user).await?;
         self.store.delete_user_tokens(app.id, id, revoke).await?;
+        self.token_cache.lock().revoked();
         Ok(())
     }
 
@@ -289,6 +323,7 @@ impl Engine {
     pub async fn delete_user(&self, app: &App, id: &str) -> Result<bool> {
         let deleted = self.store.delete_user(app.id, id).await?;
         self.known_users.lock().remove(&(app.id, id.to_string()));
+        self.token_cache.lock().revoked();
         self.forget_user_relations(app, id).await?;
         if deleted {
             self.bus.publish(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) }).await;
@@ -436,17 +471,32 @@ impl Engine {
     }
 
     pub async fn revoke_token(&self, token: &str) -> Result<()> {
-        self.store.delete_token(token).await
+        self.store.delete_token(token).await?;
+        self.token_cache.lock().revoked();
+        Ok(())
     }
 
     /// Revoke every token of a kind a user holds (a kicked client must log in again).
     pub async fn revoke_user_tokens(&self, app: &App, user: &str, kind: TokenKind) -> Result<u64> {
-        self.store.delete_user_tokens(app.id, user, kind).await
+        let n = self.store.delete_user_tokens(app.id, user, kind).await?;
+        self.token_cache.lock().revoked();
+        Ok(n)
     }
 
     /// The live token of this kind and app, or None (unknown, expired, or another app's).
     pub async fn check_token(&self, app: &App, token: &str, kind: TokenKind) -> Result<Option<Token>> {
-        let Some(t) = self.store.get_token(token).await? else { return Ok(None) };
+        let (cached, generation) = {
+            let c = self.token_cache.lock();
+            (c.tokens.get(token).filter(|(_, at)| at.elapsed() < TOKEN_CACHE_AGE).map(|(t, _)| t.clone()), c.generation)
+        };
+        let t = match cached {
+            Some(t) => t,
+            None => {
+                let Some(t) = self.store.get_token(token).await? else { return Ok(None) };
+                self.token_cache.lock().remember(generation, token, &t);
+                t
+            }
+        };
         if t.app != app.id || t.kind != kind || t.expires_at.is_some_and(|e| e <= self.now()) {
             return Ok(None);
         }
@@ -527,4 +577,36 @@ async fn verify_password(password: String, hash: String) -> Result<bool> {
     })
     .await
     .map_err(Error::internal)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(s: &str) -> Token {
+        Token {
+            token: s.into(),
+            app: 1,
+            user: Some("u".into()),
+            kind: TokenKind::EasemobUser,
+            created_at: 0,
+            expires_at: None,
+            device: None,
+        }
+    }
+
+    #[test]
+    fn a_token_read_before_a_revocation_is_not_remembered_after_it() {
+        let mut c = TokenCache::default();
+        let before = c.generation;
+        c.remember(before, "a", &token("a"));
+        assert!(c.tokens.contains_key("a"));
+        // a read starts, a revocation happens, the read finishes
+        let read_at = c.generation;
+        c.revoked();
+        c.remember(read_at, "b", &token("b"));
+        assert!(c.tokens.is_empty(), "the revocation emptied the cache and the racing read was dropped");
+        c.remember(c.generation, "b", &token("b"));
+        assert!(c.tokens.contains_key("b"));
+    }
 }
