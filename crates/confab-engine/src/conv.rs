@@ -189,6 +189,11 @@ impl Engine {
     /// The one-to-one conversation of two users (made on first use): the unique conversation of
     /// that member pair, so LeanCloud's `unique: true` conversation of the two is the same one.
     pub async fn direct_conversation(&self, app: &App, a: &str, b: &str) -> Result<Conversation> {
+        // a read finds it after the first time; only a new pair takes the writer (whose unique
+        // index settles two first messages racing)
+        if let Some(c) = self.find_direct_conversation(app, a, b).await? {
+            return Ok(c);
+        }
         let new = NewConversation {
             creator: Some(a.to_string()),
             members: vec![a.to_string(), b.to_string()],
