@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod cross_face;
+mod em_bad_input;
 mod em_chatrooms;
 mod em_limits;
 mod em_messages;

@@ -230,6 +230,15 @@ impl TestServer {
 impl EmApp {
     /// A request to `base + path`; the status and JSON body (Null when not JSON).
     pub async fn call(&self, method: Method, path: &str, auth: Em, body: Option<Value>) -> Resp {
+        self.send(method, path, auth, body.map(|b| b.to_string().into_bytes())).await
+    }
+
+    /// A raw body with the app token (for malformed JSON).
+    pub async fn call_raw(&self, method: Method, path: &str, body: Vec<u8>) -> Resp {
+        self.send(method, path, Em::App, Some(body)).await
+    }
+
+    async fn send(&self, method: Method, path: &str, auth: Em, body: Option<Vec<u8>>) -> Resp {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         req = match auth {
             Em::App => req.bearer_auth(&self.token),
@@ -237,7 +246,7 @@ impl EmApp {
             Em::None => req,
         };
         if let Some(b) = body {
-            req = req.header("Content-Type", "application/json").body(b.to_string());
+            req = req.header("Content-Type", "application/json").body(b);
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
