@@ -359,10 +359,17 @@ fn attr_error(e: confab_engine::Error) -> EmError {
     }
 }
 
-/// `POST /metadata/chatroom/{chatroom_id} {keys?}`: the named attributes, or every one.
+/// `POST /metadata/chatroom/{chatroom_id} {keys?}`: the named attributes, or every one (a user
+/// token: of a room its user is in).
 async fn get_attributes(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
     s.engine.rate_check(&c.app, "em.metadata.chatroom.get")?;
     let conv = conv_of(&s.engine, &c.app, ROOM, p.get("chatroom_id")?).await?;
+    // a user token reads the attributes of a room its user is in
+    if let Some(u) = &c.user {
+        if !s.engine.in_room(&c.app, &conv, &u.id).await {
+            return Err(attr_error(confab_engine::Error::NotMember));
+        }
+    }
     let keys = keys_of(&b)?.filter(|k| !k.is_empty());
     let attrs = s.engine.room_attributes(&c.app, &conv, keys).await?;
     Ok(attr_answer(&c, "post", json!(attrs)))

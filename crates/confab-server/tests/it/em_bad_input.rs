@@ -119,3 +119,40 @@ async fn every_endpoint_answers_bad_input_with_an_easemob_error() {
     }
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_token_reaches_nothing_of_another_user_and_no_admin_endpoint() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    let g = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": "alice", "members": ["bob"]})).await;
+    let gid = g.body["data"]["groupid"].as_str().unwrap().to_string();
+    let r = app.post("/chatrooms", json!({"name": "r", "owner": "alice", "members": ["bob"]})).await;
+    let rid = r.body["data"]["id"].as_str().unwrap().to_string();
+    let bob = app.user_token("bob").await;
+    let ids: Vec<(&str, &str)> = vec![("group_id", &gid), ("group_ids", &gid), ("chatroom_id", &rid), ("usernames", "alice")];
+    let mut reached = Vec::new();
+    for (method, template) in endpoints() {
+        // every path names alice where it names a user; bob's token must not reach it
+        let path = fill(&template, &ids);
+        let m = Method::from_bytes(method.as_bytes()).expect("method");
+        let r = app.call(m, &path, Em::Token(bob.clone()), Some(json!({}))).await;
+        // what a user token may do beyond its own user: send as itself (refused here for the empty
+        // body), upload and download files, read users' metadata, read a room's attributes it is in
+        let allowed = path.starts_with("/chatfiles")
+            || (method == "POST" && path.starts_with("/messages/") && !path.contains("recall") && !path.ends_with("import"))
+            || (method == "POST" && path == "/metadata/user/get")
+            || (method == "POST" && path == format!("/metadata/chatroom/{rid}"));
+        if allowed {
+            continue;
+        }
+        if r.status != 401 {
+            reached.push(format!("{method} {path} -> {}", r.status));
+        }
+    }
+    assert!(reached.is_empty(), "bob's token reached: {reached:#?}");
+    // a room's attributes only for who is in it
+    app.delete(&format!("/chatrooms/{rid}/users/bob")).await;
+    app.call(Method::POST, &format!("/metadata/chatroom/{rid}"), Em::Token(bob), Some(json!({}))).await.em_error(401, "unauthorized");
+    srv.stop().await;
+}
