@@ -48,15 +48,21 @@ fn easemob_error_or_success(method: &str, path: &str, what: &str, r: &Resp) {
     }
 }
 
-#[tokio::test]
-async fn every_endpoint_answers_bad_input_with_an_easemob_error() {
-    let srv = TestServer::start().await;
-    let app = srv.em(Plan::Standard).await;
+/// Users alice and bob, a group and a chat room of alice's with bob in them: their ids.
+async fn alice_and_bob(app: &EmApp) -> (String, String) {
     app.users(&["alice", "bob"]).await;
     let g = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": "alice", "members": ["bob"]})).await;
     let gid = g.body["data"]["groupid"].as_str().unwrap().to_string();
     let r = app.post("/chatrooms", json!({"name": "r", "owner": "alice", "members": ["bob"]})).await;
     let rid = r.body["data"]["id"].as_str().unwrap().to_string();
+    (gid, rid)
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_bad_input_with_an_easemob_error() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    let (gid, rid) = alice_and_bob(&app).await;
     let m = app.post("/messages/chatgroups", json!({"from": "alice", "to": [gid], "type": "txt", "body": {"msg": "x"}})).await;
     let msg = m.body["data"][&gid].as_str().unwrap().to_string();
     let t = app.post("/thread", json!({"group_id": gid, "msg_id": msg, "owner": "alice", "name": "t"})).await;
@@ -124,11 +130,7 @@ async fn every_endpoint_answers_bad_input_with_an_easemob_error() {
 async fn a_user_token_reaches_nothing_of_another_user_and_no_admin_endpoint() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
-    app.users(&["alice", "bob"]).await;
-    let g = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": "alice", "members": ["bob"]})).await;
-    let gid = g.body["data"]["groupid"].as_str().unwrap().to_string();
-    let r = app.post("/chatrooms", json!({"name": "r", "owner": "alice", "members": ["bob"]})).await;
-    let rid = r.body["data"]["id"].as_str().unwrap().to_string();
+    let (gid, rid) = alice_and_bob(&app).await;
     let bob = app.user_token("bob").await;
     let ids: Vec<(&str, &str)> = vec![("group_id", &gid), ("group_ids", &gid), ("chatroom_id", &rid), ("usernames", "alice")];
     let mut reached = Vec::new();
