@@ -182,12 +182,22 @@ pub fn ct_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The `Authorization: Bearer <token>` of a request ("" when there is none).
+pub fn bearer(headers: &axum::http::HeaderMap) -> &str {
+    let header = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim).unwrap_or("")
+}
+
+/// Whether a request carries the app token (for the endpoints whose token is conditional).
+pub async fn has_app_token(s: &EmState, app: &App, headers: &axum::http::HeaderMap) -> EmResult<bool> {
+    Ok(s.engine.check_token(app, bearer(headers), TokenKind::EasemobApp).await?.is_some())
+}
+
 impl FromRequestParts<EmState> for Caller {
     type Rejection = EmError;
     async fn from_request_parts(parts: &mut Parts, s: &EmState) -> EmResult<Self> {
         let AppOf { app, ctx } = app_of(parts, s).await?;
-        let header = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim).unwrap_or("");
+        let token = bearer(&parts.headers);
         if token.is_empty() {
             return Err(EmError::unauthorized());
         }

@@ -135,8 +135,7 @@ pub async fn token(State(s): State<EmState>, AppOf { app, .. }: AppOf, headers: 
         }
         Some("inherit") => {
             // the app token authorises this grant
-            let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-            if s.engine.check_token(&app, bearer.trim(), TokenKind::EasemobApp).await?.is_none() {
+            if !crate::auth::has_app_token(&s, &app, &headers).await? {
                 return Err(EmError::new(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
@@ -203,16 +202,13 @@ async fn register_one(s: &EmState, app: &App, o: &serde_json::Map<String, Value>
 /// `data`, the others created). Needs the app token unless the app opened registration.
 pub async fn register(State(s): State<EmState>, AppOf { app, ctx }: AppOf, headers: axum::http::HeaderMap, Body(b): Body) -> Reply {
     s.engine.rate_check(&app, "em.users.write")?;
-    if !app.limits.em_open_registration {
-        let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-        if s.engine.check_token(&app, bearer.trim(), TokenKind::EasemobApp).await?.is_none() {
-            return Err(EmError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "EasemobSecurityException",
-                "Open registration doesn't allow, so register user need token,",
-            ));
-        }
+    if !app.limits.em_open_registration && !crate::auth::has_app_token(&s, &app, &headers).await? {
+        return Err(EmError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "EasemobSecurityException",
+            "Open registration doesn't allow, so register user need token,",
+        ));
     }
     let env = ctx.envelope(&app, "post", "/users");
     match &b {
