@@ -48,8 +48,10 @@ pub enum Error {
     /// A list with more items than allowed.
     #[error("too many {what} (at most {max})")]
     TooMany { what: String, max: usize },
-    #[error("rate limit exceeded ({bucket})")]
-    RateLimited { bucket: String },
+    /// Over a rate limit (or the login back-off, or a full password-hashing queue): retry after
+    /// this many seconds (`Retry-After`).
+    #[error("rate limit exceeded ({bucket}); retry after {retry_after_secs} s")]
+    RateLimited { bucket: String, retry_after_secs: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }

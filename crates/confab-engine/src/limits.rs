@@ -342,10 +342,25 @@ struct BucketState {
 /// Semantics, as LeanCloud documents them: a call over the per-minute allowance is refused, and
 /// so is every call for the next minute ("一分钟内…持续返回 429，一分钟后会重新处理"). Over the daily
 /// total, calls are refused until the day (UTC) ends. Per-second allowances (Easemob) simply
-/// refuse the excess within that second. Refused calls do not count.
+/// refuse the excess within that second. Refused calls do not count. A refusal says how long to
+/// wait (`Retry-After`).
+///
+/// Counters live while they count: a key whose windows have all ended is dropped when the map
+/// grows past [`PRUNE_AT`] (per-user counters would otherwise grow with every user ever seen).
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     state: Mutex<HashMap<(i64, String), BucketState>>,
+}
+
+/// Keys kept before the ended ones are pruned.
+const PRUNE_AT: usize = 10_000;
+
+impl BucketState {
+    /// Nothing left to remember at `now`: every window has ended and no penalty runs.
+    fn ended(&self, now: i64) -> bool {
+        let done = |w: &Window, len: i64| w.count == 0 || now >= w.start + len;
+        now >= self.blocked_until && done(&self.second, 1000) && done(&self.minute, MINUTE_MS) && done(&self.day, DAY_MS)
+    }
 }
 
 impl RateLimiter {
@@ -360,23 +375,31 @@ impl RateLimiter {
             return Ok(());
         }
         let mut map = self.state.lock();
-        let st = map.entry((app, counter.to_string())).or_default();
-        let refuse = || Err(Error::RateLimited { bucket: bucket.to_string() });
-        if now < st.blocked_until {
-            return refuse();
+        if map.len() >= PRUNE_AT {
+            map.retain(|_, st| !st.ended(now));
         }
-        // Check every window before counting in any, so a refused call counts nowhere.
-        let room = |w: &Window, len: i64, max: Option<u32>| {
-            max.is_none_or(|max| if now >= w.start + len { cost <= max } else { w.count.saturating_add(cost) <= max })
+        let st = map.entry((app, counter.to_string())).or_default();
+        let refuse =
+            |wait_ms: i64| Err(Error::RateLimited { bucket: bucket.to_string(), retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000) });
+        if now < st.blocked_until {
+            return refuse(st.blocked_until - now);
+        }
+        // Check every window before counting in any, so a refused call counts nowhere; a refusal
+        // waits for the latest of the full windows to end.
+        let wait = |w: &Window, len: i64, max: Option<u32>| match max {
+            Some(max) if now < w.start + len && w.count.saturating_add(cost) > max => Some(w.start + len - now),
+            Some(max) if cost > max => Some(len),
+            _ => None,
         };
-        let day_ok = room(&st.day, DAY_MS, rule.per_day);
-        let minute_ok = room(&st.minute, MINUTE_MS, rule.per_minute);
-        let second_ok = room(&st.second, 1000, rule.per_second);
-        if !minute_ok {
+        let day = wait(&st.day, DAY_MS, rule.per_day);
+        let minute = wait(&st.minute, MINUTE_MS, rule.per_minute);
+        let second = wait(&st.second, 1000, rule.per_second);
+        if minute.is_some() {
             st.blocked_until = now + MINUTE_MS;
         }
-        if !(day_ok && minute_ok && second_ok) {
-            return refuse();
+        let longest = [day, minute.map(|_| MINUTE_MS), second].into_iter().flatten().max();
+        if let Some(ms) = longest {
+            return refuse(ms);
         }
         if let Some(max) = rule.per_day {
             st.day.admit(now, DAY_MS, true, max, cost);
@@ -388,6 +411,15 @@ impl RateLimiter {
             st.second.admit(now, 1000, false, max, cost);
         }
         Ok(())
+    }
+
+    /// Counters held now.
+    pub fn len(&self) -> usize {
+        self.state.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -449,7 +481,10 @@ mod tests {
         // one rule, a counter per subject
         assert!(rl.take(1, "per_user", "per_user/a", rule, 10, t).is_ok());
         assert!(rl.take(1, "per_user", "per_user/b", rule, 10, t).is_ok());
-        assert_eq!(rl.take(1, "per_user", "per_user/a", rule, 1, t), Err(Error::RateLimited { bucket: "per_user".into() }));
+        assert_eq!(
+            rl.take(1, "per_user", "per_user/a", rule, 1, t),
+            Err(Error::RateLimited { bucket: "per_user".into(), retry_after_secs: 1 })
+        );
     }
 
     #[test]
@@ -462,5 +497,47 @@ mod tests {
         assert!(rl.check(1, "b", rule, day + 3).is_err());
         assert!(rl.check(1, "b", rule, day + DAY_MS - 1).is_err());
         assert!(rl.check(1, "b", rule, day + DAY_MS).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_says_how_long_to_wait() {
+        let rl = RateLimiter::default();
+        let wait = |r: Result<(), Error>| match r {
+            Err(Error::RateLimited { retry_after_secs, .. }) => retry_after_secs,
+            other => panic!("{other:?}"),
+        };
+        let t = 7_000_000;
+        // the penalty minute
+        let rule = RateRule::minute(1);
+        rl.check(1, "m", rule, t).unwrap();
+        assert_eq!(wait(rl.check(1, "m", rule, t + 500)), 60);
+        assert_eq!(wait(rl.check(1, "m", rule, t + 30_500)), 30, "what is left of the penalty");
+        // the rest of the second
+        let rule = RateRule::second(1);
+        rl.check(1, "s", rule, t + 100).unwrap();
+        assert_eq!(wait(rl.check(1, "s", rule, t + 700)), 1);
+        // the rest of the (UTC) day
+        let rule = RateRule::minute_day(100, Some(1));
+        let day = 20_000 * DAY_MS;
+        rl.check(1, "d", rule, day + 1).unwrap();
+        assert_eq!(wait(rl.check(1, "d", rule, day + DAY_MS - 3_600_000)), 3600);
+    }
+
+    #[test]
+    fn counters_that_ended_are_pruned() {
+        let rl = RateLimiter::default();
+        let rule = RateRule::second(5);
+        for i in 0..PRUNE_AT {
+            rl.take(1, "per_user", &format!("per_user/{i}"), rule, 1, 1_000).unwrap();
+        }
+        assert_eq!(rl.len(), PRUNE_AT);
+        // a second later every one of those windows has ended
+        rl.take(1, "per_user", "per_user/late", rule, 1, 2_000).unwrap();
+        assert_eq!(rl.len(), 1);
+        // a counter still counting is kept, and still refuses
+        for _ in 0..4 {
+            rl.take(1, "per_user", "per_user/late", rule, 1, 2_001).unwrap();
+        }
+        assert!(rl.take(1, "per_user", "per_user/late", rule, 1, 2_002).is_err());
     }
 }

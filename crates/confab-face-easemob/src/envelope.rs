@@ -14,13 +14,15 @@ pub struct EmError {
     pub error: String,
     pub exception: String,
     pub description: String,
+    /// Seconds to wait before retrying (`Retry-After`), on rate-limit answers.
+    pub retry_after: Option<u64>,
 }
 
 pub type EmResult<T> = Result<T, EmError>;
 
 impl EmError {
     pub fn new(status: StatusCode, error: &str, exception: &str, description: impl Into<String>) -> Self {
-        EmError { status, error: error.into(), exception: exception.into(), description: description.into() }
+        EmError { status, error: error.into(), exception: exception.into(), description: description.into(), retry_after: None }
     }
     pub fn illegal(description: impl Into<String>) -> Self {
         EmError::new(StatusCode::BAD_REQUEST, "illegal_argument", "java.lang.IllegalArgumentException", description)
@@ -127,8 +129,10 @@ impl From<Error> for EmError {
             }
             Error::Invalid(m) => EmError::illegal(m),
             Error::TooLarge { .. } | Error::TooMany { .. } => EmError::illegal(text),
-            Error::RateLimited { bucket } if bucket.starts_with(MESSAGE_QUOTA_PREFIX) => EmError::message_quota(),
-            Error::RateLimited { .. } => EmError::rate_limited(),
+            Error::RateLimited { bucket, retry_after_secs } => {
+                let e = if bucket.starts_with(MESSAGE_QUOTA_PREFIX) { EmError::message_quota() } else { EmError::rate_limited() };
+                EmError { retry_after: Some(retry_after_secs), ..e }
+            }
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 EmError::new(S::INTERNAL_SERVER_ERROR, "internal_server_error", "InternalServerErrorException", "internal server error")
@@ -150,7 +154,8 @@ impl IntoResponse for EmError {
             "duration": 0,
             "error_description": self.description,
         });
-        (self.status, Json(body)).into_response()
+        let retry = self.retry_after.map(|s| [(axum::http::header::RETRY_AFTER, s.to_string())]);
+        (self.status, retry, Json(body)).into_response()
     }
 }
 

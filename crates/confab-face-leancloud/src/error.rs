@@ -13,13 +13,15 @@ pub struct LcError {
     pub status: StatusCode,
     pub code: i64,
     pub error: String,
+    /// Seconds to wait before retrying (`Retry-After`), on rate-limit answers.
+    pub retry_after: Option<u64>,
 }
 
 pub type LcResult<T> = Result<T, LcError>;
 
 impl LcError {
     pub fn new(status: StatusCode, code: i64, error: impl Into<String>) -> Self {
-        LcError { status, code, error: error.into() }
+        LcError { status, code, error: error.into(), retry_after: None }
     }
     pub fn unauthorized() -> Self {
         LcError::new(StatusCode::UNAUTHORIZED, 401, "Unauthorized.")
@@ -84,7 +86,9 @@ impl From<Error> for LcError {
                 LcError::new(S::PAYLOAD_TOO_LARGE, 4109, format!("FRAME_TOO_LONG: Message exceeds {max} bytes (push data included)."))
             }
             e @ (Error::TooLarge { .. } | Error::TooMany { .. }) => LcError::param(capitalize(&e.to_string())),
-            Error::RateLimited { .. } => LcError::new(S::TOO_MANY_REQUESTS, 429, "Too many requests."),
+            Error::RateLimited { retry_after_secs, .. } => {
+                LcError { retry_after: Some(retry_after_secs), ..LcError::new(S::TOO_MANY_REQUESTS, 429, "Too many requests.") }
+            }
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 LcError::new(S::INTERNAL_SERVER_ERROR, 1, "Internal server error. No information available.")
@@ -103,6 +107,7 @@ fn capitalize(s: &str) -> String {
 
 impl IntoResponse for LcError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"code": self.code, "error": self.error}))).into_response()
+        let retry = self.retry_after.map(|s| [(axum::http::header::RETRY_AFTER, s.to_string())]);
+        (self.status, retry, Json(json!({"code": self.code, "error": self.error}))).into_response()
     }
 }

@@ -36,13 +36,15 @@ pub mod code {
 pub struct MxError {
     pub code: i64,
     pub message: String,
+    /// Seconds to wait before retrying (`Retry-After`, beside MaxIM's HTTP 200), on rate limits.
+    pub retry_after: Option<u64>,
 }
 
 pub type MxResult<T> = Result<T, MxError>;
 
 impl MxError {
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        MxError { code, message: message.into() }
+        MxError { code, message: message.into(), retry_after: None }
     }
     pub fn param(message: impl Into<String>) -> Self {
         MxError::new(code::BAD_PARAM, message)
@@ -52,6 +54,10 @@ impl MxError {
 impl From<Error> for MxError {
     fn from(e: Error) -> Self {
         let text = e.to_string();
+        let retry_after = match &e {
+            Error::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        };
         let c = match e {
             Error::AppNotFound => code::NO_SUCH_APP,
             Error::UserNotFound(_) => code::NO_SUCH_USER,
@@ -71,7 +77,7 @@ impl From<Error> for MxError {
                 return MxError::new(code::SERVER_ERROR, "server error");
             }
         };
-        MxError::new(c, text)
+        MxError { retry_after, ..MxError::new(c, text) }
     }
 }
 
@@ -85,7 +91,8 @@ fn body(code: i64, message: Option<String>, data: Value, extra: Map<String, Valu
 
 impl IntoResponse for MxError {
     fn into_response(self) -> Response {
-        body(self.code, Some(self.message), Value::Null, Map::new())
+        let retry = self.retry_after.map(|s| [(axum::http::header::RETRY_AFTER, s.to_string())]);
+        (retry, body(self.code, Some(self.message), Value::Null, Map::new())).into_response()
     }
 }
 
