@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::ids::{Clock, IdGen, SystemClock};
 use crate::limits::{Limits, RateLimiter};
 use crate::model::*;
+use crate::password::{login_keys, HashSettings, Hasher, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
 use crate::store::{NewUser, Store};
 
@@ -74,6 +75,10 @@ pub struct Engine {
     /// empties the cache; another node's revocation is seen within [`TOKEN_CACHE_AGE`].
     token_cache: Mutex<TokenCache>,
     seen: Mutex<Seen>,
+    /// Password hashing: bounded workers and queue (`password.rs`).
+    hasher: Hasher,
+    /// Failed logins per user and per client address.
+    backoff: LoginBackoff,
     node: u16,
 }
 
@@ -131,8 +136,25 @@ impl Engine {
             known_users: Mutex::new(HashSet::new()),
             token_cache: Mutex::new(TokenCache::default()),
             seen: Mutex::new(HashMap::new()),
+            hasher: Hasher::new(HashSettings::default()).expect("the default argon2 parameters are valid"),
+            backoff: LoginBackoff::default(),
             node,
         }
+    }
+
+    /// Hash passwords with these settings instead of the defaults.
+    pub fn with_hash_settings(mut self, settings: HashSettings) -> Result<Self> {
+        self.hasher = Hasher::new(settings)?;
+        Ok(self)
+    }
+
+    pub fn hash_settings(&self) -> &HashSettings {
+        self.hasher.settings()
+    }
+
+    /// The rate limiter's counters and the login back-off's keys held now (both bounded).
+    pub fn limiter_sizes(&self) -> (usize, usize) {
+        (self.rates.len(), self.backoff.len())
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -312,7 +334,7 @@ impl Engine {
             return Err(Error::invalid("password must be 1 to 256 bytes"));
         }
         let mut user = self.get_user(app, id).await?;
-        user.password_hash = Some(hash_password(password.to_string()).await?);
+        user.password_hash = Some(self.hasher.hash(password.to_string()).await?);
         self.update_user(app, user).await?;
         self.store.delete_user_tokens(app.id, id, revoke).await?;
         self.token_cache.lock().revoked();
@@ -412,7 +434,7 @@ impl Engine {
         if self.store.get_user_by_username(app.id, &id).await?.is_some() {
             return Err(Error::UserExists(id));
         }
-        let hash = hash_password(new.password).await?;
+        let hash = self.hasher.hash(new.password).await?;
         let now = self.now();
         let user = User {
             app: app.id,
@@ -432,17 +454,31 @@ impl Engine {
     }
 
     /// Check a login name (username, or the user id) and password: `UserNotFound` if no such
-    /// user, `BadCredentials` if the password is wrong.
-    pub async fn check_password(&self, app: &App, login: &str, password: &str) -> Result<User> {
+    /// user, `BadCredentials` if the password is wrong. `addr` is the client's address. Failures
+    /// back off per login name and per address (`password::LoginBackoff`): while one does, the
+    /// attempt is refused (`RateLimited`, with the wait) before any hashing.
+    pub async fn check_password(&self, app: &App, login: &str, password: &str, addr: Option<&str>) -> Result<User> {
+        let keys = login_keys(login, addr);
+        self.backoff.check(app.id, &keys, self.now())?;
         let user = match self.store.get_user_by_username(app.id, login).await? {
             Some(u) => Some(u),
             None => self.store.get_user(app.id, login).await?,
         };
-        let Some(user) = user else { return Err(Error::UserNotFound(login.to_string())) };
-        let Some(hash) = user.password_hash.clone() else { return Err(Error::BadCredentials) };
-        if !verify_password(password.to_string(), hash).await? {
-            return Err(Error::BadCredentials);
-        }
+        let verified = match &user {
+            Some(User { password_hash: Some(hash), .. }) => self.hasher.verify(password.to_string(), hash.clone()).await?,
+            _ => false,
+        };
+        let user = match user {
+            Some(u) if verified => u,
+            other => {
+                self.backoff.failed(app.id, &keys, self.now());
+                return Err(match other {
+                    None => Error::UserNotFound(login.to_string()),
+                    Some(_) => Error::BadCredentials,
+                });
+            }
+        };
+        self.backoff.succeeded(app.id, &keys);
         if user.disabled {
             return Err(Error::Forbidden("user is disabled".into()));
         }
@@ -557,26 +593,6 @@ impl Engine {
         let today = self.store.count_logins_since(app.id, utc_day_start(self.now())).await?;
         Ok((online, today))
     }
-}
-
-async fn hash_password(password: String) -> Result<String> {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(Error::internal)
-    })
-    .await
-    .map_err(Error::internal)?
-}
-
-async fn verify_password(password: String, hash: String) -> Result<bool> {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(Error::internal)?;
-        Ok(argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-    })
-    .await
-    .map_err(Error::internal)?
 }
 
 #[cfg(test)]

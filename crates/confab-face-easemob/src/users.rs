@@ -102,7 +102,13 @@ fn grant_error(status: StatusCode, description: &str) -> EmError {
 
 /// `POST /token`: `client_credentials` (the app token), `password`, or `inherit` (with the app
 /// token; `autoCreateUser` registers a missing user without a password).
-pub async fn token(State(s): State<EmState>, AppOf { app, .. }: AppOf, headers: axum::http::HeaderMap, Body(b): Body) -> Reply {
+pub async fn token(
+    State(s): State<EmState>,
+    AppOf { app, .. }: AppOf,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+    Body(b): Body,
+) -> Reply {
     s.engine.rate_check(&app, "em.token")?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     let ttl = ttl_of(o)?;
@@ -124,7 +130,7 @@ pub async fn token(State(s): State<EmState>, AppOf { app, .. }: AppOf, headers: 
         Some("password") => {
             let name = username(str_field(o, "username")?.ok_or_else(|| EmError::illegal("username must be provided"))?)?;
             let password = str_field(o, "password")?.ok_or_else(|| EmError::illegal("password must be provided"))?;
-            let user = match s.engine.check_password(&app, &name, password).await {
+            let user = match s.engine.check_password(&app, &name, password, peer.map(|p| p.0 .0.ip().to_string()).as_deref()).await {
                 Ok(u) => u,
                 Err(confab_engine::Error::UserNotFound(_)) => return Err(grant_error(StatusCode::NOT_FOUND, "user not found")),
                 Err(confab_engine::Error::Forbidden(_)) => return Err(grant_error(StatusCode::BAD_REQUEST, "user not activated")),

@@ -47,7 +47,7 @@ pub async fn signup(State(s): State<LcState>, c: Client, b: Body) -> LcResult<im
 pub async fn login(State(s): State<LcState>, c: Client, b: Body) -> LcResult<Json<Value>> {
     let username = nonempty(&b, "username", 200, "Username is missing or empty")?;
     let password = nonempty(&b, "password", 201, "Password is missing or empty")?;
-    let user = s.engine.check_password(&c.app, &username, &password).await.map_err(|e| match e {
+    let user = s.engine.check_password(&c.app, &username, &password, c.ip.as_deref()).await.map_err(|e| match e {
         Error::BadCredentials => LcError::new(StatusCode::BAD_REQUEST, 210, "The username and password mismatch."),
         e => e.into(),
     })?;

@@ -77,6 +77,13 @@ async fn token_for(s: &MxState, app: &App, user: &User) -> Reply {
     Ok(Data::of(json!({"token": t.token, "user_id": user.num, "expire": t.expires_at})))
 }
 
+/// The client's address, when the server knows it (the login back-off counts per address).
+type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
+fn addr(peer: &Peer) -> Option<String> {
+    peer.as_ref().map(|p| p.0 .0.ip().to_string())
+}
+
 fn login_error(e: Error) -> MxError {
     match e {
         Error::BadCredentials => MxError::new(code::BAD_PARAM, "wrong password"),
@@ -85,16 +92,16 @@ fn login_error(e: Error) -> MxError {
 }
 
 /// `POST /token/user {name, password}`.
-pub async fn token_by_name(State(s): State<MxState>, AppOnly(app): AppOnly, Body(b): Body) -> Reply {
+pub async fn token_by_name(State(s): State<MxState>, AppOnly(app): AppOnly, peer: Peer, Body(b): Body) -> Reply {
     let name = b.req_str("name")?;
-    let user = s.engine.check_password(&app, &name, &b.req_str("password")?).await.map_err(login_error)?;
+    let user = s.engine.check_password(&app, &name, &b.req_str("password")?, addr(&peer).as_deref()).await.map_err(login_error)?;
     token_for(&s, &app, &user).await
 }
 
 /// `POST /token/id {user_id, password}`.
-pub async fn token_by_id(State(s): State<MxState>, AppOnly(app): AppOnly, Body(b): Body) -> Reply {
+pub async fn token_by_id(State(s): State<MxState>, AppOnly(app): AppOnly, peer: Peer, Body(b): Body) -> Reply {
     let user = s.engine.user_by_num(&app, b.req_i64("user_id")?).await?;
-    let user = s.engine.check_password(&app, &user.id, &b.req_str("password")?).await.map_err(login_error)?;
+    let user = s.engine.check_password(&app, &user.id, &b.req_str("password")?, addr(&peer).as_deref()).await.map_err(login_error)?;
     token_for(&s, &app, &user).await
 }
 

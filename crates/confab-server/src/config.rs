@@ -26,6 +26,10 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// …and this private key (PEM).
     pub tls_key: Option<PathBuf>,
+    /// Password hashes computed at once (argon2id, 19 MiB each); 0: the cores, at most 4.
+    pub password_hash_workers: usize,
+    /// Password hashes that may wait for a worker before logins are answered 429; 0: 64.
+    pub password_hash_queue: usize,
 }
 
 impl Default for Config {
@@ -39,6 +43,8 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             tls_cert: None,
             tls_key: None,
+            password_hash_workers: 0,
+            password_hash_queue: 0,
         }
     }
 }
@@ -104,6 +110,17 @@ impl Config {
             bail!("database_url: only the embedded SQLite store is available in this build (leave it empty, or use sqlite:DIR)");
         }
         Ok(())
+    }
+
+    /// How passwords are hashed: the defaults, with the configured workers and queue.
+    pub fn hash_settings(&self) -> confab_engine::password::HashSettings {
+        let d = confab_engine::password::HashSettings::default();
+        let or = |v: usize, d: usize| if v == 0 { d } else { v };
+        confab_engine::password::HashSettings {
+            workers: or(self.password_hash_workers, d.workers),
+            queue: or(self.password_hash_queue, d.queue),
+            ..d
+        }
     }
 
     /// The directory the SQLite store uses.

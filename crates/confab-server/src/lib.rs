@@ -35,8 +35,9 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
 }
 
 /// An engine over the configured store, with this node's in-process bus and presence.
-pub fn engine(config: &Config, store: Arc<dyn Store>) -> Arc<Engine> {
-    Arc::new(Engine::new(store, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), config.node_id))
+pub fn engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Engine>> {
+    let engine = Engine::new(store, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), config.node_id);
+    Ok(Arc::new(engine.with_hash_settings(config.hash_settings()).map_err(|e| anyhow::anyhow!("password hashing: {e}"))?))
 }
 
 async fn healthz(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
@@ -97,7 +98,7 @@ impl Server {
     /// Open the store, bind the listener and start serving.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
         let store = open_store(config)?;
-        let engine = engine(config, store.clone());
+        let engine = engine(config, store.clone())?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let gateway = Gateway::start(engine.clone(), GatewaySettings::default());

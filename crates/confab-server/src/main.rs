@@ -139,7 +139,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
         AppCmd::Create { common, name, plan, app_id, app_key, master_key, json } => {
             let config = load(&common, None)?;
             let store = confab_server::open_store(&config)?;
-            let engine = confab_server::engine(&config, store.clone());
+            let engine = confab_server::engine(&config, store.clone())?;
             let new = NewApp {
                 name,
                 plan: Plan::parse(&plan).context("plan")?,
@@ -167,7 +167,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
         AppCmd::List { common, json } => {
             let config = load(&common, None)?;
             let store = confab_server::open_store(&config)?;
-            let engine = confab_server::engine(&config, store.clone());
+            let engine = confab_server::engine(&config, store.clone())?;
             let apps = engine.list_apps().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             store.close();
             if json {
@@ -182,7 +182,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
         AppCmd::Limits { common, name, set } => {
             let config = load(&common, None)?;
             let store = confab_server::open_store(&config)?;
-            let engine = confab_server::engine(&config, store.clone());
+            let engine = confab_server::engine(&config, store.clone())?;
             let mut app = None;
             for kv in &set {
                 let (k, v) = kv.split_once('=').with_context(|| format!("--set {kv}: expected KEY=VALUE"))?;

@@ -725,7 +725,7 @@ async fn custom_server(settings: GatewaySettings) -> CustomServer {
         ..confab_server::Config::default()
     };
     let store = confab_server::open_store(&config).unwrap();
-    let engine = confab_server::engine(&config, store);
+    let engine = confab_server::engine(&config, store).unwrap();
     let gateway = Gateway::start(engine.clone(), settings);
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
