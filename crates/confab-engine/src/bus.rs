@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -50,10 +49,11 @@ pub enum Event {
 
 pub type EventReceiver = mpsc::UnboundedReceiver<Arc<Event>>;
 
-#[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Hand an event to every subscriber (on every node).
-    async fn publish(&self, event: Event);
+    /// Hand an event to every subscriber (on every node). It never waits: a bus that sends over
+    /// a network queues the event and sends it in order (events of one conversation are
+    /// published in its sequence order, `order.rs`, and must stay in it).
+    fn publish(&self, event: Event);
     /// A stream of every event published from now on.
     fn subscribe(&self) -> EventReceiver;
 }
@@ -64,9 +64,8 @@ pub struct LocalBus {
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Arc<Event>>>>,
 }
 
-#[async_trait]
 impl Bus for LocalBus {
-    async fn publish(&self, event: Event) {
+    fn publish(&self, event: Event) {
         let event = Arc::new(event);
         self.subscribers.lock().retain(|s| s.send(event.clone()).is_ok());
     }

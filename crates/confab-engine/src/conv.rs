@@ -112,7 +112,7 @@ impl Engine {
             let notice = ConvNotice { id: self.next_id(), conv: conv.id, kind: conv.kind, by: by.clone(), change: change.clone(), at };
             self.store.add_notices(app.id, &recipients, &notice).await?;
         }
-        self.bus.publish(Event::Conv { app: app.id, conv: conv.id, kind: conv.kind, by, change, recipients, at }).await;
+        self.bus.publish(Event::Conv { app: app.id, conv: conv.id, kind: conv.kind, by, change, recipients, at });
         Ok(())
     }
 

@@ -75,6 +75,8 @@ pub struct Engine {
     /// empties the cache; another node's revocation is seen within [`TOKEN_CACHE_AGE`].
     token_cache: Mutex<TokenCache>,
     seen: Mutex<Seen>,
+    /// Orders each conversation's deliveries by sequence number (`order.rs`).
+    pub(crate) order: Arc<crate::order::Sequencer>,
     /// Password hashing: bounded workers and queue (`password.rs`).
     hasher: Hasher,
     /// Failed logins per user and per client address.
@@ -126,6 +128,7 @@ pub fn utc_day_start(ms: i64) -> i64 {
 impl Engine {
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, node: u16) -> Self {
         Engine {
+            order: crate::order::Sequencer::new(bus.clone()),
             store,
             bus,
             presence,
@@ -348,7 +351,7 @@ impl Engine {
         self.token_cache.lock().revoked();
         self.forget_user_relations(app, id).await?;
         if deleted {
-            self.bus.publish(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) }).await;
+            self.bus.publish(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) });
         }
         Ok(deleted)
     }
@@ -561,7 +564,7 @@ impl Engine {
                 return Err(Error::too_large("reason", app.limits.kick_reason_max_chars));
             }
         }
-        self.bus.publish(Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::ByApp(reason) }).await;
+        self.bus.publish(Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::ByApp(reason) });
         Ok(())
     }
 
@@ -573,9 +576,7 @@ impl Engine {
         if let Some(tag) = session.tag.as_deref().filter(|t| !t.is_empty() && *t != "default") {
             for old in self.presence.sessions(app.id, user).await {
                 if old.tag.as_deref() == Some(tag) && old.device != session.device && old != session {
-                    self.bus
-                        .publish(Event::Kick { app: app.id, user: user.to_string(), session: Some(old), reason: KickReason::Conflict })
-                        .await;
+                    self.bus.publish(Event::Kick { app: app.id, user: user.to_string(), session: Some(old), reason: KickReason::Conflict });
                 }
             }
         }

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod limits;
 mod message;
 pub mod model;
+pub mod order;
 pub mod password;
 pub mod presence;
 pub mod query;

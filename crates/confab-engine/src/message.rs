@@ -143,7 +143,7 @@ impl Engine {
         self.ensure_users(app, &[&new.from]).await?;
         let content = new.content.ok_or_else(|| Error::invalid("message is required"))?;
         let now = self.now();
-        let mut msg = Message {
+        let msg = Message {
             mtype: new.mtype,
             ext: new.ext,
             mention_all: new.mention_all,
@@ -157,21 +157,24 @@ impl Engine {
             receipt: new.receipt,
             ..Message::new(app.id, self.ids.next_at(now), conv.id, new.from, now, content)
         };
-        if !msg.transient {
-            msg = self.store.insert_message(&msg).await?;
-        }
         let recipients = self.recipients(app, conv, &msg.audience).await?;
-        self.bus
-            .publish(Event::Message {
-                app: app.id,
-                kind: conv.kind,
-                msg: Arc::new(msg.clone()),
-                recipients,
-                no_sync: new.no_sync,
-                origin: new.origin,
-            })
-            .await;
-        Ok(msg)
+        let (app_id, kind, no_sync, origin) = (app.id, conv.kind, new.no_sync, new.origin);
+        let event = move |msg: Message| Event::Message { app: app_id, kind, msg: Arc::new(msg), recipients, no_sync, origin };
+        if msg.transient {
+            self.bus.publish(event(msg.clone()));
+            return Ok(msg);
+        }
+        // Stored and delivered in the conversation's order (`order.rs`). The rest runs to the
+        // end even if the caller goes away: a committed message is always delivered.
+        let ticket = self.order.begin(app.id, conv.id);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let stored = store.insert_message(&msg).await?;
+            ticket.stored(stored.seq, Some(event(stored.clone())));
+            Ok(stored)
+        })
+        .await
+        .map_err(Error::internal)?
     }
 
     /// Store a message made elsewhere (an import from another service) with its own time: kept
@@ -329,7 +332,7 @@ impl Engine {
 
     async fn publish_patch(&self, app: &App, conv: &Conversation, msg: &Message, origin: Option<Origin>) -> Result<()> {
         let recipients = self.recipients(app, conv, &msg.audience).await?;
-        self.bus.publish(Event::MessagePatched { app: app.id, kind: conv.kind, msg: Arc::new(msg.clone()), recipients, origin }).await;
+        self.bus.publish(Event::MessagePatched { app: app.id, kind: conv.kind, msg: Arc::new(msg.clone()), recipients, origin });
         Ok(())
     }
 
@@ -393,18 +396,16 @@ impl Engine {
             };
             if notify {
                 let read = cursor == Cursor::Read;
-                self.bus
-                    .publish(Event::Receipt {
-                        app: app.id,
-                        to: m.from,
-                        conv: conv.id,
-                        kind: conv.kind,
-                        msg,
-                        at: now,
-                        read,
-                        by: user.to_string(),
-                    })
-                    .await;
+                self.bus.publish(Event::Receipt {
+                    app: app.id,
+                    to: m.from,
+                    conv: conv.id,
+                    kind: conv.kind,
+                    msg,
+                    at: now,
+                    read,
+                    by: user.to_string(),
+                });
             }
         }
         Ok(())
@@ -459,7 +460,7 @@ impl Engine {
         if !b.transient {
             self.store.insert_broadcast(&b).await?;
         }
-        self.bus.publish(Event::Broadcast { app: app.id, broadcast: Arc::new(b.clone()) }).await;
+        self.bus.publish(Event::Broadcast { app: app.id, broadcast: Arc::new(b.clone()) });
         Ok(b)
     }
 

@@ -286,7 +286,7 @@ impl Engine {
         task.webhook = app.limits.push_webhook_url.clone();
         let id = task.id;
         if !task.webhook.is_empty() {
-            self.bus.publish(Event::Push { app: app.id, task: Arc::new(task) }).await;
+            self.bus.publish(Event::Push { app: app.id, task: Arc::new(task) });
         }
         Ok(id)
     }
