@@ -1,7 +1,7 @@
 //! Presence answers "who is online, and where": sessions per user, and who is present in each
 //! chat room (a chat room's membership is its present users).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -50,7 +50,8 @@ type Room = HashMap<String, Option<Instant>>;
 /// Presence for one node, in memory.
 #[derive(Default)]
 pub struct LocalPresence {
-    sessions: RwLock<HashMap<(i64, String), BTreeSet<SessionRef>>>,
+    /// A user's sessions: a few at most, so a vector (a B-tree node cost ~700 bytes a user).
+    sessions: RwLock<HashMap<(i64, String), Vec<SessionRef>>>,
     rooms: RwLock<HashMap<(i64, i64), Room>>,
 }
 
@@ -83,16 +84,21 @@ impl LocalPresence {
 #[async_trait]
 impl Presence for LocalPresence {
     async fn session_opened(&self, app: i64, user: &str, session: SessionRef) {
-        self.sessions.write().entry((app, user.to_string())).or_default().insert(session);
+        let mut map = self.sessions.write();
+        let list = map.entry((app, user.to_string())).or_default();
+        if !list.contains(&session) {
+            list.push(session);
+        }
+        drop(map);
         self.set_offline_since(app, user, None);
     }
 
     async fn session_closed(&self, app: i64, user: &str, session: &SessionRef) {
         let mut map = self.sessions.write();
         let key = (app, user.to_string());
-        if let Some(set) = map.get_mut(&key) {
-            set.remove(session);
-            if set.is_empty() {
+        if let Some(list) = map.get_mut(&key) {
+            list.retain(|s| s != session);
+            if list.is_empty() {
                 map.remove(&key);
                 drop(map);
                 self.set_offline_since(app, user, Some(Instant::now()));
@@ -101,7 +107,7 @@ impl Presence for LocalPresence {
     }
 
     async fn sessions(&self, app: i64, user: &str) -> Vec<SessionRef> {
-        self.sessions.read().get(&(app, user.to_string())).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.sessions.read().get(&(app, user.to_string())).cloned().unwrap_or_default()
     }
 
     async fn online(&self, app: i64, users: &[String]) -> Vec<String> {

@@ -9,15 +9,17 @@ use confab_engine::model::*;
 use confab_engine::query::{Bound, ConvQuery, Field, Filter, HistoryQuery, HistoryScope, Op, Scalar};
 use confab_engine::time::iso_ms;
 use confab_engine::{random_lower, Actor, Edit, Error, MessageRef, NewConversation, NewMessage, Outcome, Position};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::watch;
 
 use super::codec::{self, Format};
 use super::proto::*;
 use super::push::{self, command};
-use super::{close, Conn, Gateway, Outbound, SessionHandle};
+use super::queue::OutQueue;
+use super::{close, Conn, Gateway, SessionHandle};
 use crate::conversations::{custom_fields, patch_from, render_with};
 use crate::error::LcError;
 use crate::extract::{cid as render_conv_id, conv_id, TEMP_PREFIX};
@@ -84,77 +86,23 @@ struct ConnState {
 }
 
 pub(super) async fn serve(gw: Arc<Gateway>, socket: WebSocket, format: Format, ip: Option<String>) {
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Outbound>(gw.settings.out_queue);
+    let (sink, mut stream) = socket.split();
     let conn = Arc::new(Conn {
         id: gw.next_id(),
         format,
-        out: tx,
-        kill: Notify::new(),
-        killed: AtomicBool::new(false),
-        close: Mutex::new((1000, String::new())),
+        out: OutQueue::new(gw.settings.out_queue, gw.settings.out_queue_bytes),
+        kill: watch::Sender::new(None),
     });
-    let wconn = conn.clone();
-    // the writer tells the reader when it stops (killed, or the socket failed)
-    let writer_done = Arc::new(Notify::new());
-    let wdone = writer_done.clone();
-    let writer = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                biased;
-                _ = wconn.kill.notified() => {
-                    let (code, reason) = wconn.close.lock().clone();
-                    let _ = sink.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                    break;
-                }
-                out = rx.recv() => match out {
-                    Some(Outbound::Frame(b)) => {
-                        // write what is queued, then flush once: one syscall for a burst of pushes
-                        let mut batch = vec![b];
-                        while batch.len() < WRITE_BATCH {
-                            match rx.try_recv() {
-                                Ok(Outbound::Frame(b)) => batch.push(b),
-                                Err(_) => break,
-                            }
-                        }
-                        let write = async {
-                            for b in batch {
-                                let m = match format {
-                                    Format::Binary => WsMessage::Binary(b),
-                                    Format::Base64 => WsMessage::Text(codec::to_text(&b).into()),
-                                };
-                                sink.feed(m).await?;
-                            }
-                            sink.flush().await
-                        };
-                        // a write stuck on a client that does not read gives way to a kill
-                        // (SLOW_CONSUMER): the close frame is tried briefly, then the socket drops
-                        let sent = tokio::select! {
-                            r = write => r.is_ok(),
-                            _ = wconn.kill.notified() => {
-                                let (code, reason) = wconn.close.lock().clone();
-                                let close = WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }));
-                                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.send(close)).await;
-                                false
-                            }
-                        };
-                        if !sent {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
-            }
-        }
-        wdone.notify_one();
-    });
+    let grace = gw.settings.close_grace;
+    let writer = spawn_writer(conn.clone(), sink, format, grace);
 
     let mut st = ConnState { gw: gw.clone(), conn: conn.clone(), sessions: Vec::new(), ip, after_reply: Vec::new() };
+    let mut killed = conn.kill.subscribe();
     loop {
         let wait = if st.sessions.is_empty() { gw.settings.login_timeout } else { gw.settings.idle_timeout };
         let next = tokio::select! {
             r = tokio::time::timeout(wait, stream.next()) => r,
-            _ = writer_done.notified() => break,
+            _ = killed.wait_for(Option::is_some) => break,
         };
         let frame = match next {
             Err(_) => {
@@ -171,30 +119,94 @@ pub(super) async fn serve(gw: Arc<Gateway>, socket: WebSocket, format: Format, i
             }
             Ok(Some(Ok(m))) => m,
         };
-        let cmd = match frame {
-            WsMessage::Binary(b) => codec::decode(&b).ok(),
-            WsMessage::Text(t) => codec::decode_text(t.as_str()),
-            WsMessage::Close(_) => break,
-            _ => continue,
-        };
-        match cmd {
-            Some(cmd) => st.handle(cmd).await,
-            None => {
-                let mut e = command(CommandType::Error, None);
-                e.error_message = Some(ErrorCommand { code: 4114, reason: "UNPARSEABLE_RAW_MESSAGE".into(), ..Default::default() });
-                st.send(e).await;
-            }
+        if matches!(frame, WsMessage::Close(_)) {
+            break;
         }
+        // boxed: a connection waiting for its next frame holds only the read, not a decoded
+        // command (kilobytes) nor the largest command's state; what an idle session costs
+        Box::pin(st.frame(frame)).await;
         if conn.is_killed() {
             break;
         }
     }
-    st.disconnected().await;
+    // the sessions end now; the writer may still be handing the close frame over
+    Box::pin(st.disconnected()).await;
     conn.kill(1000, "");
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+    let _ = tokio::time::timeout(grace + std::time::Duration::from_secs(1), writer).await;
+}
+
+/// The connection's writer: drains the queue in batches until the connection is killed (then
+/// its close frame, within the grace) or the socket fails. A plain function, so that the
+/// writer's state lives in its own task and not also in the reader's.
+fn spawn_writer(
+    wconn: Arc<Conn>,
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    format: Format,
+    grace: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    // the writer ends when the connection is killed (after its close frame) or the socket fails
+    tokio::spawn(async move {
+        let mut killed = wconn.kill.subscribe();
+        let close = |conn: &Conn| {
+            let (code, reason) = conn.close_frame();
+            WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))
+        };
+        loop {
+            // what is queued (a burst of pushes), written with one flush: one syscall
+            let batch = tokio::select! {
+                biased;
+                _ = killed.wait_for(Option::is_some) => break,
+                out = wconn.out.take(WRITE_BATCH) => match out {
+                    Some(b) => b,
+                    None => break,
+                },
+            };
+            let write = async {
+                for b in batch {
+                    let m = match format {
+                        Format::Binary => WsMessage::Binary(b),
+                        Format::Base64 => WsMessage::Text(codec::to_text(&b).into()),
+                    };
+                    sink.feed(m).await?;
+                }
+                sink.flush().await
+            };
+            // a write stuck on a client that does not read gives way to a kill
+            let written = tokio::select! {
+                r = write => r.is_ok(),
+                _ = killed.wait_for(Option::is_some) => false,
+            };
+            if !written {
+                break;
+            }
+        }
+        // What is still queued is dropped (the client catches up by its cursors); what is in
+        // flight, then the close frame, is given the grace to reach a client that reads again.
+        wconn.out.close();
+        if wconn.is_killed() {
+            let _ = tokio::time::timeout(grace, sink.send(close(&wconn))).await;
+        }
+    })
 }
 
 impl ConnState {
+    /// One frame from the client: decode it and run the command, or answer 4114.
+    async fn frame(&mut self, frame: WsMessage) {
+        let cmd = match frame {
+            WsMessage::Binary(b) => codec::decode(&b).ok(),
+            WsMessage::Text(t) => codec::decode_text(t.as_str()),
+            _ => return,
+        };
+        match cmd {
+            Some(cmd) => self.handle(cmd).await,
+            None => {
+                let mut e = command(CommandType::Error, None);
+                e.error_message = Some(ErrorCommand { code: 4114, reason: "UNPARSEABLE_RAW_MESSAGE".into(), ..Default::default() });
+                self.send(e).await;
+            }
+        }
+    }
+
     async fn send(&self, cmd: GenericCommand) {
         self.conn.reply(codec::encode(&cmd)).await;
     }

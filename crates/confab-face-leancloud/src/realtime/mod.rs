@@ -6,13 +6,17 @@
 //!   first session.
 //! * This file: the session registry of this node, and the dispatcher that turns engine events
 //!   from the bus into pushes. A push is encoded once and its bytes shared by every recipient.
-//! * Each connection has a bounded outbound queue. A connection that cannot keep up is closed
-//!   (its clients reconnect and catch up by cursor); server memory does not grow.
+//! * Each connection has a bounded outbound queue, counted in frames and in bytes. A connection
+//!   whose queue is full is closed at once with 4200 (its clients reconnect and catch up by
+//!   cursor); server memory does not grow.
+//! * Idle sessions are cheap: small WebSocket buffers (grown only while a large frame passes),
+//!   and the per-command work boxed so a waiting connection holds only its read.
 
 pub mod codec;
 mod conn;
 pub mod proto;
 pub mod push;
+mod queue;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,15 +35,21 @@ use confab_engine::model::{Broadcast, ConvKind};
 use confab_engine::presence::SessionRef;
 use confab_engine::{Engine, Event, KickReason, Origin};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::watch;
 
 use self::codec::Format;
 
 /// Tuning of the gateway.
 #[derive(Clone, Debug)]
 pub struct GatewaySettings {
-    /// Frames a connection may have waiting to be written before it is closed as too slow.
+    /// Frames a connection may have waiting to be written before it is closed as too slow…
     pub out_queue: usize,
+    /// …and bytes.
+    pub out_queue_bytes: usize,
+    /// How long a closing connection may take to flush what it has in flight and its close
+    /// frame before the socket is dropped (a client that stopped reading gets its 4200 if it
+    /// reads again within this time).
+    pub close_grace: Duration,
     /// A connection with sessions is closed after this long without a frame (clients send an
     /// `echo` every 180 s).
     pub idle_timeout: Duration,
@@ -55,6 +65,8 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         GatewaySettings {
             out_queue: 1024,
+            out_queue_bytes: 1024 * 1024,
+            close_grace: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(400),
             login_timeout: Duration::from_secs(60),
             max_frame: 64 * 1024,
@@ -62,6 +74,13 @@ impl Default for GatewaySettings {
         }
     }
 }
+
+/// A connection's read buffer to start with: a client's commands are small; a larger frame grows
+/// it while it passes. (tungstenite's default, 128 KiB, made each idle session cost 157 KB.)
+const READ_BUFFER: usize = 1024;
+/// Frames are gathered up to this many bytes before they are written to the socket (a burst
+/// of pushes, one write).
+const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Close codes (LeanCloud's): the client gives up for good on 4100, 4103 and 4110 only.
 pub mod close {
@@ -72,46 +91,46 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4200;
 }
 
-/// What a connection's writer sends next.
-enum Outbound {
-    Frame(Bytes),
-}
-
 /// The part of a connection others (the dispatcher) can reach.
 pub struct Conn {
     pub id: u64,
     pub format: Format,
-    out: mpsc::Sender<Outbound>,
-    kill: Notify,
-    killed: AtomicBool,
-    close: Mutex<(u16, String)>,
+    out: queue::OutQueue,
+    /// Set once, with the close code and reason, when the connection must end.
+    kill: watch::Sender<Option<(u16, String)>>,
 }
 
 impl Conn {
-    /// Queue a push without waiting; a full queue closes the connection.
+    /// Queue a push without waiting; a full queue (frames or bytes) closes the connection at once.
     fn push(&self, frame: Bytes) {
-        match self.out.try_send(Outbound::Frame(frame)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.kill(close::SLOW_CONSUMER, "too slow to read pushes"),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        if self.out.push(frame) == Err(queue::Refused::Full) {
+            self.kill(close::SLOW_CONSUMER, "too slow to read pushes");
         }
     }
 
     /// Queue a reply, waiting for room (a client that does not read slows only itself).
     async fn reply(&self, frame: Bytes) {
-        let _ = self.out.send(Outbound::Frame(frame)).await;
+        self.out.push_wait(frame).await;
     }
 
-    /// Close the WebSocket with a code and reason.
+    /// Close the WebSocket with a code and reason (the first call decides).
     pub fn kill(&self, code: u16, reason: &str) {
-        if !self.killed.swap(true, Ordering::SeqCst) {
-            *self.close.lock() = (code, reason.to_string());
-            self.kill.notify_one();
-        }
+        self.kill.send_if_modified(|k| {
+            let first = k.is_none();
+            if first {
+                *k = Some((code, reason.to_string()));
+            }
+            first
+        });
     }
 
     pub fn is_killed(&self) -> bool {
-        self.killed.load(Ordering::SeqCst)
+        self.kill.borrow().is_some()
+    }
+
+    /// The close code and reason, once killed.
+    fn close_frame(&self) -> (u16, String) {
+        self.kill.borrow().clone().unwrap_or((1000, String::new()))
     }
 }
 
@@ -319,8 +338,13 @@ async fn upgrade(
             .into_response()
         }
     };
-    let ws =
-        ws.protocols(codec::SUBPROTOCOLS.map(|(p, _)| p)).max_message_size(gw.settings.max_frame).max_frame_size(gw.settings.max_frame);
+    let ws = ws
+        .protocols(codec::SUBPROTOCOLS.map(|(p, _)| p))
+        .max_message_size(gw.settings.max_frame)
+        .max_frame_size(gw.settings.max_frame)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER + gw.settings.max_frame.max(gw.settings.out_queue_bytes));
     let offered = ws.selected_protocol().and_then(|p| p.to_str().ok()).and_then(codec::format_of);
     let format = offered.or_else(|| q.get("subprotocol").and_then(|p| codec::format_of(p))).unwrap_or(Format::Binary);
     let ip = info.map(|i| i.0 .0.ip().to_string());
