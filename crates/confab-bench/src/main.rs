@@ -5,6 +5,9 @@
 //! * `store-insert`: message inserts straight into the SQLite store, with and without group commit.
 //! * `ws-fanout`: realtime clients (raw protocol over WebSocket) in group conversations; senders
 //!   pipeline messages, every member receives them; delivery latency is measured end to end.
+//! * `conn-idle`: idle realtime sessions, and the server's resident memory per session.
+//! * `login-flood`: wrong-password logins, and the server's resident memory during and after.
+//! * `soak`: a moderate mixed load for a long time, with the server's memory sampled.
 //!
 //! Without `--url`, the REST modes start a confab server in this process on a fresh data directory (the
 //! client and server then share the machine, as they would in a single-host deployment).
@@ -73,6 +76,45 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         window: usize,
     },
+    /// Idle realtime sessions: the server's resident memory per session.
+    ConnIdle {
+        /// A running confab (`http://host:port`); without it, an in-process server over
+        /// in-memory pipes (beyond the file-descriptor limit).
+        #[arg(long, requires_all = ["app_id", "server_pid"])]
+        url: Option<String>,
+        #[arg(long)]
+        app_id: Option<String>,
+        /// The running server's process id.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        #[arg(long, default_value_t = 10_000)]
+        sessions: usize,
+        /// Sessions opened before the first measurement.
+        #[arg(long, default_value_t = 1000)]
+        warmup: usize,
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// In-process only: the in-memory pipes alone, no server (their cost, to subtract).
+        #[arg(long, conflicts_with = "url")]
+        pipes_only: bool,
+    },
+    /// Wrong-password logins many at a time: the server's resident memory during and after.
+    LoginFlood {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        app_id: String,
+        #[arg(long)]
+        app_key: String,
+        #[arg(long)]
+        server_pid: u32,
+        #[arg(long, default_value_t = 128)]
+        logins: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// A moderate mixed load for a long time: memory over time, nothing lost, pushes in order.
+    Soak(soak::SoakArgs),
     /// Insert messages straight into the store with N concurrent writers.
     StoreInsert {
         #[arg(long, default_value_t = 64)]
@@ -88,6 +130,9 @@ enum Cmd {
     },
 }
 
+mod mem;
+mod raw;
+mod soak;
 mod ws;
 
 pub(crate) struct Lc {
@@ -341,6 +386,14 @@ async fn main() -> anyhow::Result<()> {
         Cmd::RestHistory(t) => rest_history(t).await,
         Cmd::EmSend(t) => em_send(t).await,
         Cmd::WsFanout { target, members, window } => ws::fanout(target, members, window).await,
+        Cmd::ConnIdle { url, app_id, server_pid, sessions, warmup, concurrency, pipes_only } => {
+            let remote = url.map(|u| (u, app_id.unwrap_or_default(), server_pid.unwrap_or_default()));
+            mem::conn_idle(mem::IdleTarget { remote, sessions, warmup: warmup.min(sessions), concurrency, pipes_only }).await
+        }
+        Cmd::LoginFlood { url, app_id, app_key, server_pid, logins, concurrency } => {
+            mem::login_flood(&url, &app_id, &app_key, server_pid, logins, concurrency).await
+        }
+        Cmd::Soak(args) => soak::soak(args).await,
         Cmd::StoreInsert { writers, messages, max_group, no_durable } => store_insert(writers, messages, max_group, !no_durable).await,
     }
 }
