@@ -1,0 +1,243 @@
+//! Every route of every face, read from the face's own route table (`routes()`: method, path and
+//! the credential it needs), called over real HTTP with every credential weaker than or foreign to
+//! what the table says: none, a bogus one, another app's of the right kind, a user's where the
+//! app's is needed, another user's, and each other face's. Each is refused in the face's own
+//! format — LeanCloud `{code, error}` with 401/403/400, MaxIM HTTP 200 with a body code, Easemob
+//! 401 `{error, …}` — by its auth code, so a 404 (a bad path, or a lookup before the check) fails
+//! the walk too; and afterwards nothing in the app has changed.
+
+use crate::common::*;
+use confab_engine::entries::{ns, EntryFilter, EntryQuery};
+use confab_engine::model::{App, Plan, TokenKind};
+use confab_engine::query::{ConvQuery, HistoryQuery, HistoryScope};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// One way of calling: a label, the headers it sends, and (LeanCloud session routes, whose token
+/// travels in a header, the query or the body) the session token to put everywhere.
+#[derive(Clone, Debug)]
+struct Cred {
+    label: String,
+    headers: Vec<(String, String)>,
+    session: Option<String>,
+}
+
+fn cred(label: &str, headers: &[(&str, &str)]) -> Cred {
+    Cred { label: label.to_string(), headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), session: None }
+}
+
+/// How a face refuses.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    /// LeanCloud: HTTP status and body code.
+    Lc(u16, i64),
+    /// MaxIM: HTTP 200 and this body code.
+    Mx(i64),
+    /// Easemob: HTTP 401 and this `error`.
+    Em(&'static str),
+}
+
+impl Refusal {
+    /// Whether `r` is this refusal, in the face's own format.
+    fn matches(&self, r: &Resp) -> bool {
+        let b = &r.body;
+        match *self {
+            Refusal::Lc(status, code) => r.status == status && b["code"] == code && b["error"].is_string(),
+            Refusal::Mx(code) => r.status == 200 && b["code"] == code && b["message"].is_string() && b["data"].is_null(),
+            Refusal::Em(error) => {
+                r.status == 401
+                    && b["error"] == error
+                    && ["exception", "timestamp", "duration", "error_description"].iter().all(|k| b.get(*k).is_some())
+            }
+        }
+    }
+}
+
+/// One app as every face sees it, with a user token of each kind for bob (alice is the user
+/// paths name; bob is the other user).
+struct Side {
+    em: EmApp,
+    app: App,
+    alice: i64,
+    bob_mx: String,
+    bob_em: String,
+    bob_lc_session: String,
+    bob_lc_realtime: String,
+}
+
+impl Side {
+    async fn new(srv: &TestServer) -> Side {
+        let em = srv.em(Plan::Standard).await;
+        em.users(&["alice", "bob", "carol"]).await;
+        let app = em.app.clone();
+        let engine = srv.engine();
+        let alice = engine.get_user(&app, "alice").await.expect("alice").num;
+        let mut tokens = Vec::new();
+        for kind in [TokenKind::MaximUser, TokenKind::LcSession, TokenKind::LcRealtime] {
+            tokens.push(engine.issue_token(&app, Some("bob"), kind, None).await.expect("token").token);
+        }
+        let [bob_mx, bob_lc_session, bob_lc_realtime] = <[String; 3]>::try_from(tokens).expect("three tokens");
+        let bob_em = em.user_token("bob").await;
+        Side { app: em.app.clone(), em, alice, bob_mx, bob_em, bob_lc_session, bob_lc_realtime }
+    }
+
+    fn mx_admin(&self) -> &str {
+        &self.app.keys.maxim.admin_token
+    }
+    fn mx_id(&self) -> &str {
+        &self.app.keys.maxim.app_id
+    }
+    fn lc_id(&self) -> &str {
+        &self.app.keys.leancloud.app_id
+    }
+}
+
+/// Everything the app holds, to compare before and after the walk.
+async fn snapshot(srv: &TestServer, app: &App) -> String {
+    let (engine, store) = (srv.engine(), srv.engine().store());
+    let users = store.list_users(app.id, None, 10_000).await.expect("users");
+    let q = ConvQuery { limit: 10_000, ..Default::default() };
+    let (convs, _) = store.query_conversations(app.id, &q).await.expect("conversations");
+    let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
+    let members = store.member_lists(app.id, &ids).await.expect("members");
+    let hq = HistoryQuery { scope: HistoryScope::App, older_than: None, newer_than: None, ascending: true, limit: 1000, mtype: None };
+    let messages = engine.history(app, &hq).await.expect("history");
+    let broadcasts = store.list_broadcasts(app.id, None, 0, 0, 10_000).await.expect("broadcasts");
+    let mut entries = Vec::new();
+    for n in [
+        ns::CONTACTS,
+        ns::USER_BLOCKS,
+        ns::USER_METADATA,
+        ns::GLOBAL_MUTES,
+        ns::ROOM_ATTRIBUTES,
+        ns::ROOM_SUPER_ADMINS,
+        ns::FILES,
+        ns::GROUP_FILES,
+        ns::PUSH_SETTINGS,
+        ns::PUSH_TEMPLATES,
+        ns::PUSH_LABELS,
+        ns::PUSH_LABEL_USERS,
+        ns::PRESENCE_SUBSCRIPTIONS,
+        ns::PRESENCE_STATUS,
+        ns::REACTIONS,
+    ] {
+        let f = EntryFilter { ns: n.to_string(), ..Default::default() };
+        entries.push(store.entries(app.id, &EntryQuery::all(f), 0).await.expect("entries"));
+    }
+    format!("{users:?}\n{convs:?}\n{members:?}\n{messages:?}\n{broadcasts:?}\n{entries:?}")
+}
+
+/// A request with exactly these headers (and, for a session credential, its token in the
+/// `X-LC-Session` header, the `session_token` query parameter and the body).
+async fn call(srv: &TestServer, method: &Method, path: &str, c: &Cred, body: &Value) -> Resp {
+    let mut url = format!("{}{path}", srv.base);
+    let mut body = body.clone();
+    let mut req_headers = c.headers.clone();
+    if let Some(t) = &c.session {
+        url.push_str(if url.contains('?') { "&" } else { "?" });
+        url.push_str(&format!("session_token={}", urlencoding::encode(t)));
+        body["session_token"] = json!(t);
+        req_headers.push(("X-LC-Session".into(), t.clone()));
+    }
+    let mut req = srv.http.request(method.clone(), url).header("Content-Type", "application/json").body(body.to_string());
+    for (k, v) in req_headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    Resp { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+}
+
+/// Walks rows: each credential the row's need refuses, with the refusal expected. Returns the
+/// misses, one line each.
+async fn walk(srv: &TestServer, rows: Vec<(Method, String, Vec<(Cred, Refusal)>)>, body: &Value) -> Vec<String> {
+    let mut misses = Vec::new();
+    for (method, path, tries) in rows {
+        assert!(!path.contains('{'), "{method} {path}: every path parameter has a value");
+        for (c, refusal) in tries {
+            let r = call(srv, &method, &path, &c, body).await;
+            if !refusal.matches(&r) {
+                misses.push(format!("{method} {path} with {}: expected {refusal:?}, got {} {}", c.label, r.status, r.body));
+            }
+        }
+    }
+    misses
+}
+
+/// The rows of a table whose need is one of `open`, as `METHOD path`, sorted.
+fn open_rows<N: PartialEq>(routes: &[confab_routes::Route<N>], open: &[N]) -> Vec<String> {
+    let mut out: Vec<String> = routes.iter().filter(|r| open.contains(&r.need)).map(|r| format!("{} {}", r.method, r.path)).collect();
+    out.sort();
+    out
+}
+
+// ---------------------------------------------------------------------- MaxIM
+
+/// The MaxIM table's rows, each with the credentials it must refuse.
+fn maxim_rows(a: &Side, b: &Side) -> Vec<(Method, String, Vec<(Cred, Refusal)>)> {
+    use confab_face_maxim::auth::Need;
+    use Refusal::Mx;
+    let app = |id: &str, token: &str| vec![("app_id".to_string(), id.to_string()), ("access-token".to_string(), token.to_string())];
+    let with = |label: &str, headers: Vec<(String, String)>| Cred { label: label.into(), headers, session: None };
+    // no app_id, an unknown one: 40000 on every route
+    let no_app = vec![
+        (cred("no app_id", &[("access-token", a.mx_admin())]), Mx(40000)),
+        (cred("an unknown app_id", &[("app_id", "no-such-app"), ("access-token", a.mx_admin())]), Mx(40000)),
+    ];
+    let mut token = no_app.clone();
+    token.extend([
+        (cred("no token", &[("app_id", a.mx_id())]), Mx(10003)),
+        (with("a bogus token", app(a.mx_id(), "bogus-token")), Mx(10008)),
+        (with("another app's admin token", app(a.mx_id(), b.mx_admin())), Mx(10008)),
+        (with("another app's user token", app(a.mx_id(), &b.bob_mx)), Mx(10008)),
+        (with("this app's token on another app_id", app(b.mx_id(), &a.bob_mx)), Mx(10008)),
+        (with("the LeanCloud master key", app(a.mx_id(), &a.app.keys.leancloud.master_key)), Mx(10008)),
+        (with("an Easemob app token", app(a.mx_id(), &a.em.token)), Mx(10008)),
+        (with("an Easemob user token", app(a.mx_id(), &a.bob_em)), Mx(10008)),
+        (with("a LeanCloud session token", app(a.mx_id(), &a.bob_lc_session)), Mx(10008)),
+    ]);
+    let mut admin = token.clone();
+    admin.push((with("a user token", app(a.mx_id(), &a.bob_mx)), Mx(10010)));
+    let mut impersonating = app(a.mx_id(), &a.bob_mx);
+    impersonating.push(("user_id".into(), a.alice.to_string()));
+    admin.push((with("a user token naming another user", impersonating), Mx(10010)));
+    confab_face_maxim::routes()
+        .into_iter()
+        .map(|r| {
+            let tries = match r.need {
+                Need::AppId => no_app.clone(),
+                Need::Token => token.clone(),
+                Need::Admin => admin.clone(),
+            };
+            (r.method, r.path, tries)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_route_refuses_every_credential_its_table_does_not_accept() {
+    // the routes a table may leave open, each for its vendor's reason; opening another one is a
+    // change to this list too
+    use confab_face_maxim::auth::Need as Mx;
+    let mx_open = ["POST /token/id", "POST /token/user", "POST /user/register/v2"];
+    let mut misses = Vec::new();
+    let open = open_rows(&confab_face_maxim::routes(), &[Mx::AppId]);
+    misses.extend((open != mx_open).then(|| format!("MaxIM: only logging in and registering one user need no token, not {open:?}")));
+
+    let srv = TestServer::start().await;
+    let (a, b) = (Side::new(&srv).await, Side::new(&srv).await);
+    let before = snapshot(&srv, &a.app).await;
+
+    let mx_body = json!({
+        "list": (0..100).map(|i| json!({"username": format!("walker_{i}"), "password": "p"})).collect::<Vec<_>>(),
+        "type": 1, "targets": [a.alice], "content_type": 0, "content": "walk", "from_user_id": a.alice,
+        "username": "walker", "password": "p", "name": "walk", "user_list": [a.alice],
+    });
+    misses.extend(walk(&srv, maxim_rows(&a, &b), &mx_body).await);
+
+    let after = snapshot(&srv, &a.app).await;
+    misses.extend((before != after).then(|| format!("the app changed:\nbefore {before}\nafter  {after}")));
+    assert!(misses.is_empty(), "{} misses:\n{}", misses.len(), misses.join("\n"));
+    srv.stop().await;
+}
