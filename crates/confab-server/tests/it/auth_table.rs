@@ -29,8 +29,8 @@ fn cred(label: &str, headers: &[(&str, &str)]) -> Cred {
 /// How a face refuses.
 #[derive(Clone, Copy, Debug)]
 enum Refusal {
-    /// LeanCloud: HTTP status and body code.
-    Lc(u16, i64),
+    /// LeanCloud: HTTP status and body code (one of these).
+    Lc(u16, &'static [i64]),
     /// MaxIM: HTTP 200 and this body code.
     Mx(i64),
     /// Easemob: HTTP 401 and this `error`.
@@ -42,7 +42,7 @@ impl Refusal {
     fn matches(&self, r: &Resp) -> bool {
         let b = &r.body;
         match *self {
-            Refusal::Lc(status, code) => r.status == status && b["code"] == code && b["error"].is_string(),
+            Refusal::Lc(status, codes) => r.status == status && codes.iter().any(|c| b["code"] == *c) && b["error"].is_string(),
             Refusal::Mx(code) => r.status == 200 && b["code"] == code && b["message"].is_string() && b["data"].is_null(),
             Refusal::Em(error) => {
                 r.status == 401
@@ -54,9 +54,11 @@ impl Refusal {
 }
 
 /// One app as every face sees it, with a user token of each kind for bob (alice is the user
-/// paths name; bob is the other user).
+/// paths name; bob is the other user), and the ids paths name: a group and a chat room of
+/// alice's with bob in them, a message in the group, a thread on it, a service conversation.
 struct Side {
     em: EmApp,
+    ids: Vec<(&'static str, String)>,
     app: App,
     alice: i64,
     bob_mx: String,
@@ -68,7 +70,15 @@ struct Side {
 impl Side {
     async fn new(srv: &TestServer) -> Side {
         let em = srv.em(Plan::Standard).await;
-        em.users(&["alice", "bob", "carol"]).await;
+        let (gid, rid) = crate::em_bad_input::alice_and_bob(&em).await;
+        em.users(&["carol"]).await;
+        let m = em.post("/messages/chatgroups", json!({"from": "alice", "to": [gid], "type": "txt", "body": {"msg": "x"}})).await;
+        let msg = m.body["data"][&gid].as_str().expect("message id").to_string();
+        let t = em.post("/thread", json!({"group_id": gid, "msg_id": msg, "owner": "alice", "name": "t"})).await;
+        let tid = t.body["data"]["thread_id"].as_str().expect("thread id").to_string();
+        let svc = srv.lc_of(&em).post("/1.2/rtm/service-conversations", json!({"name": "news"})).await;
+        let svc = svc.ok()["objectId"].as_str().expect("service conversation").to_string();
+        let ids = vec![("group_id", gid), ("chatroom_id", rid), ("msg_id", msg), ("thread_id", tid), ("service_id", svc)];
         let app = em.app.clone();
         let engine = srv.engine();
         let alice = engine.get_user(&app, "alice").await.expect("alice").num;
@@ -78,7 +88,7 @@ impl Side {
         }
         let [bob_mx, bob_lc_session, bob_lc_realtime] = <[String; 3]>::try_from(tokens).expect("three tokens");
         let bob_em = em.user_token("bob").await;
-        Side { app: em.app.clone(), em, alice, bob_mx, bob_em, bob_lc_session, bob_lc_realtime }
+        Side { app: em.app.clone(), em, ids, alice, bob_mx, bob_em, bob_lc_session, bob_lc_realtime }
     }
 
     fn mx_admin(&self) -> &str {
@@ -155,6 +165,7 @@ async fn walk(srv: &TestServer, rows: Vec<(Method, String, Vec<(Cred, Refusal)>)
     let mut misses = Vec::new();
     for (method, path, tries) in rows {
         assert!(!path.contains('{'), "{method} {path}: every path parameter has a value");
+        assert!(tries.len() >= 2, "{method} {path}: refuses something");
         for (c, refusal) in tries {
             let r = call(srv, &method, &path, &c, body).await;
             if !refusal.matches(&r) {
@@ -215,6 +226,101 @@ fn maxim_rows(a: &Side, b: &Side) -> Vec<(Method, String, Vec<(Cred, Refusal)>)>
         .collect()
 }
 
+// ---------------------------------------------------------------------- LeanCloud
+
+/// The LeanCloud table's rows, each with the credentials it must refuse.
+fn leancloud_rows(a: &Side, b: &Side, ids: &[(&str, String)]) -> Vec<(Method, String, Vec<(Cred, Refusal)>)> {
+    use confab_face_leancloud::extract::Need;
+    use Refusal::Lc;
+    const UNAUTHORIZED: Refusal = Lc(401, &[401]);
+    let (ak, mk) = (a.app.keys.leancloud.app_key.as_str(), format!("{},master", a.app.keys.leancloud.master_key));
+    let ts = now_ms().to_string();
+    let signed = |key: &str| format!("{},{ts}", hex::encode(<md5::Md5 as md5::Digest>::digest(format!("{ts}{key}"))));
+    let b_mk = format!("{},master", b.app.keys.leancloud.master_key);
+    let bearer = format!("Bearer {}", a.em.token);
+    let mut keyless = vec![
+        (cred("no credential", &[]), UNAUTHORIZED),
+        (cred("X-LC-Id alone", &[("X-LC-Id", a.lc_id())]), UNAUTHORIZED),
+        (cred("a bogus key", &[("X-LC-Id", a.lc_id()), ("X-LC-Key", "bogus-key")]), UNAUTHORIZED),
+        (cred("a bogus master key", &[("X-LC-Id", a.lc_id()), ("X-LC-Key", "bogus-key,master")]), UNAUTHORIZED),
+        (
+            cred("a bogus signature", &[("X-LC-Id", a.lc_id()), ("X-LC-Sign", &format!("0123456789abcdef0123456789abcdef,{ts}"))]),
+            UNAUTHORIZED,
+        ),
+        (cred("another app's app key", &[("X-LC-Id", a.lc_id()), ("X-LC-Key", &b.app.keys.leancloud.app_key)]), UNAUTHORIZED),
+        (cred("another app's master key", &[("X-LC-Id", a.lc_id()), ("X-LC-Key", &b_mk)]), UNAUTHORIZED),
+        (cred("this app's master key under another app's id", &[("X-LC-Id", b.lc_id()), ("X-LC-Key", &mk)]), UNAUTHORIZED),
+        (cred("the MaxIM admin token", &[("app_id", a.mx_id()), ("access-token", a.mx_admin())]), UNAUTHORIZED),
+        (cred("the MaxIM admin token as the key", &[("X-LC-Id", a.lc_id()), ("X-LC-Key", a.mx_admin())]), UNAUTHORIZED),
+        (cred("the Easemob app token", &[("Authorization", &bearer)]), UNAUTHORIZED),
+        (cred("the Easemob app token as the key", &[("X-LC-Id", a.lc_id()), ("X-LC-Key", &a.em.token)]), UNAUTHORIZED),
+    ];
+    keyless.push((cred("a session token alone", &[("X-LC-Id", a.lc_id()), ("X-LC-Session", &a.bob_lc_session)]), UNAUTHORIZED));
+    let app_key = |label: &str, session: Option<&str>| Cred {
+        label: label.into(),
+        headers: vec![("X-LC-Id".into(), a.lc_id().into()), ("X-LC-Key".into(), ak.into())],
+        session: session.map(str::to_string),
+    };
+    let mut master = keyless.clone();
+    master.push((app_key("the app key", None), Lc(403, &[119])));
+    master.push((cred("the app key's signature", &[("X-LC-Id", a.lc_id()), ("X-LC-Sign", &signed(ak))]), Lc(403, &[119])));
+    master.push((app_key("the app key and a session token", Some(&a.bob_lc_session)), Lc(403, &[119])));
+    let mut user_session = keyless.clone();
+    let no_user = Lc(400, &[211]);
+    user_session.extend([
+        (app_key("the app key without a session token", None), Lc(400, &[1, 211])),
+        (app_key("a bogus session token", Some("bogus-session")), no_user),
+        (app_key("another app's session token", Some(&b.bob_lc_session)), no_user),
+        (app_key("a realtime session token", Some(&a.bob_lc_realtime)), no_user),
+        (app_key("a MaxIM user token", Some(&a.bob_mx)), no_user),
+        (app_key("an Easemob user token", Some(&a.bob_em)), no_user),
+    ]);
+    let mut im_session = keyless.clone();
+    let expired = Lc(401, &[4112]);
+    let im = |label: &str, token: &str| {
+        let mut c = app_key(label, None);
+        c.headers.push(("X-LC-IM-Session-Token".into(), token.into()));
+        (c, expired)
+    };
+    im_session.extend([
+        (app_key("the app key without a realtime session token", None), expired),
+        im("a bogus realtime session token", "bogus-session"),
+        im("another app's realtime session token", &b.bob_lc_realtime),
+        im("another client's realtime session token", &a.bob_lc_realtime),
+        im("a _User session token", &a.bob_lc_session),
+        im("a MaxIM user token", &a.bob_mx),
+        im("an Easemob user token", &a.bob_em),
+    ]);
+    // every request names alice and her conversations (the ImSession routes' `client_id`)
+    let conv = ids.iter().find(|(k, _)| *k == "group_id").map(|(_, v)| v.clone()).unwrap_or_default();
+    let query = format!("?client_id=alice&conv_id={conv}&where={}", urlencoding::encode(&json!({"cid": conv}).to_string()));
+    confab_face_leancloud::routes()
+        .into_iter()
+        .map(|r| {
+            let tries = match r.need {
+                Need::AppKey => keyless.clone(),
+                Need::Master | Need::MasterOrSignature => master.clone(),
+                Need::UserSession => user_session.clone(),
+                Need::ImSession => im_session.clone(),
+            };
+            (r.method, format!("{}{query}", lc_fill(&r.path, ids)), tries)
+        })
+        .collect()
+}
+
+/// A LeanCloud path with its parameters filled: `{id}` is the route's kind of conversation.
+fn lc_fill(path: &str, ids: &[(&str, String)]) -> String {
+    let id = |k: &str| ids.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str()).unwrap_or("none");
+    let conv = if path.contains("/chatrooms/") {
+        id("chatroom_id")
+    } else if path.contains("/service-conversations/") {
+        id("service_id")
+    } else {
+        id("group_id")
+    };
+    path.replace("{id}", conv).replace("{mid}", id("msg_id")).replace("{client_id}", "alice")
+}
+
 #[tokio::test]
 async fn every_route_refuses_every_credential_its_table_does_not_accept() {
     // the routes a table may leave open, each for its vendor's reason; opening another one is a
@@ -224,6 +330,31 @@ async fn every_route_refuses_every_credential_its_table_does_not_accept() {
     let mut misses = Vec::new();
     let open = open_rows(&confab_face_maxim::routes(), &[Mx::AppId]);
     misses.extend((open != mx_open).then(|| format!("MaxIM: only logging in and registering one user need no token, not {open:?}")));
+
+    use confab_face_leancloud::extract::Need as Lc;
+    let mut lc_open = vec![
+        "GET /1.1/classes/_ConversationMemberInfo ImSession",
+        "GET /1.1/rtm/notifications ImSession",
+        "GET /1.1/users/me UserSession",
+        "GET /1.2/rtm/chatrooms/{id}/messages MasterOrSignature",
+        "GET /1.2/rtm/clients/sign UserSession",
+        "GET /1.2/rtm/clients/{client_id}/unread-count AppKey",
+        "GET /1.2/rtm/conversations/{id}/messages MasterOrSignature",
+        "GET /1.2/rtm/service-conversations/{id}/messages MasterOrSignature",
+        "POST /1.1/login AppKey",
+        "POST /1.1/rtm/sign UserSession",
+        "POST /1.1/users AppKey",
+    ];
+    lc_open.sort();
+    let mut open: Vec<String> = confab_face_leancloud::routes()
+        .iter()
+        .filter(|r| r.need != Lc::Master)
+        .map(|r| format!("{} {} {:?}", r.method, r.path, r.need))
+        .collect();
+    open.sort();
+    misses.extend(
+        (open != lc_open).then(|| format!("LeanCloud: only these routes take less than the master key: {lc_open:#?}, not {open:#?}")),
+    );
 
     let srv = TestServer::start().await;
     let (a, b) = (Side::new(&srv).await, Side::new(&srv).await);
@@ -235,6 +366,12 @@ async fn every_route_refuses_every_credential_its_table_does_not_accept() {
         "username": "walker", "password": "p", "name": "walk", "user_list": [a.alice],
     });
     misses.extend(walk(&srv, maxim_rows(&a, &b), &mx_body).await);
+    let lc_body = json!({
+        "from_client": "alice", "from_peer": "alice", "message": "walk", "client_ids": ["carol"], "client_id": "carol",
+        "conv_id": a.ids[4].1, "m": ["alice", "carol"], "name": "walk", "username": "walker", "password": "p",
+        "msg_id": a.ids[2].1, "timestamp": now_ms(), "recall": true, "to_clients": ["alice"],
+    });
+    misses.extend(walk(&srv, leancloud_rows(&a, &b, &a.ids), &lc_body).await);
 
     let after = snapshot(&srv, &a.app).await;
     misses.extend((before != after).then(|| format!("the app changed:\nbefore {before}\nafter  {after}")));
