@@ -321,6 +321,60 @@ fn lc_fill(path: &str, ids: &[(&str, String)]) -> String {
     path.replace("{id}", conv).replace("{mid}", id("msg_id")).replace("{client_id}", "alice")
 }
 
+// ---------------------------------------------------------------------- Easemob
+
+/// The Easemob table's rows, each with the credentials it must refuse. Paths name alice where
+/// they name a user; bob's tokens are the other user's.
+fn easemob_rows(a: &Side, b: &Side) -> Vec<(Method, String, Vec<(Cred, Refusal)>)> {
+    use confab_face_easemob::auth::Need;
+    use Refusal::Em;
+    let bearer = |label: &str, token: &str| cred(label, &[("Authorization", &format!("Bearer {token}"))]);
+    let now = now_ms() / 1000;
+    let client_secret = a.app.keys.easemob.client_secret.as_str();
+    let (bob_dynamic, forged) = (
+        crate::em_users::dynamic_token(&a.em, "bob", now, 600, client_secret),
+        crate::em_users::dynamic_token(&a.em, "alice", now, 600, &b.app.keys.easemob.client_secret),
+    );
+    let bad = Em("auth_bad_access_token");
+    let mut keyless = vec![
+        (cred("no token", &[]), Em("unauthorized")),
+        (bearer("a bogus token", "bogus-token"), bad),
+        (bearer("another app's app token", &b.em.token), bad),
+        (bearer("another app's user token", &b.bob_em), bad),
+        (bearer("a dynamic token signed with another app's secret", &forged), bad),
+        (bearer("the MaxIM admin token", a.mx_admin()), bad),
+        (bearer("a MaxIM user token", &a.bob_mx), bad),
+        (bearer("the LeanCloud master key", &a.app.keys.leancloud.master_key), bad),
+        (bearer("a LeanCloud session token", &a.bob_lc_session), bad),
+        (bearer("a LeanCloud realtime session token", &a.bob_lc_realtime), bad),
+    ];
+    keyless.push((cred("the app token without Bearer", &[("Authorization", &a.em.token)]), Em("unauthorized")));
+    let other_user = |refusal: Refusal| {
+        let mut v = keyless.clone();
+        v.push((bearer("another user's token", &a.bob_em), refusal));
+        v.push((bearer("another user's dynamic token", &bob_dynamic), refusal));
+        v
+    };
+    let registration: Vec<(Cred, Refusal)> = keyless.iter().map(|(c, _)| (c.clone(), Em("unauthorized"))).collect();
+    let ids: Vec<(&str, &str)> = a.ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (org, app) = (a.app.keys.easemob.org_name.as_str(), a.app.keys.easemob.app_name.as_str());
+    confab_face_easemob::routes()
+        .into_iter()
+        .filter(|r| !matches!(r.need, Need::None | Need::Link))
+        .map(|r| {
+            let tries = match r.need {
+                Need::Token => keyless.clone(),
+                Need::App | Need::AppOrUser => other_user(Em("unauthorized")),
+                Need::MetadataOwner => other_user(Em("metadata_error")),
+                Need::AppUnlessOpen => registration.clone(),
+                Need::None | Need::Link => vec![],
+            };
+            let path = r.path.replace("{org}", org).replace("{app}", app);
+            (r.method, crate::em_bad_input::fill(&path, &ids), tries)
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn every_route_refuses_every_credential_its_table_does_not_accept() {
     // the routes a table may leave open, each for its vendor's reason; opening another one is a
@@ -356,6 +410,34 @@ async fn every_route_refuses_every_credential_its_table_does_not_accept() {
         (open != lc_open).then(|| format!("LeanCloud: only these routes take less than the master key: {lc_open:#?}, not {open:#?}")),
     );
 
+    use confab_face_easemob::auth::Need as Em;
+    let em_open = [
+        "GET /{org}/{app}/chatfiles/{file_id} Link",
+        "GET /{org}/{app}/chatmessages/{time}/download Link",
+        "POST /{org}/{app}/chatfiles Token",
+        "POST /{org}/{app}/messages/chatgroups Token",
+        "POST /{org}/{app}/messages/chatrooms Token",
+        "POST /{org}/{app}/messages/users Token",
+        "POST /{org}/{app}/metadata/chatroom/{chatroom_id} Token",
+        "POST /{org}/{app}/metadata/user/get Token",
+        "POST /{org}/{app}/token None",
+        "POST /{org}/{app}/users AppUnlessOpen",
+    ];
+    let em_routes = confab_face_easemob::routes();
+    let mut open: Vec<String> = em_routes
+        .iter()
+        .filter(|r| !matches!(r.need, Em::App | Em::AppOrUser | Em::MetadataOwner))
+        .map(|r| format!("{} {} {:?}", r.method, r.path, r.need))
+        .collect();
+    open.sort();
+    misses.extend(
+        (open != em_open)
+            .then(|| format!("Easemob: only these routes take less than the app token or the user's own: {em_open:#?}, not {open:#?}")),
+    );
+    // a user's own resource is one the path names
+    let unnamed = em_routes.iter().filter(|r| matches!(r.need, Em::AppOrUser | Em::MetadataOwner) && !r.path.contains("{username}"));
+    misses.extend(unnamed.map(|r| format!("Easemob: {} {} is for a user's own token, but its path names no user", r.method, r.path)));
+
     let srv = TestServer::start().await;
     let (a, b) = (Side::new(&srv).await, Side::new(&srv).await);
     let before = snapshot(&srv, &a.app).await;
@@ -372,6 +454,12 @@ async fn every_route_refuses_every_credential_its_table_does_not_accept() {
         "msg_id": a.ids[2].1, "timestamp": now_ms(), "recall": true, "to_clients": ["alice"],
     });
     misses.extend(walk(&srv, leancloud_rows(&a, &b, &a.ids), &lc_body).await);
+    let em_body = json!({
+        "username": "walker", "password": "p", "from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "walk"},
+        "usernames": ["carol"], "targets": ["alice"], "msg_id": a.ids[2].1, "name": "walk", "group_id": a.ids[0].1,
+        "owner": "alice", "metaData": {"k": "v"}, "keys": ["k"], "newpassword": "p2", "nickname": "walk",
+    });
+    misses.extend(walk(&srv, easemob_rows(&a, &b), &em_body).await);
 
     let after = snapshot(&srv, &a.app).await;
     misses.extend((before != after).then(|| format!("the app changed:\nbefore {before}\nafter  {after}")));
