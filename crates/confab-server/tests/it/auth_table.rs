@@ -65,6 +65,8 @@ struct Side {
     bob_em: String,
     bob_lc_session: String,
     bob_lc_realtime: String,
+    carol: i64,
+    carol_mx: String,
 }
 
 impl Side {
@@ -78,7 +80,22 @@ impl Side {
         let tid = t.body["data"]["thread_id"].as_str().expect("thread id").to_string();
         let svc = srv.lc_of(&em).post("/1.2/rtm/service-conversations", json!({"name": "news"})).await;
         let svc = svc.ok()["objectId"].as_str().expect("service conversation").to_string();
-        let ids = vec![("group_id", gid), ("chatroom_id", rid), ("msg_id", msg), ("thread_id", tid), ("service_id", svc)];
+        // a one-to-one conversation of alice and bob, and a group that approves its members
+        em.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "private"}})).await.ok();
+        let direct = srv.engine().find_direct_conversation(&em.app, "alice", "bob").await.expect("lookup").expect("direct").id.to_string();
+        let g = em
+            .post("/chatgroups", json!({"groupname": "closed", "public": true, "membersonly": true, "owner": "alice", "members": ["bob"]}))
+            .await;
+        let closed = g.body["data"]["groupid"].as_str().expect("group id").to_string();
+        let ids = vec![
+            ("group_id", gid),
+            ("chatroom_id", rid),
+            ("msg_id", msg),
+            ("thread_id", tid),
+            ("service_id", svc),
+            ("direct_id", direct),
+            ("closed_group_id", closed),
+        ];
         let app = em.app.clone();
         let engine = srv.engine();
         let alice = engine.get_user(&app, "alice").await.expect("alice").num;
@@ -87,8 +104,10 @@ impl Side {
             tokens.push(engine.issue_token(&app, Some("bob"), kind, None).await.expect("token").token);
         }
         let [bob_mx, bob_lc_session, bob_lc_realtime] = <[String; 3]>::try_from(tokens).expect("three tokens");
+        let carol = engine.get_user(&app, "carol").await.expect("carol").num;
+        let carol_mx = engine.issue_token(&app, Some("carol"), TokenKind::MaximUser, None).await.expect("token").token;
         let bob_em = em.user_token("bob").await;
-        Side { app: em.app.clone(), em, ids, alice, bob_mx, bob_em, bob_lc_session, bob_lc_realtime }
+        Side { app: em.app.clone(), em, ids, alice, bob_mx, bob_em, bob_lc_session, bob_lc_realtime, carol, carol_mx }
     }
 
     fn mx_admin(&self) -> &str {
@@ -99,6 +118,9 @@ impl Side {
     }
     fn lc_id(&self) -> &str {
         &self.app.keys.leancloud.app_id
+    }
+    fn id(&self, name: &str) -> &str {
+        self.ids.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no {name}"))
     }
 }
 
@@ -321,6 +343,33 @@ fn lc_fill(path: &str, ids: &[(&str, String)]) -> String {
     path.replace("{id}", conv).replace("{mid}", id("msg_id")).replace("{client_id}", "alice")
 }
 
+// ---------------------------------------------------------------------- beyond the table
+
+/// What a user token may not reach although the route takes one: the ids in its body. Carol
+/// (a MaxIM user token) may not make herself a member of alice and bob's one-to-one
+/// conversation, nor of a group that approves its members, and so may not read their history.
+async fn beyond_the_table(srv: &TestServer, a: &Side) -> Vec<String> {
+    let carol = cred("carol's user token", &[("app_id", a.mx_id()), ("access-token", &a.carol_mx)]);
+    let (direct, closed) = (a.id("direct_id"), a.id("closed_group_id"));
+    let history = format!("/message/conversation?opposite_id={direct}");
+    let members = format!("/group/member_list?group_id={direct}");
+    let probes = [
+        (Method::POST, "/group/apply", json!({"group_id": direct}), 20012),
+        (Method::POST, "/group/invite", json!({"group_id": direct, "user_list": [a.carol]}), 20012),
+        (Method::POST, "/group/invite", json!({"group_id": closed, "user_list": [a.carol]}), 20012),
+        (Method::GET, history.as_str(), json!({}), 20002),
+        (Method::GET, members.as_str(), json!({}), 20002),
+    ];
+    let mut misses = Vec::new();
+    for (method, path, body, code) in probes {
+        let r = call(srv, &method, path, &carol, &body).await;
+        if !Refusal::Mx(code).matches(&r) {
+            misses.push(format!("{method} {path} {body} with {}: expected {code}, got {} {}", carol.label, r.status, r.body));
+        }
+    }
+    misses
+}
+
 // ---------------------------------------------------------------------- Easemob
 
 /// The Easemob table's rows, each with the credentials it must refuse. Paths name alice where
@@ -460,6 +509,7 @@ async fn every_route_refuses_every_credential_its_table_does_not_accept() {
         "owner": "alice", "metaData": {"k": "v"}, "keys": ["k"], "newpassword": "p2", "nickname": "walk",
     });
     misses.extend(walk(&srv, easemob_rows(&a, &b), &em_body).await);
+    misses.extend(beyond_the_table(&srv, &a).await);
 
     let after = snapshot(&srv, &a.app).await;
     misses.extend((before != after).then(|| format!("the app changed:\nbefore {before}\nafter  {after}")));
