@@ -516,3 +516,31 @@ async fn every_route_refuses_every_credential_its_table_does_not_accept() {
     assert!(misses.is_empty(), "{} misses:\n{}", misses.len(), misses.join("\n"));
     srv.stop().await;
 }
+
+/// What no face's table holds is open by design (`/healthz`, the WebSocket upgrade, whose
+/// protocol logs in) or unknown: an unrouted path under a face's prefix is that face's 404.
+#[tokio::test]
+async fn outside_the_tables_only_health_and_the_upgrade_are_open_and_the_rest_is_404() {
+    let open: Vec<String> = confab_server::routes().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(open, ["GET /healthz", "GET /"]);
+    let srv = TestServer::start().await;
+    let a = Side::new(&srv).await;
+    let none = cred("no credential", &[]);
+    let r = call(&srv, &Method::GET, "/healthz", &none, &json!({})).await;
+    assert_eq!((r.status, &r.body), (200, &json!({"status": "ok"})));
+    let k = &a.app.keys.easemob;
+    let em = format!("/{}/{}/no/such/route", k.org_name, k.app_name);
+    for (path, face) in [("/message/nope", "mx"), ("/group/x/y", "mx"), ("/1.2/rtm/nope", "lc"), ("/1.1/nope/x", "lc"), (em.as_str(), "em")]
+    {
+        for method in [Method::GET, Method::POST] {
+            let r = call(&srv, &method, path, &none, &json!({})).await;
+            assert_eq!(r.status, 404, "{method} {path}: {:?}", r.body);
+            match face {
+                "mx" => assert!(r.body["code"] == 404 && r.body["message"].is_string(), "{path}: {:?}", r.body),
+                "lc" => assert!(r.body["code"] == 404 && r.body["error"].is_string(), "{path}: {:?}", r.body),
+                _ => assert_eq!(r.body["error"], "service_resource_not_found", "{path}: {:?}", r.body),
+            }
+        }
+    }
+    srv.stop().await;
+}
