@@ -146,7 +146,7 @@ pub enum Need {
 /// 401 (`unauthorized` no token or not enough, `auth_bad_access_token` a token that is not
 /// this app's). The caller it resolved is left for the handler.
 pub fn guard<'a>(s: &'a EmState, need: &'a Need, parts: &'a mut Parts) -> confab_routes::Checked<'a> {
-    Box::pin(async move { check(s, *need, parts).await.map_err(axum::response::IntoResponse::into_response) })
+    confab_routes::checked(check(s, *need, parts))
 }
 
 async fn check(s: &EmState, need: Need, parts: &mut Parts) -> EmResult<()> {

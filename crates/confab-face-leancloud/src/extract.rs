@@ -9,7 +9,6 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use confab_engine::model::{App, AppLookup};
 use confab_engine::Engine;
 use md5::{Digest, Md5};
@@ -54,7 +53,7 @@ pub enum Need {
 /// LeanCloud's error (401 `Unauthorized.`, 403 119 master key required, 403 4302 a bad history
 /// signature, 401 4112 no realtime session).
 pub fn guard<'a>(s: &'a LcState, need: &'a Need, parts: &'a mut Parts) -> confab_routes::Checked<'a> {
-    Box::pin(async move { check(s, *need, parts).await.map_err(IntoResponse::into_response) })
+    confab_routes::checked(check(s, *need, parts))
 }
 
 async fn check(s: &LcState, need: Need, parts: &mut Parts) -> LcResult<()> {

@@ -20,7 +20,6 @@ pub mod v11;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::any;
 use axum::{Extension, Router};
 use confab_engine::model::ConvKind;
 use confab_engine::Engine;
@@ -128,9 +127,6 @@ pub fn routes() -> Vec<Route<Need>> {
 /// `/1.2/rtm/` or `/1.1/` is LeanCloud's 404.
 pub fn router(engine: Arc<Engine>) -> Router {
     let state = LcState { engine };
-    let mut r = confab_routes::router(rows(), &state, extract::guard);
-    for prefix in ["/1.2/rtm", "/1.1"] {
-        r = r.route(prefix, any(not_found)).route(&format!("{prefix}/{{*rest}}"), any(not_found));
-    }
-    r.method_not_allowed_fallback(method_not_allowed).with_state(state)
+    let r = confab_routes::router(rows(), &state, extract::guard);
+    confab_routes::answer_under(r, &["/1.2/rtm", "/1.1"], not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
 }

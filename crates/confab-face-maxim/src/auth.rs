@@ -9,7 +9,6 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use axum::response::IntoResponse;
 use confab_engine::model::{App, AppLookup, TokenKind, User};
 use confab_engine::{Actor, Engine};
 use serde_json::{Map, Value};
@@ -61,22 +60,19 @@ pub enum Need {
 /// codes (40000 unknown app, 10003 no token, 10008 a token that is not this app's, 10010 a user
 /// token where the admin token is needed). The caller it resolved is left for the handler.
 pub fn guard<'a>(s: &'a MxState, need: &'a Need, parts: &'a mut Parts) -> confab_routes::Checked<'a> {
-    Box::pin(async move {
-        let checked = match need {
-            Need::AppId => app_of(parts, s).await.map(drop),
-            Need::Admin | Need::Token => match Caller::resolve(parts, s).await {
-                Ok(c) if *need == Need::Admin && !c.admin => {
-                    Err(MxError::new(code::NO_PERMISSION, "this call needs the app's admin token"))
-                }
-                Ok(c) => {
-                    parts.extensions.insert(c);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
-        };
-        checked.map_err(IntoResponse::into_response)
-    })
+    confab_routes::checked(check(s, *need, parts))
+}
+
+async fn check(s: &MxState, need: Need, parts: &mut Parts) -> MxResult<()> {
+    if need == Need::AppId {
+        return app_of(parts, s).await.map(drop);
+    }
+    let c = Caller::resolve(parts, s).await?;
+    if need == Need::Admin && !c.admin {
+        return Err(MxError::new(code::NO_PERMISSION, "this call needs the app's admin token"));
+    }
+    parts.extensions.insert(c);
+    Ok(())
 }
 
 /// An authenticated caller.

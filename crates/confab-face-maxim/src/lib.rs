@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
 use axum::Router;
 use confab_engine::Engine;
 use confab_routes::{delete, get, post, put, Route, Row};
@@ -74,9 +73,6 @@ pub const PREFIXES: [&str; 4] = ["/message", "/token", "/user", "/group"];
 /// The face's routes, ready to merge into the server's router.
 pub fn router(engine: Arc<Engine>) -> Router {
     let state = MxState { engine };
-    let mut r = confab_routes::router(rows(), &state, auth::guard);
-    for prefix in PREFIXES {
-        r = r.route(prefix, any(not_found)).route(&format!("{prefix}/{{*rest}}"), any(not_found));
-    }
-    r.method_not_allowed_fallback(method_not_allowed).with_state(state)
+    let r = confab_routes::router(rows(), &state, auth::guard);
+    confab_routes::answer_under(r, &PREFIXES, not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
 }

@@ -13,8 +13,8 @@ use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::Method;
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, on, MethodFilter, MethodRouter};
 use axum::Router;
 
 /// What a route is: method, path (axum's `{param}` syntax) and the credential it needs.
@@ -77,6 +77,11 @@ impl<S, N> Row<S, N> {
 /// What a guard's check returns: nothing to say (the handler runs), or the refusal.
 pub type Checked<'a> = Pin<Box<dyn Future<Output = Result<(), Response>> + Send + 'a>>;
 
+/// A guard's check from an async one that fails with the face's error.
+pub fn checked<'a, E: IntoResponse>(check: impl Future<Output = Result<(), E>> + Send + 'a) -> Checked<'a> {
+    Box::pin(async move { check.await.map_err(IntoResponse::into_response) })
+}
+
 /// A face's guard: checks that the request's head carries what `need` says, and may leave what it
 /// resolved (the caller) in the head's extensions for the handler.
 pub type Guard<S, N> = for<'a> fn(&'a S, &'a N, &'a mut Parts) -> Checked<'a>;
@@ -84,6 +89,20 @@ pub type Guard<S, N> = for<'a> fn(&'a S, &'a N, &'a mut Parts) -> Checked<'a>;
 /// The rows' routes, without their handlers: the table as data.
 pub fn table<S, N: Clone>(rows: &[Row<S, N>]) -> Vec<Route<N>> {
     rows.iter().map(|r| r.route.clone()).collect()
+}
+
+/// `router` answering every method on each prefix, and on every path under it, with `answer`
+/// (a face's 404 for its unknown paths).
+pub fn answer_under<S, H, T>(mut router: Router<S>, prefixes: &[&str], answer: H) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    H: Handler<T, S>,
+    T: 'static,
+{
+    for prefix in prefixes {
+        router = router.route(prefix, any(answer.clone())).route(&format!("{prefix}/{{*rest}}"), any(answer.clone()));
+    }
+    router
 }
 
 /// A router of the rows, every handler behind `guard` with its row's need.
@@ -116,5 +135,5 @@ pub struct Open;
 
 /// The guard of open routes: nothing to check.
 pub fn open<'a, S>(_: &'a S, _: &'a Open, _: &'a mut Parts) -> Checked<'a> {
-    Box::pin(async { Ok(()) })
+    checked(async { Ok::<(), Response>(()) })
 }

@@ -26,6 +26,12 @@ fn cred(label: &str, headers: &[(&str, &str)]) -> Cred {
     Cred { label: label.to_string(), headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), session: None }
 }
 
+/// The credentials a route must refuse, each with the refusal expected.
+type Tries = Vec<(Cred, Refusal)>;
+
+/// Routes to walk: method, concrete path, what each must refuse.
+type Walk = Vec<(Method, String, Tries)>;
+
 /// How a face refuses.
 #[derive(Clone, Copy, Debug)]
 enum Refusal {
@@ -183,7 +189,7 @@ async fn call(srv: &TestServer, method: &Method, path: &str, c: &Cred, body: &Va
 
 /// Walks rows: each credential the row's need refuses, with the refusal expected. Returns the
 /// misses, one line each.
-async fn walk(srv: &TestServer, rows: Vec<(Method, String, Vec<(Cred, Refusal)>)>, body: &Value) -> Vec<String> {
+async fn walk(srv: &TestServer, rows: Walk, body: &Value) -> Vec<String> {
     let mut misses = Vec::new();
     for (method, path, tries) in rows {
         assert!(!path.contains('{'), "{method} {path}: every path parameter has a value");
@@ -208,7 +214,7 @@ fn open_rows<N: PartialEq>(routes: &[confab_routes::Route<N>], open: &[N]) -> Ve
 // ---------------------------------------------------------------------- MaxIM
 
 /// The MaxIM table's rows, each with the credentials it must refuse.
-fn maxim_rows(a: &Side, b: &Side) -> Vec<(Method, String, Vec<(Cred, Refusal)>)> {
+fn maxim_rows(a: &Side, b: &Side) -> Walk {
     use confab_face_maxim::auth::Need;
     use Refusal::Mx;
     let app = |id: &str, token: &str| vec![("app_id".to_string(), id.to_string()), ("access-token".to_string(), token.to_string())];
@@ -251,7 +257,7 @@ fn maxim_rows(a: &Side, b: &Side) -> Vec<(Method, String, Vec<(Cred, Refusal)>)>
 // ---------------------------------------------------------------------- LeanCloud
 
 /// The LeanCloud table's rows, each with the credentials it must refuse.
-fn leancloud_rows(a: &Side, b: &Side, ids: &[(&str, String)]) -> Vec<(Method, String, Vec<(Cred, Refusal)>)> {
+fn leancloud_rows(a: &Side, b: &Side, ids: &[(&str, String)]) -> Walk {
     use confab_face_leancloud::extract::Need;
     use Refusal::Lc;
     const UNAUTHORIZED: Refusal = Lc(401, &[401]);
@@ -260,7 +266,7 @@ fn leancloud_rows(a: &Side, b: &Side, ids: &[(&str, String)]) -> Vec<(Method, St
     let signed = |key: &str| format!("{},{ts}", hex::encode(<md5::Md5 as md5::Digest>::digest(format!("{ts}{key}"))));
     let b_mk = format!("{},master", b.app.keys.leancloud.master_key);
     let bearer = format!("Bearer {}", a.em.token);
-    let mut keyless = vec![
+    let keyless = vec![
         (cred("no credential", &[]), UNAUTHORIZED),
         (cred("X-LC-Id alone", &[("X-LC-Id", a.lc_id())]), UNAUTHORIZED),
         (cred("a bogus key", &[("X-LC-Id", a.lc_id()), ("X-LC-Key", "bogus-key")]), UNAUTHORIZED),
@@ -276,8 +282,8 @@ fn leancloud_rows(a: &Side, b: &Side, ids: &[(&str, String)]) -> Vec<(Method, St
         (cred("the MaxIM admin token as the key", &[("X-LC-Id", a.lc_id()), ("X-LC-Key", a.mx_admin())]), UNAUTHORIZED),
         (cred("the Easemob app token", &[("Authorization", &bearer)]), UNAUTHORIZED),
         (cred("the Easemob app token as the key", &[("X-LC-Id", a.lc_id()), ("X-LC-Key", &a.em.token)]), UNAUTHORIZED),
+        (cred("a session token alone", &[("X-LC-Id", a.lc_id()), ("X-LC-Session", &a.bob_lc_session)]), UNAUTHORIZED),
     ];
-    keyless.push((cred("a session token alone", &[("X-LC-Id", a.lc_id()), ("X-LC-Session", &a.bob_lc_session)]), UNAUTHORIZED));
     let app_key = |label: &str, session: Option<&str>| Cred {
         label: label.into(),
         headers: vec![("X-LC-Id".into(), a.lc_id().into()), ("X-LC-Key".into(), ak.into())],
@@ -374,7 +380,7 @@ async fn beyond_the_table(srv: &TestServer, a: &Side) -> Vec<String> {
 
 /// The Easemob table's rows, each with the credentials it must refuse. Paths name alice where
 /// they name a user; bob's tokens are the other user's.
-fn easemob_rows(a: &Side, b: &Side) -> Vec<(Method, String, Vec<(Cred, Refusal)>)> {
+fn easemob_rows(a: &Side, b: &Side) -> Walk {
     use confab_face_easemob::auth::Need;
     use Refusal::Em;
     let bearer = |label: &str, token: &str| cred(label, &[("Authorization", &format!("Bearer {token}"))]);
@@ -385,7 +391,7 @@ fn easemob_rows(a: &Side, b: &Side) -> Vec<(Method, String, Vec<(Cred, Refusal)>
         crate::em_users::dynamic_token(&a.em, "alice", now, 600, &b.app.keys.easemob.client_secret),
     );
     let bad = Em("auth_bad_access_token");
-    let mut keyless = vec![
+    let keyless = vec![
         (cred("no token", &[]), Em("unauthorized")),
         (bearer("a bogus token", "bogus-token"), bad),
         (bearer("another app's app token", &b.em.token), bad),
@@ -396,15 +402,15 @@ fn easemob_rows(a: &Side, b: &Side) -> Vec<(Method, String, Vec<(Cred, Refusal)>
         (bearer("the LeanCloud master key", &a.app.keys.leancloud.master_key), bad),
         (bearer("a LeanCloud session token", &a.bob_lc_session), bad),
         (bearer("a LeanCloud realtime session token", &a.bob_lc_realtime), bad),
+        (cred("the app token without Bearer", &[("Authorization", &a.em.token)]), Em("unauthorized")),
     ];
-    keyless.push((cred("the app token without Bearer", &[("Authorization", &a.em.token)]), Em("unauthorized")));
     let other_user = |refusal: Refusal| {
         let mut v = keyless.clone();
         v.push((bearer("another user's token", &a.bob_em), refusal));
         v.push((bearer("another user's dynamic token", &bob_dynamic), refusal));
         v
     };
-    let registration: Vec<(Cred, Refusal)> = keyless.iter().map(|(c, _)| (c.clone(), Em("unauthorized"))).collect();
+    let registration: Tries = keyless.iter().map(|(c, _)| (c.clone(), Em("unauthorized"))).collect();
     let ids: Vec<(&str, &str)> = a.ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (org, app) = (a.app.keys.easemob.org_name.as_str(), a.app.keys.easemob.app_name.as_str());
     confab_face_easemob::routes()
