@@ -324,7 +324,7 @@ pub async fn password(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) 
     if pw.chars().count() > 64 {
         return Err(EmError::illegal("PASSWORD_TOO_LONG"));
     }
-    s.engine.set_password(&c.app, &u.id, pw, TokenKind::EasemobUser).await?;
+    s.engine.set_password(&c.app, &u.id, pw).await?;
     s.engine.kick(&c.app, &u.id, None).await?;
     Ok(Answer::bare(json!({"action": "set user password"})))
 }
@@ -433,14 +433,8 @@ pub async fn offline_status(State(s): State<EmState>, Admin { app, ctx }: Admin,
 }
 
 async fn set_active(s: &EmState, app: &App, p: &P, active: bool) -> EmResult<User> {
-    let mut u = user_in_path(&s.engine, app, p, "username").await?;
-    u.disabled = !active;
-    let u = s.engine.update_user(app, u).await?;
-    if !active {
-        s.engine.kick(app, &u.id, None).await?;
-        s.engine.revoke_user_tokens(app, &u.id, TokenKind::EasemobUser).await?;
-    }
-    Ok(u)
+    let u = user_in_path(&s.engine, app, p, "username").await?;
+    Ok(s.engine.set_disabled(app, &u.id, !active).await?)
 }
 
 /// `POST /users/{username}/deactivate`: the user is logged out and cannot log in.

@@ -550,3 +550,42 @@ async fn outside_the_tables_only_health_and_the_upgrade_are_open_and_the_rest_is
     }
     srv.stop().await;
 }
+
+/// A ban (Easemob `deactivate`) or a new password (Easemob's password call) ends the user's
+/// tokens in every face, not only Easemob's: a MaxIM or LeanCloud token of the same user is the
+/// same user's credential.
+#[tokio::test]
+async fn a_ban_or_a_new_password_ends_the_users_tokens_in_every_face() {
+    let srv = TestServer::start().await;
+    let a = Side::new(&srv).await;
+    let mx = cred("bob's MaxIM token", &[("app_id", a.mx_id()), ("access-token", &a.bob_mx)]);
+    let lc = cred(
+        "bob's session token",
+        &[("X-LC-Id", a.lc_id()), ("X-LC-Key", &a.app.keys.leancloud.app_key), ("X-LC-Session", &a.bob_lc_session)],
+    );
+    let em = cred("bob's Easemob token", &[("Authorization", &format!("Bearer {}", a.bob_em))]);
+    let em_path = format!("/{}/{}/users/bob/contacts/users", a.app.keys.easemob.org_name, a.app.keys.easemob.app_name);
+    let probes = [
+        (&mx, "/user/profile", Refusal::Mx(10008)),
+        (&lc, "/1.1/users/me", Refusal::Lc(400, &[211])),
+        (&em, em_path.as_str(), Refusal::Em("auth_bad_access_token")),
+    ];
+    for (c, path, _) in &probes {
+        assert_eq!(call(&srv, &Method::GET, path, c, &json!({})).await.status, 200, "{} works before", c.label);
+    }
+    a.em.post("/users/bob/deactivate", json!({})).await.ok();
+    a.em.post("/users/bob/activate", json!({})).await.ok();
+    for (c, path, refusal) in &probes {
+        let r = call(&srv, &Method::GET, path, c, &json!({})).await;
+        assert!(refusal.matches(&r), "{} after a ban: {} {}", c.label, r.status, r.body);
+    }
+    // a new password: the same, for tokens issued after the ban
+    let engine = srv.engine();
+    let fresh = engine.issue_token(&a.app, Some("bob"), TokenKind::MaximUser, None).await.expect("token").token;
+    let mx = cred("bob's new MaxIM token", &[("app_id", a.mx_id()), ("access-token", &fresh)]);
+    assert_eq!(call(&srv, &Method::GET, "/user/profile", &mx, &json!({})).await.body["code"], 200);
+    a.em.put("/users/bob/password", json!({"newpassword": "pw-new"})).await.ok();
+    let r = call(&srv, &Method::GET, "/user/profile", &mx, &json!({})).await;
+    assert!(Refusal::Mx(10008).matches(&r), "after a new password: {}", r.body);
+    srv.stop().await;
+}
