@@ -204,11 +204,15 @@ async fn walk(srv: &TestServer, rows: Walk, body: &Value) -> Vec<String> {
     misses
 }
 
-/// The rows of a table whose need is one of `open`, as `METHOD path`, sorted.
-fn open_rows<N: PartialEq>(routes: &[confab_routes::Route<N>], open: &[N]) -> Vec<String> {
-    let mut out: Vec<String> = routes.iter().filter(|r| open.contains(&r.need)).map(|r| format!("{} {}", r.method, r.path)).collect();
-    out.sort();
-    out
+/// The rows of a table that take less than its strongest credentials (`strong`), as
+/// `METHOD path Need`, compared with the list a test pins: a miss when they differ.
+fn pinned<N: std::fmt::Debug + PartialEq>(face: &str, routes: &[confab_routes::Route<N>], strong: &[N], pins: &[&str]) -> Option<String> {
+    let mut rows: Vec<String> =
+        routes.iter().filter(|r| !strong.contains(&r.need)).map(|r| format!("{} {} {:?}", r.method, r.path, r.need)).collect();
+    rows.sort();
+    let mut pins: Vec<String> = pins.iter().map(|p| p.to_string()).collect();
+    pins.sort();
+    (rows != pins).then(|| format!("{face}: only these routes may take less than its strongest credentials: {pins:#?}, not {rows:#?}"))
 }
 
 // ---------------------------------------------------------------------- MaxIM
@@ -432,16 +436,15 @@ fn easemob_rows(a: &Side, b: &Side) -> Walk {
 
 #[tokio::test]
 async fn every_route_refuses_every_credential_its_table_does_not_accept() {
-    // the routes a table may leave open, each for its vendor's reason; opening another one is a
-    // change to this list too
-    use confab_face_maxim::auth::Need as Mx;
-    let mx_open = ["POST /token/id", "POST /token/user", "POST /user/register/v2"];
-    let mut misses = Vec::new();
-    let open = open_rows(&confab_face_maxim::routes(), &[Mx::AppId]);
-    misses.extend((open != mx_open).then(|| format!("MaxIM: only logging in and registering one user need no token, not {open:?}")));
-
+    // the routes a table may leave open or open to users, each for its vendor's reason; opening
+    // another one is a change to these lists too
+    use confab_face_easemob::auth::Need as Em;
     use confab_face_leancloud::extract::Need as Lc;
-    let mut lc_open = vec![
+    use confab_face_maxim::auth::Need as Mx;
+    let mut misses = Vec::new();
+    let mx_pins = ["POST /token/id AppId", "POST /token/user AppId", "POST /user/register/v2 AppId"];
+    misses.extend(pinned("MaxIM", &confab_face_maxim::routes(), &[Mx::Admin, Mx::Token], &mx_pins));
+    let lc_pins = [
         "GET /1.1/classes/_ConversationMemberInfo ImSession",
         "GET /1.1/rtm/notifications ImSession",
         "GET /1.1/users/me UserSession",
@@ -454,19 +457,8 @@ async fn every_route_refuses_every_credential_its_table_does_not_accept() {
         "POST /1.1/rtm/sign UserSession",
         "POST /1.1/users AppKey",
     ];
-    lc_open.sort();
-    let mut open: Vec<String> = confab_face_leancloud::routes()
-        .iter()
-        .filter(|r| r.need != Lc::Master)
-        .map(|r| format!("{} {} {:?}", r.method, r.path, r.need))
-        .collect();
-    open.sort();
-    misses.extend(
-        (open != lc_open).then(|| format!("LeanCloud: only these routes take less than the master key: {lc_open:#?}, not {open:#?}")),
-    );
-
-    use confab_face_easemob::auth::Need as Em;
-    let em_open = [
+    misses.extend(pinned("LeanCloud", &confab_face_leancloud::routes(), &[Lc::Master], &lc_pins));
+    let em_pins = [
         "GET /{org}/{app}/chatfiles/{file_id} Link",
         "GET /{org}/{app}/chatmessages/{time}/download Link",
         "POST /{org}/{app}/chatfiles Token",
@@ -479,16 +471,7 @@ async fn every_route_refuses_every_credential_its_table_does_not_accept() {
         "POST /{org}/{app}/users AppUnlessOpen",
     ];
     let em_routes = confab_face_easemob::routes();
-    let mut open: Vec<String> = em_routes
-        .iter()
-        .filter(|r| !matches!(r.need, Em::App | Em::AppOrUser | Em::MetadataOwner))
-        .map(|r| format!("{} {} {:?}", r.method, r.path, r.need))
-        .collect();
-    open.sort();
-    misses.extend(
-        (open != em_open)
-            .then(|| format!("Easemob: only these routes take less than the app token or the user's own: {em_open:#?}, not {open:#?}")),
-    );
+    misses.extend(pinned("Easemob", &em_routes, &[Em::App, Em::AppOrUser, Em::MetadataOwner], &em_pins));
     // a user's own resource is one the path names
     let unnamed = em_routes.iter().filter(|r| matches!(r.need, Em::AppOrUser | Em::MetadataOwner) && !r.path.contains("{username}"));
     misses.extend(unnamed.map(|r| format!("Easemob: {} {} is for a user's own token, but its path names no user", r.method, r.path)));
