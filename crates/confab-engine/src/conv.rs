@@ -383,7 +383,8 @@ impl Engine {
     }
 
     /// Add members. Users may add others to a conversation they belong to, or join one
-    /// themselves; blocked users are refused. The app's server adds all or none.
+    /// themselves — but not a unique one (a one-to-one conversation is its two members' own) nor
+    /// one that approves its members; blocked users are refused. The app's server adds all or none.
     pub async fn add_members(&self, app: &App, conv: &Conversation, users: Vec<String>, actor: &Actor) -> Result<Outcome> {
         if conv.kind == ConvKind::Service {
             return Err(Error::WrongKind { expected: ConvKind::Normal });
@@ -394,6 +395,9 @@ impl Engine {
         }
         self.ensure_users(app, &users).await?;
         let joining_self = actor.user().is_some_and(|u| users.len() == 1 && users[0] == u);
+        if joining_self && (conv.unique || conv.settings.approval) && self.check_belongs(app, conv, actor).await.is_err() {
+            return Err(Error::NotAllowed("this conversation takes new members by invitation only".into()));
+        }
         if !joining_self {
             self.check_belongs(app, conv, actor).await?;
         }

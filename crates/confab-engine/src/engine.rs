@@ -330,18 +330,40 @@ impl Engine {
         Ok(user)
     }
 
-    /// Set a user's password (argon2) and revoke the tokens of the given kind (a password change
-    /// logs the user out).
-    pub async fn set_password(&self, app: &App, id: &str, password: &str, revoke: TokenKind) -> Result<()> {
+    /// Set a user's password (argon2) and revoke the user's tokens of every face (a password change
+    /// logs the user out everywhere: a token one face issued is no less the user's).
+    pub async fn set_password(&self, app: &App, id: &str, password: &str) -> Result<()> {
         if password.is_empty() || password.len() > 256 {
             return Err(Error::invalid("password must be 1 to 256 bytes"));
         }
         let mut user = self.get_user(app, id).await?;
         user.password_hash = Some(self.hasher.hash(password.to_string()).await?);
         self.update_user(app, user).await?;
-        self.store.delete_user_tokens(app.id, id, revoke).await?;
-        self.token_cache.lock().revoked();
+        self.revoke_all_user_tokens(app, id).await?;
         Ok(())
+    }
+
+    /// Disable (ban) or enable a user. A disabled user cannot log in, and is logged out of every
+    /// face: their sessions end and their tokens, whichever face issued them, are revoked.
+    pub async fn set_disabled(&self, app: &App, id: &str, disabled: bool) -> Result<User> {
+        let mut user = self.get_user(app, id).await?;
+        user.disabled = disabled;
+        let user = self.update_user(app, user).await?;
+        if disabled {
+            self.kick(app, id, None).await?;
+            self.revoke_all_user_tokens(app, id).await?;
+        }
+        Ok(user)
+    }
+
+    /// Revoke a user's tokens of every kind.
+    pub async fn revoke_all_user_tokens(&self, app: &App, user: &str) -> Result<u64> {
+        let mut n = 0;
+        for kind in [TokenKind::LcSession, TokenKind::LcRealtime, TokenKind::EasemobUser, TokenKind::MaximUser] {
+            n += self.store.delete_user_tokens(app.id, user, kind).await?;
+        }
+        self.token_cache.lock().revoked();
+        Ok(n)
     }
 
     /// Delete a user, their tokens and memberships; their sessions end.

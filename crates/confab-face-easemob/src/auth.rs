@@ -120,7 +120,69 @@ impl FromRequestParts<EmState> for AppOf {
     }
 }
 
+/// The credential a route needs (the route table, each family's `routes()`, names one for every
+/// route). A handler may ask for more (a user token sends only as its user, reads only a room it
+/// is in), never for less.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: `/token`, whose grant decides (`inherit` needs the app token).
+    None,
+    /// The URL is the credential: a chat file's download (and its share secret), a signed,
+    /// short-lived export link. The handler checks it.
+    Link,
+    /// The app token, unless the app has open registration.
+    AppUnlessOpen,
+    /// The app token.
+    App,
+    /// Any token of the app: the app token, a user token or a dynamic token.
+    Token,
+    /// The app token, or the token of the user the path names (`{username}`).
+    AppOrUser,
+    /// As `AppOrUser`, refused as user metadata refuses (401 `metadata_error`).
+    MetadataOwner,
+}
+
+/// The route table's guard: the request carries what `need` says, or is refused with Easemob's
+/// 401 (`unauthorized` no token or not enough, `auth_bad_access_token` a token that is not
+/// this app's). The caller it resolved is left for the handler.
+pub fn guard<'a>(s: &'a EmState, need: &'a Need, parts: &'a mut Parts) -> confab_routes::Checked<'a> {
+    confab_routes::checked(check(s, *need, parts))
+}
+
+async fn check(s: &EmState, need: Need, parts: &mut Parts) -> EmResult<()> {
+    let c = match need {
+        Need::None | Need::Link => return Ok(()),
+        Need::AppUnlessOpen => {
+            let AppOf { app, .. } = app_of(parts, s).await?;
+            if app.limits.em_open_registration || has_app_token(s, &app, &parts.headers).await? {
+                return Ok(());
+            }
+            return Err(EmError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "EasemobSecurityException",
+                "Open registration doesn't allow, so register user need token,",
+            ));
+        }
+        Need::App | Need::Token | Need::AppOrUser | Need::MetadataOwner => Caller::resolve(parts, s).await?,
+    };
+    match (need, &c.user) {
+        (Need::App, Some(_)) => return Err(EmError::admin_required()),
+        (Need::AppOrUser | Need::MetadataOwner, Some(u)) => {
+            let P(p) = P::from_request_parts(parts, s).await?;
+            let named = p.get("username").map(|n| crate::users::username(n));
+            if !matches!(named, Some(Ok(n)) if n == u.id) {
+                return Err(if need == Need::MetadataOwner { crate::social::metadata_auth() } else { EmError::admin_required() });
+            }
+        }
+        _ => {}
+    }
+    parts.extensions.insert(c);
+    Ok(())
+}
+
 /// An authenticated caller: the app token, or a user's token.
+#[derive(Clone)]
 pub struct Caller {
     pub app: Arc<App>,
     pub ctx: Ctx,
@@ -195,7 +257,17 @@ pub async fn has_app_token(s: &EmState, app: &App, headers: &axum::http::HeaderM
 
 impl FromRequestParts<EmState> for Caller {
     type Rejection = EmError;
+    /// The caller the guard resolved (or, on a route without one, resolved now).
     async fn from_request_parts(parts: &mut Parts, s: &EmState) -> EmResult<Self> {
+        match parts.extensions.get::<Caller>() {
+            Some(c) => Ok(c.clone()),
+            None => Caller::resolve(parts, s).await,
+        }
+    }
+}
+
+impl Caller {
+    async fn resolve(parts: &mut Parts, s: &EmState) -> EmResult<Self> {
         let AppOf { app, ctx } = app_of(parts, s).await?;
         let token = bearer(&parts.headers);
         if token.is_empty() {

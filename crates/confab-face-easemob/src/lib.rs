@@ -14,11 +14,12 @@ pub mod users;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::MethodRouter;
 use axum::Router;
 use confab_engine::Engine;
 
-use crate::auth::EmState;
+use confab_routes::{Route, Row};
+
+use crate::auth::{EmState, Need};
 use crate::envelope::EmError;
 
 /// Easemob's answer for a path under `/{org}/{app}/` that no route claims.
@@ -30,14 +31,20 @@ async fn method_not_allowed() -> EmError {
     EmError::new(StatusCode::METHOD_NOT_ALLOWED, "web_application", "javax.ws.rs.NotAllowedException", "HTTP 405 Method Not Allowed")
 }
 
-/// Routes of one family: (path under `/{org}/{app}`, handlers). Path parameters at one position
-/// share one name across every family's routes (`username`, `group_id`, `chatroom_id`, …), as
-/// the router requires.
-pub type Routes = Vec<(&'static str, MethodRouter<EmState>)>;
+/// Rows of the route table, one family's: method, path under `/{org}/{app}`, the credential it
+/// needs, handler. Path parameters at one position share one name across every family's routes
+/// (`username`, `group_id`, `chatroom_id`, …), as the router requires.
+pub type Routes = Vec<Row<EmState, Need>>;
 
-/// Every route of the face, family by family.
-fn routes() -> Routes {
-    [users::routes(), messages::routes(), social::routes(), rooms::routes(), reactions::routes(), threads::routes()].concat()
+/// The face's route table, family by family, under `/{org}/{app}`.
+fn rows() -> Routes {
+    let families = [users::routes(), messages::routes(), social::routes(), rooms::routes(), reactions::routes(), threads::routes()];
+    families.into_iter().flatten().map(|r| r.under("/{org}/{app}")).collect()
+}
+
+/// The route table as data: method, path, credential.
+pub fn routes() -> Vec<Route<Need>> {
+    confab_routes::table(&rows())
 }
 
 /// Whether an unrouted path is the face's to answer: `/{org}/{app}/…`, at least three segments.
@@ -49,9 +56,5 @@ pub fn owns(path: &str) -> bool {
 /// The face's routes, ready to merge into the server's router.
 pub fn router(engine: Arc<Engine>) -> Router {
     let state = EmState { engine };
-    let mut r = Router::new();
-    for (path, method) in routes() {
-        r = r.route(&format!("/{{org}}/{{app}}{path}"), method);
-    }
-    r.method_not_allowed_fallback(method_not_allowed).with_state(state)
+    confab_routes::router(rows(), &state, auth::guard).method_not_allowed_fallback(method_not_allowed).with_state(state)
 }

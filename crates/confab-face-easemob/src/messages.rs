@@ -8,12 +8,13 @@ mod files;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
 use confab_engine::model::{App, Content, ConvKind, Conversation, Message, MessageType, Priority};
 use confab_engine::query::{HistoryQuery, HistoryScope};
 use confab_engine::{Actor, MessageRef, MuteScope, NewMessage};
+use confab_routes::{delete, get, post};
 use serde_json::{json, Map, Value};
 
+use crate::auth::Need;
 use crate::auth::{Admin, Body, Caller, EmState, Params, P};
 use crate::envelope::{EmError, EmResult, Reply};
 use crate::users::{user_in_path, username};
@@ -42,22 +43,24 @@ const CHANNELS_PAGE_DEFAULT: i64 = 20;
 const MUTE_MAX_SECS: i64 = 2_147_483_647;
 
 pub fn routes() -> Routes {
+    use Need::{App, AppOrUser, Token};
     let mut r: Routes = vec![
-        ("/mutes", post(set_mutes).get(list_mutes)),
-        ("/mutes/{username}", get(get_mutes)),
-        ("/messages/users", post(send_users)),
-        ("/messages/chatgroups", post(send_groups)),
-        ("/messages/chatrooms", post(send_rooms)),
-        ("/messages/users/import", post(import_user)),
-        ("/messages/chatgroups/import", post(import_group)),
-        ("/messages/recall", post(recall)),
-        ("/messages/msg_recall", post(recall)),
-        ("/messages/batch_recall", post(batch_recall)),
-        ("/users/{username}/user_channel", delete(delete_channel)),
-        ("/user/{username}/user_channel", delete(delete_channel)),
-        ("/users/{username}/user_channels", get(channels)),
-        ("/user/{username}/user_channels", get(channels)),
-        ("/users/{username}/user_channels/page", get(channels)),
+        post("/mutes", App, set_mutes),
+        get("/mutes", App, list_mutes),
+        get("/mutes/{username}", App, get_mutes),
+        post("/messages/users", Token, send_users),
+        post("/messages/chatgroups", Token, send_groups),
+        post("/messages/chatrooms", Token, send_rooms),
+        post("/messages/users/import", App, import_user),
+        post("/messages/chatgroups/import", App, import_group),
+        post("/messages/recall", App, recall),
+        post("/messages/msg_recall", App, recall),
+        post("/messages/batch_recall", App, batch_recall),
+        delete("/users/{username}/user_channel", AppOrUser, delete_channel),
+        delete("/user/{username}/user_channel", AppOrUser, delete_channel),
+        get("/users/{username}/user_channels", AppOrUser, channels),
+        get("/user/{username}/user_channels", AppOrUser, channels),
+        get("/users/{username}/user_channels/page", AppOrUser, channels),
     ];
     r.extend(files::routes());
     r

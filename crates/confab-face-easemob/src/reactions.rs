@@ -3,11 +3,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use confab_engine::reactions::ReactionSummary;
 use confab_engine::Error;
+use confab_routes::{delete, get, post};
 use serde_json::{json, Value};
 
+use crate::auth::Need;
 use crate::auth::{Body, Caller, EmState, Params, P};
 use crate::envelope::{Answer, EmError, EmResult, Reply};
 use crate::users::{decode_cursor, encode_cursor, user_in_path};
@@ -21,7 +22,12 @@ const LIST_USERS: usize = 3;
 const DETAIL_MAX: i64 = 50;
 
 pub fn routes() -> Routes {
-    vec![("/reaction/user/{username}", get(list).post(add).delete(remove)), ("/reaction/user/{username}/detail", get(detail))]
+    vec![
+        get("/reaction/user/{username}", Need::AppOrUser, list),
+        post("/reaction/user/{username}", Need::AppOrUser, add),
+        delete("/reaction/user/{username}", Need::AppOrUser, remove),
+        get("/reaction/user/{username}/detail", Need::AppOrUser, detail),
+    ]
 }
 
 fn bad(description: impl Into<String>) -> EmError {

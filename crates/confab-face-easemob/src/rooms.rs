@@ -9,13 +9,14 @@ pub mod files;
 pub mod members;
 
 use axum::extract::State;
-use axum::routing::{get, post};
 use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member, Role};
 use confab_engine::query::{ConvQuery, Field, Filter, Op, Scalar};
 use confab_engine::store::ConvPatch;
 use confab_engine::{Actor, Engine, NewConversation};
+use confab_routes::{delete, get, post, put};
 use serde_json::{json, Map, Value};
 
+use crate::auth::Need;
 use crate::auth::{Admin, Body, Caller, EmState, Params, P};
 use crate::envelope::{EmError, EmResult, Reply};
 use crate::users::{decode_cursor, encode_cursor, username};
@@ -100,13 +101,17 @@ pub async fn existing_user(engine: &Engine, app: &App, raw: &str) -> EmResult<St
 }
 
 pub fn routes() -> Routes {
+    use Need::{App, AppOrUser};
     let mut r: Routes = vec![
-        ("/chatgroups", post(create_group).get(list_groups)),
-        ("/chatgroups/{group_id}", get(group_details).put(update_group).delete(delete_group)),
-        ("/chatgroups/user/{username}", get(joined_groups_current)),
-        ("/users/{username}/joined_chatgroups", get(joined_groups_legacy)),
-        ("/chatgroups/{group_id}/disable", post(disable_group)),
-        ("/chatgroups/{group_id}/enable", post(enable_group)),
+        post("/chatgroups", App, create_group),
+        get("/chatgroups", App, list_groups),
+        get("/chatgroups/{group_id}", App, group_details),
+        put("/chatgroups/{group_id}", App, update_group),
+        delete("/chatgroups/{group_id}", App, delete_group),
+        get("/chatgroups/user/{username}", AppOrUser, joined_groups_current),
+        get("/users/{username}/joined_chatgroups", AppOrUser, joined_groups_legacy),
+        post("/chatgroups/{group_id}/disable", App, disable_group),
+        post("/chatgroups/{group_id}/enable", App, enable_group),
     ];
     r.extend(files::routes());
     r.extend(chatrooms::routes());
@@ -119,18 +124,12 @@ pub fn routes() -> Routes {
 
 /// The endpoints groups and chat rooms share: the announcement and mute-all.
 fn family_routes(fam: Family) -> Routes {
-    let at = |seg: &str| -> &'static str { Box::leak(format!("{}/{{{}}}/{seg}", fam.prefix(), fam.id_param()).into_boxed_str()) };
+    let at = |seg: &str| format!("{}/{{{}}}/{seg}", fam.prefix(), fam.id_param());
     vec![
-        (
-            at("announcement"),
-            get(move |st: State<EmState>, a: Admin, p: P| get_announcement(fam, st, a, p))
-                .post(move |st: State<EmState>, a: Admin, p: P, b: Body| set_announcement(fam, st, a, p, b)),
-        ),
-        (
-            at("ban"),
-            post(move |st: State<EmState>, a: Admin, p: P| set_ban(fam, st, a, p, true))
-                .delete(move |st: State<EmState>, a: Admin, p: P| set_ban(fam, st, a, p, false)),
-        ),
+        get(at("announcement"), Need::App, move |st: State<EmState>, a: Admin, p: P| get_announcement(fam, st, a, p)),
+        post(at("announcement"), Need::App, move |st: State<EmState>, a: Admin, p: P, b: Body| set_announcement(fam, st, a, p, b)),
+        post(at("ban"), Need::App, move |st: State<EmState>, a: Admin, p: P| set_ban(fam, st, a, p, true)),
+        delete(at("ban"), Need::App, move |st: State<EmState>, a: Admin, p: P| set_ban(fam, st, a, p, false)),
     ]
 }
 

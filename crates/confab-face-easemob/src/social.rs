@@ -10,10 +10,11 @@ mod push;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post, put};
 use confab_engine::model::App;
+use confab_routes::{delete, get, post, put};
 use serde_json::{json, Map, Value};
 
+use crate::auth::Need;
 use crate::auth::{uuid, Admin, Body, Caller, Ctx, EmState, Params, P};
 use crate::envelope::{Answer, EmError, EmResult, Reply};
 use crate::users::{decode_cursor, encode_cursor, entity, user_in_path, username};
@@ -25,14 +26,19 @@ pub const BLOCK_BATCH_MAX: usize = 500;
 pub const METADATA_BATCH_MAX: usize = 100;
 
 pub fn routes() -> Routes {
+    use Need::{App, AppOrUser, MetadataOwner, Token};
     let mut r: Routes = vec![
-        ("/users/{username}/contacts/users", get(contacts)),
-        ("/users/{username}/contacts/users/{member}", post(add_contact).delete(remove_contact)),
-        ("/users/{username}/blocks/users", get(blocks).post(block)),
-        ("/users/{username}/blocks/users/{member}", axum::routing::delete(unblock)),
-        ("/metadata/user/get", post(metadata_batch)),
-        ("/metadata/user/capacity", get(metadata_capacity)),
-        ("/metadata/user/{username}", put(metadata_set).get(metadata_get).delete(metadata_delete)),
+        get("/users/{username}/contacts/users", AppOrUser, contacts),
+        post("/users/{username}/contacts/users/{member}", AppOrUser, add_contact),
+        delete("/users/{username}/contacts/users/{member}", AppOrUser, remove_contact),
+        get("/users/{username}/blocks/users", AppOrUser, blocks),
+        post("/users/{username}/blocks/users", AppOrUser, block),
+        delete("/users/{username}/blocks/users/{member}", AppOrUser, unblock),
+        post("/metadata/user/get", Token, metadata_batch),
+        get("/metadata/user/capacity", App, metadata_capacity),
+        put("/metadata/user/{username}", MetadataOwner, metadata_set),
+        get("/metadata/user/{username}", MetadataOwner, metadata_get),
+        delete("/metadata/user/{username}", MetadataOwner, metadata_delete),
     ];
     r.extend(presence::routes());
     r.extend(push::routes());
@@ -187,7 +193,7 @@ fn metadata_error(e: confab_engine::Error) -> EmError {
     }
 }
 
-fn metadata_auth() -> EmError {
+pub(crate) fn metadata_auth() -> EmError {
     EmError::new(StatusCode::UNAUTHORIZED, "metadata_error", "MetadataException", "auth error")
 }
 

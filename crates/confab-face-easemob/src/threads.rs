@@ -4,11 +4,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use confab_engine::model::{App, ConvKind, Conversation, Member};
 use confab_engine::{Actor, Error};
+use confab_routes::{delete, get, post, put};
 use serde_json::{json, Value};
 
+use crate::auth::Need;
 use crate::auth::{Admin, Body, Caller, Ctx, EmState, Params, P};
 use crate::envelope::{Answer, EmError, EmResult, Reply};
 use crate::rooms::{conv_of, existing_user, Family};
@@ -21,13 +22,18 @@ pub const THREAD_BATCH_MAX: usize = 10;
 const PAGE_MAX: i64 = 50;
 
 pub fn routes() -> Routes {
+    use Need::{App, AppOrUser};
     vec![
-        ("/thread", post(create).get(list_app)),
-        ("/thread/{thread_id}", axum::routing::put(rename).delete(remove)),
-        ("/thread/{thread_id}/users", get(members).post(add_members).delete(remove_members)),
-        ("/threads/{thread_id}/users", axum::routing::delete(remove_members)),
-        ("/threads/user/{username}", get(list_user)),
-        ("/threads/chatgroups/{group_id}/user/{username}", get(list_user_in_group)),
+        post("/thread", App, create),
+        get("/thread", App, list_app),
+        put("/thread/{thread_id}", App, rename),
+        delete("/thread/{thread_id}", App, remove),
+        get("/thread/{thread_id}/users", App, members),
+        post("/thread/{thread_id}/users", App, add_members),
+        delete("/thread/{thread_id}/users", App, remove_members),
+        delete("/threads/{thread_id}/users", App, remove_members),
+        get("/threads/user/{username}", AppOrUser, list_user),
+        get("/threads/chatgroups/{group_id}/user/{username}", AppOrUser, list_user_in_group),
     ]
 }
 

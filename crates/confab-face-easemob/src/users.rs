@@ -2,11 +2,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use confab_engine::model::{App, TokenKind, User};
 use confab_engine::{Engine, NewAccount};
+use confab_routes::{get, post, put};
 use serde_json::{json, Value};
 
+use crate::auth::Need;
 use crate::auth::{uuid, Admin, AppOf, Body, Caller, EmState, Params, P};
 use crate::envelope::{Answer, EmError, EmResult, Reply};
 use crate::Routes;
@@ -66,18 +67,24 @@ pub async fn user_in_path(engine: &Engine, app: &App, p: &P, key: &str) -> EmRes
 }
 
 pub fn routes() -> Routes {
+    use Need::{App, AppOrUser, AppUnlessOpen};
     vec![
-        ("/token", post(token)),
-        ("/users", post(register).get(list).delete(delete_batch)),
-        ("/users/batch/status", post(status_batch)),
-        ("/users/{username}", get(get_one).put(update).delete(delete)),
-        ("/users/{username}/password", post(password).put(password)),
-        ("/users/{username}/status", get(status)),
-        ("/users/{username}/offline_msg_count", get(offline_count)),
-        ("/users/{username}/offline_msg_status/{msg_id}", get(offline_status)),
-        ("/users/{username}/deactivate", post(deactivate)),
-        ("/users/{username}/activate", post(activate)),
-        ("/users/{username}/disconnect", get(disconnect)),
+        post("/token", Need::None, token),
+        post("/users", AppUnlessOpen, register),
+        get("/users", App, list),
+        confab_routes::delete("/users", App, delete_batch),
+        post("/users/batch/status", App, status_batch),
+        get("/users/{username}", App, get_one),
+        put("/users/{username}", AppOrUser, update),
+        confab_routes::delete("/users/{username}", App, delete),
+        post("/users/{username}/password", AppOrUser, password),
+        put("/users/{username}/password", AppOrUser, password),
+        get("/users/{username}/status", App, status),
+        get("/users/{username}/offline_msg_count", App, offline_count),
+        get("/users/{username}/offline_msg_status/{msg_id}", App, offline_status),
+        post("/users/{username}/deactivate", App, deactivate),
+        post("/users/{username}/activate", App, activate),
+        get("/users/{username}/disconnect", App, disconnect),
     ]
 }
 
@@ -206,16 +213,8 @@ async fn register_one(s: &EmState, app: &App, o: &serde_json::Map<String, Value>
 
 /// `POST /users`: one user (an object) or up to 60 (an array; users that exist are reported in
 /// `data`, the others created). Needs the app token unless the app opened registration.
-pub async fn register(State(s): State<EmState>, AppOf { app, ctx }: AppOf, headers: axum::http::HeaderMap, Body(b): Body) -> Reply {
+pub async fn register(State(s): State<EmState>, AppOf { app, ctx }: AppOf, Body(b): Body) -> Reply {
     s.engine.rate_check(&app, "em.users.write")?;
-    if !app.limits.em_open_registration && !crate::auth::has_app_token(&s, &app, &headers).await? {
-        return Err(EmError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "EasemobSecurityException",
-            "Open registration doesn't allow, so register user need token,",
-        ));
-    }
     let env = ctx.envelope(&app, "post", "/users");
     match &b {
         Value::Object(o) => {
@@ -331,7 +330,7 @@ pub async fn password(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) 
     if pw.chars().count() > 64 {
         return Err(EmError::illegal("PASSWORD_TOO_LONG"));
     }
-    s.engine.set_password(&c.app, &u.id, pw, TokenKind::EasemobUser).await?;
+    s.engine.set_password(&c.app, &u.id, pw).await?;
     s.engine.kick(&c.app, &u.id, None).await?;
     Ok(Answer::bare(json!({"action": "set user password"})))
 }
@@ -440,14 +439,8 @@ pub async fn offline_status(State(s): State<EmState>, Admin { app, ctx }: Admin,
 }
 
 async fn set_active(s: &EmState, app: &App, p: &P, active: bool) -> EmResult<User> {
-    let mut u = user_in_path(&s.engine, app, p, "username").await?;
-    u.disabled = !active;
-    let u = s.engine.update_user(app, u).await?;
-    if !active {
-        s.engine.kick(app, &u.id, None).await?;
-        s.engine.revoke_user_tokens(app, &u.id, TokenKind::EasemobUser).await?;
-    }
-    Ok(u)
+    let u = user_in_path(&s.engine, app, p, "username").await?;
+    Ok(s.engine.set_disabled(app, &u.id, !active).await?)
 }
 
 /// `POST /users/{username}/deactivate`: the user is logged out and cannot log in.

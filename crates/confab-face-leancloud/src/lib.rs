@@ -20,13 +20,13 @@ pub mod v11;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
 use axum::{Extension, Router};
 use confab_engine::model::ConvKind;
 use confab_engine::Engine;
+use confab_routes::{delete, get, post, put, Route, Row};
 
 use crate::error::LcError;
-use crate::extract::LcState;
+use crate::extract::{LcState, Need};
 
 async fn not_found() -> LcError {
     LcError::new(StatusCode::NOT_FOUND, 404, "Not found: no such API.")
@@ -37,66 +37,96 @@ async fn method_not_allowed() -> LcError {
 }
 
 /// Routes every conversation kind shares: the resource, its items and their messages.
-fn resource(kind: ConvKind) -> Router<LcState> {
+fn resource(kind: ConvKind) -> Vec<Row<LcState, Need>> {
     use crate::conversations as c;
     use crate::messages as m;
-    let extra = match kind {
-        ConvKind::Normal => Router::new()
-            .route("/{id}/members", get(c::members).post(c::add_members).delete(c::remove_members))
-            .route("/{id}/mutes", get(c::mutes).post(c::add_mutes).delete(c::remove_mutes)),
-        ConvKind::Chatroom => {
-            Router::new().route("/{id}/members", get(c::room_members)).route("/{id}/members/online-count", get(c::room_count))
-        }
-        _ => Router::new()
-            .route("/{id}/subscribers", get(service::subscribers).post(service::subscribe))
-            .route("/{id}/subscribers/count", get(service::subscriber_count))
-            .route("/{id}/subscribers/{client_id}", delete(service::unsubscribe))
-            .route("/{id}/subscribers/{client_id}/messages", get(m::subscriber_history))
-            .route("/{id}/subscribers/{client_id}/messages/{mid}", delete(m::subscriber_delete))
-            .route("/{id}/broadcasts", post(m::to_subscribers)),
+    use Need::{Master, MasterOrSignature};
+    let mut rows = vec![
+        // the collection itself: `/1.2/rtm/conversations`, no trailing slash
+        get("", Master, c::list),
+        post("", Master, c::create),
+        put("/{id}", Master, c::update),
+        delete("/{id}", Master, c::delete),
+        get("/{id}/messages", MasterOrSignature, m::history),
+        post("/{id}/messages", Master, m::send),
+        put("/{id}/messages/{mid}", Master, m::edit),
+        delete("/{id}/messages/{mid}", Master, m::delete),
+        put("/{id}/messages/{mid}/recall", Master, m::recall),
+    ];
+    rows.extend(match kind {
+        ConvKind::Normal => vec![
+            get("/{id}/members", Master, c::members),
+            post("/{id}/members", Master, c::add_members),
+            delete("/{id}/members", Master, c::remove_members),
+            get("/{id}/mutes", Master, c::mutes),
+            post("/{id}/mutes", Master, c::add_mutes),
+            delete("/{id}/mutes", Master, c::remove_mutes),
+        ],
+        ConvKind::Chatroom => vec![get("/{id}/members", Master, c::room_members), get("/{id}/members/online-count", Master, c::room_count)],
+        _ => vec![
+            get("/{id}/subscribers", Master, service::subscribers),
+            post("/{id}/subscribers", Master, service::subscribe),
+            get("/{id}/subscribers/count", Master, service::subscriber_count),
+            delete("/{id}/subscribers/{client_id}", Master, service::unsubscribe),
+            get("/{id}/subscribers/{client_id}/messages", Master, m::subscriber_history),
+            delete("/{id}/subscribers/{client_id}/messages/{mid}", Master, m::subscriber_delete),
+            post("/{id}/broadcasts", Master, m::to_subscribers),
+        ],
+    });
+    let prefix = match kind {
+        ConvKind::Normal => "/1.2/rtm/conversations",
+        ConvKind::Chatroom => "/1.2/rtm/chatrooms",
+        _ => "/1.2/rtm/service-conversations",
     };
-    Router::new()
-        .route("/", get(c::list).post(c::create))
-        .route("/{id}", put(c::update).delete(c::delete))
-        .route("/{id}/messages", get(m::history).post(m::send))
-        .route("/{id}/messages/{mid}", put(m::edit).delete(m::delete))
-        .route("/{id}/messages/{mid}/recall", put(m::recall))
-        .merge(extra)
-        .layer(Extension(kind))
+    rows.into_iter().map(|r| r.map(|h| h.layer(Extension(kind))).under(prefix)).collect()
 }
 
-/// The face's routes, ready to merge into the server's router.
+/// The face's route table: every route and the credential it needs (leancloud-rest-conventions.md
+/// §1: the `rtm` calls need the master key, but the unread count and the login signature, which
+/// take the app key; the `_User` calls take the app key and, where they name a user, a session).
+fn rows() -> Vec<Row<LcState, Need>> {
+    use Need::{AppKey, ImSession, Master, UserSession};
+    let mut rows = [ConvKind::Normal, ConvKind::Chatroom, ConvKind::Service].into_iter().flat_map(resource).collect::<Vec<_>>();
+    let rtm = vec![
+        get("/all-conversations", Master, conversations::list_all),
+        post("/clients/check-online", Master, service::check_online),
+        get("/clients/sign", UserSession, service::sign_v12),
+        get("/clients/{client_id}/unread-count", AppKey, service::unread),
+        post("/clients/{client_id}/kick", Master, service::kick),
+        get("/clients/{client_id}/service-conversations", Master, service::subscriptions),
+        get("/clients/{client_id}/messages", Master, messages::client_history),
+        get("/stats", Master, service::stats),
+        get("/broadcasts", Master, service::list_broadcasts),
+        post("/broadcasts", Master, service::create_broadcast),
+        delete("/broadcasts/{mid}", Master, service::delete_broadcast),
+        get("/messages", Master, messages::app_history),
+    ];
+    rows.extend(rtm.into_iter().map(|r| r.under("/1.2/rtm")));
+    let v11 = vec![
+        post("/rtm/messages", Master, v11::send),
+        post("/rtm/patch/message", Master, v11::patch),
+        post("/rtm/broadcast/subscriber", Master, v11::to_subscribers),
+        post("/rtm/broadcast", Master, v11::broadcast),
+        post("/rtm/sign", UserSession, service::sign_v11),
+        get("/rtm/notifications", ImSession, sdk_rest::notifications),
+        get("/classes/_ConversationMemberInfo", ImSession, sdk_rest::member_info),
+        post("/users", AppKey, users::signup),
+        post("/login", AppKey, users::login),
+        get("/users/me", UserSession, users::me),
+    ];
+    rows.extend(v11.into_iter().map(|r| r.under("/1.1")));
+    rows
+}
+
+/// The route table as data: method, path, credential.
+pub fn routes() -> Vec<Route<Need>> {
+    confab_routes::table(&rows())
+}
+
+/// The face's routes, ready to merge into the server's router. An unknown path under
+/// `/1.2/rtm/` or `/1.1/` is LeanCloud's 404.
 pub fn router(engine: Arc<Engine>) -> Router {
     let state = LcState { engine };
-    let rtm = Router::new()
-        .nest("/conversations", resource(ConvKind::Normal))
-        .nest("/chatrooms", resource(ConvKind::Chatroom))
-        .nest("/service-conversations", resource(ConvKind::Service))
-        .route("/all-conversations", get(conversations::list_all))
-        .route("/clients/check-online", post(service::check_online))
-        .route("/clients/sign", get(service::sign_v12))
-        .route("/clients/{client_id}/unread-count", get(service::unread))
-        .route("/clients/{client_id}/kick", post(service::kick))
-        .route("/clients/{client_id}/service-conversations", get(service::subscriptions))
-        .route("/clients/{client_id}/messages", get(messages::client_history))
-        .route("/stats", get(service::stats))
-        .route("/broadcasts", get(service::list_broadcasts).post(service::create_broadcast))
-        .route("/broadcasts/{mid}", delete(service::delete_broadcast))
-        .route("/messages", get(messages::app_history))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    let v11 = Router::new()
-        .route("/rtm/messages", post(v11::send))
-        .route("/rtm/patch/message", post(v11::patch))
-        .route("/rtm/broadcast/subscriber", post(v11::to_subscribers))
-        .route("/rtm/broadcast", post(v11::broadcast))
-        .route("/rtm/sign", post(service::sign_v11))
-        .route("/rtm/notifications", get(sdk_rest::notifications))
-        .route("/classes/_ConversationMemberInfo", get(sdk_rest::member_info))
-        .route("/users", post(users::signup))
-        .route("/login", post(users::login))
-        .route("/users/me", get(users::me))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    Router::new().nest("/1.2/rtm", rtm).nest("/1.1", v11).with_state(state)
+    let r = confab_routes::router(rows(), &state, extract::guard);
+    confab_routes::answer_under(r, &["/1.2/rtm", "/1.1"], not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
 }

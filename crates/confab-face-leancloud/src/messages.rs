@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::conversations::{lookup, Reply};
 use crate::error::{LcError, LcResult};
-use crate::extract::{conv_id, msg_id, Body, Client, Fields, LcState, Master, Params};
+use crate::extract::{msg_id, Body, Client, Fields, LcState, Master, Params};
 use crate::{render, sign};
 
 /// Default `limit` of a history query (the maximum is the app's `history_max_limit`, 1000).
@@ -101,8 +101,9 @@ pub fn history_query(p: &Params, scope: HistoryScope, max_limit: i64) -> LcResul
 }
 
 /// History needs the master key, or — when the app turned history signatures on — a valid
-/// signature for this client and conversation.
-fn history_access(c: &Client, p: &Params, conv: i64, now: i64) -> LcResult<()> {
+/// signature for this client and conversation (the route table's guard asks, before any lookup:
+/// an app-key caller learns nothing about which conversations exist).
+pub fn history_access(c: &Client, p: &Params, conv: i64, now: i64) -> LcResult<()> {
     if c.master {
         return Ok(());
     }
@@ -127,8 +128,6 @@ pub async fn history(
     Path(id): Path<String>,
     p: Params,
 ) -> Reply {
-    // rights first: an app-key caller learns nothing about which conversations exist
-    history_access(&c, &p, conv_id(&id)?, s.engine.now())?;
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
     let q = history_query(&p, HistoryScope::Conv(conv.id), c.app.limits.history_max_limit)?;
     Ok(Json(render::messages(&s.engine.history(&c.app, &q).await?)))

@@ -9,15 +9,16 @@ use serde_json::{json, Value};
 
 use crate::conversations::Reply;
 use crate::error::{LcError, LcResult};
-use crate::extract::{conv_id, Client, LcState, Params};
+use crate::extract::{conv_id, Client, ImClient, LcState, Params};
 use crate::realtime::push;
 
 /// Most notifications one call returns (`hasMore` tells the SDK to ask again).
 const NOTIFICATIONS_PAGE: i64 = 100;
 
 /// The client a realtime session token belongs to, checked against `client_id`. An unknown or
-/// expired token is 4112, after which the SDK refreshes it over the WebSocket.
-async fn im_client(s: &LcState, c: &Client, headers: &HeaderMap, p: &Params) -> LcResult<String> {
+/// expired token is 4112, after which the SDK refreshes it over the WebSocket. (The route table's
+/// guard asks, for `Need::ImSession` routes.)
+pub async fn im_client(s: &LcState, c: &Client, headers: &HeaderMap, p: &Params) -> LcResult<String> {
     let client = p.get("client_id").ok_or_else(|| LcError::missing("client_id"))?.to_string();
     let expired = || LcError::new(StatusCode::UNAUTHORIZED, 4112, "SESSION_TOKEN_EXPIRED");
     let token = headers.get("x-lc-im-session-token").and_then(|v| v.to_str().ok()).ok_or_else(expired)?;
@@ -30,8 +31,7 @@ async fn im_client(s: &LcState, c: &Client, headers: &HeaderMap, p: &Params) -> 
 
 /// `GET /1.1/rtm/notifications?client_id&start_ts&notification_type=permanent`: the conversation
 /// changes the client was told of after `start_ts`, each as the push it was.
-pub async fn notifications(State(s): State<LcState>, c: Client, headers: HeaderMap, p: Params) -> Reply {
-    let client = im_client(&s, &c, &headers, &p).await?;
+pub async fn notifications(State(s): State<LcState>, c: Client, ImClient(client): ImClient, p: Params) -> Reply {
     let since = p.i64("start_ts")?.unwrap_or(0);
     let mut notices = s.engine.notices(&c.app, &client, since, NOTIFICATIONS_PAGE + 1).await?;
     let has_more = notices.len() as i64 > NOTIFICATIONS_PAGE;
@@ -48,8 +48,7 @@ pub async fn notifications(State(s): State<LcState>, c: Client, headers: HeaderM
 
 /// `GET /1.1/classes/_ConversationMemberInfo?where={"cid":…}`: the members with a role other
 /// than plain member, as `{clientId, role, cid}` (the SDK fills in the rest as members).
-pub async fn member_info(State(s): State<LcState>, c: Client, headers: HeaderMap, p: Params) -> Reply {
-    let client = im_client(&s, &c, &headers, &p).await?;
+pub async fn member_info(State(s): State<LcState>, c: Client, ImClient(client): ImClient, p: Params) -> Reply {
     let w: Value = serde_json::from_str(p.get("where").ok_or_else(|| LcError::missing("where"))?).map_err(|_| LcError::malformed_json())?;
     let cid = w.get("cid").and_then(Value::as_str).ok_or_else(|| LcError::missing("where.cid"))?;
     let conv = s.engine.conversation(&c.app, conv_id(cid)?, None).await?;

@@ -45,7 +45,38 @@ impl FromRequestParts<MxState> for AppOnly {
     }
 }
 
+/// The credential a route needs (the route table in `lib.rs` names one for every route).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The `app_id` header alone: logging in, registering one user.
+    AppId,
+    /// The app's admin token.
+    Admin,
+    /// The admin token or a user token of the app.
+    Token,
+}
+
+/// The route table's guard: the request carries what `need` says, or is refused with MaxIM's
+/// codes (40000 unknown app, 10003 no token, 10008 a token that is not this app's, 10010 a user
+/// token where the admin token is needed). The caller it resolved is left for the handler.
+pub fn guard<'a>(s: &'a MxState, need: &'a Need, parts: &'a mut Parts) -> confab_routes::Checked<'a> {
+    confab_routes::checked(check(s, *need, parts))
+}
+
+async fn check(s: &MxState, need: Need, parts: &mut Parts) -> MxResult<()> {
+    if need == Need::AppId {
+        return app_of(parts, s).await.map(drop);
+    }
+    let c = Caller::resolve(parts, s).await?;
+    if need == Need::Admin && !c.admin {
+        return Err(MxError::new(code::NO_PERMISSION, "this call needs the app's admin token"));
+    }
+    parts.extensions.insert(c);
+    Ok(())
+}
+
 /// An authenticated caller.
+#[derive(Clone)]
 pub struct Caller {
     pub app: Arc<App>,
     /// Used the admin token.
@@ -74,7 +105,17 @@ impl Caller {
 impl FromRequestParts<MxState> for Caller {
     type Rejection = MxError;
 
+    /// The caller the guard resolved (or, on a route without one, resolved now).
     async fn from_request_parts(parts: &mut Parts, s: &MxState) -> MxResult<Self> {
+        match parts.extensions.get::<Caller>() {
+            Some(c) => Ok(c.clone()),
+            None => Caller::resolve(parts, s).await,
+        }
+    }
+}
+
+impl Caller {
+    async fn resolve(parts: &Parts, s: &MxState) -> MxResult<Self> {
         let app = app_of(parts, s).await?;
         let h = &parts.headers;
         let token = header(h, "access-token").ok_or_else(|| MxError::new(code::NO_TOKEN, "access-token header is missing"))?;

@@ -13,12 +13,12 @@ use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::{Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
 use confab_engine::model::AppLookup;
 use confab_engine::{Engine, LocalBus, LocalPresence, Store};
 use confab_face_leancloud::realtime::{self, Gateway, GatewaySettings};
+use confab_routes::{Open, Route, Row};
 use confab_store_sqlite::SqliteStore;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -47,6 +47,19 @@ async fn healthz(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     }
 }
 
+/// The server's own route table: `/healthz`, open.
+fn rows() -> Vec<Row<Arc<Engine>, Open>> {
+    vec![confab_routes::get("/healthz", Open, healthz)]
+}
+
+/// The routes no face's table holds: `/healthz` and the realtime gateway's WebSocket upgrade,
+/// both open (the realtime protocol's login authenticates).
+pub fn routes() -> Vec<Route<Open>> {
+    let mut r = confab_routes::table(&rows());
+    r.extend(realtime::routes());
+    r
+}
+
 /// A request no route claims: a WebSocket upgrade goes to the realtime gateway (the SDK may
 /// connect on any path); otherwise the 404 is in the error format of the face whose paths it
 /// looks like — Easemob's for `/{org}/{app}/…`, LeanCloud's for the rest.
@@ -63,8 +76,7 @@ async fn unrouted(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -
 /// Every face's routes on one router, with the realtime gateway at `/` (and on any path a
 /// WebSocket upgrade comes to).
 pub fn router(engine: Arc<Engine>, gateway: Arc<Gateway>, config: &Config) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
+    confab_routes::router(rows(), &engine, confab_routes::open)
         .with_state(engine.clone())
         .merge(confab_face_leancloud::router(engine.clone()))
         .merge(confab_face_maxim::router(engine.clone()))

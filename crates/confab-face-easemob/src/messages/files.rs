@@ -8,15 +8,16 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use confab_engine::entries::ns;
 use confab_engine::model::{App, ConvKind, Message};
 use confab_engine::query::{Bound, HistoryQuery, HistoryScope};
 use confab_engine::{Entry, PutRule};
+use confab_routes::{get, post};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{chat_type, payload};
+use crate::auth::Need;
 use crate::auth::{ct_eq, Admin, AppOf, Caller, EmState, Params, P};
 use crate::envelope::{EmError, EmResult, Reply};
 use crate::Routes;
@@ -32,10 +33,10 @@ const EXPORT_MAX: usize = 200_000;
 
 pub fn routes() -> Routes {
     vec![
-        ("/chatfiles", post(upload).layer(DefaultBodyLimit::max(UPLOAD_BODY_MAX))),
-        ("/chatfiles/{file_id}", get(download)),
-        ("/chatmessages/{time}", get(export)),
-        ("/chatmessages/{time}/download", get(export_file)),
+        post("/chatfiles", Need::Token, upload).map(|h| h.layer(DefaultBodyLimit::max(UPLOAD_BODY_MAX))),
+        get("/chatfiles/{file_id}", Need::Link, download),
+        get("/chatmessages/{time}", Need::App, export),
+        get("/chatmessages/{time}/download", Need::Link, export_file),
     ]
 }
 

@@ -8,14 +8,15 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
 use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member};
 use confab_engine::query::{ConvQuery, Field};
 use confab_engine::store::ConvPatch;
 use confab_engine::{Actor, KeyOutcome, NewConversation};
+use confab_routes::{delete, get, post, put};
 use serde_json::{json, Map, Value};
 
 use super::{check_len, conv_of, existing_user, first_members, int_of, list_answer, owner_of, str_of, Family, DETAILS_MAX_IDS};
+use crate::auth::Need;
 use crate::auth::{Admin, Body, Caller, EmState, Params, P};
 use crate::envelope::{Answer, EmError, EmResult, Reply};
 use crate::users::{decode_cursor, encode_cursor, user_in_path, username};
@@ -30,15 +31,22 @@ const ROOM_CUSTOM_MAX_CHARS: usize = 1024;
 const ROOM: Family = Family::Room;
 
 pub fn routes() -> Routes {
+    use Need::{App, AppOrUser, Token};
     vec![
-        ("/chatrooms", post(create_room).get(list_rooms)),
-        ("/chatrooms/{chatroom_id}", get(room_details).put(update_room).delete(delete_room)),
-        ("/users/{username}/joined_chatrooms", get(joined_rooms)),
-        ("/chatrooms/super_admin", get(super_admins).post(add_super_admin)),
-        ("/chatrooms/super_admin/{username}", delete(remove_super_admin)),
-        ("/metadata/chatroom/{chatroom_id}", post(get_attributes)),
-        ("/metadata/chatroom/{chatroom_id}/user/{username}", put(set_attributes).delete(delete_attributes)),
-        ("/metadata/chatroom/{chatroom_id}/user/{username}/forced", put(force_set_attributes).delete(force_delete_attributes)),
+        post("/chatrooms", App, create_room),
+        get("/chatrooms", App, list_rooms),
+        get("/chatrooms/{chatroom_id}", App, room_details),
+        put("/chatrooms/{chatroom_id}", App, update_room),
+        delete("/chatrooms/{chatroom_id}", App, delete_room),
+        get("/users/{username}/joined_chatrooms", AppOrUser, joined_rooms),
+        get("/chatrooms/super_admin", App, super_admins),
+        post("/chatrooms/super_admin", App, add_super_admin),
+        delete("/chatrooms/super_admin/{username}", App, remove_super_admin),
+        post("/metadata/chatroom/{chatroom_id}", Token, get_attributes),
+        put("/metadata/chatroom/{chatroom_id}/user/{username}", AppOrUser, set_attributes),
+        delete("/metadata/chatroom/{chatroom_id}/user/{username}", AppOrUser, delete_attributes),
+        put("/metadata/chatroom/{chatroom_id}/user/{username}/forced", App, force_set_attributes),
+        delete("/metadata/chatroom/{chatroom_id}/user/{username}/forced", App, force_delete_attributes),
     ]
 }
 

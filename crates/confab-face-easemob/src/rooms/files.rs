@@ -5,20 +5,23 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use confab_engine::entries::ns;
 use confab_engine::{Entry, EntryFilter, EntryQuery, Put, PutRule};
+use confab_routes::{delete, get, post};
 use serde_json::{json, Value};
 
 use super::{conv_of, owner_of, Family};
+use crate::auth::Need;
 use crate::auth::{Admin, EmState, Params, P};
 use crate::envelope::{EmError, EmResult, Reply};
 use crate::Routes;
 
 pub fn routes() -> Routes {
     vec![
-        ("/chatgroups/{group_id}/share_files", get(list).post(upload)),
-        ("/chatgroups/{group_id}/share_files/{file_id}", get(download).delete(remove)),
+        get("/chatgroups/{group_id}/share_files", Need::App, list),
+        post("/chatgroups/{group_id}/share_files", Need::App, upload),
+        get("/chatgroups/{group_id}/share_files/{file_id}", Need::App, download),
+        delete("/chatgroups/{group_id}/share_files/{file_id}", Need::App, remove),
     ]
 }
 

@@ -4,13 +4,14 @@
 //! for a [`Family`] with one set of generic handlers.
 
 use axum::extract::State;
-use axum::routing::{get, post, MethodRouter};
 use confab_engine::model::{App, Conversation, Member, Role};
 use confab_engine::store::MemberPatch;
 use confab_engine::{Actor, Engine};
+use confab_routes::{delete, get, post};
 use serde_json::{json, Value};
 
 use super::{check_joined_quota, conv_of, existing_user, Family};
+use crate::auth::Need;
 use crate::auth::{Admin, Body, EmState, Params, P};
 use crate::envelope::{EmError, EmResult, Reply};
 use crate::users::username;
@@ -120,14 +121,17 @@ pub fn routes(fam: Family) -> Routes {
     let mut r: Routes = Vec::new();
     for list in LISTS {
         let base = format!("{}/{{{}}}/{}", fam.prefix(), fam.id_param(), list.seg);
-        let top: MethodRouter<EmState> = get(move |st: State<EmState>, a: Admin, p: P, q: Params| list_h(fam, list, st, a, p, q))
-            .post(move |st: State<EmState>, a: Admin, p: P, q: Params, b: Body| add_h(fam, list, st, a, p, q, b, false));
-        r.push((Box::leak(base.clone().into_boxed_str()), top));
-        let mut one: MethodRouter<EmState> = axum::routing::delete(move |st: State<EmState>, a: Admin, p: P| remove_h(fam, list, st, a, p));
+        let one = format!("{base}/{{username}}");
+        r.push(get(base.clone(), Need::App, move |st: State<EmState>, a: Admin, p: P, q: Params| list_h(fam, list, st, a, p, q)));
+        r.push(post(base, Need::App, move |st: State<EmState>, a: Admin, p: P, q: Params, b: Body| {
+            add_h(fam, list, st, a, p, q, b, false)
+        }));
+        r.push(delete(one.clone(), Need::App, move |st: State<EmState>, a: Admin, p: P| remove_h(fam, list, st, a, p)));
         if list.add_one_path {
-            one = one.merge(post(move |st: State<EmState>, a: Admin, p: P, q: Params, b: Body| add_h(fam, list, st, a, p, q, b, true)));
+            r.push(post(one, Need::App, move |st: State<EmState>, a: Admin, p: P, q: Params, b: Body| {
+                add_h(fam, list, st, a, p, q, b, true)
+            }));
         }
-        r.push((Box::leak(format!("{base}/{{username}}").into_boxed_str()), one));
     }
     r
 }

@@ -3,12 +3,13 @@
 //! engine's presence) show as resources online.
 
 use axum::extract::State;
-use axum::routing::{get, post};
 use axum::Json;
 use confab_engine::PresenceInfo;
+use confab_routes::{delete, get, post};
 use serde_json::{json, Value};
 
 use super::names_of;
+use crate::auth::Need;
 use crate::auth::{Body, Caller, EmState, Params, P};
 use crate::envelope::{EmError, EmResult};
 use crate::users::user_in_path;
@@ -23,10 +24,11 @@ type PReply = EmResult<Json<Value>>;
 
 pub fn routes() -> Routes {
     vec![
-        ("/users/{username}/presence", post(get_batch).delete(unsubscribe)),
-        ("/users/{username}/presence/sublist", get(sublist)),
-        ("/users/{username}/presence/{key}", post(subscribe)),
-        ("/users/{username}/presence/{key}/{status}", post(set_status)),
+        post("/users/{username}/presence", Need::AppOrUser, get_batch),
+        delete("/users/{username}/presence", Need::AppOrUser, unsubscribe),
+        get("/users/{username}/presence/sublist", Need::AppOrUser, sublist),
+        post("/users/{username}/presence/{key}", Need::AppOrUser, subscribe),
+        post("/users/{username}/presence/{key}/{status}", Need::AppOrUser, set_status),
     ]
 }
 

@@ -4,13 +4,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
 use confab_engine::entries::ns;
 use confab_engine::model::App;
 use confab_engine::{Entry, EntryFilter, EntryQuery, Overwrite, PushTask, Put, PutRule};
+use confab_routes::{delete, get, post, put};
 use serde_json::{json, Map, Value};
 
 use super::names_of;
+use crate::auth::Need;
 use crate::auth::{Admin, Body, Caller, EmState, Params, P};
 use crate::envelope::{Answer, EmError, EmResult, Reply};
 use crate::users::{decode_cursor, encode_cursor, username};
@@ -26,18 +27,26 @@ pub const PUSH_LABELS_MAX: usize = 5;
 pub const PUSH_TARGETS_MAX: usize = 100;
 
 pub fn routes() -> Routes {
+    use Need::{App, AppOrUser};
     vec![
-        ("/users/{username}/notification/language", put(language).get(language_get)),
-        ("/users/{username}/notification/{chattype}/{key}", put(setting_put).get(setting_get)),
-        ("/notification/template", post(template_create)),
-        ("/notification/template/{name}", get(template_get).delete(template_delete)),
-        ("/push/label", post(label_create).get(label_list)),
-        ("/push/label/{labelname}", get(label_get).delete(label_delete)),
-        ("/push/label/{labelname}/user", post(label_add).get(label_users).delete(label_remove)),
-        ("/push/label/{labelname}/user/{username}", get(label_user)),
-        ("/push/single", post(push_single)),
-        ("/push/list/label", post(push_label)),
-        ("/push/task", post(push_all)),
+        put("/users/{username}/notification/language", AppOrUser, language),
+        get("/users/{username}/notification/language", AppOrUser, language_get),
+        put("/users/{username}/notification/{chattype}/{key}", AppOrUser, setting_put),
+        get("/users/{username}/notification/{chattype}/{key}", AppOrUser, setting_get),
+        post("/notification/template", App, template_create),
+        get("/notification/template/{name}", App, template_get),
+        delete("/notification/template/{name}", App, template_delete),
+        post("/push/label", App, label_create),
+        get("/push/label", App, label_list),
+        get("/push/label/{labelname}", App, label_get),
+        delete("/push/label/{labelname}", App, label_delete),
+        post("/push/label/{labelname}/user", App, label_add),
+        get("/push/label/{labelname}/user", App, label_users),
+        delete("/push/label/{labelname}/user", App, label_remove),
+        get("/push/label/{labelname}/user/{username}", App, label_user),
+        post("/push/single", App, push_single),
+        post("/push/list/label", App, push_label),
+        post("/push/task", App, push_all),
     ]
 }
 

@@ -28,12 +28,12 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use bytes::{Bytes, BytesMut};
 use confab_engine::model::{Broadcast, ConvKind};
 use confab_engine::presence::SessionRef;
 use confab_engine::{Engine, Event, KickReason, Origin};
+use confab_routes::{Open, Route, Row};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -351,9 +351,20 @@ async fn upgrade(
     ws.on_upgrade(move |socket| conn::serve(gw, socket, format, ip))
 }
 
-/// The gateway's routes: the upgrade at `/`.
+/// The gateway's route table: the upgrade at `/`, open (the realtime protocol's login
+/// authenticates: a signature or a session token).
+fn rows() -> Vec<Row<Arc<Gateway>, Open>> {
+    vec![confab_routes::get("/", Open, upgrade)]
+}
+
+/// The gateway's routes as data.
+pub fn routes() -> Vec<Route<Open>> {
+    confab_routes::table(&rows())
+}
+
+/// The gateway's routes.
 pub fn router(gw: Arc<Gateway>) -> Router {
-    Router::new().route("/", get(upgrade)).with_state(gw)
+    confab_routes::router(rows(), &gw, confab_routes::open).with_state(gw)
 }
 
 /// The WebSocket upgrade for a request on a path no route claims (the server's fallback calls

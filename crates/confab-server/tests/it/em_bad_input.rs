@@ -23,7 +23,7 @@ fn endpoints() -> Vec<(String, String)> {
 }
 
 /// A concrete path for a template: placeholders become ids that exist (or a plausible value).
-fn fill(template: &str, ids: &[(&str, &str)]) -> String {
+pub(crate) fn fill(template: &str, ids: &[(&str, &str)]) -> String {
     let path = template.split('?').next().unwrap_or(template).replace("${", "{");
     let mut out = String::new();
     let mut rest = path.as_str();
@@ -49,7 +49,7 @@ fn easemob_error_or_success(method: &str, path: &str, what: &str, r: &Resp) {
 }
 
 /// Users alice and bob, a group and a chat room of alice's with bob in them: their ids.
-async fn alice_and_bob(app: &EmApp) -> (String, String) {
+pub(crate) async fn alice_and_bob(app: &EmApp) -> (String, String) {
     app.users(&["alice", "bob"]).await;
     let g = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": "alice", "members": ["bob"]})).await;
     let gid = g.body["data"]["groupid"].as_str().unwrap().to_string();

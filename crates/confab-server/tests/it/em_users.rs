@@ -18,7 +18,7 @@ fn names(v: &Value) -> Vec<String> {
 }
 
 /// A dynamic token as an app server signs it: base64url("dt-" + json).
-fn dynamic_token(app: &EmApp, user: &str, cur_time: i64, ttl: i64, secret: &str) -> String {
+pub(crate) fn dynamic_token(app: &EmApp, user: &str, cur_time: i64, ttl: i64, secret: &str) -> String {
     let k = &app.app.keys.easemob;
     let appkey = format!("{}#{}", k.org_name, k.app_name);
     let sig = hex::encode(Sha256::digest(format!("{}{appkey}{user}{cur_time}{ttl}{secret}", k.client_id).as_bytes()));

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod auth_table;
 mod cli;
 mod cross_face;
 mod em_bad_input;

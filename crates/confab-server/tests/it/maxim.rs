@@ -417,7 +417,7 @@ async fn register_batch_answers_each_entry() {
         {"username": "u_two", "password": "p4"},
         {"username": "u_three"},
     ]);
-    let r = m.call(Method::POST, "/user/register/batch", None, &[], Some(json!({"list": list}))).await;
+    let r = m.call(Method::POST, "/user/register/batch", Some(m.admin()), &[], Some(json!({"list": list}))).await;
     let out = data(&r).as_array().expect("one result per entry").clone();
     assert_eq!(out.len(), 5);
     let names: Vec<&str> = out.iter().map(|e| e["username"].as_str().unwrap()).collect();
@@ -438,12 +438,12 @@ async fn register_batch_answers_each_entry() {
     assert_eq!(data(&r)["user_id"], out[3]["user_id"]);
     // more than 100 entries: 10002, nobody registered
     let many: Vec<Value> = (0..101).map(|i| json!({"username": format!("many_{i}"), "password": "p"})).collect();
-    err(&m.call(Method::POST, "/user/register/batch", None, &[], Some(json!({"list": many}))).await, 10002);
+    err(&m.call(Method::POST, "/user/register/batch", Some(m.admin()), &[], Some(json!({"list": many}))).await, 10002);
     let r = m.call(Method::POST, "/token/user", None, &[], Some(json!({"name": "many_0", "password": "p"}))).await;
     err(&r, 10000);
     // no list
-    err(&m.call(Method::POST, "/user/register/batch", None, &[], Some(json!({}))).await, 10002);
-    err(&m.call(Method::POST, "/user/register/batch", None, &[], Some(json!({"list": "x"}))).await, 10002);
+    err(&m.call(Method::POST, "/user/register/batch", Some(m.admin()), &[], Some(json!({}))).await, 10002);
+    err(&m.call(Method::POST, "/user/register/batch", Some(m.admin()), &[], Some(json!({"list": "x"}))).await, 10002);
 }
 
 #[tokio::test]
