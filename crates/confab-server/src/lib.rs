@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod early_answer;
 pub mod push;
 
 use std::net::SocketAddr;
@@ -71,6 +72,7 @@ pub fn router(engine: Arc<Engine>, gateway: Arc<Gateway>, config: &Config) -> Ro
         .merge(realtime::router(gateway.clone()))
         .merge(Router::new().fallback(unrouted).with_state(gateway))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(early_answer::layer))
         // Log method and path only: query strings can carry session tokens and signatures.
         .layer(
             TraceLayer::new_for_http()

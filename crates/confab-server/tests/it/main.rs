@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod cross_face;
+mod early_answer;
 mod em_bad_input;
 mod em_chatrooms;
 mod em_limits;
