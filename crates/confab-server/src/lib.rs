@@ -5,6 +5,7 @@
 pub mod config;
 pub mod early_answer;
 pub mod push;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ pub struct Server {
     pub tls: bool,
     store: Arc<SqliteStore>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 /// How long in-flight requests may take to finish at shutdown.
@@ -104,46 +105,27 @@ impl Server {
         let addr = listener.local_addr()?;
         let gateway = Gateway::start(engine.clone(), GatewaySettings::default());
         push::start(engine.clone());
-        let app = router(engine.clone(), gateway.clone(), config).into_make_service_with_connect_info::<SocketAddr>();
-        let (stop, mut stopped) = watch::channel(false);
+        let app = router(engine.clone(), gateway.clone(), config);
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                Some(
-                    RustlsConfig::from_pem_file(cert, key)
-                        .await
-                        .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?,
-                )
+                let loaded = RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+                Some(tokio_rustls::TlsAcceptor::from(loaded.get_inner()))
             }
             _ => None,
         };
         let is_tls = tls.is_some();
-        let task = match tls {
-            None => tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
-            }),
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let h = handle.clone();
-                tokio::spawn(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                    h.graceful_shutdown(Some(DRAIN));
-                });
-                let std_listener = listener.into_std()?;
-                tokio::spawn(async move { axum_server::from_tcp_rustls(std_listener, tls)?.handle(handle).serve(app).await })
-            }
-        };
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve::serve(listener, tls, app, stopped, DRAIN));
         Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task })
     }
 
     /// Stop accepting, finish in-flight requests, commit queued writes.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.task.await??;
+        self.task.await?;
         let store = self.store;
         tokio::task::spawn_blocking(move || store.close()).await?;
         Ok(())

@@ -9,6 +9,7 @@ use crate::common::raw::{self, Answer, Body, Target};
 use crate::common::*;
 use confab_engine::model::Plan;
 use confab_server::early_answer::DRAIN_MAX;
+use futures_util::StreamExt;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -26,15 +27,29 @@ struct Case {
     status: u16,
     /// A small body is read to its end, so the connection stays open; a large one may close it.
     small: bool,
+    /// The client sends the whole body before it reads (as many do): a reset while it sends
+    /// loses the answer.
+    body_first: bool,
+    /// Rounds run at once (a stalled body waits out the server's patience in each).
+    parallel: usize,
 }
 
 impl Case {
     fn new(name: &'static str, method: &'static str, path: String, headers: &[(&str, &str)], body: Body, status: u16) -> Case {
         let size = match &body {
-            Body::Sized(b) | Body::Chunked(b) => b.len(),
+            Body::Sized(b) | Body::Chunked(b) | Body::Paced(b) => b.len(),
+            Body::Stalled(_) => usize::MAX,
         };
         let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Case { name, method, path, headers, body, status, small: size as u64 <= DRAIN_MAX }
+        Case { name, method, path, headers, body, status, small: size as u64 <= DRAIN_MAX, body_first: false, parallel: 1 }
+    }
+
+    fn body_first(self) -> Case {
+        Case { body_first: true, ..self }
+    }
+
+    fn parallel(self) -> Case {
+        Case { parallel: ROUNDS, ..self }
     }
 }
 
@@ -53,13 +68,18 @@ async fn round(target: &Target, case: &Case, pause: Duration) -> Result<Outcome,
     let mut c = target.connect().await.map_err(|e| format!("connecting: {e}"))?;
     let headers: Vec<(&str, &str)> = case.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     c.write(&raw::head(case.method, &case.path, &headers, &case.body)).await?;
-    let writer = c.write_in_background(pause, case.body.bytes());
+    let mut writer = Some(c.write_in_background(pause, &case.body));
+    if case.body_first {
+        c.writer_done(writer.take().expect("the writer")).await?;
+    }
     let a = c.answer().await?;
     check_answer(case, &a)?;
     if a.closes() {
         return c.end_of_stream().await.map(|_| Outcome::Closed);
     }
-    c.writer_done(writer).await?;
+    if let Some(w) = writer {
+        c.writer_done(w).await?;
+    }
     c.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.map_err(|e| format!("the next request: {e}"))?;
     let next = c.answer().await.map_err(|e| format!("the next request: {e}"))?;
     if next.status != 200 {
@@ -83,12 +103,18 @@ async fn check(scheme: &str, target: &Target, cases: &[Case]) {
     let mut failures = Vec::new();
     for case in cases {
         let (mut kept, mut closed, mut failed) = (0, 0, 0);
-        for i in 0..ROUNDS {
-            let pause = if i % 2 == 1 { LATER } else { Duration::ZERO };
-            let outcome = match round(target, case, pause).await {
-                Ok(Outcome::Closed) if case.small => Err("closed although the body was small".to_string()),
-                other => other,
-            };
+        let outcomes = futures_util::stream::iter(0..ROUNDS)
+            .map(|i| async move {
+                let pause = if i % 2 == 1 { LATER } else { Duration::ZERO };
+                match round(target, case, pause).await {
+                    Ok(Outcome::Closed) if case.small => Err("closed although the body was small".to_string()),
+                    other => other,
+                }
+            })
+            .buffered(case.parallel)
+            .collect::<Vec<_>>()
+            .await;
+        for (i, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
                 Ok(Outcome::KeptAlive) => kept += 1,
                 Ok(Outcome::Closed) => closed += 1,
@@ -113,6 +139,7 @@ async fn cases(srv: &TestServer) -> Vec<Case> {
     let em_path = |p: &str| format!("/{}/{}{p}", keys.easemob.org_name, keys.easemob.app_name);
     let bearer = format!("Bearer {}", em.token);
     let small = || Body::Sized(json_of(2000));
+    let em_bad = [("Authorization", "Bearer wrong"), ("Content-Type", "application/json")];
     vec![
         Case::new("LeanCloud 401, small POST", "POST", "/1.2/rtm/conversations".into(), &lc_bad, small(), 401),
         Case::new(
@@ -123,23 +150,28 @@ async fn cases(srv: &TestServer) -> Vec<Case> {
             small(),
             200,
         ),
-        Case::new(
-            "Easemob 401, small POST",
-            "POST",
-            em_path("/messages/users"),
-            &[("Authorization", "Bearer wrong"), ("Content-Type", "application/json")],
-            small(),
-            401,
-        ),
-        Case::new(
-            "Easemob 401, small chunked POST",
-            "POST",
-            em_path("/messages/users"),
-            &[("Authorization", "Bearer wrong"), ("Content-Type", "application/json")],
-            Body::Chunked(json_of(2000)),
-            401,
-        ),
+        Case::new("Easemob 401, small POST", "POST", em_path("/messages/users"), &em_bad, small(), 401),
+        Case::new("Easemob 401, small chunked POST", "POST", em_path("/messages/users"), &em_bad, Body::Chunked(json_of(2000)), 401),
         Case::new("413, 2 MB body", "POST", "/1.2/rtm/conversations".into(), &lc_master, Body::Sized(json_of(2 * 1024 * 1024)), 413),
+        // the client is still sending when the answer comes, and reads only when it is done
+        Case::new(
+            "413, 4 MB body sent slowly, whole before reading",
+            "POST",
+            "/1.2/rtm/conversations".into(),
+            &lc_master,
+            Body::Paced(json_of(4 << 20)),
+            413,
+        )
+        .body_first(),
+        Case::new(
+            "Easemob 401, a body that stops half-way",
+            "POST",
+            em_path("/messages/users"),
+            &em_bad,
+            Body::Stalled(json_of(2000)),
+            401,
+        )
+        .parallel(),
         Case::new("GET with a body", "GET", "/healthz".into(), &[("Content-Type", "application/json")], small(), 200),
         Case::new(
             "DELETE with a body",

@@ -113,13 +113,23 @@ impl Conn {
     /// Write `body` in the background after `pause` (a body may come a round trip after the head,
     /// and be more than the server reads before it answers); `writer_done` gives the connection
     /// its writer back.
-    pub fn write_in_background(&mut self, pause: Duration, body: Vec<u8>) -> Sending {
+    pub fn write_in_background(&mut self, pause: Duration, body: &Body) -> Sending {
         let mut w = self.w.take().expect("the writer");
+        let (bytes, piece) = match body {
+            Body::Paced(b) => (b.clone(), PIECE),
+            other => (other.bytes(), usize::MAX),
+        };
         tokio::spawn(async move {
             tokio::time::sleep(pause).await;
             let r = async {
-                w.write_all(&body).await?;
-                w.flush().await
+                for (i, p) in bytes.chunks(piece.min(bytes.len().max(1))).enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    w.write_all(p).await?;
+                    w.flush().await?;
+                }
+                Ok(())
             }
             .await;
             (w, r)
@@ -198,7 +208,8 @@ pub fn head(method: &str, path: &str, headers: &[(&str, &str)], body: &Body) -> 
         h.push_str(&format!("{k}: {v}\r\n"));
     }
     match body {
-        Body::Sized(b) => h.push_str(&format!("Content-Length: {}\r\n", b.len())),
+        Body::Sized(b) | Body::Paced(b) => h.push_str(&format!("Content-Length: {}\r\n", b.len())),
+        Body::Stalled(b) => h.push_str(&format!("Content-Length: {}\r\n", 2 * b.len())),
         Body::Chunked(_) => h.push_str("Transfer-Encoding: chunked\r\n"),
     }
     h.push_str("\r\n");
@@ -211,12 +222,19 @@ pub enum Body {
     Sized(Vec<u8>),
     /// Sent as one chunk and the last chunk.
     Chunked(Vec<u8>),
+    /// Announced twice as long as it is: the client stops half-way.
+    Stalled(Vec<u8>),
+    /// Sent in pieces of `PIECE` bytes a millisecond apart, as over a slow uplink.
+    Paced(Vec<u8>),
 }
+
+/// The pieces of a `Body::Paced`.
+pub const PIECE: usize = 64 * 1024;
 
 impl Body {
     pub fn bytes(&self) -> Vec<u8> {
         match self {
-            Body::Sized(b) => b.clone(),
+            Body::Sized(b) | Body::Stalled(b) | Body::Paced(b) => b.clone(),
             Body::Chunked(b) => {
                 let mut out = format!("{:x}\r\n", b.len()).into_bytes();
                 out.extend_from_slice(b);
