@@ -26,6 +26,9 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// …and this private key (PEM).
     pub tls_key: Option<PathBuf>,
+    /// At shutdown, how long requests in flight and WebSockets may take to finish before their
+    /// connections are dropped.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             tls_cert: None,
             tls_key: None,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -71,6 +75,9 @@ impl Config {
         }
         if let Some(v) = env("CONFAB_DATABASE_URL") {
             c.database_url = v;
+        }
+        if let Some(v) = env("CONFAB_SHUTDOWN_GRACE_SECS").filter(|v| !v.is_empty()) {
+            c.shutdown_grace_secs = v.parse().with_context(|| format!("CONFAB_SHUTDOWN_GRACE_SECS: not a number of seconds: {v}"))?;
         }
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
@@ -106,6 +113,11 @@ impl Config {
         Ok(())
     }
 
+    /// How long shutdown waits for requests in flight and WebSockets.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+
     /// The directory the SQLite store uses.
     pub fn sqlite_dir(&self) -> PathBuf {
         match self.database_url.strip_prefix("sqlite:") {
@@ -134,6 +146,10 @@ mod tests {
         assert_eq!(Config::load_with_env(&o, env).unwrap().listen.port(), 9002);
         std::fs::write(&file, "no_such_key = 1\n").unwrap();
         assert!(Config::load_with_env(&Overrides { config: Some(file), ..Default::default() }, |_| None).is_err());
+        let grace = |k: &str| (k == "CONFAB_SHUTDOWN_GRACE_SECS").then(|| "2".to_string());
+        assert_eq!(Config::load_with_env(&Overrides::default(), grace).unwrap().shutdown_grace_secs, 2);
+        let no_grace = |k: &str| (k == "CONFAB_SHUTDOWN_GRACE_SECS").then(|| "soon".to_string());
+        assert!(Config::load_with_env(&Overrides::default(), no_grace).is_err());
         let pg = |k: &str| (k == "CONFAB_DATABASE_URL").then(|| "postgres://x".to_string());
         assert!(Config::load_with_env(&Overrides::default(), pg).is_err());
     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod early_answer;
 pub mod push;
 mod serve;
+pub mod signals;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio::task::JoinHandle;
 use tower_http::trace::TraceLayer;
 
 pub use config::{Config, Overrides};
+pub use signals::Signals;
 
 /// Open the configured store.
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
@@ -91,10 +93,18 @@ pub struct Server {
     store: Arc<SqliteStore>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// How long requests in flight and WebSockets may take at shutdown.
+    grace: Duration,
 }
 
-/// How long in-flight requests may take to finish at shutdown.
-const DRAIN: Duration = Duration::from_secs(10);
+/// How a server stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every connection finished or met the deadline; queued writes are committed.
+    Gracefully,
+    /// A second signal came while it was shutting down: exit now.
+    Forced(signals::Received),
+}
 
 impl Server {
     /// Open the store, bind the listener and start serving.
@@ -118,44 +128,41 @@ impl Server {
         };
         let is_tls = tls.is_some();
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(serve::serve(listener, tls, app, stopped, DRAIN));
-        Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task })
+        let grace = config.shutdown_grace();
+        let task = tokio::spawn(serve::serve(listener, tls, app, stopped, grace));
+        Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task, grace })
     }
 
-    /// Stop accepting, finish in-flight requests, commit queued writes.
+    /// Stop accepting; close the WebSockets (1001, going away); let requests in flight finish
+    /// until the deadline (`shutdown_grace_secs`), then drop what is left; commit queued writes.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.task.await?;
+        let websockets = tokio::time::timeout(self.grace, self.gateway.close_all());
+        let (served, websockets) = tokio::join!(self.task, websockets);
+        served?;
+        if websockets.is_err() {
+            tracing::warn!("WebSockets still open at the shutdown deadline are dropped");
+        }
         let store = self.store;
         tokio::task::spawn_blocking(move || store.close()).await?;
         Ok(())
     }
 
-    /// Serve until the task ends (it only ends on shutdown or a fatal error).
-    pub async fn wait_for_signal(self) -> anyhow::Result<()> {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        self.shutdown().await
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    /// Serve until SIGINT or SIGTERM, then shut down gracefully; a second signal during the
+    /// shutdown ends it at once (`Stopped::Forced`: the caller exits without waiting).
+    pub async fn run_until_signal(self, mut signals: Signals) -> anyhow::Result<Stopped> {
+        let first = signals.next().await;
+        tracing::info!(
+            signal = first.name(),
+            grace_secs = self.grace.as_secs(),
+            "shutting down: no new connections, requests in flight and WebSockets until the deadline; a second signal exits at once"
+        );
+        tokio::select! {
+            r = self.shutdown() => r.map(|()| Stopped::Gracefully),
+            second = signals.next() => {
+                tracing::warn!(signal = second.name(), "second signal: exiting at once");
+                Ok(Stopped::Forced(second))
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }

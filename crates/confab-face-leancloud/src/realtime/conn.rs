@@ -94,6 +94,8 @@ pub(super) async fn serve(gw: Arc<Gateway>, socket: WebSocket, format: Format, i
         killed: AtomicBool::new(false),
         close: Mutex::new((1000, String::new())),
     });
+    gw.conn_opened(&conn);
+    let _registered = Registered(gw.clone(), conn.id);
     let wconn = conn.clone();
     // the writer tells the reader when it stops (killed, or the socket failed)
     let writer_done = Arc::new(Notify::new());
@@ -192,6 +194,15 @@ pub(super) async fn serve(gw: Arc<Gateway>, socket: WebSocket, format: Format, i
     st.disconnected().await;
     conn.kill(1000, "");
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+}
+
+/// Keeps a connection in the gateway's list while its task runs.
+struct Registered(Arc<Gateway>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.conn_closed(self.1);
+    }
 }
 
 impl ConnState {

@@ -12,7 +12,7 @@ use confab_engine::model::Plan;
 use confab_engine::NewApp;
 use confab_face_leancloud::realtime::codec;
 use confab_face_leancloud::realtime::proto::*;
-use confab_face_leancloud::realtime::{Gateway, GatewaySettings};
+use confab_face_leancloud::realtime::{close, Gateway, GatewaySettings};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use serde_json::{json, Value};
@@ -831,6 +831,24 @@ async fn a_client_that_does_not_read_is_closed_and_others_carry_on() {
     logs.logs_message = Some(LogsCommand { cid: Some(cid.clone()), l: Some(5), ..Default::default() });
     let r = again.request(logs).await;
     assert_eq!(r.logs_message.expect("logsMessage").logs.len(), 5);
+}
+
+// ------------------------------------------------------------------ shutdown
+
+#[tokio::test]
+async fn shutdown_closes_websockets_as_going_away_and_does_not_wait_for_them() {
+    let srv = TestServer::start().await;
+    let app = srv.app(Plan::Standard).await;
+    let mut idle = Client::connect(&srv.base).await;
+    let mut in_session = Client::connect(&srv.base).await;
+    in_session.open(&app.app.keys.leancloud.app_id, Some("alice")).await;
+
+    let stopping = tokio::spawn(srv.stop());
+    // both hear 1001 (going away: the SDK reconnects), well before the 10 s deadline
+    for c in [&mut idle, &mut in_session] {
+        assert_eq!(c.closed(WAIT).await.0, Some(close::GOING_AWAY));
+    }
+    tokio::time::timeout(WAIT, stopping).await.expect("the shutdown ends once the WebSockets are closed").unwrap();
 }
 
 // ------------------------------------------------------------------ TLS
