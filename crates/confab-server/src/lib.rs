@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod early_answer;
+pub mod lock;
 pub mod push;
 mod serve;
 pub mod signals;
@@ -95,6 +96,8 @@ pub struct Server {
     task: JoinHandle<()>,
     /// How long requests in flight and WebSockets may take at shutdown.
     grace: Duration,
+    /// This server's claim on the data directory, released when it stops.
+    _lock: lock::DataDirLock,
 }
 
 /// How a server stopped.
@@ -107,8 +110,9 @@ pub enum Stopped {
 }
 
 impl Server {
-    /// Open the store, bind the listener and start serving.
+    /// Lock the data directory, open the store, bind the listener and start serving.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        let lock = lock::DataDirLock::acquire(&config.sqlite_dir())?;
         let store = open_store(config)?;
         let engine = engine(config, store.clone());
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -130,7 +134,7 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let grace = config.shutdown_grace();
         let task = tokio::spawn(serve::serve(listener, tls, app, stopped, grace));
-        Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task, grace })
+        Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task, grace, _lock: lock })
     }
 
     /// Stop accepting; close the WebSockets (1001, going away); let requests in flight finish

@@ -1,6 +1,6 @@
 //! The `confab` command line, run as the real binary: `app create|list|limits`, `serve`, the
 //! environment variables, `app create` against a running server's data directory, a clean exit
-//! on SIGTERM, the shutdown deadline and a second signal.
+//! on SIGTERM, the shutdown deadline and a second signal, one server per data directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output, Stdio};
@@ -416,4 +416,43 @@ async fn a_second_signal_exits_at_once() {
     assert_eq!(status.code(), Some(130), "128 + SIGINT: {status}");
     upload.abort();
     store_opens(dir.path()).await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&data, &["app", "create", "--name", "first"]).await;
+    let serve = |port: u16| {
+        let mut cmd = confab();
+        cmd.arg("serve").arg("--data-dir").arg(&data).arg("--listen").arg(format!("127.0.0.1:{port}"));
+        cmd
+    };
+    let port = free_port();
+    let mut first = Served::start(serve(port), port, &dir.path().join("first.log")).await;
+    let first_pid = first.child.id().expect("running");
+
+    // a second server, on another port, refuses at once and says why
+    let mut second = serve(free_port());
+    second.stdout(Stdio::null()).stderr(Stdio::piped());
+    let out = tokio::time::timeout(Duration::from_secs(20), second.output())
+        .await
+        .expect("a second server on the same data directory exits instead of serving")
+        .unwrap();
+    assert!(!out.status.success(), "it fails: {}", out.status);
+    let err = text(&out.stderr);
+    assert!(err.contains("already serving the data directory"), "{err}");
+    assert!(err.contains(&format!("pid {first_pid}")), "it names the server that holds the directory: {err}");
+
+    // `app create` still works beside the running server, which still serves
+    ok(&data, &["app", "create", "--name", "beside"]).await;
+    assert_eq!(first.http.get(format!("{}/healthz", first.base)).send().await.map(|r| r.status().as_u16()).ok(), Some(200));
+
+    // killed outright, the first leaves its lock file but not its lock: the next server starts
+    first.signal("KILL");
+    first.exits_within(Duration::from_secs(10), "SIGKILL").await;
+    assert!(data.join(confab_server::lock::LOCK_FILE).exists());
+    let port = free_port();
+    let again = Served::start(serve(port), port, &dir.path().join("again.log")).await;
+    again.terminate().await;
 }
