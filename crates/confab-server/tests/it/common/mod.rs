@@ -73,6 +73,18 @@ impl TestServer {
     }
 }
 
+/// A TLS client config (ring) that trusts only `cert`.
+pub fn tls_client(cert: rustls::pki_types::CertificateDer<'static>) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).expect("certificate");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
 /// How a request authenticates.
 #[derive(Clone, Debug)]
 pub enum Auth {

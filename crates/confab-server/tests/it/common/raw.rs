@@ -27,16 +27,9 @@ impl Target {
         Target { addr, tls: None }
     }
 
-    /// A client config that trusts only `cert` (DER).
+    /// TLS, trusting only `cert` (DER).
     pub fn tls(addr: SocketAddr, cert: rustls::pki_types::CertificateDer<'static>) -> Target {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert).expect("certificate");
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Target { addr, tls: Some(Arc::new(config)) }
+        Target { addr, tls: Some(super::tls_client(cert)) }
     }
 
     pub async fn connect(&self) -> std::io::Result<Conn> {
