@@ -30,6 +30,9 @@ pub struct Config {
     pub password_hash_workers: usize,
     /// Password hashes that may wait for a worker before logins are answered 429; 0: 64.
     pub password_hash_queue: usize,
+    /// At shutdown, how long requests in flight and WebSockets may take to finish before their
+    /// connections are dropped.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Default for Config {
             tls_key: None,
             password_hash_workers: 0,
             password_hash_queue: 0,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -77,6 +81,9 @@ impl Config {
         }
         if let Some(v) = env("CONFAB_DATABASE_URL") {
             c.database_url = v;
+        }
+        if let Some(v) = env("CONFAB_SHUTDOWN_GRACE_SECS").filter(|v| !v.is_empty()) {
+            c.shutdown_grace_secs = v.parse().with_context(|| format!("CONFAB_SHUTDOWN_GRACE_SECS: not a number of seconds: {v}"))?;
         }
         if let Some(v) = &o.data_dir {
             c.data_dir = v.clone();
@@ -123,6 +130,11 @@ impl Config {
         }
     }
 
+    /// How long shutdown waits for requests in flight and WebSockets.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+
     /// The directory the SQLite store uses.
     pub fn sqlite_dir(&self) -> PathBuf {
         match self.database_url.strip_prefix("sqlite:") {
@@ -151,6 +163,10 @@ mod tests {
         assert_eq!(Config::load_with_env(&o, env).unwrap().listen.port(), 9002);
         std::fs::write(&file, "no_such_key = 1\n").unwrap();
         assert!(Config::load_with_env(&Overrides { config: Some(file), ..Default::default() }, |_| None).is_err());
+        let grace = |k: &str| (k == "CONFAB_SHUTDOWN_GRACE_SECS").then(|| "2".to_string());
+        assert_eq!(Config::load_with_env(&Overrides::default(), grace).unwrap().shutdown_grace_secs, 2);
+        let no_grace = |k: &str| (k == "CONFAB_SHUTDOWN_GRACE_SECS").then(|| "soon".to_string());
+        assert!(Config::load_with_env(&Overrides::default(), no_grace).is_err());
         let pg = |k: &str| (k == "CONFAB_DATABASE_URL").then(|| "postgres://x".to_string());
         assert!(Config::load_with_env(&Overrides::default(), pg).is_err());
     }

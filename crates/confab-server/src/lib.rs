@@ -3,7 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod early_answer;
+pub mod lock;
 pub mod push;
+mod serve;
+pub mod signals;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use tokio::task::JoinHandle;
 use tower_http::trace::TraceLayer;
 
 pub use config::{Config, Overrides};
+pub use signals::Signals;
 
 /// Open the configured store.
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
@@ -84,6 +89,7 @@ pub fn router(engine: Arc<Engine>, gateway: Arc<Gateway>, config: &Config) -> Ro
         .merge(realtime::router(gateway.clone()))
         .merge(Router::new().fallback(unrouted).with_state(gateway))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(early_answer::layer))
         // Log method and path only: query strings can carry session tokens and signatures.
         .layer(
             TraceLayer::new_for_http()
@@ -100,91 +106,80 @@ pub struct Server {
     pub tls: bool,
     store: Arc<SqliteStore>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
+    /// How long requests in flight and WebSockets may take at shutdown.
+    grace: Duration,
+    /// This server's claim on the data directory, released when it stops.
+    _lock: lock::DataDirLock,
 }
 
-/// How long in-flight requests may take to finish at shutdown.
-const DRAIN: Duration = Duration::from_secs(10);
+/// How a server stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every connection finished or met the deadline; queued writes are committed.
+    Gracefully,
+    /// A second signal came while it was shutting down: exit now.
+    Forced(signals::Received),
+}
 
 impl Server {
-    /// Open the store, bind the listener and start serving.
+    /// Lock the data directory, open the store, bind the listener and start serving.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        let lock = lock::DataDirLock::acquire(&config.sqlite_dir())?;
         let store = open_store(config)?;
         let engine = engine(config, store.clone())?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let gateway = Gateway::start(engine.clone(), GatewaySettings::default());
         push::start(engine.clone());
-        let app = router(engine.clone(), gateway.clone(), config).into_make_service_with_connect_info::<SocketAddr>();
-        let (stop, mut stopped) = watch::channel(false);
+        let app = router(engine.clone(), gateway.clone(), config);
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                Some(
-                    RustlsConfig::from_pem_file(cert, key)
-                        .await
-                        .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?,
-                )
+                let loaded = RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+                Some(tokio_rustls::TlsAcceptor::from(loaded.get_inner()))
             }
             _ => None,
         };
         let is_tls = tls.is_some();
-        let task = match tls {
-            None => tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
-            }),
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let h = handle.clone();
-                tokio::spawn(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                    h.graceful_shutdown(Some(DRAIN));
-                });
-                let std_listener = listener.into_std()?;
-                tokio::spawn(async move { axum_server::from_tcp_rustls(std_listener, tls)?.handle(handle).serve(app).await })
-            }
-        };
-        Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task })
+        let (stop, stopped) = watch::channel(false);
+        let grace = config.shutdown_grace();
+        let task = tokio::spawn(serve::serve(listener, tls, app, stopped, grace));
+        Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task, grace, _lock: lock })
     }
 
-    /// Stop accepting, finish in-flight requests, commit queued writes.
+    /// Stop accepting; close the WebSockets (1001, going away); let requests in flight finish
+    /// until the deadline (`shutdown_grace_secs`), then drop what is left; commit queued writes.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.task.await??;
+        let websockets = tokio::time::timeout(self.grace, self.gateway.close_all());
+        let (served, websockets) = tokio::join!(self.task, websockets);
+        served?;
+        if websockets.is_err() {
+            tracing::warn!("WebSockets still open at the shutdown deadline are dropped");
+        }
         let store = self.store;
         tokio::task::spawn_blocking(move || store.close()).await?;
         Ok(())
     }
 
-    /// Serve until the task ends (it only ends on shutdown or a fatal error).
-    pub async fn wait_for_signal(self) -> anyhow::Result<()> {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        self.shutdown().await
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    /// Serve until SIGINT or SIGTERM, then shut down gracefully; a second signal during the
+    /// shutdown ends it at once (`Stopped::Forced`: the caller exits without waiting).
+    pub async fn run_until_signal(self, mut signals: Signals) -> anyhow::Result<Stopped> {
+        let first = signals.next().await;
+        tracing::info!(
+            signal = first.name(),
+            grace_secs = self.grace.as_secs(),
+            "shutting down: no new connections, requests in flight and WebSockets until the deadline; a second signal exits at once"
+        );
+        tokio::select! {
+            r = self.shutdown() => r.map(|()| Stopped::Gracefully),
+            second = signals.next() => {
+                tracing::warn!(signal = second.name(), "second signal: exiting at once");
+                Ok(Stopped::Forced(second))
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }

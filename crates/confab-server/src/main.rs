@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use confab_engine::model::{App, Plan};
 use confab_engine::NewApp;
-use confab_server::{Config, Overrides, Server};
+use confab_server::{Config, Overrides, Server, Signals, Stopped};
 use serde_json::{json, Value};
 use tracing_subscriber::EnvFilter;
 
@@ -122,10 +122,15 @@ async fn main() -> anyhow::Result<()> {
             let o = Overrides { config: common.config.clone(), data_dir: common.data_dir.clone(), listen, tls_cert, tls_key };
             let config = Config::load(&o)?;
             init_logging(&config.log);
+            let signals = Signals::install().context("installing the signal handlers")?;
             let server = Server::start(&config).await?;
             let scheme = if server.tls { "https" } else { "http" };
             tracing::info!(addr = %server.addr, %scheme, data_dir = %config.sqlite_dir().display(), "confab is serving");
-            server.wait_for_signal().await
+            match server.run_until_signal(signals).await? {
+                Stopped::Gracefully => Ok(()),
+                // SQLite's write-ahead log keeps the store whole; what was not committed is lost
+                Stopped::Forced(signal) => std::process::exit(signal.exit_code()),
+            }
         }
         Cmd::App { cmd } => {
             init_logging("warn");

@@ -93,6 +93,8 @@ pub(super) async fn serve(gw: Arc<Gateway>, socket: WebSocket, format: Format, i
         out: OutQueue::new(gw.settings.out_queue, gw.settings.out_queue_bytes),
         kill: watch::Sender::new(None),
     });
+    gw.conn_opened(&conn);
+    let _registered = Registered(gw.clone(), conn.id);
     let grace = gw.settings.close_grace;
     let writer = spawn_writer(conn.clone(), sink, format, grace);
 
@@ -187,6 +189,15 @@ fn spawn_writer(
             let _ = tokio::time::timeout(grace, sink.send(close(&wconn))).await;
         }
     })
+}
+
+/// Keeps a connection in the gateway's list while its task runs.
+struct Registered(Arc<Gateway>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.conn_closed(self.1);
+    }
 }
 
 impl ConnState {

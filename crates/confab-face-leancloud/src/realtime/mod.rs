@@ -35,7 +35,7 @@ use confab_engine::presence::SessionRef;
 use confab_engine::{Engine, Event, KickReason, Origin};
 use confab_routes::{Open, Route, Row};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use self::codec::Format;
 
@@ -89,6 +89,8 @@ pub mod close {
     pub const FRAME_TOO_LONG: u16 = 4109;
     /// Too slow to read its pushes: the client reconnects and catches up.
     pub const SLOW_CONSUMER: u16 = 4200;
+    /// The server is shutting down (WebSocket's "going away"): the client reconnects.
+    pub const GOING_AWAY: u16 = 1001;
 }
 
 /// The part of a connection others (the dispatcher) can reach.
@@ -180,12 +182,26 @@ pub struct Gateway {
     pub settings: GatewaySettings,
     sessions: RwLock<Registry>,
     next_id: AtomicU64,
+    /// Open WebSocket connections, to close at shutdown.
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// Shutting down: a connection that opens now is closed at once.
+    closing: AtomicBool,
+    /// The last connection closed.
+    conns_gone: Notify,
 }
 
 impl Gateway {
     /// A gateway on this engine, with its dispatcher running.
     pub fn start(engine: Arc<Engine>, settings: GatewaySettings) -> Arc<Gateway> {
-        let gw = Arc::new(Gateway { engine, settings, sessions: RwLock::new(HashMap::new()), next_id: AtomicU64::new(1) });
+        let gw = Arc::new(Gateway {
+            engine,
+            settings,
+            sessions: RwLock::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            conns: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+            conns_gone: Notify::new(),
+        });
         let mut events = gw.engine.bus().subscribe();
         let d = gw.clone();
         tokio::spawn(async move {
@@ -310,6 +326,39 @@ impl Gateway {
     /// Sessions open on this node.
     pub fn session_count(&self) -> usize {
         self.sessions.read().values().map(Vec::len).sum()
+    }
+
+    /// A connection opened: it is closed at shutdown (at once if that has begun).
+    fn conn_opened(&self, conn: &Arc<Conn>) {
+        self.conns.lock().insert(conn.id, conn.clone());
+        if self.closing.load(Ordering::SeqCst) {
+            conn.kill(close::GOING_AWAY, "server shutting down");
+        }
+    }
+
+    fn conn_closed(&self, id: u64) {
+        let mut conns = self.conns.lock();
+        conns.remove(&id);
+        if conns.is_empty() {
+            self.conns_gone.notify_waiters();
+        }
+    }
+
+    /// Shutdown: close every WebSocket with 1001 (going away; the clients reconnect and catch
+    /// up by their cursors), and any that opens from now on; returns once all are closed.
+    pub async fn close_all(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        loop {
+            let gone = self.conns_gone.notified();
+            let open: Vec<Arc<Conn>> = self.conns.lock().values().cloned().collect();
+            if open.is_empty() {
+                return;
+            }
+            for c in open {
+                c.kill(close::GOING_AWAY, "server shutting down");
+            }
+            gone.await;
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! The `confab` command line, run as the real binary: `app create|list|limits`, `serve`, the
-//! environment variables, `app create` against a running server's data directory, and a clean
-//! exit on SIGTERM.
+//! environment variables, `app create` against a running server's data directory, a clean exit
+//! on SIGTERM, the shutdown deadline and a second signal, one server per data directory.
 
-use std::path::Path;
-use std::process::{Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 /// The binary, with none of the caller's confab settings leaking in.
 fn confab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_confab"));
-    for var in ["CONFAB_DATA_DIR", "CONFAB_LISTEN", "CONFAB_DATABASE_URL", "RUST_LOG"] {
+    for var in ["CONFAB_DATA_DIR", "CONFAB_LISTEN", "CONFAB_DATABASE_URL", "CONFAB_SHUTDOWN_GRACE_SECS", "RUST_LOG"] {
         c.env_remove(var);
     }
     c.stdin(Stdio::null()).kill_on_drop(true);
@@ -92,17 +92,17 @@ struct Served {
     child: Child,
     base: String,
     http: reqwest::Client,
+    log: PathBuf,
 }
 
 impl Served {
     /// Start `cmd` (a `serve` command) with its log in `log`, and wait until /healthz says ok.
     async fn start(mut cmd: Command, port: u16, log: &Path) -> Served {
-        let log = std::fs::File::create(log).unwrap();
-        cmd.stdout(Stdio::null()).stderr(Stdio::from(log));
+        cmd.stdout(Stdio::null()).stderr(Stdio::from(std::fs::File::create(log).unwrap()));
         let child = cmd.spawn().expect("confab serve starts");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-        let mut s = Served { child, base, http };
+        let mut s = Served { child, base, http, log: log.to_path_buf() };
         let url = format!("{}/healthz", s.base);
         let (http, child) = (s.http.clone(), &mut s.child);
         eventually("GET /healthz to say ok", Duration::from_secs(30), || {
@@ -133,12 +133,36 @@ impl Served {
         Some(r.status().as_u16())
     }
 
+    /// Send a signal (`TERM`, `INT`, `KILL`).
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("still running");
+        let kill = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("kill runs");
+        assert!(kill.success());
+    }
+
+    /// Its exit status, which must come within `within`.
+    async fn exits_within(&mut self, within: Duration, after: &str) -> ExitStatus {
+        let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!("still running {within:?} after {after}; its log:\n{}", log()),
+        }
+    }
+
+    /// Wait until its log has a line with all of `words`.
+    async fn logs(&self, words: &[&str]) {
+        let log = self.log.clone();
+        eventually(&format!("a log line with {words:?}"), Duration::from_secs(20), || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            async move { text.lines().any(|l| words.iter().all(|w| l.contains(w))).then_some(()) }
+        })
+        .await
+    }
+
     /// SIGTERM, and expect a clean exit (status 0).
     async fn terminate(mut self) {
-        let pid = self.child.id().expect("still running");
-        let kill = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill runs");
-        assert!(kill.success());
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.expect("exits after SIGTERM").unwrap();
+        self.signal("TERM");
+        let status = self.exits_within(Duration::from_secs(20), "SIGTERM").await;
         assert!(status.success(), "exit status after SIGTERM: {status}");
         assert_eq!(status.code(), Some(0));
     }
@@ -315,4 +339,120 @@ async fn environment_variables_choose_data_dir_and_listen_address() {
     let out = run(confab().current_dir(&cwd).env("CONFAB_DATA_DIR", &data).env("CONFAB_LISTEN", "not an address").arg("serve")).await;
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("CONFAB_LISTEN"), "{}", text(&out.stderr));
+}
+
+/// `confab serve` on a fresh data directory with one app, logging each request's start, with
+/// these extra environment variables; and the app's LeanCloud id and master key.
+async fn serve_with_app(dir: &Path, env: &[(&str, &str)]) -> (Served, String, String) {
+    let data = dir.join("data");
+    let v = one_json(&ok(&data, &["app", "create", "--name", "demo", "--json"]).await);
+    let (app_id, _, master) = check_app_json(&v, "demo", "standard");
+    let port = free_port();
+    let mut cmd = confab();
+    cmd.arg("serve").arg("--data-dir").arg(&data).arg("--listen").arg(format!("127.0.0.1:{port}"));
+    cmd.env("RUST_LOG", "info,tower_http=debug").envs(env.iter().copied());
+    (Served::start(cmd, port, &dir.join("serve.log")).await, app_id, master)
+}
+
+/// A POST whose body trickles in at 1 KB a second for two minutes, in flight once the server's
+/// log shows it started; the task sending it.
+async fn slow_upload(server: &Served, app_id: &str, master: &str) -> tokio::task::JoinHandle<()> {
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let head = format!(
+        "POST /1.2/rtm/conversations HTTP/1.1\r\nHost: {addr}\r\nX-LC-Id: {app_id}\r\nX-LC-Key: {master},master\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"name\":\"",
+        120 * 1024
+    );
+    let task = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        if tcp.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        for _ in 0..120 {
+            if tcp.write_all(&[b'x'; 1024]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    server.logs(&["POST", "started processing request"]).await;
+    task
+}
+
+/// `confab serve` with this shutdown deadline, interrupted (SIGINT) in the middle of a slow
+/// upload; and the task sending it.
+async fn interrupted_during_a_slow_upload(dir: &Path, grace_secs: &str) -> (Served, tokio::task::JoinHandle<()>) {
+    let (server, app_id, master) = serve_with_app(dir, &[("CONFAB_SHUTDOWN_GRACE_SECS", grace_secs)]).await;
+    let upload = slow_upload(&server, &app_id, &master).await;
+    server.signal("INT");
+    (server, upload)
+}
+
+/// The data directory opens again and holds its one app.
+async fn store_opens(dir: &Path) {
+    let list = one_json(&ok(&dir.join("data"), &["app", "list", "--json"]).await);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_beyond_its_deadline_for_a_slow_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, upload) = interrupted_during_a_slow_upload(dir.path(), "2").await;
+    // the upload would keep it alive for two minutes; the deadline is 2 s
+    let status = server.exits_within(Duration::from_secs(2 + 10), "SIGINT with a 2 s deadline").await;
+    assert_eq!(status.code(), Some(0), "a clean exit: {status}");
+    upload.abort();
+    store_opens(dir.path()).await;
+}
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, upload) = interrupted_during_a_slow_upload(dir.path(), "300").await;
+    server.logs(&["shutting down"]).await;
+    server.signal("INT");
+    let status = server.exits_within(Duration::from_secs(10), "a second SIGINT").await;
+    assert_eq!(status.code(), Some(130), "128 + SIGINT: {status}");
+    upload.abort();
+    store_opens(dir.path()).await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&data, &["app", "create", "--name", "first"]).await;
+    let serve = |port: u16| {
+        let mut cmd = confab();
+        cmd.arg("serve").arg("--data-dir").arg(&data).arg("--listen").arg(format!("127.0.0.1:{port}"));
+        cmd
+    };
+    let port = free_port();
+    let mut first = Served::start(serve(port), port, &dir.path().join("first.log")).await;
+    let first_pid = first.child.id().expect("running");
+
+    // a second server, on another port, refuses at once and says why
+    let mut second = serve(free_port());
+    second.stdout(Stdio::null()).stderr(Stdio::piped());
+    let out = tokio::time::timeout(Duration::from_secs(20), second.output())
+        .await
+        .expect("a second server on the same data directory exits instead of serving")
+        .unwrap();
+    assert!(!out.status.success(), "it fails: {}", out.status);
+    let err = text(&out.stderr);
+    assert!(err.contains("already serving the data directory"), "{err}");
+    assert!(err.contains(&format!("pid {first_pid}")), "it names the server that holds the directory: {err}");
+
+    // `app create` still works beside the running server, which still serves
+    ok(&data, &["app", "create", "--name", "beside"]).await;
+    assert_eq!(first.http.get(format!("{}/healthz", first.base)).send().await.map(|r| r.status().as_u16()).ok(), Some(200));
+
+    // killed outright, the first leaves its lock file but not its lock: the next server starts
+    first.signal("KILL");
+    first.exits_within(Duration::from_secs(10), "SIGKILL").await;
+    assert!(data.join(confab_server::lock::LOCK_FILE).exists());
+    let port = free_port();
+    let again = Served::start(serve(port), port, &dir.path().join("again.log")).await;
+    again.terminate().await;
 }

@@ -6,6 +6,7 @@ mod common;
 mod auth_table;
 mod cli;
 mod cross_face;
+mod early_answer;
 mod em_bad_input;
 mod em_chatrooms;
 mod em_limits;

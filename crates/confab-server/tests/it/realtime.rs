@@ -12,7 +12,7 @@ use confab_engine::model::Plan;
 use confab_engine::NewApp;
 use confab_face_leancloud::realtime::codec;
 use confab_face_leancloud::realtime::proto::*;
-use confab_face_leancloud::realtime::{Gateway, GatewaySettings};
+use confab_face_leancloud::realtime::{close, Gateway, GatewaySettings};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use serde_json::{json, Value};
@@ -833,57 +833,53 @@ async fn a_client_that_does_not_read_is_closed_and_others_carry_on() {
     assert_eq!(r.logs_message.expect("logsMessage").logs.len(), 5);
 }
 
+// ------------------------------------------------------------------ shutdown
+
+#[tokio::test]
+async fn shutdown_closes_websockets_as_going_away_and_does_not_wait_for_them() {
+    let srv = TestServer::start().await;
+    let app = srv.app(Plan::Standard).await;
+    let mut idle = Client::connect(&srv.base).await;
+    let mut in_session = Client::connect(&srv.base).await;
+    in_session.open(&app.app.keys.leancloud.app_id, Some("alice")).await;
+
+    let stopping = tokio::spawn(srv.stop());
+    // both hear 1001 (going away: the SDK reconnects), well before the 10 s deadline
+    for c in [&mut idle, &mut in_session] {
+        assert_eq!(c.closed(WAIT).await.0, Some(close::GOING_AWAY));
+    }
+    tokio::time::timeout(WAIT, stopping).await.expect("the shutdown ends once the WebSockets are closed").unwrap();
+}
+
 // ------------------------------------------------------------------ TLS
 
 #[tokio::test]
 async fn wss_and_https_with_a_self_signed_certificate() {
-    let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("certificate");
-    let cert_pem = ck.cert.pem();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, &cert_pem).unwrap();
-    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
-    let config = confab_server::Config {
-        data_dir: dir.path().join("data"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls_cert: Some(cert),
-        tls_key: Some(key),
-        ..confab_server::Config::default()
-    };
-    let server = confab_server::Server::start(&config).await.expect("TLS server starts");
-    assert!(server.tls);
-    let port = server.addr.port();
-    let app = server.engine.create_app(NewApp { name: "tls".into(), plan: Plan::Standard, ..Default::default() }).await.unwrap();
+    let (srv, cert) = TestServer::start_tls().await;
+    assert!(srv.server.as_ref().expect("running").tls);
+    let port = srv.addr().port();
+    // https REST through the harness's client, which trusts that certificate
+    let https = srv.app(Plan::Standard).await;
 
     // wss:// with rustls trusting only that certificate
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ck.cert.der().clone()).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let (ws, resp) = tokio_tungstenite::connect_async_tls_with_config(
         ws_request(&format!("wss://127.0.0.1:{port}/"), Some(BINARY)),
         None,
         false,
-        Some(tokio_tungstenite::Connector::Rustls(Arc::new(tls))),
+        Some(tokio_tungstenite::Connector::Rustls(tls_client(cert))),
     )
     .await
     .expect("wss handshake");
     assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), BINARY);
     let mut c = Client::wrap(ws, Some(BINARY.into()), false);
-    let r = c.open(&app.keys.leancloud.app_id, Some("alice")).await;
+    let r = c.open(https.app_id(), Some("alice")).await;
     assert_eq!(r.peer_id.as_deref(), Some("alice"));
     c.echo().await;
 
     // plain ws:// to the TLS port does not work
     assert!(tokio_tungstenite::connect_async(ws_request(&format!("ws://127.0.0.1:{port}/"), Some(BINARY))).await.is_err());
 
-    // https REST with reqwest trusting that certificate
-    let http =
-        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap()).build().unwrap();
-    let https = LcApp { app, base: format!("https://127.0.0.1:{port}"), http };
+    // https REST
     let cid = https.conversation(json!({"m": ["alice", "bob"]})).await;
     let r = https.http.get(format!("{}/healthz", https.base)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -892,5 +888,5 @@ async fn wss_and_https_with_a_self_signed_certificate() {
     let p = c.direct_push().await;
     assert_eq!(p.direct_message.unwrap().msg.as_deref(), Some("over https"));
     drop(c);
-    server.shutdown().await.expect("clean shutdown");
+    srv.stop().await;
 }

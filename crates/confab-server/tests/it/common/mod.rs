@@ -2,6 +2,8 @@
 //! client that speaks to it as a LeanCloud app server would.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -27,6 +29,32 @@ impl TestServer {
         TestServer { server: Some(server), base, http: reqwest::Client::new(), dir }
     }
 
+    /// A server that speaks TLS with a fresh self-signed certificate for 127.0.0.1, and that
+    /// certificate. `base` is `https://…`, and `http` trusts that certificate.
+    pub async fn start_tls() -> (TestServer, rustls::pki_types::CertificateDer<'static>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, ck.cert.pem()).expect("cert.pem");
+        std::fs::write(&key, ck.key_pair.serialize_pem()).expect("key.pem");
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            ..Config::default()
+        };
+        let server = Server::start(&config).await.expect("TLS server starts");
+        let base = format!("https://{}", server.addr);
+        let trusted = reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).expect("PEM");
+        let http = reqwest::Client::builder().add_root_certificate(trusted).build().expect("https client");
+        (TestServer { server: Some(server), base, http, dir }, ck.cert.der().clone())
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().expect("running").addr
+    }
+
     pub fn engine(&self) -> &std::sync::Arc<confab_engine::Engine> {
         &self.server.as_ref().expect("running").engine
     }
@@ -43,6 +71,18 @@ impl TestServer {
             s.shutdown().await.expect("clean shutdown");
         }
     }
+}
+
+/// A TLS client config (ring) that trusts only `cert`.
+pub fn tls_client(cert: rustls::pki_types::CertificateDer<'static>) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).expect("certificate");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
 }
 
 /// How a request authenticates.
