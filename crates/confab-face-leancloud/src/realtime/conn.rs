@@ -184,10 +184,10 @@ fn spawn_writer(
         }
         // What is still queued is dropped (the client catches up by its cursors); what is in
         // flight, then the close frame, is given the grace to reach a client that reads again.
+        // A socket that failed ends the connection too (the reader stops on the kill).
         wconn.out.close();
-        if wconn.is_killed() {
-            let _ = tokio::time::timeout(grace, sink.send(close(&wconn))).await;
-        }
+        wconn.kill(1011, "write failed");
+        let _ = tokio::time::timeout(grace, sink.send(close(&wconn))).await;
     })
 }
 

@@ -392,8 +392,7 @@ async fn upgrade(
         .max_message_size(gw.settings.max_frame)
         .max_frame_size(gw.settings.max_frame)
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(WRITE_BUFFER + gw.settings.max_frame.max(gw.settings.out_queue_bytes));
+        .write_buffer_size(WRITE_BUFFER);
     let offered = ws.selected_protocol().and_then(|p| p.to_str().ok()).and_then(codec::format_of);
     let format = offered.or_else(|| q.get("subprotocol").and_then(|p| codec::format_of(p))).unwrap_or(Format::Binary);
     let ip = info.map(|i| i.0 .0.ip().to_string());

@@ -181,10 +181,7 @@ async fn call(srv: &TestServer, method: &Method, path: &str, c: &Cred, body: &Va
     for (k, v) in req_headers {
         req = req.header(k, v);
     }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    Resp { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    Resp::read(req.send().await.expect("request")).await
 }
 
 /// Walks rows: each credential the row's need refuses, with the refusal expected. Returns the

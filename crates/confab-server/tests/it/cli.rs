@@ -88,7 +88,7 @@ where
 }
 
 /// A `confab serve` child process, killed if the test fails.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     base: String,
     http: reqwest::Client,
@@ -131,6 +131,19 @@ impl Served {
             .await
             .ok()?;
         Some(r.status().as_u16())
+    }
+
+    /// Its address, `http://127.0.0.1:PORT`.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Its resident memory, in bytes (Linux: `/proc/PID/status`).
+    pub(crate) fn rss(&self) -> u64 {
+        let pid = self.child.id().expect("still running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+        let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+        kb.expect("VmRSS") * 1024
     }
 
     /// Send a signal (`TERM`, `INT`, `KILL`).
@@ -343,7 +356,7 @@ async fn environment_variables_choose_data_dir_and_listen_address() {
 
 /// `confab serve` on a fresh data directory with one app, logging each request's start, with
 /// these extra environment variables; and the app's LeanCloud id and master key.
-async fn serve_with_app(dir: &Path, env: &[(&str, &str)]) -> (Served, String, String) {
+pub(crate) async fn serve_with_app(dir: &Path, env: &[(&str, &str)]) -> (Served, String, String) {
     let data = dir.join("data");
     let v = one_json(&ok(&data, &["app", "create", "--name", "demo", "--json"]).await);
     let (app_id, _, master) = check_app_json(&v, "demo", "standard");

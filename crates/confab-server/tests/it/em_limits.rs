@@ -43,7 +43,9 @@ async fn every_family_has_its_own_rate_bucket() {
                 break;
             }
         }
-        limited.unwrap_or_else(|| panic!("{bucket}: no 429 from {path}")).em_error(429, "reach_limit");
+        let limited = limited.unwrap_or_else(|| panic!("{bucket}: no 429 from {path}"));
+        limited.em_error(429, "reach_limit");
+        limited.assert_retry_after();
     }
     srv.stop().await;
 }

@@ -462,11 +462,7 @@ async fn chat_files_upload_and_download() {
         if restrict {
             req = req.header("restrict-access", "true");
         }
-        async move {
-            let r = req.send().await.unwrap();
-            let status = r.status().as_u16();
-            Resp { status, body: r.json().await.unwrap_or(Value::Null) }
-        }
+        async move { Resp::read(req.send().await.unwrap()).await }
     };
     let r = upload("file", false, bytes.clone()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);

@@ -184,9 +184,7 @@ async fn put_metadata(app: &EmApp, user: &str, auth: Em, form: &str) -> Resp {
         Em::Token(t) => req.bearer_auth(t),
         Em::None => req,
     };
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    Resp { status, body: serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null) }
+    Resp::read(req.send().await.expect("request")).await
 }
 
 #[tokio::test]

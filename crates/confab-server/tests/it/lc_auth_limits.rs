@@ -21,7 +21,7 @@ fn unauthorized(r: &Resp) {
 }
 
 fn too_many(r: &Resp) {
-    assert_eq!(r.status, 429, "status of {:?}", r.body);
+    r.assert_retry_after();
     assert_eq!(r.body, json!({"code": 429, "error": "Too many requests."}));
 }
 

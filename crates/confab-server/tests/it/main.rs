@@ -21,6 +21,7 @@ mod lc_auth_limits;
 mod lc_conversations;
 mod lc_messages;
 mod lc_service_clients;
+mod login_limits;
 mod maxim;
 mod realtime;
 mod smoke;

@@ -12,7 +12,7 @@ use confab_engine::model::Plan;
 use confab_engine::NewApp;
 use confab_face_leancloud::realtime::codec;
 use confab_face_leancloud::realtime::proto::*;
-use confab_face_leancloud::realtime::{close, Gateway, GatewaySettings};
+use confab_face_leancloud::realtime::{Gateway, GatewaySettings};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use serde_json::{json, Value};
@@ -749,12 +749,23 @@ async fn connect_small_buffer(base: &str) -> Client {
     Client::wrap(ws, Some(BINARY.into()), false)
 }
 
-#[tokio::test]
-async fn a_client_that_does_not_read_is_closed_and_others_carry_on() {
-    let out_queue = 16;
-    let srv = custom_server(GatewaySettings { out_queue, ..GatewaySettings::default() }).await;
+/// What a slow-consumer run saw: messages sent before the slow client's session was dropped,
+/// and what the slow client then read (its close code and the frames before it).
+struct SlowRun {
+    dropped_after: usize,
+    close: Option<u16>,
+    frames: usize,
+}
+
+/// A slow client that stops reading, a watcher that reads everything and a sender that
+/// pipelines `size`-byte messages until the slow client's session is dropped; then the slow
+/// client reads again at once. The sender's messages all went through, the watcher got every one,
+/// and the slow client can come back and catch up by history.
+async fn slow_consumer(settings: GatewaySettings, size: usize) -> SlowRun {
+    let srv = custom_server(settings).await;
     let app = srv.engine.create_app(NewApp { name: "bp".into(), plan: Plan::Standard, ..Default::default() }).await.unwrap();
     srv.engine.set_app_limit("bp", "rates.lc.message.per_minute", "1000000").await.unwrap();
+    srv.engine.set_app_limit("bp", "message_max_bytes", &(size + 100).to_string()).await.unwrap();
     let app_id = app.keys.leancloud.app_id.clone();
     let lc = LcApp { app, base: srv.base.clone(), http: reqwest::Client::new() };
 
@@ -781,8 +792,8 @@ async fn a_client_that_does_not_read_is_closed_and_others_carry_on() {
         (watcher, n)
     });
 
-    // the sender pipelines 4 KB messages and reads its acks concurrently, until the slow
-    // client's session is gone (its connection closed) or a cap is reached
+    // the sender pipelines messages and reads its acks concurrently, until the slow client's
+    // session is gone (its connection closed) or a cap is reached
     let (mut sink, mut stream) = sender.ws.split();
     let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = acked.clone();
@@ -793,36 +804,38 @@ async fn a_client_that_does_not_read_is_closed_and_others_carry_on() {
             }
         }
     });
-    let body = "z".repeat(4000);
+    let body = "z".repeat(size);
     let cap = 4000;
     let mut sent = 0;
     while sent < cap && srv.gateway.session_count() == 3 {
-        for _ in 0..50 {
+        for _ in 0..10 {
             sent += 1;
             let mut c = command(CommandType::Direct, None);
             c.i = Some(sent as i32);
             c.direct_message = Some(DirectCommand { cid: Some(cid.clone()), msg: Some(body.clone()), ..Default::default() });
             sink.send(WsMessage::Binary(c.encode_to_vec().into())).await.unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // without the slow client reading a byte, the server drops its session
     eventually(10, || async { (srv.gateway.session_count() == 2).then_some(()) }).await;
     let dropped_after = sent;
+    // the slow client reads again a few seconds later (an app back from the background): a
+    // bounded backlog, then the close frame
+    let slow_reads = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        slow.closed(Duration::from_secs(20)).await
+    });
 
     // the sender's messages all went through, and the watcher got every one
     let acked = || acked.load(std::sync::atomic::Ordering::SeqCst);
-    eventually(20, || async { (acked() == sent).then_some(()) }).await;
+    eventually(30, || async { (acked() == sent).then_some(()) }).await;
     let _ = sink.send(WsMessage::Close(None)).await;
     let (mut watcher, seen) = watcher_task.await.unwrap();
     assert_eq!(seen, sent, "the reading client got every push");
     watcher.echo().await;
-
-    // the slow client now reads: a bounded backlog, then the close (4200) or a dropped socket
-    let (code, frames) = slow.closed(Duration::from_secs(20)).await;
-    assert!(code.is_none() || code == Some(4200), "SLOW_CONSUMER or a dropped socket, got {code:?}");
-    assert!(frames < dropped_after, "the server buffered only a bounded backlog ({frames} of {dropped_after} pushes)");
-    eprintln!("slow consumer closed ({code:?}) after {dropped_after} messages; it had {frames} frames waiting");
+    let (close, frames) = slow_reads.await.unwrap();
+    eprintln!("slow consumer closed ({close:?}) after {dropped_after} messages of {size} bytes; it had {frames} frames waiting");
 
     // and a new connection for the slow client works, catching up by history
     let mut again = Client::connect(&srv.base).await;
@@ -831,24 +844,127 @@ async fn a_client_that_does_not_read_is_closed_and_others_carry_on() {
     logs.logs_message = Some(LogsCommand { cid: Some(cid.clone()), l: Some(5), ..Default::default() });
     let r = again.request(logs).await;
     assert_eq!(r.logs_message.expect("logsMessage").logs.len(), 5);
+    SlowRun { dropped_after, close, frames }
 }
 
-// ------------------------------------------------------------------ shutdown
+#[tokio::test]
+async fn a_client_that_does_not_read_is_closed_with_4200_and_others_carry_on() {
+    let run = slow_consumer(GatewaySettings { out_queue: 16, ..GatewaySettings::default() }, 4000).await;
+    assert_eq!(run.close, Some(4200), "SLOW_CONSUMER, not a bare end of stream");
+    assert!(run.frames < run.dropped_after, "the server buffered only a bounded backlog ({} of {} pushes)", run.frames, run.dropped_after);
+}
 
 #[tokio::test]
-async fn shutdown_closes_websockets_as_going_away_and_does_not_wait_for_them() {
-    let srv = TestServer::start().await;
-    let app = srv.app(Plan::Standard).await;
-    let mut idle = Client::connect(&srv.base).await;
-    let mut in_session = Client::connect(&srv.base).await;
-    in_session.open(&app.app.keys.leancloud.app_id, Some("alice")).await;
+async fn the_queue_bound_counts_bytes_as_well_as_frames() {
+    // 1024 frames allowed, but only 64 KiB: 16 KB pushes close the connection long before 1024
+    let settings = GatewaySettings { out_queue: 1024, out_queue_bytes: 64 * 1024, ..GatewaySettings::default() };
+    let run = slow_consumer(settings, 16 * 1024).await;
+    assert_eq!(run.close, Some(4200));
+    assert!(run.dropped_after < 1024, "closed after {} pushes of 16 KB: the byte bound (4 of them) acted", run.dropped_after);
+}
 
-    let stopping = tokio::spawn(srv.stop());
-    // both hear 1001 (going away: the SDK reconnects), well before the 10 s deadline
-    for c in [&mut idle, &mut in_session] {
-        assert_eq!(c.closed(WAIT).await.0, Some(close::GOING_AWAY));
+// ------------------------------------------------------------------ order and memory
+
+/// Every push a client received of conversation `cid`, in arrival order: message ids.
+async fn direct_ids(c: &mut Client, want: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(want);
+    while ids.len() < want {
+        let p = c.direct_push().await;
+        ids.push(p.direct_message.and_then(|d| d.id).expect("a message id"));
     }
-    tokio::time::timeout(WAIT, stopping).await.expect("the shutdown ends once the WebSockets are closed").unwrap();
+    ids
+}
+
+#[tokio::test]
+async fn pushes_follow_the_conversation_order_with_four_senders() {
+    let (srv, app) = server().await;
+    srv.engine().set_app_limit(&app.app.name, "rates.lc.message.per_minute", "1000000").await.unwrap();
+    let cid = app.conversation(json!({"m": ["r1", "r2", "r3", "s1", "s2"]})).await;
+    let mut receivers = Vec::new();
+    for r in ["r1", "r2", "r3"] {
+        let mut c = Client::connect(&srv.base).await;
+        c.open(app.app_id(), Some(r)).await;
+        receivers.push(c);
+    }
+    const EACH: usize = 250;
+    // two realtime senders pipeline their messages; two REST senders send 16 at a time
+    let mut senders = tokio::task::JoinSet::new();
+    for s in ["s1", "s2"] {
+        let mut c = Client::connect(&srv.base).await;
+        c.open(app.app_id(), Some(s)).await;
+        let cid = cid.clone();
+        senders.spawn(async move {
+            let (mut sink, mut stream) = c.ws.split();
+            let reader = tokio::spawn(async move {
+                let mut acks = 0;
+                while acks < EACH {
+                    let m = stream.next().await.expect("open").expect("frame");
+                    if matches!(m, WsMessage::Binary(_)) && decode_frame(&m).cmd == Some(CommandType::Ack as i32) {
+                        acks += 1;
+                    }
+                }
+            });
+            for i in 0..EACH {
+                let mut d = command(CommandType::Direct, None);
+                d.i = Some(i as i32 + 10);
+                d.direct_message = Some(DirectCommand { cid: Some(cid.clone()), msg: Some(format!("rt {i}")), ..Default::default() });
+                sink.send(WsMessage::Binary(d.encode_to_vec().into())).await.unwrap();
+            }
+            reader.await.unwrap();
+        });
+    }
+    for s in ["rest1", "rest2"] {
+        let (lc, cid) = (LcApp { app: app.app.clone(), base: app.base.clone(), http: app.http.clone() }, cid.clone());
+        senders.spawn(async move {
+            let path = format!("/1.2/rtm/conversations/{cid}/messages");
+            let sends = (0..EACH).map(|i| lc.post(&path, json!({"from_client": s, "message": format!("rest {i}")})));
+            let answers: Vec<Resp> = futures_util::stream::iter(sends).buffer_unordered(16).collect().await;
+            assert!(answers.iter().all(|r| r.status == 200));
+        });
+    }
+    while let Some(r) = senders.join_next().await {
+        r.unwrap();
+    }
+    // history is the conversation's order
+    let history = app.get(&format!("/1.2/rtm/conversations/{cid}/messages?reversed=true&limit=1000")).await;
+    let order: Vec<String> = history.ok().as_array().unwrap().iter().map(|m| m["msg-id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(order.len(), 4 * EACH);
+    for (r, c) in receivers.iter_mut().enumerate() {
+        let got = direct_ids(c, 4 * EACH).await;
+        let swaps = got.windows(2).filter(|w| order.iter().position(|x| *x == w[0]) > order.iter().position(|x| *x == w[1])).count();
+        assert_eq!(swaps, 0, "receiver {r}: {swaps} adjacent pushes out of the conversation's order");
+        assert_eq!(got, order, "receiver {r} saw the history's order");
+    }
+}
+
+#[tokio::test]
+async fn an_idle_session_costs_the_server_a_few_kilobytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, app_id, _) = crate::cli::serve_with_app(dir.path(), &[("RUST_LOG", "warn")]).await;
+    let open = |n: std::ops::Range<usize>| {
+        let (base, app_id) = (server.base().to_string(), app_id.clone());
+        futures_util::stream::iter(n.map(move |i| {
+            let (base, app_id) = (base.clone(), app_id.clone());
+            async move {
+                let mut c = Client::connect(&base).await;
+                c.open(&app_id, Some(&format!("idle-{i}"))).await;
+                c
+            }
+        }))
+        .buffer_unordered(50)
+        .collect::<Vec<Client>>()
+    };
+    // the fixed costs first (threads, pools, caches), then 400 more idle sessions
+    let warm = open(0..100).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss();
+    let idle = open(100..500).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per = server.rss().saturating_sub(before) / 400;
+    eprintln!("an idle session costs the server {per} bytes");
+    // 157 KB before the WebSocket buffers were sized for idle clients
+    assert!(per < 32 * 1024, "an idle session costs the server {per} bytes");
+    drop((warm, idle));
 }
 
 // ------------------------------------------------------------------ TLS

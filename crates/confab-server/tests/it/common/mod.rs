@@ -22,8 +22,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// A server with settings of the test's own.
+    pub async fn start_with(settings: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+        let mut config = Config { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+        settings(&mut config);
         let server = Server::start(&config).await.expect("server starts");
         let base = format!("http://{}", server.addr);
         TestServer { server: Some(server), base, http: reqwest::Client::new(), dir }
@@ -104,14 +110,31 @@ pub struct LcApp {
     pub http: reqwest::Client,
 }
 
-/// A response: status and JSON body (Value::Null when the body is not JSON).
+/// A response: status, JSON body (Value::Null when the body is not JSON) and `Retry-After`.
 #[derive(Debug)]
 pub struct Resp {
     pub status: u16,
     pub body: Value,
+    pub retry_after: Option<u64>,
 }
 
 impl Resp {
+    pub async fn read(resp: reqwest::Response) -> Resp {
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());
+        let text = resp.text().await.expect("body");
+        Resp { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), retry_after }
+    }
+
+    /// Assert a 429 that says how long to wait.
+    #[track_caller]
+    pub fn assert_retry_after(&self) -> u64 {
+        assert_eq!(self.status, 429, "expected 429, got {} {:?}", self.status, self.body);
+        let secs = self.retry_after.unwrap_or_else(|| panic!("a 429 without Retry-After: {:?}", self.body));
+        assert!(secs >= 1, "Retry-After {secs}");
+        secs
+    }
+
     /// Assert a LeanCloud error: HTTP status and body code.
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: i64) {
@@ -151,9 +174,7 @@ impl LcApp {
             req = req.header("Content-Type", "application/json").body(b.to_string());
         }
         let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        Resp { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        Resp::read(resp).await
     }
 
     /// A raw body (for malformed JSON and oversized bodies).
@@ -168,9 +189,7 @@ impl LcApp {
             .send()
             .await
             .expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        Resp { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        Resp::read(resp).await
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -289,9 +308,7 @@ impl EmApp {
             req = req.header("Content-Type", "application/json").body(b);
         }
         let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        Resp { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        Resp::read(resp).await
     }
     pub async fn get(&self, path: &str) -> Resp {
         self.call(Method::GET, path, Em::App, None).await
