@@ -138,6 +138,11 @@ impl Server {
         Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task })
     }
 
+    /// The store under the engine (tests and measurements read its work counters).
+    pub fn store(&self) -> &Arc<SqliteStore> {
+        &self.store
+    }
+
     /// Stop accepting, finish in-flight requests, commit queued writes.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
