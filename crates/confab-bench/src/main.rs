@@ -5,6 +5,8 @@
 //! * `store-insert`: message inserts straight into the SQLite store, with and without group commit.
 //! * `ws-fanout`: realtime clients (raw protocol over WebSocket) in group conversations; senders
 //!   pipeline messages, every member receives them; delivery latency is measured end to end.
+//! * `login-catchup`: realtime logins of clients with a long unread history (login latency,
+//!   `/healthz` meanwhile, and the store work of one login).
 //!
 //! Without `--url`, the REST modes start a confab server in this process on a fresh data directory (the
 //! client and server then share the machine, as they would in a single-host deployment).
@@ -86,8 +88,12 @@ enum Cmd {
         #[arg(long)]
         no_durable: bool,
     },
+    /// Realtime logins with a long unread history: login latency, /healthz meanwhile, and the
+    /// store work of one login (in-process server only).
+    LoginCatchup(login::LoginArgs),
 }
 
+mod login;
 mod ws;
 
 pub(crate) struct Lc {
@@ -342,5 +348,6 @@ async fn main() -> anyhow::Result<()> {
         Cmd::EmSend(t) => em_send(t).await,
         Cmd::WsFanout { target, members, window } => ws::fanout(target, members, window).await,
         Cmd::StoreInsert { writers, messages, max_group, no_durable } => store_insert(writers, messages, max_group, !no_durable).await,
+        Cmd::LoginCatchup(a) => login::login_catchup(a).await,
     }
 }
