@@ -8,6 +8,7 @@ mod functions;
 mod pool;
 mod rows;
 mod schema;
+mod unread;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -809,13 +810,15 @@ impl Store for SqliteStore {
         let user = user.to_string();
         self.pool
             .write("hide_message", move |c| {
-                let restricted: Option<bool> = c
-                    .query_row("SELECT restricted FROM messages WHERE app = ?1 AND id = ?2", params![app, id], |r| r.get(0))
+                let found: Option<(bool, i64, i64)> = c
+                    .query_row("SELECT restricted, conv, seq FROM messages WHERE app = ?1 AND id = ?2", params![app, id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
                     .optional()
                     .map_err(sql_err)?;
-                Ok(match restricted {
+                Ok(match found {
                     None => false,
-                    Some(true) => {
+                    Some((true, _, _)) => {
                         c.cached_execute(
                             "DELETE FROM message_users WHERE app = ?1 AND msg = ?2 AND user = ?3 AND visible = 1",
                             params![app, id, user],
@@ -823,10 +826,11 @@ impl Store for SqliteStore {
                         .map_err(sql_err)?
                             > 0
                     }
-                    Some(false) => {
+                    Some((false, conv, seq)) => {
                         c.cached_execute(
-                            "INSERT INTO message_users (app, msg, user, visible) VALUES (?1, ?2, ?3, 0) ON CONFLICT DO NOTHING",
-                            params![app, id, user],
+                            "INSERT INTO message_users (app, msg, user, visible, conv, seq) VALUES (?1, ?2, ?3, 0, ?4, ?5)
+                             ON CONFLICT DO NOTHING",
+                            params![app, id, user, conv, seq],
                         )
                         .map_err(sql_err)?
                             > 0
@@ -907,21 +911,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn unread_count(&self, app: i64, user: &str, conv: Option<i64>) -> Result<i64> {
-        let mut b = Builder::default();
-        b.push(
-            "SELECT COUNT(*) FROM members mb JOIN conversations c ON c.app = mb.app AND c.id = mb.conv
-             JOIN messages m ON m.app = mb.app AND m.conv = mb.conv AND m.seq > mb.read_seq
-             WHERE c.kind IN (1, 3, 4, 5) AND m.recalled_at IS NULL AND mb.app = ",
-        )
-        .bind(Sql::Integer(app));
-        b.push(" AND mb.user = ").bind(Sql::Text(user.to_string()));
-        b.push(" AND m.sender <> ").bind(Sql::Text(user.to_string()));
-        if let Some(conv) = conv {
-            b.push(" AND mb.conv = ").bind(Sql::Integer(conv));
-        }
-        visible_to(&mut b, user);
-        self.pool.read("unread_count", move |c| Ok(query_all(c, &b, |r| r.get::<_, i64>(0))?.into_iter().next().unwrap_or(0))).await
+    async fn unread_count(&self, app: i64, user: &str, conv: Option<i64>, bounds: UnreadBounds) -> Result<i64> {
+        let user = user.to_string();
+        self.pool.read("unread_count", move |c| unread::total(c, app, &user, conv, bounds)).await
     }
 
     // ---------------------------------------------------------------- cursors, unread, patches
@@ -999,46 +991,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn unread_summary(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<UnreadEntry>> {
-        let mut b = Builder::default();
-        b.push(
-            "SELECT mb.conv, c.kind, COUNT(*), MAX(m.seq), MAX(CASE WHEN m.mention_all = 1
-                 OR EXISTS (SELECT 1 FROM json_each(m.mentions) j WHERE j.value = ",
-        )
-        .bind(Sql::Text(user.to_string()))
-        .push(
-            ") THEN 1 ELSE 0 END)
-             FROM members mb JOIN conversations c ON c.app = mb.app AND c.id = mb.conv
-             JOIN messages m ON m.app = mb.app AND m.conv = mb.conv AND m.seq > mb.read_seq
-             WHERE c.kind IN (1, 3, 4, 5) AND m.recalled_at IS NULL AND mb.app = ",
-        )
-        .bind(Sql::Integer(app));
-        b.push(" AND mb.user = ").bind(Sql::Text(user.to_string()));
-        b.push(" AND m.sender <> ").bind(Sql::Text(user.to_string()));
-        b.push(" AND c.last_message_at > ").bind(Sql::Integer(since));
-        visible_to(&mut b, user);
-        b.push(" GROUP BY mb.conv, c.kind ORDER BY MAX(m.ts) DESC LIMIT ").bind(Sql::Integer(limit));
-        self.pool
-            .read("unread_summary", move |c| {
-                let rows = query_all(c, &b, |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, bool>(4)?))
-                })?;
-                let mut out = Vec::with_capacity(rows.len());
-                for (conv, kind, count, seq, mentioned) in rows {
-                    let kind = ConvKind::from_code(kind).ok_or_else(|| Error::internal("unknown conversation kind"))?;
-                    let last = c
-                        .query_row(
-                            &format!("SELECT {MSG_COLS} FROM messages m WHERE m.app = ?1 AND m.conv = ?2 AND m.seq = ?3"),
-                            params![app, conv, seq],
-                            msg_row,
-                        )
-                        .optional()
-                        .map_err(sql_err)?;
-                    out.push(UnreadEntry { conv, kind, count, last, mentioned });
-                }
-                Ok(out)
-            })
-            .await
+    async fn unread_summary(&self, app: i64, user: &str, since: i64, limit: i64, bounds: UnreadBounds) -> Result<Vec<UnreadEntry>> {
+        let user = user.to_string();
+        self.pool.read("unread_summary", move |c| unread::summary(c, app, &user, since, limit, bounds)).await
     }
 
     async fn patches_since(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<Message>> {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
-use confab_engine::model::Plan;
-use confab_engine::NewApp;
+use confab_engine::model::{Content, Message, MessageType, Plan};
+use confab_engine::{NewApp, NewConversation, Store};
 use confab_face_leancloud::realtime::codec;
 use confab_face_leancloud::realtime::proto::*;
 use confab_face_leancloud::realtime::{Gateway, GatewaySettings};
@@ -547,6 +547,79 @@ async fn session_close_and_reopen_with_token() {
     assert_error(&r, 4112);
     // and the SDK's retry (no st) then works
     d.open(app.app_id(), Some("bob")).await;
+    srv.stop().await;
+}
+
+// ------------------------------------------------------------------ catching up at login
+
+/// A login's catch-up costs the same however long the unread history: the store's work for the
+/// unread summary (SQLite VM steps, counted in-process) with 20,000 unread messages is within a
+/// small factor of its work with 200, and the counts the client is pushed (and the REST
+/// `unread-count`) are the documented ones: exact below `unread_count_max`, the cap above it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_catch_up_work_does_not_grow_with_the_unread_history() {
+    let (srv, lc) = server().await;
+    let running = srv.server.as_ref().expect("running");
+    let (engine, store) = (running.engine.clone(), running.store().clone());
+    let app = lc.app.clone();
+    let cap = app.limits.unread_count_max;
+    assert_eq!(cap, 100, "the documented default");
+    // three readers, each with the sender in a conversation of its own, none of it read
+    let mut readers = Vec::new();
+    for (reader, history) in [("few", 40i64), ("some", 200), ("many", 20_000)] {
+        let new = NewConversation { members: vec![reader.into(), "sender".into()], ..Default::default() };
+        let conv = engine.create_conversation(&app, new).await.expect("conversation").0;
+        readers.push((reader, history, conv.id));
+    }
+    // the history straight into the store, by 64 writers (group commit), not 20,000 requests
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..64usize {
+        let (engine, store, readers) = (engine.clone(), store.clone(), readers.clone());
+        let app = app.id;
+        writers.spawn(async move {
+            for (_, history, conv) in readers {
+                for _ in (w as i64..history).step_by(64) {
+                    let text = Content::Text("{\"_lctype\":-1,\"_lctext\":\"history\"}".into());
+                    let m = Message { mtype: MessageType::TEXT, ..Message::new(app, engine.next_id(), conv, "sender", engine.now(), text) };
+                    store.insert_message(&m).await.expect("insert");
+                }
+            }
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r.expect("writer");
+    }
+
+    let (mut steps, mut pushed, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for (reader, _, _) in &readers {
+        store.count_work(true);
+        store.work(true);
+        let mut c = Client::connect(&srv.base).await;
+        c.open(lc.app_id(), Some(reader)).await;
+        let unread = loop {
+            let p = c.push().await;
+            if p.cmd == Some(CommandType::Unread as i32) {
+                break p.unread_message.expect("unreadMessage");
+            }
+        };
+        store.count_work(false);
+        let work = store.work(true);
+        let summary = work.get("unread_summary").expect("the login counted its unread messages");
+        assert_eq!(summary.calls, 1);
+        steps.push(summary.vm_steps);
+        pushed.push(unread.convs.iter().map(|t| i64::from(t.unread)).collect::<Vec<_>>());
+        let r = lc.call(reqwest::Method::GET, &format!("/1.2/rtm/clients/{reader}/unread-count"), Auth::AppKey, None).await;
+        rest.push(r.ok()["count"].as_i64().expect("count"));
+    }
+    let (some, many) = (steps[1], steps[2]);
+    assert!(
+        many <= 2 * some,
+        "the catch-up's work must not grow with the history: {many} VM steps at 20,000 unread messages, {some} at 200 ({steps:?})"
+    );
+    // exact below the cap, the cap above it; the REST count follows the same rule
+    let want: Vec<i64> = readers.iter().map(|(_, history, _)| (*history).min(cap)).collect();
+    assert_eq!(pushed, want.iter().map(|w| vec![*w]).collect::<Vec<_>>(), "the counts pushed at login for 40, 200 and 20,000");
+    assert_eq!(rest, want, "the REST unread-count for 40, 200 and 20,000");
     srv.stop().await;
 }
 
