@@ -39,6 +39,8 @@ pub fn engine(config: &Config, store: Arc<dyn Store>) -> Arc<Engine> {
     Arc::new(Engine::new(store, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), config.node_id))
 }
 
+/// `/healthz`: the store answers a lookup by key. Lookups have read connections of their own,
+/// so the answer does not wait behind a burst of long queries (a reconnect wave's catch-ups).
 async fn healthz(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     match engine.store().find_app(&AppLookup::Name(String::new())).await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ok"}))),

@@ -70,8 +70,12 @@ pub const BLOB_DIR: &str = "blobs";
 pub struct StoreOptions {
     /// Most writes the writer commits in one transaction (1 turns group commit off).
     pub max_group: usize,
-    /// Read connections.
+    /// Read connections for queries (lists, history, counts).
     pub readers: usize,
+    /// Read connections for lookups of a row by its key (apps, users, tokens, conversations,
+    /// members, messages): a lane of their own, so that a burst of long queries never holds up
+    /// a token check or `/healthz`.
+    pub lookup_readers: usize,
     /// Acknowledge a write only once it is on disk (`synchronous = FULL`). Group commit makes
     /// this cheap; turn it off only where losing the last writes to a power cut is acceptable.
     pub durable: bool,
@@ -80,7 +84,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(4, 16);
-        StoreOptions { max_group: pool::DEFAULT_MAX_GROUP, readers, durable: true }
+        StoreOptions { max_group: pool::DEFAULT_MAX_GROUP, readers, lookup_readers: (readers / 2).max(2), durable: true }
     }
 }
 
@@ -92,7 +96,7 @@ impl SqliteStore {
 
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
-        let pool = Pool::new(&dir.join(DB_FILE), options.readers, options.max_group, options.durable)?;
+        let pool = Pool::new(&dir.join(DB_FILE), options.readers, options.lookup_readers, options.max_group, options.durable)?;
         Ok(SqliteStore { pool, blobs: dir.join(BLOB_DIR) })
     }
 
@@ -228,7 +232,7 @@ impl Store for SqliteStore {
         };
         let sql = format!("SELECT {APP_COLS} FROM apps WHERE {cond}");
         self.pool
-            .read("find_app", move |c| c.prepare_cached_row(&sql, params_from_iter(args.iter()), app_row).optional().map_err(sql_err))
+            .lookup("find_app", move |c| c.prepare_cached_row(&sql, params_from_iter(args.iter()), app_row).optional().map_err(sql_err))
             .await
     }
 
@@ -287,7 +291,7 @@ impl Store for SqliteStore {
     async fn get_user(&self, app: i64, id: &str) -> Result<Option<User>> {
         let id = id.to_string();
         self.pool
-            .read("get_user", move |c| {
+            .lookup("get_user", move |c| {
                 c.prepare_cached_row(&format!("SELECT {USER_COLS} FROM users WHERE app = ?1 AND id = ?2"), params![app, id], user_row)
                     .optional()
                     .map_err(sql_err)
@@ -297,7 +301,7 @@ impl Store for SqliteStore {
 
     async fn get_user_by_num(&self, app: i64, num: i64) -> Result<Option<User>> {
         self.pool
-            .read("get_user_by_num", move |c| {
+            .lookup("get_user_by_num", move |c| {
                 c.prepare_cached_row(&format!("SELECT {USER_COLS} FROM users WHERE app = ?1 AND num = ?2"), params![app, num], user_row)
                     .optional()
                     .map_err(sql_err)
@@ -324,7 +328,7 @@ impl Store for SqliteStore {
     async fn get_user_by_username(&self, app: i64, username: &str) -> Result<Option<User>> {
         let name = username.to_string();
         self.pool
-            .read("get_user_by_username", move |c| {
+            .lookup("get_user_by_username", move |c| {
                 c.prepare_cached_row(
                     &format!("SELECT {USER_COLS} FROM users WHERE app = ?1 AND username = ?2"),
                     params![app, name],
@@ -423,7 +427,7 @@ impl Store for SqliteStore {
     async fn get_token(&self, token: &str) -> Result<Option<Token>> {
         let token = token.to_string();
         self.pool
-            .read("get_token", move |c| {
+            .lookup("get_token", move |c| {
                 c.prepare_cached_row(
                     "SELECT token, app, user, kind, created_at, expires_at, device FROM tokens WHERE token = ?1",
                     params![token],
@@ -483,7 +487,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_conversation(&self, app: i64, id: i64) -> Result<Option<Conversation>> {
-        self.pool.read("get_conversation", move |c| load_conversation(c, app, id)).await
+        self.pool.lookup("get_conversation", move |c| load_conversation(c, app, id)).await
     }
 
     async fn query_conversations(&self, app: i64, q: &ConvQuery) -> Result<(Vec<Conversation>, Option<i64>)> {
@@ -620,7 +624,7 @@ impl Store for SqliteStore {
 
     async fn get_member(&self, app: i64, conv: i64, user: &str) -> Result<Option<Member>> {
         let user = user.to_string();
-        self.pool.read("get_member", move |c| get_member(c, app, conv, &user)).await
+        self.pool.lookup("get_member", move |c| get_member(c, app, conv, &user)).await
     }
 
     async fn list_members(&self, app: i64, conv: i64, q: &MemberQuery) -> Result<Vec<Member>> {
@@ -762,7 +766,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_message(&self, app: i64, id: i64) -> Result<Option<Message>> {
-        self.pool.read("get_message", move |c| load_message(c, app, id)).await
+        self.pool.lookup("get_message", move |c| load_message(c, app, id)).await
     }
 
     async fn update_message(&self, app: i64, id: i64, patch: &MessagePatch) -> Result<Option<Message>> {
@@ -1133,7 +1137,7 @@ impl Store for SqliteStore {
 
     async fn get_broadcast(&self, app: i64, id: i64) -> Result<Option<Broadcast>> {
         self.pool
-            .read("get_broadcast", move |c| {
+            .lookup("get_broadcast", move |c| {
                 c.prepare_cached_row(
                     &format!("SELECT {BROADCAST_COLS} FROM broadcasts WHERE app = ?1 AND id = ?2"),
                     params![app, id],

@@ -1,5 +1,6 @@
-//! The connection discipline: one writer thread that commits queued writes in groups, and a
-//! pool of read connections used from blocking tasks.
+//! The connection discipline: one writer thread that commits queued writes in groups, and read
+//! connections used from blocking tasks in two lanes: lookups (one row by its key) and every
+//! other read. Each lane has its own slots, so a burst of long reads never queues a lookup.
 //!
 //! On request ([`Pool::count_work`]) each operation's SQLite work is counted: the virtual machine
 //! steps its statements take (SQLite's progress callback, called on every step), by operation name.
@@ -87,6 +88,15 @@ impl Counted {
     }
 }
 
+/// The two read lanes.
+#[derive(Clone, Copy)]
+enum Lane {
+    /// One row (or a few) by a key: apps, users, tokens, conversations, members, messages.
+    Lookup,
+    /// Everything else: queries, lists, history, counts.
+    Query,
+}
+
 pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
     Error::internal(format!("sqlite: {e}"))
 }
@@ -123,13 +133,16 @@ pub(crate) struct Pool {
     path: PathBuf,
     writer: Mutex<Option<std_mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Idle read connections, shared by both lanes (the slots bound how many are in use).
     readers: Arc<Mutex<Vec<Counted>>>,
-    read_slots: Arc<Semaphore>,
+    query_slots: Arc<Semaphore>,
+    lookup_slots: Arc<Semaphore>,
     work: Arc<Work>,
 }
 
 impl Pool {
-    pub fn new(path: &Path, readers: usize, max_group: usize, durable: bool) -> Result<Pool> {
+    /// `readers` connections for queries and `lookups` more for lookups by key.
+    pub fn new(path: &Path, readers: usize, lookups: usize, max_group: usize, durable: bool) -> Result<Pool> {
         let conn = open(path, durable)?;
         crate::schema::migrate(&conn)?;
         let work = Arc::new(Work::default());
@@ -143,7 +156,8 @@ impl Pool {
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             readers: Arc::new(Mutex::new(Vec::new())),
-            read_slots: Arc::new(Semaphore::new(readers.max(1))),
+            query_slots: Arc::new(Semaphore::new(readers.max(1))),
+            lookup_slots: Arc::new(Semaphore::new(lookups.max(1))),
             work,
         })
     }
@@ -181,9 +195,32 @@ impl Pool {
         rx.await.map_err(|_| Error::internal("store writer dropped a write"))?
     }
 
-    /// Run `f` (the operation `op`) on a read connection in a blocking task.
+    /// Run `f` (the operation `op`) on a read connection of the query lane, in a blocking task.
     pub async fn read<T: Send + 'static>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
-        let permit = self.read_slots.clone().acquire_owned().await.map_err(Error::internal)?;
+        self.read_in(Lane::Query, op, f).await
+    }
+
+    /// Like [`Pool::read`], in the lookup lane: for reads of one row (or a few) by a key, whose
+    /// work does not grow with the data.
+    pub async fn lookup<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.read_in(Lane::Lookup, op, f).await
+    }
+
+    async fn read_in<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let slots = match lane {
+            Lane::Lookup => &self.lookup_slots,
+            Lane::Query => &self.query_slots,
+        };
+        let permit = slots.clone().acquire_owned().await.map_err(Error::internal)?;
         let readers = self.readers.clone();
         let path = self.path.clone();
         let work = self.work.clone();
@@ -261,6 +298,52 @@ fn writer_loop(mut counted: Counted, rx: std_mpsc::Receiver<Job>, max_group: usi
         }
         for c in done {
             c(commit.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Barrier, Condvar};
+
+    use super::*;
+
+    /// Hold a read connection until `gate` opens, after meeting the others at `started`.
+    fn hold(started: Arc<Barrier>, gate: Arc<(std::sync::Mutex<bool>, Condvar)>) -> impl FnOnce(&Connection) -> Result<()> {
+        move |_| {
+            started.wait();
+            let (open, cv) = &*gate;
+            let mut open = open.lock().map_err(Error::internal)?;
+            while !*open {
+                open = cv.wait(open).map_err(Error::internal)?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_do_not_wait_for_busy_query_readers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = Arc::new(Pool::new(&dir.path().join("lanes.db"), 2, 1, 16, false).expect("pool"));
+        let started = Arc::new(Barrier::new(3));
+        let gate = Arc::new((std::sync::Mutex::new(false), Condvar::new()));
+        let mut busy = Vec::new();
+        for _ in 0..2 {
+            let (pool, started, gate) = (pool.clone(), started.clone(), gate.clone());
+            busy.push(tokio::spawn(async move { pool.read("long", hold(started, gate)).await }));
+        }
+        // both query readers are taken
+        let s = started.clone();
+        tokio::task::spawn_blocking(move || s.wait()).await.expect("join");
+        // a lookup still runs: it has a lane of its own (the timeout only keeps a failure from hanging)
+        let one = pool.lookup("short", |c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(sql_err));
+        let one = tokio::time::timeout(Duration::from_secs(30), one).await;
+        let (open, cv) = &*gate;
+        *open.lock().expect("gate") = true;
+        cv.notify_all();
+        assert_eq!(one.expect("the lookup was held up behind the long reads").expect("lookup"), 1);
+        for b in busy {
+            b.await.expect("join").expect("read");
         }
     }
 }
