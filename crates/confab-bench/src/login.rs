@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 use crate::ws::{self, Socket};
-use crate::{report, Lc, Target};
+use crate::{gather, report, Lc, Target};
 
 #[derive(clap::Args, Clone)]
 pub struct LoginArgs {
@@ -192,12 +192,7 @@ pub async fn login_catchup(a: LoginArgs) -> anyhow::Result<()> {
             (lat, errors)
         });
     }
-    let (mut lat, mut errors) = (Vec::new(), 0);
-    while let Some(r) = tasks.join_next().await {
-        let (l, e) = r?;
-        lat.extend(l);
-        errors += e;
-    }
+    let (lat, errors) = gather(tasks).await?;
     let elapsed = start.elapsed();
     done.store(true, Ordering::Relaxed);
     report("login (session open → opened)", lat, errors, elapsed);

@@ -209,14 +209,20 @@ where
             (lat, errors)
         });
     }
+    let (all, errors) = gather(tasks).await?;
+    report(what, all, errors, start.elapsed());
+    Ok(())
+}
+
+/// The latencies and error counts of workers, put together.
+pub(crate) async fn gather(mut tasks: tokio::task::JoinSet<(Vec<u32>, usize)>) -> anyhow::Result<(Vec<u32>, usize)> {
     let (mut all, mut errors) = (Vec::new(), 0);
     while let Some(r) = tasks.join_next().await {
         let (l, e) = r?;
         all.extend(l);
         errors += e;
     }
-    report(what, all, errors, start.elapsed());
-    Ok(())
+    Ok((all, errors))
 }
 
 async fn rest_send(t: Target) -> anyhow::Result<()> {
