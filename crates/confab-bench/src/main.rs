@@ -8,6 +8,8 @@
 //! * `conn-idle`: idle realtime sessions, and the server's resident memory per session.
 //! * `login-flood`: wrong-password logins, and the server's resident memory during and after.
 //! * `soak`: a moderate mixed load for a long time, with the server's memory sampled.
+//! * `login-catchup`: realtime logins of clients with a long unread history (login latency,
+//!   `/healthz` meanwhile, and the store work of one login).
 //!
 //! Without `--url`, the REST modes start a confab server in this process on a fresh data directory (the
 //! client and server then share the machine, as they would in a single-host deployment).
@@ -128,8 +130,12 @@ enum Cmd {
         #[arg(long)]
         no_durable: bool,
     },
+    /// Realtime logins with a long unread history: login latency, /healthz meanwhile, and the
+    /// store work of one login (in-process server only).
+    LoginCatchup(login::LoginArgs),
 }
 
+mod login;
 mod mem;
 mod raw;
 mod soak;
@@ -248,14 +254,20 @@ where
             (lat, errors)
         });
     }
+    let (all, errors) = gather(tasks).await?;
+    report(what, all, errors, start.elapsed());
+    Ok(())
+}
+
+/// The latencies and error counts of workers, put together.
+pub(crate) async fn gather(mut tasks: tokio::task::JoinSet<(Vec<u32>, usize)>) -> anyhow::Result<(Vec<u32>, usize)> {
     let (mut all, mut errors) = (Vec::new(), 0);
     while let Some(r) = tasks.join_next().await {
         let (l, e) = r?;
         all.extend(l);
         errors += e;
     }
-    report(what, all, errors, start.elapsed());
-    Ok(())
+    Ok((all, errors))
 }
 
 async fn rest_send(t: Target) -> anyhow::Result<()> {
@@ -395,5 +407,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Soak(args) => soak::soak(args).await,
         Cmd::StoreInsert { writers, messages, max_group, no_durable } => store_insert(writers, messages, max_group, !no_durable).await,
+        Cmd::LoginCatchup(a) => login::login_catchup(a).await,
     }
 }

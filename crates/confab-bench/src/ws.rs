@@ -19,20 +19,27 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 
 use crate::{report, Lc, Target};
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(lc: &Lc, peer: &str) -> anyhow::Result<Socket> {
+/// A WebSocket to the gateway, binary protocol.
+pub(crate) async fn socket(lc: &Lc) -> anyhow::Result<Socket> {
     let url = lc.base.replacen("http", "ws", 1) + "/";
     let mut req = url.into_client_request()?;
     req.headers_mut().insert("Sec-WebSocket-Protocol", "lc.protobuf2.3".parse()?);
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    Ok(ws)
+}
+
+/// `session open` for `peer` (with `i` 1), waiting for the `opened` reply; pushes before it are
+/// dropped.
+pub(crate) async fn open(ws: &mut Socket, app_id: &str, peer: &str, session: SessionCommand) -> anyhow::Result<GenericCommand> {
     let open = GenericCommand {
         cmd: Some(CommandType::Session as i32),
         op: Some(OpType::Open as i32),
-        app_id: Some(lc.app_id.clone()),
+        app_id: Some(app_id.to_string()),
         peer_id: Some(peer.to_string()),
         i: Some(1),
-        session_message: Some(SessionCommand::default()),
+        session_message: Some(session),
         ..Default::default()
     };
     ws.send(Ws::Binary(open.encode_to_vec().into())).await?;
@@ -41,10 +48,16 @@ async fn connect(lc: &Lc, peer: &str) -> anyhow::Result<Socket> {
             let c = GenericCommand::decode(&b[..])?;
             if c.i == Some(1) {
                 anyhow::ensure!(c.op == Some(OpType::Opened as i32), "login failed: {c:?}");
-                return Ok(ws);
+                return Ok(c);
             }
         }
     }
+}
+
+async fn connect(lc: &Lc, peer: &str) -> anyhow::Result<Socket> {
+    let mut ws = socket(lc).await?;
+    open(&mut ws, &lc.app_id, peer, SessionCommand::default()).await?;
+    Ok(ws)
 }
 
 pub async fn fanout(t: Target, members: usize, window: usize) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{Attrs, Plan};
+use crate::query::UnreadBounds;
 use crate::Error;
 
 /// Allowance of one rate bucket. `None` means unlimited on that window.
@@ -108,6 +109,16 @@ pub struct Limits {
     pub recall_window_secs: i64,
     /// How long a repeated MaxIM `transaction_id` is recognised, in seconds.
     pub dedup_window_secs: i64,
+    /// Where a conversation's unread count stops (100): below it the count is exact, at it it
+    /// means "at least" (apps show "99+"). Every unread count (realtime login, LeanCloud
+    /// `unread-count`, MaxIM `/message/unread`, Easemob) follows this rule; a total over
+    /// conversations is the sum of their counts.
+    pub unread_count_max: i64,
+    /// How many of the newest messages after a member's read cursor an unread count looks at
+    /// (1,000; never fewer than `unread_count_max`), so that a login costs the same however long
+    /// the unread history. Only where most of those are the member's own, recalled or hidden does
+    /// the count stop short of what lies further back.
+    pub unread_scan_max: i64,
     /// Easemob quotas (0: unlimited; below 0: none at all): registered users, contacts per user,
     /// groups per app, members per group, groups a user joins, chat rooms per app (none on the
     /// free edition, `dev`), members per chat room.
@@ -207,6 +218,8 @@ impl Limits {
             history_max_limit: 1000,
             recall_window_secs: 0,
             dedup_window_secs: 600,
+            unread_count_max: 100,
+            unread_scan_max: 1000,
             em_max_users: em_users,
             em_max_contacts: em_contacts,
             em_max_groups: em_groups,
@@ -280,6 +293,12 @@ impl Limits {
         Limits::resolve(plan, &candidate)?;
         *overrides = candidate;
         Ok(())
+    }
+
+    /// How far unread counts go (at least 1, and the window at least the cap).
+    pub fn unread_bounds(&self) -> UnreadBounds {
+        let count_max = self.unread_count_max.max(1);
+        UnreadBounds { count_max, scan_max: self.unread_scan_max.max(count_max) }
     }
 
     /// The rule of a bucket: its own, else its face's default (`em.default` for `em.*`), else

@@ -368,9 +368,12 @@ impl Engine {
         self.store.history(app.id, q).await
     }
 
+    /// A user's unread messages in one conversation, or in all their normal and service
+    /// conversations (the sum of each one's count), each counted up to the app's
+    /// `unread_count_max` (see `Limits::unread_bounds`).
     pub async fn unread_count(&self, app: &App, user: &str, conv: Option<&Conversation>) -> Result<i64> {
         self.validate_user_id(app, user)?;
-        self.store.unread_count(app.id, user, conv.map(|c| c.id)).await
+        self.store.unread_count(app.id, user, conv.map(|c| c.id), app.limits.unread_bounds()).await
     }
 
     /// Move a member's read or delivered cursor up to a position, and tell the senders who asked
@@ -416,9 +419,10 @@ impl Engine {
         self.store.cursor_times(app.id, conv.id).await
     }
 
-    /// A user's conversations with unread messages whose last message is after `since`.
+    /// A user's conversations with unread messages whose last message is after `since`, each
+    /// counted as `unread_count` counts.
     pub async fn unread_summary(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<UnreadEntry>> {
-        self.store.unread_summary(app.id, user, since, limit).await
+        self.store.unread_summary(app.id, user, since, limit, app.limits.unread_bounds()).await
     }
 
     /// Messages edited or recalled after `since` in a user's conversations.

@@ -1,5 +1,5 @@
 //! Queries the engine asks of a store: conversation filters (the LeanCloud `where` language
-//! maps onto these), member listings and message history ranges.
+//! maps onto these), member listings, message history ranges and how far unread counts go.
 
 use serde_json::Value;
 
@@ -243,4 +243,17 @@ mod regex_tests {
         assert!(compile_regex("\\QA(\\E", "i").unwrap().is_match("a("));
         assert!(compile_regex("\\d+\\Q.\\E", "").unwrap().is_match("12."));
     }
+}
+
+/// How far a store counts a member's unread messages in one conversation, so that the work does
+/// not grow with the history (`Limits::unread_count_max`, `Limits::unread_scan_max`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnreadBounds {
+    /// A conversation's count stops here: below it the count is exact; equal to it, it means "at
+    /// least this many" (an app shows "99+").
+    pub count_max: i64,
+    /// The store looks at no more than this many of the newest messages after the read cursor,
+    /// as many of the messages addressed to the member alone, and as many of those that mention
+    /// someone (for `UnreadEntry::mentioned`).
+    pub scan_max: i64,
 }

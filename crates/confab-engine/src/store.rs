@@ -293,9 +293,13 @@ pub trait Store: Send + Sync + 'static {
     /// Remove a message from one user's view only. False if it was not visible to them.
     async fn hide_message(&self, app: i64, id: i64, user: &str) -> Result<bool>;
     async fn history(&self, app: i64, q: &HistoryQuery) -> Result<Vec<Message>>;
-    /// Messages after the user's read cursor not sent by the user, over the user's normal and
-    /// service conversations, or in one.
-    async fn unread_count(&self, app: i64, user: &str, conv: Option<i64>) -> Result<i64>;
+    /// Unread messages (after the user's read cursor, not sent by the user, not recalled, visible
+    /// to the user) in one conversation, or the sum over the user's normal and service
+    /// conversations. Each conversation's count stops at `bounds.count_max`, and its work at
+    /// `bounds.scan_max` messages: the newest after the cursor, those addressed to the user
+    /// alone, and those mentioning someone; whatever the length of the history. Below the cap
+    /// the count is exact whenever no more than `scan_max` messages follow the cursor.
+    async fn unread_count(&self, app: i64, user: &str, conv: Option<i64>, bounds: UnreadBounds) -> Result<i64>;
 
     // ---- cursors, unread, patches
 
@@ -310,8 +314,9 @@ pub trait Store: Send + Sync + 'static {
     /// Every member's cursors as the timestamps of the messages they point at.
     async fn cursor_times(&self, app: i64, conv: i64) -> Result<Vec<CursorTimes>>;
     /// The user's conversations (not chat rooms) with unread messages whose last message is after
-    /// `since`: newest first, at most `limit`.
-    async fn unread_summary(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<UnreadEntry>>;
+    /// `since`: most recently active first, at most `limit`; each counted as `unread_count`
+    /// counts, with its newest unread message, and whether an unread message mentions the user.
+    async fn unread_summary(&self, app: i64, user: &str, since: i64, limit: i64, bounds: UnreadBounds) -> Result<Vec<UnreadEntry>>;
     /// Messages visible to the user in their conversations, edited or recalled after `since`,
     /// oldest change first, at most `limit`.
     async fn patches_since(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<Message>>;

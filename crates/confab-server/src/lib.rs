@@ -45,6 +45,8 @@ pub fn engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Engi
     Ok(Arc::new(engine.with_hash_settings(config.hash_settings()).map_err(|e| anyhow::anyhow!("password hashing: {e}"))?))
 }
 
+/// `/healthz`: the store answers a lookup by key. Lookups have read connections of their own,
+/// so the answer does not wait behind a burst of long queries (a reconnect wave's catch-ups).
 async fn healthz(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     match engine.store().find_app(&AppLookup::Name(String::new())).await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ok"}))),
@@ -148,6 +150,11 @@ impl Server {
         let grace = config.shutdown_grace();
         let task = tokio::spawn(serve::serve(listener, tls, app, stopped, grace));
         Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task, grace, _lock: lock })
+    }
+
+    /// The store under the engine (tests and measurements read its work counters).
+    pub fn store(&self) -> &Arc<SqliteStore> {
+        &self.store
     }
 
     /// Stop accepting; close the WebSockets (1001, going away); let requests in flight finish

@@ -52,6 +52,7 @@ pub const CHECKS: &[&str] = &[
     "history_scopes",
     "history_bounds",
     "unread_count",
+    "unread_bounded",
     "broadcasts",
     "entries_put_rules",
     "entries_query_delete_stats",
@@ -86,6 +87,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     history_scopes(store.clone()).await;
     history_bounds(store.clone()).await;
     unread_count(store.clone()).await;
+    unread_bounded(store.clone()).await;
     broadcasts(store.clone()).await;
     entries_put_rules(store.clone()).await;
     entries_query_delete_stats(store.clone()).await;
@@ -111,7 +113,7 @@ macro_rules! conformance_tests {
             query_builtin_fields, query_members, query_custom_fields, query_dates, query_logic_order_paging, query_kinds,
             members_add_remove, members_list_count, members_update, user_memberships,
             messages_insert, messages_round_trip_update_delete, messages_hide,
-            history_scopes, history_bounds, unread_count, broadcasts,
+            history_scopes, history_bounds, unread_count, unread_bounded, broadcasts,
             entries_put_rules, entries_query_delete_stats, blobs, concurrent_inserts);
     };
     (@each $open:path; $($check:ident),* $(,)?) => {
@@ -130,6 +132,9 @@ macro_rules! conformance_tests {
 
 /// A base time for the checks' timestamps (2023-11-14T22:13:20Z).
 const T0: i64 = 1_700_000_000_000;
+
+/// Unread bounds far beyond what a check stores: every count is exact.
+const WIDE: UnreadBounds = UnreadBounds { count_max: 10_000, scan_max: 10_000 };
 
 /// A fresh id, unique in this process and (seeded from the clock) unlikely to meet ids of
 /// earlier runs against a database that keeps its data. Increasing, so ids made later sort later.
@@ -832,7 +837,7 @@ pub async fn conversation_delete(store: Arc<dyn Store>) {
     let mq = MembershipQuery { role: None, kind: None, after: None, descending: false, limit: 100 };
     let convs: Vec<i64> = store.user_memberships(app.id, "a", &mq).await.unwrap().iter().map(|m| m.conv).collect();
     assert_eq!(convs, vec![keep.id], "memberships of a deleted conversation are gone");
-    assert_eq!(store.unread_count(app.id, "b", None).await.unwrap(), 1, "only the kept conversation's message is unread");
+    assert_eq!(store.unread_count(app.id, "b", None, WIDE).await.unwrap(), 1, "only the kept conversation's message is unread");
 
     // the other conversation is intact
     assert_eq!(store.get_message(app.id, k1.id).await.unwrap(), Some(k1));
@@ -1805,7 +1810,8 @@ pub async fn unread_count(store: Arc<dyn Store>) {
     insert(store, msg(&app, room.id, "u1", T0 + 10, "r1")).await;
     insert(store, msg(&app, outside.id, "u1", T0 + 11, "o1")).await;
 
-    let unread = |user: &'static str, conv: Option<i64>| async move { store.unread_count(app.id, user, conv).await.expect("unread_count") };
+    let unread =
+        |user: &'static str, conv: Option<i64>| async move { store.unread_count(app.id, user, conv, WIDE).await.expect("unread_count") };
     assert_eq!(unread("me", Some(n.id)).await, 3, "n1, n3, n6");
     assert_eq!(unread("me", Some(sv.id)).await, 2, "a service conversation counts");
     assert_eq!(unread("me", None).await, 5, "normal and service conversations; not chat rooms, not others' conversations");
@@ -1826,7 +1832,7 @@ pub async fn unread_count(store: Arc<dyn Store>) {
     insert(store, msg(&app, n.id, "u1", T0 + 20, "n7")).await;
     assert_eq!(unread("me", None).await, 1);
     let other = new_app(store).await;
-    assert_eq!(store.unread_count(other.id, "me", None).await.unwrap(), 0, "per app");
+    assert_eq!(store.unread_count(other.id, "me", None, WIDE).await.unwrap(), 0, "per app");
     // a newcomer's cursors start at the newest message: nothing before they joined is unread
     let late = Member::new(n.id, "late", Role::Member, T0 + 30);
     store.add_members(app.id, n.id, &[late], None, T0 + 30).await.unwrap();
@@ -1836,6 +1842,101 @@ pub async fn unread_count(store: Arc<dyn Store>) {
     assert_eq!((row.read_seq, row.delivered_seq), (last, last));
     insert(store, msg(&app, n.id, "u1", T0 + 31, "n8")).await;
     assert_eq!(unread("late", Some(n.id)).await, 1, "what comes after joining is");
+}
+
+/// `unread_count` and `unread_summary` within `UnreadBounds`: a conversation's count is exact
+/// below `count_max` and stops at it however much lies behind; the member's own, recalled and
+/// hidden messages and those addressed to others never count; a message addressed to the member
+/// counts however many addressed to others follow it; `mentioned` finds a mention behind more than
+/// the bounds' worth of newer messages; the summary's newest unread message, `since`, `limit` and
+/// order (most recently active first); a total is the sum of the conversations' counts.
+pub async fn unread_bounded(store: Arc<dyn Store>) {
+    let store = &*store;
+    let app = new_app(store).await;
+    let b = UnreadBounds { count_max: 5, scan_max: 10 };
+    let members = [("me", Role::Member), ("u1", Role::Member), ("u2", Role::Member)];
+    let a = create(store, &app, conv_value(&app, ConvKind::Normal, "A", T0), &members).await;
+    let count = |conv: i64| async move { store.unread_count(app.id, "me", Some(conv), b).await.expect("unread_count") };
+    let summary =
+        |since: i64, limit: i64| async move { store.unread_summary(app.id, "me", since, limit, b).await.expect("unread_summary") };
+
+    // below the cap: exact
+    let _a1 = insert(store, msg(&app, a.id, "u1", T0 + 1, "a1")).await;
+    insert(store, msg(&app, a.id, "me", T0 + 2, "mine")).await;
+    let a3 = insert(store, msg(&app, a.id, "u1", T0 + 3, "recalled")).await;
+    store.update_message(app.id, a3.id, &MessagePatch { recalled_at: Some(T0 + 4), ..Default::default() }).await.unwrap();
+    insert(store, Message { audience: only(&["u2"]), ..msg(&app, a.id, "u1", T0 + 5, "for u2") }).await;
+    let _a5 = insert(store, Message { audience: only(&["me"]), ..msg(&app, a.id, "u1", T0 + 6, "for me") }).await;
+    let a6 = insert(store, msg(&app, a.id, "u1", T0 + 7, "hidden")).await;
+    assert!(store.hide_message(app.id, a6.id, "me").await.unwrap());
+    let a7 = insert(store, msg(&app, a.id, "u1", T0 + 8, "a7")).await;
+    assert_eq!(count(a.id).await, 3, "a1, for me, a7: not mine, the recalled, u2's or the hidden one");
+    let s = summary(0, 10).await;
+    assert_eq!(s.len(), 1);
+    assert_eq!((s[0].conv, s[0].kind, s[0].count, s[0].mentioned), (a.id, ConvKind::Normal, 3, false));
+    assert_eq!(s[0].last.as_ref().map(|m| m.id), Some(a7.id), "the newest unread message");
+
+    // the cap: the count stops at count_max, however many follow
+    let mut newest = a7;
+    for i in 0..20 {
+        newest = insert(store, msg(&app, a.id, "u1", T0 + 10 + i, "more")).await;
+    }
+    assert_eq!(count(a.id).await, 5, "at the cap");
+    let s = summary(0, 10).await;
+    assert_eq!((s[0].count, s[0].last.as_ref().map(|m| m.id)), (5, Some(newest.id)));
+    // the read cursor: only what follows it counts
+    let cursor = |conv: i64, seq: i64| async move {
+        store.update_members(app.id, conv, &owned(&["me"]), &MemberPatch { read_seq: Some(seq), ..Default::default() }).await.unwrap();
+    };
+    cursor(a.id, newest.seq - 2).await;
+    assert_eq!(count(a.id).await, 2, "exact again below the cap");
+    cursor(a.id, newest.seq).await;
+    assert_eq!(count(a.id).await, 0);
+    assert!(summary(0, 10).await.is_empty(), "nothing unread, nothing listed");
+
+    // a mention behind more than the bounds' worth of newer messages
+    let m = create(store, &app, conv_value(&app, ConvKind::Normal, "M", T0), &members).await;
+    insert(store, Message { mentions: owned(&["me"]), ..msg(&app, m.id, "u1", T0 + 100, "@me") }).await;
+    for i in 0..30 {
+        insert(store, msg(&app, m.id, "u1", T0 + 101 + i, "chatter")).await;
+    }
+    // mentions that do not count: someone else's, an @all of my own, a recalled @me
+    let n = create(store, &app, conv_value(&app, ConvKind::Normal, "N", T0), &members).await;
+    insert(store, Message { mentions: owned(&["u2"]), ..msg(&app, n.id, "u1", T0 + 200, "@u2") }).await;
+    insert(store, Message { mention_all: true, ..msg(&app, n.id, "me", T0 + 201, "@all, mine") }).await;
+    let r = insert(store, Message { mentions: owned(&["me"]), ..msg(&app, n.id, "u1", T0 + 202, "@me, recalled") }).await;
+    store.update_message(app.id, r.id, &MessagePatch { recalled_at: Some(T0 + 203), ..Default::default() }).await.unwrap();
+    for i in 0..30 {
+        insert(store, msg(&app, n.id, "u1", T0 + 204 + i, "chatter")).await;
+    }
+    // an @all among the counted messages
+    let all = create(store, &app, conv_value(&app, ConvKind::Normal, "All", T0), &members).await;
+    insert(store, Message { mention_all: true, ..msg(&app, all.id, "u1", T0 + 300, "@all") }).await;
+
+    // a message addressed to me behind many addressed to others
+    let sv = create(store, &app, conv_value(&app, ConvKind::Service, "S", T0), &[("me", Role::Subscriber)]).await;
+    let mine = insert(store, Message { audience: only(&["me"]), ..msg(&app, sv.id, "sys", T0 + 400, "for me") }).await;
+    for i in 0..30 {
+        insert(store, Message { audience: only(&["u9"]), ..msg(&app, sv.id, "sys", T0 + 401 + i, "for u9") }).await;
+    }
+
+    let s = summary(0, 10).await;
+    let got: Vec<(i64, i64, bool)> = s.iter().map(|e| (e.conv, e.count, e.mentioned)).collect();
+    assert_eq!(
+        got,
+        vec![(sv.id, 1, false), (all.id, 1, true), (n.id, 5, false), (m.id, 5, true)],
+        "most recently active first; counts capped; mentions found behind newer messages"
+    );
+    assert_eq!(s[0].kind, ConvKind::Service);
+    assert_eq!(s[0].last.as_ref().map(|m| m.id), Some(mine.id), "the one message for me, behind 30 for u9");
+    assert_eq!(store.unread_count(app.id, "me", None, b).await.unwrap(), 1 + 1 + 5 + 5, "a total sums the capped counts");
+    // since and limit
+    let ids = |s: Vec<UnreadEntry>| s.into_iter().map(|e| e.conv).collect::<Vec<_>>();
+    assert_eq!(ids(summary(T0 + 299, 10).await), vec![sv.id, all.id], "only conversations active after since");
+    assert_eq!(ids(summary(0, 2).await), vec![sv.id, all.id], "at most limit");
+    // wide bounds count everything
+    assert_eq!(store.unread_count(app.id, "me", Some(m.id), WIDE).await.unwrap(), 31);
+    assert_eq!(store.unread_count(app.id, "u2", Some(n.id), WIDE).await.unwrap(), 32, "u2: u1's and mine, not the recalled one");
 }
 
 // ------------------------------------------------------------------------------------------

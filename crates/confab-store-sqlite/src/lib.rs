@@ -8,7 +8,9 @@ mod functions;
 mod pool;
 mod rows;
 mod schema;
+mod unread;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -23,6 +25,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use crate::filter::Builder;
 use crate::pool::{sql_err, Pool};
 use crate::rows::*;
+
+pub use crate::pool::OpWork;
 
 /// One-row queries and executes through the connection's statement cache.
 trait Cached {
@@ -66,8 +70,12 @@ pub const BLOB_DIR: &str = "blobs";
 pub struct StoreOptions {
     /// Most writes the writer commits in one transaction (1 turns group commit off).
     pub max_group: usize,
-    /// Read connections.
+    /// Read connections for queries (lists, history, counts).
     pub readers: usize,
+    /// Read connections for lookups of a row by its key (apps, users, tokens, conversations,
+    /// members, messages): a lane of their own, so that a burst of long queries never holds up
+    /// a token check or `/healthz`.
+    pub lookup_readers: usize,
     /// Acknowledge a write only once it is on disk (`synchronous = FULL`). Group commit makes
     /// this cheap; turn it off only where losing the last writes to a power cut is acceptable.
     pub durable: bool,
@@ -76,7 +84,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(4, 16);
-        StoreOptions { max_group: pool::DEFAULT_MAX_GROUP, readers, durable: true }
+        StoreOptions { max_group: pool::DEFAULT_MAX_GROUP, readers, lookup_readers: (readers / 2).max(2), durable: true }
     }
 }
 
@@ -88,8 +96,20 @@ impl SqliteStore {
 
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
-        let pool = Pool::new(&dir.join(DB_FILE), options.readers, options.max_group, options.durable)?;
+        let pool = Pool::new(&dir.join(DB_FILE), options.readers, options.lookup_readers, options.max_group, options.durable)?;
         Ok(SqliteStore { pool, blobs: dir.join(BLOB_DIR) })
+    }
+
+    /// Count the work of every store operation from now on (`false`: stop). Counting costs CPU
+    /// (SQLite calls back on every virtual machine step): it is for tests and measurements.
+    pub fn count_work(&self, on: bool) {
+        self.pool.count_work(on);
+    }
+
+    /// The work counted so far, by operation (the `Store` method's name); with `reset`, the
+    /// counts start again from zero.
+    pub fn work(&self, reset: bool) -> BTreeMap<&'static str, OpWork> {
+        self.pool.work(reset)
     }
 
     /// Commit what is queued and stop the writer.
@@ -159,7 +179,7 @@ impl Store for SqliteStore {
     async fn create_app(&self, app: &App) -> Result<()> {
         let app = app.clone();
         self.pool
-            .write(move |c| {
+            .write("create_app", move |c| {
                 let keys = serde_json::to_string(&app.keys).map_err(Error::internal)?;
                 let limits = serde_json::to_string(&app.limit_overrides).map_err(Error::internal)?;
                 c.cached_execute(
@@ -193,7 +213,7 @@ impl Store for SqliteStore {
     async fn set_app_limits(&self, app: i64, overrides: &Attrs) -> Result<()> {
         let limits = serde_json::to_string(overrides).map_err(Error::internal)?;
         self.pool
-            .write(move |c| {
+            .write("set_app_limits", move |c| {
                 let n = c.cached_execute("UPDATE apps SET limits = ?1 WHERE id = ?2", params![limits, app]).map_err(sql_err)?;
                 if n == 0 {
                     return Err(Error::AppNotFound);
@@ -211,12 +231,14 @@ impl Store for SqliteStore {
             AppLookup::Name(n) => ("name = ?1", vec![n.clone()]),
         };
         let sql = format!("SELECT {APP_COLS} FROM apps WHERE {cond}");
-        self.pool.read(move |c| c.prepare_cached_row(&sql, params_from_iter(args.iter()), app_row).optional().map_err(sql_err)).await
+        self.pool
+            .lookup("find_app", move |c| c.prepare_cached_row(&sql, params_from_iter(args.iter()), app_row).optional().map_err(sql_err))
+            .await
     }
 
     async fn list_apps(&self) -> Result<Vec<App>> {
         self.pool
-            .read(|c| {
+            .read("list_apps", |c| {
                 let mut b = Builder::default();
                 b.push(&format!("SELECT {APP_COLS} FROM apps ORDER BY created_at, id"));
                 query_all(c, &b, app_row)
@@ -229,7 +251,7 @@ impl Store for SqliteStore {
     async fn ensure_users(&self, app: i64, users: &[NewUser], now: i64) -> Result<()> {
         let users = users.to_vec();
         self.pool
-            .write(move |c| {
+            .write("ensure_users", move |c| {
                 let mut st = c
                     .prepare_cached(
                         "INSERT INTO users (app, id, num, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
@@ -247,7 +269,7 @@ impl Store for SqliteStore {
     async fn create_user(&self, user: &User) -> Result<()> {
         let u = user.clone();
         self.pool
-            .write(move |c| {
+            .write("create_user", move |c| {
                 let attrs = serde_json::to_string(&u.attributes).map_err(Error::internal)?;
                 c.cached_execute(
                     "INSERT INTO users (app, id, num, username, password_hash, nickname, attributes, disabled, created_at, updated_at)
@@ -269,7 +291,7 @@ impl Store for SqliteStore {
     async fn get_user(&self, app: i64, id: &str) -> Result<Option<User>> {
         let id = id.to_string();
         self.pool
-            .read(move |c| {
+            .lookup("get_user", move |c| {
                 c.prepare_cached_row(&format!("SELECT {USER_COLS} FROM users WHERE app = ?1 AND id = ?2"), params![app, id], user_row)
                     .optional()
                     .map_err(sql_err)
@@ -279,7 +301,7 @@ impl Store for SqliteStore {
 
     async fn get_user_by_num(&self, app: i64, num: i64) -> Result<Option<User>> {
         self.pool
-            .read(move |c| {
+            .lookup("get_user_by_num", move |c| {
                 c.prepare_cached_row(&format!("SELECT {USER_COLS} FROM users WHERE app = ?1 AND num = ?2"), params![app, num], user_row)
                     .optional()
                     .map_err(sql_err)
@@ -300,13 +322,13 @@ impl Store for SqliteStore {
             b.push("NULL");
         }
         b.push(")");
-        self.pool.read(move |c| query_all(c, &b, user_row)).await
+        self.pool.read("get_users", move |c| query_all(c, &b, user_row)).await
     }
 
     async fn get_user_by_username(&self, app: i64, username: &str) -> Result<Option<User>> {
         let name = username.to_string();
         self.pool
-            .read(move |c| {
+            .lookup("get_user_by_username", move |c| {
                 c.prepare_cached_row(
                     &format!("SELECT {USER_COLS} FROM users WHERE app = ?1 AND username = ?2"),
                     params![app, name],
@@ -321,7 +343,7 @@ impl Store for SqliteStore {
     async fn record_login(&self, app: i64, user: &str, at: i64) -> Result<()> {
         let user = user.to_string();
         self.pool
-            .write(move |c| {
+            .write("record_login", move |c| {
                 c.cached_execute("UPDATE users SET last_login_at = ?3 WHERE app = ?1 AND id = ?2", params![app, user, at])
                     .map_err(sql_err)?;
                 Ok(())
@@ -331,7 +353,9 @@ impl Store for SqliteStore {
 
     async fn count_users(&self, app: i64) -> Result<i64> {
         self.pool
-            .read(move |c| c.prepare_cached_row("SELECT COUNT(*) FROM users WHERE app = ?1", params![app], |r| r.get(0)).map_err(sql_err))
+            .read("count_users", move |c| {
+                c.prepare_cached_row("SELECT COUNT(*) FROM users WHERE app = ?1", params![app], |r| r.get(0)).map_err(sql_err)
+            })
             .await
     }
 
@@ -342,13 +366,13 @@ impl Store for SqliteStore {
             b.push(" AND num > ").bind(Sql::Integer(n));
         }
         b.push(" ORDER BY num LIMIT ").bind(Sql::Integer(limit));
-        self.pool.read(move |c| query_all(c, &b, user_row)).await
+        self.pool.read("list_users", move |c| query_all(c, &b, user_row)).await
     }
 
     async fn update_user(&self, user: &User) -> Result<()> {
         let u = user.clone();
         self.pool
-            .write(move |c| {
+            .write("update_user", move |c| {
                 let attrs = to_json(&u.attributes)?;
                 let n = c
                     .cached_execute(
@@ -368,7 +392,7 @@ impl Store for SqliteStore {
     async fn delete_user(&self, app: i64, id: &str) -> Result<bool> {
         let id = id.to_string();
         self.pool
-            .write(move |c| {
+            .write("delete_user", move |c| {
                 for sql in ["DELETE FROM tokens WHERE app = ?1 AND user = ?2", "DELETE FROM members WHERE app = ?1 AND user = ?2"] {
                     c.cached_execute(sql, params![app, id]).map_err(sql_err)?;
                 }
@@ -379,7 +403,7 @@ impl Store for SqliteStore {
 
     async fn count_logins_since(&self, app: i64, since: i64) -> Result<i64> {
         self.pool
-            .read(move |c| {
+            .read("count_logins_since", move |c| {
                 c.prepare_cached_row("SELECT COUNT(*) FROM users WHERE app = ?1 AND last_login_at >= ?2", params![app, since], |r| r.get(0))
                     .map_err(sql_err)
             })
@@ -389,7 +413,7 @@ impl Store for SqliteStore {
     async fn put_token(&self, token: &Token) -> Result<()> {
         let t = token.clone();
         self.pool
-            .write(move |c| {
+            .write("put_token", move |c| {
                 c.cached_execute(
                     "INSERT OR REPLACE INTO tokens (token, app, user, kind, created_at, expires_at, device) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![t.token, t.app, t.user, t.kind.as_str(), t.created_at, t.expires_at, t.device],
@@ -403,7 +427,7 @@ impl Store for SqliteStore {
     async fn get_token(&self, token: &str) -> Result<Option<Token>> {
         let token = token.to_string();
         self.pool
-            .read(move |c| {
+            .lookup("get_token", move |c| {
                 c.prepare_cached_row(
                     "SELECT token, app, user, kind, created_at, expires_at, device FROM tokens WHERE token = ?1",
                     params![token],
@@ -418,7 +442,7 @@ impl Store for SqliteStore {
     async fn delete_token(&self, token: &str) -> Result<()> {
         let token = token.to_string();
         self.pool
-            .write(move |c| {
+            .write("delete_token", move |c| {
                 c.cached_execute("DELETE FROM tokens WHERE token = ?1", params![token]).map_err(sql_err)?;
                 Ok(())
             })
@@ -428,7 +452,7 @@ impl Store for SqliteStore {
     async fn delete_user_tokens(&self, app: i64, user: &str, kind: TokenKind) -> Result<u64> {
         let user = user.to_string();
         self.pool
-            .write(move |c| {
+            .write("delete_user_tokens", move |c| {
                 let n = c
                     .execute("DELETE FROM tokens WHERE app = ?1 AND user = ?2 AND kind = ?3", params![app, user, kind.as_str()])
                     .map_err(sql_err)?;
@@ -443,7 +467,7 @@ impl Store for SqliteStore {
         let conv = conv.clone();
         let members = members.to_vec();
         self.pool
-            .write(move |c| {
+            .write("create_conversation", move |c| {
                 if let Some(uid) = &conv.unique_id {
                     let existing: Option<i64> = c
                         .query_row("SELECT id FROM conversations WHERE app = ?1 AND unique_id = ?2", params![conv.app, uid], |r| r.get(0))
@@ -463,7 +487,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_conversation(&self, app: i64, id: i64) -> Result<Option<Conversation>> {
-        self.pool.read(move |c| load_conversation(c, app, id)).await
+        self.pool.lookup("get_conversation", move |c| load_conversation(c, app, id)).await
     }
 
     async fn query_conversations(&self, app: i64, q: &ConvQuery) -> Result<(Vec<Conversation>, Option<i64>)> {
@@ -494,7 +518,7 @@ impl Store for SqliteStore {
         });
         let none_wanted = q.limit == 0;
         self.pool
-            .read(move |c| {
+            .read("query_conversations", move |c| {
                 let rows = if none_wanted { Vec::new() } else { query_all(c, &sel, conv_row)? };
                 let total = match count {
                     Some(cnt) => Some(query_all(c, &cnt, |r| r.get::<_, i64>(0))?.into_iter().next().unwrap_or(0)),
@@ -508,7 +532,7 @@ impl Store for SqliteStore {
     async fn update_conversation(&self, app: i64, id: i64, patch: &ConvPatch, now: i64) -> Result<Conversation> {
         let patch = patch.clone();
         self.pool
-            .write(move |c| {
+            .write("update_conversation", move |c| {
                 let mut conv = load_conversation(c, app, id)?.ok_or(Error::ConversationNotFound)?;
                 patch.apply(&mut conv, now);
                 c.cached_execute(
@@ -523,7 +547,7 @@ impl Store for SqliteStore {
 
     async fn delete_conversation(&self, app: i64, id: i64) -> Result<bool> {
         self.pool
-            .write(move |c| {
+            .write("delete_conversation", move |c| {
                 c.cached_execute(
                     "DELETE FROM message_users WHERE app = ?1 AND msg IN (SELECT id FROM messages WHERE app = ?1 AND conv = ?2)",
                     params![app, id],
@@ -542,7 +566,7 @@ impl Store for SqliteStore {
     async fn add_members(&self, app: i64, conv: i64, members: &[Member], max: Option<i64>, now: i64) -> Result<Vec<String>> {
         let members = members.to_vec();
         self.pool
-            .write(move |c| {
+            .write("add_members", move |c| {
                 let last_seq: i64 = c
                     .query_row("SELECT last_seq FROM conversations WHERE app = ?1 AND id = ?2", params![app, conv], |r| r.get(0))
                     .optional()
@@ -579,7 +603,7 @@ impl Store for SqliteStore {
     async fn remove_members(&self, app: i64, conv: i64, users: &[String], now: i64) -> Result<Vec<String>> {
         let users = users.to_vec();
         self.pool
-            .write(move |c| {
+            .write("remove_members", move |c| {
                 conv_exists(c, app, conv)?;
                 let mut removed = Vec::new();
                 for u in users {
@@ -600,7 +624,7 @@ impl Store for SqliteStore {
 
     async fn get_member(&self, app: i64, conv: i64, user: &str) -> Result<Option<Member>> {
         let user = user.to_string();
-        self.pool.read(move |c| get_member(c, app, conv, &user)).await
+        self.pool.lookup("get_member", move |c| get_member(c, app, conv, &user)).await
     }
 
     async fn list_members(&self, app: i64, conv: i64, q: &MemberQuery) -> Result<Vec<Member>> {
@@ -634,7 +658,7 @@ impl Store for SqliteStore {
         if let Some(limit) = q.limit {
             b.push(" LIMIT ").bind(Sql::Integer(limit));
         }
-        self.pool.read(move |c| query_all(c, &b, member_row)).await
+        self.pool.read("list_members", move |c| query_all(c, &b, member_row)).await
     }
 
     async fn member_lists(&self, app: i64, convs: &[i64]) -> Result<Vec<Member>> {
@@ -651,7 +675,7 @@ impl Store for SqliteStore {
             b.push("NULL");
         }
         b.push(") ORDER BY mb.conv, mb.joined_at, mb.user");
-        self.pool.read(move |c| query_all(c, &b, member_row)).await
+        self.pool.read("member_lists", move |c| query_all(c, &b, member_row)).await
     }
 
     async fn count_members(&self, app: i64, conv: i64, roles: Option<&[Role]>) -> Result<i64> {
@@ -659,14 +683,14 @@ impl Store for SqliteStore {
         b.push("SELECT COUNT(*) FROM members mb WHERE mb.app = ").bind(Sql::Integer(app));
         b.push(" AND mb.conv = ").bind(Sql::Integer(conv));
         role_filter(&mut b, roles);
-        self.pool.read(move |c| Ok(query_all(c, &b, |r| r.get::<_, i64>(0))?.into_iter().next().unwrap_or(0))).await
+        self.pool.read("count_members", move |c| Ok(query_all(c, &b, |r| r.get::<_, i64>(0))?.into_iter().next().unwrap_or(0))).await
     }
 
     async fn update_members(&self, app: i64, conv: i64, users: &[String], patch: &MemberPatch) -> Result<Vec<String>> {
         let users = users.to_vec();
         let patch = patch.clone();
         self.pool
-            .write(move |c| {
+            .write("update_members", move |c| {
                 let mut updated = Vec::new();
                 for u in users {
                     let Some(mut m) = get_member(c, app, conv, &u)? else { continue };
@@ -712,7 +736,7 @@ impl Store for SqliteStore {
             b.push(&format!(" AND (mb.joined_at, mb.conv) {sym} (")).bind(Sql::Integer(at)).push(", ").bind(Sql::Integer(conv)).push(")");
         }
         b.push(&format!(" ORDER BY mb.joined_at {dir}, mb.conv {dir} LIMIT ")).bind(Sql::Integer(q.limit));
-        self.pool.read(move |c| query_all(c, &b, member_row)).await
+        self.pool.read("user_memberships", move |c| query_all(c, &b, member_row)).await
     }
 
     // ---------------------------------------------------------------- messages
@@ -720,7 +744,7 @@ impl Store for SqliteStore {
     async fn insert_message(&self, msg: &Message) -> Result<Message> {
         let mut m = msg.clone();
         self.pool
-            .write(move |c| {
+            .write("insert_message", move |c| {
                 let (last_seq, last_ts): (i64, i64) = c
                     .query_row("SELECT last_seq, last_ts FROM conversations WHERE app = ?1 AND id = ?2", params![m.app, m.conv], |r| {
                         Ok((r.get(0)?, r.get(1)?))
@@ -742,13 +766,13 @@ impl Store for SqliteStore {
     }
 
     async fn get_message(&self, app: i64, id: i64) -> Result<Option<Message>> {
-        self.pool.read(move |c| load_message(c, app, id)).await
+        self.pool.lookup("get_message", move |c| load_message(c, app, id)).await
     }
 
     async fn update_message(&self, app: i64, id: i64, patch: &MessagePatch) -> Result<Option<Message>> {
         let patch = patch.clone();
         self.pool
-            .write(move |c| {
+            .write("update_message", move |c| {
                 let Some(mut m) = load_message(c, app, id)? else { return Ok(None) };
                 patch.apply(&mut m);
                 let (bin, body) = content_sql(&m.content);
@@ -779,7 +803,7 @@ impl Store for SqliteStore {
 
     async fn delete_message(&self, app: i64, id: i64) -> Result<bool> {
         self.pool
-            .write(move |c| {
+            .write("delete_message", move |c| {
                 c.cached_execute("DELETE FROM message_users WHERE app = ?1 AND msg = ?2", params![app, id]).map_err(sql_err)?;
                 Ok(c.cached_execute("DELETE FROM messages WHERE app = ?1 AND id = ?2", params![app, id]).map_err(sql_err)? > 0)
             })
@@ -789,14 +813,16 @@ impl Store for SqliteStore {
     async fn hide_message(&self, app: i64, id: i64, user: &str) -> Result<bool> {
         let user = user.to_string();
         self.pool
-            .write(move |c| {
-                let restricted: Option<bool> = c
-                    .query_row("SELECT restricted FROM messages WHERE app = ?1 AND id = ?2", params![app, id], |r| r.get(0))
+            .write("hide_message", move |c| {
+                let found: Option<(bool, i64, i64)> = c
+                    .query_row("SELECT restricted, conv, seq FROM messages WHERE app = ?1 AND id = ?2", params![app, id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
                     .optional()
                     .map_err(sql_err)?;
-                Ok(match restricted {
+                Ok(match found {
                     None => false,
-                    Some(true) => {
+                    Some((true, _, _)) => {
                         c.cached_execute(
                             "DELETE FROM message_users WHERE app = ?1 AND msg = ?2 AND user = ?3 AND visible = 1",
                             params![app, id, user],
@@ -804,10 +830,11 @@ impl Store for SqliteStore {
                         .map_err(sql_err)?
                             > 0
                     }
-                    Some(false) => {
+                    Some((false, conv, seq)) => {
                         c.cached_execute(
-                            "INSERT INTO message_users (app, msg, user, visible) VALUES (?1, ?2, ?3, 0) ON CONFLICT DO NOTHING",
-                            params![app, id, user],
+                            "INSERT INTO message_users (app, msg, user, visible, conv, seq) VALUES (?1, ?2, ?3, 0, ?4, ?5)
+                             ON CONFLICT DO NOTHING",
+                            params![app, id, user, conv, seq],
                         )
                         .map_err(sql_err)?
                             > 0
@@ -820,7 +847,7 @@ impl Store for SqliteStore {
     async fn history(&self, app: i64, q: &HistoryQuery) -> Result<Vec<Message>> {
         let q = q.clone();
         self.pool
-            .read(move |c| {
+            .read("history", move |c| {
                 let mut b = Builder::default();
                 b.push(&format!("SELECT {MSG_COLS} FROM messages m WHERE m.app = ")).bind(Sql::Integer(app));
                 let conv = match &q.scope {
@@ -888,21 +915,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn unread_count(&self, app: i64, user: &str, conv: Option<i64>) -> Result<i64> {
-        let mut b = Builder::default();
-        b.push(
-            "SELECT COUNT(*) FROM members mb JOIN conversations c ON c.app = mb.app AND c.id = mb.conv
-             JOIN messages m ON m.app = mb.app AND m.conv = mb.conv AND m.seq > mb.read_seq
-             WHERE c.kind IN (1, 3, 4, 5) AND m.recalled_at IS NULL AND mb.app = ",
-        )
-        .bind(Sql::Integer(app));
-        b.push(" AND mb.user = ").bind(Sql::Text(user.to_string()));
-        b.push(" AND m.sender <> ").bind(Sql::Text(user.to_string()));
-        if let Some(conv) = conv {
-            b.push(" AND mb.conv = ").bind(Sql::Integer(conv));
-        }
-        visible_to(&mut b, user);
-        self.pool.read(move |c| Ok(query_all(c, &b, |r| r.get::<_, i64>(0))?.into_iter().next().unwrap_or(0))).await
+    async fn unread_count(&self, app: i64, user: &str, conv: Option<i64>, bounds: UnreadBounds) -> Result<i64> {
+        let user = user.to_string();
+        self.pool.read("unread_count", move |c| unread::total(c, app, &user, conv, bounds)).await
     }
 
     // ---------------------------------------------------------------- cursors, unread, patches
@@ -910,7 +925,7 @@ impl Store for SqliteStore {
     async fn advance_cursor(&self, app: i64, conv: i64, user: &str, cursor: Cursor, to_seq: i64, now: i64) -> Result<CursorMove> {
         let user = user.to_string();
         self.pool
-            .write(move |c| {
+            .write("advance_cursor", move |c| {
                 let m = get_member(c, app, conv, &user)?.ok_or(Error::NotMember)?;
                 let from = match cursor {
                     Cursor::Read => m.read_seq,
@@ -949,7 +964,7 @@ impl Store for SqliteStore {
 
     async fn seq_at(&self, app: i64, conv: i64, ts: i64) -> Result<i64> {
         self.pool
-            .read(move |c| {
+            .read("seq_at", move |c| {
                 c.prepare_cached_row(
                     "SELECT seq FROM messages WHERE app = ?1 AND conv = ?2 AND ts <= ?3 ORDER BY seq DESC LIMIT 1",
                     params![app, conv, ts],
@@ -964,7 +979,7 @@ impl Store for SqliteStore {
 
     async fn cursor_times(&self, app: i64, conv: i64) -> Result<Vec<CursorTimes>> {
         self.pool
-            .read(move |c| {
+            .read("cursor_times", move |c| {
                 let at = |col: &str| {
                     format!(
                         "(SELECT m.ts FROM messages m WHERE m.app = mb.app AND m.conv = mb.conv AND m.seq <= mb.{col}
@@ -980,57 +995,25 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn unread_summary(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<UnreadEntry>> {
-        let mut b = Builder::default();
-        b.push(
-            "SELECT mb.conv, c.kind, COUNT(*), MAX(m.seq), MAX(CASE WHEN m.mention_all = 1
-                 OR EXISTS (SELECT 1 FROM json_each(m.mentions) j WHERE j.value = ",
-        )
-        .bind(Sql::Text(user.to_string()))
-        .push(
-            ") THEN 1 ELSE 0 END)
-             FROM members mb JOIN conversations c ON c.app = mb.app AND c.id = mb.conv
-             JOIN messages m ON m.app = mb.app AND m.conv = mb.conv AND m.seq > mb.read_seq
-             WHERE c.kind IN (1, 3, 4, 5) AND m.recalled_at IS NULL AND mb.app = ",
-        )
-        .bind(Sql::Integer(app));
-        b.push(" AND mb.user = ").bind(Sql::Text(user.to_string()));
-        b.push(" AND m.sender <> ").bind(Sql::Text(user.to_string()));
-        b.push(" AND c.last_message_at > ").bind(Sql::Integer(since));
-        visible_to(&mut b, user);
-        b.push(" GROUP BY mb.conv, c.kind ORDER BY MAX(m.ts) DESC LIMIT ").bind(Sql::Integer(limit));
-        self.pool
-            .read(move |c| {
-                let rows = query_all(c, &b, |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, bool>(4)?))
-                })?;
-                let mut out = Vec::with_capacity(rows.len());
-                for (conv, kind, count, seq, mentioned) in rows {
-                    let kind = ConvKind::from_code(kind).ok_or_else(|| Error::internal("unknown conversation kind"))?;
-                    let last = c
-                        .query_row(
-                            &format!("SELECT {MSG_COLS} FROM messages m WHERE m.app = ?1 AND m.conv = ?2 AND m.seq = ?3"),
-                            params![app, conv, seq],
-                            msg_row,
-                        )
-                        .optional()
-                        .map_err(sql_err)?;
-                    out.push(UnreadEntry { conv, kind, count, last, mentioned });
-                }
-                Ok(out)
-            })
-            .await
+    async fn unread_summary(&self, app: i64, user: &str, since: i64, limit: i64, bounds: UnreadBounds) -> Result<Vec<UnreadEntry>> {
+        let user = user.to_string();
+        self.pool.read("unread_summary", move |c| unread::summary(c, app, &user, since, limit, bounds)).await
     }
 
     async fn patches_since(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<Message>> {
         let mut b = Builder::default();
-        b.push(&format!("SELECT {MSG_COLS} FROM members mb JOIN messages m ON m.app = mb.app AND m.conv = mb.conv WHERE mb.app = "))
-            .bind(Sql::Integer(app));
+        // the member's conversations, then in each only what changed after `since` (the partial
+        // index of patched messages): the work follows the changes, not the history
+        b.push(&format!(
+            "SELECT {MSG_COLS} FROM members mb CROSS JOIN messages m INDEXED BY messages_patched
+             ON m.app = mb.app AND m.conv = mb.conv WHERE mb.app = "
+        ))
+        .bind(Sql::Integer(app));
         b.push(" AND mb.user = ").bind(Sql::Text(user.to_string()));
         b.push(" AND m.patched_at > ").bind(Sql::Integer(since));
         visible_to(&mut b, user);
         b.push(" ORDER BY m.patched_at, m.id LIMIT ").bind(Sql::Integer(limit));
-        self.pool.read(move |c| query_all(c, &b, msg_row)).await
+        self.pool.read("patches_since", move |c| query_all(c, &b, msg_row)).await
     }
 
     // ---------------------------------------------------------------- notices
@@ -1040,7 +1023,7 @@ impl Store for SqliteStore {
         let body = to_json(notice)?;
         let (at, id) = (notice.at, notice.id);
         self.pool
-            .write(move |c| {
+            .write("add_notices", move |c| {
                 let mut st = c
                     .prepare_cached("INSERT INTO notices (app, user, at, id, body) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING")
                     .map_err(sql_err)?;
@@ -1055,7 +1038,7 @@ impl Store for SqliteStore {
     async fn notices(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<ConvNotice>> {
         let user = user.to_string();
         self.pool
-            .read(move |c| {
+            .read("notices", move |c| {
                 let mut b = Builder::default();
                 b.push("SELECT body FROM notices WHERE app = ").bind(Sql::Integer(app));
                 b.push(" AND user = ").bind(Sql::Text(user)).push(" AND at > ").bind(Sql::Integer(since));
@@ -1071,7 +1054,7 @@ impl Store for SqliteStore {
     async fn block_users(&self, app: i64, conv: i64, users: &[String], now: i64) -> Result<Vec<String>> {
         let users = users.to_vec();
         self.pool
-            .write(move |c| {
+            .write("block_users", move |c| {
                 conv_exists(c, app, conv)?;
                 let mut blocked = Vec::new();
                 for u in users {
@@ -1095,7 +1078,7 @@ impl Store for SqliteStore {
     async fn unblock_users(&self, app: i64, conv: i64, users: &[String]) -> Result<Vec<String>> {
         let users = users.to_vec();
         self.pool
-            .write(move |c| {
+            .write("unblock_users", move |c| {
                 let mut done = Vec::new();
                 for u in users {
                     if c.cached_execute("DELETE FROM conv_blocks WHERE app = ?1 AND conv = ?2 AND user = ?3", params![app, conv, u])
@@ -1131,7 +1114,7 @@ impl Store for SqliteStore {
             b.push(" AND user > ").bind(Sql::Text(after.to_string()));
         }
         b.push(" ORDER BY user LIMIT ").bind(Sql::Integer(limit));
-        self.pool.read(move |c| query_all(c, &b, |r| r.get::<_, String>(0))).await
+        self.pool.read("blocked_users", move |c| query_all(c, &b, |r| r.get::<_, String>(0))).await
     }
 
     // ---------------------------------------------------------------- broadcasts
@@ -1139,7 +1122,7 @@ impl Store for SqliteStore {
     async fn insert_broadcast(&self, bc: &Broadcast) -> Result<()> {
         let bc = bc.clone();
         self.pool
-            .write(move |c| {
+            .write("insert_broadcast", move |c| {
                 let (bin, body) = content_sql(&bc.content);
                 let push = bc.push.as_ref().map(|p| p.to_string());
                 c.cached_execute(
@@ -1154,7 +1137,7 @@ impl Store for SqliteStore {
 
     async fn get_broadcast(&self, app: i64, id: i64) -> Result<Option<Broadcast>> {
         self.pool
-            .read(move |c| {
+            .lookup("get_broadcast", move |c| {
                 c.prepare_cached_row(
                     &format!("SELECT {BROADCAST_COLS} FROM broadcasts WHERE app = ?1 AND id = ?2"),
                     params![app, id],
@@ -1169,7 +1152,7 @@ impl Store for SqliteStore {
     async fn update_broadcast(&self, app: i64, id: i64, content: &Content) -> Result<bool> {
         let (bin, body) = content_sql(content);
         self.pool
-            .write(move |c| {
+            .write("update_broadcast", move |c| {
                 Ok(c.cached_execute("UPDATE broadcasts SET bin = ?3, body = ?4 WHERE app = ?1 AND id = ?2", params![app, id, bin, body])
                     .map_err(sql_err)?
                     > 0)
@@ -1179,7 +1162,7 @@ impl Store for SqliteStore {
 
     async fn delete_broadcast(&self, app: i64, id: i64) -> Result<bool> {
         self.pool
-            .write(move |c| {
+            .write("delete_broadcast", move |c| {
                 Ok(c.cached_execute("DELETE FROM broadcasts WHERE app = ?1 AND id = ?2", params![app, id]).map_err(sql_err)? > 0)
             })
             .await
@@ -1193,29 +1176,29 @@ impl Store for SqliteStore {
             b.push(" AND conv = ").bind(Sql::Integer(conv));
         }
         b.push(" ORDER BY id DESC LIMIT ").bind(Sql::Integer(limit)).push(" OFFSET ").bind(Sql::Integer(skip));
-        self.pool.read(move |c| query_all(c, &b, broadcast_row)).await
+        self.pool.read("list_broadcasts", move |c| query_all(c, &b, broadcast_row)).await
     }
 
     // ---------------------------------------------------------------- keyed collections and blobs
 
     async fn put_entries(&self, app: i64, entries: &[Entry], rule: PutRule, now: i64) -> Result<Vec<Put>> {
         let entries = entries.to_vec();
-        self.pool.write(move |c| entries::put(c, app, &entries, rule, now)).await
+        self.pool.write("put_entries", move |c| entries::put(c, app, &entries, rule, now)).await
     }
 
     async fn entries(&self, app: i64, q: &EntryQuery, now: i64) -> Result<Vec<Entry>> {
         let q = q.clone();
-        self.pool.read(move |c| entries::select(c, app, &q, now)).await
+        self.pool.read("entries", move |c| entries::select(c, app, &q, now)).await
     }
 
     async fn delete_entries(&self, app: i64, f: &EntryFilter, now: i64) -> Result<Vec<Entry>> {
         let f = f.clone();
-        self.pool.write(move |c| entries::delete(c, app, &f, now)).await
+        self.pool.write("delete_entries", move |c| entries::delete(c, app, &f, now)).await
     }
 
     async fn entry_stats(&self, app: i64, f: &EntryFilter, now: i64) -> Result<EntryStats> {
         let f = f.clone();
-        self.pool.read(move |c| entries::stats(c, app, &f, now)).await
+        self.pool.read("entry_stats", move |c| entries::stats(c, app, &f, now)).await
     }
 
     async fn put_blob(&self, app: i64, id: &str, bytes: Vec<u8>) -> Result<()> {

@@ -1,8 +1,14 @@
-//! The connection discipline: one writer thread that commits queued writes in groups, and a
-//! pool of read connections used from blocking tasks.
+//! The connection discipline: one writer thread that commits queued writes in groups, and read
+//! connections used from blocking tasks in two lanes: lookups (one row by its key) and every
+//! other read. Each lane has its own slots, so a burst of long reads never queues a lookup.
+//!
+//! On request ([`Pool::count_work`]) each operation's SQLite work is counted: the virtual machine
+//! steps its statements take (SQLite's progress callback, called on every step), by operation name.
 
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +22,80 @@ use tokio::sync::{oneshot, Semaphore};
 pub const DEFAULT_MAX_GROUP: usize = 512;
 
 type Completer = Box<dyn FnOnce(Result<()>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Completer) + Send>;
+type Job = Box<dyn FnOnce(&mut Counted) -> (bool, Completer) + Send>;
+
+/// What one kind of store operation has cost since counting began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpWork {
+    /// Operations run.
+    pub calls: u64,
+    /// SQLite virtual machine steps their statements took, in all.
+    pub vm_steps: u64,
+}
+
+/// The work counter: off unless asked for (counting calls back into Rust on every VM step).
+#[derive(Default)]
+struct Work {
+    on: AtomicBool,
+    ops: Mutex<BTreeMap<&'static str, OpWork>>,
+}
+
+impl Work {
+    fn add(&self, op: &'static str, steps: u64) {
+        let mut ops = self.ops.lock();
+        let w = ops.entry(op).or_default();
+        w.calls += 1;
+        w.vm_steps += steps;
+    }
+}
+
+/// A connection with its step counter, fed by SQLite's progress callback while counting is on.
+pub(crate) struct Counted {
+    conn: Connection,
+    steps: Arc<AtomicU64>,
+    counting: bool,
+}
+
+impl Counted {
+    fn new(conn: Connection) -> Counted {
+        Counted { conn, steps: Arc::new(AtomicU64::new(0)), counting: false }
+    }
+
+    /// Run `f`, recording its steps under `op` when the pool counts.
+    fn run<T>(&mut self, work: &Work, op: &'static str, f: impl FnOnce(&Connection) -> T) -> T {
+        let on = work.on.load(Ordering::Relaxed);
+        if on != self.counting {
+            if on {
+                let steps = self.steps.clone();
+                self.conn.progress_handler(
+                    1,
+                    Some(move || {
+                        steps.fetch_add(1, Ordering::Relaxed);
+                        false
+                    }),
+                );
+            } else {
+                self.conn.progress_handler(0, None::<fn() -> bool>);
+            }
+            self.counting = on;
+        }
+        let before = self.steps.load(Ordering::Relaxed);
+        let r = f(&self.conn);
+        if on {
+            work.add(op, self.steps.load(Ordering::Relaxed) - before);
+        }
+        r
+    }
+}
+
+/// The two read lanes.
+#[derive(Clone, Copy)]
+enum Lane {
+    /// One row (or a few) by a key: apps, users, tokens, conversations, members, messages.
+    Lookup,
+    /// Everything else: queries, lists, history, counts.
+    Query,
+}
 
 pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
     Error::internal(format!("sqlite: {e}"))
@@ -54,34 +133,57 @@ pub(crate) struct Pool {
     path: PathBuf,
     writer: Mutex<Option<std_mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
-    read_slots: Arc<Semaphore>,
+    /// Idle read connections, shared by both lanes (the slots bound how many are in use).
+    readers: Arc<Mutex<Vec<Counted>>>,
+    query_slots: Arc<Semaphore>,
+    lookup_slots: Arc<Semaphore>,
+    work: Arc<Work>,
 }
 
 impl Pool {
-    pub fn new(path: &Path, readers: usize, max_group: usize, durable: bool) -> Result<Pool> {
+    /// `readers` connections for queries and `lookups` more for lookups by key.
+    pub fn new(path: &Path, readers: usize, lookups: usize, max_group: usize, durable: bool) -> Result<Pool> {
         let conn = open(path, durable)?;
         crate::schema::migrate(&conn)?;
+        let work = Arc::new(Work::default());
         let (tx, rx) = std_mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_group.max(1)))
+            .spawn(move || writer_loop(Counted::new(conn), rx, max_group.max(1)))
             .map_err(Error::internal)?;
         Ok(Pool {
             path: path.to_path_buf(),
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             readers: Arc::new(Mutex::new(Vec::new())),
-            read_slots: Arc::new(Semaphore::new(readers.max(1))),
+            query_slots: Arc::new(Semaphore::new(readers.max(1))),
+            lookup_slots: Arc::new(Semaphore::new(lookups.max(1))),
+            work,
         })
     }
 
-    /// Run `f` in the writer's current transaction (inside its own savepoint). The result is
-    /// returned only once the transaction has committed.
-    pub async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    /// Count each operation's work from now on (or stop counting).
+    pub fn count_work(&self, on: bool) {
+        self.work.on.store(on, Ordering::Relaxed);
+    }
+
+    /// The work counted so far, by operation; with `reset`, counting starts again from zero.
+    pub fn work(&self, reset: bool) -> BTreeMap<&'static str, OpWork> {
+        let mut ops = self.work.ops.lock();
+        if reset {
+            std::mem::take(&mut *ops)
+        } else {
+            ops.clone()
+        }
+    }
+
+    /// Run `f` (the operation `op`) in the writer's current transaction (inside its own
+    /// savepoint). The result is returned only once the transaction has committed.
+    pub async fn write<T: Send + 'static>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
+        let work = self.work.clone();
         let job: Job = Box::new(move |conn| {
-            let r = f(conn);
+            let r = conn.run(&work, op, f);
             let ok = r.is_ok();
             let done: Completer = Box::new(move |commit| {
                 let _ = tx.send(commit.and(r));
@@ -93,18 +195,43 @@ impl Pool {
         rx.await.map_err(|_| Error::internal("store writer dropped a write"))?
     }
 
-    /// Run `f` on a read connection in a blocking task.
-    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
-        let permit = self.read_slots.clone().acquire_owned().await.map_err(Error::internal)?;
+    /// Run `f` (the operation `op`) on a read connection of the query lane, in a blocking task.
+    pub async fn read<T: Send + 'static>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        self.read_in(Lane::Query, op, f).await
+    }
+
+    /// Like [`Pool::read`], in the lookup lane: for reads of one row (or a few) by a key, whose
+    /// work does not grow with the data.
+    pub async fn lookup<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.read_in(Lane::Lookup, op, f).await
+    }
+
+    async fn read_in<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let slots = match lane {
+            Lane::Lookup => &self.lookup_slots,
+            Lane::Query => &self.query_slots,
+        };
+        let permit = slots.clone().acquire_owned().await.map_err(Error::internal)?;
         let readers = self.readers.clone();
         let path = self.path.clone();
+        let work = self.work.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let conn = match readers.lock().pop() {
+            let popped = readers.lock().pop();
+            let mut conn = match popped {
                 Some(c) => c,
-                None => open(&path, false)?,
+                None => Counted::new(open(&path, false)?),
             };
-            let r = f(&conn);
+            let r = conn.run(&work, op, f);
             readers.lock().push(conn);
             r
         })
@@ -127,7 +254,7 @@ impl Drop for Pool {
     }
 }
 
-fn writer_loop(conn: Connection, rx: std_mpsc::Receiver<Job>, max_group: usize) {
+fn writer_loop(mut counted: Counted, rx: std_mpsc::Receiver<Job>, max_group: usize) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < max_group {
@@ -136,7 +263,7 @@ fn writer_loop(conn: Connection, rx: std_mpsc::Receiver<Job>, max_group: usize) 
                 Err(_) => break,
             }
         }
-        let begin = run(&conn, "BEGIN IMMEDIATE").map_err(sql_err);
+        let begin = run(&counted.conn, "BEGIN IMMEDIATE").map_err(sql_err);
         if let Err(e) = begin {
             tracing::error!(error = %e, "sqlite: cannot begin a write transaction");
             for job in jobs {
@@ -147,30 +274,76 @@ fn writer_loop(conn: Connection, rx: std_mpsc::Receiver<Job>, max_group: usize) 
         }
         let mut done = Vec::with_capacity(jobs.len());
         for job in jobs {
-            if run(&conn, "SAVEPOINT job").is_err() {
+            if run(&counted.conn, "SAVEPOINT job").is_err() {
                 continue;
             }
-            match catch_unwind(AssertUnwindSafe(|| job(&conn))) {
+            match catch_unwind(AssertUnwindSafe(|| job(&mut counted))) {
                 Ok((ok, completer)) => {
                     if ok {
-                        let _ = run(&conn, "RELEASE job");
+                        let _ = run(&counted.conn, "RELEASE job");
                     } else {
-                        undo(&conn);
+                        undo(&counted.conn);
                     }
                     done.push(completer);
                 }
                 Err(_) => {
                     tracing::error!("sqlite: a write panicked; it was rolled back");
-                    undo(&conn);
+                    undo(&counted.conn);
                 }
             }
         }
-        let commit = run(&conn, "COMMIT").map_err(sql_err);
+        let commit = run(&counted.conn, "COMMIT").map_err(sql_err);
         if commit.is_err() {
-            let _ = run(&conn, "ROLLBACK");
+            let _ = run(&counted.conn, "ROLLBACK");
         }
         for c in done {
             c(commit.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Barrier, Condvar};
+
+    use super::*;
+
+    /// Hold a read connection until `gate` opens, after meeting the others at `started`.
+    fn hold(started: Arc<Barrier>, gate: Arc<(std::sync::Mutex<bool>, Condvar)>) -> impl FnOnce(&Connection) -> Result<()> {
+        move |_| {
+            started.wait();
+            let (open, cv) = &*gate;
+            let mut open = open.lock().map_err(Error::internal)?;
+            while !*open {
+                open = cv.wait(open).map_err(Error::internal)?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_do_not_wait_for_busy_query_readers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = Arc::new(Pool::new(&dir.path().join("lanes.db"), 2, 1, 16, false).expect("pool"));
+        let started = Arc::new(Barrier::new(3));
+        let gate = Arc::new((std::sync::Mutex::new(false), Condvar::new()));
+        let mut busy = Vec::new();
+        for _ in 0..2 {
+            let (pool, started, gate) = (pool.clone(), started.clone(), gate.clone());
+            busy.push(tokio::spawn(async move { pool.read("long", hold(started, gate)).await }));
+        }
+        // both query readers are taken
+        let s = started.clone();
+        tokio::task::spawn_blocking(move || s.wait()).await.expect("join");
+        // a lookup still runs: it has a lane of its own (the timeout only keeps a failure from hanging)
+        let one = pool.lookup("short", |c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(sql_err));
+        let one = tokio::time::timeout(Duration::from_secs(30), one).await;
+        let (open, cv) = &*gate;
+        *open.lock().expect("gate") = true;
+        cv.notify_all();
+        assert_eq!(one.expect("the lookup was held up behind the long reads").expect("lookup"), 1);
+        for b in busy {
+            b.await.expect("join").expect("read");
         }
     }
 }

@@ -272,10 +272,12 @@ pub fn insert_message(c: &Connection, m: &Message) -> Result<()> {
     .map_err(sql_err)?;
     if let Audience::Only(users) = &m.audience {
         let mut st = c
-            .prepare_cached("INSERT INTO message_users (app, msg, user, visible) VALUES (?1, ?2, ?3, 1) ON CONFLICT DO NOTHING")
+            .prepare_cached(
+                "INSERT INTO message_users (app, msg, user, visible, conv, seq) VALUES (?1, ?2, ?3, 1, ?4, ?5) ON CONFLICT DO NOTHING",
+            )
             .map_err(sql_err)?;
         for u in users {
-            st.execute(params![m.app, m.id, u]).map_err(sql_err)?;
+            st.execute(params![m.app, m.id, u, m.conv, m.seq]).map_err(sql_err)?;
         }
     }
     Ok(())

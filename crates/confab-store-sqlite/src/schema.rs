@@ -165,6 +165,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX entries_seq ON entries (app, ns, key, seq);
     CREATE INDEX entries_item ON entries (app, ns, item, seq);
     "#,
+    // 2: unread counts walk indexes from the read cursor (`unread.rs`): each entry of a message's
+    // audience knows the message's conversation and sequence number (a user's inbox of messages
+    // addressed to them), and the messages that mention someone have an index of their own
+    r#"
+    ALTER TABLE message_users ADD COLUMN conv INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE message_users ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE message_users SET conv = m.conv, seq = m.seq FROM messages m WHERE m.app = message_users.app AND m.id = message_users.msg;
+    CREATE INDEX message_users_inbox ON message_users (app, user, conv, seq) WHERE visible = 1;
+    CREATE INDEX messages_mentioning ON messages (app, conv, seq) WHERE mention_all = 1 OR mentions IS NOT NULL;
+    "#,
 ];
 
 pub fn migrate(conn: &Connection) -> Result<()> {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
-use confab_engine::model::Plan;
-use confab_engine::NewApp;
+use confab_engine::model::{Content, Message, MessageType, Plan};
+use confab_engine::{NewApp, NewConversation, Store};
 use confab_face_leancloud::realtime::codec;
 use confab_face_leancloud::realtime::proto::*;
 use confab_face_leancloud::realtime::{Gateway, GatewaySettings};
@@ -547,6 +547,117 @@ async fn session_close_and_reopen_with_token() {
     assert_error(&r, 4112);
     // and the SDK's retry (no st) then works
     d.open(app.app_id(), Some("bob")).await;
+    srv.stop().await;
+}
+
+// ------------------------------------------------------------------ catching up at login
+
+/// What one login cost the store, and what it told the client.
+struct LoginCost {
+    /// SQLite VM steps of the unread summary, and of every store operation of the login.
+    unread_steps: u64,
+    login_steps: u64,
+    /// The unread counts pushed after `opened`, and the REST `unread-count`.
+    pushed: Vec<i64>,
+    rest: i64,
+}
+
+/// Log `reader` in as the SDK does (with a `lastPatchTime`), counting the store's work.
+async fn login_cost(srv: &TestServer, lc: &LcApp, reader: &str) -> LoginCost {
+    let store = srv.server.as_ref().expect("running").store();
+    store.count_work(true);
+    store.work(true);
+    let mut c = Client::connect(&srv.base).await;
+    let session = SessionCommand { ua: Some("rust-test".into()), last_patch_time: Some(now_ms() - 60_000), ..Default::default() };
+    assert_opened(&c.request(open_cmd(lc.app_id(), Some(reader), session)).await);
+    let unread = loop {
+        let p = c.push().await;
+        if p.cmd == Some(CommandType::Unread as i32) {
+            break p.unread_message.expect("unreadMessage");
+        }
+    };
+    store.count_work(false);
+    let work = store.work(true);
+    let summary = work.get("unread_summary").expect("the login counted its unread messages");
+    assert_eq!(summary.calls, 1);
+    assert!(work.contains_key("patches_since"), "the login looked for edits and recalls");
+    let r = lc.call(reqwest::Method::GET, &format!("/1.2/rtm/clients/{reader}/unread-count"), Auth::AppKey, None).await;
+    LoginCost {
+        unread_steps: summary.vm_steps,
+        login_steps: work.values().map(|w| w.vm_steps).sum(),
+        pushed: unread.convs.iter().map(|t| i64::from(t.unread)).collect(),
+        rest: r.ok()["count"].as_i64().expect("count"),
+    }
+}
+
+/// Store `n` unread messages from "sender" in `conv`, straight into the store by 64 writers
+/// (group commit): 20,000 requests would take minutes.
+async fn store_history(srv: &TestServer, lc: &LcApp, conv: i64, n: i64) {
+    let running = srv.server.as_ref().expect("running");
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..64 {
+        let (engine, store, app) = (running.engine.clone(), running.store().clone(), lc.app.id);
+        writers.spawn(async move {
+            for _ in (w..n).step_by(64) {
+                let text = Content::Text("{\"_lctype\":-1,\"_lctext\":\"history\"}".into());
+                let m = Message { mtype: MessageType::TEXT, ..Message::new(app, engine.next_id(), conv, "sender", engine.now(), text) };
+                store.insert_message(&m).await.expect("insert");
+            }
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r.expect("writer");
+    }
+}
+
+/// A login costs the same however long the unread history: with 20,000 unread messages the
+/// store's work (SQLite VM steps, counted in-process) for the unread summary, and for the whole
+/// login, is within a small factor of the work with 200; and another client's login does not
+/// pay for that history at all. The counts pushed (and the REST `unread-count`) are the
+/// documented ones: exact below `unread_count_max`, the cap above it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_work_does_not_grow_with_the_unread_history() {
+    let (srv, lc) = server().await;
+    let engine = srv.engine().clone();
+    let cap = lc.app.limits.unread_count_max;
+    assert_eq!(cap, 100, "the documented default");
+    // three readers, each with the sender in a conversation of its own, none of it read
+    let mut convs = Vec::new();
+    for reader in ["few", "some", "many"] {
+        let new = NewConversation { members: vec![reader.into(), "sender".into()], ..Default::default() };
+        convs.push(engine.create_conversation(&lc.app, new).await.expect("conversation").0.id);
+    }
+    store_history(&srv, &lc, convs[0], 40).await;
+    store_history(&srv, &lc, convs[1], 200).await;
+    let few = login_cost(&srv, &lc, "few").await;
+    let some = login_cost(&srv, &lc, "some").await;
+    store_history(&srv, &lc, convs[2], 20_000).await;
+    let many = login_cost(&srv, &lc, "many").await;
+    let some_again = login_cost(&srv, &lc, "some").await;
+
+    let ratio = |a: u64, b: u64| a as f64 / b as f64;
+    assert!(
+        many.unread_steps <= 2 * some.unread_steps,
+        "the unread catch-up must not grow with the history: {} VM steps at 20,000 unread messages, {} at 200",
+        many.unread_steps,
+        some.unread_steps
+    );
+    assert!(
+        many.login_steps <= 2 * some.login_steps,
+        "nor the whole login: {} VM steps at 20,000 unread messages, {} at 200",
+        many.login_steps,
+        some.login_steps
+    );
+    assert!(
+        some_again.login_steps <= 2 * some.login_steps,
+        "another client's history costs a login nothing: {} VM steps before it was stored, {} after ({:.1}×)",
+        some.login_steps,
+        some_again.login_steps,
+        ratio(some_again.login_steps, some.login_steps)
+    );
+    // exact below the cap, the cap above it; the REST count follows the same rule
+    let got: Vec<(Vec<i64>, i64)> = [&few, &some, &many, &some_again].iter().map(|c| (c.pushed.clone(), c.rest)).collect();
+    assert_eq!(got, vec![(vec![40], 40), (vec![cap], cap), (vec![cap], cap), (vec![cap], cap)], "counts pushed at login, and REST");
     srv.stop().await;
 }
 
