@@ -484,19 +484,28 @@ impl Engine {
     /// attempt is refused (`RateLimited`, with the wait) before any hashing.
     pub async fn check_password(&self, app: &App, login: &str, password: &str, addr: Option<&str>) -> Result<User> {
         let keys = login_keys(login, addr);
-        self.backoff.check(app.id, &keys, self.now())?;
-        let user = match self.store.get_user_by_username(app.id, login).await? {
-            Some(u) => Some(u),
-            None => self.store.get_user(app.id, login).await?,
+        self.backoff.admit(app.id, &keys, self.now())?;
+        let checked = async {
+            let user = match self.store.get_user_by_username(app.id, login).await? {
+                Some(u) => Some(u),
+                None => self.store.get_user(app.id, login).await?,
+            };
+            let verified = match &user {
+                Some(User { password_hash: Some(hash), .. }) => self.hasher.verify(password.to_string(), hash.clone()).await?,
+                _ => false,
+            };
+            Ok::<_, Error>((user, verified))
         };
-        let verified = match &user {
-            Some(User { password_hash: Some(hash), .. }) => self.hasher.verify(password.to_string(), hash.clone()).await?,
-            _ => false,
+        let (user, verified) = match checked.await {
+            Ok(v) => v,
+            Err(e) => {
+                self.backoff.withdrawn(app.id, &keys);
+                return Err(e);
+            }
         };
         let user = match user {
             Some(u) if verified => u,
             other => {
-                self.backoff.failed(app.id, &keys, self.now());
                 return Err(match other {
                     None => Error::UserNotFound(login.to_string()),
                     Some(_) => Error::BadCredentials,

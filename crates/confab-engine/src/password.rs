@@ -196,18 +196,15 @@ pub fn login_keys(login: &str, addr: Option<&str>) -> Vec<(String, u32)> {
 }
 
 impl LoginBackoff {
-    /// Refused (with how long to wait) while any key is backing off.
-    pub fn check(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()> {
-        let map = self.failures.lock();
+    /// Admit a login attempt, or refuse it (with how long to wait) while any key backs off.
+    /// An admitted attempt counts as a failure until it succeeds: a burst of concurrent attempts
+    /// gets no more through than the allowance.
+    pub fn admit(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()> {
+        let mut map = self.failures.lock();
         let wait = keys.iter().filter_map(|(k, _)| map.get(&(app, k.clone()))).map(|f| f.until - now).max().unwrap_or(0);
         if wait > 0 {
             return Err(Error::RateLimited { bucket: LOGIN_BUCKET.into(), retry_after_secs: ((wait + 999) / 1000) as u64 });
         }
-        Ok(())
-    }
-
-    pub fn failed(&self, app: i64, keys: &[(String, u32)], now: i64) {
-        let mut map = self.failures.lock();
         if map.len() > PRUNE_AT {
             map.retain(|_, f| f.last + FORGET_MS > now && f.until > now - FORGET_MS);
         }
@@ -227,13 +224,30 @@ impl LoginBackoff {
                 f.until = now + (FIRST_WAIT_MS << doublings).min(MAX_WAIT_MS);
             }
         }
+        Ok(())
     }
 
-    /// A good password: the user's failures are forgiven.
+    /// The admitted attempt had the right password: the user's failures are forgiven, and the
+    /// attempt is taken off the address's count.
     pub fn succeeded(&self, app: i64, keys: &[(String, u32)]) {
+        self.uncount(app, keys, true);
+    }
+
+    /// The admitted attempt came to no verdict (the hashing queue was full, the store failed):
+    /// it is taken off every count (a wait already running stays).
+    pub fn withdrawn(&self, app: i64, keys: &[(String, u32)]) {
+        self.uncount(app, keys, false);
+    }
+
+    fn uncount(&self, app: i64, keys: &[(String, u32)], forgive_user: bool) {
         let mut map = self.failures.lock();
-        for (k, _) in keys.iter().filter(|(k, _)| k.starts_with("user:")) {
-            map.remove(&(app, k.clone()));
+        for (k, _) in keys {
+            let key = (app, k.clone());
+            if forgive_user && k.starts_with("user:") {
+                map.remove(&key);
+            } else if let Some(f) = map.get_mut(&key) {
+                f.count = f.count.saturating_sub(1);
+            }
         }
     }
 
@@ -300,42 +314,56 @@ mod tests {
         let b = LoginBackoff::default();
         let keys = login_keys("alice", Some("10.0.0.1"));
         let mut now = 1_000_000;
-        for _ in 0..FREE_PER_USER - 1 {
-            b.check(1, &keys, now).unwrap();
-            b.failed(1, &keys, now);
-        }
-        b.check(1, &keys, now).unwrap();
-        b.failed(1, &keys, now);
-        let wait = |b: &LoginBackoff, now| match b.check(1, &keys, now) {
+        let wait = |b: &LoginBackoff, now| match b.admit(1, &keys, now) {
             Err(Error::RateLimited { retry_after_secs, .. }) => retry_after_secs,
             Ok(()) => 0,
             Err(e) => panic!("{e}"),
         };
+        // five attempts (failed: never forgiven) are admitted, the sixth waits a second
+        for _ in 0..FREE_PER_USER {
+            assert_eq!(wait(&b, now), 0);
+        }
         assert_eq!(wait(&b, now), 1);
         now += 1_000;
-        assert_eq!(wait(&b, now), 0);
-        b.failed(1, &keys, now);
-        assert_eq!(wait(&b, now), 2, "the next failure doubles the wait");
+        assert_eq!(wait(&b, now), 0, "admitted after the wait");
+        assert_eq!(wait(&b, now), 2, "that failure doubled the wait");
         // another app, another user: not affected
-        b.check(2, &keys, now).unwrap();
-        b.check(1, &login_keys("bob", None), now).unwrap();
+        b.admit(2, &keys, now).unwrap();
+        b.admit(1, &login_keys("bob", None), now).unwrap();
         // a success forgives the user, not the address
         b.succeeded(1, &keys);
-        b.check(1, &login_keys("alice", None), now).unwrap();
+        b.admit(1, &login_keys("alice", None), now).unwrap();
         // forgotten after a quiet while
         now += FORGET_MS + MAX_WAIT_MS;
-        b.check(1, &keys, now).unwrap();
+        b.admit(1, &keys, now).unwrap();
+    }
+
+    #[test]
+    fn a_burst_gets_no_more_through_than_the_allowance() {
+        let b = LoginBackoff::default();
+        let keys = login_keys("alice", None);
+        let admitted = (0..64).filter(|_| b.admit(1, &keys, 5_000).is_ok()).count();
+        assert_eq!(admitted, FREE_PER_USER as usize);
+        // a right password among them forgives the user at once
+        b.succeeded(1, &keys);
+        b.admit(1, &keys, 5_000).unwrap();
+        // an attempt that came to no verdict does not count
+        let carol = login_keys("carol", None);
+        for _ in 0..20 {
+            b.admit(1, &carol, 6_000).unwrap();
+            b.withdrawn(1, &carol);
+        }
     }
 
     #[test]
     fn backoff_stays_bounded() {
         let b = LoginBackoff::default();
         for i in 0..(3 * PRUNE_AT) {
-            b.failed(1, &login_keys(&format!("u{i}"), None), 0);
+            b.admit(1, &login_keys(&format!("u{i}"), None), 0).unwrap();
         }
         assert!(b.len() <= 2 * PRUNE_AT + 1, "{}", b.len());
         // later, the stale ones are pruned to make room
-        b.failed(1, &login_keys("late", None), FORGET_MS * 2);
+        b.admit(1, &login_keys("late", None), FORGET_MS * 2).unwrap();
         assert!(b.len() < 10, "{}", b.len());
     }
 }
