@@ -105,6 +105,26 @@ async fn settle() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 }
 
+/// Open the warm-up sessions, measure `pid`, open the rest, measure again, report; the sessions
+/// are held until then.
+async fn measure<C, F, Fut>(t: &IdleTarget, what: &str, pid: u32, open: F) -> anyhow::Result<()>
+where
+    C: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<C>> + Send + 'static,
+{
+    let start = Instant::now();
+    let mut held = Vec::with_capacity(t.sessions);
+    open_many(0, t.warmup, t.concurrency, &mut held, &open).await?;
+    settle().await;
+    let before = rss(pid)?;
+    open_many(t.warmup, t.sessions, t.concurrency, &mut held, &open).await?;
+    settle().await;
+    let after = rss(pid)?;
+    report_idle(what, t.sessions, t.warmup, before, after, start.elapsed());
+    Ok(())
+}
+
 async fn idle_tcp(t: &IdleTarget, url: &str, app_id: &str, pid: u32) -> anyhow::Result<()> {
     let host = url.trim_start_matches("http://").trim_end_matches('/').to_string();
     let addr: std::net::SocketAddr = tokio::net::lookup_host(&host).await?.next().context("the server's address")?;
@@ -118,15 +138,7 @@ async fn idle_tcp(t: &IdleTarget, url: &str, app_id: &str, pid: u32) -> anyhow::
             Ok(s)
         }
     };
-    let start = Instant::now();
-    let mut held = Vec::with_capacity(t.sessions);
-    open_many(0, t.warmup, t.concurrency, &mut held, &open).await?;
-    settle().await;
-    let before = rss(pid)?;
-    open_many(t.warmup, t.sessions, t.concurrency, &mut held, &open).await?;
-    settle().await;
-    let after = rss(pid)?;
-    report_idle("tcp", t.sessions, t.warmup, before, after, start.elapsed());
+    measure(t, "tcp", pid, open).await?;
     Ok(())
 }
 
@@ -151,15 +163,7 @@ async fn idle_in_process(t: &IdleTarget) -> anyhow::Result<()> {
             Ok(client)
         }
     };
-    let start = Instant::now();
-    let mut held = Vec::with_capacity(t.sessions);
-    open_many(0, t.warmup, t.concurrency, &mut held, &open).await?;
-    settle().await;
-    let before = rss(std::process::id())?;
-    open_many(t.warmup, t.sessions, t.concurrency, &mut held, &open).await?;
-    settle().await;
-    let after = rss(std::process::id())?;
-    report_idle("in-process pipes, server and pipes", t.sessions, t.warmup, before, after, start.elapsed());
+    measure(t, "in-process pipes, server and pipes", std::process::id(), open).await?;
     store.close();
     Ok(())
 }
@@ -175,15 +179,7 @@ async fn idle_pipes(t: &IdleTarget) -> anyhow::Result<()> {
         let _ = client.read(&mut buf).await?;
         Ok::<(DuplexStream, DuplexStream), anyhow::Error>((client, server))
     };
-    let start = Instant::now();
-    let mut held = Vec::with_capacity(t.sessions);
-    open_many(0, t.warmup, t.concurrency, &mut held, &open).await?;
-    settle().await;
-    let before = rss(std::process::id())?;
-    open_many(t.warmup, t.sessions, t.concurrency, &mut held, &open).await?;
-    settle().await;
-    let after = rss(std::process::id())?;
-    report_idle("in-process pipes alone", t.sessions, t.warmup, before, after, start.elapsed());
+    measure(t, "in-process pipes alone", std::process::id(), open).await?;
     Ok(())
 }
 

@@ -45,23 +45,24 @@ impl OutQueue {
         OutQueue { state: Mutex::default(), max_frames: max_frames.max(1), max_bytes, filled: Notify::new(), drained: Notify::new() }
     }
 
-    fn room(&self, s: &State, len: usize) -> bool {
-        s.frames.len() < self.max_frames && (s.frames.is_empty() || s.bytes + len <= self.max_bytes)
-    }
-
     /// Queue a frame now, or say why not.
     pub fn push(&self, frame: Bytes) -> Result<(), Refused> {
         let mut s = self.state.lock();
+        self.enqueue(&mut s, frame)?;
+        drop(s);
+        self.filled.notify_one();
+        Ok(())
+    }
+
+    fn enqueue(&self, s: &mut State, frame: Bytes) -> Result<(), Refused> {
         if s.closed {
             return Err(Refused::Closed);
         }
-        if !self.room(&s, frame.len()) {
+        if s.frames.len() >= self.max_frames || (!s.frames.is_empty() && s.bytes + frame.len() > self.max_bytes) {
             return Err(Refused::Full);
         }
         s.bytes += frame.len();
         s.frames.push_back(frame);
-        drop(s);
-        self.filled.notify_one();
         Ok(())
     }
 
@@ -71,20 +72,11 @@ impl OutQueue {
             let room = self.drained.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            {
-                let mut s = self.state.lock();
-                if s.closed {
-                    return false;
-                }
-                if self.room(&s, frame.len()) {
-                    s.bytes += frame.len();
-                    s.frames.push_back(frame);
-                    drop(s);
-                    self.filled.notify_one();
-                    return true;
-                }
+            match self.push(frame.clone()) {
+                Ok(()) => return true,
+                Err(Refused::Closed) => return false,
+                Err(Refused::Full) => room.await,
             }
-            room.await;
         }
     }
 
