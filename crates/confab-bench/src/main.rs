@@ -8,6 +8,7 @@
 //! * `conn-idle`: idle realtime sessions, and the server's resident memory per session.
 //! * `login-flood`: wrong-password logins, and the server's resident memory during and after.
 //! * `soak`: a moderate mixed load for a long time, with the server's memory sampled.
+//! * `fuzz`: random requests to every route of every face; no 5xx, and the memory left behind.
 //! * `login-catchup`: realtime logins of clients with a long unread history (login latency,
 //!   `/healthz` meanwhile, and the store work of one login).
 //!
@@ -117,6 +118,8 @@ enum Cmd {
     },
     /// A moderate mixed load for a long time: memory over time, nothing lost, pushes in order.
     Soak(soak::SoakArgs),
+    /// Random requests to every route of every face: no 5xx, and what memory they leave behind.
+    Fuzz(fuzz::FuzzArgs),
     /// Insert messages straight into the store with N concurrent writers.
     StoreInsert {
         #[arg(long, default_value_t = 64)]
@@ -135,6 +138,7 @@ enum Cmd {
     LoginCatchup(login::LoginArgs),
 }
 
+mod fuzz;
 mod login;
 mod mem;
 mod raw;
@@ -406,6 +410,7 @@ async fn main() -> anyhow::Result<()> {
             mem::login_flood(&url, &app_id, &app_key, server_pid, logins, concurrency).await
         }
         Cmd::Soak(args) => soak::soak(args).await,
+        Cmd::Fuzz(args) => fuzz::fuzz(args).await,
         Cmd::StoreInsert { writers, messages, max_group, no_durable } => store_insert(writers, messages, max_group, !no_durable).await,
         Cmd::LoginCatchup(a) => login::login_catchup(a).await,
     }
