@@ -120,6 +120,11 @@ enum Cmd {
     Soak(soak::SoakArgs),
     /// Random requests to every route of every face: no 5xx, and what memory they leave behind.
     Fuzz(fuzz::FuzzArgs),
+    /// The time of one password hash and one verification with confab's argon2 parameters.
+    PasswordHash {
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+    },
     /// Insert messages straight into the store with N concurrent writers.
     StoreInsert {
         #[arg(long, default_value_t = 64)]
@@ -395,6 +400,31 @@ async fn store_insert(writers: usize, messages: usize, max_group: usize, durable
     Ok(())
 }
 
+async fn password_hash(count: usize) -> anyhow::Result<()> {
+    let settings = confab_engine::password::HashSettings::default();
+    let hasher = confab_engine::password::Hasher::new(settings.clone()).map_err(anyhow::Error::msg)?;
+    let stored = hasher.hash("a warm-up password".into()).await.map_err(anyhow::Error::msg)?;
+    let (mut hash, mut verify) = (Vec::new(), Vec::new());
+    for i in 0..count {
+        let t = Instant::now();
+        hasher.hash(format!("password {i}")).await.map_err(anyhow::Error::msg)?;
+        hash.push(t.elapsed().as_micros() as u32);
+        let t = Instant::now();
+        hasher.verify(format!("password {i}"), stored.clone()).await.map_err(anyhow::Error::msg)?;
+        verify.push(t.elapsed().as_micros() as u32);
+    }
+    println!(
+        "argon2id m={} KiB t={} p=1 ({} workers, so at most that many times the memory); one at a time, {count} of each",
+        settings.m_cost_kib, settings.t_cost, settings.workers
+    );
+    for (what, mut v) in [("hash", hash), ("verify", verify)] {
+        v.sort_unstable();
+        let ms = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0;
+        println!("{what}: p50 {:.2} ms, p99 {:.2} ms", ms(0.5), ms(0.99));
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
@@ -411,6 +441,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Soak(args) => soak::soak(args).await,
         Cmd::Fuzz(args) => fuzz::fuzz(args).await,
+        Cmd::PasswordHash { count } => password_hash(count).await,
         Cmd::StoreInsert { writers, messages, max_group, no_durable } => store_insert(writers, messages, max_group, !no_durable).await,
         Cmd::LoginCatchup(a) => login::login_catchup(a).await,
     }
