@@ -366,6 +366,7 @@ async fn store_insert(writers: usize, messages: usize, max_group: usize, durable
         last_message_at: None,
         last_seq: 0,
         expires_at: None,
+        foreign_id: None,
     };
     store.ensure_users(1, &[NewUser { id: "bench".into(), num: ids.next() }], now).await.map_err(anyhow::Error::msg)?;
     // one conversation per writer, so the measurement is the commit path, not row contention

@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::model::{Broadcast, ConvChange, ConvKind, Message};
+use crate::model::{Broadcast, ConvChange, ConvRef, Message};
 use crate::presence::SessionRef;
 
 /// The session a change came from, so that it is not echoed back to it.
@@ -32,13 +32,14 @@ pub enum Event {
     /// A new message. `recipients` are resolved by the engine (members, subscribers, the
     /// audience, or a chat room's present users); the sender's own other sessions get it
     /// unless `no_sync`.
-    Message { app: i64, kind: ConvKind, msg: Arc<Message>, recipients: Vec<String>, no_sync: bool, origin: Option<Origin> },
+    Message { app: i64, conv: ConvRef, msg: Arc<Message>, recipients: Vec<String>, no_sync: bool, origin: Option<Origin> },
     /// A message was edited or recalled.
-    MessagePatched { app: i64, kind: ConvKind, msg: Arc<Message>, recipients: Vec<String>, origin: Option<Origin> },
+    MessagePatched { app: i64, conv: ConvRef, msg: Arc<Message>, recipients: Vec<String>, origin: Option<Origin> },
     /// A conversation changed (membership, attributes, mutes, blocks, roles).
-    Conv { app: i64, conv: i64, kind: ConvKind, by: Option<String>, change: ConvChange, recipients: Vec<String>, at: i64 },
-    /// A message reached (or was read by) `by`: tell its sender `to`.
-    Receipt { app: i64, to: String, conv: i64, kind: ConvKind, msg: Option<i64>, at: i64, read: bool, by: String },
+    Conv { app: i64, conv: ConvRef, by: Option<String>, change: ConvChange, recipients: Vec<String>, at: i64 },
+    /// A message reached (or was read by) `by`: tell its sender `to`. The message is named by
+    /// its id and, if imported, its foreign id.
+    Receipt { app: i64, to: String, conv: ConvRef, msg: Option<(i64, Option<String>)>, at: i64, read: bool, by: String },
     /// A user's sessions (or one of them) must end.
     Kick { app: i64, user: String, session: Option<SessionRef>, reason: KickReason },
     /// An app-wide broadcast, for every online user.

@@ -109,10 +109,18 @@ impl Engine {
     ) -> Result<()> {
         let at = self.now();
         if conv.kind != ConvKind::Chatroom && !recipients.is_empty() {
-            let notice = ConvNotice { id: self.next_id(), conv: conv.id, kind: conv.kind, by: by.clone(), change: change.clone(), at };
+            let notice = ConvNotice {
+                id: self.next_id(),
+                conv: conv.id,
+                kind: conv.kind,
+                foreign_id: conv.foreign_id.clone(),
+                by: by.clone(),
+                change: change.clone(),
+                at,
+            };
             self.store.add_notices(app.id, &recipients, &notice).await?;
         }
-        self.bus.publish(Event::Conv { app: app.id, conv: conv.id, kind: conv.kind, by, change, recipients, at });
+        self.bus.publish(Event::Conv { app: app.id, conv: ConvRef::of(conv), by, change, recipients, at });
         Ok(())
     }
 
@@ -146,6 +154,7 @@ impl Engine {
             last_message_at: None,
             last_seq: 0,
             expires_at,
+            foreign_id: None,
         };
         let max = self.max_members(app, &conv);
         if kind != ConvKind::Chatroom && members.len() as i64 > max {

@@ -158,8 +158,8 @@ impl Engine {
             ..Message::new(app.id, self.ids.next_at(now), conv.id, new.from, now, content)
         };
         let recipients = self.recipients(app, conv, &msg.audience).await?;
-        let (app_id, kind, no_sync, origin) = (app.id, conv.kind, new.no_sync, new.origin);
-        let event = move |msg: Message| Event::Message { app: app_id, kind, msg: Arc::new(msg), recipients, no_sync, origin };
+        let (app_id, cref, no_sync, origin) = (app.id, ConvRef::of(conv), new.no_sync, new.origin);
+        let event = move |msg: Message| Event::Message { app: app_id, conv: cref, msg: Arc::new(msg), recipients, no_sync, origin };
         if msg.transient {
             self.bus.publish(event(msg.clone()));
             return Ok(msg);
@@ -332,7 +332,7 @@ impl Engine {
 
     async fn publish_patch(&self, app: &App, conv: &Conversation, msg: &Message, origin: Option<Origin>) -> Result<()> {
         let recipients = self.recipients(app, conv, &msg.audience).await?;
-        self.bus.publish(Event::MessagePatched { app: app.id, kind: conv.kind, msg: Arc::new(msg.clone()), recipients, origin });
+        self.bus.publish(Event::MessagePatched { app: app.id, conv: ConvRef::of(conv), msg: Arc::new(msg.clone()), recipients, origin });
         Ok(())
     }
 
@@ -394,7 +394,7 @@ impl Engine {
         let mut told = std::collections::HashSet::new();
         for m in moved.receipts {
             let (msg, notify) = match cursor {
-                Cursor::Delivered => (Some(m.id), true),
+                Cursor::Delivered => (Some((m.id, m.foreign_id.clone())), true),
                 Cursor::Read => (None, told.insert(m.from.clone())),
             };
             if notify {
@@ -402,8 +402,7 @@ impl Engine {
                 self.bus.publish(Event::Receipt {
                     app: app.id,
                     to: m.from,
-                    conv: conv.id,
-                    kind: conv.kind,
+                    conv: ConvRef::of(conv),
                     msg,
                     at: now,
                     read,

@@ -245,6 +245,25 @@ pub struct Conversation {
     pub last_seq: i64,
     /// For temporary conversations: when it stops existing.
     pub expires_at: Option<i64>,
+    /// The id it had in the service it was imported from (a LeanCloud objectId), which the
+    /// faces that speak that service's ids show and accept in place of `id`.
+    #[serde(default)]
+    pub foreign_id: Option<String>,
+}
+
+/// How a conversation is named to clients: its id, its kind and, if it was imported, the id it
+/// had before. Events carry it so that a face can name the conversation without a lookup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvRef {
+    pub id: i64,
+    pub kind: ConvKind,
+    pub foreign_id: Option<String>,
+}
+
+impl ConvRef {
+    pub fn of(c: &Conversation) -> ConvRef {
+        ConvRef { id: c.id, kind: c.kind, foreign_id: c.foreign_id.clone() }
+    }
 }
 
 /// Conversation role names as LeanCloud's member info has them.
@@ -426,6 +445,9 @@ pub struct Message {
     pub ack_at: Option<i64>,
     /// The sender asked for delivery and read receipts.
     pub receipt: bool,
+    /// The id it had in the service it was imported from (a LeanCloud `msg-id`).
+    #[serde(default)]
+    pub foreign_id: Option<String>,
 }
 
 impl Message {
@@ -453,6 +475,7 @@ impl Message {
             edited_at: None,
             ack_at: None,
             receipt: false,
+            foreign_id: None,
         }
     }
 }
@@ -548,6 +571,9 @@ pub struct ConvNotice {
     pub id: i64,
     pub conv: i64,
     pub kind: ConvKind,
+    /// The conversation's id in the service it was imported from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_id: Option<String>,
     pub by: Option<String>,
     pub change: ConvChange,
     pub at: i64,
@@ -558,6 +584,8 @@ pub struct ConvNotice {
 pub struct UnreadEntry {
     pub conv: i64,
     pub kind: ConvKind,
+    /// The conversation's id in the service it was imported from.
+    pub foreign_id: Option<String>,
     pub count: i64,
     /// The newest unread message.
     pub last: Option<Message>,

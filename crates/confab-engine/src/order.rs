@@ -142,9 +142,8 @@ mod tests {
         Event::Receipt {
             app: 1,
             to: "a".into(),
-            conv: 7,
-            kind: crate::model::ConvKind::Normal,
-            msg: Some(seq),
+            conv: crate::model::ConvRef { id: 7, kind: crate::model::ConvKind::Normal, foreign_id: None },
+            msg: Some((seq, None)),
             at: 0,
             read: false,
             by: "b".into(),
@@ -154,7 +153,7 @@ mod tests {
     fn order_of(rx: &mut crate::bus::EventReceiver) -> Vec<i64> {
         let mut out = Vec::new();
         while let Ok(e) = rx.try_recv() {
-            if let Event::Receipt { msg: Some(s), .. } = &*e {
+            if let Event::Receipt { msg: Some((s, _)), .. } = &*e {
                 out.push(*s);
             }
         }

@@ -287,6 +287,27 @@ pub trait Store: Send + Sync + 'static {
     /// Store a message: assigns the next sequence number of its conversation, keeps timestamps
     /// non-decreasing along the sequence, and advances the conversation's last-message time.
     async fn insert_message(&self, msg: &Message) -> Result<Message>;
+
+    // ---- imports from another service: the ids there are kept beside ours (`foreign_id`)
+
+    /// The conversation imported with this foreign id.
+    async fn conversation_by_foreign(&self, app: i64, foreign_id: &str) -> Result<Option<Conversation>>;
+    /// The message imported with this foreign id.
+    async fn message_by_foreign(&self, app: i64, foreign_id: &str) -> Result<Option<Message>>;
+    /// The foreign ids of those of these conversations that have one.
+    async fn conversation_foreign_ids(&self, app: i64, convs: &[i64]) -> Result<Vec<(i64, String)>>;
+    /// Store messages made elsewhere into conversation `conv` (which need not exist yet), with
+    /// their own ids, timestamps and foreign ids: one whose foreign id is stored already is
+    /// skipped; the rest take their places in the conversation's order by timestamp. A message
+    /// older than ones stored before it goes in among them: those are numbered anew, and the
+    /// members' read and delivered cursors follow the messages they pointed at. If the
+    /// conversation exists, its last sequence and time follow.
+    async fn import_messages(&self, app: i64, conv: i64, msgs: &[Message]) -> Result<Imported>;
+    /// An imported conversation: created (its messages may be stored already: its last sequence
+    /// and time are read from them) or, if one has its foreign id — or, for a unique
+    /// conversation, its unique id — already, that one, given the foreign id if it had none and
+    /// the members it lacks. (The conversation, created.)
+    async fn import_conversation(&self, conv: &Conversation, members: &[Member]) -> Result<(Conversation, bool)>;
     async fn get_message(&self, app: i64, id: i64) -> Result<Option<Message>>;
     async fn update_message(&self, app: i64, id: i64, patch: &MessagePatch) -> Result<Option<Message>>;
     async fn delete_message(&self, app: i64, id: i64) -> Result<bool>;
@@ -364,6 +385,14 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_blob(&self, app: i64, id: &str) -> Result<bool>;
 }
 
+/// What an import of messages did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub inserted: u64,
+    /// Already there (the same foreign id).
+    pub skipped: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +415,7 @@ mod tests {
             last_message_at: None,
             last_seq: 0,
             expires_at: None,
+            foreign_id: None,
         }
     }
 

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use serde_json::{json, Map, Value};
 
 use crate::error::{LcError, LcResult};
-use crate::extract::{conv_id, Body, Client, Fields, LcState, Master, Params};
+use crate::extract::{Body, Client, Fields, LcState, Master, Params};
 use crate::query::{canonical, conv_query, invalid_key, valid_key};
 use crate::render;
 
@@ -32,7 +32,7 @@ fn server_field(k: &str) -> LcError {
 /// A conversation the caller names by path, of the route's kind. A thread (an Easemob group
 /// message's thread) is, to LeanCloud, a normal conversation.
 pub async fn lookup(s: &LcState, c: &Client, id: &str, kind: Option<ConvKind>) -> LcResult<Conversation> {
-    let conv = s.engine.conversation(&c.app, conv_id(id)?, None).await?;
+    let conv = crate::extract::find_conversation(&s.engine, &c.app, id).await?;
     match kind {
         Some(ConvKind::Normal) if conv.kind == ConvKind::Thread => Ok(conv),
         Some(k) if k != conv.kind => Err(confab_engine::Error::WrongKind { expected: k }.into()),
@@ -85,7 +85,7 @@ pub async fn create(State(s): State<LcState>, Extension(kind): Extension<ConvKin
             let members = s.engine.members_of(&c.app, &[conv.id]).await?;
             render_with(&conv, members.get(&conv.id))
         }
-        _ => json!({"objectId": conv.id.to_string(), "createdAt": confab_engine::time::iso_ms(conv.created_at)}),
+        _ => json!({"objectId": crate::extract::cid(&conv), "createdAt": confab_engine::time::iso_ms(conv.created_at)}),
     }))
 }
 
@@ -190,7 +190,7 @@ pub fn custom_fields(body: Map<String, Value>, builtins: &[&str]) -> LcResult<Ma
 }
 
 pub fn updated(conv: &Conversation) -> Value {
-    json!({"updatedAt": confab_engine::time::iso_ms(conv.updated_at), "objectId": conv.id.to_string()})
+    json!({"updatedAt": confab_engine::time::iso_ms(conv.updated_at), "objectId": crate::extract::cid(conv)})
 }
 
 pub async fn delete(State(s): State<LcState>, Extension(kind): Extension<ConvKind>, Master(c): Master, Path(id): Path<String>) -> Reply {

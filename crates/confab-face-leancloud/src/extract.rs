@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use confab_engine::model::{App, AppLookup};
+use confab_engine::model::{App, AppLookup, ConvKind, ConvRef, Conversation, Message};
 use confab_engine::Engine;
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
@@ -65,7 +65,7 @@ async fn check(s: &LcState, need: Need, parts: &mut Parts) -> LcResult<()> {
         Need::MasterOrSignature => {
             let Path(id) = Path::<String>::from_request_parts(parts, s).await.map_err(|_| LcError::conversation_not_found())?;
             let p = Params::from_request_parts(parts, s).await?;
-            crate::messages::history_access(&c, &p, conv_id(&id)?, s.engine.now())
+            crate::messages::history_access(&c, &p, &id, s.engine.now())
         }
         Need::ImSession => {
             let p = Params::from_request_parts(parts, s).await?;
@@ -289,26 +289,67 @@ impl Params {
 /// Prefix of temporary conversation ids (the SDK recognises temporary conversations by it).
 pub const TEMP_PREFIX: &str = "_tmp:";
 
-/// A conversation id from a path (temporary ones carry `_tmp:`). Ids that are not ours cannot
-/// name a conversation.
+/// One of confab's own ids: decimal, and small enough. Anything else a client sends in its place
+/// is an id an import kept (a LeanCloud objectId is 24 hex digits, a msg-id 22 characters), so
+/// the two never collide.
+pub fn own_id(s: &str) -> Option<i64> {
+    (!s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+}
+
+/// A confab conversation id from a path (temporary ones carry `_tmp:`), for the calls that take
+/// only those (temporary conversations are never imported).
 pub fn conv_id(s: &str) -> LcResult<i64> {
-    s.strip_prefix(TEMP_PREFIX).unwrap_or(s).parse().map_err(|_| LcError::conversation_not_found())
+    own_id(s.strip_prefix(TEMP_PREFIX).unwrap_or(s)).ok_or_else(LcError::conversation_not_found)
 }
 
-/// How LeanCloud names a conversation: its id, with `_tmp:` for temporary ones.
-pub fn cid(c: &confab_engine::model::Conversation) -> String {
-    render_cid(c.id, c.kind)
-}
-
-pub fn render_cid(id: i64, kind: confab_engine::model::ConvKind) -> String {
-    if kind == confab_engine::model::ConvKind::Temporary {
-        format!("{TEMP_PREFIX}{id}")
-    } else {
-        id.to_string()
+/// The conversation a LeanCloud id names: confab's (decimal, `_tmp:` before a temporary one's),
+/// or the objectId an imported conversation had at LeanCloud.
+pub async fn find_conversation(engine: &Engine, app: &App, s: &str) -> confab_engine::Result<Conversation> {
+    match own_id(s.strip_prefix(TEMP_PREFIX).unwrap_or(s)) {
+        Some(id) => engine.conversation(app, id, None).await,
+        None => engine.conversation_by_foreign(app, s).await,
     }
 }
 
-/// A message id from a path or parameter.
+/// A confab message id, for what is never imported (broadcasts).
 pub fn msg_id(s: &str) -> LcResult<i64> {
-    s.parse().map_err(|_| LcError::message_not_found())
+    own_id(s).ok_or_else(LcError::message_not_found)
+}
+
+/// The message a LeanCloud message id names: confab's, or the msg-id an imported message had.
+pub async fn find_message_id(engine: &Engine, app: &App, s: &str) -> confab_engine::Result<i64> {
+    match own_id(s) {
+        Some(id) => Ok(id),
+        None => Ok(engine.message_by_foreign(app, s).await?.id),
+    }
+}
+
+/// How LeanCloud names a conversation: the id it had at LeanCloud if it was imported, else
+/// confab's; `_tmp:` before a temporary conversation's.
+pub fn cid(c: &Conversation) -> String {
+    render_cid(c.id, c.kind, c.foreign_id.as_deref())
+}
+
+/// The same, from an event's reference.
+pub fn cid_of(c: &ConvRef) -> String {
+    render_cid(c.id, c.kind, c.foreign_id.as_deref())
+}
+
+pub fn render_cid(id: i64, kind: ConvKind, foreign: Option<&str>) -> String {
+    match (foreign, kind) {
+        (Some(f), _) => f.to_string(),
+        (None, ConvKind::Temporary) => format!("{TEMP_PREFIX}{id}"),
+        (None, _) => id.to_string(),
+    }
+}
+
+/// How LeanCloud names a message: the msg-id it had at LeanCloud if it was imported, else
+/// confab's id.
+pub fn mid(m: &Message) -> String {
+    m.foreign_id.clone().unwrap_or_else(|| m.id.to_string())
+}
+
+/// The same, for a message named by (id, foreign id).
+pub fn mid_of(id: i64, foreign: Option<&str>) -> String {
+    foreign.map_or_else(|| id.to_string(), str::to_string)
 }

@@ -4,14 +4,14 @@
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use confab_engine::limits::bucket;
-use confab_engine::model::{Audience, Content, ConvKind, Priority};
+use confab_engine::model::{App, Audience, Content, ConvKind, Message, Priority};
 use confab_engine::query::{Bound, HistoryQuery, HistoryScope};
 use confab_engine::{Actor, Edit, MessageRef, NewMessage};
 use serde_json::{json, Value};
 
 use crate::conversations::{lookup, Reply};
 use crate::error::{LcError, LcResult};
-use crate::extract::{msg_id, Body, Client, Fields, LcState, Master, Params};
+use crate::extract::{Body, Client, Fields, LcState, Master, Params};
 use crate::{render, sign};
 
 /// Default `limit` of a history query (the maximum is the app's `history_max_limit`, 1000).
@@ -72,24 +72,37 @@ pub async fn send(
         _ => {}
     }
     let msg = s.engine.send_message(&c.app, &conv, new, &Actor::Admin).await?;
-    Ok(Json(render::sent(msg.id, msg.timestamp)))
+    Ok(Json(render::sent_message(&msg)))
 }
 
 /// The range a history request describes (see the seed's six-row truth table): `timestamp`/
 /// `msgid` is where the query starts and `till_timestamp`/`till_msgid` where it stops, newest
 /// first; `reversed` walks oldest first, so the start is then the lower end.
-pub fn history_query(p: &Params, scope: HistoryScope, max_limit: i64) -> LcResult<HistoryQuery> {
-    let bound = |ts_key: &str, id_key: &str, incl_key: &str| -> LcResult<Option<Bound>> {
+/// History records, each naming its conversation as LeanCloud does.
+async fn records(s: &LcState, app: &App, ms: Vec<Message>) -> Reply {
+    let convs: Vec<i64> = ms.iter().map(|m| m.conv).collect();
+    let foreign = s.engine.conversation_foreign_ids(app, &convs).await?;
+    Ok(Json(render::messages(&ms, &foreign)))
+}
+
+/// A message id in a history bound may be an imported message's LeanCloud msg-id.
+pub async fn history_query(s: &LcState, app: &App, p: &Params, scope: HistoryScope, max_limit: i64) -> LcResult<HistoryQuery> {
+    let mut bounds = Vec::with_capacity(2);
+    for (ts_key, id_key, incl_key) in [("timestamp", "msgid", "include_start"), ("till_timestamp", "till_msgid", "include_stop")] {
         let ts = p.i64(ts_key)?;
         let id = p.get(id_key);
         if id.is_some() && ts.is_none() {
             return Err(LcError::param(format!("'{id_key}' needs '{ts_key}', the message's timestamp.")));
         }
         let inclusive = p.bool(incl_key)?;
-        Ok(ts.map(|timestamp| Bound { timestamp, id: id.and_then(|i| i.parse().ok()), inclusive }))
-    };
-    let start = bound("timestamp", "msgid", "include_start")?;
-    let stop = bound("till_timestamp", "till_msgid", "include_stop")?;
+        let id = match id {
+            Some(i) => crate::extract::find_message_id(&s.engine, app, i).await.ok(),
+            None => None,
+        };
+        bounds.push(ts.map(|timestamp| Bound { timestamp, id, inclusive }));
+    }
+    let mut bounds = bounds.into_iter();
+    let (start, stop) = (bounds.next().flatten(), bounds.next().flatten());
     let reversed = p.bool("reversed")?;
     let limit = match p.i64("limit")? {
         None => HISTORY_DEFAULT_LIMIT,
@@ -103,7 +116,8 @@ pub fn history_query(p: &Params, scope: HistoryScope, max_limit: i64) -> LcResul
 /// History needs the master key, or — when the app turned history signatures on — a valid
 /// signature for this client and conversation (the route table's guard asks, before any lookup:
 /// an app-key caller learns nothing about which conversations exist).
-pub fn history_access(c: &Client, p: &Params, conv: i64, now: i64) -> LcResult<()> {
+/// `conv` as the client named it (and signed it).
+pub fn history_access(c: &Client, p: &Params, conv: &str, now: i64) -> LcResult<()> {
     if c.master {
         return Ok(());
     }
@@ -115,7 +129,7 @@ pub fn history_access(c: &Client, p: &Params, conv: i64, now: i64) -> LcResult<(
         return Err(LcError::signature_failed());
     };
     let h = sign::HistorySignature { client_id: client, nonce, ts, signature: sig };
-    if !sign::history_ok(&c.app.keys.leancloud, &conv.to_string(), &h, now) {
+    if !sign::history_ok(&c.app.keys.leancloud, conv, &h, now) {
         return Err(LcError::signature_failed());
     }
     Ok(())
@@ -129,23 +143,24 @@ pub async fn history(
     p: Params,
 ) -> Reply {
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
-    let q = history_query(&p, HistoryScope::Conv(conv.id), c.app.limits.history_max_limit)?;
-    Ok(Json(render::messages(&s.engine.history(&c.app, &q).await?)))
+    let q = history_query(&s, &c.app, &p, HistoryScope::Conv(conv.id), c.app.limits.history_max_limit).await?;
+    records(&s, &c.app, s.engine.history(&c.app, &q).await?).await
 }
 
 pub async fn client_history(State(s): State<LcState>, Master(c): Master, Path(client): Path<String>, p: Params) -> Reply {
-    let q = history_query(&p, HistoryScope::Sender(client), c.app.limits.history_max_limit)?;
-    Ok(Json(render::messages(&s.engine.history(&c.app, &q).await?)))
+    let q = history_query(&s, &c.app, &p, HistoryScope::Sender(client), c.app.limits.history_max_limit).await?;
+    records(&s, &c.app, s.engine.history(&c.app, &q).await?).await
 }
 
 pub async fn app_history(State(s): State<LcState>, Master(c): Master, p: Params) -> Reply {
-    let q = history_query(&p, HistoryScope::App, c.app.limits.history_max_limit)?;
-    Ok(Json(render::messages(&s.engine.history(&c.app, &q).await?)))
+    let q = history_query(&s, &c.app, &p, HistoryScope::App, c.app.limits.history_max_limit).await?;
+    records(&s, &c.app, s.engine.history(&c.app, &q).await?).await
 }
 
-/// `(from_client, timestamp)` naming a message, from a body or a query string.
-fn message_ref(id: &str, from: String, timestamp: i64) -> LcResult<MessageRef> {
-    Ok(MessageRef { id: msg_id(id)?, from: Some(from), timestamp: Some(timestamp) })
+/// `(from_client, timestamp)` naming a message, from a body or a query string; the message id
+/// is confab's or, for an imported message, the msg-id it had.
+async fn message_ref(s: &LcState, c: &Client, id: &str, from: String, timestamp: i64) -> LcResult<MessageRef> {
+    Ok(MessageRef { id: crate::extract::find_message_id(&s.engine, &c.app, id).await?, from: Some(from), timestamp: Some(timestamp) })
 }
 
 pub async fn edit(
@@ -158,7 +173,7 @@ pub async fn edit(
     s.engine.rate_check(&c.app, bucket::LC_MESSAGE)?;
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
     let text = b.opt_text("message")?.ok_or_else(|| LcError::missing("message"))?;
-    let r = message_ref(&mid, b.req_str("from_client")?, b.req_i64("timestamp")?)?;
+    let r = message_ref(&s, &c, &mid, b.req_str("from_client")?, b.req_i64("timestamp")?).await?;
     if kind == ConvKind::Service {
         to_clients(&b, &c, "to_clients")?;
     }
@@ -175,7 +190,7 @@ pub async fn recall(
 ) -> Reply {
     s.engine.rate_check(&c.app, bucket::LC_MESSAGE)?;
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
-    let r = message_ref(&mid, b.req_str("from_client")?, b.req_i64("timestamp")?)?;
+    let r = message_ref(&s, &c, &mid, b.req_str("from_client")?, b.req_i64("timestamp")?).await?;
     if kind == ConvKind::Service {
         to_clients(&b, &c, "to_clients")?;
     }
@@ -184,7 +199,7 @@ pub async fn recall(
 }
 
 /// `from_client` and `timestamp` of a DELETE, from the query string (or a JSON body).
-fn delete_ref(mid: &str, p: &Params, b: &Body) -> LcResult<MessageRef> {
+async fn delete_ref(s: &LcState, c: &Client, mid: &str, p: &Params, b: &Body) -> LcResult<MessageRef> {
     let from = match p.get("from_client") {
         Some(f) => f.to_string(),
         None => b.req_str("from_client")?,
@@ -193,7 +208,7 @@ fn delete_ref(mid: &str, p: &Params, b: &Body) -> LcResult<MessageRef> {
         Some(t) => t,
         None => b.req_i64("timestamp")?,
     };
-    message_ref(mid, from, ts)
+    message_ref(s, c, mid, from, ts).await
 }
 
 pub async fn delete(
@@ -205,7 +220,7 @@ pub async fn delete(
     b: Body,
 ) -> Reply {
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
-    let r = delete_ref(&mid, &p, &b)?;
+    let r = delete_ref(&s, &c, &mid, &p, &b).await?;
     s.engine.delete_message(&c.app, &conv, &r).await?;
     Ok(Json(json!({})))
 }
@@ -219,8 +234,8 @@ pub async fn subscriber_history(
     p: Params,
 ) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Service)).await?;
-    let q = history_query(&p, HistoryScope::ConvAs { conv: conv.id, user: client }, c.app.limits.history_max_limit)?;
-    Ok(Json(render::messages(&s.engine.history(&c.app, &q).await?)))
+    let q = history_query(&s, &c.app, &p, HistoryScope::ConvAs { conv: conv.id, user: client }, c.app.limits.history_max_limit).await?;
+    records(&s, &c.app, s.engine.history(&c.app, &q).await?).await
 }
 
 pub async fn subscriber_delete(
@@ -231,7 +246,7 @@ pub async fn subscriber_delete(
     b: Body,
 ) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Service)).await?;
-    let r = delete_ref(&mid, &p, &b)?;
+    let r = delete_ref(&s, &c, &mid, &p, &b).await?;
     s.engine.hide_message(&c.app, &conv, &r, &client).await?;
     Ok(Json(json!({})))
 }

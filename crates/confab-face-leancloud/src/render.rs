@@ -119,18 +119,18 @@ fn typed(mtype: i64, text: &str, ext: Option<&Value>) -> Value {
     Value::Object(o)
 }
 
-/// One history record.
-pub fn message(m: &Message) -> Value {
+/// One history record; `cid` is its conversation's id as LeanCloud names it.
+pub fn message(m: &Message, cid: &str) -> Value {
     let (data, bin) = data(m);
     let mut o = json!({
         "timestamp": m.timestamp,
-        "conv-id": m.conv.to_string(),
+        "conv-id": cid,
         "data": data,
         "from": m.from,
-        "msg-id": m.id.to_string(),
+        "msg-id": crate::extract::mid(m),
         "is-conv": true,
         "is-room": false,
-        "to": m.conv.to_string(),
+        "to": cid,
         "bin": bin,
     });
     let extra = o.as_object_mut().expect("object");
@@ -155,13 +155,20 @@ pub fn message(m: &Message) -> Value {
     o
 }
 
-pub fn messages(ms: &[Message]) -> Value {
-    Value::Array(ms.iter().map(message).collect())
+/// History records; `foreign` names the imported conversations among them (the others go by
+/// confab's id).
+pub fn messages(ms: &[Message], foreign: &std::collections::HashMap<i64, String>) -> Value {
+    Value::Array(ms.iter().map(|m| message(m, &foreign.get(&m.conv).cloned().unwrap_or_else(|| m.conv.to_string()))).collect())
 }
 
 /// `{"msg-id", "timestamp"}`, the answer to a send.
 pub fn sent(id: i64, timestamp: i64) -> Value {
     json!({"msg-id": id.to_string(), "timestamp": timestamp})
+}
+
+/// The answer to a send, for a stored message.
+pub fn sent_message(m: &Message) -> Value {
+    json!({"msg-id": crate::extract::mid(m), "timestamp": m.timestamp})
 }
 
 /// A subscription record: `{timestamp, subscriber, conv_id}`.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::conversations::Reply;
 use crate::error::{LcError, LcResult};
-use crate::extract::{conv_id, Client, ImClient, LcState, Params};
+use crate::extract::{Client, ImClient, LcState, Params};
 use crate::realtime::push;
 
 /// Most notifications one call returns (`hasMore` tells the SDK to ask again).
@@ -39,7 +39,8 @@ pub async fn notifications(State(s): State<LcState>, c: Client, ImClient(client)
     let items: Vec<Value> = notices
         .iter()
         .map(|n| {
-            let (op, cc) = push::conv_change(n.conv, n.kind, n.by.as_deref(), &n.change, &client);
+            let cref = confab_engine::model::ConvRef { id: n.conv, kind: n.kind, foreign_id: n.foreign_id.clone() };
+            let (op, cc) = push::conv_change(&cref, n.by.as_deref(), &n.change, &client);
             push::conv_notification(op, &cc, n.at)
         })
         .collect();
@@ -51,7 +52,7 @@ pub async fn notifications(State(s): State<LcState>, c: Client, ImClient(client)
 pub async fn member_info(State(s): State<LcState>, c: Client, ImClient(client): ImClient, p: Params) -> Reply {
     let w: Value = serde_json::from_str(p.get("where").ok_or_else(|| LcError::missing("where"))?).map_err(|_| LcError::malformed_json())?;
     let cid = w.get("cid").and_then(Value::as_str).ok_or_else(|| LcError::missing("where.cid"))?;
-    let conv = s.engine.conversation(&c.app, conv_id(cid)?, None).await?;
+    let conv = crate::extract::find_conversation(&s.engine, &c.app, cid).await?;
     if conv.kind == ConvKind::Normal || conv.kind == ConvKind::Temporary {
         // only members see a conversation's roles
         s.engine.member(&c.app, &conv, &client).await?;

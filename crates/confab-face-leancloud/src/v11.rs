@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::conversations::{lookup, Reply};
 use crate::error::LcError;
-use crate::extract::{msg_id, Body, Fields, LcState, Master};
+use crate::extract::{Body, Fields, LcState, Master};
 use crate::messages::{lctype, new_message, subscriber_broadcast, to_clients};
 use crate::{render, service};
 
@@ -29,15 +29,15 @@ pub async fn send(State(s): State<LcState>, Master(c): Master, b: Body) -> Reply
         new.audience = Audience::Only(peers);
     }
     let msg = s.engine.send_message(&c.app, &conv, new, &Actor::Admin).await?;
-    Ok(Json(render::sent(msg.id, msg.timestamp)))
+    Ok(Json(render::sent_message(&msg)))
 }
 
 /// `POST /1.1/rtm/patch/message`: edit, or recall with `"recall": true`.
 pub async fn patch(State(s): State<LcState>, Master(c): Master, b: Body) -> Reply {
     s.engine.rate_check(&c.app, bucket::LC_MESSAGE)?;
     let conv = lookup(&s, &c, &b.req_str("conv_id")?, None).await?;
-    let r =
-        MessageRef { id: msg_id(&b.req_str("msg_id")?)?, from: Some(b.req_str("from_peer")?), timestamp: Some(b.req_i64("timestamp")?) };
+    let id = crate::extract::find_message_id(&s.engine, &c.app, &b.req_str("msg_id")?).await?;
+    let r = MessageRef { id, from: Some(b.req_str("from_peer")?), timestamp: Some(b.req_i64("timestamp")?) };
     to_clients(&b, &c, "to_peers")?;
     if b.flag("recall")? {
         s.engine.recall_message(&c.app, &conv, &r, &Actor::Admin, None).await?;

@@ -121,6 +121,7 @@ pub fn compile(f: &Filter, b: &mut Builder) -> Result<()> {
             }
             b.push(")");
         }
+        Filter::Cond(Field::Id, op) => object_id(op, b)?,
         Filter::Cond(field, op) => match target(field)? {
             Target::Column(col, ty) => column(col, ty, op, b)?,
             Target::Flag(expr) => flag(expr, op, b)?,
@@ -129,6 +130,30 @@ pub fn compile(f: &Filter, b: &mut Builder) -> Result<()> {
         },
     }
     Ok(())
+}
+
+/// A conversation's id as a client names it: confab's number, or the foreign id (a string) an
+/// imported one kept. Equality and membership look in the column the value's type names (both
+/// indexed); other comparisons are on confab's number.
+fn object_id(op: &Op, b: &mut Builder) -> Result<()> {
+    let foreign = |v: &Scalar| matches!(v, Scalar::Str(_));
+    match op {
+        Op::Eq(v) | Op::Ne(v) if foreign(v) => column("c.foreign_id", ColType::Text, op, b),
+        Op::In(vs) | Op::Nin(vs) if vs.iter().any(foreign) => {
+            let (strs, nums): (Vec<Scalar>, Vec<Scalar>) = vs.iter().cloned().partition(foreign);
+            let (negate, rebuild): (bool, fn(Vec<Scalar>) -> Op) = match op {
+                Op::Nin(_) => (true, Op::Nin),
+                _ => (false, Op::In),
+            };
+            b.push("(");
+            column("c.id", ColType::Number, &rebuild(nums), b)?;
+            b.push(if negate { " AND " } else { " OR " });
+            column("c.foreign_id", ColType::Text, &rebuild(strs), b)?;
+            b.push(")");
+            Ok(())
+        }
+        _ => column("c.id", ColType::Number, op, b),
+    }
 }
 
 /// Whether a value can equal or order against a built-in column of this type. Comparisons are

@@ -5,6 +5,7 @@
 mod entries;
 mod filter;
 mod functions;
+mod import;
 mod pool;
 mod rows;
 mod schema;
@@ -17,7 +18,7 @@ use async_trait::async_trait;
 use confab_engine::entries::{Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
 use confab_engine::model::*;
 use confab_engine::query::*;
-use confab_engine::store::{ConvPatch, MemberPatch, MessagePatch, NewUser, Store};
+use confab_engine::store::{ConvPatch, Imported, MemberPatch, MessagePatch, NewUser, Store};
 use confab_engine::{Error, Result};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -129,7 +130,7 @@ fn conv_exists(conn: &Connection, app: i64, conv: i64) -> Result<()> {
         .ok_or(Error::ConversationNotFound)
 }
 
-fn load_conversation(conn: &Connection, app: i64, id: i64) -> Result<Option<Conversation>> {
+pub(crate) fn load_conversation(conn: &Connection, app: i64, id: i64) -> Result<Option<Conversation>> {
     conn.prepare_cached_row(&format!("SELECT {CONV_COLS} FROM conversations c WHERE c.app = ?1 AND c.id = ?2"), params![app, id], conv_row)
         .optional()
         .map_err(sql_err)
@@ -147,7 +148,7 @@ fn load_message(conn: &Connection, app: i64, id: i64) -> Result<Option<Message>>
 }
 
 /// Fill in the recipients of a restricted message.
-fn with_audience(conn: &Connection, mut m: Message) -> Result<Message> {
+pub(crate) fn with_audience(conn: &Connection, mut m: Message) -> Result<Message> {
     if let Audience::Only(users) = &mut m.audience {
         let mut st = conn
             .prepare_cached("SELECT user FROM message_users WHERE app = ?1 AND msg = ?2 AND visible = 1 ORDER BY user")
@@ -763,6 +764,43 @@ impl Store for SqliteStore {
                 Ok(m)
             })
             .await
+    }
+
+    async fn conversation_by_foreign(&self, app: i64, foreign_id: &str) -> Result<Option<Conversation>> {
+        let f = foreign_id.to_string();
+        self.pool.lookup("conversation_by_foreign", move |c| import::conversation_by_foreign(c, app, &f)).await
+    }
+
+    async fn message_by_foreign(&self, app: i64, foreign_id: &str) -> Result<Option<Message>> {
+        let f = foreign_id.to_string();
+        self.pool.lookup("message_by_foreign", move |c| import::message_by_foreign(c, app, &f)).await
+    }
+
+    async fn conversation_foreign_ids(&self, app: i64, convs: &[i64]) -> Result<Vec<(i64, String)>> {
+        let mut b = Builder::default();
+        b.push("SELECT id, foreign_id FROM conversations WHERE app = ").bind(Sql::Integer(app));
+        b.push(" AND foreign_id IS NOT NULL AND id IN (");
+        for (i, c) in convs.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.bind(Sql::Integer(*c));
+        }
+        if convs.is_empty() {
+            b.push("NULL");
+        }
+        b.push(")");
+        self.pool.read("conversation_foreign_ids", move |c| query_all(c, &b, |r| Ok((r.get(0)?, r.get(1)?)))).await
+    }
+
+    async fn import_messages(&self, app: i64, conv: i64, msgs: &[Message]) -> Result<Imported> {
+        let msgs = msgs.to_vec();
+        self.pool.write("import_messages", move |c| import::import_messages(c, app, conv, &msgs)).await
+    }
+
+    async fn import_conversation(&self, conv: &Conversation, members: &[Member]) -> Result<(Conversation, bool)> {
+        let (conv, members) = (conv.clone(), members.to_vec());
+        self.pool.write("import_conversation", move |c| import::import_conversation(c, &conv, &members)).await
     }
 
     async fn get_message(&self, app: i64, id: i64) -> Result<Option<Message>> {

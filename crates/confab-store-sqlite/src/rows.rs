@@ -14,11 +14,12 @@ use crate::Cached;
 pub const APP_COLS: &str = "id, name, plan, created_at, keys, limits";
 pub const USER_COLS: &str = "app, id, num, username, password_hash, nickname, attributes, disabled, created_at, updated_at, last_login_at";
 pub const CONV_COLS: &str = "c.app, c.id, c.kind, c.name, c.creator, c.is_unique, c.unique_id, c.attrs, c.settings, \
-     c.parent_conv, c.parent_msg, c.created_at, c.updated_at, c.last_message_at, c.last_seq, c.expires_at";
+     c.parent_conv, c.parent_msg, c.created_at, c.updated_at, c.last_message_at, c.last_seq, c.expires_at, c.foreign_id";
 pub const MEMBER_COLS: &str = "mb.conv, mb.user, mb.role, mb.joined_at, mb.notifications_off, mb.muted_until, \
      mb.allowlisted, mb.read_seq, mb.delivered_seq, mb.hidden, mb.nickname";
 pub const MSG_COLS: &str = "m.app, m.id, m.conv, m.seq, m.sender, m.ts, m.bin, m.body, m.mtype, m.ext, m.mention_all, \
-     m.mentions, m.priority, m.system, m.restricted, m.push_data, m.from_ip, m.recalled_at, m.edited_at, m.ack_at, m.receipt";
+     m.mentions, m.priority, m.system, m.restricted, m.push_data, m.from_ip, m.recalled_at, m.edited_at, m.ack_at, m.receipt, \
+     m.foreign_id";
 pub const BROADCAST_COLS: &str = "app, id, conv, sender, ts, bin, body, valid_till, push";
 
 fn bad(col: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
@@ -102,6 +103,7 @@ pub fn conv_row(r: &Row) -> rusqlite::Result<Conversation> {
         last_message_at: r.get(13)?,
         last_seq: r.get(14)?,
         expires_at: r.get(15)?,
+        foreign_id: r.get(16)?,
     })
 }
 
@@ -163,6 +165,7 @@ pub fn msg_row(r: &Row) -> rusqlite::Result<Message> {
         edited_at: r.get(18)?,
         ack_at: r.get(19)?,
         receipt: r.get(20)?,
+        foreign_id: r.get(21)?,
     })
 }
 
@@ -183,8 +186,8 @@ pub fn broadcast_row(r: &Row) -> rusqlite::Result<Broadcast> {
 pub fn insert_conversation(c: &Connection, conv: &Conversation) -> Result<()> {
     c.cached_execute(
         "INSERT INTO conversations (app, id, kind, name, creator, is_unique, unique_id, attrs, settings, parent_conv,
-         parent_msg, created_at, updated_at, last_message_at, last_seq, last_ts, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16)",
+         parent_msg, created_at, updated_at, last_message_at, last_seq, last_ts, expires_at, foreign_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16, ?17)",
         params![
             conv.app,
             conv.id,
@@ -201,7 +204,8 @@ pub fn insert_conversation(c: &Connection, conv: &Conversation) -> Result<()> {
             conv.updated_at,
             conv.last_message_at,
             conv.last_seq,
-            conv.expires_at
+            conv.expires_at,
+            conv.foreign_id
         ],
     )
     .map_err(sql_err)?;
@@ -241,8 +245,8 @@ pub fn insert_message(c: &Connection, m: &Message) -> Result<()> {
     let mentions = if m.mentions.is_empty() { None } else { Some(to_json(&m.mentions)?) };
     c.prepare_cached(
         "INSERT INTO messages (app, id, conv, seq, sender, ts, bin, body, mtype, ext, mention_all, mentions, priority,
-         system, restricted, push_data, from_ip, recalled_at, edited_at, ack_at, receipt, patched_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+         system, restricted, push_data, from_ip, recalled_at, edited_at, ack_at, receipt, patched_at, foreign_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
     )
     .map_err(sql_err)?
     .execute(params![
@@ -267,7 +271,8 @@ pub fn insert_message(c: &Connection, m: &Message) -> Result<()> {
         m.edited_at,
         m.ack_at,
         m.receipt,
-        m.recalled_at.max(m.edited_at)
+        m.recalled_at.max(m.edited_at),
+        m.foreign_id
     ])
     .map_err(sql_err)?;
     if let Audience::Only(users) = &m.audience {

@@ -175,6 +175,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX message_users_inbox ON message_users (app, user, conv, seq) WHERE visible = 1;
     CREATE INDEX messages_mentioning ON messages (app, conv, seq) WHERE mention_all = 1 OR mentions IS NOT NULL;
     "#,
+    // 3: conversations and messages imported from another service keep the ids they had there
+    r#"
+    ALTER TABLE conversations ADD COLUMN foreign_id TEXT;
+    ALTER TABLE messages ADD COLUMN foreign_id TEXT;
+    CREATE UNIQUE INDEX conversations_foreign ON conversations (app, foreign_id) WHERE foreign_id IS NOT NULL;
+    CREATE UNIQUE INDEX messages_foreign ON messages (app, foreign_id) WHERE foreign_id IS NOT NULL;
+    "#,
 ];
 
 pub fn migrate(conn: &Connection) -> Result<()> {

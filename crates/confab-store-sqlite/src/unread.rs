@@ -31,6 +31,7 @@ const UNREAD_KINDS: &str = "1, 3, 4, 5";
 struct Candidate {
     conv: i64,
     kind: i64,
+    foreign_id: Option<String>,
     read_seq: i64,
     last_seq: i64,
 }
@@ -48,7 +49,7 @@ struct Unread {
 fn candidates(c: &Connection, app: i64, user: &str, conv: Option<i64>, since: i64) -> Result<Vec<Candidate>> {
     let one = if conv.is_some() { "AND mb.conv = ?3" } else { "" };
     let sql = format!(
-        "SELECT mb.conv, c.kind, mb.read_seq, c.last_seq FROM members mb CROSS JOIN conversations c
+        "SELECT mb.conv, c.kind, mb.read_seq, c.last_seq, c.foreign_id FROM members mb CROSS JOIN conversations c
          WHERE mb.app = ?1 AND mb.user = ?2 {one} AND c.app = mb.app AND c.id = mb.conv
            AND c.kind IN ({UNREAD_KINDS}) AND c.last_seq > mb.read_seq AND c.last_message_at > ?4
          ORDER BY c.last_message_at DESC, c.id DESC"
@@ -56,7 +57,7 @@ fn candidates(c: &Connection, app: i64, user: &str, conv: Option<i64>, since: i6
     let mut st = c.prepare_cached(&sql).map_err(sql_err)?;
     let rows = st
         .query_map(params![app, user, conv, since], |r| {
-            Ok(Candidate { conv: r.get(0)?, kind: r.get(1)?, read_seq: r.get(2)?, last_seq: r.get(3)? })
+            Ok(Candidate { conv: r.get(0)?, kind: r.get(1)?, read_seq: r.get(2)?, last_seq: r.get(3)?, foreign_id: r.get(4)? })
         })
         .map_err(sql_err)?;
     rows.collect::<rusqlite::Result<_>>().map_err(sql_err)
@@ -159,7 +160,7 @@ pub fn summary(c: &Connection, app: i64, user: &str, since: i64, limit: i64, b: 
             )
             .optional()
             .map_err(sql_err)?;
-        out.push(UnreadEntry { conv: cand.conv, kind, count: u.count, last, mentioned: u.mentioned });
+        out.push(UnreadEntry { conv: cand.conv, kind, foreign_id: cand.foreign_id, count: u.count, last, mentioned: u.mentioned });
     }
     Ok(out)
 }

@@ -65,6 +65,7 @@ fn conv(app: &App) -> Conversation {
         last_message_at: None,
         last_seq: 0,
         expires_at: None,
+        foreign_id: None,
     }
 }
 

@@ -440,7 +440,10 @@ impl ConnState {
         if !entries.is_empty() {
             let convs = entries
                 .iter()
-                .map(|e| push::unread_tuple(crate::extract::render_cid(e.conv, e.kind), e.count, e.last.as_ref(), e.mentioned))
+                .map(|e| {
+                    let cid = crate::extract::render_cid(e.conv, e.kind, e.foreign_id.as_deref());
+                    push::unread_tuple(cid, e.count, e.last.as_ref(), e.mentioned)
+                })
                 .collect();
             let mut u = command(CommandType::Unread, None);
             u.peer_id = Some(peer.to_string());
@@ -453,9 +456,12 @@ impl ConnState {
                 let mut items = Vec::with_capacity(msgs.len());
                 let mut latest = since;
                 for m in &msgs {
-                    let kind = engine.conversation(app, m.conv, None).await.map(|c| c.kind).unwrap_or(ConvKind::Normal);
+                    let conv = match engine.conversation(app, m.conv, None).await {
+                        Ok(c) => ConvRef::of(&c),
+                        Err(_) => ConvRef { id: m.conv, kind: ConvKind::Normal, foreign_id: None },
+                    };
                     latest = latest.max(m.recalled_at.or(m.edited_at).unwrap_or(since));
-                    items.push(push::patch_item(m, kind));
+                    items.push(push::patch_item(m, &conv));
                 }
                 let mut p = push::patches(items, latest);
                 p.peer_id = Some(peer.to_string());
@@ -465,8 +471,11 @@ impl ConnState {
         // a client new to the app gets every broadcast still valid
         let since = notif_time.or(last_login).unwrap_or(0);
         for b in engine.active_broadcasts(app, since).await? {
-            let mut d =
-                push::direct(&Message::new(b.app, b.id, b.conv, b.from.clone(), b.timestamp, b.content.clone()), ConvKind::Service, now);
+            let conv = match engine.conversation(app, b.conv, None).await {
+                Ok(c) => ConvRef::of(&c),
+                Err(_) => ConvRef { id: b.conv, kind: ConvKind::Service, foreign_id: None },
+            };
+            let mut d = push::direct(&Message::new(b.app, b.id, b.conv, b.from.clone(), b.timestamp, b.content.clone()), &conv, now);
             d.peer_id = Some(peer.to_string());
             self.after_reply.push(d);
         }
@@ -478,11 +487,15 @@ impl ConnState {
     /// The conversation a `cid` names. A temporary conversation that is gone has expired (4323).
     async fn conv(&self, app: &App, cid: Option<&str>) -> Result<Conversation, RtError> {
         let cid = cid.ok_or_else(|| rt(4303, "CONVERSATION_NOT_FOUND"))?;
-        let id = conv_id(cid).map_err(|_| rt(4303, "CONVERSATION_NOT_FOUND"))?;
-        match self.gw.engine.conversation(app, id, None).await {
+        match crate::extract::find_conversation(&self.gw.engine, app, cid).await {
             Err(Error::ConversationNotFound) if cid.starts_with(TEMP_PREFIX) => Err(rt(4323, "TEMPORARY_CONVERSATION_EXPIRED")),
             r => Ok(r?),
         }
+    }
+
+    /// The message a message id names (confab's, or an imported message's LeanCloud msg-id).
+    async fn message_id(&self, app: &App, mid: Option<&str>) -> Option<i64> {
+        crate::extract::find_message_id(&self.gw.engine, app, mid?).await.ok()
     }
 
     /// A conversation operation's signature, when the app requires them:
@@ -732,7 +745,7 @@ impl ConnState {
                     obj.insert("msg".into(), Value::String(data));
                     obj.insert("bin".into(), Value::Bool(bin));
                     obj.insert("msg_from".into(), Value::String(m.from.clone()));
-                    obj.insert("msg_mid".into(), Value::String(m.id.to_string()));
+                    obj.insert("msg_mid".into(), Value::String(crate::extract::mid(&m)));
                     obj.insert("msg_timestamp".into(), Value::from(m.timestamp));
                     if let Some(p) = m.recalled_at.or(m.edited_at) {
                         obj.insert("patch_timestamp".into(), Value::from(p));
@@ -842,7 +855,7 @@ impl ConnState {
         let s = self.session(cmd)?;
         let a = cmd.ack_message.clone().unwrap_or_default();
         let conv = self.conv(&s.app, a.cid.as_deref()).await?;
-        let to = match (a.mid.as_deref().and_then(|m| m.parse().ok()), a.tots) {
+        let to = match (self.message_id(&s.app, a.mid.as_deref()).await, a.tots) {
             (Some(mid), _) => Position::Message(mid),
             (None, Some(t)) => Position::Time(t),
             (None, None) => return Ok(None),
@@ -856,7 +869,7 @@ impl ConnState {
         let s = self.session(cmd)?;
         for t in cmd.read_message.clone().unwrap_or_default().convs {
             let Ok(conv) = self.conv(&s.app, Some(&t.cid)).await else { continue };
-            let to = match (t.mid.as_deref().and_then(|m| m.parse().ok()), t.timestamp) {
+            let to = match (self.message_id(&s.app, t.mid.as_deref()).await, t.timestamp) {
                 (Some(mid), _) => Position::Message(mid),
                 (None, Some(ts)) => Position::Time(ts),
                 (None, None) => Position::Time(self.gw.engine.now()),
@@ -883,11 +896,12 @@ impl ConnState {
                 HistoryScope::Conv(conv.id)
             }
         };
-        let bound = |ts: Option<i64>, mid: &Option<String>, incl: Option<bool>| {
-            ts.map(|timestamp| Bound { timestamp, id: mid.as_deref().and_then(|m| m.parse().ok()), inclusive: incl == Some(true) })
+        let (start_id, stop_id) = (self.message_id(&s.app, l.mid.as_deref()).await, self.message_id(&s.app, l.tmid.as_deref()).await);
+        let bound = |ts: Option<i64>, id: Option<i64>, incl: Option<bool>| {
+            ts.map(|timestamp| Bound { timestamp, id, inclusive: incl == Some(true) })
         };
-        let start = bound(l.t, &l.mid, l.t_included);
-        let stop = bound(l.tt, &l.tmid, l.tt_included);
+        let start = bound(l.t, start_id, l.t_included);
+        let stop = bound(l.tt, stop_id, l.tt_included);
         let newer_first = l.direction.unwrap_or(1) != 2;
         let (older_than, newer_than) = if newer_first { (start, stop) } else { (stop, start) };
         let limit = l.l.or(l.limit).map(i64::from).filter(|n| *n > 0).unwrap_or(LOGS_DEFAULT_LIMIT).min(LOGS_MAX_LIMIT);
@@ -915,7 +929,7 @@ impl ConnState {
         let origin = Some(s.handle.origin(self.node()));
         for p in cmd.patch_message.clone().unwrap_or_default().patches {
             let conv = self.conv(&s.app, p.cid.as_deref()).await?;
-            let id = p.mid.as_deref().and_then(|m| m.parse().ok()).ok_or_else(|| rt(4404, "MESSAGE_NOT_FOUND"))?;
+            let id = self.message_id(&s.app, p.mid.as_deref()).await.ok_or_else(|| rt(4404, "MESSAGE_NOT_FOUND"))?;
             let r = MessageRef { id, from: Some(s.handle.peer.clone()), timestamp: p.timestamp };
             if p.recall == Some(true) {
                 engine.recall_message(&s.app, &conv, &r, &Actor::User(s.handle.peer.clone()), origin).await?;

@@ -30,7 +30,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
-use confab_engine::model::{Broadcast, ConvKind};
+use confab_engine::model::{Broadcast, ConvKind, ConvRef};
 use confab_engine::presence::SessionRef;
 use confab_engine::{Engine, Event, KickReason, Origin};
 use confab_routes::{Open, Route, Row};
@@ -273,27 +273,27 @@ impl Gateway {
         let node = self.node();
         let now = self.engine.now();
         match ev {
-            Event::Message { app, kind, msg, recipients, no_sync, origin } => {
-                let cmd = push::direct(msg, *kind, now);
-                let quiet_sender = *no_sync || *kind == ConvKind::Chatroom;
+            Event::Message { app, conv, msg, recipients, no_sync, origin } => {
+                let cmd = push::direct(msg, conv, now);
+                let quiet_sender = *no_sync || conv.kind == ConvKind::Chatroom;
                 self.fan_out(*app, recipients, &cmd, |h| Some(h.origin(node)) == *origin || (quiet_sender && h.peer == msg.from));
             }
-            Event::MessagePatched { app, kind, msg, recipients, origin } => {
+            Event::MessagePatched { app, conv, msg, recipients, origin } => {
                 let ts = msg.recalled_at.or(msg.edited_at).unwrap_or(now);
-                let cmd = push::patches(vec![push::patch_item(msg, *kind)], ts);
+                let cmd = push::patches(vec![push::patch_item(msg, conv)], ts);
                 self.fan_out(*app, recipients, &cmd, |h| Some(h.origin(node)) == *origin);
             }
-            Event::Conv { app, conv, kind, by, change, recipients, at } => {
+            Event::Conv { app, conv, by, change, recipients, at } => {
                 for r in recipients {
                     if by.as_deref() == Some(r.as_str()) {
                         continue;
                     }
-                    let (op, c) = push::conv_change(*conv, *kind, by.as_deref(), change, r);
+                    let (op, c) = push::conv_change(conv, by.as_deref(), change, r);
                     self.fan_out(*app, std::slice::from_ref(r), &push::conv_push(op, c, *at), |_| false);
                 }
             }
-            Event::Receipt { app, to, conv, kind, msg, at, read, by } => {
-                self.fan_out(*app, std::slice::from_ref(to), &push::receipt(*conv, *kind, *msg, *at, *read, by), |_| false);
+            Event::Receipt { app, to, conv, msg, at, read, by } => {
+                self.fan_out(*app, std::slice::from_ref(to), &push::receipt(conv, msg.as_ref(), *at, *read, by), |_| false);
             }
             Event::Kick { app, user, session, reason } => {
                 let (code, text) = match reason {
@@ -310,13 +310,22 @@ impl Gateway {
                     h.deliver(&frame);
                 }
             }
-            Event::Broadcast { app, broadcast } => self.broadcast(*app, broadcast, now),
+            Event::Broadcast { app, broadcast } => {
+                let conv = self.service_ref(*app, broadcast.conv).await;
+                self.broadcast(*app, broadcast, &conv, now)
+            }
             Event::Push { .. } => {}
         }
     }
 
-    fn broadcast(&self, app: i64, b: &Broadcast, now: i64) {
-        let cmd = push::direct(&broadcast_message(b), ConvKind::Service, now);
+    /// How a broadcast names its service conversation (an imported one by its LeanCloud id).
+    async fn service_ref(&self, app: i64, conv: i64) -> ConvRef {
+        let found = self.engine.store().get_conversation(app, conv).await.ok().flatten();
+        found.map_or(ConvRef { id: conv, kind: ConvKind::Service, foreign_id: None }, |c| ConvRef::of(&c))
+    }
+
+    fn broadcast(&self, app: i64, b: &Broadcast, conv: &ConvRef, now: i64) {
+        let cmd = push::direct(&broadcast_message(b), conv, now);
         let shared = codec::encode(&cmd);
         for h in self.app_handles(app) {
             h.deliver(&shared);

@@ -1,10 +1,10 @@
 //! Engine values as protocol commands: the pushes the gateway sends, and the items of replies.
 
-use confab_engine::model::{Content, ConvChange, ConvKind, Message};
+use confab_engine::model::{Content, ConvChange, ConvRef, Message};
 use serde_json::{json, Value};
 
 use super::proto::*;
-use crate::extract::render_cid;
+use crate::extract::{cid_of, mid, mid_of};
 
 /// IM commands carry `service = 2` (the Swift SDK requires it; the JS SDK accepts it).
 pub const SERVICE_IM: i32 = 2;
@@ -23,13 +23,13 @@ fn content(m: &Message) -> (Option<String>, Option<Vec<u8>>) {
 }
 
 /// A message pushed to its recipients.
-pub fn direct(m: &Message, kind: ConvKind, server_ts: i64) -> GenericCommand {
+pub fn direct(m: &Message, conv: &ConvRef, server_ts: i64) -> GenericCommand {
     let (msg, binary_msg) = content(m);
     GenericCommand {
         server_ts: Some(server_ts),
         direct_message: Some(DirectCommand {
-            cid: Some(render_cid(m.conv, kind)),
-            id: Some(m.id.to_string()),
+            cid: Some(cid_of(conv)),
+            id: Some(mid(m)),
             from_peer_id: Some(m.from.clone()),
             timestamp: Some(m.timestamp),
             msg,
@@ -44,11 +44,11 @@ pub fn direct(m: &Message, kind: ConvKind, server_ts: i64) -> GenericCommand {
     }
 }
 
-pub fn patch_item(m: &Message, kind: ConvKind) -> PatchItem {
+pub fn patch_item(m: &Message, conv: &ConvRef) -> PatchItem {
     let (data, binary_msg) = content(m);
     PatchItem {
-        cid: Some(render_cid(m.conv, kind)),
-        mid: Some(m.id.to_string()),
+        cid: Some(cid_of(conv)),
+        mid: Some(mid(m)),
         timestamp: Some(m.timestamp),
         recall: Some(m.recalled_at.is_some()),
         data,
@@ -71,9 +71,9 @@ pub fn patches(items: Vec<PatchItem>, last_patch_time: i64) -> GenericCommand {
 
 /// How one member hears of a conversation change: the op, and the `convMessage`. Those the
 /// change is about hear `joined`/`left`/`shutuped`/…; the others `members_joined`/… with `m`.
-pub fn conv_change(conv: i64, kind: ConvKind, by: Option<&str>, change: &ConvChange, recipient: &str) -> (OpType, ConvCommand) {
+pub fn conv_change(conv: &ConvRef, by: Option<&str>, change: &ConvChange, recipient: &str) -> (OpType, ConvCommand) {
     let is_subject = change.subjects().iter().any(|s| s == recipient);
-    let mut c = ConvCommand { cid: Some(render_cid(conv, kind)), init_by: by.map(str::to_string), ..Default::default() };
+    let mut c = ConvCommand { cid: Some(cid_of(conv)), init_by: by.map(str::to_string), ..Default::default() };
     let pair = |own: OpType, others: OpType| if is_subject { own } else { others };
     let op = match change {
         ConvChange::Joined { .. } => pair(OpType::Joined, OpType::MembersJoined),
@@ -121,11 +121,11 @@ pub fn conv_notification(op: OpType, c: &ConvCommand, server_ts: i64) -> Value {
 }
 
 /// A receipt to a sender: delivered (with the message id) or read (with the reader).
-pub fn receipt(conv: i64, kind: ConvKind, msg: Option<i64>, at: i64, read: bool, by: &str) -> GenericCommand {
+pub fn receipt(conv: &ConvRef, msg: Option<&(i64, Option<String>)>, at: i64, read: bool, by: &str) -> GenericCommand {
     GenericCommand {
         rcp_message: Some(RcpCommand {
-            id: msg.map(|m| m.to_string()),
-            cid: Some(render_cid(conv, kind)),
+            id: msg.map(|(id, foreign)| mid_of(*id, foreign.as_deref())),
+            cid: Some(cid_of(conv)),
             t: Some(at),
             read: read.then_some(true),
             from: read.then(|| by.to_string()),
@@ -150,7 +150,7 @@ pub fn log_item(m: &Message, read_at: Option<i64>) -> LogItem {
         from: Some(m.from.clone()),
         data: Some(data),
         timestamp: Some(m.timestamp),
-        msg_id: Some(m.id.to_string()),
+        msg_id: Some(mid(m)),
         ack_at: m.ack_at,
         read_at,
         patch_timestamp: m.recalled_at.or(m.edited_at),
@@ -166,7 +166,7 @@ pub fn unread_tuple(cid: String, count: i64, last: Option<&Message>, mentioned: 
     let mut t = UnreadTuple { cid, unread: count.min(i32::MAX as i64) as i32, mentioned: Some(mentioned), ..Default::default() };
     if let Some(m) = last {
         let (data, binary_msg) = content(m);
-        t.mid = Some(m.id.to_string());
+        t.mid = Some(mid(m));
         t.timestamp = Some(m.timestamp);
         t.from = Some(m.from.clone());
         t.data = data;
@@ -179,23 +179,41 @@ pub fn unread_tuple(cid: String, count: i64, last: Option<&Message>, mentioned: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use confab_engine::model::Role;
+    use confab_engine::model::{ConvKind, Role};
+
+    fn conv(kind: ConvKind) -> ConvRef {
+        ConvRef { id: 7, kind, foreign_id: None }
+    }
+
+    #[test]
+    fn an_imported_conversation_and_message_go_by_their_leancloud_ids() {
+        let c = ConvRef { id: 7, kind: ConvKind::Normal, foreign_id: Some("5a5ecde6c3422b738c8779d7".into()) };
+        let m =
+            Message { foreign_id: Some("4XC_IHK+Ry6CXzIPq_nc7Q".into()), ..Message::new(1, 99, 7, "tom", 5, Content::Text("hi".into())) };
+        let d = direct(&m, &c, 6).direct_message.unwrap();
+        assert_eq!((d.cid.as_deref(), d.id.as_deref()), (Some("5a5ecde6c3422b738c8779d7"), Some("4XC_IHK+Ry6CXzIPq_nc7Q")));
+        let r = receipt(&c, Some(&(99, m.foreign_id.clone())), 7, false, "x").rcp_message.unwrap();
+        assert_eq!(r.id.as_deref(), Some("4XC_IHK+Ry6CXzIPq_nc7Q"));
+        let own = Message::new(1, 99, 7, "tom", 5, Content::Text("hi".into()));
+        assert_eq!(direct(&own, &conv(ConvKind::Temporary), 6).direct_message.unwrap().cid.as_deref(), Some("_tmp:7"));
+    }
 
     #[test]
     fn subjects_and_others_hear_different_ops() {
         let change = ConvChange::Joined { members: vec!["bob".into()] };
-        let (op, c) = conv_change(7, ConvKind::Normal, Some("alice"), &change, "bob");
+        let (op, c) = conv_change(&conv(ConvKind::Normal), Some("alice"), &change, "bob");
         assert_eq!((op, c.cid.as_deref(), c.init_by.as_deref(), c.m.len()), (OpType::Joined, Some("7"), Some("alice"), 0));
-        let (op, c) = conv_change(7, ConvKind::Normal, Some("alice"), &change, "carol");
+        let (op, c) = conv_change(&conv(ConvKind::Normal), Some("alice"), &change, "carol");
         assert_eq!((op, c.m), (OpType::MembersJoined, vec!["bob".to_string()]));
-        let (op, c) = conv_change(7, ConvKind::Temporary, None, &ConvChange::RoleChanged { member: "bob".into(), role: Role::Admin }, "x");
+        let (op, c) =
+            conv_change(&conv(ConvKind::Temporary), None, &ConvChange::RoleChanged { member: "bob".into(), role: Role::Admin }, "x");
         assert_eq!((op, c.cid.as_deref(), c.info.unwrap().role.as_deref()), (OpType::MemberInfoChanged, Some("_tmp:7"), Some("Manager")));
     }
 
     #[test]
     fn notifications_carry_the_push_fields() {
         let change = ConvChange::Updated { attrs: json!({"name": "n"}) };
-        let (op, c) = conv_change(7, ConvKind::Normal, Some("alice"), &change, "bob");
+        let (op, c) = conv_change(&conv(ConvKind::Normal), Some("alice"), &change, "bob");
         let n = conv_notification(op, &c, 5);
         assert_eq!(
             n,
