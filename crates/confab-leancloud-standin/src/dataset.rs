@@ -1080,6 +1080,11 @@ impl Dataset {
         MessageIter(Merge::all(self.view_of(conv).into_iter().collect(), false))
     }
 
+    /// Message `index` (0 = oldest) of a conversation's log, computed directly (no walk).
+    pub fn message_at(&self, conv: &str, index: u64) -> Option<Message> {
+        self.view_of(conv).and_then(|v| v.at(index))
+    }
+
     /// The same, newest first (the order history answers in by default).
     pub fn messages_newest_first(&self, conv: &str) -> MessageIter {
         MessageIter(Merge::all(self.view_of(conv).into_iter().collect(), true))
@@ -1117,19 +1122,26 @@ impl Dataset {
         self.last_request_ms.fetch_max(at, Ordering::Relaxed);
     }
 
-    /// Timestamps for `n` new messages after `last`: ending at now when there is room, strictly
-    /// increasing; squeezed into shared milliseconds when there is not.
+    /// Timestamps for `n` new messages after `last` and after the last request answered, none in
+    /// the future: ending at now, 1 ms apart, when there is room (waiting up to 50 ms for it);
+    /// otherwise squeezed into shared milliseconds.
     fn stamps(&self, last: Option<i64>, n: usize) -> Vec<i64> {
-        let now = ids::now_ms();
         let lo = last.map_or(i64::MIN, |l| l + 1).max(self.last_request_ms.load(Ordering::Relaxed) + 1);
         let n64 = n as i64;
+        let short = lo.saturating_add(n64 - 1) - ids::now_ms();
+        if short > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(short.min(50) as u64));
+        }
+        let mut now = ids::now_ms();
+        while now < lo {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            now = ids::now_ms();
+        }
         if now - lo + 1 >= n64 {
             (0..n64).map(|k| now - n64 + 1 + k).collect()
-        } else if now >= lo {
+        } else {
             let span = now - lo + 1;
             (0..n64).map(|k| lo + k * span / n64).collect()
-        } else {
-            vec![lo; n]
         }
     }
 

@@ -171,6 +171,14 @@ impl LogView {
         }
     }
 
+    pub(crate) fn at(&self, i: u64) -> Option<Message> {
+        if i < self.len() {
+            self.get_if_visible(i)
+        } else {
+            None
+        }
+    }
+
     fn get_if_visible(&self, i: u64) -> Option<Message> {
         if let Some((client, _)) = &self.subscriber {
             if !self.audience(i).includes(client) {

@@ -142,8 +142,9 @@
 //!
 //! ## Appending while serving (chosen)
 //! [`Dataset::append`] stamps new messages after the conversation's last message and after the last
-//! request the server answered, and not after now: normally the batch ends at now, 1 ms apart; a
-//! batch larger than the time available shares milliseconds (ordered by msg-id). So an importer that
+//! request the server answered, and never in the future: the batch ends at now, 1 ms apart (the
+//! call blocks its thread up to 50 ms to make room); a batch larger than the room there is shares
+//! milliseconds (ordered by msg-id). So an importer that
 //! pulled before the append and pulls again with `till_timestamp` = its first run's start gets
 //! exactly the appended messages. Appended messages are never recalled or edited. `lm` follows the
 //! last message; `updatedAt` does not change (**chosen**: LeanCloud's IM server writes `lm`

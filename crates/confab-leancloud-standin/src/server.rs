@@ -110,6 +110,8 @@ pub mod routes {
     pub const SUBSCRIBERS: &str = "/1.2/rtm/service-conversations/{id}/subscribers";
     pub const SUBSCRIBER_COUNT: &str = "/1.2/rtm/service-conversations/{id}/subscribers/count";
     pub const UNMATCHED: &str = "(unmatched)";
+    /// Requests dropped by [`super::FailMode::Refuse`] before they reached a route.
+    pub const REFUSED: &str = "(refused)";
 }
 
 #[derive(Debug)]
@@ -515,6 +517,10 @@ fn serve_connection(stream: TcpStream, router: Router, control: Arc<Control>, mu
             let control = control.clone();
             async move {
                 if control.refusing() {
+                    control.count(routes::REFUSED, |c| {
+                        c.requests += 1;
+                        c.failed += 1;
+                    });
                     return Err(Refused);
                 }
                 let resp = match router.oneshot(req).await {
