@@ -6,6 +6,7 @@ pub mod config;
 pub mod early_answer;
 pub mod lock;
 pub mod push;
+pub mod rtm_router;
 mod serve;
 pub mod signals;
 
@@ -54,13 +55,14 @@ async fn healthz(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     }
 }
 
-/// The server's own route table: `/healthz`, open.
+/// The server's own route table, open: `/healthz`, and LeanCloud's RTM router (`/v1/route`: where
+/// the realtime SDK finds this server's WebSocket; an address, no data of the app's).
 fn rows() -> Vec<Row<Arc<Engine>, Open>> {
-    vec![confab_routes::get("/healthz", Open, healthz)]
+    vec![confab_routes::get("/healthz", Open, healthz), confab_routes::get("/v1/route", Open, rtm_router::route)]
 }
 
-/// The routes no face's table holds: `/healthz` and the realtime gateway's WebSocket upgrade,
-/// both open (the realtime protocol's login authenticates).
+/// The routes no face's table holds: `/healthz`, the RTM router and the realtime gateway's
+/// WebSocket upgrade, all open (the realtime protocol's login authenticates).
 pub fn routes() -> Vec<Route<Open>> {
     let mut r = confab_routes::table(&rows());
     r.extend(realtime::routes());

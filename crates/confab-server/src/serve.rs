@@ -23,6 +23,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::rtm_router::Tls;
+
 /// How long a TLS handshake may take.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// A closing connection reads what the client still sends for at most this long…
@@ -68,24 +70,27 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// One connection: the TLS handshake if any, then HTTP/1 or HTTP/2 with WebSocket upgrades.
 async fn connection(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, app: Router, mut stop: watch::Receiver<bool>) {
     let tcp = Linger::new(tcp);
-    let Some(tls) = tls else { return http(tcp, peer, app, stop).await };
+    let Some(tls) = tls else { return http(tcp, peer, false, app, stop).await };
     let handshake = tokio::select! {
         r = tokio::time::timeout(HANDSHAKE, tls.accept(tcp)) => r,
         _ = stopped(&mut stop) => return,
     };
     match handshake {
-        Ok(Ok(stream)) => http(stream, peer, app, stop).await,
+        Ok(Ok(stream)) => http(stream, peer, true, app, stop).await,
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 
-async fn http<I>(io: I, peer: SocketAddr, app: Router, mut stop: watch::Receiver<bool>)
+/// Serve one connection; each request carries the peer's address and whether the connection is
+/// TLS (`rtm_router::Tls`: the RTM router answers `wss://` or `ws://` by it).
+async fn http<I>(io: I, peer: SocketAddr, tls: bool, app: Router, mut stop: watch::Receiver<bool>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(app.map_request(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(Tls(tls));
         req
     }));
     let builder = auto::Builder::new(TokioExecutor::new());
