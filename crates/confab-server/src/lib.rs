@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod cors;
 pub mod early_answer;
 pub mod lock;
 pub mod push;
@@ -83,7 +84,7 @@ async fn unrouted(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -
 }
 
 /// Every face's routes on one router, with the realtime gateway at `/` (and on any path a
-/// WebSocket upgrade comes to).
+/// WebSocket upgrade comes to), and CORS on every answer (`cors.rs`).
 pub fn router(engine: Arc<Engine>, gateway: Arc<Gateway>, config: &Config) -> Router {
     confab_routes::router(rows(), &engine, confab_routes::open)
         .with_state(engine.clone())
@@ -93,6 +94,8 @@ pub fn router(engine: Arc<Engine>, gateway: Arc<Gateway>, config: &Config) -> Ro
         .merge(realtime::router(gateway.clone()))
         .merge(Router::new().fallback(unrouted).with_state(gateway))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        // inside the early-answer layer, which takes back the body of a preflight it answers
+        .layer(cors::layer())
         .layer(axum::middleware::from_fn(early_answer::layer))
         // Log method and path only: query strings can carry session tokens and signatures.
         .layer(
