@@ -24,4 +24,5 @@ mod lc_service_clients;
 mod login_limits;
 mod maxim;
 mod realtime;
+mod router_and_cors;
 mod smoke;
