@@ -449,6 +449,15 @@ impl ConvGen {
         Audience::Only(only)
     }
 
+    /// Who sent generated message `i` (cheaper than composing it).
+    pub(crate) fn sender(&self, i: u64) -> &str {
+        &self.senders[(self.hv(T_MSG, i) % self.senders.len() as u64) as usize]
+    }
+
+    pub(crate) fn may_send(&self, client: &str) -> bool {
+        self.generated > 0 && self.senders.iter().any(|s| s == client)
+    }
+
     /// Message `i` (generated part).
     pub(crate) fn message(&self, i: u64) -> Message {
         self.compose(i, self.ts(i), self.id(i), true)
@@ -458,7 +467,7 @@ impl ConvGen {
     /// edited and mentioning messages.
     pub(crate) fn compose(&self, i: u64, ts: i64, msg_id: String, special: bool) -> Message {
         let r = self.hv(T_MSG, i);
-        let sender = self.senders[(r % self.senders.len() as u64) as usize].clone();
+        let sender = self.sender(i).to_string();
         let text = TEXTS[((r >> 8) % TEXTS.len() as u64) as usize];
         let mut m = Message {
             msg_id,
@@ -733,7 +742,12 @@ impl Inner {
 
     /// The logs of one sender's messages in ordinary conversations, chat rooms and temporary ones.
     pub(crate) fn sender_views(&self, client: &str) -> Vec<LogView> {
-        self.convs.iter().filter(|c| c.gen.kind != ConvKind::Service).map(|c| c.view().by_sender(client)).collect()
+        self.convs
+            .iter()
+            .filter(|c| c.gen.kind != ConvKind::Service)
+            .filter(|c| c.gen.may_send(client) || c.appended.iter().any(|m| m.from == client))
+            .map(|c| c.view().by_sender(client))
+            .collect()
     }
 
     fn rows_of(&self, class: &str, export: bool, token: bool) -> Option<Vec<Value>> {

@@ -185,6 +185,11 @@ impl LogView {
                 return None;
             }
         }
+        if let Some(s) = &self.sender {
+            if i < self.gen.generated && self.gen.sender(i) != s {
+                return None;
+            }
+        }
         let mut m = if i < self.gen.generated { self.gen.message(i) } else { self.appended[(i - self.gen.generated) as usize].clone() };
         if let Some(s) = &self.sender {
             if &m.from != s {

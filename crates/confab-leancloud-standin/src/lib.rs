@@ -8,8 +8,10 @@
 //!   `_SysMessage` rows; and message logs of any length, computed on demand so that a million
 //!   messages page in constant memory. Tests mutate it while it is served ([`Dataset::append`],
 //!   [`Dataset::append_message`], [`Dataset::add_conversation`]) and read the expected values back
-//!   ([`Dataset::messages`], [`Dataset::subscriber_messages`], [`Dataset::app_messages`],
-//!   [`Dataset::rows`], [`Dataset::conversations`]).
+//!   ([`Dataset::messages`], [`Dataset::message_at`], [`Dataset::subscriber_messages`],
+//!   [`Dataset::app_messages`], [`Dataset::rows`], [`Dataset::conversations`]). A message costs about
+//!   5 µs to compute and serialise in a release build (25 µs in a debug build), about 350 bytes of
+//!   JSON: a million-message walk is some 5 s of the stand-in's CPU (release).
 //! * [`StandInServer`]: LeanCloud's REST answers over a dataset, on `127.0.0.1:<free port>`, with
 //!   fault injection ([`Faults`], [`FailMode`]) and request counts by route ([`RequestStats`]).
 //! * [`write_export_dir`] / [`write_export_tar_gz`]: the dataset as LeanCloud's data export (JSON
