@@ -2282,6 +2282,25 @@ pub async fn import_messages_in_order(store: Arc<dyn Store>) {
     let m = store.message_by_foreign(app.id, "late1").await.expect("message_by_foreign").expect("late1");
     assert_eq!((m.seq, m.timestamp, m.from.as_str()), (4, T0 + 40, "bob"));
     assert_eq!(store.message_by_foreign(app.id, "nope").await.expect("lookup"), None);
+    // a message addressed to some users, seen again for another: that one joins its audience
+    let to = |u: &str| Message { audience: only(&[u]), ..imported(&app, conv.id, "ann", T0 + 300, "for-some") };
+    store.import_messages(app.id, conv.id, &[to("bob")]).await.expect("for bob");
+    let r = store.import_messages(app.id, conv.id, &[to("cat")]).await.expect("for cat too");
+    assert_eq!((r.inserted, r.skipped), (0, 1));
+    let seen_by = |u: &str| {
+        let q = HistoryQuery {
+            scope: HistoryScope::ConvAs { conv: conv.id, user: u.to_string() },
+            older_than: None,
+            newer_than: None,
+            ascending: true,
+            limit: 100,
+            mtype: None,
+        };
+        let store = store.clone();
+        async move { store.history(app.id, &q).await.expect("history").iter().any(|m| m.foreign_id.as_deref() == Some("for-some")) }
+    };
+    assert!(seen_by("bob").await && seen_by("cat").await, "both see it");
+    assert!(!seen_by("dan").await, "no one else does");
 }
 
 pub async fn import_conversation_after_its_history(store: Arc<dyn Store>) {

@@ -22,11 +22,13 @@ fn newest(c: &Connection, app: i64, conv: i64) -> Result<(i64, Option<i64>)> {
     .map(|r| r.unwrap_or((0, None)))
 }
 
-fn known(c: &Connection, app: i64, foreign_id: &str) -> Result<bool> {
-    c.prepare_cached_row("SELECT 1 FROM messages WHERE app = ?1 AND foreign_id = ?2", params![app, foreign_id], |_| Ok(()))
-        .optional()
-        .map_err(sql_err)
-        .map(|r| r.is_some())
+/// A stored message with this foreign id: (id, conversation, sequence, restricted to an audience).
+fn known(c: &Connection, app: i64, foreign_id: &str) -> Result<Option<(i64, i64, i64, bool)>> {
+    c.prepare_cached_row("SELECT id, conv, seq, restricted FROM messages WHERE app = ?1 AND foreign_id = ?2", params![app, foreign_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .optional()
+    .map_err(sql_err)
 }
 
 pub fn import_messages(c: &Connection, app: i64, conv: i64, msgs: &[Message]) -> Result<Imported> {
@@ -34,14 +36,31 @@ pub fn import_messages(c: &Connection, app: i64, conv: i64, msgs: &[Message]) ->
     let mut fresh = Vec::with_capacity(msgs.len());
     let mut out = Imported::default();
     for m in msgs {
-        let dup = match &m.foreign_id {
-            Some(f) => !seen.insert(f.clone()) || known(c, app, f)?,
-            None => false,
+        let stored = match &m.foreign_id {
+            Some(f) if seen.contains(f) => Some(None),
+            Some(f) => known(c, app, f)?.map(Some),
+            None => None,
         };
-        if dup {
-            out.skipped += 1;
-        } else {
-            fresh.push(Message { app, conv, ..m.clone() });
+        match stored {
+            None => {
+                seen.extend(m.foreign_id.clone());
+                fresh.push(Message { app, conv, ..m.clone() });
+            }
+            // the same message seen again for other users (a service conversation's history is
+            // read user by user): they join its audience
+            Some(Some((id, conv, seq, true))) => {
+                if let Audience::Only(users) = &m.audience {
+                    for u in users {
+                        c.cached_execute(
+                            "INSERT INTO message_users (app, msg, user, visible, conv, seq) VALUES (?1, ?2, ?3, 1, ?4, ?5) ON CONFLICT DO NOTHING",
+                            params![app, id, u, conv, seq],
+                        )
+                        .map_err(sql_err)?;
+                    }
+                }
+                out.skipped += 1;
+            }
+            Some(_) => out.skipped += 1,
         }
     }
     if fresh.is_empty() {
