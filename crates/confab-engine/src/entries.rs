@@ -50,6 +50,9 @@ pub mod ns {
     pub const PRESENCE_STATUS: &str = "presence_status";
     /// Per message: reactions (item = `<emoji>\n<user>`, value = the emoji).
     pub const REACTIONS: &str = "reactions";
+    /// Per source service (key `leancloud`): an import's checkpoints (item = the source's
+    /// conversation id, or `<id>\u{1f}<subscriber>`; value = where its history got to).
+    pub const IMPORTS: &str = "imports";
 }
 
 /// One item of a collection.

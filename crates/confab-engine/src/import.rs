@@ -28,6 +28,17 @@ pub struct ImportedConversation {
 }
 
 impl Engine {
+    /// Where an import got to for one item of a source (`entries::ns::IMPORTS`).
+    pub async fn import_checkpoint(&self, app: &App, source: &str, item: &str) -> Result<Option<serde_json::Value>> {
+        Ok(self.entry(app, crate::entries::ns::IMPORTS, source, item).await?.map(|e| e.value))
+    }
+
+    pub async fn save_import_checkpoint(&self, app: &App, source: &str, item: &str, value: serde_json::Value) -> Result<()> {
+        let e = crate::entries::Entry::new(crate::entries::ns::IMPORTS, source, item, value);
+        self.put_entries(app, vec![e], crate::entries::PutRule::default()).await?;
+        Ok(())
+    }
+
     /// The conversation imported with this foreign id.
     pub async fn conversation_by_foreign(&self, app: &App, foreign_id: &str) -> Result<Conversation> {
         self.store.conversation_by_foreign(app.id, foreign_id).await?.ok_or(Error::ConversationNotFound)

@@ -48,6 +48,49 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AppCmd,
     },
+    /// Bring another service's app in, with its ids. Works whether or not a server runs on the
+    /// same data directory.
+    Import {
+        #[command(subcommand)]
+        cmd: ImportCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// A LeanCloud IM app: conversations from its data export or its REST API, history from its
+    /// REST API, every id kept. Run it again to bring what was added since (the cut-over).
+    Leancloud {
+        #[command(flatten)]
+        common: Common,
+        /// The confab app to import into, created beforehand with the LeanCloud app's keys.
+        #[arg(long)]
+        app: String,
+        /// LeanCloud's data export: a .tar.gz, or the directory it unpacks to.
+        #[arg(long, value_name = "PATH", required_unless_present = "server")]
+        export: Option<PathBuf>,
+        /// The LeanCloud app's API server, e.g. https://abcd1234.lc-cn-n1-shared.com.
+        #[arg(long, value_name = "URL", requires_all = ["source_app_id", "source_master_key"])]
+        server: Option<String>,
+        /// The LeanCloud app's id.
+        #[arg(long, value_name = "ID")]
+        source_app_id: Option<String>,
+        /// The LeanCloud app's master key.
+        #[arg(long, value_name = "KEY", env = "CONFAB_SOURCE_MASTER_KEY", hide_env_values = true)]
+        source_master_key: Option<String>,
+        /// Read everything, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop at the first malformed export line instead of skipping it.
+        #[arg(long)]
+        strict: bool,
+        /// Conversations read at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Print the summary as one JSON object (and no progress).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,7 +179,54 @@ async fn main() -> anyhow::Result<()> {
             init_logging("warn");
             app_command(cmd).await
         }
+        Cmd::Import { cmd } => {
+            init_logging("warn");
+            import_command(cmd).await
+        }
     }
+}
+
+/// The node id of offline tools (`confab import`): ids they make never meet a server's, even
+/// while one runs on the same data directory (a cluster's nodes use 0 to 30).
+const TOOL_NODE: u16 = confab_engine::ids::MAX_NODE;
+
+async fn import_command(cmd: ImportCmd) -> anyhow::Result<()> {
+    let ImportCmd::Leancloud { common, app, export, server, source_app_id, source_master_key, dry_run, strict, concurrency, json } = cmd;
+    let mut config = load(&common, None)?;
+    config.node_id = TOOL_NODE;
+    let store = confab_server::open_store(&config)?;
+    let engine = confab_server::engine(&config, store.clone())?;
+    let server = server.map(|url| (url, source_app_id.unwrap_or_default(), source_master_key.unwrap_or_default()));
+    let opts = confab_import::Options { app, export, server, dry_run, strict, concurrency };
+    let progress = if json { confab_import::Progress::quiet() } else { confab_import::Progress::stderr() };
+    let result = confab_import::import_leancloud(engine, opts, progress).await;
+    store.close();
+    let summary = result.map_err(|e| anyhow::anyhow!("import failed: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        let what = if summary.dry_run { "would import" } else { "imported" };
+        println!(
+            "{what} {} conversations ({} new, {} already here) and {} messages ({} already here) in {:.1}s ({:.0} messages/s)",
+            summary.conversations,
+            summary.conversations_created,
+            summary.conversations_updated,
+            summary.messages,
+            summary.messages_already_here,
+            summary.seconds,
+            summary.messages_per_second
+        );
+        if summary.skipped > 0 {
+            println!("skipped {} records:", summary.skipped);
+            for s in &summary.skipped_lines {
+                println!("  {}:{}: {}", s.file, s.line, s.error);
+            }
+        }
+        for w in &summary.warnings {
+            println!("warning: {w}");
+        }
+    }
+    Ok(())
 }
 
 async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
