@@ -298,7 +298,9 @@ pub trait Store: Send + Sync + 'static {
     async fn conversation_foreign_ids(&self, app: i64, convs: &[i64]) -> Result<Vec<(i64, String)>>;
     /// Store messages made elsewhere into conversation `conv` (which need not exist yet), with
     /// their own ids, timestamps and foreign ids: one whose foreign id is stored already is
-    /// skipped; the rest take their places in the conversation's order by timestamp. A message
+    /// skipped (a message addressed to users adds them to its audience); the rest take their places
+    /// in the conversation's order: by timestamp, and in one millisecond the imported messages
+    /// by their foreign ids (bytewise), then the conversation's own. A message
     /// older than ones stored before it goes in among them: those are numbered anew, and the
     /// members' read and delivered cursors follow the messages they pointed at. If the
     /// conversation exists, its last sequence and time follow.

@@ -2282,6 +2282,12 @@ pub async fn import_messages_in_order(store: Arc<dyn Store>) {
     let m = store.message_by_foreign(app.id, "late1").await.expect("message_by_foreign").expect("late1");
     assert_eq!((m.seq, m.timestamp, m.from.as_str()), (4, T0 + 40, "bob"));
     assert_eq!(store.message_by_foreign(app.id, "nope").await.expect("lookup"), None);
+    // in one millisecond, imported messages stand in the order of their ids, whenever they came
+    store.import_messages(app.id, conv.id, &[imported(&app, conv.id, "ann", T0 + 250, "tie-b")]).await.expect("tie b");
+    store.import_messages(app.id, conv.id, &[imported(&app, conv.id, "ann", T0 + 250, "tie-a")]).await.expect("tie a");
+    let got = history_of(store.as_ref(), &app, conv.id).await;
+    let order: Vec<&str> = got.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(order[order.len() - 2..], ["tie-a", "tie-b"], "{order:?}");
     // a message addressed to some users, seen again for another: that one joins its audience
     let to = |u: &str| Message { audience: only(&[u]), ..imported(&app, conv.id, "ann", T0 + 300, "for-some") };
     store.import_messages(app.id, conv.id, &[to("bob")]).await.expect("for bob");

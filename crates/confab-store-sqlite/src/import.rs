@@ -12,11 +12,21 @@ use crate::pool::sql_err;
 use crate::rows::{insert_conversation, insert_member, insert_message, CONV_COLS, MSG_COLS};
 use crate::Cached;
 
-/// The newest stored message of a conversation: (sequence, timestamp), or (0, None).
-fn newest(c: &Connection, app: i64, conv: i64) -> Result<(i64, Option<i64>)> {
-    c.prepare_cached_row("SELECT seq, ts FROM messages WHERE app = ?1 AND conv = ?2 ORDER BY seq DESC LIMIT 1", params![app, conv], |r| {
-        Ok((r.get(0)?, Some(r.get(1)?)))
-    })
+/// Where a message stands in its conversation's order: by timestamp; in one millisecond, the
+/// source's messages by their ids (bytewise, as LeanCloud pages them), then ours.
+type Key = (i64, bool, String);
+
+fn key(ts: i64, foreign: &Option<String>) -> Key {
+    (ts, foreign.is_none(), foreign.clone().unwrap_or_default())
+}
+
+/// The newest stored message of a conversation: (sequence, its key), or (0, None).
+fn newest(c: &Connection, app: i64, conv: i64) -> Result<(i64, Option<Key>)> {
+    c.prepare_cached_row(
+        "SELECT seq, ts, foreign_id FROM messages WHERE app = ?1 AND conv = ?2 ORDER BY seq DESC LIMIT 1",
+        params![app, conv],
+        |r| Ok((r.get(0)?, Some(key(r.get(1)?, &r.get(2)?)))),
+    )
     .optional()
     .map_err(sql_err)
     .map(|r| r.unwrap_or((0, None)))
@@ -24,9 +34,11 @@ fn newest(c: &Connection, app: i64, conv: i64) -> Result<(i64, Option<i64>)> {
 
 /// A stored message with this foreign id: (id, conversation, sequence, restricted to an audience).
 fn known(c: &Connection, app: i64, foreign_id: &str) -> Result<Option<(i64, i64, i64, bool)>> {
-    c.prepare_cached_row("SELECT id, conv, seq, restricted FROM messages WHERE app = ?1 AND foreign_id = ?2", params![app, foreign_id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-    })
+    c.prepare_cached_row(
+        "SELECT id, conv, seq, restricted FROM messages WHERE app = ?1 AND foreign_id = ?2",
+        params![app, foreign_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
     .optional()
     .map_err(sql_err)
 }
@@ -67,10 +79,9 @@ pub fn import_messages(c: &Connection, app: i64, conv: i64, msgs: &[Message]) ->
         return Ok(out);
     }
     // oldest first; messages of one millisecond keep the order they came in
-    fresh.sort_by_key(|m| m.timestamp);
-    let (last_seq, last_ts) = newest(c, app, conv)?;
-    let first_ts = fresh[0].timestamp;
-    if last_ts.is_none_or(|t| first_ts >= t) {
+    fresh.sort_by_key(|m| key(m.timestamp, &m.foreign_id));
+    let (last_seq, last) = newest(c, app, conv)?;
+    if last.is_none_or(|l| key(fresh[0].timestamp, &fresh[0].foreign_id) > l) {
         for (i, m) in fresh.iter_mut().enumerate() {
             m.seq = last_seq + 1 + i as i64;
             insert_message(c, m)?;
@@ -79,32 +90,35 @@ pub fn import_messages(c: &Connection, app: i64, conv: i64, msgs: &[Message]) ->
         merge(c, app, conv, &mut fresh)?;
     }
     out.inserted = fresh.len() as u64;
-    let (seq, ts) = newest(c, app, conv)?;
+    let (seq, last) = newest(c, app, conv)?;
     c.cached_execute(
         "UPDATE conversations SET last_seq = ?3, last_ts = MAX(last_ts, ?4), last_message_at = MAX(COALESCE(last_message_at, 0), ?4)
          WHERE app = ?1 AND id = ?2",
-        params![app, conv, seq, ts.unwrap_or(0)],
+        params![app, conv, seq, last.map_or(0, |k| k.0)],
     )
     .map_err(sql_err)?;
     Ok(out)
 }
 
 /// Older messages among stored ones: the stored messages after the first new one are numbered
-/// anew together with the new ones, in timestamp order (a stored message first on a tie), and
-/// the members' cursors move with the messages they pointed at.
+/// anew together with the new ones, in the order of their keys, and the members' cursors move
+/// with the messages they pointed at.
 fn merge(c: &Connection, app: i64, conv: i64, fresh: &mut [Message]) -> Result<()> {
-    let first_ts = fresh[0].timestamp;
+    let (first_ts, first_id) = (fresh[0].timestamp, fresh[0].foreign_id.clone());
+    // the stored messages before the first new one keep their numbers
     let base: i64 = c
         .query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE app = ?1 AND conv = ?2 AND ts <= ?3",
-            params![app, conv, first_ts],
+            "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE app = ?1 AND conv = ?2
+               AND (ts < ?3 OR (ts = ?3 AND ?4 IS NOT NULL AND foreign_id IS NOT NULL AND foreign_id < ?4))",
+            params![app, conv, first_ts, first_id],
             |r| r.get(0),
         )
         .map_err(sql_err)?;
-    let tail: Vec<(i64, i64, i64)> = {
-        let mut st =
-            c.prepare_cached("SELECT id, seq, ts FROM messages WHERE app = ?1 AND conv = ?2 AND seq > ?3 ORDER BY seq").map_err(sql_err)?;
-        let rows = st.query_map(params![app, conv, base], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(sql_err)?;
+    let tail: Vec<(i64, i64, Key)> = {
+        let mut st = c
+            .prepare_cached("SELECT id, seq, ts, foreign_id FROM messages WHERE app = ?1 AND conv = ?2 AND seq > ?3 ORDER BY seq")
+            .map_err(sql_err)?;
+        let rows = st.query_map(params![app, conv, base], |r| Ok((r.get(0)?, r.get(1)?, key(r.get(2)?, &r.get(3)?)))).map_err(sql_err)?;
         rows.collect::<rusqlite::Result<_>>().map_err(sql_err)?
     };
     // free the numbers after `base`, then hand them out again in the merged order
@@ -117,7 +131,7 @@ fn merge(c: &Connection, app: i64, conv: i64, fresh: &mut [Message]) -> Result<(
     let mut renumbered = BTreeMap::new();
     let (mut i, mut j, mut next) = (0, 0, base + 1);
     while i < tail.len() || j < fresh.len() {
-        let stored_first = j == fresh.len() || (i < tail.len() && tail[i].2 <= fresh[j].timestamp);
+        let stored_first = j == fresh.len() || (i < tail.len() && tail[i].2 < key(fresh[j].timestamp, &fresh[j].foreign_id));
         if stored_first {
             let (id, old, _) = tail[i];
             c.cached_execute("UPDATE messages SET seq = ?3 WHERE app = ?1 AND id = ?2", params![app, id, next]).map_err(sql_err)?;
@@ -207,7 +221,7 @@ pub fn import_conversation(c: &Connection, conv: &Conversation, members: &[Membe
             c.cached_execute(
                 "UPDATE conversations SET last_seq = ?3, last_ts = ?4, last_message_at = MAX(COALESCE(last_message_at, 0), ?4)
                  WHERE app = ?1 AND id = ?2",
-                params![conv.app, conv.id, seq, ts.unwrap_or(0)],
+                params![conv.app, conv.id, seq, ts.map_or(0, |k| k.0)],
             )
             .map_err(sql_err)?;
             (conv.id, true)

@@ -1117,3 +1117,100 @@ async fn wss_and_https_with_a_self_signed_certificate() {
     drop(c);
     srv.stop().await;
 }
+
+// ------------------------------------------------------------------ imported conversations
+
+#[tokio::test]
+async fn an_imported_conversation_speaks_by_its_leancloud_ids() {
+    use confab_leancloud_standin::{ConvKind as Lc, Dataset, DatasetSpec, StandInServer};
+    let ds = Dataset::generate(DatasetSpec { seed: 21, messages_per_conversation: 60, special_every: 0, ..Default::default() });
+    let standin = StandInServer::start(ds.clone()).await.unwrap();
+    let (srv, app) = crate::lc_import::target(&ds).await;
+    let url = standin.url();
+    crate::lc_import::summary(&crate::lc_import::import(srv.dir.path(), &crate::lc_import::live(&url, &ds)).await);
+    let conv = ds.conversation(&ds.conversation_ids(Lc::Group)[0]).unwrap();
+    let (alice, bob) = (conv.members[0].clone(), conv.members[1].clone());
+    let old: Vec<confab_leancloud_standin::Message> = ds.messages(&conv.id).collect();
+
+    let mut a = Client::connect(&srv.base).await;
+    a.open(app.app_id(), Some(&alice)).await;
+    let mut b = Client::connect(&srv.base).await;
+    b.open(app.app_id(), Some(&bob)).await;
+    // the SDK finds it by its objectId
+    let mut q = command(CommandType::Conv, Some(OpType::Query));
+    q.conv_message = Some(ConvCommand {
+        r#where: Some(JsonObjectMessage { data: json!({"objectId": conv.id}).to_string() }),
+        flag: Some(2),
+        ..Default::default()
+    });
+    let r = a.request(q).await;
+    let found: Value = serde_json::from_str(&r.conv_message.unwrap().results.unwrap().data).unwrap();
+    assert_eq!(found[0]["objectId"], json!(conv.id));
+    assert_eq!(found[0]["msg_mid"], json!(old.last().unwrap().msg_id), "its last message, by its msg-id");
+    // history by the old ids, and paging by an old (timestamp, msg-id)
+    let mut logs = command(CommandType::Logs, None);
+    logs.logs_message = Some(LogsCommand { cid: Some(conv.id.clone()), l: Some(10), ..Default::default() });
+    let got = a.request(logs.clone()).await.logs_message.unwrap().logs;
+    let want: Vec<&str> = old[old.len() - 10..].iter().map(|m| m.msg_id.as_str()).collect();
+    assert_eq!(got.iter().map(|l| l.msg_id.as_deref().unwrap()).collect::<Vec<_>>(), want);
+    let pivot = &old[old.len() - 10];
+    logs.logs_message = Some(LogsCommand {
+        cid: Some(conv.id.clone()),
+        t: Some(pivot.timestamp),
+        mid: Some(pivot.msg_id.clone()),
+        l: Some(3),
+        ..Default::default()
+    });
+    let got = a.request(logs).await.logs_message.unwrap().logs;
+    let want: Vec<&str> = old[old.len() - 13..old.len() - 10].iter().map(|m| m.msg_id.as_str()).collect();
+    assert_eq!(got.iter().map(|l| l.msg_id.as_deref().unwrap()).collect::<Vec<_>>(), want);
+    // a message sent to it: the push names the conversation by its objectId
+    let ack = a.send_text(None, &conv.id, "hello from confab").await;
+    assert_eq!(ack.cmd, Some(CommandType::Ack as i32), "{ack:?}");
+    let p = b.direct_push().await.direct_message.unwrap();
+    assert_eq!((p.cid.as_deref(), p.msg.as_deref()), (Some(conv.id.as_str()), Some("hello from confab")));
+    // what the cut-over run brings counts as unread (what the first run brought was read at
+    // the source); reading up to one of those by its msg-id moves the cursor to it
+    let late = ds.append(&conv.id, 3).unwrap();
+    crate::lc_import::summary(&crate::lc_import::import(srv.dir.path(), &crate::lc_import::live(&url, &ds)).await);
+    let me = srv.engine().conversation_by_foreign(&app.app, &conv.id).await.unwrap();
+    let unread = srv.engine().store().unread_count(
+        app.app.id,
+        &bob,
+        Some(me.id),
+        confab_engine::query::UnreadBounds { count_max: 100, scan_max: 1000 },
+    );
+    let others: usize = late.iter().filter(|m| m.from != bob).count() + 1;
+    assert_eq!(unread.await.unwrap(), others as i64, "the late messages (not bob's own) and ours");
+    let mut read = command(CommandType::Read, None);
+    read.read_message = Some(ReadCommand {
+        convs: vec![ReadTuple { cid: conv.id.clone(), mid: Some(late[1].msg_id.clone()), timestamp: Some(late[1].timestamp) }],
+        ..Default::default()
+    });
+    b.send(&read).await;
+    b.echo().await;
+    let bob_member = srv.engine().store().get_member(app.app.id, me.id, &bob).await.unwrap().unwrap();
+    let m = srv.engine().message_by_foreign(&app.app, &late[1].msg_id).await.unwrap();
+    assert_eq!(bob_member.read_seq, m.seq);
+    // an old message of alice's, recalled by its msg-id
+    let mine = old.iter().rev().find(|m| m.from == alice).expect("alice said something");
+    let mut recall = command(CommandType::Patch, Some(OpType::Modify));
+    recall.patch_message = Some(PatchCommand {
+        patches: vec![PatchItem {
+            cid: Some(conv.id.clone()),
+            mid: Some(mine.msg_id.clone()),
+            timestamp: Some(mine.timestamp),
+            recall: Some(true),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let r = a.request(recall).await;
+    assert_eq!(r.op, Some(OpType::Modified as i32), "{r:?}");
+    let patched = b.push().await.patch_message.unwrap().patches;
+    assert_eq!(
+        (patched[0].mid.as_deref(), patched[0].cid.as_deref(), patched[0].recall),
+        (Some(mine.msg_id.as_str()), Some(conv.id.as_str()), Some(true))
+    );
+    srv.stop().await;
+}
