@@ -3,6 +3,9 @@
 //! installs the SDK (`npm ci`, pinned by the lockfile) when missing. When a tool is absent or the
 //! install fails it says so and skips on a developer's machine, but fails where the suite is
 //! required (`CONFAB_REQUIRE_INTEROP=1`, which `.ci/run` sets): CI never passes it silently.
+//!
+//! For the suite's import test it also serves the LeanCloud stand-in (a small generated app) and
+//! tells the suite where (`LC_STANDIN_*`).
 
 use std::path::Path;
 use std::process::Command;
@@ -31,10 +34,23 @@ fn leancloud_realtime_sdk_suite() {
             return unavailable("the SDK is not installed and `npm ci` in interop/ failed");
         }
     }
+    // the stand-in runs on a runtime of its own for as long as the suite does
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");
+    let ds = confab_leancloud_standin::Dataset::generate(confab_leancloud_standin::DatasetSpec {
+        seed: 31,
+        messages_per_conversation: 40,
+        ..Default::default()
+    });
+    let standin = rt.block_on(confab_leancloud_standin::StandInServer::start(ds.clone())).expect("the stand-in starts");
     let status = Command::new(dir.join("run.sh"))
         .current_dir(&dir)
         .env("CONFAB_BIN", env!("CARGO_BIN_EXE_confab"))
+        .env("LC_STANDIN_URL", standin.url())
+        .env("LC_STANDIN_APP_ID", ds.app_id())
+        .env("LC_STANDIN_APP_KEY", ds.app_key())
+        .env("LC_STANDIN_MASTER_KEY", ds.master_key())
         .status()
         .expect("run interop/run.sh");
+    drop(standin);
     assert!(status.success(), "the official SDK suite failed (see its TAP output above)");
 }
