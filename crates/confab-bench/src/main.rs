@@ -9,6 +9,7 @@
 //! * `login-flood`: wrong-password logins, and the server's resident memory during and after.
 //! * `soak`: a moderate mixed load for a long time, with the server's memory sampled.
 //! * `fuzz`: random requests to every route of every face; no 5xx, and the memory left behind.
+//! * `lc-import`: `confab import leancloud` from a LeanCloud stand-in: speed and memory.
 //! * `login-catchup`: realtime logins of clients with a long unread history (login latency,
 //!   `/healthz` meanwhile, and the store work of one login).
 //!
@@ -120,6 +121,8 @@ enum Cmd {
     Soak(soak::SoakArgs),
     /// Random requests to every route of every face: no 5xx, and what memory they leave behind.
     Fuzz(fuzz::FuzzArgs),
+    /// `confab import leancloud` from a LeanCloud stand-in: messages a second and the importer's memory.
+    LcImport(import::ImportArgs),
     /// The time of one password hash and one verification with confab's argon2 parameters.
     PasswordHash {
         #[arg(long, default_value_t = 20)]
@@ -144,6 +147,7 @@ enum Cmd {
 }
 
 mod fuzz;
+mod import;
 mod login;
 mod mem;
 mod raw;
@@ -442,6 +446,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Soak(args) => soak::soak(args).await,
         Cmd::Fuzz(args) => fuzz::fuzz(args).await,
+        Cmd::LcImport(args) => import::lc_import(args).await,
         Cmd::PasswordHash { count } => password_hash(count).await,
         Cmd::StoreInsert { writers, messages, max_group, no_durable } => store_insert(writers, messages, max_group, !no_durable).await,
         Cmd::LoginCatchup(a) => login::login_catchup(a).await,

@@ -67,6 +67,9 @@ pub struct Options {
     pub strict: bool,
     /// Conversations read at once.
     pub concurrency: usize,
+    /// Write `objectId,id` lines here: each imported conversation's LeanCloud id and the numeric
+    /// id MaxIM and Easemob know it by.
+    pub id_map: Option<PathBuf>,
 }
 
 /// A line of the export that was skipped.
@@ -111,6 +114,7 @@ struct Counts {
 }
 
 struct Run {
+    id_map: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
     engine: Arc<Engine>,
     app: Arc<App>,
     source: Option<Source>,
@@ -158,13 +162,25 @@ pub async fn import_leancloud(engine: Arc<Engine>, opts: Options, progress: Prog
             ));
         }
     }
-    let run = Arc::new(Run { engine, app, source, opts, counts: Counts::default(), skipped: Mutex::new(Vec::new()), progress });
+    let id_map = match &opts.id_map {
+        Some(p) => {
+            let f = std::fs::File::create(p).map_err(|e| ImportError::App(format!("{}: {e}", p.display())))?;
+            let mut w = std::io::BufWriter::new(f);
+            std::io::Write::write_all(&mut w, b"objectId,id\n").map_err(|e| ImportError::App(e.to_string()))?;
+            Some(Mutex::new(w))
+        }
+        None => None,
+    };
+    let run = Arc::new(Run { id_map, engine, app, source, opts, counts: Counts::default(), skipped: Mutex::new(Vec::new()), progress });
     let roles = run.roles(export.as_ref()).await?;
     run.conversations(export.as_ref(), Arc::new(roles)).await?;
     if let Some(e) = &export {
         run.sys_messages(e).await?;
     }
     run.progress.finish();
+    if let Some(w) = &run.id_map {
+        std::io::Write::flush(&mut *w.lock()).map_err(|e| ImportError::App(e.to_string()))?;
+    }
     let c = &run.counts;
     let seconds = started.elapsed().as_secs_f64();
     let messages = c.messages.load(Ordering::Relaxed);
@@ -344,7 +360,11 @@ impl Run {
         if self.opts.dry_run {
             return Ok(());
         }
-        let (_, created) = engine.import_conversation(app, id, conv).await?;
+        let foreign = conv.foreign_id.clone();
+        let (stored, created) = engine.import_conversation(app, id, conv).await?;
+        if let Some(w) = &self.id_map {
+            std::io::Write::write_all(&mut *w.lock(), format!("{foreign},{}\n", stored.id).as_bytes()).map_err(|e| ImportError::App(e.to_string()))?;
+        }
         let counter = if created { &self.counts.created } else { &self.counts.updated };
         counter.fetch_add(1, Ordering::Relaxed);
         Ok(())

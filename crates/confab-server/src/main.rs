@@ -90,6 +90,10 @@ enum ImportCmd {
         /// Print the summary as one JSON object (and no progress).
         #[arg(long)]
         json: bool,
+        /// Write each conversation's LeanCloud objectId and its numeric id (the one MaxIM and
+        /// Easemob use) to this CSV file.
+        #[arg(long, value_name = "FILE")]
+        id_map: Option<PathBuf>,
     },
 }
 
@@ -191,13 +195,14 @@ async fn main() -> anyhow::Result<()> {
 const TOOL_NODE: u16 = confab_engine::ids::MAX_NODE;
 
 async fn import_command(cmd: ImportCmd) -> anyhow::Result<()> {
-    let ImportCmd::Leancloud { common, app, export, server, source_app_id, source_master_key, dry_run, strict, concurrency, json } = cmd;
+    let ImportCmd::Leancloud { common, app, export, server, source_app_id, source_master_key, dry_run, strict, concurrency, json, id_map } =
+        cmd;
     let mut config = load(&common, None)?;
     config.node_id = TOOL_NODE;
     let store = confab_server::open_store(&config)?;
     let engine = confab_server::engine(&config, store.clone())?;
     let server = server.map(|url| (url, source_app_id.unwrap_or_default(), source_master_key.unwrap_or_default()));
-    let opts = confab_import::Options { app, export, server, dry_run, strict, concurrency };
+    let opts = confab_import::Options { app, export, server, dry_run, strict, concurrency, id_map };
     let progress = if json { confab_import::Progress::quiet() } else { confab_import::Progress::stderr() };
     let result = confab_import::import_leancloud(engine, opts, progress).await;
     store.close();

@@ -310,11 +310,19 @@ async fn an_export_alone_brings_the_conversations_and_a_dry_run_writes_nothing()
     let dry = summary(&import(srv.dir.path(), &["--export", export, "--dry-run"]).await);
     assert_eq!((dry["dry_run"].as_bool(), dry["conversations_created"].as_u64()), (Some(true), Some(0)));
     assert_eq!(app.get("/1.2/rtm/all-conversations").await.ok()["results"], json!([]));
-    let s = summary(&import(srv.dir.path(), &["--export", export]).await);
+    let map = dir.path().join("ids.csv");
+    let s = summary(&import(srv.dir.path(), &["--export", export, "--id-map", map.to_str().unwrap()]).await);
     let convs = ds.conversations().into_iter().filter(|c| c.kind != Lc::Temporary).count() as u64;
     assert_eq!(s["conversations_created"], convs);
     let group = &ds.conversation_ids(Lc::Group)[0];
     let r = app.get(&format!("/1.2/rtm/conversations{}", qs(&[("where", &json!({"objectId": group}).to_string())]))).await;
     assert_eq!(r.ok()["results"][0]["objectId"], json!(group));
+    // the id map names the numeric id the other faces use: Easemob finds the group by it
+    let ids = std::fs::read_to_string(&map).unwrap();
+    assert_eq!(ids.lines().count() as u64, convs + 1, "a header and a line a conversation");
+    let num = ids.lines().find_map(|l| l.strip_prefix(&format!("{group},"))).expect("the group's line").to_string();
+    let em = srv.em_of(&app).await;
+    let g = em.get(&format!("/chatgroups/{num}")).await;
+    assert_eq!(g.ok()["data"][0]["id"], json!(num), "{:?}", g.body);
     srv.stop().await;
 }

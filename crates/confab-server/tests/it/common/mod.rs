@@ -277,12 +277,17 @@ impl TestServer {
     /// A new app and its Easemob app token.
     pub async fn em(&self, plan: Plan) -> EmApp {
         let lc = self.app(plan).await;
+        self.em_of(&lc).await
+    }
+
+    /// An app seen through the Easemob face, with an app token.
+    pub async fn em_of(&self, lc: &LcApp) -> EmApp {
         let k = &lc.app.keys.easemob;
         let base = format!("{}/{}/{}", self.base, k.org_name, k.app_name);
         let body = serde_json::json!({"grant_type": "client_credentials", "client_id": k.client_id, "client_secret": k.client_secret});
         let r = self.http.post(format!("{base}/token")).json(&body).send().await.expect("token").json::<Value>().await.expect("json");
         let token = r["access_token"].as_str().expect("access_token").to_string();
-        EmApp { app: lc.app, base, http: self.http.clone(), token }
+        EmApp { app: lc.app.clone(), base, http: self.http.clone(), token }
     }
 }
 
