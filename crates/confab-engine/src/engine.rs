@@ -516,6 +516,17 @@ impl Engine {
         if user.disabled {
             return Err(Error::Forbidden("user is disabled".into()));
         }
+        // an imported LeanCloud hash gives way to argon2id at the first good login (if the
+        // hashing queue is full now, at a later one)
+        if user.password_hash.as_deref().is_some_and(crate::password::is_legacy) {
+            if let Ok(hash) = self.hasher.hash(password.to_string()).await {
+                let upgraded = User { password_hash: Some(hash), ..user.clone() };
+                if let Err(e) = self.store.update_user(&upgraded).await {
+                    tracing::warn!(error = %e, "could not re-hash an imported password");
+                }
+                return Ok(upgraded);
+            }
+        }
         Ok(user)
     }
 

@@ -27,7 +27,68 @@ pub struct ImportedConversation {
     pub muted: Vec<String>,
 }
 
+/// A user account as the source had it (LeanCloud `_User`).
+#[derive(Clone, Debug, Default)]
+pub struct ImportedUser {
+    /// The user's id (the LeanCloud objectId: an IM client id when the app logged into IM as users).
+    pub id: String,
+    pub username: Option<String>,
+    /// LeanCloud's `(salt, password hash)`: the same password logs in here.
+    pub password: Option<(String, String)>,
+    /// A session token the source had issued: the session stays valid.
+    pub session_token: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 impl Engine {
+    /// An imported user: created, or — if the user exists without a password (made when named in
+    /// a conversation or a message) — given the account. (Whether anything was written.)
+    pub async fn import_user(&self, app: &App, u: ImportedUser) -> Result<bool> {
+        self.validate_user_id(app, &u.id)?;
+        let hash = u.password.as_ref().map(|(salt, hash)| crate::password::leancloud_hash(salt, hash));
+        let written = match self.store.get_user(app.id, &u.id).await? {
+            Some(existing) if existing.password_hash.is_some() => false,
+            Some(existing) => {
+                let user = User { username: u.username.clone(), password_hash: hash, updated_at: u.updated_at, ..existing };
+                self.store.update_user(&user).await?;
+                true
+            }
+            None => {
+                let user = User {
+                    app: app.id,
+                    id: u.id.clone(),
+                    num: self.next_id(),
+                    username: u.username.clone(),
+                    password_hash: hash,
+                    nickname: None,
+                    attributes: Attrs::new(),
+                    disabled: false,
+                    created_at: u.created_at,
+                    updated_at: u.updated_at,
+                    last_login_at: None,
+                };
+                self.store.create_user(&user).await?;
+                true
+            }
+        };
+        if let Some(t) = u.session_token {
+            if self.store.get_token(&t).await?.is_none() {
+                let token = Token {
+                    token: t,
+                    app: app.id,
+                    user: Some(u.id.clone()),
+                    kind: TokenKind::LcSession,
+                    created_at: u.created_at,
+                    expires_at: None,
+                    device: None,
+                };
+                self.store.put_token(&token).await?;
+            }
+        }
+        Ok(written)
+    }
+
     /// Where an import got to for one item of a source (`entries::ns::IMPORTS`).
     pub async fn import_checkpoint(&self, app: &App, source: &str, item: &str) -> Result<Option<serde_json::Value>> {
         Ok(self.entry(app, crate::entries::ns::IMPORTS, source, item).await?.map(|e| e.value))

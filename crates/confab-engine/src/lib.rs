@@ -33,7 +33,7 @@ pub use engine::{random_hex, random_lower, random_string, utc_day_start, Engine,
 pub use entries::{Entry, EntryFilter, EntryQuery, EntryStats, Overwrite, Put, PutRule};
 pub use error::{Error, Result};
 pub use global_mutes::{GlobalMute, MuteScope};
-pub use import::ImportedConversation;
+pub use import::{ImportedConversation, ImportedUser};
 pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position};
 pub use presence::{LocalPresence, Presence, SessionRef};
 pub use rooms::{KeyOutcome, ROOM_ATTRIBUTES_BATCH_MAX};

@@ -46,6 +46,34 @@ const MAX_VERIFY_KIB: u32 = 64 * 1024;
 /// The rate bucket a refused login is counted against (in the errors faces see).
 pub const LOGIN_BUCKET: &str = "login";
 
+/// How an imported LeanCloud `_User` password is stored until its first login: LeanCloud's
+/// scheme, `$leancloud-sha512$<salt>$<base64 hash>` (hash = SHA-512(salt ‖ password), then 512
+/// more SHA-512 rounds). A login that passes it is re-hashed with argon2id.
+pub const LEANCLOUD_PREFIX: &str = "$leancloud-sha512$";
+
+/// A LeanCloud password hash as stored here.
+pub fn leancloud_hash(salt: &str, hash: &str) -> String {
+    format!("{LEANCLOUD_PREFIX}{salt}${hash}")
+}
+
+/// Whether a stored hash is one to replace with argon2id at the next good login.
+pub fn is_legacy(stored: &str) -> bool {
+    stored.starts_with(LEANCLOUD_PREFIX)
+}
+
+fn verify_leancloud(password: &str, stored: &str) -> Option<bool> {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha512};
+    let (salt, want) = stored.strip_prefix(LEANCLOUD_PREFIX)?.split_once('$')?;
+    let want = base64::engine::general_purpose::STANDARD.decode(want).ok()?;
+    let mut hv = Sha512::new().chain_update(salt.as_bytes()).chain_update(password.as_bytes()).finalize();
+    for _ in 0..512 {
+        hv = Sha512::digest(hv);
+    }
+    // constant-time comparison
+    Some(want.len() == hv.len() && want.iter().zip(hv.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0)
+}
+
 /// Counts callers inside (queued or hashing); leaving is dropping the guard.
 struct Admission(Arc<AtomicUsize>);
 
@@ -130,8 +158,12 @@ impl Hasher {
         .await?
     }
 
-    /// Whether the password matches a stored PHC string (argon2, any parameters up to 64 MiB).
+    /// Whether the password matches a stored PHC string (argon2, any parameters up to 64 MiB), or
+    /// an imported LeanCloud hash.
     pub async fn verify(&self, password: String, stored: String) -> Result<bool> {
+        if is_legacy(&stored) {
+            return verify_leancloud(&password, &stored).ok_or_else(|| Error::internal("a LeanCloud password hash that does not parse"));
+        }
         let params = {
             let phc = PasswordHash::new(&stored).map_err(Error::internal)?;
             Params::try_from(&phc).map_err(Error::internal)?
@@ -283,6 +315,20 @@ mod tests {
         let theirs = Argon2::default().hash_password(b"battery staple", &salt).unwrap().to_string();
         assert!(h.verify("battery staple".into(), theirs.clone()).await.unwrap());
         assert!(!h.verify("battery stapler".into(), theirs).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn leancloud_hashes_verify_with_leancloud_s_algorithm() {
+        // LeanCloud's own test vector (its export guide)
+        let stored = leancloud_hash(
+            "h60d8x797d3oa0naxybxxv9bn7xpt2yiowz68mpiwou7gwr2",
+            "tA7BLW+NK0UeARng0693gCaVnljkglCB9snqlpCSUKjx2RgYp8VZZOQt0S5iUtlDrkJXfT3gknS4rRqjYsd/Ug==",
+        );
+        let h = small();
+        assert!(h.verify("password".into(), stored.clone()).await.unwrap());
+        assert!(!h.verify("Password".into(), stored.clone()).await.unwrap());
+        assert!(is_legacy(&stored));
+        assert!(h.verify("x".into(), format!("{LEANCLOUD_PREFIX}nosep")).await.is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

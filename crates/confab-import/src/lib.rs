@@ -85,6 +85,8 @@ pub struct Skipped {
 pub struct Summary {
     pub app: String,
     pub dry_run: bool,
+    /// `_User` accounts created (or given to a user known only by id).
+    pub users: u64,
     /// Conversations read from the source, created here, and found here already.
     pub conversations: u64,
     pub conversations_created: u64,
@@ -105,6 +107,7 @@ const SKIPPED_LISTED: usize = 100;
 
 #[derive(Default)]
 struct Counts {
+    users: AtomicU64,
     conversations: AtomicU64,
     created: AtomicU64,
     updated: AtomicU64,
@@ -172,6 +175,7 @@ pub async fn import_leancloud(engine: Arc<Engine>, opts: Options, progress: Prog
         None => None,
     };
     let run = Arc::new(Run { id_map, engine, app, source, opts, counts: Counts::default(), skipped: Mutex::new(Vec::new()), progress });
+    run.users(export.as_ref()).await?;
     let roles = run.roles(export.as_ref()).await?;
     run.conversations(export.as_ref(), Arc::new(roles)).await?;
     if let Some(e) = &export {
@@ -187,6 +191,7 @@ pub async fn import_leancloud(engine: Arc<Engine>, opts: Options, progress: Prog
     Ok(Summary {
         app: run.opts.app.clone(),
         dry_run: run.opts.dry_run,
+        users: c.users.load(Ordering::Relaxed),
         conversations: c.conversations.load(Ordering::Relaxed),
         conversations_created: c.created.load(Ordering::Relaxed),
         conversations_updated: c.updated.load(Ordering::Relaxed),
@@ -247,6 +252,29 @@ impl Run {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// `_User` accounts, before the conversations name their ids.
+    async fn users(&self, export: Option<&Export>) -> Result<(), ImportError> {
+        self.each_row(export, "_User", |row, file, line| async move {
+            match map::user(&row) {
+                Ok(u) if self.opts.dry_run => {
+                    let _ = u;
+                    self.counts.users.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Ok(u) => match self.engine.import_user(&self.app, u).await {
+                    Ok(written) => {
+                        self.counts.users.fetch_add(written as u64, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Err(confab_engine::Error::Internal(e)) => Err(ImportError::Engine(confab_engine::Error::Internal(e))),
+                    Err(e) => self.skip(&file, line, e.to_string()),
+                },
+                Err(e) => self.skip(&file, line, e),
+            }
+        })
+        .await
     }
 
     /// Member roles, by conversation objectId and client id (few: only Owners and Managers).
@@ -363,7 +391,8 @@ impl Run {
         let foreign = conv.foreign_id.clone();
         let (stored, created) = engine.import_conversation(app, id, conv).await?;
         if let Some(w) = &self.id_map {
-            std::io::Write::write_all(&mut *w.lock(), format!("{foreign},{}\n", stored.id).as_bytes()).map_err(|e| ImportError::App(e.to_string()))?;
+            std::io::Write::write_all(&mut *w.lock(), format!("{foreign},{}\n", stored.id).as_bytes())
+                .map_err(|e| ImportError::App(e.to_string()))?;
         }
         let counter = if created { &self.counts.created } else { &self.counts.updated };
         counter.fetch_add(1, Ordering::Relaxed);

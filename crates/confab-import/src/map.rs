@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use confab_engine::model::{Attrs, Audience, Content, ConvKind, Message, Role};
 use confab_engine::time::parse_iso;
-use confab_engine::ImportedConversation;
+use confab_engine::{ImportedConversation, ImportedUser};
 use serde_json::{Map, Value};
 
 /// Keys of a `_Conversation` row that are not custom attributes.
@@ -93,6 +93,22 @@ pub fn member_role(row: &Map<String, Value>) -> Result<(String, String, Role), S
         Some(other) => return Err(bad(format!("unknown role {other}"))),
     };
     Ok((cid.to_string(), client.to_string(), role))
+}
+
+/// A `_User` row: its objectId, username, LeanCloud password hash and salt (export only: the
+/// REST API never returns them) and session token, if there.
+pub fn user(row: &Map<String, Value>) -> Result<ImportedUser, String> {
+    let id = row.get("objectId").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| bad("no objectId"))?;
+    let s = |k: &str| row.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_string);
+    let created_at = row.get("createdAt").and_then(date).unwrap_or(0);
+    Ok(ImportedUser {
+        id: id.to_string(),
+        username: s("username"),
+        password: s("password").zip(s("salt")).map(|(hash, salt)| (salt, hash)),
+        session_token: s("sessionToken"),
+        created_at,
+        updated_at: row.get("updatedAt").and_then(date).unwrap_or(created_at),
+    })
 }
 
 /// LeanCloud's recalled-message type.

@@ -212,7 +212,8 @@ async fn import_command(cmd: ImportCmd) -> anyhow::Result<()> {
     } else {
         let what = if summary.dry_run { "would import" } else { "imported" };
         println!(
-            "{what} {} conversations ({} new, {} already here) and {} messages ({} already here) in {:.1}s ({:.0} messages/s)",
+            "{what} {} users, {} conversations ({} new, {} already here) and {} messages ({} already here) in {:.1}s ({:.0} messages/s)",
+            summary.users,
             summary.conversations,
             summary.conversations_created,
             summary.conversations_updated,

@@ -324,5 +324,31 @@ async fn an_export_alone_brings_the_conversations_and_a_dry_run_writes_nothing()
     let em = srv.em_of(&app).await;
     let g = em.get(&format!("/chatgroups/{num}")).await;
     assert_eq!(g.ok()["data"][0]["id"], json!(num), "{:?}", g.body);
+    // the app's _User accounts: the same passwords log in (LeanCloud's hash, re-hashed with
+    // argon2id at the first login), and the sessions LeanCloud had issued still work
+    assert_eq!(s["users"].as_u64(), Some(ds.users().len() as u64));
+    let user = &ds.users()[0];
+    let me = app
+        .call(
+            reqwest::Method::GET,
+            "/1.1/users/me",
+            Auth::Headers(vec![
+                ("X-LC-Id".into(), app.app_id().into()),
+                ("X-LC-Key".into(), app.app_key().into()),
+                ("X-LC-Session".into(), user.session_token.clone()),
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!((me.status, me.body["objectId"].as_str()), (200, Some(user.object_id.as_str())), "{:?}", me.body);
+    let login = |password: &str| {
+        app.call(reqwest::Method::POST, "/1.1/login", Auth::AppKey, Some(json!({"username": user.username, "password": password})))
+    };
+    login("not it").await.assert_error(400, 210);
+    let ok = login(&user.password).await;
+    assert_eq!(ok.ok()["objectId"], json!(user.object_id));
+    let stored = srv.engine().get_user(&app.app, &user.object_id).await.unwrap();
+    assert!(stored.password_hash.unwrap().starts_with("$argon2id$"), "re-hashed at the first login");
+    assert_eq!(login(&user.password).await.status, 200, "and the same password works after");
     srv.stop().await;
 }
