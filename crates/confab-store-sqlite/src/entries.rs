@@ -36,17 +36,7 @@ fn filter(b: &mut Builder, app: i64, f: &EntryFilter, now: i64, live: bool) {
         b.push(" AND key = ").bind(Sql::Text(k.clone()));
     }
     if let Some(items) = &f.items {
-        b.push(" AND item IN (");
-        if items.is_empty() {
-            b.push("NULL");
-        }
-        for (i, it) in items.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.bind(Sql::Text(it.clone()));
-        }
-        b.push(")");
+        b.push(" AND item IN ").list(items.iter().map(|x| Sql::Text(x.clone())));
     }
     if let Some(o) = &f.owner {
         b.push(" AND owner = ").bind(Sql::Text(o.clone()));

@@ -26,6 +26,22 @@ impl Builder {
         self.params.push(v);
         self
     }
+    /// `(v1, v2, …)` bound, for `IN`; `(NULL)`, which matches nothing, when empty.
+    pub fn list(&mut self, vs: impl IntoIterator<Item = Sql>) -> &mut Self {
+        self.push("(");
+        let mut empty = true;
+        for (i, v) in vs.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v);
+            empty = false;
+        }
+        if empty {
+            self.push("NULL");
+        }
+        self.push(")")
+    }
 }
 
 /// What a built-in column holds.

@@ -312,17 +312,8 @@ impl Store for SqliteStore {
 
     async fn get_users(&self, app: i64, ids: &[String]) -> Result<Vec<User>> {
         let mut b = Builder::default();
-        b.push(&format!("SELECT {USER_COLS} FROM users WHERE app = ")).bind(Sql::Integer(app)).push(" AND id IN (");
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.bind(Sql::Text(id.clone()));
-        }
-        if ids.is_empty() {
-            b.push("NULL");
-        }
-        b.push(")");
+        b.push(&format!("SELECT {USER_COLS} FROM users WHERE app = ")).bind(Sql::Integer(app));
+        b.push(" AND id IN ").list(ids.iter().map(|x| Sql::Text(x.clone())));
         self.pool.read("get_users", move |c| query_all(c, &b, user_row)).await
     }
 
@@ -634,17 +625,7 @@ impl Store for SqliteStore {
         b.push(" AND mb.conv = ").bind(Sql::Integer(conv));
         role_filter(&mut b, q.roles.as_deref());
         if let Some(users) = &q.users {
-            b.push(" AND mb.user IN (");
-            for (i, u) in users.iter().enumerate() {
-                if i > 0 {
-                    b.push(", ");
-                }
-                b.bind(Sql::Text(u.clone()));
-            }
-            if users.is_empty() {
-                b.push("NULL");
-            }
-            b.push(")");
+            b.push(" AND mb.user IN ").list(users.iter().map(|x| Sql::Text(x.clone())));
         }
         if q.notifications_off {
             b.push(" AND mb.notifications_off = 1");
@@ -665,17 +646,8 @@ impl Store for SqliteStore {
     async fn member_lists(&self, app: i64, convs: &[i64]) -> Result<Vec<Member>> {
         let mut b = Builder::default();
         b.push(&format!("SELECT {MEMBER_COLS} FROM members mb WHERE mb.app = ")).bind(Sql::Integer(app));
-        b.push(" AND mb.role <> 'subscriber' AND mb.conv IN (");
-        for (i, c) in convs.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.bind(Sql::Integer(*c));
-        }
-        if convs.is_empty() {
-            b.push("NULL");
-        }
-        b.push(") ORDER BY mb.conv, mb.joined_at, mb.user");
+        b.push(" AND mb.role <> 'subscriber' AND mb.conv IN ").list(convs.iter().map(|c| Sql::Integer(*c)));
+        b.push(" ORDER BY mb.conv, mb.joined_at, mb.user");
         self.pool.read("member_lists", move |c| query_all(c, &b, member_row)).await
     }
 
@@ -779,17 +751,7 @@ impl Store for SqliteStore {
     async fn conversation_foreign_ids(&self, app: i64, convs: &[i64]) -> Result<Vec<(i64, String)>> {
         let mut b = Builder::default();
         b.push("SELECT id, foreign_id FROM conversations WHERE app = ").bind(Sql::Integer(app));
-        b.push(" AND foreign_id IS NOT NULL AND id IN (");
-        for (i, c) in convs.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.bind(Sql::Integer(*c));
-        }
-        if convs.is_empty() {
-            b.push("NULL");
-        }
-        b.push(")");
+        b.push(" AND foreign_id IS NOT NULL AND id IN ").list(convs.iter().map(|c| Sql::Integer(*c)));
         self.pool.read("conversation_foreign_ids", move |c| query_all(c, &b, |r| Ok((r.get(0)?, r.get(1)?)))).await
     }
 
@@ -1136,17 +1098,7 @@ impl Store for SqliteStore {
         b.push("SELECT user FROM conv_blocks WHERE app = ").bind(Sql::Integer(app));
         b.push(" AND conv = ").bind(Sql::Integer(conv));
         if let Some(among) = among {
-            b.push(" AND user IN (");
-            for (i, u) in among.iter().enumerate() {
-                if i > 0 {
-                    b.push(", ");
-                }
-                b.bind(Sql::Text(u.clone()));
-            }
-            if among.is_empty() {
-                b.push("NULL");
-            }
-            b.push(")");
+            b.push(" AND user IN ").list(among.iter().map(|x| Sql::Text(x.clone())));
         }
         if let Some(after) = after {
             b.push(" AND user > ").bind(Sql::Text(after.to_string()));
