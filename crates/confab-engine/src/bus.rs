@@ -33,8 +33,16 @@ pub enum Event {
     /// audience, or a chat room's present users); the sender's own other sessions get it
     /// unless `no_sync`.
     Message { app: i64, conv: ConvRef, msg: Arc<Message>, recipients: Vec<String>, no_sync: bool, origin: Option<Origin> },
-    /// A message was edited or recalled.
-    MessagePatched { app: i64, conv: ConvRef, msg: Arc<Message>, recipients: Vec<String>, origin: Option<Origin> },
+    /// A message was edited or recalled (or, `note` given, changed by the app's hook as it was
+    /// sent: only its sender is told).
+    MessagePatched {
+        app: i64,
+        conv: ConvRef,
+        msg: Arc<Message>,
+        recipients: Vec<String>,
+        origin: Option<Origin>,
+        note: Option<crate::hooks::AppNote>,
+    },
     /// A conversation changed (membership, attributes, mutes, blocks, roles).
     Conv { app: i64, conv: ConvRef, by: Option<String>, change: ConvChange, recipients: Vec<String>, at: i64 },
     /// A message reached (or was read by) `by`: tell its sender `to`. The message is named by
@@ -44,8 +52,6 @@ pub enum Event {
     Kick { app: i64, user: String, session: Option<SessionRef>, reason: KickReason },
     /// An app-wide broadcast, for every online user.
     Broadcast { app: i64, broadcast: Arc<Broadcast> },
-    /// A push task for the app's push webhook (no session is told).
-    Push { app: i64, task: Arc<crate::social::PushTask> },
 }
 
 pub type EventReceiver = mpsc::UnboundedReceiver<Arc<Event>>;

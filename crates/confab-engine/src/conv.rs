@@ -11,14 +11,16 @@ use serde_json::{Map, Value};
 use crate::bus::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::hooks::{After, Before, Verdict};
 use crate::model::*;
 use crate::query::*;
 use crate::store::{AttrOp, ConvPatch, MemberPatch};
 
 /// Who acts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Actor {
     /// The app's server, with admin rights.
+    #[default]
     Admin,
     /// A user, within the rules.
     User(String),
@@ -43,6 +45,8 @@ pub struct Outcome {
 /// What `create_conversation` needs.
 #[derive(Clone, Debug, Default)]
 pub struct NewConversation {
+    /// Who creates it: a user (the app's hooks are asked first) or the app's server.
+    pub actor: Actor,
     pub kind: Option<ConvKind>,
     pub name: Option<String>,
     pub creator: Option<String>,
@@ -162,9 +166,14 @@ impl Engine {
         }
         let mut everyone = members.clone();
         everyone.extend(conv.creator.iter().cloned());
+        let everyone = dedup(everyone);
         self.ensure_users(app, &everyone).await?;
         if conv.unique {
             conv.unique_id = Some(unique_id(&members));
+        }
+        let actor = new.actor;
+        if self.ask(app, actor.user().map(|by| Before::Start { conv: &conv, members: &everyone, by })).await? == Verdict::Vanish {
+            return Ok((conv, false));
         }
         // a chat room's membership is presence: its first members are in the room; only the
         // creator's standing (owner) is stored
@@ -181,6 +190,7 @@ impl Engine {
         };
         let (conv, created) = self.store.create_conversation(&conv, &rows).await?;
         if created {
+            self.tell(app, After::Started { conv: &conv, members: &everyone, by: &actor }).await;
             if kind == ConvKind::Chatroom {
                 for u in &members {
                     self.presence.room_join(app.id, conv.id, u).await;
@@ -327,6 +337,15 @@ impl Engine {
     ) -> Result<Conversation> {
         let conv = self.conversation(app, id, kind).await?;
         self.check_belongs(app, &conv, actor).await?;
+        let mut patch = std::borrow::Cow::Borrowed(patch);
+        if actor.user().is_some() && !patch.is_empty() && self.hooks().active(app) {
+            let mut mine = patch.clone().into_owned();
+            if self.ask(app, actor.user().map(|by| Before::Update { conv: &conv, patch: &mut mine, by })).await? == Verdict::Vanish {
+                return Ok(conv);
+            }
+            patch = std::borrow::Cow::Owned(mine);
+        }
+        let patch = &*patch;
         let updated = self.store.update_conversation(app.id, id, patch, self.now()).await?;
         if !patch.is_empty() && conv.kind != ConvKind::Chatroom {
             let mut recipients = self.members(app, &conv).await?;
@@ -421,6 +440,12 @@ impl Engine {
         let mut out = Outcome::default();
         let (allowed, refused): (Vec<String>, Vec<String>) = users.into_iter().partition(|u| !blocked.contains(u));
         out.refused = refused.into_iter().map(|u| (u, Error::Blocked)).collect();
+        if !allowed.is_empty()
+            && self.ask(app, actor.user().map(|by| Before::Add { conv, members: &allowed, by })).await? == Verdict::Vanish
+        {
+            out.done = allowed;
+            return Ok(out);
+        }
         if conv.kind == ConvKind::Chatroom {
             // a room with a member cap of its own (Easemob `maxusers`) holds at most that many
             if let Some(max) = conv.settings.max_members {
@@ -433,6 +458,7 @@ impl Engine {
             for u in &allowed {
                 self.presence.room_join(app.id, conv.id, u).await;
             }
+            self.tell(app, After::Added { conv, members: &allowed, by: actor }).await;
             out.done = allowed;
             return Ok(out);
         }
@@ -442,6 +468,7 @@ impl Engine {
         if !added.is_empty() {
             let recipients = self.members(app, conv).await?;
             self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Joined { members: added.clone() }, recipients).await?;
+            self.tell(app, After::Added { conv, members: &added, by: actor }).await;
         }
         // those already members count as done: the call is idempotent
         out.done = allowed;
@@ -462,11 +489,15 @@ impl Engine {
         if conv.kind == ConvKind::Chatroom {
             if !leaving_self {
                 self.check_belongs(app, conv, actor).await?;
+                if self.ask(app, actor.user().map(|by| Before::Remove { conv, members: &users, by })).await? == Verdict::Vanish {
+                    return Ok(Outcome { done: users, refused: vec![] });
+                }
             }
             for u in &users {
                 self.presence.room_leave(app.id, conv.id, u).await;
             }
             self.forget_room_attributes(app, conv, &users).await?;
+            self.tell(app, After::Removed { conv, members: &users, by: actor }).await;
             return Ok(Outcome { done: users, refused: vec![] });
         }
         let mut refused = vec![];
@@ -486,11 +517,18 @@ impl Engine {
                 }
             }
         }
+        if !leaving_self
+            && !targets.is_empty()
+            && self.ask(app, actor.user().map(|by| Before::Remove { conv, members: &targets, by })).await? == Verdict::Vanish
+        {
+            return Ok(Outcome { done: targets, refused });
+        }
         let removed = self.store.remove_members(app.id, conv.id, &targets, self.now()).await?;
         if !removed.is_empty() {
             let mut recipients = self.members(app, conv).await?;
             recipients.extend(removed.iter().cloned());
-            self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Left { members: removed }, recipients).await?;
+            self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Left { members: removed.clone() }, recipients).await?;
+            self.tell(app, After::Removed { conv, members: &removed, by: actor }).await;
         }
         targets.retain(|u| !refused.iter().any(|(r, _)| r == u));
         Ok(Outcome { done: targets, refused })
@@ -520,6 +558,10 @@ impl Engine {
     /// A member turns the conversation's notifications off or on for themself.
     pub async fn set_notifications(&self, app: &App, conv: &Conversation, user: &str, off: bool) -> Result<()> {
         if conv.kind == ConvKind::Chatroom {
+            return Ok(());
+        }
+        let mut off = off;
+        if self.ask(app, Some(Before::Mute { conv, off: &mut off, by: user })).await? == Verdict::Vanish {
             return Ok(());
         }
         self.update_members(app, conv, vec![user.to_string()], &MemberPatch { notifications_off: Some(off), ..Default::default() }).await

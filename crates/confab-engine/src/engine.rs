@@ -81,6 +81,10 @@ pub struct Engine {
     hasher: Hasher,
     /// Failed logins per user and per client address.
     backoff: LoginBackoff,
+    /// The app's own code (`hooks.rs`); none until the server sets them.
+    pub(crate) hooks: std::sync::OnceLock<Arc<dyn crate::hooks::Hooks>>,
+    /// Rung when calls are put in the outbox, so its runner need not wait for its next look.
+    pub(crate) outbox_bell: tokio::sync::Notify,
     node: u16,
 }
 
@@ -141,6 +145,8 @@ impl Engine {
             seen: Mutex::new(HashMap::new()),
             hasher: Hasher::new(HashSettings::default()).expect("the default argon2 parameters are valid"),
             backoff: LoginBackoff::default(),
+            hooks: std::sync::OnceLock::new(),
+            outbox_bell: tokio::sync::Notify::new(),
             node,
         }
     }
@@ -239,10 +245,18 @@ impl Engine {
         self.store.list_apps().await
     }
 
-    /// Set one limit of an app (`key=value`; see [`Limits::set_override`]).
+    /// Set one setting of an app (`key=value`; see [`Limits::set_override`]).
     pub async fn set_app_limit(&self, name: &str, key: &str, value: &str) -> Result<App> {
+        self.set_app_settings(name, &[(key, value)]).await
+    }
+
+    /// Set several settings of an app at once: all of them, or none when one is refused. A
+    /// running server sees them within `APP_CACHE_TTL`.
+    pub async fn set_app_settings(&self, name: &str, settings: &[(&str, &str)]) -> Result<App> {
         let mut app = self.store.find_app(&AppLookup::Name(name.to_string())).await?.ok_or(Error::AppNotFound)?;
-        Limits::set_override(app.plan, &mut app.limit_overrides, key, value)?;
+        for (key, value) in settings {
+            Limits::set_override(app.plan, &mut app.limit_overrides, key, value)?;
+        }
         self.store.set_app_limits(app.id, &app.limit_overrides).await?;
         app.limits = Limits::resolve(app.plan, &app.limit_overrides)?;
         self.app_cache.lock().clear();
@@ -612,9 +626,10 @@ impl Engine {
 
     // ------------------------------------------------------------------ sessions
 
-    /// A realtime session opened. Single-device login: another session of the user with the same
-    /// tag on another device gives way (it is kicked for a conflict). Counts as a login today.
-    pub async fn session_opened(&self, app: &App, user: &str, session: SessionRef) -> Result<()> {
+    /// A realtime session opened (`ip`: the client's address; `reconnect`: the client came
+    /// back on its own). Single-device login: another session of the user with the same tag on
+    /// another device gives way (it is kicked for a conflict). Counts as a login today.
+    pub async fn session_opened(&self, app: &App, user: &str, session: SessionRef, ip: Option<&str>, reconnect: bool) -> Result<()> {
         if let Some(tag) = session.tag.as_deref().filter(|t| !t.is_empty() && *t != "default") {
             for old in self.presence.sessions(app.id, user).await {
                 if old.tag.as_deref() == Some(tag) && old.device != session.device && old != session {
@@ -622,12 +637,15 @@ impl Engine {
                 }
             }
         }
-        self.presence.session_opened(app.id, user, session).await;
+        self.presence.session_opened(app.id, user, session.clone()).await;
+        self.tell(app, crate::hooks::After::Online { user, session: &session, ip, reconnect }).await;
         self.record_login(app, user).await
     }
 
-    pub async fn session_closed(&self, app: &App, user: &str, session: &SessionRef) {
+    /// A realtime session ended, and why.
+    pub async fn session_closed(&self, app: &App, user: &str, session: &SessionRef, ip: Option<&str>, why: &crate::hooks::Offline) {
         self.presence.session_closed(app.id, user, session).await;
+        self.tell(app, crate::hooks::After::Offline { user, session, ip, why }).await;
     }
 
     /// (users online now, distinct users who logged in today, UTC).

@@ -52,8 +52,23 @@ pub enum Error {
     /// this many seconds (`Retry-After`).
     #[error("rate limit exceeded ({bucket}); retry after {retry_after_secs} s")]
     RateLimited { bucket: String, retry_after_secs: u64 },
+    /// The app's own code refused the action (a hook's answer), or the hook failed and the app
+    /// refuses when its hooks fail (`failed`). `code` and `detail` are the app's, for the user.
+    #[error("refused by the app's hook{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Rejected { action: Refused, code: Option<String>, detail: Option<String>, failed: bool },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What an app's hook refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// A new message.
+    Message,
+    /// An edit or a recall.
+    Patch,
+    /// Creating a conversation, adding or removing members, changing it.
+    Conversation,
 }
 
 impl Error {
@@ -65,6 +80,9 @@ impl Error {
     }
     pub fn too_many(what: &str, max: usize) -> Self {
         Error::TooMany { what: what.to_string(), max }
+    }
+    pub fn rejected(action: Refused, note: crate::hooks::AppNote) -> Self {
+        Error::Rejected { action, code: note.code, detail: note.detail, failed: false }
     }
     pub fn too_large(what: &str, max: usize) -> Self {
         Error::TooLarge { what: what.to_string(), max }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::model::{Attrs, Plan};
 use crate::query::UnreadBounds;
+use crate::settings::{HookSettings, PushSettings};
 use crate::Error;
 
 /// Allowance of one rate bucket. `None` means unlimited on that window.
@@ -158,9 +159,11 @@ pub struct Limits {
     /// Push labels per app (100) and users per label (200,000).
     pub em_push_labels_max: i64,
     pub em_push_label_users_max: i64,
-    /// Where push tasks and offline-push notices are delivered (an HTTP POST of JSON); empty
-    /// means none. confab does not talk to APNs/FCM/vendor channels itself.
-    pub push_webhook_url: String,
+    /// The app's hook servers (LeanCloud hooks, Easemob callbacks, MaxIM webhook).
+    pub hooks: HookSettings,
+    /// Where pushes go (push tasks and offline pushes; an HTTP POST of JSON to the app's relay):
+    /// confab does not talk to APNs/FCM/vendor channels itself.
+    pub push: PushSettings,
     /// Presence `ext` bytes (1024) and subscriptions per user (3000).
     pub em_presence_ext_max_bytes: usize,
     pub em_presence_subscriptions_max: i64,
@@ -245,7 +248,8 @@ impl Limits {
             em_group_files_max: 10_000,
             em_push_labels_max: 100,
             em_push_label_users_max: 200_000,
-            push_webhook_url: String::new(),
+            hooks: HookSettings::default(),
+            push: PushSettings::default(),
             em_presence_ext_max_bytes: 1024,
             em_presence_subscriptions_max: 3000,
             em_reactions_per_message_max: 20,
@@ -262,35 +266,74 @@ impl Limits {
     /// keys are field names; `rates` entries merge bucket by bucket and window by window.
     pub fn resolve(plan: Plan, overrides: &Attrs) -> Result<Limits, Error> {
         let mut base = serde_json::to_value(Limits::for_plan(plan)).map_err(Error::internal)?;
-        merge(&mut base, &Value::Object(overrides.clone()));
-        serde_json::from_value(base).map_err(|e| Error::invalid(format!("limits: {e}")))
+        merge(&mut base, &Value::Object(canonical(overrides)));
+        let limits: Limits = serde_json::from_value(base).map_err(|e| Error::invalid(format!("limits: {e}")))?;
+        limits.hooks.validate()?;
+        limits.push.validate()?;
+        Ok(limits)
     }
 
     /// Apply one `key=value` setting to an overrides object, checking that the result is valid.
-    /// Keys are field names, or `rates.<bucket>.<per_second|per_minute|per_day>`.
+    /// Keys are field names; nested settings are reached by dotted paths (`hooks.leancloud.url`,
+    /// `push.webhook_url`, `rates.<bucket>.<per_second|per_minute|per_day>`, where the bucket
+    /// may be new). A value is read as JSON where the setting is not a string
+    /// (`hooks.leancloud.fail_on_error=true`, `push.template={"alert":"…"}`), else taken as it is.
     pub fn set_override(plan: Plan, overrides: &mut Attrs, key: &str, value: &str) -> Result<(), Error> {
-        let parsed: Value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
-        let mut candidate = overrides.clone();
-        if let Some(rest) = key.strip_prefix("rates.") {
-            let (name, window) = rest
-                .rsplit_once('.')
-                .ok_or_else(|| Error::invalid("rate keys look like rates.<bucket>.<per_minute|per_day|per_second>"))?;
-            if !matches!(window, "per_second" | "per_minute" | "per_day") {
-                return Err(Error::invalid(format!("unknown rate window '{window}'")));
+        let key = ALIASES.iter().find(|(old, _)| *old == key).map_or(key, |(_, new)| *new);
+        let known = serde_json::to_value(Limits::for_plan(plan)).map_err(Error::internal)?;
+        let path: Vec<&str> = match key.strip_prefix("rates.") {
+            // bucket names have dots of their own
+            Some(rest) => {
+                let (bucket, window) = rest
+                    .rsplit_once('.')
+                    .ok_or_else(|| Error::invalid("rate keys look like rates.<bucket>.<per_minute|per_day|per_second>"))?;
+                vec!["rates", bucket, window]
             }
-            let rates = candidate.entry("rates").or_insert_with(|| Value::Object(Default::default()));
-            let rates = rates.as_object_mut().ok_or_else(|| Error::invalid("rates must be an object"))?;
-            let rule = rates.entry(name).or_insert_with(|| Value::Object(Default::default()));
-            let rule = rule.as_object_mut().ok_or_else(|| Error::invalid("a rate rule must be an object"))?;
-            rule.insert(window.to_string(), parsed);
-        } else {
-            let known = serde_json::to_value(Limits::for_plan(plan)).map_err(Error::internal)?;
-            if key == "rates" || known.get(key).is_none() {
-                return Err(Error::invalid(format!("unknown limit '{key}'")));
-            }
-            candidate.insert(key.to_string(), parsed);
+            None => key.split('.').collect(),
+        };
+        let unknown = || Error::invalid(format!("unknown setting '{key}'"));
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(unknown());
         }
-        Limits::resolve(plan, &candidate)?;
+        // the default at the path says what the value is; a new rate bucket takes a rule's shape
+        let mut default = &known;
+        for (i, part) in path.iter().enumerate() {
+            default = match default.get(part) {
+                Some(d) => d,
+                // a bucket without a rule yet
+                None if path[0] == "rates" && i >= 1 => &Value::Null,
+                None => return Err(unknown()),
+            };
+        }
+        if path[0] == "rates" {
+            if path.len() != 3 {
+                return Err(Error::invalid("rate keys look like rates.<bucket>.<per_minute|per_day|per_second>"));
+            }
+            if !matches!(path[2], "per_second" | "per_minute" | "per_day") {
+                return Err(Error::invalid(format!("unknown rate window '{}'", path[2])));
+            }
+        } else if default.is_object() && !WHOLE_VALUES.contains(&key) {
+            return Err(Error::invalid(format!("'{key}' is a group of settings: set one of its keys")));
+        }
+        let parsed = if default.is_string() {
+            Value::String(value.to_string())
+        } else {
+            serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()))
+        };
+        let mut candidate = canonical(overrides);
+        let mut at = &mut candidate;
+        for part in &path[..path.len() - 1] {
+            let slot = at.entry(part.to_string()).or_insert_with(|| Value::Object(Default::default()));
+            if !slot.is_object() {
+                *slot = Value::Object(Default::default());
+            }
+            at = slot.as_object_mut().ok_or_else(|| Error::internal("an object"))?;
+        }
+        at.insert(path[path.len() - 1].to_string(), parsed);
+        Limits::resolve(plan, &candidate).map_err(|e| match e {
+            Error::Invalid(m) => Error::invalid(format!("{key}: {m}")),
+            e => e,
+        })?;
         *overrides = candidate;
         Ok(())
     }
@@ -310,6 +353,27 @@ impl Limits {
         let face = bucket.split('.').next().unwrap_or_default();
         self.rates.get(&format!("{face}.default")).copied().unwrap_or_default()
     }
+}
+
+/// Settings whose value is a JSON object set as a whole.
+const WHOLE_VALUES: &[&str] = &["push.template"];
+
+/// Settings that moved, by their old name.
+const ALIASES: &[(&str, &str)] = &[("push_webhook_url", "push.webhook_url")];
+
+/// Overrides with every moved setting at its current place.
+fn canonical(overrides: &Attrs) -> Attrs {
+    let mut out = overrides.clone();
+    for (old, new) in ALIASES {
+        if let Some(v) = out.remove(*old) {
+            let (group, field) = new.split_once('.').unwrap_or((new, ""));
+            let slot = out.entry(group.to_string()).or_insert_with(|| Value::Object(Default::default()));
+            if let Some(obj) = slot.as_object_mut() {
+                obj.entry(field.to_string()).or_insert(v);
+            }
+        }
+    }
+    out
 }
 
 fn merge(base: &mut Value, over: &Value) {
@@ -470,6 +534,40 @@ mod tests {
         assert!(Limits::set_override(Plan::Standard, &mut o, "message_max_bytes", "lots").is_err());
         assert!(Limits::set_override(Plan::Standard, &mut o, "rates.lc.message.per_hour", "1").is_err());
         assert_eq!(Limits::resolve(Plan::Standard, &o).unwrap().message_max_bytes, 10240);
+    }
+
+    #[test]
+    fn hook_and_push_settings_are_dotted_keys_checked_by_type() {
+        let mut o = Attrs::new();
+        Limits::set_override(Plan::Standard, &mut o, "hooks.leancloud.url", "http://127.0.0.1:3000").unwrap();
+        Limits::set_override(Plan::Standard, &mut o, "hooks.leancloud.fail_on_error", "true").unwrap();
+        // a secret of digits stays a string
+        Limits::set_override(Plan::Standard, &mut o, "hooks.easemob.secret", "12345").unwrap();
+        Limits::set_override(Plan::Standard, &mut o, "push.template", r#"{"alert":"hi ${fromClientId}"}"#).unwrap();
+        // the old name of the push webhook still works
+        Limits::set_override(Plan::Standard, &mut o, "push_webhook_url", "https://relay.example/push").unwrap();
+        let l = Limits::resolve(Plan::Standard, &o).unwrap();
+        assert_eq!(l.hooks.leancloud.url, "http://127.0.0.1:3000");
+        assert!(l.hooks.leancloud.fail_on_error);
+        assert_eq!(l.hooks.easemob.secret, "12345");
+        assert_eq!(l.hooks.easemob.pre_send_wait_ms, 200, "untouched keys keep their defaults");
+        assert_eq!(l.push.webhook_url, "https://relay.example/push");
+        assert_eq!(l.push.template["alert"], "hi ${fromClientId}");
+        for (k, v) in [
+            ("hooks.leancloud.nope", "1"),
+            ("hooks", "1"),
+            ("hooks.leancloud", "1"),
+            ("hooks.leancloud.url", "ftp://x"),
+            ("hooks.leancloud.fail_on_error", "maybe"),
+            ("hooks.easemob.pre_send_policy", "sometimes"),
+            ("hooks.easemob.pre_send_wait_ms", "0"),
+            ("push.template", "[1]"),
+            ("hooks..url", "x"),
+        ] {
+            let before = o.clone();
+            assert!(Limits::set_override(Plan::Standard, &mut o, k, v).is_err(), "{k}={v} refused");
+            assert_eq!(o, before, "a refused setting changes nothing");
+        }
     }
 
     #[test]

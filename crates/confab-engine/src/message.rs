@@ -8,6 +8,7 @@ use crate::bus::{Event, Origin};
 use crate::conv::Actor;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::hooks::{After, Before, OutboxItem, Verdict};
 use crate::model::*;
 use crate::query::*;
 use crate::store::MessagePatch;
@@ -157,24 +158,88 @@ impl Engine {
             receipt: new.receipt,
             ..Message::new(app.id, self.ids.next_at(now), conv.id, new.from, now, content)
         };
-        let recipients = self.recipients(app, conv, &msg.audience).await?;
+        let mut msg = msg;
+        let mut recipients = self.recipients(app, conv, &msg.audience).await?;
+        let verdict = self.ask(app, actor.user().map(|by| Before::Send { conv, msg: &mut msg, recipients: &mut recipients, by })).await?;
+        match &verdict {
+            Verdict::Vanish => return Ok(msg),
+            Verdict::Changed(_) => check_size(app, &msg.content, msg.push_data.as_ref().map(String::len))?,
+            Verdict::Go => {}
+        }
+        let calls = self.sent_calls(app, conv, &msg, &recipients, actor).await?;
+        let note = match verdict {
+            Verdict::Changed(note) => Some(note),
+            _ => None,
+        };
         let (app_id, cref, no_sync, origin) = (app.id, ConvRef::of(conv), new.no_sync, new.origin);
         let event = move |msg: Message| Event::Message { app: app_id, conv: cref, msg: Arc::new(msg), recipients, no_sync, origin };
+        // the sender hears what the app's hook changed
+        let changed = move |msg: &Message| {
+            note.map(|note| Event::MessagePatched {
+                app: msg.app,
+                conv: ConvRef::of(conv),
+                msg: Arc::new(msg.clone()),
+                recipients: vec![msg.from.clone()],
+                origin: None,
+                note: Some(note),
+            })
+        };
         if msg.transient {
             self.bus.publish(event(msg.clone()));
+            if let Some(e) = changed(&msg) {
+                self.bus.publish(e);
+            }
+            if !calls.is_empty() {
+                self.store.outbox_add(&calls).await?;
+                self.outbox_bell.notify_one();
+            }
             return Ok(msg);
         }
         // Stored and delivered in the conversation's order (`order.rs`). The rest runs to the
-        // end even if the caller goes away: a committed message is always delivered.
+        // end even if the caller goes away: a committed message is always delivered, and its
+        // hook calls are kept with it.
         let ticket = self.order.begin(app.id, conv.id);
         let store = self.store.clone();
-        tokio::spawn(async move {
-            let stored = store.insert_message(&msg).await?;
+        let has_calls = !calls.is_empty();
+        let stored = tokio::spawn(async move {
+            let stored = store.insert_message_with(&msg, &calls).await?;
             ticket.stored(stored.seq, Some(event(stored.clone())));
-            Ok(stored)
+            Ok::<_, Error>(stored)
         })
         .await
-        .map_err(Error::internal)?
+        .map_err(Error::internal)??;
+        if has_calls {
+            self.outbox_bell.notify_one();
+        }
+        if let Some(e) = changed(&stored) {
+            self.bus.publish(e);
+        }
+        Ok(stored)
+    }
+
+    /// The hook calls a message's sending makes: who of its recipients (the sender aside) is
+    /// online, who is not, and which of those turned the conversation's notifications off.
+    async fn sent_calls(
+        &self,
+        app: &App,
+        conv: &Conversation,
+        msg: &Message,
+        recipients: &[String],
+        by: &Actor,
+    ) -> Result<Vec<OutboxItem>> {
+        if !self.hooks().active(app) {
+            return Ok(vec![]);
+        }
+        let others: Vec<String> = recipients.iter().filter(|r| **r != msg.from).cloned().collect();
+        let online = self.presence.online(app.id, &others).await;
+        let offline: Vec<String> = others.into_iter().filter(|r| !online.contains(r)).collect();
+        let muted = if offline.is_empty() || conv.kind == ConvKind::Chatroom {
+            vec![]
+        } else {
+            let off: std::collections::HashSet<String> = self.notifications_off(app, conv).await?.into_iter().collect();
+            offline.iter().filter(|u| off.contains(*u)).cloned().collect()
+        };
+        Ok(self.calls_for(app, &After::Sent { conv, msg, online: &online, offline: &offline, muted: &muted, by }))
     }
 
     /// Store a message made elsewhere (an import from another service) with its own time: kept
@@ -251,6 +316,7 @@ impl Engine {
         conv: &Conversation,
         r: &MessageRef,
         edit: Edit,
+        actor: &Actor,
         origin: Option<Origin>,
     ) -> Result<Changed> {
         let Edit { content, mtype, mentions } = edit;
@@ -268,15 +334,38 @@ impl Engine {
                 if msg.recalled_at.is_some() {
                     return Err(Error::Forbidden("a recalled message cannot be edited".into()));
                 }
+                let mut new = Message { content, mtype, edited_at: Some(self.now()), ..msg.clone() };
+                if let Some((all, ids)) = &mentions {
+                    (new.mention_all, new.mentions) = (*all, ids.clone());
+                }
+                let mut recipients = self.recipients(app, conv, &msg.audience).await?;
+                let verdict = self
+                    .ask(
+                        app,
+                        actor.user().map(|by| Before::Patch {
+                            conv,
+                            old: &msg,
+                            new: &mut new,
+                            recall: false,
+                            recipients: &mut recipients,
+                            by,
+                        }),
+                    )
+                    .await?;
+                if verdict == Verdict::Vanish {
+                    return Ok(Changed::Message(new));
+                }
+                check_size(app, &new.content, None)?;
                 let patch = MessagePatch {
-                    content: Some(content),
-                    mtype: Some(mtype),
-                    edited_at: Some(self.now()),
+                    content: Some(new.content),
+                    mtype: Some(new.mtype),
+                    edited_at: new.edited_at,
                     mentions,
                     ..Default::default()
                 };
                 let msg = self.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
-                self.publish_patch(app, conv, &msg, origin).await?;
+                self.publish_patch(app, conv, &msg, recipients, origin);
+                self.tell(app, After::Patched { conv, msg: &msg, recall: false, by: actor }).await;
                 Ok(Changed::Message(msg))
             }
             Err(Error::MessageNotFound) if conv.kind == ConvKind::Service => {
@@ -319,21 +408,34 @@ impl Engine {
                 }
             }
         }
+        let now = self.now();
+        let mut recalled =
+            Message { content: Content::Text(String::new()), mtype: MessageType::RECALLED, recalled_at: Some(now), ..msg.clone() };
+        let mut recipients = self.recipients(app, conv, &msg.audience).await?;
+        let verdict = self
+            .ask(
+                app,
+                actor.user().map(|by| Before::Patch { conv, old: &msg, new: &mut recalled, recall: true, recipients: &mut recipients, by }),
+            )
+            .await?;
+        if verdict == Verdict::Vanish {
+            return Ok(recalled);
+        }
         let patch = MessagePatch {
             content: Some(Content::Text(String::new())),
             mtype: Some(MessageType::RECALLED),
-            recalled_at: Some(self.now()),
+            recalled_at: Some(now),
             ..Default::default()
         };
         let msg = self.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
-        self.publish_patch(app, conv, &msg, origin).await?;
+        self.publish_patch(app, conv, &msg, recipients, origin);
+        self.tell(app, After::Patched { conv, msg: &msg, recall: true, by: actor }).await;
         Ok(msg)
     }
 
-    async fn publish_patch(&self, app: &App, conv: &Conversation, msg: &Message, origin: Option<Origin>) -> Result<()> {
-        let recipients = self.recipients(app, conv, &msg.audience).await?;
-        self.bus.publish(Event::MessagePatched { app: app.id, conv: ConvRef::of(conv), msg: Arc::new(msg.clone()), recipients, origin });
-        Ok(())
+    fn publish_patch(&self, app: &App, conv: &Conversation, msg: &Message, recipients: Vec<String>, origin: Option<Origin>) {
+        let (msg, conv) = (Arc::new(msg.clone()), ConvRef::of(conv));
+        self.bus.publish(Event::MessagePatched { app: app.id, conv, msg, recipients, origin, note: None });
     }
 
     /// Delete a stored message from the server (clients keep what they have).

@@ -86,8 +86,13 @@ pub struct App {
 /// How a face finds the app a request is for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AppLookup {
+    /// By confab's own id (the outbox's items name their app so).
+    Id(i64),
     LeanCloud(String),
-    Easemob { org: String, app: String },
+    Easemob {
+        org: String,
+        app: String,
+    },
     Maxim(String),
     Name(String),
 }

@@ -3,12 +3,10 @@
 //! app), presence statuses and subscriptions, and push tasks handed to the bus for delivery.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::bus::Event;
 use crate::engine::Engine;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Put, PutRule};
 use crate::error::{Error, Result};
@@ -41,8 +39,6 @@ pub struct PushTask {
     pub strategy: i64,
     pub message: Value,
     pub created_at: i64,
-    /// Where it goes: the app's `push_webhook_url` when the task was made.
-    pub webhook: String,
 }
 
 impl Engine {
@@ -278,17 +274,13 @@ impl Engine {
 
     // ------------------------------------------------------------------ push tasks
 
-    /// Hand a push task to the bus; the server delivers it to the app's push webhook
-    /// (`Limits::push_webhook_url`; with none configured the task goes nowhere). Its id.
+    /// Hand a push task to the app's push relay (`PushSettings::webhook_url`; with none set
+    /// the task goes nowhere), through the outbox. Its id.
     pub async fn push_task(&self, app: &App, mut task: PushTask) -> Result<i64> {
         task.id = self.next_id();
         task.created_at = self.now();
-        task.webhook = app.limits.push_webhook_url.clone();
-        let id = task.id;
-        if !task.webhook.is_empty() {
-            self.bus.publish(Event::Push { app: app.id, task: Arc::new(task) });
-        }
-        Ok(id)
+        self.tell(app, crate::hooks::After::PushTask { task: &task }).await;
+        Ok(task.id)
     }
 
     // ------------------------------------------------------------------ cleanup

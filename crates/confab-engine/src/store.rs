@@ -4,8 +4,11 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use serde::{Deserialize, Serialize};
+
 use crate::entries::{Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
 use crate::error::Result;
+use crate::hooks::OutboxItem;
 use crate::model::*;
 use crate::query::*;
 
@@ -286,7 +289,12 @@ pub trait Store: Send + Sync + 'static {
     // ---- messages
     /// Store a message: assigns the next sequence number of its conversation, keeps timestamps
     /// non-decreasing along the sequence, and advances the conversation's last-message time.
-    async fn insert_message(&self, msg: &Message) -> Result<Message>;
+    async fn insert_message(&self, msg: &Message) -> Result<Message> {
+        self.insert_message_with(msg, &[]).await
+    }
+    /// `insert_message`, and the calls its sending makes put in the outbox in the same
+    /// transaction: a stored message's hooks are never lost.
+    async fn insert_message_with(&self, msg: &Message, outbox: &[OutboxItem]) -> Result<Message>;
 
     // ---- imports from another service: the ids there are kept beside ours (`foreign_id`)
 
@@ -380,11 +388,81 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_entries(&self, app: i64, f: &EntryFilter, now: i64) -> Result<Vec<Entry>>;
     async fn entry_stats(&self, app: i64, f: &EntryFilter, now: i64) -> Result<EntryStats>;
 
+    // ---- the outbox: calls to the app's code, kept until made (`hooks.rs`)
+    /// Keep new items (ids, times and apps are set).
+    async fn outbox_add(&self, items: &[OutboxItem]) -> Result<()>;
+    /// Claim items due at `now` that have not failed, the longest due first, at most `per_app`
+    /// of one app and `limit` in all, leaving out the apps in `skip`: each is due again at
+    /// `lease_until` (should the claimer die, another takes it then).
+    async fn outbox_claim(&self, now: i64, lease_until: i64, per_app: usize, limit: usize, skip: &[i64]) -> Result<Vec<OutboxItem>>;
+    /// Made: forget them.
+    async fn outbox_done(&self, ids: &[i64]) -> Result<()>;
+    /// An attempt failed: try again at `next_at`, or keep it as `failed` and try no more.
+    async fn outbox_retry(&self, id: i64, attempts: u32, next_at: i64, error: &str, failed: bool) -> Result<()>;
+    /// An app's items, failed or pending, oldest first.
+    async fn outbox_list(&self, app: i64, failed: bool, limit: usize) -> Result<Vec<OutboxItem>>;
+    /// (pending, failed) items of an app.
+    async fn outbox_counts(&self, app: i64) -> Result<(i64, i64)>;
+    /// Make an app's failed items due again at `now`, with their attempts reset; how many.
+    async fn outbox_requeue_failed(&self, app: i64, now: i64) -> Result<u64>;
+    /// Add counts to the hook counters (calls, failures, latency by app, sink and name).
+    async fn hook_stats_add(&self, stats: &[HookStat]) -> Result<()>;
+    async fn hook_stats(&self, app: i64) -> Result<Vec<HookStat>>;
+
     // ---- blobs: the bytes of uploaded files, by an id the engine chose ([A-Za-z0-9_-])
     async fn put_blob(&self, app: i64, id: &str, bytes: Vec<u8>) -> Result<()>;
     async fn get_blob(&self, app: i64, id: &str) -> Result<Option<Vec<u8>>>;
     /// False if there was no such blob.
     async fn delete_blob(&self, app: i64, id: &str) -> Result<bool>;
+}
+
+/// Counters of one kind of call to an app's code, added up since the app began.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookStat {
+    pub app: i64,
+    /// `leancloud`, `easemob`, `maxim`, `push`.
+    pub sink: String,
+    /// The hook, callback or event.
+    pub name: String,
+    pub calls: u64,
+    /// Calls that failed (an error status, no answer, a bad answer), timeouts included.
+    pub failures: u64,
+    pub timeouts: u64,
+    /// Latency: the sum and the longest, in ms, and how many calls took at most
+    /// [`HookStat::BUCKETS_MS`] each (the last bucket: longer).
+    pub total_ms: u64,
+    pub max_ms: u64,
+    pub buckets: [u64; 6],
+    /// When it last changed (Unix ms).
+    pub updated_at: i64,
+}
+
+impl HookStat {
+    pub const BUCKETS_MS: [u64; 5] = [10, 50, 200, 1000, 5000];
+
+    /// Count one call that took `ms`.
+    pub fn record(&mut self, ms: u64, failed: bool, timed_out: bool) {
+        self.calls += 1;
+        self.failures += u64::from(failed || timed_out);
+        self.timeouts += u64::from(timed_out);
+        self.total_ms += ms;
+        self.max_ms = self.max_ms.max(ms);
+        let b = Self::BUCKETS_MS.iter().position(|&le| ms <= le).unwrap_or(Self::BUCKETS_MS.len());
+        self.buckets[b] += 1;
+    }
+
+    /// Add another's counts to this one.
+    pub fn merge(&mut self, o: &HookStat) {
+        self.calls += o.calls;
+        self.failures += o.failures;
+        self.timeouts += o.timeouts;
+        self.total_ms += o.total_ms;
+        self.max_ms = self.max_ms.max(o.max_ms);
+        for (a, b) in self.buckets.iter_mut().zip(o.buckets) {
+            *a += b;
+        }
+        self.updated_at = self.updated_at.max(o.updated_at);
+    }
 }
 
 /// What an import of messages did.

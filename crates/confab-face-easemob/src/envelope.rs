@@ -133,6 +133,13 @@ impl From<Error> for EmError {
                 let e = if bucket.starts_with(MESSAGE_QUOTA_PREFIX) { EmError::message_quota() } else { EmError::rate_limited() };
                 EmError { retry_after: Some(retry_after_secs), ..e }
             }
+            // what Easemob's pre-send callback shows the sender: the app's code, else its defaults
+            Error::Rejected { code, failed, .. } => EmError::forbidden(match (code, failed) {
+                (_, true) => "custom internal error".to_string(),
+                (Some(c), _) if !c.is_empty() => c,
+                (Some(_), _) => "Message blocked by external logic".to_string(),
+                (None, _) => "custom logic denied".to_string(),
+            }),
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 EmError::new(S::INTERNAL_SERVER_ERROR, "internal_server_error", "InternalServerErrorException", "internal server error")

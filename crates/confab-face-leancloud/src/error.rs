@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_engine::model::ConvKind;
-use confab_engine::Error;
+use confab_engine::{Error, Refused};
 use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +88,16 @@ impl From<Error> for LcError {
             e @ (Error::TooLarge { .. } | Error::TooMany { .. }) => LcError::param(capitalize(&e.to_string())),
             Error::RateLimited { retry_after_secs, .. } => {
                 LcError { retry_after: Some(retry_after_secs), ..LcError::new(S::TOO_MANY_REQUESTS, 429, "Too many requests.") }
+            }
+            Error::Rejected { action, detail, failed, .. } => {
+                let (code, name) = match action {
+                    Refused::Message => (4402, "MESSAGE_REJECTED_BY_APP"),
+                    Refused::Patch => (4405, "MESSAGE_UPDATE_REJECTED_BY_APP"),
+                    Refused::Conversation => (4305, "CONVERSATION_REJECTED_BY_APP"),
+                };
+                let why =
+                    if failed { "the app's hook failed".to_string() } else { detail.unwrap_or_else(|| "Rejected by the app.".into()) };
+                LcError::new(S::FORBIDDEN, code, format!("{name}: {why}"))
             }
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

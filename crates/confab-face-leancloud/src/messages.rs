@@ -177,7 +177,7 @@ pub async fn edit(
     if kind == ConvKind::Service {
         to_clients(&b, &c, "to_clients")?;
     }
-    s.engine.edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text.clone()), lctype(&text)), None).await?;
+    s.engine.edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text.clone()), lctype(&text)), &Actor::Admin, None).await?;
     Ok(Json(json!({})))
 }
 

@@ -43,7 +43,7 @@ pub async fn patch(State(s): State<LcState>, Master(c): Master, b: Body) -> Repl
         s.engine.recall_message(&c.app, &conv, &r, &Actor::Admin, None).await?;
     } else {
         let text = b.opt_text("message")?.ok_or_else(|| LcError::missing("message"))?;
-        s.engine.edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text.clone()), lctype(&text)), None).await?;
+        s.engine.edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text.clone()), lctype(&text)), &Actor::Admin, None).await?;
     }
     Ok(Json(json!({})))
 }

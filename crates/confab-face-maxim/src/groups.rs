@@ -81,6 +81,7 @@ pub async fn create(State(s): State<MxState>, c: Caller, b: Body) -> Reply {
         members,
         attrs,
         settings: ConvSettings { description: b.opt_str("description")?, avatar: b.opt_str("avatar")?, ..Default::default() },
+        actor: c.actor(),
         ..Default::default()
     };
     let (conv, _) = s.engine.create_conversation(&c.app, new).await?;

@@ -153,7 +153,7 @@ async fn send_or_notify(s: MxState, c: Caller, b: Body, system: bool) -> Reply {
                         (Content::Text(t), APPEND) => format!("{t}{content}"),
                         _ => content.clone(),
                     };
-                    s.engine.edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text), old.mtype), None).await?;
+                    s.engine.edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text), old.mtype), &actor, None).await?;
                 }
             }
         }

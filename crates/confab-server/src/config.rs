@@ -33,6 +33,12 @@ pub struct Config {
     /// At shutdown, how long requests in flight and WebSockets may take to finish before their
     /// connections are dropped.
     pub shutdown_grace_secs: u64,
+    /// Calls to the apps' code kept in the outbox (hooks after the fact, callbacks, pushes):
+    /// attempts before one is kept as failed, and the waits between them, doubling from the
+    /// first to the longest.
+    pub outbox_max_attempts: u32,
+    pub outbox_first_retry_ms: u64,
+    pub outbox_max_retry_secs: u64,
 }
 
 impl Default for Config {
@@ -49,6 +55,9 @@ impl Default for Config {
             password_hash_workers: 0,
             password_hash_queue: 0,
             shutdown_grace_secs: 10,
+            outbox_max_attempts: 16,
+            outbox_first_retry_ms: 1000,
+            outbox_max_retry_secs: 3600,
         }
     }
 }
@@ -133,6 +142,15 @@ impl Config {
     /// How long shutdown waits for requests in flight and WebSockets.
     pub fn shutdown_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn outbox_settings(&self) -> confab_hooks::OutboxSettings {
+        confab_hooks::OutboxSettings {
+            max_attempts: self.outbox_max_attempts.max(1),
+            first_retry: std::time::Duration::from_millis(self.outbox_first_retry_ms.max(1)),
+            max_retry: std::time::Duration::from_secs(self.outbox_max_retry_secs.max(1)),
+            ..Default::default()
+        }
     }
 
     /// The directory the SQLite store uses.

@@ -5,8 +5,8 @@
 pub mod config;
 pub mod cors;
 pub mod early_answer;
+pub mod hooks;
 pub mod lock;
-pub mod push;
 pub mod rtm_router;
 mod serve;
 pub mod signals;
@@ -116,6 +116,8 @@ pub struct Server {
     task: JoinHandle<()>,
     /// How long requests in flight and WebSockets may take at shutdown.
     grace: Duration,
+    /// Makes the calls to the apps' code kept in the outbox.
+    outbox: confab_hooks::OutboxHandle,
     /// This server's claim on the data directory, released when it stops.
     _lock: lock::DataDirLock,
 }
@@ -138,7 +140,7 @@ impl Server {
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let gateway = Gateway::start(engine.clone(), GatewaySettings::default());
-        push::start(engine.clone());
+        let outbox = hooks::start(&engine, config.outbox_settings());
         let app = router(engine.clone(), gateway.clone(), config);
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
@@ -154,7 +156,7 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let grace = config.shutdown_grace();
         let task = tokio::spawn(serve::serve(listener, tls, app, stopped, grace));
-        Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task, grace, _lock: lock })
+        Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task, grace, outbox, _lock: lock })
     }
 
     /// The store under the engine (tests and measurements read its work counters).
@@ -172,6 +174,8 @@ impl Server {
         if websockets.is_err() {
             tracing::warn!("WebSockets still open at the shutdown deadline are dropped");
         }
+        // hook calls in flight finish (or are made again after the restart: they are kept)
+        self.outbox.stop(self.grace).await;
         let store = self.store;
         tokio::task::spawn_blocking(move || store.close()).await?;
         Ok(())

@@ -128,6 +128,18 @@ enum AppCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Change an app's settings: limits (`message_max_bytes=10240`, `rates.lc.message.per_minute=9000`),
+    /// hooks (`hooks.leancloud.url=…`, `hooks.easemob.secret=…`) and push (`push.webhook_url=…`).
+    /// All or nothing; a running server picks them up within 5 seconds.
+    Set {
+        #[command(flatten)]
+        common: Common,
+        /// The app's name.
+        name: String,
+        /// Settings to change.
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        settings: Vec<String>,
+    },
     /// Show an app's effective limits, or change them with --set KEY=VALUE.
     Limits {
         #[command(flatten)]
@@ -280,27 +292,50 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AppCmd::Limits { common, name, set } => {
+        AppCmd::Set { common, name, settings } => {
+            let pairs = key_values(&settings)?;
             let config = load(&common, None)?;
             let store = confab_server::open_store(&config)?;
             let engine = confab_server::engine(&config, store.clone())?;
-            let mut app = None;
-            for kv in &set {
-                let (k, v) = kv.split_once('=').with_context(|| format!("--set {kv}: expected KEY=VALUE"))?;
-                app = Some(engine.set_app_limit(&name, k.trim(), v.trim()).await.map_err(|e| anyhow::anyhow!("--set {kv}: {e}"))?);
+            let app = engine.set_app_settings(&name, &pairs).await.map_err(|e| anyhow::anyhow!("{e}"));
+            store.close();
+            let app = app?;
+            let all = serde_json::to_value(&app.limits)?;
+            for (k, _) in &pairs {
+                let path = k.strip_prefix("rates.").and_then(|r| r.rsplit_once('.')).map_or_else(
+                    || k.split('.').map(str::to_string).collect::<Vec<_>>(),
+                    |(b, w)| vec!["rates".into(), b.into(), w.into()],
+                );
+                let v = path.iter().try_fold(&all, |v, p| v.get(p)).cloned().unwrap_or(Value::Null);
+                println!("{k} = {v}");
             }
-            let app = match app {
-                Some(a) => a,
-                None => engine
+            Ok(())
+        }
+        AppCmd::Limits { common, name, set } => {
+            let pairs = key_values(&set)?;
+            let config = load(&common, None)?;
+            let store = confab_server::open_store(&config)?;
+            let engine = confab_server::engine(&config, store.clone())?;
+            let app = if pairs.is_empty() {
+                engine
                     .store()
                     .find_app(&confab_engine::model::AppLookup::Name(name.clone()))
                     .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    .with_context(|| format!("no app named '{name}'"))?,
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .and_then(|a| a.with_context(|| format!("no app named '{name}'")))
+            } else {
+                engine.set_app_settings(&name, &pairs).await.map_err(|e| anyhow::anyhow!("{e}"))
             };
             store.close();
-            println!("{}", serde_json::to_string_pretty(&app.limits)?);
+            println!("{}", serde_json::to_string_pretty(&app?.limits)?);
             Ok(())
         }
     }
+}
+
+/// `KEY=VALUE` arguments, split and trimmed.
+fn key_values(args: &[String]) -> anyhow::Result<Vec<(&str, &str)>> {
+    args.iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.trim(), v.trim())).with_context(|| format!("'{kv}': expected KEY=VALUE")))
+        .collect()
 }

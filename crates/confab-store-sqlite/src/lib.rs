@@ -6,6 +6,7 @@ mod entries;
 mod filter;
 mod functions;
 mod import;
+mod outbox;
 mod pool;
 mod rows;
 mod schema;
@@ -16,9 +17,10 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use confab_engine::entries::{Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
+use confab_engine::hooks::OutboxItem;
 use confab_engine::model::*;
 use confab_engine::query::*;
-use confab_engine::store::{ConvPatch, Imported, MemberPatch, MessagePatch, NewUser, Store};
+use confab_engine::store::{ConvPatch, HookStat, Imported, MemberPatch, MessagePatch, NewUser, Store};
 use confab_engine::{Error, Result};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -226,6 +228,7 @@ impl Store for SqliteStore {
 
     async fn find_app(&self, lookup: &AppLookup) -> Result<Option<App>> {
         let (cond, args): (&str, Vec<String>) = match lookup {
+            AppLookup::Id(id) => ("id = ?1", vec![id.to_string()]),
             AppLookup::LeanCloud(id) => ("lc_app_id = ?1", vec![id.clone()]),
             AppLookup::Easemob { org, app } => ("em_org = ?1 AND em_app = ?2", vec![org.clone(), app.clone()]),
             AppLookup::Maxim(id) => ("mx_app_id = ?1", vec![id.clone()]),
@@ -714,8 +717,9 @@ impl Store for SqliteStore {
 
     // ---------------------------------------------------------------- messages
 
-    async fn insert_message(&self, msg: &Message) -> Result<Message> {
+    async fn insert_message_with(&self, msg: &Message, outbox: &[OutboxItem]) -> Result<Message> {
         let mut m = msg.clone();
+        let outbox = outbox.to_vec();
         self.pool
             .write("insert_message", move |c| {
                 let (last_seq, last_ts): (i64, i64) = c
@@ -733,6 +737,7 @@ impl Store for SqliteStore {
                     params![m.app, m.conv, m.seq, m.timestamp],
                 )
                 .map_err(sql_err)?;
+                outbox::add(c, &outbox)?;
                 Ok(m)
             })
             .await
@@ -1189,6 +1194,47 @@ impl Store for SqliteStore {
     async fn entry_stats(&self, app: i64, f: &EntryFilter, now: i64) -> Result<EntryStats> {
         let f = f.clone();
         self.pool.read("entry_stats", move |c| entries::stats(c, app, &f, now)).await
+    }
+
+    async fn outbox_add(&self, items: &[OutboxItem]) -> Result<()> {
+        let items = items.to_vec();
+        self.pool.write("outbox_add", move |c| outbox::add(c, &items)).await
+    }
+
+    async fn outbox_claim(&self, now: i64, lease_until: i64, per_app: usize, limit: usize, skip: &[i64]) -> Result<Vec<OutboxItem>> {
+        let skip = skip.to_vec();
+        self.pool.write("outbox_claim", move |c| outbox::claim(c, now, lease_until, per_app, limit, &skip)).await
+    }
+
+    async fn outbox_done(&self, ids: &[i64]) -> Result<()> {
+        let ids = ids.to_vec();
+        self.pool.write("outbox_done", move |c| outbox::done(c, &ids)).await
+    }
+
+    async fn outbox_retry(&self, id: i64, attempts: u32, next_at: i64, error: &str, failed: bool) -> Result<()> {
+        let error = error.to_string();
+        self.pool.write("outbox_retry", move |c| outbox::retry(c, id, attempts, next_at, &error, failed)).await
+    }
+
+    async fn outbox_list(&self, app: i64, failed: bool, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.pool.read("outbox_list", move |c| outbox::list(c, app, failed, limit)).await
+    }
+
+    async fn outbox_counts(&self, app: i64) -> Result<(i64, i64)> {
+        self.pool.read("outbox_counts", move |c| outbox::counts(c, app)).await
+    }
+
+    async fn outbox_requeue_failed(&self, app: i64, now: i64) -> Result<u64> {
+        self.pool.write("outbox_requeue_failed", move |c| outbox::requeue_failed(c, app, now)).await
+    }
+
+    async fn hook_stats_add(&self, stats: &[HookStat]) -> Result<()> {
+        let stats = stats.to_vec();
+        self.pool.write("hook_stats_add", move |c| outbox::stats_add(c, &stats)).await
+    }
+
+    async fn hook_stats(&self, app: i64) -> Result<Vec<HookStat>> {
+        self.pool.read("hook_stats", move |c| outbox::stats(c, app)).await
     }
 
     async fn put_blob(&self, app: i64, id: &str, bytes: Vec<u8>) -> Result<()> {

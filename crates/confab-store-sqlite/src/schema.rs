@@ -182,6 +182,37 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX conversations_foreign ON conversations (app, foreign_id) WHERE foreign_id IS NOT NULL;
     CREATE UNIQUE INDEX messages_foreign ON messages (app, foreign_id) WHERE foreign_id IS NOT NULL;
     "#,
+    // 4: calls to the app's own code (hooks, callbacks, pushes) kept until made, and their counters
+    r#"
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        app INTEGER NOT NULL,
+        sink TEXT NOT NULL,
+        name TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_error TEXT,
+        failed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_due ON outbox (app, next_at) WHERE failed = 0;
+    CREATE INDEX outbox_app ON outbox (app, failed, id);
+    CREATE TABLE hook_stats (
+        app INTEGER NOT NULL,
+        sink TEXT NOT NULL,
+        name TEXT NOT NULL,
+        calls INTEGER NOT NULL,
+        failures INTEGER NOT NULL,
+        timeouts INTEGER NOT NULL,
+        total_ms INTEGER NOT NULL,
+        max_ms INTEGER NOT NULL,
+        b0 INTEGER NOT NULL, b1 INTEGER NOT NULL, b2 INTEGER NOT NULL,
+        b3 INTEGER NOT NULL, b4 INTEGER NOT NULL, b5 INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (app, sink, name)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub fn migrate(conn: &Connection) -> Result<()> {

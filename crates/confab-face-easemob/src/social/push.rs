@@ -434,7 +434,7 @@ fn strategy(b: &Value) -> EmResult<i64> {
 }
 
 fn task(target: &str, users: Vec<String>, labels: Vec<String>, strategy: i64, message: Value) -> PushTask {
-    PushTask { id: 0, target: target.into(), users, labels, strategy, message, created_at: 0, webhook: String::new() }
+    PushTask { id: 0, target: target.into(), users, labels, strategy, message, created_at: 0 }
 }
 
 /// `POST /push/single {targets, async, strategy, pushMessage}`: one status per target; unknown

@@ -406,7 +406,7 @@ impl ConnState {
             ended: AtomicBool::new(false),
         });
         self.gw.register(handle.clone());
-        engine.session_opened(&app, &peer, handle.session_ref(self.node())).await?;
+        engine.session_opened(&app, &peer, handle.session_ref(self.node()), None, sm.r == Some(true)).await?;
         let (token, ttl) = match resumed {
             // a resumed token keeps its expiry: the client is told what is left of it
             Some(t) => (t.token, t.expires_at.map_or(self.gw.settings.st_ttl_secs, |e| (e - now) / 1000)),
@@ -675,6 +675,7 @@ impl ConnState {
             unique: c.unique == Some(true),
             attrs: custom_fields(attrs, &[])?,
             ttl_secs: c.temp_conv_ttl.map(i64::from),
+            actor: Actor::User(peer.to_string()),
             ..Default::default()
         };
         let (conv, _) = self.gw.engine.create_conversation(app, new).await?;
@@ -943,7 +944,9 @@ impl ConnState {
                 // the new message's mentions replace the old ones (the SDK always sends mentionAll)
                 let mentions =
                     (p.mention_all.is_some() || !p.mention_pids.is_empty()).then(|| (p.mention_all == Some(true), p.mention_pids.clone()));
-                engine.edit_message(&s.app, &conv, &r, Edit { content, mtype, mentions }, origin).await?;
+                engine
+                    .edit_message(&s.app, &conv, &r, Edit { content, mtype, mentions }, &Actor::User(s.handle.peer.clone()), origin)
+                    .await?;
             }
         }
         let mut r = command(CommandType::Patch, Some(OpType::Modified));

@@ -278,7 +278,7 @@ impl Gateway {
                 let quiet_sender = *no_sync || conv.kind == ConvKind::Chatroom;
                 self.fan_out(*app, recipients, &cmd, |h| Some(h.origin(node)) == *origin || (quiet_sender && h.peer == msg.from));
             }
-            Event::MessagePatched { app, conv, msg, recipients, origin } => {
+            Event::MessagePatched { app, conv, msg, recipients, origin, .. } => {
                 let ts = msg.recalled_at.or(msg.edited_at).unwrap_or(now);
                 let cmd = push::patches(vec![push::patch_item(msg, conv)], ts);
                 self.fan_out(*app, recipients, &cmd, |h| Some(h.origin(node)) == *origin);
@@ -314,7 +314,6 @@ impl Gateway {
                 let conv = self.service_ref(*app, broadcast.conv).await;
                 self.broadcast(*app, broadcast, &conv, now)
             }
-            Event::Push { .. } => {}
         }
     }
 

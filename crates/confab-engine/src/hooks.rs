@@ -1,0 +1,296 @@
+//! The app's own code takes part (LeanCloud IM hooks, Easemob callbacks, the MaxIM webhook,
+//! offline pushes). The engine decides *when*: before a user's action it asks [`Hooks::before`],
+//! which may let it through, change it or refuse it; after anything happened it asks
+//! [`Hooks::after`] for the calls to make, and keeps them in the store's outbox, in the same
+//! transaction as a message, so none is lost. Faces decide *how* (each vendor's bodies, answers
+//! and signatures), and the server runs the outbox.
+//!
+//! One rule lives here: the app's own server is never asked before what it does itself (REST
+//! calls with the master key or an admin token); it is told afterwards like everyone else.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::conv::Actor;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::model::{App, Conversation, Message};
+use crate::presence::SessionRef;
+use crate::store::ConvPatch;
+
+/// A user's action, before it happens. Hooks may change what the `&mut` fields hold.
+#[derive(Debug)]
+pub enum Before<'a> {
+    /// A message, with its recipients resolved, before it is stored and delivered.
+    Send { conv: &'a Conversation, msg: &'a mut Message, recipients: &'a mut Vec<String>, by: &'a str },
+    /// An edit (`recall` false: `new` holds the new content) or a recall of `old`.
+    Patch { conv: &'a Conversation, old: &'a Message, new: &'a mut Message, recall: bool, recipients: &'a mut Vec<String>, by: &'a str },
+    /// A conversation about to be created with these first members (the creator included).
+    Start { conv: &'a Conversation, members: &'a [String], by: &'a str },
+    /// Members about to be added (a self-join: `by` is the only member).
+    Add { conv: &'a Conversation, members: &'a [String], by: &'a str },
+    /// Members about to be removed by someone else (leaving on one's own is not asked).
+    Remove { conv: &'a Conversation, members: &'a [String], by: &'a str },
+    /// A change of name or custom attributes.
+    Update { conv: &'a Conversation, patch: &'a mut ConvPatch, by: &'a str },
+    /// A member turning the conversation's notifications off (`true`) or on.
+    Mute { conv: &'a Conversation, off: &'a mut bool, by: &'a str },
+}
+
+/// What the hooks said of an action they let through.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Verdict {
+    #[default]
+    Go,
+    /// Go, changed; the actor is told why (LeanCloud's `patchCode` / `patchReason`).
+    Changed(AppNote),
+    /// Do not do it, but let the actor believe it was done (Easemob's pre-send rule that does
+    /// not report blocking).
+    Vanish,
+}
+
+/// An app's code and text, passed to the user it concerns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppNote {
+    pub code: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Why a session ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Offline {
+    /// The user logged out.
+    Logout,
+    /// The connection was lost, or the server closed it for an error (code, name).
+    Lost { error: Option<(i64, String)> },
+    /// Another device with the same tag logged in.
+    Conflict,
+    /// Kicked by the app's server.
+    Kicked { reason: Option<String> },
+}
+
+/// Something that happened, for the app's code to be told.
+#[derive(Debug)]
+pub enum After<'a> {
+    /// A message was stored (or, transient, delivered) for `online` and `offline` recipients;
+    /// `muted` of the offline ones turned the conversation's notifications off.
+    Sent {
+        conv: &'a Conversation,
+        msg: &'a Message,
+        online: &'a [String],
+        offline: &'a [String],
+        muted: &'a [String],
+        by: &'a Actor,
+    },
+    /// A message was edited, or recalled.
+    Patched {
+        conv: &'a Conversation,
+        msg: &'a Message,
+        recall: bool,
+        by: &'a Actor,
+    },
+    /// A conversation was created with these first members.
+    Started {
+        conv: &'a Conversation,
+        members: &'a [String],
+        by: &'a Actor,
+    },
+    Added {
+        conv: &'a Conversation,
+        members: &'a [String],
+        by: &'a Actor,
+    },
+    /// Members left (`by` is one of them when they left on their own) or were removed.
+    Removed {
+        conv: &'a Conversation,
+        members: &'a [String],
+        by: &'a Actor,
+    },
+    /// A session opened.
+    Online {
+        user: &'a str,
+        session: &'a SessionRef,
+        ip: Option<&'a str>,
+        reconnect: bool,
+    },
+    /// The app's server asked for a push (Easemob push tasks).
+    PushTask {
+        task: &'a crate::social::PushTask,
+    },
+    /// A session ended.
+    Offline {
+        user: &'a str,
+        session: &'a SessionRef,
+        ip: Option<&'a str>,
+        why: &'a Offline,
+    },
+}
+
+/// A call to make after the fact, kept until it is made. `sink` names who makes it (a face's
+/// hooks: `leancloud`, `easemob`, `maxim`; or `push`), `name` what it is (a hook's name, an
+/// event's kind), `body` what the sink needs to make it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub app: i64,
+    pub sink: String,
+    pub name: String,
+    pub body: Value,
+    /// Calls made so far.
+    pub attempts: u32,
+    /// When it is due (Unix ms); while a node works on it, when that claim lapses.
+    pub next_at: i64,
+    pub created_at: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// It ran out of attempts: kept, not tried again until asked to.
+    pub failed: bool,
+}
+
+impl OutboxItem {
+    /// A new item, due now; the engine gives it its id and times.
+    pub fn new(sink: &str, name: &str, body: Value) -> OutboxItem {
+        OutboxItem {
+            id: 0,
+            app: 0,
+            sink: sink.into(),
+            name: name.into(),
+            body,
+            attempts: 0,
+            next_at: 0,
+            created_at: 0,
+            last_error: None,
+            failed: false,
+        }
+    }
+}
+
+/// The app's code, as the engine sees it.
+#[async_trait]
+pub trait Hooks: Send + Sync + 'static {
+    /// Whether the app has any hook or push set up: when not, the engine skips the work of
+    /// asking (who is online, which members muted the conversation).
+    fn active(&self, app: &App) -> bool;
+    /// Ask before a user's action. `Err` refuses it (`Error::Rejected`).
+    async fn before(&self, app: &App, action: Before<'_>) -> Result<Verdict>;
+    /// The calls to make now that `what` happened.
+    fn after(&self, app: &App, what: &After<'_>) -> Vec<OutboxItem>;
+}
+
+/// No hooks: every action goes ahead and nothing is told.
+pub struct NoHooks;
+
+#[async_trait]
+impl Hooks for NoHooks {
+    fn active(&self, _: &App) -> bool {
+        false
+    }
+    async fn before(&self, _: &App, _: Before<'_>) -> Result<Verdict> {
+        Ok(Verdict::Go)
+    }
+    fn after(&self, _: &App, _: &After<'_>) -> Vec<OutboxItem> {
+        vec![]
+    }
+}
+
+/// Several hook systems (an app may use more than one vendor's): each is asked in turn and sees
+/// what the ones before it changed; the first refusal wins.
+pub struct HookChain(pub Vec<std::sync::Arc<dyn Hooks>>);
+
+#[async_trait]
+impl Hooks for HookChain {
+    fn active(&self, app: &App) -> bool {
+        self.0.iter().any(|h| h.active(app))
+    }
+
+    async fn before(&self, app: &App, mut action: Before<'_>) -> Result<Verdict> {
+        let mut verdict = Verdict::Go;
+        for h in &self.0 {
+            if !h.active(app) {
+                continue;
+            }
+            match h.before(app, action.reborrow()).await? {
+                Verdict::Vanish => return Ok(Verdict::Vanish),
+                Verdict::Changed(note) => verdict = Verdict::Changed(note),
+                Verdict::Go => {}
+            }
+        }
+        Ok(verdict)
+    }
+
+    fn after(&self, app: &App, what: &After<'_>) -> Vec<OutboxItem> {
+        self.0.iter().filter(|h| h.active(app)).flat_map(|h| h.after(app, what)).collect()
+    }
+}
+
+impl Before<'_> {
+    /// The same action, borrowed again (to pass it down a chain).
+    pub fn reborrow(&mut self) -> Before<'_> {
+        match self {
+            Before::Send { conv, msg, recipients, by } => Before::Send { conv, msg, recipients, by },
+            Before::Patch { conv, old, new, recall, recipients, by } => Before::Patch { conv, old, new, recall: *recall, recipients, by },
+            Before::Start { conv, members, by } => Before::Start { conv, members, by },
+            Before::Add { conv, members, by } => Before::Add { conv, members, by },
+            Before::Remove { conv, members, by } => Before::Remove { conv, members, by },
+            Before::Update { conv, patch, by } => Before::Update { conv, patch, by },
+            Before::Mute { conv, off, by } => Before::Mute { conv, off, by },
+        }
+    }
+}
+
+static NO_HOOKS: NoHooks = NoHooks;
+
+impl Engine {
+    /// Let the app's own code take part from now on (once; later calls are ignored).
+    pub fn set_hooks(&self, hooks: std::sync::Arc<dyn Hooks>) {
+        let _ = self.hooks.set(hooks);
+    }
+
+    pub fn hooks(&self) -> &dyn Hooks {
+        self.hooks.get().map_or(&NO_HOOKS as &dyn Hooks, |h| &**h)
+    }
+
+    /// Rung whenever calls are put in the outbox.
+    pub fn outbox_bell(&self) -> &tokio::sync::Notify {
+        &self.outbox_bell
+    }
+
+    /// Ask the hooks before a user's action (`by`, when it is a user's); the app's own server is
+    /// never asked.
+    pub(crate) async fn ask(&self, app: &App, action: Option<Before<'_>>) -> Result<Verdict> {
+        match action {
+            Some(action) if self.hooks().active(app) => self.hooks().before(app, action).await,
+            _ => Ok(Verdict::Go),
+        }
+    }
+
+    /// The calls `what` makes, ready for the outbox (ids, app and times set).
+    pub(crate) fn calls_for(&self, app: &App, what: &After<'_>) -> Vec<OutboxItem> {
+        if !self.hooks().active(app) {
+            return vec![];
+        }
+        let now = self.now();
+        let mut items = self.hooks().after(app, what);
+        for i in &mut items {
+            i.id = self.next_id();
+            i.app = app.id;
+            i.created_at = now;
+            i.next_at = now;
+        }
+        items
+    }
+
+    /// Tell the app's code that `what` happened: its calls go to the outbox. The action has
+    /// happened already, so a failure to keep them is logged, not returned.
+    pub(crate) async fn tell(&self, app: &App, what: After<'_>) {
+        let items = self.calls_for(app, &what);
+        if items.is_empty() {
+            return;
+        }
+        match self.store.outbox_add(&items).await {
+            Ok(()) => self.outbox_bell.notify_one(),
+            Err(e) => tracing::error!(app = app.id, error = %e, "could not keep the app's hook calls"),
+        }
+    }
+}
