@@ -28,11 +28,9 @@ fn leancloud_realtime_sdk_suite() {
             return unavailable(&format!("`{tool}` is not installed"));
         }
     }
-    if !dir.join("node_modules/leancloud-realtime/package.json").exists() {
-        let installed = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).status().is_ok_and(|s| s.success());
-        if !installed {
-            return unavailable("the SDK is not installed and `npm ci` in interop/ failed");
-        }
+    // installs them once for every test that needs them (`npm ci`) if one is missing
+    if let Err(why) = crate::common::leanengine::interop_packages() {
+        return unavailable(&why);
     }
     // the stand-in runs on a runtime of its own for as long as the suite does
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");

@@ -22,6 +22,7 @@ mod lc_conversations;
 mod lc_import;
 mod lc_messages;
 mod lc_service_clients;
+mod leanengine_harness;
 mod login_limits;
 mod maxim;
 mod realtime;

@@ -2,6 +2,7 @@
 //! client that speaks to it as a LeanCloud app server would.
 #![allow(dead_code)]
 
+pub mod leanengine;
 pub mod raw;
 
 use std::future::Future;
