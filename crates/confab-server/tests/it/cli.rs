@@ -1,4 +1,4 @@
-//! The `confab` command line, run as the real binary: `app create|list|limits`, `serve`, the
+//! The `confab` command line, run as the real binary: `app create|list|limits|set`, `serve`, the
 //! environment variables, `app create` against a running server's data directory, a clean exit
 //! on SIGTERM, the shutdown deadline and a second signal, one server per data directory.
 
@@ -468,4 +468,98 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let port = free_port();
     let again = Served::start(serve(port), port, &dir.path().join("again.log")).await;
     again.terminate().await;
+}
+
+/// POST a LeanCloud REST body with the master key; (status, body).
+async fn lc_post(server: &Served, path: &str, app_id: &str, master: &str, body: Value) -> (u16, Value) {
+    let r = server
+        .http
+        .post(format!("{}{path}", server.base))
+        .header("X-LC-Id", app_id)
+        .header("X-LC-Key", format!("{master},master"))
+        .json(&body)
+        .send()
+        .await
+        .expect("an answer");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn app_set_changes_settings_all_or_nothing_and_a_running_server_uses_them_within_5_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let v = one_json(&ok(&data, &["app", "create", "--name", "hooked", "--json"]).await);
+    let (app_id, _, master) = check_app_json(&v, "hooked", "standard");
+    let port = free_port();
+    let mut cmd = confab();
+    cmd.arg("serve").arg("--data-dir").arg(&data).arg("--listen").arg(format!("127.0.0.1:{port}"));
+    let server = Served::start(cmd, port, &dir.path().join("serve.log")).await;
+    let (status, conv) =
+        lc_post(&server, "/1.2/rtm/conversations", &app_id, &master, serde_json::json!({"name": "c", "m": ["a", "b"]})).await;
+    assert_eq!(status, 200, "{conv}");
+    let path = format!("/1.2/rtm/conversations/{}/messages", conv["objectId"].as_str().expect("an id"));
+    let message = serde_json::json!({"from_client": "a", "message": "x".repeat(300)});
+    assert_eq!(lc_post(&server, &path, &app_id, &master, message.clone()).await.0, 200, "300 bytes fit the default limit");
+
+    // hooks, push and a limit, in one call; each printed as it is now
+    let out = ok(
+        &data,
+        &[
+            "app",
+            "set",
+            "hooked",
+            "hooks.leancloud.url=http://127.0.0.1:9/engine",
+            "hooks.leancloud.fail_on_error=true",
+            "hooks.easemob.secret=12345",
+            "push.webhook_url=https://relay.example/push",
+            "message_max_bytes=200",
+        ],
+    )
+    .await;
+    for line in [
+        "hooks.leancloud.url = \"http://127.0.0.1:9/engine\"",
+        "hooks.leancloud.fail_on_error = true",
+        "hooks.easemob.secret = \"12345\"",
+        "push.webhook_url = \"https://relay.example/push\"",
+        "message_max_bytes = 200",
+    ] {
+        assert!(out.lines().any(|l| l == line), "`{line}` in:\n{out}");
+    }
+    let limits = one_json(&ok(&data, &["app", "limits", "hooked"]).await);
+    assert_eq!(limits["hooks"]["leancloud"]["url"], "http://127.0.0.1:9/engine");
+    assert_eq!(limits["hooks"]["easemob"]["pre_send_wait_ms"], 200, "unset keys keep their defaults: {limits}");
+    assert_eq!(limits["push"]["webhook_url"], "https://relay.example/push");
+
+    // the running server uses the new limit within 5 seconds
+    let set_at = Instant::now();
+    let (srv, p, id, key, m) = (&server, &path, &app_id, &master, &message);
+    let (status, body) = eventually("the running server to apply message_max_bytes=200", Duration::from_secs(10), || async move {
+        let (status, body) = lc_post(srv, p, id, key, m.clone()).await;
+        (status != 200).then_some((status, body))
+    })
+    .await;
+    assert!(set_at.elapsed() <= Duration::from_secs(5), "picked up in {:?}", set_at.elapsed());
+    assert_eq!((status, body["code"].clone()), (413, 4109.into()), "{body}");
+    // a REST send is the app's own server, which hooks are never asked about before: it goes
+    // through although the hook server named is down and the app refuses on hook failures
+    let small = serde_json::json!({"from_client": "a", "message": "ok"});
+    assert_eq!(lc_post(&server, &path, &app_id, &master, small).await.0, 200);
+
+    // refused, with the key in the message, and nothing changes — not even the good keys beside
+    for (kv, says) in [
+        ("hooks.leancloud.nope=1", "hooks.leancloud.nope"),
+        ("hooks.leancloud.url=ftp://x", "hooks.leancloud.url"),
+        ("hooks.leancloud.fail_on_error=maybe", "hooks.leancloud.fail_on_error"),
+        ("hooks.easemob.pre_send_policy=sometimes", "pass"),
+        ("hooks.leancloud=1", "hooks.leancloud"),
+        ("push.template=[1]", "push.template"),
+        ("message_max_bytes", "KEY=VALUE"),
+    ] {
+        let err = fails(&data, &["app", "set", "hooked", "message_max_bytes=999", kv]).await;
+        assert!(err.contains(says), "`{kv}` refused saying {says}: {err}");
+    }
+    fails(&data, &["app", "set", "nobody", "message_max_bytes=1"]).await;
+    fails(&data, &["app", "set", "hooked"]).await;
+    assert_eq!(one_json(&ok(&data, &["app", "limits", "hooked"]).await), limits, "refused calls changed nothing");
+    server.terminate().await;
 }
