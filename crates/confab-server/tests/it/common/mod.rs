@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod leanengine;
+pub mod receiver;
 pub mod raw;
 
 use std::future::Future;
