@@ -241,6 +241,16 @@ impl Before<'_> {
 
 static NO_HOOKS: NoHooks = NoHooks;
 
+/// What an app's hooks did: calls waiting to be made, calls that failed for good (the oldest
+/// first), and the counters of every call made.
+#[derive(Clone, Debug, Serialize)]
+pub struct HookReport {
+    pub pending: i64,
+    pub failed: i64,
+    pub failed_items: Vec<OutboxItem>,
+    pub stats: Vec<crate::store::HookStat>,
+}
+
 impl Engine {
     /// Let the app's own code take part from now on (once; later calls are ignored).
     pub fn set_hooks(&self, hooks: std::sync::Arc<dyn Hooks>) {
@@ -254,6 +264,21 @@ impl Engine {
     /// Rung whenever calls are put in the outbox.
     pub fn outbox_bell(&self) -> &tokio::sync::Notify {
         &self.outbox_bell
+    }
+
+    /// An app's hook calls: what waits, what failed (at most `limit` listed), the counters.
+    pub async fn hook_report(&self, app: &App, limit: usize) -> Result<HookReport> {
+        let (pending, failed) = self.store.outbox_counts(app.id).await?;
+        let failed_items = self.store.outbox_list(app.id, true, limit).await?;
+        let stats = self.store.hook_stats(app.id).await?;
+        Ok(HookReport { pending, failed, failed_items, stats })
+    }
+
+    /// Try an app's failed hook calls again, from their first attempt; how many.
+    pub async fn retry_failed_hooks(&self, app: &App) -> Result<u64> {
+        let n = self.store.outbox_requeue_failed(app.id, self.now()).await?;
+        self.outbox_bell.notify_one();
+        Ok(n)
     }
 
     /// Ask the hooks before a user's action (`by`, when it is a user's); the app's own server is

@@ -93,33 +93,62 @@ pub struct Outbox {
     settings: OutboxSettings,
     /// Deliveries in flight, by app.
     busy: Mutex<HashMap<i64, usize>>,
+    /// The items being delivered (id → attempts so far): released at a stop that cuts them short.
+    claimed: Mutex<HashMap<i64, u32>>,
     /// Rung when a delivery ends (there is room to claim more).
     freed: Notify,
 }
 
-/// Stops the runner when dropped or told.
+/// Stops the runner when told.
 pub struct OutboxHandle {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    outbox: Arc<Outbox>,
 }
 
 impl OutboxHandle {
     /// Stop claiming; wait for deliveries in flight (up to `grace`) and flush the counters.
+    /// Deliveries still going at the deadline are given up and their items released, due at
+    /// once: the next start makes them again instead of waiting out their leases.
     pub async fn stop(self, grace: Duration) {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(grace, self.task).await;
+        let mut task = self.task;
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
+            self.outbox.release().await;
+            self.outbox.flush_stats().await;
+        }
     }
 }
 
 impl Outbox {
     pub fn new(engine: Arc<Engine>, caller: Arc<Caller>, sinks: HashMap<String, Arc<dyn Sink>>, settings: OutboxSettings) -> Arc<Outbox> {
-        Arc::new(Outbox { engine, sinks, caller, settings, busy: Mutex::new(HashMap::new()), freed: Notify::new() })
+        Arc::new(Outbox {
+            engine,
+            sinks,
+            caller,
+            settings,
+            busy: Mutex::new(HashMap::new()),
+            claimed: Mutex::new(HashMap::new()),
+            freed: Notify::new(),
+        })
     }
 
     pub fn start(self: &Arc<Self>) -> OutboxHandle {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(self.clone().run(stopped));
-        OutboxHandle { stop, task }
+        OutboxHandle { stop, task, outbox: self.clone() }
+    }
+
+    /// Give up the deliveries in flight: their items are due again now, attempts unchanged.
+    async fn release(&self) {
+        let claimed: Vec<(i64, u32)> = self.claimed.lock().drain().collect();
+        let now = self.engine.now();
+        for (id, attempts) in claimed {
+            if let Err(e) = self.engine.store().outbox_retry(id, attempts, now, "interrupted by a shutdown", false).await {
+                tracing::warn!(error = %e, "could not release a hook call cut short by a shutdown");
+            }
+        }
     }
 
     async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
@@ -187,10 +216,12 @@ impl Outbox {
             }
             for item in items {
                 *self.busy.lock().entry(item.app).or_default() += 1;
+                self.claimed.lock().insert(item.id, item.attempts);
                 let (me, done) = (self.clone(), done.clone());
                 tokio::spawn(async move {
-                    let app = item.app;
+                    let (app, id) = (item.app, item.id);
                     me.deliver(item, &done).await;
+                    me.claimed.lock().remove(&id);
                     let mut busy = me.busy.lock();
                     if let Some(n) = busy.get_mut(&app) {
                         *n -= 1;
