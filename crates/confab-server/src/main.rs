@@ -140,6 +140,24 @@ enum AppCmd {
         #[arg(value_name = "KEY=VALUE", required = true)]
         settings: Vec<String>,
     },
+    /// What an app's hooks, callbacks, webhooks and pushes did: calls waiting, calls that failed
+    /// for good (with why), and per-call counters (calls, failures, timeouts, latency).
+    Hooks {
+        #[command(flatten)]
+        common: Common,
+        /// The app's name.
+        name: String,
+        /// Try the failed calls again, from their first attempt (a running server makes them
+        /// within a second or two).
+        #[arg(long)]
+        retry_failed: bool,
+        /// How many failed calls to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show an app's effective limits, or change them with --set KEY=VALUE.
     Limits {
         #[command(flatten)]
@@ -311,6 +329,32 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        AppCmd::Hooks { common, name, retry_failed, limit, json } => {
+            let config = load(&common, None)?;
+            let store = confab_server::open_store(&config)?;
+            let engine = confab_server::engine(&config, store.clone())?;
+            let report = async {
+                let app = engine
+                    .find_app(&confab_engine::model::AppLookup::Name(name.clone()))
+                    .await?
+                    .ok_or(confab_engine::Error::AppNotFound)?;
+                let requeued = if retry_failed { Some(engine.retry_failed_hooks(&app).await?) } else { None };
+                Ok::<_, confab_engine::Error>((requeued, engine.hook_report(&app, limit).await?))
+            }
+            .await;
+            store.close();
+            let (requeued, report) = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                let mut v = serde_json::to_value(&report)?;
+                if let Some(n) = requeued {
+                    v["requeued"] = json!(n);
+                }
+                println!("{v}");
+            } else {
+                print_hook_report(&name, requeued, &report);
+            }
+            Ok(())
+        }
         AppCmd::Limits { common, name, set } => {
             let pairs = key_values(&set)?;
             let config = load(&common, None)?;
@@ -330,6 +374,23 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&app?.limits)?);
             Ok(())
         }
+    }
+}
+
+fn print_hook_report(name: &str, requeued: Option<u64>, r: &confab_engine::HookReport) {
+    if let Some(n) = requeued {
+        println!("requeued {n} failed calls");
+    }
+    println!("app '{name}': {} calls waiting, {} failed", r.pending, r.failed);
+    if !r.stats.is_empty() {
+        println!("{:<10} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8}", "sink", "name", "calls", "failed", "timeouts", "avg ms", "max ms");
+        for s in &r.stats {
+            let avg = if s.calls == 0 { 0 } else { s.total_ms / s.calls };
+            println!("{:<10} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8}", s.sink, s.name, s.calls, s.failures, s.timeouts, avg, s.max_ms);
+        }
+    }
+    for i in &r.failed_items {
+        println!("failed {} {}/{}: {} attempts, last error: {}", i.id, i.sink, i.name, i.attempts, i.last_error.as_deref().unwrap_or("-"));
     }
 }
 

@@ -28,7 +28,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Run `confab ARGS… --data-dir DIR` and expect success.
-async fn ok(dir: &Path, args: &[&str]) -> String {
+pub(crate) async fn ok(dir: &Path, args: &[&str]) -> String {
     let out = run(confab().args(args).arg("--data-dir").arg(dir)).await;
     assert!(out.status.success(), "confab {args:?} failed: {}\n{}", out.status, text(&out.stderr));
     text(&out.stdout)

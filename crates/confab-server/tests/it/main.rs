@@ -16,6 +16,7 @@ mod em_rooms;
 mod em_social;
 mod em_threads;
 mod em_users;
+mod hooks_outbox;
 mod interop;
 mod lc_auth_limits;
 mod lc_conversations;

@@ -36,7 +36,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A test client on one WebSocket: sends commands in the negotiated format, numbers requests,
 /// and keeps pushes that arrive while it waits for a reply.
-struct Client {
+pub(crate) struct Client {
     ws: Ws,
     /// Replies come as base64 text frames (`lc.proto2base64.3`).
     base64: bool,
@@ -74,7 +74,7 @@ impl Client {
     }
 
     /// Connect to the server's root with the default (binary) subprotocol.
-    async fn connect(base: &str) -> Client {
+    pub(crate) async fn connect(base: &str) -> Client {
         Client::connect_url(&format!("{}/", ws_url(base)), Some(BINARY)).await
     }
 
@@ -168,7 +168,7 @@ impl Client {
     }
 
     /// `session open` for `peer` (None: anonymous), answered with `opened` (asserted).
-    async fn open(&mut self, app_id: &str, peer: Option<&str>) -> GenericCommand {
+    pub(crate) async fn open(&mut self, app_id: &str, peer: Option<&str>) -> GenericCommand {
         let r = self.request(open_cmd(app_id, peer, SessionCommand { ua: Some("rust-test".into()), ..Default::default() })).await;
         assert_opened(&r);
         r
