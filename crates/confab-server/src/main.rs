@@ -385,7 +385,7 @@ fn print_hook_report(name: &str, requeued: Option<u64>, r: &confab_engine::HookR
     if !r.stats.is_empty() {
         println!("{:<10} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8}", "sink", "name", "calls", "failed", "timeouts", "avg ms", "max ms");
         for s in &r.stats {
-            let avg = if s.calls == 0 { 0 } else { s.total_ms / s.calls };
+            let avg = s.total_ms.checked_div(s.calls).unwrap_or(0);
             println!("{:<10} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8}", s.sink, s.name, s.calls, s.failures, s.timeouts, avg, s.max_ms);
         }
     }
