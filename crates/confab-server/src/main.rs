@@ -185,6 +185,17 @@ fn load(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
     Config::load(&Overrides { config: common.config.clone(), data_dir: common.data_dir.clone(), listen, ..Default::default() })
 }
 
+/// The store of `common`'s data directory and an engine over it, for one command (which closes
+/// the store when it is done).
+fn open_engine(
+    common: &Common,
+) -> anyhow::Result<(std::sync::Arc<confab_store_sqlite::SqliteStore>, std::sync::Arc<confab_engine::Engine>)> {
+    let config = load(common, None)?;
+    let store = confab_server::open_store(&config)?;
+    let engine = confab_server::engine(&config, store.clone())?;
+    Ok((store, engine))
+}
+
 fn init_logging(filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -268,9 +279,7 @@ async fn import_command(cmd: ImportCmd) -> anyhow::Result<()> {
 async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
     match cmd {
         AppCmd::Create { common, name, plan, app_id, app_key, master_key, json } => {
-            let config = load(&common, None)?;
-            let store = confab_server::open_store(&config)?;
-            let engine = confab_server::engine(&config, store.clone())?;
+            let (store, engine) = open_engine(&common)?;
             let new = NewApp {
                 name,
                 plan: Plan::parse(&plan).context("plan")?,
@@ -296,9 +305,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             Ok(())
         }
         AppCmd::List { common, json } => {
-            let config = load(&common, None)?;
-            let store = confab_server::open_store(&config)?;
-            let engine = confab_server::engine(&config, store.clone())?;
+            let (store, engine) = open_engine(&common)?;
             let apps = engine.list_apps().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             store.close();
             if json {
@@ -312,9 +319,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
         }
         AppCmd::Set { common, name, settings } => {
             let pairs = key_values(&settings)?;
-            let config = load(&common, None)?;
-            let store = confab_server::open_store(&config)?;
-            let engine = confab_server::engine(&config, store.clone())?;
+            let (store, engine) = open_engine(&common)?;
             let app = engine.set_app_settings(&name, &pairs).await.map_err(|e| anyhow::anyhow!("{e}"));
             store.close();
             let app = app?;
@@ -330,9 +335,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             Ok(())
         }
         AppCmd::Hooks { common, name, retry_failed, limit, json } => {
-            let config = load(&common, None)?;
-            let store = confab_server::open_store(&config)?;
-            let engine = confab_server::engine(&config, store.clone())?;
+            let (store, engine) = open_engine(&common)?;
             let report = async {
                 let app = engine
                     .find_app(&confab_engine::model::AppLookup::Name(name.clone()))
@@ -357,9 +360,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
         }
         AppCmd::Limits { common, name, set } => {
             let pairs = key_values(&set)?;
-            let config = load(&common, None)?;
-            let store = confab_server::open_store(&config)?;
-            let engine = confab_server::engine(&config, store.clone())?;
+            let (store, engine) = open_engine(&common)?;
             let app = if pairs.is_empty() {
                 engine
                     .store()
