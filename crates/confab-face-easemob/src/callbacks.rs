@@ -423,7 +423,7 @@ const BREAKER_FAILURES: usize = 90;
 /// … ban the app's callbacks for this long, times the bans of the last day (at most 5 of them).
 const BAN_UNIT_MS: i64 = 5 * 60_000;
 const BAN_COUNT_CAP: usize = 5;
-const DAY_MS: i64 = 24 * 3600_000;
+const DAY_MS: i64 = 24 * 3_600_000;
 
 /// One app's breaker (Easemob's, per rule; confab has one post-send rule per app).
 #[derive(Debug, Default)]

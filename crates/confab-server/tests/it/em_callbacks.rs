@@ -56,13 +56,13 @@ async fn user_send(app: &EmApp, token: &str, kind: &str, to: &str, text: &str) -
 }
 
 #[track_caller]
-fn sent_id(r: &Resp, to: &str) -> i64 {
+fn sent_id(r: &Resp, to: &str) -> String {
     assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["data"][to].as_str().unwrap_or_else(|| panic!("data.{to} in {:?}", r.body)).parse().expect("numeric id")
+    r.body["data"][to].as_str().unwrap_or_else(|| panic!("data.{to} in {:?}", r.body)).to_string()
 }
 
-async fn stored_text(srv: &TestServer, app: &EmApp, id: i64) -> Option<String> {
-    match srv.engine().message(&app.app, id).await {
+async fn stored_text(srv: &TestServer, app: &EmApp, id: &str) -> Option<String> {
+    match srv.engine().message(&app.app, id.parse().expect("numeric id")).await {
         Ok(m) => match m.content {
             Content::Text(t) => Some(t),
             Content::Binary(_) => None,
@@ -106,11 +106,11 @@ async fn pre_send_allows_denies_and_replaces() {
     assert_eq!(b["from"], "alice");
     assert_eq!(b["to"], "bob");
     assert!(b.get("group_id").is_none(), "{b}");
-    assert_eq!(b["msg_id"], id.to_string());
+    assert_eq!(b["msg_id"], id);
     assert_eq!(b["payload"], json!({"bodies": [{"msg": "hello", "type": "txt"}], "ext": {}}));
     assert_signed(b);
-    assert_eq!(stored_text(&srv, &app, id).await.as_deref(), Some("hello"));
-    wait_for(&rcv, 1, |c| c["eventType"] == "chat" && c["msg_id"] == id.to_string()).await;
+    assert_eq!(stored_text(&srv, &app, &id).await.as_deref(), Some("hello"));
+    wait_for(&rcv, 1, |c| c["eventType"] == "chat" && c["msg_id"] == id).await;
 
     // deny, reported: the sender gets the code, or Easemob's default texts
     let denials = [
@@ -131,13 +131,13 @@ async fn pre_send_allows_denies_and_replaces() {
         vec![Reply::ok(json!({"valid": true, "payload": {"ext": {"checked": "yes"}, "bodies": [{"msg": "w*****e", "type": "txt"}]}}))],
     );
     let id = sent_id(&user_send(&app, &alice, "users", "bob", "welcome").await, "bob");
-    assert_eq!(stored_text(&srv, &app, id).await.as_deref(), Some("w*****e"));
+    assert_eq!(stored_text(&srv, &app, &id).await.as_deref(), Some("w*****e"));
     let r = app.call(Method::GET, "/user/bob/user_channels", Em::Token(app.user_token("bob").await), None).await;
     let meta = &r.body["data"]["channel_infos"][0]["meta"];
     let p: Value = serde_json::from_str(meta["payload"].as_str().unwrap_or_else(|| panic!("{:?}", r.body))).unwrap();
     assert_eq!(p["bodies"][0]["msg"], "w*****e", "bob sees the new text: {p}");
     assert_eq!(p["ext"], json!({"checked": "yes"}));
-    let cb = wait_for(&rcv, 1, |c| c["eventType"] == "chat" && c["msg_id"] == id.to_string()).await;
+    let cb = wait_for(&rcv, 1, |c| c["eventType"] == "chat" && c["msg_id"] == id).await;
     assert_eq!(cb[0]["payload"]["bodies"][0]["msg"], "w*****e");
 
     // no blocked message was stored or called back: only the two that went through
@@ -148,15 +148,15 @@ async fn pre_send_allows_denies_and_replaces() {
     srv.engine().set_app_settings(&app.app.name, &[("hooks.easemob.pre_send_report", "false")]).await.unwrap();
     rcv.script(PRE, vec![Reply::ok(json!({"valid": false, "code": "HX:10001"}))]);
     let id = sent_id(&user_send(&app, &alice, "users", "bob", "quietly dropped").await, "bob");
-    assert_eq!(stored_text(&srv, &app, id).await, None);
+    assert_eq!(stored_text(&srv, &app, &id).await, None);
     let r = app.call(Method::GET, "/user/bob/user_channels", Em::Token(app.user_token("bob").await), None).await;
     let p: Value = serde_json::from_str(r.body["data"]["channel_infos"][0]["meta"]["payload"].as_str().unwrap()).unwrap();
     assert_eq!(p["bodies"][0]["msg"], "w*****e", "bob's last message is still the one before");
     // a later message goes through, and its callback is the only new one
     rcv.script(PRE, vec![Reply::ok(json!({"valid": true}))]);
     let last = sent_id(&user_send(&app, &alice, "users", "bob", "fine").await, "bob");
-    wait_for(&rcv, 1, |c| c["eventType"] == "chat" && c["msg_id"] == last.to_string()).await;
-    assert!(matching(&rcv, |c| c["msg_id"] == id.to_string()).is_empty(), "a blocked message is not called back");
+    wait_for(&rcv, 1, |c| c["eventType"] == "chat" && c["msg_id"] == last).await;
+    assert!(matching(&rcv, |c| c["msg_id"] == id).is_empty(), "a blocked message is not called back");
     srv.stop().await;
 }
 
@@ -181,7 +181,7 @@ async fn pre_send_late_malformed_and_oversize_answers_follow_the_policy() {
         let started = std::time::Instant::now();
         let id = sent_id(&user_send(&app, &alice, "users", "bob", "let through").await, "bob");
         assert!(started.elapsed() < Duration::from_millis(1200), "the send waited {:?} for {answer:?}", started.elapsed());
-        assert_eq!(stored_text(&srv, &app, id).await.as_deref(), Some("let through"), "{answer:?}");
+        assert_eq!(stored_text(&srv, &app, &id).await.as_deref(), Some("let through"), "{answer:?}");
     }
 
     // block, reported: "custom internal error"
@@ -196,7 +196,7 @@ async fn pre_send_late_malformed_and_oversize_answers_follow_the_policy() {
     srv.engine().set_app_settings(&app.app.name, &[("hooks.easemob.pre_send_report", "false")]).await.unwrap();
     rcv.script(PRE, vec![Reply::ok(json!({"valid": true})).after(Duration::from_millis(1500))]);
     let id = sent_id(&user_send(&app, &alice, "users", "bob", "vanishes").await, "bob");
-    assert_eq!(stored_text(&srv, &app, id).await, None);
+    assert_eq!(stored_text(&srv, &app, &id).await, None);
 
     // a longer wait lets the slow answer count
     srv.engine()
@@ -205,7 +205,7 @@ async fn pre_send_late_malformed_and_oversize_answers_follow_the_policy() {
         .unwrap();
     rcv.script(PRE, vec![Reply::ok(json!({"valid": false})).after(Duration::from_millis(500))]);
     let id = sent_id(&user_send(&app, &alice, "users", "bob", "waited for").await, "bob");
-    assert_eq!(stored_text(&srv, &app, id).await, None, "the late-but-in-time answer blocked it");
+    assert_eq!(stored_text(&srv, &app, &id).await, None, "the late-but-in-time answer blocked it");
     srv.stop().await;
 }
 
@@ -227,7 +227,7 @@ async fn post_send_every_chat_type_offline_and_rest_sends() {
         )
         .await;
     let img = sent_id(&r, "bob");
-    let chat = wait_for(&rcv, 1, |c| c["msg_id"] == txt.to_string() && c["eventType"] == "chat").await;
+    let chat = wait_for(&rcv, 1, |c| c["msg_id"] == txt && c["eventType"] == "chat").await;
     let b = &chat[0];
     assert_eq!(b["chat_type"], "chat");
     assert_eq!(b["from"], "alice");
@@ -239,12 +239,12 @@ async fn post_send_every_chat_type_offline_and_rest_sends() {
     assert_eq!(b["payload"]["bodies"], json!([{"msg": "hi", "type": "txt"}]));
     assert_eq!(b["payload"]["ext"], json!({"k": "v"}));
     assert_signed(b);
-    let b = &wait_for(&rcv, 1, |c| c["msg_id"] == img.to_string() && c["eventType"] == "chat").await[0];
+    let b = &wait_for(&rcv, 1, |c| c["msg_id"] == img && c["eventType"] == "chat").await[0];
     assert_eq!(b["payload"]["bodies"][0]["type"], "img");
     assert_eq!(b["payload"]["bodies"][0]["url"], url);
     assert_signed(b);
     // bob is offline: one chat_offline each, to bob
-    let off = wait_for(&rcv, 1, |c| c["msg_id"] == txt.to_string() && c["eventType"] == "chat_offline").await;
+    let off = wait_for(&rcv, 1, |c| c["msg_id"] == txt && c["eventType"] == "chat_offline").await;
     assert_eq!(off[0]["to"], "bob");
     assert_signed(&off[0]);
 
@@ -259,7 +259,7 @@ async fn post_send_every_chat_type_offline_and_rest_sends() {
         )
         .await;
     let loc = sent_id(&r, &gid);
-    let b = &wait_for(&rcv, 1, |c| c["msg_id"] == loc.to_string() && c["eventType"] == "chat").await[0];
+    let b = &wait_for(&rcv, 1, |c| c["msg_id"] == loc && c["eventType"] == "chat").await[0];
     assert_eq!(b["chat_type"], "groupchat");
     assert_eq!(b["group_id"], gid);
     assert_eq!(b["to"], gid);
@@ -267,7 +267,7 @@ async fn post_send_every_chat_type_offline_and_rest_sends() {
     assert_eq!(b["payload"]["bodies"][0]["type"], "loc");
     assert_eq!(b["payload"]["bodies"][0]["addr"], "Beijing");
     assert_signed(b);
-    let off = wait_for(&rcv, 2, |c| c["msg_id"] == loc.to_string() && c["eventType"] == "chat_offline").await;
+    let off = wait_for(&rcv, 2, |c| c["msg_id"] == loc && c["eventType"] == "chat_offline").await;
     let mut to: Vec<&str> = off.iter().map(|c| c["to"].as_str().unwrap()).collect();
     to.sort();
     assert_eq!(to, ["bob", "carol"], "one per offline member, to that member");
@@ -285,7 +285,7 @@ async fn post_send_every_chat_type_offline_and_rest_sends() {
     assert_eq!(pre[0].body["to"], gid);
     assert_eq!(pre[0].body["payload"]["bodies"][0]["customEvent"], "flower");
     assert_signed(&pre[0].body);
-    let b = &wait_for(&rcv, 1, |c| c["msg_id"] == custom.to_string() && c["eventType"] == "chat").await[0];
+    let b = &wait_for(&rcv, 1, |c| c["msg_id"] == custom && c["eventType"] == "chat").await[0];
     assert_eq!(b["from"], "bob");
     assert_eq!(b["payload"]["bodies"][0]["type"], "custom");
 
@@ -295,7 +295,7 @@ async fn post_send_every_chat_type_offline_and_rest_sends() {
     let rid = r.body["data"]["id"].as_str().unwrap().to_string();
     let r = app.post("/messages/chatrooms", json!({"from": "alice", "to": [rid], "type": "cmd", "body": {"action": "refresh"}})).await;
     let cmd = sent_id(&r, &rid);
-    let b = &wait_for(&rcv, 1, |c| c["msg_id"] == cmd.to_string() && c["eventType"] == "chat").await[0];
+    let b = &wait_for(&rcv, 1, |c| c["msg_id"] == cmd && c["eventType"] == "chat").await[0];
     assert_eq!(b["chat_type"], "groupchat", "chat-room messages are called back as groupchat");
     assert_eq!(b["group_id"], rid);
     assert_eq!(b["payload"]["bodies"][0], json!({"action": "refresh", "type": "cmd"}));
@@ -312,15 +312,15 @@ async fn recall_and_group_operations_are_called_back() {
 
     let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "oops"}})).await;
     let id = sent_id(&r, "bob");
-    let r = app.post("/messages/recall", json!({"msg_id": id.to_string(), "to": "bob", "chat_type": "chat", "from": "alice"})).await;
+    let r = app.post("/messages/recall", json!({"msg_id": id, "to": "bob", "chat_type": "chat", "from": "alice"})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let b = &wait_for(&rcv, 1, |c| c["chat_type"] == "recall").await[0];
-    assert_eq!(b["recall_id"], id.to_string());
-    assert_eq!(b["payload"]["ack_message_id"], id.to_string());
+    assert_eq!(b["recall_id"], id);
+    assert_eq!(b["payload"]["ack_message_id"], id);
     assert_eq!(b["from"], "alice");
     assert_eq!(b["to"], "bob", "the peer of a one-to-one recall");
     assert_eq!(b["appkey"], key);
-    assert_ne!(b["msg_id"], id.to_string(), "the recall event has its own id");
+    assert_ne!(b["msg_id"], id, "the recall event has its own id");
     assert_eq!(b["callId"], format!("{key}_{}", b["msg_id"].as_str().unwrap()));
     assert_signed(b);
 
@@ -354,7 +354,7 @@ async fn a_failed_callback_is_retried_at_once_then_by_the_outbox() {
     let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "keep trying"}})).await;
     let id = sent_id(&r, "bob");
     let calls: Vec<Call> = rcv.wait_calls(POST, 3, Duration::from_secs(10)).await;
-    assert!(calls.iter().all(|c| c.body["msg_id"] == id.to_string()));
+    assert!(calls.iter().all(|c| c.body["msg_id"] == id));
     assert!(calls.iter().all(|c| c.raw == calls[0].raw), "the same signed body each time");
     assert!(calls[1].at - calls[0].at < Duration::from_millis(300), "the second try comes at once");
     assert!(calls[2].at - calls[1].at >= Duration::from_millis(300), "the third waits for the outbox's back-off");
