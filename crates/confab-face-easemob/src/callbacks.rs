@@ -508,14 +508,18 @@ impl EmSink {
         Ok(Value::Object(b))
     }
 
-    /// Count a failure; `Some(wait)` when it started a ban.
-    fn failed(&self, app: i64) -> Option<Duration> {
+    /// Count a failure (it may start a ban).
+    fn failed(&self, app: i64) {
         let now = (self.clock)();
-        let ban = self.breakers.lock().entry(app).or_default().failure(now);
-        if let Some(ms) = ban {
+        if let Some(ms) = self.breakers.lock().entry(app).or_default().failure(now) {
             tracing::warn!(app, minutes = ms / 60_000, "Easemob callbacks failed too often: paused");
         }
-        ban.map(|ms| Duration::from_millis(ms as u64))
+    }
+
+    /// The time left of the app's ban, if it is banned.
+    fn banned(&self, app: i64) -> Option<Duration> {
+        let now = (self.clock)();
+        self.breakers.lock().get(&app).and_then(|b| b.banned(now)).map(|ms| Duration::from_millis(ms as u64))
     }
 
     async fn call(&self, app: &App, item: &OutboxItem, body: &[u8]) -> std::result::Result<(), String> {
@@ -543,29 +547,26 @@ impl Sink for EmSink {
         if app.limits.hooks.easemob.url.is_empty() {
             return Delivery::done();
         }
-        let remaining = self.breakers.lock().get(&app.id).and_then(|b| b.banned((self.clock)()));
-        if let Some(ms) = remaining {
-            return Delivery::Retry {
-                error: "callbacks paused by the circuit breaker".into(),
-                after: Some(Duration::from_millis(ms as u64)),
-            };
-        }
         let body = match self.body(app, item).await {
             Ok(b) => b.to_string().into_bytes(),
             Err(e) => return Delivery::Fail { error: format!("malformed callback: {e}") },
         };
+        let paused = |wait| Delivery::Retry { error: "callbacks paused by the circuit breaker".into(), after: Some(wait) };
         let mut error = String::new();
-        // Easemob: a failed callback is tried once more, at once
+        // Easemob: a failed callback is tried once more, at once; none is made during a ban
         for _ in 0..2 {
+            if let Some(wait) = self.banned(app.id) {
+                return paused(wait);
+            }
             match self.call(app, item, &body).await {
                 Ok(()) => return Delivery::done(),
                 Err(e) => error = e,
             }
-            if let Some(wait) = self.failed(app.id) {
-                return Delivery::Retry { error, after: Some(wait) };
-            }
+            self.failed(app.id);
         }
-        Delivery::Retry { error, after: None }
+        // then the outbox tries again, with back-off, or when a ban this failure started ends
+        let after = self.banned(app.id);
+        Delivery::Retry { error, after }
     }
 }
 

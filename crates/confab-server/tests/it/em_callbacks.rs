@@ -368,3 +368,35 @@ async fn a_failed_callback_is_retried_at_once_then_by_the_outbox() {
     assert_eq!(rcv.calls_to(POST).len(), 3, "delivered exactly once after the failures");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn the_breaker_pauses_an_apps_callbacks_after_90_failures() {
+    let srv = TestServer::start().await;
+    let (app, rcv) = setup(&srv, &[("hooks.easemob.url", "{post}"), ("hooks.easemob.post_send_offline", "false")]).await;
+    rcv.script(POST, vec![Reply::status(500)]);
+    // 45 messages, each tried twice at once: 90 failures within seconds
+    let to: Vec<String> = (0..45).map(|i| format!("peer{i}")).collect();
+    let r = app.post("/messages/users", json!({"from": "alice", "to": to, "type": "txt", "body": {"msg": "x"}})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    rcv.wait_calls(POST, 90, Duration::from_secs(20)).await;
+    // the next callback is not made: it waits for the ban (5 minutes) to end
+    let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "during the ban"}})).await;
+    let id = sent_id(&r, "bob");
+    let (engine, app_id) = (srv.engine().clone(), app.app.id);
+    let item = eventually(10, || {
+        let engine = engine.clone();
+        let id = id.clone();
+        async move {
+            let items = engine.store().outbox_list(app_id, false, 100).await.unwrap();
+            items.into_iter().find(|i| i.body["msg_id"] == id && i.attempts > 0)
+        }
+    })
+    .await;
+    assert!(item.last_error.as_deref().unwrap_or_default().contains("circuit breaker"), "{item:?}");
+    let wait = item.next_at - now_ms();
+    assert!((3 * 60_000..=5 * 60_000).contains(&wait), "due again when the ban ends, in {wait} ms");
+    assert!(rcv.calls_to(POST).iter().all(|c| c.body["msg_id"] != id), "not called during the ban");
+    // the calls in flight when the ban began end; no item is tried again during the ban
+    assert!(rcv.calls_to(POST).len() <= 90 + 16, "{} calls", rcv.calls_to(POST).len());
+    srv.stop().await;
+}
