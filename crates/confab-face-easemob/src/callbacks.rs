@@ -645,4 +645,54 @@ mod tests {
         now += DAY_MS;
         assert_eq!(ban(&mut b, now), Some(5 * 60_000));
     }
+
+    fn app() -> App {
+        use confab_engine::model::{AppKeys, EasemobKeys, LeanCloudKeys, MaximKeys};
+        let mut a = App {
+            id: 1,
+            name: "a".into(),
+            plan: Default::default(),
+            created_at: 0,
+            keys: AppKeys {
+                leancloud: LeanCloudKeys { app_id: "a".into(), app_key: "k".into(), master_key: "m".into(), hook_key: "h".into() },
+                easemob: EasemobKeys { org_name: "org".into(), app_name: "app".into(), client_id: "c".into(), client_secret: "s".into() },
+                maxim: MaximKeys { app_id: "m".into(), admin_token: "t".into() },
+            },
+            limit_overrides: Default::default(),
+            limits: Default::default(),
+        };
+        a.limits.hooks.easemob.url = "http://127.0.0.1:9/post".into();
+        a
+    }
+
+    #[test]
+    fn user_status_login_logout_replaced() {
+        let hooks = EmHooks { caller: Arc::new(Caller::new(Default::default(), Arc::new(|| 0))) };
+        let app = app();
+        let s = confab_engine::SessionRef { node: 1, session: 42, tag: Some("Mobile".into()), device: Some("dev1".into()) };
+        let login = hooks.after(&app, &After::Online { user: "tom", session: &s, ip: Some("10.0.0.1"), reconnect: false });
+        assert_eq!(login.len(), 1);
+        let b = &login[0].body;
+        assert_eq!(login[0].name, "userStatus");
+        assert_eq!(b["reason"], "login");
+        assert_eq!(b["status"], "online");
+        assert_eq!(b["user"], "org#app_tom@easemob.com/mobile_dev1");
+        assert_eq!(b["ip"], "10.0.0.1");
+        assert!(b["callId"].as_str().unwrap().starts_with("org#app_"));
+        let bare = confab_engine::SessionRef { node: 1, session: 42, tag: None, device: None };
+        for (why, reason) in [
+            (Offline::Logout, "logout"),
+            (Offline::Lost { error: None }, "logout"),
+            (Offline::Conflict, "replaced"),
+            (Offline::Kicked { reason: None }, "replaced"),
+        ] {
+            let out = hooks.after(&app, &After::Offline { user: "tom", session: &bare, ip: None, why: &why });
+            assert_eq!(out[0].body["reason"], reason, "{why:?}");
+            assert_eq!(out[0].body["status"], "offline");
+            assert_eq!(out[0].body["user"], "org#app_tom@easemob.com/unknown_1-42");
+        }
+        let mut off = app.clone();
+        off.limits.hooks.easemob.url.clear();
+        assert!(hooks.after(&off, &After::Online { user: "tom", session: &s, ip: None, reconnect: true }).is_empty());
+    }
 }
