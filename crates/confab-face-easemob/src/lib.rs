@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod callbacks;
 pub mod envelope;
 pub mod messages;
 pub mod reactions;

@@ -8,6 +8,7 @@ pub mod groups;
 pub mod messages;
 pub mod render;
 pub mod users;
+pub mod webhook;
 
 use std::sync::Arc;
 

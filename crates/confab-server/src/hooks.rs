@@ -19,9 +19,21 @@ pub fn start(engine: &Arc<Engine>, settings: OutboxSettings) -> OutboxHandle {
         Arc::new(move || engine.now()) as Arc<dyn Fn() -> i64 + Send + Sync>
     };
     let caller = Arc::new(Caller::new(CallerSettings::default(), clock.clone()));
-    let chain: Vec<Arc<dyn Hooks>> = vec![Arc::new(PushHooks { names: NAMES })];
+    let chain: Vec<Arc<dyn Hooks>> = vec![
+        Arc::new(PushHooks { names: NAMES }),
+        Arc::new(confab_face_easemob::callbacks::EmHooks { caller: caller.clone() }),
+        Arc::new(confab_face_maxim::webhook::MxHooks),
+    ];
     engine.set_hooks(Arc::new(HookChain(chain)));
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
-    sinks.insert(confab_hooks::push::SINK.into(), Arc::new(PushSink { caller: caller.clone(), clock }));
+    sinks.insert(confab_hooks::push::SINK.into(), Arc::new(PushSink { caller: caller.clone(), clock: clock.clone() }));
+    sinks.insert(
+        confab_face_easemob::callbacks::SINK.into(),
+        Arc::new(confab_face_easemob::callbacks::EmSink::new(caller.clone(), engine.clone(), clock.clone())),
+    );
+    sinks.insert(
+        confab_face_maxim::webhook::SINK.into(),
+        Arc::new(confab_face_maxim::webhook::MxSink { caller: caller.clone(), engine: engine.clone() }),
+    );
     Outbox::new(engine.clone(), caller, sinks, settings).start()
 }
