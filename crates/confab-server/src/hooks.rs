@@ -19,9 +19,11 @@ pub fn start(engine: &Arc<Engine>, settings: OutboxSettings) -> OutboxHandle {
         Arc::new(move || engine.now()) as Arc<dyn Fn() -> i64 + Send + Sync>
     };
     let caller = Arc::new(Caller::new(CallerSettings::default(), clock.clone()));
-    let chain: Vec<Arc<dyn Hooks>> = vec![Arc::new(PushHooks { names: NAMES })];
+    let lc = confab_face_leancloud::hooks::LcHooks::install(engine, caller.clone(), clock.clone());
+    let chain: Vec<Arc<dyn Hooks>> = vec![lc.clone(), Arc::new(PushHooks { names: NAMES })];
     engine.set_hooks(Arc::new(HookChain(chain)));
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
     sinks.insert(confab_hooks::push::SINK.into(), Arc::new(PushSink { caller: caller.clone(), clock }));
+    sinks.insert(confab_face_leancloud::hooks::SINK.into(), Arc::new(confab_face_leancloud::hooks::LcSink { hooks: lc }));
     Outbox::new(engine.clone(), caller, sinks, settings).start()
 }
