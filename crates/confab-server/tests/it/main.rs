@@ -19,6 +19,7 @@ mod em_users;
 mod interop;
 mod lc_auth_limits;
 mod lc_conversations;
+mod lc_hooks;
 mod lc_import;
 mod lc_messages;
 mod lc_service_clients;
