@@ -272,6 +272,12 @@ impl ConnState {
     async fn handle(&mut self, cmd: GenericCommand) {
         // sessions ended from elsewhere (kicked, conflict) are gone
         self.sessions.retain(|s| !s.handle.is_ended());
+        // the app's settings as they are now (hooks, limits: `confab app set` on a running server)
+        for s in &mut self.sessions {
+            if let Ok(Some(app)) = self.gw.engine.find_app(&AppLookup::Id(s.app.id)).await {
+                s.app = app;
+            }
+        }
         let i = cmd.i.filter(|i| *i != 0);
         let op = cmd.op.and_then(|o| OpType::try_from(o).ok());
         let result = match cmd.cmd.and_then(|c| CommandType::try_from(c).ok()) {
