@@ -78,14 +78,17 @@ struct Defined {
     names: Option<HashSet<String>>,
 }
 
+/// An app's hook server: (app, url).
+type AppKey = (i64, String);
+
 /// The LeanCloud IM hooks of every app with `hooks.leancloud.url`.
 pub struct LcHooks {
     caller: Arc<Caller>,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// By (app, url).
-    defined: Mutex<HashMap<(i64, String), Defined>>,
+    defined: Mutex<HashMap<AppKey, Defined>>,
     /// One read of `_ops/metadatas` at a time per app.
-    reading: Mutex<HashMap<(i64, String), Arc<tokio::sync::Mutex<()>>>>,
+    reading: Mutex<HashMap<AppKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The LcHooks serving each engine (the REST face's `clients/sign` asks `_rtmClientSign`).
@@ -218,7 +221,11 @@ impl LcHooks {
 
     fn headers(&self, app: &App) -> Vec<(&'static str, String)> {
         let keys = &app.keys.leancloud;
-        vec![("x-lc-id", keys.app_id.clone()), ("x-lc-sign", sign(&keys.master_key, (self.clock)())), ("x-lc-hook-key", keys.hook_key.clone())]
+        vec![
+            ("x-lc-id", keys.app_id.clone()),
+            ("x-lc-sign", sign(&keys.master_key, (self.clock)())),
+            ("x-lc-hook-key", keys.hook_key.clone()),
+        ]
     }
 
     fn url(app: &App, path: &str) -> String {
@@ -241,7 +248,7 @@ impl LcHooks {
     /// Whether the app defines `name`, reading `_ops/metadatas` when the list is stale.
     async fn is_defined(&self, app: &App, name: &str, timeout: Duration) -> bool {
         let key = (app.id, app.limits.hooks.leancloud.url.clone());
-        let fresh = |d: &Mutex<HashMap<(i64, String), Defined>>| {
+        let fresh = |d: &Mutex<HashMap<AppKey, Defined>>| {
             d.lock().get(&key).filter(|e| e.at.elapsed() < METADATA_TTL).map(|e| e.names.as_ref().is_none_or(|n| n.contains(name)))
         };
         if let Some(yes) = fresh(&self.defined) {
@@ -497,7 +504,15 @@ impl LcHooks {
         OutboxItem::new(SINK, name, json!({ "params": params }))
     }
 
-    fn sent_items(&self, app: &App, conv: &Conversation, msg: &Message, online: &[String], offline: &[String], muted: &[String]) -> Vec<OutboxItem> {
+    fn sent_items(
+        &self,
+        app: &App,
+        conv: &Conversation,
+        msg: &Message,
+        online: &[String],
+        offline: &[String],
+        muted: &[String],
+    ) -> Vec<OutboxItem> {
         let (content, bin) = content_of(msg);
         let mut items = vec![];
         if self.known_defined(app, "_messageSent") {
@@ -555,7 +570,9 @@ impl Hooks for LcHooks {
     async fn before(&self, app: &App, action: Before<'_>) -> Result<Verdict> {
         match action {
             Before::Send { conv, msg, recipients, .. } => self.before_send(app, conv, msg, recipients).await,
-            Before::Patch { conv, old, new, recall, recipients, by } => self.before_patch(app, conv, old, new, recall, recipients, by).await,
+            Before::Patch { conv, old, new, recall, recipients, by } => {
+                self.before_patch(app, conv, old, new, recall, recipients, by).await
+            }
             Before::Start { conv, members, by } => {
                 let params = json!({"initBy": by, "members": members, "attr": attr_of_conv(conv)});
                 self.before_conv(app, "_conversationStart", params).await.map_or_else(|v| v, |_| Ok(Verdict::Go))
@@ -583,7 +600,10 @@ impl Hooks for LcHooks {
                         }
                         Err(_) => {
                             self.caller.answer_unusable(app.id, SINK, "_conversationUpdate");
-                            tracing::warn!(app = app.id, "LeanCloud hook: _conversationUpdate returned an attr that is not valid; kept the request's");
+                            tracing::warn!(
+                                app = app.id,
+                                "LeanCloud hook: _conversationUpdate returned an attr that is not valid; kept the request's"
+                            );
                             Ok(Verdict::Go)
                         }
                     },

@@ -123,7 +123,10 @@ async fn message_received_drops_rewrites_and_narrows() {
     let mut to: Vec<String> = strs(&p["toPeers"]);
     to.sort();
     assert_eq!(to, ["Jerry", "Spike"]);
-    assert_eq!((p["content"].as_str(), &p["bin"], &p["transient"], &p["receipt"], &p["system"]), (Some("forbidden"), &json!(false), &json!(false), &json!(false), &json!(false)));
+    assert_eq!(
+        (p["content"].as_str(), &p["bin"], &p["transient"], &p["receipt"], &p["system"]),
+        (Some("forbidden"), &json!(false), &json!(false), &json!(false), &json!(false))
+    );
     assert_eq!(p["sourceIP"], "127.0.0.1");
     assert!((p["timestamp"].as_i64().unwrap() - now_ms()).abs() < 60_000);
 
@@ -181,7 +184,12 @@ async fn message_sent_receivers_offline_and_push() {
     s.le.wait_calls("_receiversOffline", 2, WAIT).await;
     let (m3, _) = s.lc.send(&cid, "Tom", "three").await;
     s.le.wait_calls("_receiversOffline", 3, WAIT).await;
-    let r = s.lc.post(&format!("/1.2/rtm/conversations/{cid}/messages"), json!({"from_client": "Tom", "message": "@Spike four", "mention_client_ids": ["Spike", "Tyke"]})).await;
+    let r =
+        s.lc.post(
+            &format!("/1.2/rtm/conversations/{cid}/messages"),
+            json!({"from_client": "Tom", "message": "@Spike four", "mention_client_ids": ["Spike", "Tyke"]}),
+        )
+        .await;
     let m4 = r.ok()["msg-id"].as_str().unwrap().to_string();
 
     let offline = s.le.wait_calls("_receiversOffline", 4, WAIT).await;
@@ -225,7 +233,12 @@ async fn undefined_receivers_offline_pushes_the_default() {
     let defined: &[&str] = &["_messageSent"];
     let Some(s) = setup("undefined_receivers_offline_pushes_the_default", Some(defined), &[]).await else { return };
     let cid = s.lc.conversation(json!({"c": "Tom", "m": ["Tom", "Jerry"]})).await;
-    let r = s.lc.post(&format!("/1.2/rtm/conversations/{cid}/messages"), json!({"from_client": "Tom", "message": "x", "push_data": "{\"alert\":\"own\"}"})).await;
+    let r =
+        s.lc.post(
+            &format!("/1.2/rtm/conversations/{cid}/messages"),
+            json!({"from_client": "Tom", "message": "x", "push_data": "{\"alert\":\"own\"}"}),
+        )
+        .await;
     let m = r.ok()["msg-id"].as_str().unwrap().to_string();
     let p = s.push.wait_calls("/push", 1, WAIT).await;
     assert_eq!((p[0].body["msgId"].as_str(), &p[0].body["payload"]), (Some(m.as_str()), &json!({"alert": "own"})));
@@ -370,10 +383,22 @@ async fn message_update_rejects_and_rewrites_edits() {
     let ack = r.ack_message.unwrap();
     let (mid, t) = (ack.uid.unwrap(), ack.t.unwrap());
     jerry.direct_push().await;
-    s.le.script("_messageUpdate", json!([{"return": {"drop": true, "code": 77, "detail": "no edits"}}, {"return": {"content": "edited by app"}}]), None).await;
+    s.le.script(
+        "_messageUpdate",
+        json!([{"return": {"drop": true, "code": 77, "detail": "no edits"}}, {"return": {"content": "edited by app"}}]),
+        None,
+    )
+    .await;
     let patch = |data: Option<&str>, recall: bool| {
         let mut g = command(CommandType::Patch, Some(OpType::Modify));
-        let item = PatchItem { cid: Some(cid.clone()), mid: Some(mid.clone()), timestamp: Some(t), data: data.map(str::to_string), recall: Some(recall), ..Default::default() };
+        let item = PatchItem {
+            cid: Some(cid.clone()),
+            mid: Some(mid.clone()),
+            timestamp: Some(t),
+            data: data.map(str::to_string),
+            recall: Some(recall),
+            ..Default::default()
+        };
         g.patch_message = Some(PatchCommand { patches: vec![item], ..Default::default() });
         g
     };
@@ -390,7 +415,10 @@ async fn message_update_rejects_and_rewrites_edits() {
     let calls = s.le.wait_calls("_messageUpdate", 2, WAIT).await;
     assert_signed(&calls[0], &s.lc);
     let p = &calls[1]["params"];
-    assert_eq!((p["msgId"].as_str(), p["content"].as_str(), &p["recall"], &p["timestamp"]), (Some(mid.as_str()), Some("second"), &json!(false), &json!(t)));
+    assert_eq!(
+        (p["msgId"].as_str(), p["content"].as_str(), &p["recall"], &p["timestamp"]),
+        (Some(mid.as_str()), Some("second"), &json!(false), &json!(t))
+    );
     assert_eq!((p["fromPeer"].as_str(), p["convId"].as_str(), &p["toPeers"]), (Some("Tom"), Some(cid.as_str()), &json!(["Jerry"])));
     // a recall asks too
     assert_eq!(tom.request(patch(None, true)).await.op, Some(OpType::Modified as i32));
@@ -436,7 +464,10 @@ async fn client_online_and_offline_with_reasons() {
     let mut b = Client::connect(&s.srv.base).await;
     b.request(open_tagged("d2")).await;
     let off = s.le.wait_calls("_clientOffline", 4, WAIT).await;
-    assert_eq!(off[3]["params"], json!({"peerId": "Tyke", "closeCode": 3, "closeMsg": "SESSION_CONFLICT", "sourceIP": "127.0.0.1", "tag": "mobile"}));
+    assert_eq!(
+        off[3]["params"],
+        json!({"peerId": "Tyke", "closeCode": 3, "closeMsg": "SESSION_CONFLICT", "sourceIP": "127.0.0.1", "tag": "mobile"})
+    );
     let on = s.le.wait_calls("_clientOnline", 5, WAIT).await;
     assert_eq!(on[4]["params"]["tag"], "mobile");
 }

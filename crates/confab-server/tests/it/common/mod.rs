@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 pub mod leanengine;
-pub mod receiver;
 pub mod raw;
+pub mod receiver;
 
 use std::future::Future;
 use std::time::Duration;
