@@ -165,6 +165,8 @@ async fn message_sent_receivers_offline_and_push() {
     let mute = s.le.wait_calls("_conversationUpdate", 1, WAIT).await;
     assert_eq!(mute[0]["params"], json!({"initBy": "Jerry", "convId": cid, "mute": true}));
     drop(jerry);
+    // Jerry is offline once the app heard so
+    s.le.wait_calls("_clientOffline", 1, WAIT).await;
     let _tyke = s.client("Tyke").await;
     s.le.script(
         "_receiversOffline",
