@@ -7,6 +7,7 @@
 pub mod conversations;
 pub mod error;
 pub mod extract;
+pub mod hooks;
 pub mod messages;
 pub mod query;
 pub mod realtime;

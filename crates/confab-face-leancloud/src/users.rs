@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::error::{LcError, LcResult};
 use crate::extract::{Body, Client, Fields, LcState};
 
-fn user_json(u: &User, token: Option<&str>) -> Value {
+pub(crate) fn user_json(u: &User, token: Option<&str>) -> Value {
     let mut o = json!({
         "objectId": u.id,
         "username": u.username.clone().unwrap_or_else(|| u.id.clone()),

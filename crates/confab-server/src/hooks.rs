@@ -14,12 +14,16 @@ pub const NAMES: Names = Names { conv: extract::cid_of, msg: extract::mid_of };
 
 /// Let the apps' code take part in what `engine` does, and start making the calls it keeps.
 pub fn start(engine: &Arc<Engine>, settings: OutboxSettings) -> OutboxHandle {
+    // the engine holds its hooks, which hold this clock: a weak handle, so no cycle keeps a
+    // stopped engine alive
     let clock = {
-        let engine = engine.clone();
-        Arc::new(move || engine.now()) as Arc<dyn Fn() -> i64 + Send + Sync>
+        let engine = Arc::downgrade(engine);
+        Arc::new(move || engine.upgrade().map_or_else(confab_engine::time::now_ms, |e| e.now())) as Arc<dyn Fn() -> i64 + Send + Sync>
     };
     let caller = Arc::new(Caller::new(CallerSettings::default(), clock.clone()));
+    let lc = confab_face_leancloud::hooks::LcHooks::install(engine, caller.clone(), clock.clone());
     let chain: Vec<Arc<dyn Hooks>> = vec![
+        lc.clone(),
         Arc::new(PushHooks { names: NAMES }),
         Arc::new(confab_face_easemob::callbacks::EmHooks { caller: caller.clone() }),
         Arc::new(confab_face_maxim::webhook::MxHooks),
@@ -27,6 +31,7 @@ pub fn start(engine: &Arc<Engine>, settings: OutboxSettings) -> OutboxHandle {
     engine.set_hooks(Arc::new(HookChain(chain)));
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
     sinks.insert(confab_hooks::push::SINK.into(), Arc::new(PushSink { caller: caller.clone(), clock: clock.clone() }));
+    sinks.insert(confab_face_leancloud::hooks::SINK.into(), Arc::new(confab_face_leancloud::hooks::LcSink { hooks: lc }));
     sinks.insert(
         confab_face_easemob::callbacks::SINK.into(),
         Arc::new(confab_face_easemob::callbacks::EmSink::new(caller.clone(), engine.clone(), clock.clone())),

@@ -8,7 +8,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use confab_engine::model::*;
 use confab_engine::query::{Bound, ConvQuery, Field, Filter, HistoryQuery, HistoryScope, Op, Scalar};
 use confab_engine::time::iso_ms;
-use confab_engine::{random_lower, Actor, Edit, Error, MessageRef, NewConversation, NewMessage, Outcome, Position};
+use confab_engine::{random_lower, Actor, Edit, Error, MessageRef, NewConversation, NewMessage, Offline, Outcome, Position};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
@@ -48,21 +48,47 @@ const ONLINE_QUERY_MAX: usize = 20;
 struct RtError {
     code: i32,
     reason: String,
+    /// The app's own code and text, when its hook refused (`appCode`, `appMsg`).
+    app_code: Option<i32>,
+    app_msg: Option<String>,
 }
 
 fn rt(code: i32, reason: &str) -> RtError {
-    RtError { code, reason: reason.to_string() }
+    RtError { code, reason: reason.to_string(), app_code: None, app_msg: None }
 }
 
 impl From<LcError> for RtError {
     fn from(e: LcError) -> Self {
-        RtError { code: e.code as i32, reason: e.error }
+        RtError { code: e.code as i32, reason: e.error, app_code: None, app_msg: None }
     }
 }
 
 impl From<Error> for RtError {
     fn from(e: Error) -> Self {
-        LcError::from(e).into()
+        let app = match &e {
+            Error::Rejected { code, detail, .. } => Some((code.as_deref().and_then(|c| c.parse().ok()), detail.clone())),
+            _ => None,
+        };
+        let mut r: RtError = LcError::from(e).into();
+        if let Some((code, msg)) = app {
+            (r.app_code, r.app_msg) = (code, msg);
+        }
+        r
+    }
+}
+
+impl RtError {
+    /// As an error command: the app's code as `appCode`, its text as `detail` and `appMsg` (the
+    /// SDK puts `appCode` and `detail` on the error it raises).
+    fn command(self) -> ErrorCommand {
+        ErrorCommand {
+            code: self.code,
+            reason: self.reason,
+            app_code: self.app_code,
+            detail: self.app_msg.clone(),
+            app_msg: self.app_msg,
+            ..Default::default()
+        }
     }
 }
 
@@ -246,6 +272,12 @@ impl ConnState {
     async fn handle(&mut self, cmd: GenericCommand) {
         // sessions ended from elsewhere (kicked, conflict) are gone
         self.sessions.retain(|s| !s.handle.is_ended());
+        // the app's settings as they are now (hooks, limits: `confab app set` on a running server)
+        for s in &mut self.sessions {
+            if let Ok(Some(app)) = self.gw.engine.find_app(&AppLookup::Id(s.app.id)).await {
+                s.app = app;
+            }
+        }
         let i = cmd.i.filter(|i| *i != 0);
         let op = cmd.op.and_then(|o| OpType::try_from(o).ok());
         let result = match cmd.cmd.and_then(|c| CommandType::try_from(c).ok()) {
@@ -274,7 +306,7 @@ impl ConnState {
                     let mut r = command(CommandType::Error, None);
                     r.i = Some(i);
                     r.peer_id = cmd.peer_id.clone();
-                    r.error_message = Some(ErrorCommand { code: e.code, reason: e.reason, ..Default::default() });
+                    r.error_message = Some(e.command());
                     self.send(r).await;
                 } else {
                     tracing::debug!(code = e.code, reason = %e.reason, "a command without i failed");
@@ -289,8 +321,18 @@ impl ConnState {
     /// The connection is gone: its sessions end (their tokens stay valid for the reconnect), and
     /// their will messages go out.
     async fn disconnected(&mut self) {
+        // closed by the server for an error (timeouts, a frame too long, too slow): LeanCloud's
+        // `errorCode`/`errorMsg` of `_clientOffline`
+        let error = match self.conn.close_frame() {
+            (code @ (close::READ_TIMEOUT | close::LOGIN_TIMEOUT), _) => {
+                Some((i64::from(code), if code == close::READ_TIMEOUT { "READ_TIMEOUT" } else { "LOGIN_TIMEOUT" }.to_string()))
+            }
+            (close::FRAME_TOO_LONG, _) => Some((i64::from(close::FRAME_TOO_LONG), "FRAME_TOO_LONG".to_string())),
+            (close::SLOW_CONSUMER, _) => Some((i64::from(close::SLOW_CONSUMER), "INTERNAL_ERROR".to_string())),
+            _ => None,
+        };
         for s in std::mem::take(&mut self.sessions) {
-            self.gw.end_session(&s.handle, false).await;
+            self.gw.end_session(&s.handle, false, &Offline::Lost { error: error.clone() }).await;
             for (conv, will) in s.wills {
                 let actor = Actor::User(s.handle.peer.clone());
                 if let Err(e) = self.gw.engine.send_message(&s.app, &conv, will, &actor).await {
@@ -308,7 +350,7 @@ impl ConnState {
             Some(OpType::Close) => {
                 let idx = self.session_index(cmd)?;
                 let s = self.sessions.remove(idx);
-                self.gw.end_session(&s.handle, true).await;
+                self.gw.end_session(&s.handle, true, &Offline::Logout).await;
                 Ok(Some(command(CommandType::Session, Some(OpType::Closed))))
             }
             Some(OpType::Refresh) => {
@@ -384,7 +426,7 @@ impl ConnState {
         // the same client opening again on this socket replaces its session
         if let Some(pos) = self.sessions.iter().position(|s| s.handle.peer == peer) {
             let old = self.sessions.remove(pos);
-            self.gw.end_session(&old.handle, false).await;
+            self.gw.end_session(&old.handle, false, &Offline::Lost { error: None }).await;
         }
         let (tag, device) = match resumed.as_ref().and_then(|t| t.device.clone()) {
             Some(d) => {
@@ -403,10 +445,11 @@ impl ConnState {
             tag,
             device,
             token: Mutex::new(None),
+            ip: self.ip.clone(),
             ended: AtomicBool::new(false),
         });
         self.gw.register(handle.clone());
-        engine.session_opened(&app, &peer, handle.session_ref(self.node()), None, sm.r == Some(true)).await?;
+        engine.session_opened(&app, &peer, handle.session_ref(self.node()), self.ip.as_deref(), sm.r == Some(true)).await?;
         let (token, ttl) = match resumed {
             // a resumed token keeps its expiry: the client is told what is left of it
             Some(t) => (t.token, t.expires_at.map_or(self.gw.settings.st_ttl_secs, |e| (e - now) / 1000)),
@@ -843,8 +886,24 @@ impl ConnState {
             self.sessions[idx].wills.push((conv, new));
             (id, engine.now())
         } else {
-            let m = engine.send_message(&app, &conv, new, &Actor::User(handle.peer.clone())).await.map_err(|e| target(e.into()))?;
-            (m.id, m.timestamp)
+            match engine.send_message(&app, &conv, new, &Actor::User(handle.peer.clone())).await {
+                Ok(m) => (m.id, m.timestamp),
+                // refused by the app's hook: an ack with the code, as the SDK reads it (it raises
+                // the error with `appCode`)
+                Err(e @ Error::Rejected { .. }) => {
+                    let e = RtError::from(e);
+                    let mut r = command(CommandType::Ack, None);
+                    r.ack_message = Some(AckCommand {
+                        code: Some(e.code),
+                        reason: Some(e.reason),
+                        app_code: e.app_code,
+                        app_msg: e.app_msg,
+                        ..Default::default()
+                    });
+                    return Ok(Some(r));
+                }
+                Err(e) => return Err(target(e.into())),
+            }
         };
         let mut r = command(CommandType::Ack, None);
         r.ack_message = Some(AckCommand { uid: Some(uid.to_string()), t: Some(t), ..Default::default() });

@@ -32,7 +32,7 @@ use axum::Router;
 use bytes::{Bytes, BytesMut};
 use confab_engine::model::{Broadcast, ConvKind, ConvRef};
 use confab_engine::presence::SessionRef;
-use confab_engine::{Engine, Event, KickReason, Origin};
+use confab_engine::{Engine, Event, KickReason, Offline, Origin};
 use confab_routes::{Open, Route, Row};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{watch, Notify};
@@ -146,6 +146,8 @@ pub struct SessionHandle {
     pub device: Option<String>,
     /// The session token (`st`) issued to it.
     pub token: Mutex<Option<String>>,
+    /// The client's address, if known.
+    pub ip: Option<String>,
     ended: AtomicBool,
 }
 
@@ -232,9 +234,9 @@ impl Gateway {
         self.sessions.read().iter().filter(|((a, _), _)| *a == app).flat_map(|(_, v)| v.iter().cloned()).collect()
     }
 
-    /// End a session once: forget it, tell presence, and (unless it is only disconnected)
-    /// revoke its token.
-    async fn end_session(&self, h: &Arc<SessionHandle>, revoke: bool) {
+    /// End a session once: forget it, tell the engine why (presence, the app's hooks), and
+    /// (unless it is only disconnected) revoke its token.
+    async fn end_session(&self, h: &Arc<SessionHandle>, revoke: bool, why: &Offline) {
         if h.ended.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -248,7 +250,11 @@ impl Gateway {
                 }
             }
         }
-        self.engine.presence().session_closed(h.app, &h.peer, &h.session_ref(self.node())).await;
+        match self.engine.find_app(&confab_engine::model::AppLookup::Id(h.app)).await {
+            Ok(Some(app)) => self.engine.session_closed(&app, &h.peer, &h.session_ref(self.node()), h.ip.as_deref(), why).await,
+            // the app is gone: only presence is left to tell
+            _ => self.engine.presence().session_closed(h.app, &h.peer, &h.session_ref(self.node())).await,
+        }
         let token = h.token.lock().take();
         if let (true, Some(t)) = (revoke, token) {
             if let Err(e) = self.engine.revoke_token(&t).await {
@@ -278,9 +284,16 @@ impl Gateway {
                 let quiet_sender = *no_sync || conv.kind == ConvKind::Chatroom;
                 self.fan_out(*app, recipients, &cmd, |h| Some(h.origin(node)) == *origin || (quiet_sender && h.peer == msg.from));
             }
-            Event::MessagePatched { app, conv, msg, recipients, origin, .. } => {
+            Event::MessagePatched { app, conv, msg, recipients, origin, note } => {
                 let ts = msg.recalled_at.or(msg.edited_at).unwrap_or(now);
-                let cmd = push::patches(vec![push::patch_item(msg, conv)], ts);
+                let mut item = push::patch_item(msg, conv);
+                // the app's hook changed the sender's message: why (`patchCode`, `patchReason`)
+                if let Some(note) = note {
+                    item.patch_code = note.code.as_deref().and_then(|c| c.parse().ok());
+                    item.patch_reason = note.detail.clone();
+                    item.patch_timestamp = Some(ts);
+                }
+                let cmd = push::patches(vec![item], ts);
                 self.fan_out(*app, recipients, &cmd, |h| Some(h.origin(node)) == *origin);
             }
             Event::Conv { app, conv, by, change, recipients, at } => {
@@ -296,9 +309,11 @@ impl Gateway {
                 self.fan_out(*app, std::slice::from_ref(to), &push::receipt(conv, msg.as_ref(), *at, *read, by), |_| false);
             }
             Event::Kick { app, user, session, reason } => {
-                let (code, text) = match reason {
-                    KickReason::Conflict => (4111, "SESSION_CONFLICT".to_string()),
-                    KickReason::ByApp(r) => (4115, r.clone().unwrap_or_else(|| "KICKED_BY_APP".into())),
+                let (code, text, why) = match reason {
+                    KickReason::Conflict => (4111, "SESSION_CONFLICT".to_string(), Offline::Conflict),
+                    KickReason::ByApp(r) => {
+                        (4115, r.clone().unwrap_or_else(|| "KICKED_BY_APP".into()), Offline::Kicked { reason: r.clone() })
+                    }
                 };
                 let frame = codec::encode(&push::session_closed(code, &text));
                 for h in self.handles(*app, user) {
@@ -306,7 +321,7 @@ impl Gateway {
                         continue;
                     }
                     // the token is gone before the client hears of it, so it cannot come back
-                    self.end_session(&h, true).await;
+                    self.end_session(&h, true, &why).await;
                     h.deliver(&frame);
                 }
             }

@@ -21,6 +21,7 @@ mod hooks_outbox;
 mod interop;
 mod lc_auth_limits;
 mod lc_conversations;
+mod lc_hooks;
 mod lc_import;
 mod lc_messages;
 mod lc_service_clients;

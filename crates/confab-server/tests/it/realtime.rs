@@ -26,7 +26,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 const BINARY: &str = "lc.protobuf2.3";
 const BASE64: &str = "lc.proto2base64.3";
 /// How long a reply or push may take before a test fails.
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 /// How long to watch for a frame that must not come.
 const QUIET: Duration = Duration::from_millis(400);
 
@@ -66,7 +66,7 @@ impl Client {
     }
 
     /// Connect to `url` offering `protocol`; binary unless the server echoed the base64 one.
-    async fn connect_url(url: &str, protocol: Option<&str>) -> Client {
+    pub(crate) async fn connect_url(url: &str, protocol: Option<&str>) -> Client {
         let (ws, resp) = tokio_tungstenite::connect_async(ws_request(url, protocol)).await.expect("websocket handshake");
         let echoed = resp.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_string());
         let base64 = echoed.as_deref() == Some(BASE64);
@@ -78,19 +78,19 @@ impl Client {
         Client::connect_url(&format!("{}/", ws_url(base)), Some(BINARY)).await
     }
 
-    async fn send_raw(&mut self, m: WsMessage) {
+    pub(crate) async fn send_raw(&mut self, m: WsMessage) {
         self.ws.send(m).await.expect("send frame");
     }
 
     /// Send a command as it is (its `i` untouched).
-    async fn send(&mut self, cmd: &GenericCommand) {
+    pub(crate) async fn send(&mut self, cmd: &GenericCommand) {
         let bytes = cmd.encode_to_vec();
         let m = if self.base64 { WsMessage::Text(codec::to_text(&bytes).into()) } else { WsMessage::Binary(bytes.into()) };
         self.send_raw(m).await;
     }
 
     /// The next data frame, raw; None on timeout. Panics on close or error.
-    async fn next_frame(&mut self, within: Duration) -> Option<WsMessage> {
+    pub(crate) async fn next_frame(&mut self, within: Duration) -> Option<WsMessage> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let m = match tokio::time::timeout_at(deadline, self.ws.next()).await {
@@ -108,13 +108,13 @@ impl Client {
     }
 
     /// The next command off the wire (not from the push buffer); None on timeout.
-    async fn next_cmd(&mut self, within: Duration) -> Option<GenericCommand> {
+    pub(crate) async fn next_cmd(&mut self, within: Duration) -> Option<GenericCommand> {
         let m = self.next_frame(within).await?;
         Some(decode_frame(&m))
     }
 
     /// Send a request with a fresh `i` and wait for the frame with that `i`, keeping pushes.
-    async fn request(&mut self, mut cmd: GenericCommand) -> GenericCommand {
+    pub(crate) async fn request(&mut self, mut cmd: GenericCommand) -> GenericCommand {
         let i = self.next_i;
         self.next_i += 1;
         cmd.i = Some(i);
@@ -123,7 +123,7 @@ impl Client {
     }
 
     /// Wait for the reply with this `i`, keeping pushes (frames without `i`) for later.
-    async fn reply_to(&mut self, i: i32) -> GenericCommand {
+    pub(crate) async fn reply_to(&mut self, i: i32) -> GenericCommand {
         loop {
             let c = self.next_cmd(WAIT).await.unwrap_or_else(|| panic!("no reply with i={i} within {WAIT:?}"));
             match c.i {
@@ -135,7 +135,7 @@ impl Client {
     }
 
     /// The next push (a frame without `i`); None if none comes within `within`.
-    async fn push_within(&mut self, within: Duration) -> Option<GenericCommand> {
+    pub(crate) async fn push_within(&mut self, within: Duration) -> Option<GenericCommand> {
         if let Some(p) = self.pushes.pop_front() {
             return Some(p);
         }
@@ -145,12 +145,12 @@ impl Client {
     }
 
     /// The next push; fails the test if none comes.
-    async fn push(&mut self) -> GenericCommand {
+    pub(crate) async fn push(&mut self) -> GenericCommand {
         self.push_within(WAIT).await.expect("a push")
     }
 
     /// The next `direct` push, skipping other pushes (unread notices and the like).
-    async fn direct_push(&mut self) -> GenericCommand {
+    pub(crate) async fn direct_push(&mut self) -> GenericCommand {
         loop {
             let p = self.push().await;
             if p.cmd == Some(CommandType::Direct as i32) {
@@ -160,7 +160,7 @@ impl Client {
     }
 
     /// Assert that no `direct` push arrives for a while.
-    async fn no_direct(&mut self) {
+    pub(crate) async fn no_direct(&mut self) {
         let deadline = tokio::time::Instant::now() + QUIET;
         while let Some(p) = self.push_within(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
             assert_ne!(p.cmd, Some(CommandType::Direct as i32), "unexpected direct push: {p:?}");
@@ -175,13 +175,13 @@ impl Client {
     }
 
     /// `echo` with a fresh `i`, answered with the same `i`.
-    async fn echo(&mut self) {
+    pub(crate) async fn echo(&mut self) {
         let r = self.request(command(CommandType::Echo, None)).await;
         assert_eq!(r.cmd, Some(CommandType::Echo as i32), "echo reply: {r:?}");
     }
 
     /// `direct` send as `peer` (None: the first session) to `cid`.
-    async fn send_text(&mut self, peer: Option<&str>, cid: &str, text: &str) -> GenericCommand {
+    pub(crate) async fn send_text(&mut self, peer: Option<&str>, cid: &str, text: &str) -> GenericCommand {
         let mut c = command(CommandType::Direct, None);
         c.peer_id = peer.map(str::to_string);
         c.direct_message = Some(DirectCommand { cid: Some(cid.into()), msg: Some(text.into()), ..Default::default() });
@@ -190,7 +190,7 @@ impl Client {
 
     /// Read until the server closes the connection: the close code, or None if the socket just
     /// dropped. Data frames before the close are counted.
-    async fn closed(&mut self, within: Duration) -> (Option<u16>, usize) {
+    pub(crate) async fn closed(&mut self, within: Duration) -> (Option<u16>, usize) {
         let mut frames = 0;
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -214,11 +214,11 @@ fn decode_frame(m: &WsMessage) -> GenericCommand {
     }
 }
 
-fn command(cmd: CommandType, op: Option<OpType>) -> GenericCommand {
+pub(crate) fn command(cmd: CommandType, op: Option<OpType>) -> GenericCommand {
     GenericCommand { cmd: Some(cmd as i32), op: op.map(|o| o as i32), ..Default::default() }
 }
 
-fn open_cmd(app_id: &str, peer: Option<&str>, sm: SessionCommand) -> GenericCommand {
+pub(crate) fn open_cmd(app_id: &str, peer: Option<&str>, sm: SessionCommand) -> GenericCommand {
     let mut c = command(CommandType::Session, Some(OpType::Open));
     c.app_id = Some(app_id.to_string());
     c.peer_id = peer.map(str::to_string);
@@ -234,7 +234,7 @@ fn assert_opened(r: &GenericCommand) {
 
 /// Assert an `error` reply with this code.
 #[track_caller]
-fn assert_error(r: &GenericCommand, code: i32) {
+pub(crate) fn assert_error(r: &GenericCommand, code: i32) {
     assert_eq!(r.cmd, Some(CommandType::Error as i32), "expected error {code}, got {r:?}");
     let e = r.error_message.as_ref().expect("errorMessage");
     assert_eq!(e.code, code, "error code in {r:?}");
