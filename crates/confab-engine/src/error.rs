@@ -69,6 +69,8 @@ pub enum Refused {
     Patch,
     /// Creating a conversation, adding or removing members, changing it.
     Conversation,
+    /// Signing a user in.
+    SignIn,
 }
 
 impl Error {

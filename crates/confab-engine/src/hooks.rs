@@ -36,6 +36,9 @@ pub enum Before<'a> {
     Update { conv: &'a Conversation, patch: &'a mut ConvPatch, by: &'a str },
     /// A member turning the conversation's notifications off (`true`) or on.
     Mute { conv: &'a Conversation, off: &'a mut bool, by: &'a str },
+    /// A user, known by a session of theirs (`session`: its token), about to be signed in to
+    /// realtime (LeanCloud's `_rtmClientSign`).
+    SignIn { user: &'a crate::model::User, session: &'a str },
 }
 
 /// What the hooks said of an action they let through.
@@ -235,6 +238,7 @@ impl Before<'_> {
             Before::Remove { conv, members, by } => Before::Remove { conv, members, by },
             Before::Update { conv, patch, by } => Before::Update { conv, patch, by },
             Before::Mute { conv, off, by } => Before::Mute { conv, off, by },
+            Before::SignIn { user, session } => Before::SignIn { user, session },
         }
     }
 }
@@ -279,6 +283,15 @@ impl Engine {
         let n = self.store.outbox_requeue_failed(app.id, self.now()).await?;
         self.outbox_bell.notify_one();
         Ok(n)
+    }
+
+    /// May `user`, known by the session `session`, be signed in to realtime? The app's hooks
+    /// say (`Error::Rejected` with `Refused::SignIn` when not).
+    pub async fn may_sign_in(&self, app: &App, user: &crate::model::User, session: &str) -> Result<()> {
+        match self.ask(app, Some(Before::SignIn { user, session })).await? {
+            Verdict::Vanish => Err(crate::error::Error::rejected(crate::error::Refused::SignIn, AppNote::default())),
+            _ => Ok(()),
+        }
     }
 
     /// Ask the hooks before a user's action (`by`, when it is a user's); the app's own server is

@@ -90,13 +90,15 @@ impl From<Error> for LcError {
                 LcError { retry_after: Some(retry_after_secs), ..LcError::new(S::TOO_MANY_REQUESTS, 429, "Too many requests.") }
             }
             Error::Rejected { action, detail, failed, .. } => {
+                let why =
+                    if failed { "the app's hook failed".to_string() } else { detail.unwrap_or_else(|| "Rejected by the app.".into()) };
                 let (code, name) = match action {
                     Refused::Message => (4402, "MESSAGE_REJECTED_BY_APP"),
                     Refused::Patch => (4405, "MESSAGE_UPDATE_REJECTED_BY_APP"),
                     Refused::Conversation => (4305, "CONVERSATION_REJECTED_BY_APP"),
+                    // `_rtmClientSign`: LeanEngine's code for a refusal by cloud code
+                    Refused::SignIn => return LcError::new(S::FORBIDDEN, 142, format!("Cloud Code validation failed: {why}.")),
                 };
-                let why =
-                    if failed { "the app's hook failed".to_string() } else { detail.unwrap_or_else(|| "Rejected by the app.".into()) };
                 LcError::new(S::FORBIDDEN, code, format!("{name}: {why}"))
             }
             Error::Internal(detail) => {

@@ -11,7 +11,7 @@
 //!   [`METADATA_TTL`]; undefined hooks are not called.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -89,15 +89,6 @@ pub struct LcHooks {
     defined: Mutex<HashMap<AppKey, Defined>>,
     /// One read of `_ops/metadatas` at a time per app.
     reading: Mutex<HashMap<AppKey, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-/// The LcHooks serving each engine (the REST face's `clients/sign` asks `_rtmClientSign`).
-static INSTALLED: Mutex<Vec<(usize, Weak<LcHooks>)>> = Mutex::new(Vec::new());
-
-/// The LeanCloud hooks serving `engine`, if the server set them up.
-pub fn installed(engine: &Arc<confab_engine::Engine>) -> Option<Arc<LcHooks>> {
-    let key = Arc::as_ptr(engine) as usize;
-    INSTALLED.lock().iter().find(|(k, _)| *k == key).and_then(|(_, w)| w.upgrade())
 }
 
 fn sign(master_key: &str, ts: i64) -> String {
@@ -209,14 +200,9 @@ fn hook_push(r: &Map<String, Value>) -> HookPush {
 }
 
 impl LcHooks {
-    /// The hooks, serving `engine` (whose clock they use for signatures).
-    pub fn install(engine: &Arc<confab_engine::Engine>, caller: Arc<Caller>, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Arc<LcHooks> {
-        let hooks = Arc::new(LcHooks { caller, clock, defined: Mutex::new(HashMap::new()), reading: Mutex::new(HashMap::new()) });
-        let key = Arc::as_ptr(engine) as usize;
-        let mut all = INSTALLED.lock();
-        all.retain(|(k, w)| *k != key && w.strong_count() > 0);
-        all.push((key, Arc::downgrade(&hooks)));
-        hooks
+    /// The hooks, calling through `caller`, signing with the time `clock` tells.
+    pub fn new(caller: Arc<Caller>, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Arc<LcHooks> {
+        Arc::new(LcHooks { caller, clock, defined: Mutex::new(HashMap::new()), reading: Mutex::new(HashMap::new()) })
     }
 
     fn headers(&self, app: &App) -> Vec<(&'static str, String)> {
@@ -370,26 +356,27 @@ impl LcHooks {
         }
     }
 
-    /// `_rtmClientSign` for a `_User` about to get a login signature: `Ok(true)` sign, `Ok(false)`
-    /// refused by the hook; `Err` when the hook failed under `fail_on_error`.
-    pub async fn client_sign(&self, app: &App, user: Value) -> Result<bool> {
-        if app.limits.hooks.leancloud.url.is_empty() {
-            return Ok(true);
-        }
+    /// `_rtmClientSign` for a `_User` about to get a login signature: the hook's `false`
+    /// refuses; a failure refuses under `fail_on_error`.
+    async fn client_sign(&self, app: &App, user: &confab_engine::model::User, session: &str) -> Result<Verdict> {
         let name = "_rtmClientSign";
-        let failed = |why: String| {
-            tracing::warn!(app = app.id, hook = name, error = %why, "LeanCloud hook failed");
-            if app.limits.hooks.leancloud.fail_on_error {
-                Err(Error::Rejected { action: Refused::Conversation, code: None, detail: None, failed: true })
-            } else {
-                Ok(true)
+        let mut params = crate::users::user_json(user, Some(session));
+        // confab's `_User` keeps no e-mail or phone of its own: LeanCloud's keys, from the attributes
+        for k in ["email", "phone"] {
+            params[k] = user.attributes.get(k).cloned().unwrap_or(Value::Null);
+        }
+        match self.call(app, name, &params, Self::blocking_timeout(app)).await {
+            Outcome::Failed(why) => {
+                tracing::warn!(app = app.id, hook = name, error = %why, "LeanCloud hook failed");
+                if app.limits.hooks.leancloud.fail_on_error {
+                    return Err(Error::Rejected { action: Refused::SignIn, code: None, detail: None, failed: true });
+                }
+                Ok(Verdict::Go)
             }
-        };
-        match self.call(app, name, &user, Self::blocking_timeout(app)).await {
-            Outcome::Undefined => Ok(true),
-            Outcome::Failed(why) => failed(why),
-            Outcome::Value(Value::Bool(false)) => Ok(false),
-            Outcome::Value(_) => Ok(true),
+            Outcome::Value(Value::Bool(false)) => {
+                Err(Error::rejected(Refused::SignIn, AppNote { code: None, detail: Some("_rtmClientSign refused the login".into()) }))
+            }
+            Outcome::Undefined | Outcome::Value(_) => Ok(Verdict::Go),
         }
     }
 
@@ -610,6 +597,7 @@ impl Hooks for LcHooks {
                     _ => Ok(Verdict::Go),
                 }
             }
+            Before::SignIn { user, session } => self.client_sign(app, user, session).await,
             Before::Mute { conv, off, by } => {
                 let params = json!({"initBy": by, "convId": conv_id(conv), "mute": *off});
                 let r = match self.before_conv(app, "_conversationUpdate", params).await {

@@ -1,7 +1,6 @@
 //! Service conversation subscriptions, client endpoints and app-wide calls.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use confab_engine::limits::bucket;
 use confab_engine::model::{Content, ConvKind, TokenKind};
@@ -100,19 +99,9 @@ pub async fn client_sign(s: &LcState, c: &Client, session_token: Option<String>)
     let t = s.engine.check_token(&c.app, &token, TokenKind::LcSession).await?.ok_or_else(LcError::invalid_session)?;
     let client_id = t.user.ok_or_else(LcError::invalid_session)?;
     // the app's `_rtmClientSign` hook sees the `_User` and may refuse (`false`)
-    if let Some(hooks) = crate::hooks::installed(&s.engine).filter(|_| !c.app.limits.hooks.leancloud.url.is_empty()) {
+    if s.engine.hooks().active(&c.app) {
         let user = s.engine.get_user(&c.app, &client_id).await?;
-        let refused = |why: &str| LcError::new(StatusCode::FORBIDDEN, 142, format!("Cloud Code validation failed: {why}."));
-        let mut params = crate::users::user_json(&user, Some(&token));
-        // confab's `_User` keeps no e-mail or phone: LeanCloud's keys, empty
-        for k in ["email", "phone"] {
-            params[k] = user.attributes.get(k).cloned().unwrap_or(Value::Null);
-        }
-        match hooks.client_sign(&c.app, params).await {
-            Ok(true) => {}
-            Ok(false) => return Err(refused("_rtmClientSign refused the login")),
-            Err(_) => return Err(refused("the app's _rtmClientSign hook failed")),
-        }
+        s.engine.may_sign_in(&c.app, &user, &token).await?;
     }
     let keys = &c.app.keys.leancloud;
     let ts = s.engine.now();

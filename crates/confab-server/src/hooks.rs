@@ -21,7 +21,7 @@ pub fn start(engine: &Arc<Engine>, settings: OutboxSettings) -> OutboxHandle {
         Arc::new(move || engine.upgrade().map_or_else(confab_engine::time::now_ms, |e| e.now())) as Arc<dyn Fn() -> i64 + Send + Sync>
     };
     let caller = Arc::new(Caller::new(CallerSettings::default(), clock.clone()));
-    let lc = confab_face_leancloud::hooks::LcHooks::install(engine, caller.clone(), clock.clone());
+    let lc = confab_face_leancloud::hooks::LcHooks::new(caller.clone(), clock.clone());
     let chain: Vec<Arc<dyn Hooks>> = vec![
         lc.clone(),
         Arc::new(PushHooks { names: NAMES }),
