@@ -365,6 +365,18 @@ impl Engine {
                 };
                 let msg = self.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
                 self.publish_patch(app, conv, &msg, recipients, origin);
+                // the editor hears what the app's hook changed, as a sender does
+                if let (Verdict::Changed(note), Some(by)) = (verdict, actor.user()) {
+                    let (m, c) = (Arc::new(msg.clone()), ConvRef::of(conv));
+                    self.bus.publish(Event::MessagePatched {
+                        app: app.id,
+                        conv: c,
+                        msg: m,
+                        recipients: vec![by.to_string()],
+                        origin: None,
+                        note: Some(note),
+                    });
+                }
                 self.tell(app, After::Patched { conv, msg: &msg, recall: false, by: actor }).await;
                 Ok(Changed::Message(msg))
             }

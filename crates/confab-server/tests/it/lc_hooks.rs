@@ -414,6 +414,14 @@ async fn message_update_rejects_and_rewrites_edits() {
         }
     };
     assert_eq!(got.patch_message.unwrap().patches[0].data.as_deref(), Some("edited by app"));
+    // the editor hears of the change too
+    let mine = loop {
+        let p = tom.push().await;
+        if p.cmd == Some(CommandType::Patch as i32) {
+            break p;
+        }
+    };
+    assert_eq!(mine.patch_message.unwrap().patches[0].data.as_deref(), Some("edited by app"), "the editor sees the app's text");
     let calls = s.le.wait_calls("_messageUpdate", 2, WAIT).await;
     assert_signed(&calls[0], &s.lc);
     let p = &calls[1]["params"];
