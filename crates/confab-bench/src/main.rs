@@ -5,7 +5,7 @@
 //! * `store-insert`: message inserts straight into the SQLite store, with and without group commit.
 //! * `ws-fanout`: realtime clients (raw protocol over WebSocket) in group conversations; senders
 //!   pipeline messages, every member receives them; delivery latency is measured end to end.
-//!   With `--hook` (or `--hook-url`) every message first goes through a `_messageReceived`
+//!   With `--hook minimal|leanengine` every message first goes through a `_messageReceived`
 //!   LeanCloud hook: the hook's cost on send throughput and latency.
 //! * `conn-idle`: idle realtime sessions, and the server's resident memory per session.
 //! * `login-flood`: wrong-password logins, and the server's resident memory during and after.
@@ -81,14 +81,12 @@ enum Cmd {
         /// Messages each sender may have waiting for their ack.
         #[arg(long, default_value_t = 16)]
         window: usize,
-        /// Call a `_messageReceived` LeanCloud hook on every message: a minimal hook server
-        /// in this process that lets every message through (in-process confab only).
-        #[arg(long, conflicts_with_all = ["url", "hook_url"])]
-        hook: bool,
-        /// Call the `_messageReceived` hook of this LeanEngine-compatible server (in-process
-        /// confab only; the app id, key, master key and hook key are printed to configure it).
-        #[arg(long, conflicts_with = "url")]
-        hook_url: Option<String>,
+        /// Send every message through a `_messageReceived` LeanCloud hook that lets it through
+        /// (in-process confab only): `minimal`, a hook server in this process (what calling a
+        /// hook costs confab), or `leanengine`, LeanCloud's official LeanEngine SDK on Node.js
+        /// (`interop/hooks/server.js`; run `npm ci` in `interop/` first).
+        #[arg(long, value_parser = ["minimal", "leanengine"], conflicts_with = "url")]
+        hook: Option<String>,
     },
     /// Idle realtime sessions: the server's resident memory per session.
     ConnIdle {
@@ -447,7 +445,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::RestSend(t) => rest_send(t).await,
         Cmd::RestHistory(t) => rest_history(t).await,
         Cmd::EmSend(t) => em_send(t).await,
-        Cmd::WsFanout { target, members, window, hook, hook_url } => ws::fanout(target, members, window, hook, hook_url).await,
+        Cmd::WsFanout { target, members, window, hook } => ws::fanout(target, members, window, hook).await,
         Cmd::ConnIdle { url, app_id, server_pid, sessions, warmup, concurrency, pipes_only } => {
             let remote = url.map(|u| (u, app_id.unwrap_or_default(), server_pid.unwrap_or_default()));
             mem::conn_idle(mem::IdleTarget { remote, sessions, warmup: warmup.min(sessions), concurrency, pipes_only }).await

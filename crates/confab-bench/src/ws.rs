@@ -60,9 +60,12 @@ async fn connect(lc: &Lc, peer: &str) -> anyhow::Result<Socket> {
     Ok(ws)
 }
 
-pub async fn fanout(t: Target, members: usize, window: usize, hook: bool, hook_url: Option<String>) -> anyhow::Result<()> {
+pub async fn fanout(t: Target, members: usize, window: usize, hook: Option<String>) -> anyhow::Result<()> {
     let lc = Arc::new(Lc::connect(&t).await?);
-    let hook_calls = hooked(&lc, hook, hook_url).await?;
+    let hook = match hook.as_deref() {
+        Some(kind) => Some(crate::hook::Hook::start(&lc, kind).await?),
+        None => None,
+    };
     let groups = t.conversations;
     let start = Instant::now();
     let mut senders = Vec::new();
@@ -154,26 +157,8 @@ pub async fn fanout(t: Target, members: usize, window: usize, hook: bool, hook_u
         delivered.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
     );
     report("delivery latency", lat, 0, elapsed);
-    if let Some(calls) = hook_calls {
-        println!("_messageReceived calls answered: {}", calls.load(Ordering::Relaxed));
+    if let Some(h) = hook {
+        h.report(&lc).await?;
     }
     Ok(())
-}
-
-/// Point the in-process app's LeanCloud hooks at a minimal hook server (`--hook`) or at
-/// `--hook-url`; the minimal server's call counter.
-async fn hooked(lc: &Lc, hook: bool, hook_url: Option<String>) -> anyhow::Result<Option<Arc<AtomicU64>>> {
-    let (url, calls) = match (hook, hook_url) {
-        (true, _) => {
-            let (url, calls) = crate::hook::minimal().await?;
-            (url, Some(calls))
-        }
-        (false, Some(url)) => (url, None),
-        (false, None) => return Ok(None),
-    };
-    let (server, _) = lc._server.as_ref().context("--hook needs the in-process server")?;
-    let app = server.engine.set_app_settings("bench", &[("hooks.leancloud.url", &url)]).await.map_err(anyhow::Error::msg)?;
-    let k = &app.keys.leancloud;
-    println!("hooks at {url} (app id {}, app key {}, master key {}, hook key {})", k.app_id, k.app_key, k.master_key, k.hook_key);
-    Ok(calls)
 }
