@@ -144,6 +144,13 @@ impl Engine {
         self.ensure_users(app, &[&new.from]).await?;
         let content = new.content.ok_or_else(|| Error::invalid("message is required"))?;
         let now = self.now();
+        // a subscriber's message to a service conversation is for the service (the app's server
+        // reads it through its web hook and the history), not for the other subscribers: it is
+        // addressed to the sender alone, as LeanCloud keeps it apart (`_SysMessage`)
+        let audience = match (conv.kind, actor.user()) {
+            (ConvKind::Service, Some(user)) => Audience::Only(vec![user.to_string()]),
+            _ => new.audience,
+        };
         let msg = Message {
             mtype: new.mtype,
             ext: new.ext,
@@ -152,7 +159,7 @@ impl Engine {
             transient: new.transient,
             priority: new.priority,
             system: new.system,
-            audience: new.audience,
+            audience,
             push_data: new.push_data,
             from_ip: new.from_ip,
             receipt: new.receipt,
@@ -262,10 +269,18 @@ impl Engine {
 
     /// A user may speak in a conversation they are a member of (in a chat room: that they are
     /// in), unless speech-muted (in the conversation, or app-wide: `global_mutes`), or mute-all
-    /// is on and they are neither owner, manager nor allowlisted. Only the app's server speaks in a service conversation.
+    /// is on and they are neither owner, manager nor allowlisted. In a service conversation a
+    /// subscriber speaks to the service alone (`send_message`).
     async fn check_may_speak(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
         match conv.kind {
-            ConvKind::Service => return Err(Error::NotAllowed("only the app's server sends to a service conversation".into())),
+            ConvKind::Service => {
+                let subscribed = self.store.get_member(app.id, conv.id, user).await?.is_some_and(|m| m.role == Role::Subscriber);
+                return if subscribed {
+                    Ok(())
+                } else {
+                    Err(Error::NotAllowed("only the app's server and subscribers send to a service conversation".into()))
+                };
+            }
             // a chat room's standing (mute, allowlist) outlives presence: being in the room comes first
             ConvKind::Chatroom if !self.presence.in_room(app.id, conv.id, user).await => return Err(Error::NotMember),
             _ => {}

@@ -27,11 +27,14 @@ pub struct LeanCloudHooks {
     pub fail_on_error: bool,
     /// How long a blocking hook may take, in ms (LeanCloud does not document its own).
     pub timeout_ms: u64,
+    /// The service-conversation web hook (服务号消息回调): users' messages to service
+    /// conversations are POSTed there; empty: none.
+    pub service_url: String,
 }
 
 impl Default for LeanCloudHooks {
     fn default() -> Self {
-        LeanCloudHooks { url: String::new(), fail_on_error: false, timeout_ms: 5000 }
+        LeanCloudHooks { url: String::new(), fail_on_error: false, timeout_ms: 5000, service_url: String::new() }
     }
 }
 
@@ -133,6 +136,7 @@ impl HookSettings {
     /// The values `confab app set` refuses.
     pub fn validate(&self) -> Result<(), Error> {
         check_url("hooks.leancloud.url", &self.leancloud.url)?;
+        check_url("hooks.leancloud.service_url", &self.leancloud.service_url)?;
         check_range("hooks.leancloud.timeout_ms", self.leancloud.timeout_ms, 10, 60_000)?;
         check_url("hooks.easemob.url", &self.easemob.url)?;
         check_url("hooks.easemob.pre_send_url", &self.easemob.pre_send_url)?;

@@ -14,6 +14,7 @@ pub mod realtime;
 pub mod render;
 pub mod sdk_rest;
 pub mod service;
+pub mod service_hook;
 pub mod sign;
 pub mod users;
 pub mod v11;

@@ -22,8 +22,10 @@ pub fn start(engine: &Arc<Engine>, settings: OutboxSettings) -> OutboxHandle {
     };
     let caller = Arc::new(Caller::new(CallerSettings::default(), clock.clone()));
     let lc = confab_face_leancloud::hooks::LcHooks::new(caller.clone(), clock.clone());
+    let service = Arc::new(confab_face_leancloud::service_hook::ServiceHook { caller: caller.clone() });
     let chain: Vec<Arc<dyn Hooks>> = vec![
         lc.clone(),
+        service.clone(),
         Arc::new(PushHooks { names: NAMES }),
         Arc::new(confab_face_easemob::callbacks::EmHooks { caller: caller.clone() }),
         Arc::new(confab_face_maxim::webhook::MxHooks),
@@ -32,6 +34,7 @@ pub fn start(engine: &Arc<Engine>, settings: OutboxSettings) -> OutboxHandle {
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
     sinks.insert(confab_hooks::push::SINK.into(), Arc::new(PushSink { caller: caller.clone(), clock: clock.clone() }));
     sinks.insert(confab_face_leancloud::hooks::SINK.into(), Arc::new(confab_face_leancloud::hooks::LcSink { hooks: lc }));
+    sinks.insert(confab_face_leancloud::service_hook::SINK.into(), service);
     sinks.insert(
         confab_face_easemob::callbacks::SINK.into(),
         Arc::new(confab_face_easemob::callbacks::EmSink::new(caller.clone(), engine.clone(), clock.clone())),

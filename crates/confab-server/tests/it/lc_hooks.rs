@@ -505,3 +505,54 @@ async fn rtm_client_sign_may_refuse() {
     // refused no more
     sign().await.ok();
 }
+
+/// The service-conversation web hook (服务号消息回调): a user's message to a service conversation
+/// reaches `hooks.leancloud.service_url` as `_SysMessage` records in an array, retried until
+/// taken; the app's own messages to it are not called back. No LeanEngine needed.
+#[tokio::test]
+async fn service_conversation_messages_reach_the_web_hook() {
+    let srv = TestServer::start_with(|c| c.outbox_first_retry_ms = 100).await;
+    let lc = srv.app(Plan::Standard).await;
+    let hook = Receiver::start().await;
+    hook.script("/svc", vec![Reply::status(500), Reply::ok(json!({}))]);
+    srv.engine().set_app_settings(&lc.app.name, &[("hooks.leancloud.service_url", &hook.url("/svc"))]).await.expect("settings");
+    let svc = lc.post("/1.2/rtm/service-conversations", json!({"name": "support"})).await.ok()["objectId"].as_str().unwrap().to_string();
+    lc.post(&format!("/1.2/rtm/service-conversations/{svc}/subscribers"), json!({"client_id": "Tom"})).await.ok();
+
+    lc.post(&format!("/1.2/rtm/service-conversations/{svc}/subscribers"), json!({"client_id": "Jerry"})).await.ok();
+    let mut tom = Client::connect(&srv.base).await;
+    tom.open(lc.app_id(), Some("Tom")).await;
+    let mut jerry = Client::connect(&srv.base).await;
+    jerry.open(lc.app_id(), Some("Jerry")).await;
+    let mut spike = Client::connect(&srv.base).await;
+    spike.open(lc.app_id(), Some("Spike")).await;
+    let refused = spike.send_text(None, &svc, "not subscribed").await;
+    assert!(refused.error_message.is_some() || refused.ack_message.as_ref().is_some_and(|a| a.code.is_some()), "{refused:?}");
+    let before = now_ms();
+    let reply = tom.send_text(None, &svc, "help!").await;
+    let ack = reply.ack_message.clone().unwrap_or_else(|| panic!("an ack: {reply:?}"));
+    let calls = hook.wait_calls("/svc", 2, WAIT).await;
+    assert_eq!(calls[0].raw, calls[1].raw, "the same record, tried again after a 500");
+    let records = calls[1].body.as_array().expect("an array of records");
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r["conv"], json!({"__type": "Pointer", "className": "_Conversation", "objectId": svc}));
+    assert_eq!((r["msgId"].as_str(), r["from"].as_str(), r["data"].as_str()), (ack.uid.as_deref(), Some("Tom"), Some("help!")));
+    assert_eq!((&r["bin"], &r["fromIp"]), (&json!(false), &json!("127.0.0.1")));
+    let ts = r["timestamp"].as_i64().expect("timestamp");
+    assert!(ts >= before - 1000 && Some(ts) == ack.t, "the message's time: {r}");
+    assert_eq!(r["createdAt"]["__type"], "Date");
+    assert!(calls[1].header("x-lc-key").is_none() && calls[1].header("x-lc-sign").is_none(), "no keys travel to the web hook");
+    jerry.no_direct().await; // a subscriber's message is for the service, not for the other subscribers
+
+    // the app's own message to its subscribers is not called back
+    lc.post(
+        &format!("/1.2/rtm/service-conversations/{svc}/messages"),
+        json!({"from_client": "support", "message": "hello", "to_clients": ["Tom"]}),
+    )
+    .await
+    .ok();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(hook.calls_to("/svc").len(), 2);
+    srv.stop().await;
+}
