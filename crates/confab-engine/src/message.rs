@@ -505,6 +505,26 @@ impl Engine {
         };
         let now = self.now();
         let moved = self.store.advance_cursor(app.id, conv.id, user, cursor, seq, now).await?;
+        if cursor == Cursor::Read && moved.to_seq > moved.from_seq && self.hooks().active(app) {
+            let read = match to {
+                Position::Message(id) => Some(id),
+                // the newest message at that time
+                Position::Time(t) => {
+                    let q = HistoryQuery {
+                        scope: HistoryScope::Conv(conv.id),
+                        older_than: Some(Bound { timestamp: t, id: None, inclusive: true }),
+                        newer_than: None,
+                        ascending: false,
+                        limit: 1,
+                        mtype: None,
+                    };
+                    self.store.history(app.id, &q).await?.first().map(|m| m.id)
+                }
+            };
+            if let Some(msg) = read {
+                self.tell(app, After::Read { conv, user, msg }).await;
+            }
+        }
         let mut told = std::collections::HashSet::new();
         for m in moved.receipts {
             let (msg, notify) = match cursor {
