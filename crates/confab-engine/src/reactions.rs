@@ -115,7 +115,8 @@ impl Engine {
             return Err(Error::NotAllowed("the user has no such reaction on the message".into()));
         }
         if self.hooks().active(app) {
-            let count = self.message_reactions(app, msg).await?.iter().filter_map(|e| split(&e.item)).filter(|(r, _)| *r == reaction).count();
+            let count =
+                self.message_reactions(app, msg).await?.iter().filter_map(|e| split(&e.item)).filter(|(r, _)| *r == reaction).count();
             self.tell(app, After::Reacted { conv: &conv, msg: &m, user, reaction, added: false, count: count as i64 }).await;
         }
         Ok(())

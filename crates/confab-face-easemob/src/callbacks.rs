@@ -389,6 +389,8 @@ impl EmHooks {
                     let mut s = c.settings.clone();
                     s.announcement = None;
                     s.mute_all = false;
+                    // disabling a group is not an Easemob callback
+                    s.disabled = false;
                     (c.name.clone(), c.attrs.clone(), s)
                 };
                 if rest(conv) != rest(old) {
