@@ -128,11 +128,11 @@ pub enum After<'a> {
         ip: Option<&'a str>,
         why: &'a Offline,
     },
-    /// A member's read cursor moved up to the message `msg` (its id).
+    /// A member's read cursor moved forward, up to the message `msg`.
     Read {
         conv: &'a Conversation,
         user: &'a str,
-        msg: i64,
+        msg: &'a Message,
     },
     /// Members' standing changed as the members were told (`ConvChange::Muted`, `Unmuted`,
     /// `Blocked`, `Unblocked`, `RoleChanged` — an owner handing over is `RoleChanged` to

@@ -449,8 +449,9 @@ impl EmHooks {
 
     /// A 1:1 read receipt: `read_ack`, from the reader to the peer, `ack_message_id` = the
     /// message read up to.
-    fn read_ack(&self, conv: &Conversation, user: &str, msg: i64) -> Vec<OutboxItem> {
-        if !is_direct(conv) {
+    fn read_ack(&self, conv: &Conversation, user: &str, msg: &Message) -> Vec<OutboxItem> {
+        // a receipt is for the peer's message: reading up to one's own is none
+        if !is_direct(conv) || msg.from == user {
             return vec![];
         }
         let b = json!({
@@ -458,7 +459,7 @@ impl EmHooks {
             "chat_type": "read_ack",
             "from": user,
             "_peer_of": {"conv": conv.id, "user": user},
-            "payload": {"ext": {}, "ack_message_id": msg.to_string(), "bodies": []},
+            "payload": {"ext": {}, "ack_message_id": msg.id.to_string(), "bodies": []},
         });
         vec![OutboxItem::new(SINK, "read_ack", b)]
     }
@@ -586,7 +587,7 @@ impl Hooks for EmHooks {
                 vec![self.status(app, user, session, *ip, reason)]
             }
             After::PushTask { .. } => vec![],
-            After::Read { conv, user, msg } => self.read_ack(conv, user, *msg),
+            After::Read { conv, user, msg } => self.read_ack(conv, user, msg),
             After::Changed { conv, change, by } => self.muc(app, conv, &[], by, Muc::Changed(change)),
             After::Updated { conv, old, by } => self.muc(app, conv, &[], by, Muc::Updated(old)),
             After::Deleted { conv, by } => self.muc(app, conv, &[], by, Muc::Destroy),

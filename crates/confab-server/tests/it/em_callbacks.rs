@@ -466,6 +466,17 @@ async fn a_one_to_one_read_is_called_back_as_read_ack() {
     let marker = sent_id(&r, "bob");
     wait_for(&rcv, 1, |c| c["msg_id"] == marker && c["eventType"] == "chat").await;
     assert_eq!(matching(&rcv, |c| c["chat_type"] == "read_ack").len(), 1);
+    // an import marked read: the recipient's receipt only (the sender reading their own is none)
+    let body = json!({"from": "alice", "target": "bob", "type": "txt", "body": {"msg": "old"}, "is_ack_read": true});
+    let r = app.post("/messages/users/import", body).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let imported = r.body["data"]["msg_id"].as_str().unwrap_or_else(|| panic!("{:?}", r.body)).to_string();
+    let b = &wait_for(&rcv, 1, |c| c["chat_type"] == "read_ack" && c["payload"]["ack_message_id"] == imported).await[0];
+    assert_eq!((b["from"].as_str(), b["to"].as_str()), (Some("bob"), Some("alice")));
+    let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "marker 2"}})).await;
+    let marker = sent_id(&r, "bob");
+    wait_for(&rcv, 1, |c| c["msg_id"] == marker && c["eventType"] == "chat").await;
+    assert_eq!(matching(&rcv, |c| c["chat_type"] == "read_ack").len(), 2, "{:?}", matching(&rcv, |c| c["chat_type"] == "read_ack"));
     srv.stop().await;
 }
 
