@@ -353,6 +353,9 @@ impl Engine {
             self.announce(app, &conv, actor.user().map(str::to_string), ConvChange::Updated { attrs: patch_summary(patch) }, recipients)
                 .await?;
         }
+        if !patch.is_empty() {
+            self.tell(app, After::Updated { conv: &updated, old: &conv, by: actor }).await;
+        }
         Ok(updated)
     }
 
@@ -365,6 +368,7 @@ impl Engine {
             }
         }
         self.store.delete_conversation(app.id, id).await?;
+        self.tell(app, After::Deleted { conv: &conv, by: actor }).await;
         match conv.kind {
             ConvKind::Chatroom => self.forget_room(app, &conv).await?,
             // a group's threads go with it
@@ -376,7 +380,9 @@ impl Engine {
                     ..Default::default()
                 };
                 for t in self.query_conversations(app, &q).await?.0 {
-                    self.store.delete_conversation(app.id, t.id).await?;
+                    if self.store.delete_conversation(app.id, t.id).await? {
+                        self.tell(app, After::Deleted { conv: &t, by: actor }).await;
+                    }
                 }
             }
             _ => {}
@@ -617,7 +623,8 @@ impl Engine {
             let change =
                 if mute { ConvChange::Muted { members: out.done.clone() } } else { ConvChange::Unmuted { members: out.done.clone() } };
             let recipients = self.members(app, conv).await?;
-            self.announce(app, conv, actor.user().map(str::to_string), change, recipients).await?;
+            self.announce(app, conv, actor.user().map(str::to_string), change.clone(), recipients).await?;
+            self.tell(app, After::Changed { conv, change: &change, by: actor }).await;
         }
         Ok(out)
     }
@@ -655,7 +662,9 @@ impl Engine {
                 if !removed.is_empty() {
                     self.announce(app, conv, by.clone(), ConvChange::Left { members: removed }, recipients.clone()).await?;
                 }
-                self.announce(app, conv, by, ConvChange::Blocked { members: blocked }, recipients).await?;
+                let change = ConvChange::Blocked { members: blocked };
+                self.announce(app, conv, by, change.clone(), recipients).await?;
+                self.tell(app, After::Changed { conv, change: &change, by: actor }).await;
             }
         }
         Ok(out)
@@ -668,7 +677,9 @@ impl Engine {
         if !unblocked.is_empty() {
             let mut recipients = self.members(app, conv).await?;
             recipients.extend(unblocked.iter().cloned());
-            self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Unblocked { members: unblocked }, recipients).await?;
+            let change = ConvChange::Unblocked { members: unblocked };
+            self.announce(app, conv, actor.user().map(str::to_string), change.clone(), recipients).await?;
+            self.tell(app, After::Changed { conv, change: &change, by: actor }).await;
         }
         Ok(Outcome { done: users, refused: vec![] })
     }
@@ -690,8 +701,10 @@ impl Engine {
         }
         self.store.update_members(app.id, conv.id, &[target.to_string()], &MemberPatch { role: Some(role), ..Default::default() }).await?;
         let recipients = self.members(app, conv).await?;
-        self.announce(app, conv, actor.user().map(str::to_string), ConvChange::RoleChanged { member: target.to_string(), role }, recipients)
-            .await
+        let change = ConvChange::RoleChanged { member: target.to_string(), role };
+        self.announce(app, conv, actor.user().map(str::to_string), change.clone(), recipients).await?;
+        self.tell(app, After::Changed { conv, change: &change, by: actor }).await;
+        Ok(())
     }
 
     /// Hand the conversation to another member: they become its owner and the old owner a plain
@@ -717,7 +730,9 @@ impl Engine {
         self.store.update_conversation(app.id, conv.id, &ConvPatch::default(), self.now()).await?;
         let recipients = self.members(app, conv).await?;
         let change = ConvChange::RoleChanged { member: new_owner.to_string(), role: Role::Owner };
-        self.announce(app, conv, actor.user().map(str::to_string), change, recipients).await
+        self.announce(app, conv, actor.user().map(str::to_string), change.clone(), recipients).await?;
+        self.tell(app, After::Changed { conv, change: &change, by: actor }).await;
+        Ok(())
     }
 
     /// Members holding a role other than plain member.

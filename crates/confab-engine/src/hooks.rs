@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::conv::Actor;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::model::{App, Conversation, Message};
+use crate::model::{App, ConvChange, Conversation, Message};
 use crate::presence::SessionRef;
 use crate::store::ConvPatch;
 
@@ -128,6 +128,61 @@ pub enum After<'a> {
         ip: Option<&'a str>,
         why: &'a Offline,
     },
+    /// A member's read cursor moved forward, up to the message `msg`.
+    Read {
+        conv: &'a Conversation,
+        user: &'a str,
+        msg: &'a Message,
+    },
+    /// Members' standing changed as the members were told (`ConvChange::Muted`, `Unmuted`,
+    /// `Blocked`, `Unblocked`, `RoleChanged` — an owner handing over is `RoleChanged` to
+    /// `Role::Owner`). Joins and departures are `Added` and `Removed`, changes of name,
+    /// attributes and settings `Updated`.
+    Changed {
+        conv: &'a Conversation,
+        change: &'a ConvChange,
+        by: &'a Actor,
+    },
+    /// A conversation's name, attributes or settings changed: `conv` as it is now, `old` as it was.
+    Updated {
+        conv: &'a Conversation,
+        old: &'a Conversation,
+        by: &'a Actor,
+    },
+    /// A conversation was deleted (a group's threads go with it, each told).
+    Deleted {
+        conv: &'a Conversation,
+        by: &'a Actor,
+    },
+    /// `owner`'s contacts or user blocklist changed, as to `others` (only those it changed).
+    Contact {
+        op: ContactOp,
+        owner: &'a str,
+        others: &'a [String],
+    },
+    /// `user` reacted to a message (`added`) or took the reaction back; `count`: how many users
+    /// have that reaction on the message now.
+    Reacted {
+        conv: &'a Conversation,
+        msg: &'a Message,
+        user: &'a str,
+        reaction: &'a str,
+        added: bool,
+        count: i64,
+    },
+}
+
+/// What happened to a user's relations (`After::Contact`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactOp {
+    /// They became friends (both sides).
+    Added,
+    /// Their friendship ended (both sides).
+    Removed,
+    /// The owner blocked them.
+    Blocked,
+    /// The owner unblocked them.
+    Unblocked,
 }
 
 /// A call to make after the fact, kept until it is made. `sink` names who makes it (a face's

@@ -35,7 +35,7 @@ pub use engine::{random_hex, random_lower, random_string, utc_day_start, Engine,
 pub use entries::{Entry, EntryFilter, EntryQuery, EntryStats, Overwrite, Put, PutRule};
 pub use error::{Error, Refused, Result};
 pub use global_mutes::{GlobalMute, MuteScope};
-pub use hooks::{After, AppNote, Before, HookChain, HookReport, Hooks, NoHooks, Offline, OutboxItem, Verdict};
+pub use hooks::{After, AppNote, Before, ContactOp, HookChain, HookReport, Hooks, NoHooks, Offline, OutboxItem, Verdict};
 pub use import::{ImportedConversation, ImportedUser};
 pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position};
 pub use presence::{LocalPresence, Presence, SessionRef};

@@ -511,15 +511,35 @@ impl Engine {
         if matches!(conv.kind, ConvKind::Chatroom) {
             return Ok(());
         }
-        let seq = match to {
+        let (seq, named) = match to {
             Position::Message(id) => match self.store.get_message(app.id, id).await?.filter(|m| m.conv == conv.id) {
-                Some(m) => m.seq,
+                Some(m) => (m.seq, Some(m)),
                 None => return Err(Error::MessageNotFound),
             },
-            Position::Time(t) => self.store.seq_at(app.id, conv.id, t).await?,
+            Position::Time(t) => (self.store.seq_at(app.id, conv.id, t).await?, None),
         };
         let now = self.now();
         let moved = self.store.advance_cursor(app.id, conv.id, user, cursor, seq, now).await?;
+        if cursor == Cursor::Read && moved.to_seq > moved.from_seq && self.hooks().active(app) {
+            let read = match to {
+                Position::Message(_) => named,
+                // the newest message at that time
+                Position::Time(t) => {
+                    let q = HistoryQuery {
+                        scope: HistoryScope::Conv(conv.id),
+                        older_than: Some(Bound { timestamp: t, id: None, inclusive: true }),
+                        newer_than: None,
+                        ascending: false,
+                        limit: 1,
+                        mtype: None,
+                    };
+                    self.store.history(app.id, &q).await?.into_iter().next()
+                }
+            };
+            if let Some(msg) = &read {
+                self.tell(app, After::Read { conv, user, msg }).await;
+            }
+        }
         let mut told = std::collections::HashSet::new();
         for m in moved.receipts {
             let (msg, notify) = match cursor {

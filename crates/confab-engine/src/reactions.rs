@@ -10,7 +10,8 @@ use serde_json::json;
 use crate::engine::Engine;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Overwrite, Put, PutRule};
 use crate::error::{Error, Result};
-use crate::model::{App, ConvKind, Message};
+use crate::hooks::After;
+use crate::model::{App, ConvKind, Conversation, Message};
 
 /// Longest reaction (an emoji id), in characters.
 pub const REACTION_MAX_CHARS: usize = 128;
@@ -64,7 +65,7 @@ fn check_reaction(reaction: &str) -> Result<()> {
 impl Engine {
     /// The message, if `user` may react to it: a one-to-one or group message (`WrongKind`
     /// otherwise) of a conversation the user is in (`NotMember`).
-    async fn reactable(&self, app: &App, user: &str, msg: i64) -> Result<(Message, ReactionRecord)> {
+    async fn reactable(&self, app: &App, user: &str, msg: i64) -> Result<(Message, Conversation, ReactionRecord)> {
         let m = self.message(app, msg).await?;
         let conv = self.conversation(app, m.conv, None).await?;
         if conv.kind != ConvKind::Normal {
@@ -72,7 +73,7 @@ impl Engine {
         }
         self.member(app, &conv, user).await?;
         let rec = ReactionRecord { id: 0, unique: conv.unique, conv: conv.id, created_at: 0 };
-        Ok((m, rec))
+        Ok((m, conv, rec))
     }
 
     async fn message_reactions(&self, app: &App, msg: i64) -> Result<Vec<Entry>> {
@@ -83,7 +84,7 @@ impl Engine {
     /// message's `em_reactions_per_message_max + 1`-th distinct one is `TooMany`.
     pub async fn add_reaction(&self, app: &App, user: &str, msg: i64, reaction: &str) -> Result<ReactionRecord> {
         check_reaction(reaction)?;
-        let (_, mut rec) = self.reactable(app, user, msg).await?;
+        let (m, conv, mut rec) = self.reactable(app, user, msg).await?;
         let existing = self.message_reactions(app, msg).await?;
         let max = app.limits.em_reactions_per_message_max;
         let mut distinct: Vec<&str> = existing.iter().filter_map(|e| split(&e.item)).map(|(r, _)| r).collect();
@@ -100,16 +101,23 @@ impl Engine {
         let stored = self.entry(app, ns::REACTIONS, &msg.to_string(), &item(reaction, user)).await?.ok_or(Error::MessageNotFound)?;
         rec.id = stored.seq;
         rec.created_at = stored.created_at;
+        let count = 1 + existing.iter().filter_map(|e| split(&e.item)).filter(|(r, _)| *r == reaction).count() as i64;
+        self.tell(app, After::Reacted { conv: &conv, msg: &m, user, reaction, added: true, count }).await;
         Ok(rec)
     }
 
     /// Take a reaction back; `NotAllowed` when the user had not reacted so.
     pub async fn remove_reaction(&self, app: &App, user: &str, msg: i64, reaction: &str) -> Result<()> {
         check_reaction(reaction)?;
-        self.reactable(app, user, msg).await?;
+        let (m, conv, _) = self.reactable(app, user, msg).await?;
         let f = EntryFilter::collection(ns::REACTIONS, msg.to_string()).items(vec![item(reaction, user)]);
         if self.delete_entries(app, &f).await?.is_empty() {
             return Err(Error::NotAllowed("the user has no such reaction on the message".into()));
+        }
+        if self.hooks().active(app) {
+            let count =
+                self.message_reactions(app, msg).await?.iter().filter_map(|e| split(&e.item)).filter(|(r, _)| *r == reaction).count();
+            self.tell(app, After::Reacted { conv: &conv, msg: &m, user, reaction, added: false, count: count as i64 }).await;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::engine::Engine;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Put, PutRule};
 use crate::error::{Error, Result};
+use crate::hooks::{After, ContactOp};
 use crate::model::{App, ConvKind, Conversation};
 
 /// A limit of 0 means unlimited.
@@ -65,6 +66,9 @@ impl Engine {
             }
             return Err(Error::too_many("contacts", max));
         }
+        if a == [Put::Added] || b == [Put::Added] {
+            self.tell(app, After::Contact { op: ContactOp::Added, owner, others: &[friend.to_string()] }).await;
+        }
         Ok(())
     }
 
@@ -72,7 +76,11 @@ impl Engine {
     pub async fn remove_contact(&self, app: &App, owner: &str, friend: &str) -> Result<bool> {
         let a = self.delete_entries(app, &EntryFilter::collection(ns::CONTACTS, owner).items(vec![friend.to_string()])).await?;
         let b = self.delete_entries(app, &EntryFilter::collection(ns::CONTACTS, friend).items(vec![owner.to_string()])).await?;
-        Ok(!a.is_empty() || !b.is_empty())
+        let removed = !a.is_empty() || !b.is_empty();
+        if removed {
+            self.tell(app, After::Contact { op: ContactOp::Removed, owner, others: &[friend.to_string()] }).await;
+        }
+        Ok(removed)
     }
 
     /// A user's friends, in the order they were added.
@@ -102,15 +110,25 @@ impl Engine {
         }
         let entries = users.iter().map(|u| Entry::new(ns::USER_BLOCKS, owner, u.clone(), Value::Null)).collect();
         let rule = PutRule { max_items: cap(max), ..Default::default() };
-        if self.put_entries(app, entries, rule).await?.contains(&Put::Full) {
+        let puts = self.put_entries(app, entries, rule).await?;
+        if puts.contains(&Put::Full) {
             return Err(Error::too_many("blocked users", max.max(0) as usize));
+        }
+        let mut blocked: Vec<String> = users.iter().zip(&puts).filter(|(_, p)| **p == Put::Added).map(|(u, _)| u.clone()).collect();
+        blocked.dedup();
+        if !blocked.is_empty() {
+            self.tell(app, After::Contact { op: ContactOp::Blocked, owner, others: &blocked }).await;
         }
         Ok(())
     }
 
     pub async fn unblock_user(&self, app: &App, owner: &str, user: &str) -> Result<bool> {
         let f = EntryFilter::collection(ns::USER_BLOCKS, owner).items(vec![user.to_string()]);
-        Ok(!self.delete_entries(app, &f).await?.is_empty())
+        let unblocked = !self.delete_entries(app, &f).await?.is_empty();
+        if unblocked {
+            self.tell(app, After::Contact { op: ContactOp::Unblocked, owner, others: &[user.to_string()] }).await;
+        }
+        Ok(unblocked)
     }
 
     /// A page of `owner`'s blocklist, newest first, after the cursor `after` (an entry's `seq`).

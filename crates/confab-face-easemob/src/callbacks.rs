@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use confab_engine::model::{App, ConvKind, Conversation, Message};
-use confab_engine::{Actor, After, AppNote, Before, Engine, Error, Hooks, Offline, OutboxItem, Refused, Result, Verdict};
+use confab_engine::model::{App, ConvChange, ConvKind, Conversation, Message, Role};
+use confab_engine::{Actor, After, AppNote, Before, ContactOp, Engine, Error, Hooks, Offline, OutboxItem, Refused, Result, Verdict};
 use confab_hooks::{CallError, Caller, Delivery, Request, Sink};
 use md5::{Digest, Md5};
 use parking_lot::Mutex;
@@ -296,8 +296,12 @@ impl EmHooks {
         OutboxItem::new(SINK, "recall", b)
     }
 
-    /// Group and chat-room operations: one `muc` callback per member concerned.
+    /// Group and chat-room operations: one `muc` callback per member concerned (threads: a
+    /// `notify` of type `thread`).
     fn muc(&self, app: &App, conv: &Conversation, members: &[String], by: &Actor, what: Muc) -> Vec<OutboxItem> {
+        if conv.kind == ConvKind::Thread {
+            return self.thread(app, conv, members, by, what);
+        }
         if !is_muc(conv) {
             return vec![];
         }
@@ -307,16 +311,17 @@ impl EmHooks {
             Actor::Admin => appkey(app),
         };
         let muc_id = format!("{}_{}@conference.easemob.com", appkey(app), conv.id);
-        let event = |operation: &str, to: &str| {
+        let gid = conv.id.to_string();
+        let event_why = |operation: &str, to: &str, reason: &str| {
             let b = json!({
                 "eventType": "chat",
                 "chat_type": "muc",
-                "group_id": conv.id.to_string(),
+                "group_id": gid,
                 "from": from,
                 "to": to,
                 "payload": {
                     "muc_id": muc_id,
-                    "reason": "",
+                    "reason": reason,
                     "is_chatroom": room,
                     "operation": operation,
                     "status": {"description": "", "error_code": "ok"},
@@ -324,6 +329,7 @@ impl EmHooks {
             });
             OutboxItem::new(SINK, "muc", b)
         };
+        let event = |operation: &str, to: &str| event_why(operation, to, "");
         match what {
             Muc::Create => {
                 let owner = conv.creator.clone().or_else(|| by.user().map(str::to_string)).unwrap_or_default();
@@ -347,7 +353,174 @@ impl EmHooks {
                     event(op, m)
                 })
                 .collect(),
+            Muc::Changed(change) => {
+                let (op, members): (&str, &[String]) = match change {
+                    ConvChange::Muted { members } => ("add_mute", members),
+                    ConvChange::Unmuted { members } => ("remove_mute", members),
+                    ConvChange::Blocked { members } => ("ban", members),
+                    ConvChange::Unblocked { members } => ("allow", members),
+                    ConvChange::RoleChanged { member, role } => {
+                        let op = match role {
+                            Role::Owner => "assing_owner",
+                            Role::Admin => "add_admin",
+                            _ => "remove_admin",
+                        };
+                        (op, std::slice::from_ref(member))
+                    }
+                    // joins and departures are told as such, changes of the group as `Updated`
+                    ConvChange::Joined { .. } | ConvChange::Left { .. } | ConvChange::Updated { .. } => return vec![],
+                };
+                members.iter().map(|m| event(op, m)).collect()
+            }
+            Muc::Updated(old) => {
+                // one callback per kind of change, to the group (no member is concerned)
+                let (s, o) = (&conv.settings, &old.settings);
+                let mut out = vec![];
+                if s.announcement != o.announcement {
+                    match s.announcement.as_deref().filter(|a| !a.is_empty()) {
+                        Some(a) => out.push(event_why("update_announcement", &gid, a)),
+                        None => out.push(event("delete_announcement", &gid)),
+                    }
+                }
+                if s.mute_all != o.mute_all {
+                    out.push(event(if s.mute_all { "ban_group" } else { "remove_ban_group" }, &gid));
+                }
+                let rest = |c: &Conversation| {
+                    let mut s = c.settings.clone();
+                    s.announcement = None;
+                    s.mute_all = false;
+                    // disabling a group is not an Easemob callback
+                    s.disabled = false;
+                    (c.name.clone(), c.attrs.clone(), s)
+                };
+                if rest(conv) != rest(old) {
+                    out.push(event("update", &gid));
+                }
+                out
+            }
+            Muc::Destroy => vec![event("destroy", &gid)],
         }
+    }
+
+    /// A thread's life as a `notify` callback of type `thread`: `data` as Easemob's SDKs get
+    /// it (`id`, `name`, `muc_parent_id`, `msg_parent_id`, `timestamp`, `from`, `operation`);
+    /// operations `create`, `update`, `delete`, and members' `join`, `leave` and `kick` (one
+    /// callback per member, `to` = that member).
+    fn thread(&self, app: &App, conv: &Conversation, members: &[String], by: &Actor, what: Muc) -> Vec<OutboxItem> {
+        let Some((group, msg)) = conv.parent else { return vec![] };
+        let operator = match (by, &what) {
+            (Actor::User(u), _) => u.clone(),
+            (Actor::Admin, Muc::Create) => conv.creator.clone().unwrap_or_else(|| appkey(app)),
+            (Actor::Admin, _) => appkey(app),
+        };
+        let event = |operation: &str, to: &str| {
+            let b = json!({
+                "eventType": "chat",
+                "chat_type": "notify",
+                "group_id": group.to_string(),
+                "from": operator,
+                "to": to,
+                "payload": {
+                    "type": "thread",
+                    "data": {
+                        "id": conv.id.to_string(),
+                        "name": conv.name.clone().unwrap_or_default(),
+                        "muc_parent_id": group.to_string(),
+                        "msg_parent_id": msg.to_string(),
+                        "timestamp": conv.updated_at,
+                        "from": operator,
+                        "operation": operation,
+                    },
+                },
+            });
+            OutboxItem::new(SINK, "notify", b)
+        };
+        let gid = group.to_string();
+        match what {
+            Muc::Create => vec![event("create", &gid)],
+            Muc::Updated(old) if old.name != conv.name => vec![event("update", &gid)],
+            Muc::Destroy => vec![event("delete", &gid)],
+            // the creator's own first membership is part of `create`
+            Muc::Add => members.iter().map(|m| event("join", m)).collect(),
+            Muc::Remove => members.iter().map(|m| event(if by.user() == Some(m.as_str()) { "leave" } else { "kick" }, m)).collect(),
+            _ => vec![],
+        }
+    }
+
+    /// A 1:1 read receipt: `read_ack`, from the reader to the peer, `ack_message_id` = the
+    /// message read up to.
+    fn read_ack(&self, conv: &Conversation, user: &str, msg: &Message) -> Vec<OutboxItem> {
+        // a receipt is for the peer's message: reading up to one's own is none
+        if !is_direct(conv) || msg.from == user {
+            return vec![];
+        }
+        let b = json!({
+            "eventType": "chat",
+            "chat_type": "read_ack",
+            "from": user,
+            "_peer_of": {"conv": conv.id, "user": user},
+            "payload": {"ext": {}, "ack_message_id": msg.id.to_string(), "bodies": []},
+        });
+        vec![OutboxItem::new(SINK, "read_ack", b)]
+    }
+
+    /// Contact operations: `roster`, one per other user, from the owner.
+    fn roster(&self, op: ContactOp, owner: &str, others: &[String]) -> Vec<OutboxItem> {
+        let operation = match op {
+            ContactOp::Added => "add",
+            ContactOp::Removed => "remove",
+            ContactOp::Blocked => "ban",
+            ContactOp::Unblocked => "allow",
+        };
+        others
+            .iter()
+            .map(|o| {
+                let b = json!({
+                    "eventType": "chat",
+                    "chat_type": "roster",
+                    "from": owner,
+                    "to": o,
+                    "payload": {"operation": operation, "reason": ""},
+                });
+                OutboxItem::new(SINK, "roster", b)
+            })
+            .collect()
+    }
+
+    /// A reaction added or taken back: `notify` of type `reaction`, `data` as Easemob's SDKs get
+    /// it (`messageId`, `from`, `to`, `channel_type`, `reactions`, `ts`).
+    fn reacted(&self, conv: &Conversation, msg: &Message, user: &str, reaction: &str, added: bool, count: i64) -> Vec<OutboxItem> {
+        if conv.kind != ConvKind::Normal {
+            return vec![];
+        }
+        let direct = is_direct(conv);
+        let mut data = json!({
+            "messageId": msg.id.to_string(),
+            "from": msg.from,
+            "channel_type": if direct { "chat" } else { "groupchat" },
+            "reactions": [{
+                "reaction": reaction,
+                "count": count,
+                "op": [{"operator": user, "reactionType": if added { "create" } else { "delete" }}],
+            }],
+            "ts": msg.timestamp,
+        });
+        let mut b = json!({"eventType": "chat", "chat_type": "notify", "from": user});
+        if direct {
+            if user == msg.from {
+                // to the peer, looked up when the callback is made (the message's `to` too)
+                b["_peer_of"] = json!({"conv": conv.id, "user": user});
+            } else {
+                b["to"] = json!(msg.from);
+                data["to"] = json!(user);
+            }
+        } else {
+            b["to"] = json!(conv.id.to_string());
+            b["group_id"] = json!(conv.id.to_string());
+            data["to"] = json!(conv.id.to_string());
+        }
+        b["payload"] = json!({"type": "reaction", "data": [data]});
+        vec![OutboxItem::new(SINK, "notify", b)]
     }
 
     fn status(&self, app: &App, user: &str, session: &confab_engine::SessionRef, ip: Option<&str>, reason: &str) -> OutboxItem {
@@ -366,10 +539,14 @@ impl EmHooks {
     }
 }
 
-enum Muc {
+enum Muc<'a> {
     Create,
     Add,
     Remove,
+    Changed(&'a ConvChange),
+    /// The conversation as it was.
+    Updated(&'a Conversation),
+    Destroy,
 }
 
 #[async_trait]
@@ -410,6 +587,12 @@ impl Hooks for EmHooks {
                 vec![self.status(app, user, session, *ip, reason)]
             }
             After::PushTask { .. } => vec![],
+            After::Read { conv, user, msg } => self.read_ack(conv, user, msg),
+            After::Changed { conv, change, by } => self.muc(app, conv, &[], by, Muc::Changed(change)),
+            After::Updated { conv, old, by } => self.muc(app, conv, &[], by, Muc::Updated(old)),
+            After::Deleted { conv, by } => self.muc(app, conv, &[], by, Muc::Destroy),
+            After::Contact { op, owner, others } => self.roster(*op, owner, others),
+            After::Reacted { conv, msg, user, reaction, added, count } => self.reacted(conv, msg, user, reaction, *added, *count),
         }
     }
 }
@@ -497,7 +680,14 @@ impl EmSink {
                 Ok(c) => self.engine.members(app, &c).await.unwrap_or_default().into_iter().find(|m| m != user),
                 Err(_) => None,
             };
-            b.insert("to".into(), json!(peer.unwrap_or_else(|| user.to_string())));
+            let peer = peer.unwrap_or_else(|| user.to_string());
+            // a reaction's message went to the peer too
+            if let Some(d) = b.get_mut("payload").and_then(|p| p.get_mut("data")).and_then(|d| d.get_mut(0)) {
+                if d.get("to").is_none() {
+                    d["to"] = json!(peer);
+                }
+            }
+            b.insert("to".into(), json!(peer));
         }
         b.insert("appkey".into(), json!(key));
         b.insert("host".into(), json!(HOST));

@@ -619,7 +619,14 @@ impl Hooks for LcHooks {
         let one = |name: &str, params: Value| if self.known_defined(app, name) { vec![Self::item(name, params)] } else { vec![] };
         match what {
             After::Sent { conv, msg, online, offline, muted, .. } => self.sent_items(app, conv, msg, online, offline, muted),
-            After::Patched { .. } | After::PushTask { .. } => vec![],
+            After::Patched { .. }
+            | After::PushTask { .. }
+            | After::Read { .. }
+            | After::Changed { .. }
+            | After::Updated { .. }
+            | After::Deleted { .. }
+            | After::Contact { .. }
+            | After::Reacted { .. } => vec![],
             After::Started { conv, .. } => one("_conversationStarted", json!({"convId": conv_id(conv)})),
             After::Added { conv, members, by } => {
                 one("_conversationAdded", json!({"initBy": init_by(by), "convId": conv_id(conv), "members": members}))

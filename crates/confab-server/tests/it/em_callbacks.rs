@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::common::receiver::{Call, Receiver, Reply};
 use crate::common::*;
 use confab_engine::model::{Content, Plan};
+use confab_face_leancloud::realtime::proto::{CommandType, ReadCommand, ReadTuple};
 use md5::{Digest, Md5};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -398,5 +399,270 @@ async fn the_breaker_pauses_an_apps_callbacks_after_90_failures() {
     assert!(rcv.calls_to(POST).iter().all(|c| c.body["msg_id"] != id), "not called during the ban");
     // the calls in flight when the ban began end; no item is tried again during the ban
     assert!(rcv.calls_to(POST).len() <= 90 + 16, "{} calls", rcv.calls_to(POST).len());
+    srv.stop().await;
+}
+
+/// A muc callback of this operation to `to`.
+fn muc_op(op: &'static str, to: String) -> impl Fn(&Value) -> bool {
+    move |c| c["chat_type"] == "muc" && c["payload"]["operation"] == op && c["to"] == to.as_str()
+}
+
+#[tokio::test]
+async fn user_status_login_and_logout_are_called_back() {
+    let srv = TestServer::start().await;
+    let (app, rcv) = setup(&srv, &[("hooks.easemob.url", "{post}")]).await;
+    let key = appkey(&app);
+    let mut bob = crate::realtime::Client::connect(&srv.base).await;
+    bob.open(&app.app.keys.leancloud.app_id, Some("bob")).await;
+    let login = &wait_for(&rcv, 1, |c| c["reason"] == "login").await[0];
+    assert_eq!(login["status"], "online");
+    let user = login["user"].as_str().unwrap_or_else(|| panic!("user in {login}"));
+    assert!(user.starts_with(&format!("{key}_bob@easemob.com/")), "{login}");
+    assert!(login["callId"].as_str().unwrap().starts_with(&format!("{key}_")), "{login}");
+    assert_eq!(login["appkey"], key);
+    assert!(login["ip"].as_str().is_some_and(|ip| ip.starts_with("127.0.0.1")), "{login}");
+    assert!(login.get("chat_type").is_none() && login.get("payload").is_none(), "no chat_type nor payload: {login}");
+    assert_signed(login);
+    // the connection goes: logout, for the same device
+    drop(bob);
+    let logout = &wait_for(&rcv, 1, |c| c["reason"] == "logout").await[0];
+    assert_eq!(logout["status"], "offline");
+    assert_eq!(logout["user"], user, "the same user and device");
+    assert_ne!(logout["callId"], login["callId"]);
+    assert_signed(logout);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_one_to_one_read_is_called_back_as_read_ack() {
+    let srv = TestServer::start().await;
+    let (app, rcv) = setup(&srv, &[("hooks.easemob.url", "{post}")]).await;
+    let key = appkey(&app);
+    let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "read me"}})).await;
+    let id = sent_id(&r, "bob");
+    let conv = srv.engine().message(&app.app, id.parse().unwrap()).await.unwrap().conv;
+    // bob reads it in a realtime session
+    let mut bob = crate::realtime::Client::connect(&srv.base).await;
+    bob.open(&app.app.keys.leancloud.app_id, Some("bob")).await;
+    let mut read = crate::realtime::command(CommandType::Read, None);
+    read.read_message = Some(ReadCommand {
+        convs: vec![ReadTuple { cid: conv.to_string(), timestamp: None, mid: Some(id.clone()) }],
+        ..Default::default()
+    });
+    bob.send(&read).await;
+    let b = &wait_for(&rcv, 1, |c| c["chat_type"] == "read_ack").await[0];
+    assert_eq!(b["eventType"], "chat");
+    assert_eq!(b["from"], "bob");
+    assert_eq!(b["to"], "alice", "to the peer");
+    assert_eq!(b["payload"], json!({"ext": {}, "ack_message_id": id, "bodies": []}));
+    assert_ne!(b["msg_id"], id, "the receipt has its own id");
+    assert_eq!(b["callId"], format!("{key}_{}", b["msg_id"].as_str().unwrap()));
+    assert!(b.get("group_id").is_none(), "{b}");
+    assert_signed(b);
+    // reading it again moves nothing: no second receipt
+    bob.send(&read).await;
+    bob.echo().await;
+    let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "marker"}})).await;
+    let marker = sent_id(&r, "bob");
+    wait_for(&rcv, 1, |c| c["msg_id"] == marker && c["eventType"] == "chat").await;
+    assert_eq!(matching(&rcv, |c| c["chat_type"] == "read_ack").len(), 1);
+    // an import marked read: the recipient's receipt only (the sender reading their own is none)
+    let body = json!({"from": "alice", "target": "bob", "type": "txt", "body": {"msg": "old"}, "is_ack_read": true});
+    let r = app.post("/messages/users/import", body).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let imported = r.body["data"]["msg_id"].as_str().unwrap_or_else(|| panic!("{:?}", r.body)).to_string();
+    let b = &wait_for(&rcv, 1, |c| c["chat_type"] == "read_ack" && c["payload"]["ack_message_id"] == imported).await[0];
+    assert_eq!((b["from"].as_str(), b["to"].as_str()), (Some("bob"), Some("alice")));
+    let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "marker 2"}})).await;
+    let marker = sent_id(&r, "bob");
+    wait_for(&rcv, 1, |c| c["msg_id"] == marker && c["eventType"] == "chat").await;
+    assert_eq!(matching(&rcv, |c| c["chat_type"] == "read_ack").len(), 2, "{:?}", matching(&rcv, |c| c["chat_type"] == "read_ack"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn contact_operations_are_called_back_as_roster() {
+    let srv = TestServer::start().await;
+    let (app, rcv) = setup(&srv, &[("hooks.easemob.url", "{post}")]).await;
+    let key = appkey(&app);
+    let roster = |op: &'static str| move |c: &Value| c["chat_type"] == "roster" && c["payload"]["operation"] == op;
+
+    assert_eq!(app.post("/users/alice/contacts/users/bob", json!({})).await.status, 200);
+    let b = &wait_for(&rcv, 1, roster("add")).await[0];
+    assert_eq!(b["eventType"], "chat");
+    assert_eq!((b["from"].as_str(), b["to"].as_str()), (Some("alice"), Some("bob")));
+    assert_eq!(b["appkey"], key);
+    assert_eq!(b["callId"], format!("{key}_{}", b["msg_id"].as_str().unwrap()));
+    assert_signed(b);
+    // adding again changes nothing: no second callback
+    assert_eq!(app.post("/users/alice/contacts/users/bob", json!({})).await.status, 200);
+    assert_eq!(app.call(Method::DELETE, "/users/bob/contacts/users/alice", Em::App, None).await.status, 200);
+    let b = &wait_for(&rcv, 1, roster("remove")).await[0];
+    assert_eq!((b["from"].as_str(), b["to"].as_str()), (Some("bob"), Some("alice")));
+    assert_signed(b);
+    assert_eq!(matching(&rcv, roster("add")).len(), 1, "the second add changed nothing");
+
+    // the user blocklist: ban one per user blocked, allow when unblocked
+    let r = app.post("/users/alice/blocks/users", json!({"usernames": ["bob", "carol"]})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let bans = wait_for(&rcv, 2, roster("ban")).await;
+    let mut to: Vec<&str> = bans.iter().map(|c| c["to"].as_str().unwrap()).collect();
+    to.sort();
+    assert_eq!(to, ["bob", "carol"]);
+    assert!(bans.iter().all(|c| c["from"] == "alice"));
+    assert_signed(&bans[0]);
+    assert_eq!(app.call(Method::DELETE, "/users/alice/blocks/users/carol", Em::App, None).await.status, 200);
+    let b = &wait_for(&rcv, 1, roster("allow")).await[0];
+    assert_eq!((b["from"].as_str(), b["to"].as_str()), (Some("alice"), Some("carol")));
+    assert_signed(b);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn reactions_and_threads_are_called_back_as_notify() {
+    let srv = TestServer::start().await;
+    let (app, rcv) = setup(&srv, &[("hooks.easemob.url", "{post}")]).await;
+    let key = appkey(&app);
+
+    // a reaction on a one-to-one message, by its sender and by its recipient
+    let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "like me"}})).await;
+    let id = sent_id(&r, "bob");
+    let r = app.post("/reaction/user/bob", json!({"msgId": id, "message": "emoji_1"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let b = &wait_for(&rcv, 1, |c| c["chat_type"] == "notify" && c["from"] == "bob").await[0];
+    assert_eq!(b["eventType"], "chat");
+    assert_eq!(b["to"], "alice");
+    assert_eq!(b["payload"]["type"], "reaction");
+    let d = &b["payload"]["data"][0];
+    assert_eq!(d["messageId"], id);
+    assert_eq!((d["from"].as_str(), d["to"].as_str()), (Some("alice"), Some("bob")), "the message's sender and recipient");
+    assert_eq!(d["channel_type"], "chat");
+    assert_eq!(d["reactions"], json!([{"reaction": "emoji_1", "count": 1, "op": [{"operator": "bob", "reactionType": "create"}]}]));
+    assert_eq!(b["callId"], format!("{key}_{}", b["msg_id"].as_str().unwrap()));
+    assert_signed(b);
+    assert_eq!(app.post("/reaction/user/alice", json!({"msgId": id, "message": "emoji_1"})).await.status, 200);
+    let b = &wait_for(&rcv, 1, |c| c["chat_type"] == "notify" && c["from"] == "alice").await[0];
+    assert_eq!(b["to"], "bob", "the peer of the reacting sender");
+    assert_eq!(b["payload"]["data"][0]["to"], "bob");
+    assert_eq!(b["payload"]["data"][0]["reactions"][0]["count"], 2);
+    let r = app.call(Method::DELETE, &format!("/reaction/user/bob?msgId={id}&message=emoji_1"), Em::App, None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let b = &wait_for(&rcv, 1, |c| c["payload"]["data"][0]["reactions"][0]["op"][0]["reactionType"] == "delete").await[0];
+    assert_eq!(b["from"], "bob");
+    assert_eq!(b["payload"]["data"][0]["reactions"][0]["count"], 1, "alice's is left");
+    assert_signed(b);
+
+    // a thread on a group message: create, rename, a member joins and is removed, delete
+    let r = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": "alice", "members": ["bob", "carol"]})).await;
+    let gid = r.body["data"]["groupid"].as_str().unwrap_or_else(|| panic!("{:?}", r.body)).to_string();
+    let r = app.post("/messages/chatgroups", json!({"from": "alice", "to": [gid], "type": "txt", "body": {"msg": "topic"}})).await;
+    let root = sent_id(&r, &gid);
+    let r = app.post("/thread", json!({"group_id": gid, "name": "t1", "owner": "bob", "msg_id": root})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let tid = r.body["data"]["thread_id"].as_str().unwrap().to_string();
+    let thread = |op: &'static str| move |c: &Value| c["payload"]["type"] == "thread" && c["payload"]["data"]["operation"] == op;
+    let b = &wait_for(&rcv, 1, thread("create")).await[0];
+    assert_eq!(b["chat_type"], "notify");
+    assert_eq!(b["from"], "bob", "the thread's owner created it");
+    assert_eq!(b["to"], gid);
+    assert_eq!(b["group_id"], gid);
+    let d = &b["payload"]["data"];
+    assert_eq!(d["id"], tid);
+    assert_eq!(d["name"], "t1");
+    assert_eq!(d["muc_parent_id"], gid);
+    assert_eq!(d["msg_parent_id"], root);
+    assert!(d["timestamp"].as_i64().is_some(), "{d}");
+    assert_signed(b);
+    assert!(matching(&rcv, |c| c["chat_type"] == "muc" && c["group_id"] == tid.as_str()).is_empty(), "a thread is no muc");
+    assert_eq!(app.put(&format!("/thread/{tid}"), json!({"name": "t2"})).await.status, 200);
+    let b = &wait_for(&rcv, 1, thread("update")).await[0];
+    assert_eq!(b["payload"]["data"]["name"], "t2");
+    assert_eq!(b["from"], key, "the app's server acted");
+    assert_eq!(app.post(&format!("/thread/{tid}/users"), json!({"usernames": ["carol"]})).await.status, 200);
+    assert_eq!(wait_for(&rcv, 1, thread("join")).await[0]["to"], "carol");
+    let r = app.call(Method::DELETE, &format!("/thread/{tid}/users"), Em::App, Some(json!({"usernames": ["carol"]}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(wait_for(&rcv, 1, thread("kick")).await[0]["to"], "carol");
+    assert_eq!(app.delete(&format!("/thread/{tid}")).await.status, 200);
+    let b = &wait_for(&rcv, 1, thread("delete")).await[0];
+    assert_eq!(b["payload"]["data"]["id"], tid);
+    assert_signed(b);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn more_group_and_room_operations_are_called_back() {
+    let srv = TestServer::start().await;
+    let (app, rcv) = setup(&srv, &[("hooks.easemob.url", "{post}")]).await;
+    let key = appkey(&app);
+    let r = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": "alice", "members": ["bob", "carol"]})).await;
+    let gid = r.body["data"]["groupid"].as_str().unwrap_or_else(|| panic!("{:?}", r.body)).to_string();
+    let muc_id = format!("{key}_{gid}@conference.easemob.com");
+    let at = |p: &str| format!("/chatgroups/{gid}/{p}");
+
+    // admins
+    assert_eq!(app.post(&at("admin"), json!({"newadmin": "bob"})).await.status, 200);
+    let b = &wait_for(&rcv, 1, muc_op("add_admin", "bob".into())).await[0];
+    assert_eq!(b["from"], key);
+    assert_eq!(b["group_id"], gid);
+    assert_eq!(b["payload"]["muc_id"], muc_id);
+    assert_eq!(b["payload"]["is_chatroom"], false);
+    assert_eq!(b["payload"]["status"]["error_code"], "ok");
+    assert_eq!(b["callId"], format!("{key}_{}", b["msg_id"].as_str().unwrap()));
+    assert_signed(b);
+    assert_eq!(app.delete(&at("admin/bob")).await.status, 200);
+    assert_signed(&wait_for(&rcv, 1, muc_op("remove_admin", "bob".into())).await[0]);
+
+    // speech mutes, one per member
+    let r = app.post(&at("mute"), json!({"usernames": ["bob", "carol"], "mute_duration": 60000})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    wait_for(&rcv, 1, muc_op("add_mute", "bob".into())).await;
+    wait_for(&rcv, 1, muc_op("add_mute", "carol".into())).await;
+    assert_eq!(app.delete(&at("mute/carol")).await.status, 200);
+    assert_signed(&wait_for(&rcv, 1, muc_op("remove_mute", "carol".into())).await[0]);
+
+    // mute-all and the announcement: to the group
+    assert_eq!(app.post(&at("ban"), json!({})).await.status, 200);
+    wait_for(&rcv, 1, muc_op("ban_group", gid.clone())).await;
+    assert_eq!(app.delete(&at("ban")).await.status, 200);
+    wait_for(&rcv, 1, muc_op("remove_ban_group", gid.clone())).await;
+    assert_eq!(app.post(&at("announcement"), json!({"announcement": "read the rules"})).await.status, 200);
+    let b = &wait_for(&rcv, 1, muc_op("update_announcement", gid.clone())).await[0];
+    assert_eq!(b["payload"]["reason"], "read the rules", "the announcement, in reason");
+    assert_eq!(app.post(&at("announcement"), json!({"announcement": ""})).await.status, 200);
+    wait_for(&rcv, 1, muc_op("delete_announcement", gid.clone())).await;
+    // name and description: update
+    let r = app.put(&format!("/chatgroups/{gid}"), json!({"groupname": "g2", "description": "d2"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let b = &wait_for(&rcv, 1, muc_op("update", gid.clone())).await[0];
+    assert_signed(b);
+    assert!(matching(&rcv, |c| c["payload"]["operation"] == "update_announcement").len() == 1, "an update is not an announcement");
+
+    // the blocklist: ban (the member leaves), then allow
+    assert_eq!(app.post(&at("blocks/users/carol"), json!({})).await.status, 200);
+    assert_signed(&wait_for(&rcv, 1, muc_op("ban", "carol".into())).await[0]);
+    assert_eq!(app.delete(&at("blocks/users/carol")).await.status, 200);
+    assert_signed(&wait_for(&rcv, 1, muc_op("allow", "carol".into())).await[0]);
+
+    // a new owner (Easemob spells it assing_owner), then the group goes
+    assert_eq!(app.put(&format!("/chatgroups/{gid}"), json!({"newowner": "bob"})).await.status, 200);
+    assert_signed(&wait_for(&rcv, 1, muc_op("assing_owner", "bob".into())).await[0]);
+    assert_eq!(app.delete(&format!("/chatgroups/{gid}")).await.status, 200);
+    let b = &wait_for(&rcv, 1, muc_op("destroy", gid.clone())).await[0];
+    assert_eq!(b["payload"]["muc_id"], muc_id);
+    assert_signed(b);
+
+    // a chat room: the same operations, is_chatroom true
+    let r = app.post("/chatrooms", json!({"name": "r", "description": "d", "owner": "alice", "members": ["bob"]})).await;
+    let rid = r.body["data"]["id"].as_str().unwrap_or_else(|| panic!("{:?}", r.body)).to_string();
+    let r = app.post(&format!("/chatrooms/{rid}/mute"), json!({"usernames": ["bob"], "mute_duration": -1})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let in_room = |c: &Value| muc_op("add_mute", "bob".into())(c) && c["group_id"] == rid.as_str();
+    let b = &wait_for(&rcv, 1, in_room).await[0];
+    assert_eq!(b["payload"]["is_chatroom"], true);
+    assert_eq!(app.delete(&format!("/chatrooms/{rid}")).await.status, 200);
+    let b = &wait_for(&rcv, 1, muc_op("destroy", rid.clone())).await[0];
+    assert_eq!(b["payload"]["is_chatroom"], true);
+    assert_signed(b);
     srv.stop().await;
 }
