@@ -2,13 +2,15 @@
 //! (`confab_hooks::push`) when the push is delivered: the message's `ext.em_ignore_notification`,
 //! each recipient's push settings (§3.10: the conversation's, else the app-wide one; `NONE`,
 //! `AT`, do-not-disturb), the legacy `notification_no_disturbing*` user fields, and the payload
-//! from `ext.em_push_template` (a stored template), `ext.em_push_title`/`em_push_content` or the
-//! recipient's `notification_display_style`, with `ext.em_push_ext` passed along.
+//! from `ext.em_push_template` (a stored template), `ext.em_push_title`/`em_push_content`, the
+//! recipient's chosen template or their `notification_display_style`, with `ext.em_push_ext`
+//! passed along.
 //!
 //! The recipient rules apply to every message whatever face sent it: the users set them. The
 //! payload rules apply when the app did not choose the payload itself (a `_receiversOffline`
 //! answer, a message's push data) and the message carries Easemob push keys or a recipient
-//! chose display style 1. Times of day are UTC. `docs/hooks.md`, "Easemob traffic", says it all.
+//! chose display style 1 or a template. Times of day are UTC. `docs/hooks.md`, "Easemob
+//! traffic", says it all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use confab_hooks::push::{MessagePush, PushRules, Shaped};
 use serde_json::{json, Value};
 
 use crate::messages::from_engine;
+use crate::social::push::chosen_template_item;
 
 /// Most items in one settings query.
 const CHUNK: usize = 400;
@@ -182,6 +185,15 @@ pub fn fill_pattern(pattern: &str, args: &[Value], from_name: &str, msg: &str) -
     out
 }
 
+/// A recipient's push settings.
+#[derive(Clone, Debug, Default)]
+struct Prefs {
+    app_wide: Setting,
+    conv: Option<Setting>,
+    /// The template they chose (`PUT /users/{u}/notification/template`).
+    template: Option<String>,
+}
+
 /// What a message says about its push, read once per delivery.
 struct MessageFacts {
     ext: Value,
@@ -205,15 +217,10 @@ impl MessageFacts {
 }
 
 impl EmPushRules {
-    /// Each recipient's app-wide setting and conversation setting.
-    async fn settings(
-        &self,
-        app: &App,
-        to: &[String],
-        conv_item: Option<&str>,
-    ) -> confab_engine::Result<HashMap<String, (Setting, Option<Setting>)>> {
-        let mut out: HashMap<String, (Setting, Option<Setting>)> = HashMap::new();
-        let mut items: Vec<String> = to.iter().map(|u| format!("user:{u}")).collect();
+    /// Each recipient's app-wide setting, conversation setting and chosen template.
+    async fn settings(&self, app: &App, to: &[String], conv_item: Option<&str>) -> confab_engine::Result<HashMap<String, Prefs>> {
+        let mut out: HashMap<String, Prefs> = HashMap::new();
+        let mut items: Vec<String> = to.iter().flat_map(|u| [format!("user:{u}"), chosen_template_item(u)]).collect();
         if let Some(c) = conv_item {
             items.push(c.to_string());
         }
@@ -225,21 +232,29 @@ impl EmPushRules {
                 }
                 let slot = out.entry(e.key.clone()).or_default();
                 if e.item == format!("user:{}", e.key) {
-                    slot.0 = Setting::of(&e.value);
+                    slot.app_wide = Setting::of(&e.value);
+                } else if e.item == chosen_template_item(&e.key) {
+                    slot.template = e.value.as_str().filter(|t| !t.is_empty()).map(str::to_string);
                 } else if conv_item == Some(e.item.as_str()) {
-                    slot.1 = Some(Setting::of(&e.value));
+                    slot.conv = Some(Setting::of(&e.value));
                 }
             }
         }
         Ok(out)
     }
 
-    /// `ext.em_push_template` as `{title, content}`, if it names a stored template.
-    async fn templated(&self, app: &App, facts: &MessageFacts, from_name: &str, msg: &str) -> confab_engine::Result<Option<Value>> {
-        let Some(t) = facts.ext.get("em_push_template") else { return Ok(None) };
-        let Some(name) = t.get("name").and_then(Value::as_str) else { return Ok(None) };
+    /// A stored template as `{title, content}`, its patterns filled; None if there is none of
+    /// that name.
+    async fn templated(
+        &self,
+        app: &App,
+        name: &str,
+        args: Option<&Value>,
+        from_name: &str,
+        msg: &str,
+    ) -> confab_engine::Result<Option<Value>> {
         let Some(e) = self.engine.entry(app, ns::PUSH_TEMPLATES, "", name).await? else { return Ok(None) };
-        let args = |k: &str| t.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+        let args = |k: &str| args.and_then(|t| t.get(k)).and_then(Value::as_array).cloned().unwrap_or_default();
         let pattern = |k: &str| e.value.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         Ok(Some(json!({
             "title": fill_pattern(&pattern("title_pattern"), &args("title_args"), from_name, msg),
@@ -277,28 +292,33 @@ impl PushRules for EmPushRules {
         let users = self.engine.users(app, &push.to).await.map_err(e)?;
         let now = self.engine.now();
 
-        let none = (Setting::default(), None);
+        let none = Prefs::default();
         let style_one =
             |u: &str| users.get(u).and_then(|u| u.attributes.get("notification_display_style")).and_then(Value::as_i64) == Some(1);
         let mut out: Vec<Shaped> = Vec::new();
-        // the payload for display style 0 and for style 1, made when first needed
-        let mut shaped: Option<(Value, Value)> = None;
+        // the payload of each (display style 1?, chosen template), made when first needed
+        let mut made: HashMap<(bool, Option<String>), Value> = HashMap::new();
+        let mut from_name: Option<String> = None;
         for u in &push.to {
-            let (app_wide, conv_setting) = settings.get(u).unwrap_or(&none);
+            let prefs = settings.get(u).unwrap_or(&none);
             let mentioned = facts.as_ref().is_some_and(|f| f.mentions(u));
-            if !wants(app_wide, conv_setting.as_ref(), mentioned, now) || users.get(u).is_some_and(|x| legacy_quiet(x, now)) {
+            if !wants(&prefs.app_wide, prefs.conv.as_ref(), mentioned, now) || users.get(u).is_some_and(|x| legacy_quiet(x, now)) {
                 continue;
             }
             let payload = match &facts {
-                Some(f) if !push.decided && (f.has_push_keys() || style_one(u)) => {
-                    if shaped.is_none() {
-                        shaped = Some(self.payloads(app, push, f).await.map_err(e)?);
-                    }
-                    let (zero, one) = shaped.as_ref().expect("made above");
-                    if style_one(u) {
-                        one.clone()
-                    } else {
-                        zero.clone()
+                Some(f) if !push.decided && (f.has_push_keys() || style_one(u) || prefs.template.is_some()) => {
+                    let choice = (style_one(u), prefs.template.clone());
+                    match made.get(&choice) {
+                        Some(p) => p.clone(),
+                        None => {
+                            if from_name.is_none() {
+                                from_name = Some(self.name_of(app, &push.from).await);
+                            }
+                            let name = from_name.as_deref().unwrap_or_default();
+                            let p = self.payload(app, push, f, name, &choice).await.map_err(e)?;
+                            made.insert(choice, p.clone());
+                            p
+                        }
                     }
                 }
                 _ => push.payload.clone(),
@@ -313,27 +333,44 @@ impl PushRules for EmPushRules {
 }
 
 impl EmPushRules {
-    /// The Easemob payloads of a message for recipients of display style 0 and 1: its template,
-    /// else its own title and content, else (style 1) the sender's name and the message's text
-    /// or (style 0) the app's payload; with `em_push_ext`.
-    async fn payloads(&self, app: &App, push: &MessagePush, f: &MessageFacts) -> confab_engine::Result<(Value, Value)> {
-        let from_name = match self.engine.get_user(app, &push.from).await {
+    /// The sender's push nickname, else their id.
+    async fn name_of(&self, app: &App, from: &str) -> String {
+        match self.engine.get_user(app, from).await {
             Ok(u) => u.nickname.filter(|n| !n.is_empty()).unwrap_or(u.id),
-            Err(_) => push.from.clone(),
-        };
+            Err(_) => from.to_string(),
+        }
+    }
+
+    /// A message's Easemob payload for a recipient of this (display style 1?, chosen template):
+    /// the message's template, else its own title and content, else the recipient's template,
+    /// else (style 1) the sender's name and the message's text or (style 0) the app's payload;
+    /// with `em_push_ext`.
+    async fn payload(
+        &self,
+        app: &App,
+        push: &MessagePush,
+        f: &MessageFacts,
+        from_name: &str,
+        (style_one, chosen): &(bool, Option<String>),
+    ) -> confab_engine::Result<Value> {
         let msg = summary(&f.kind, &f.body);
-        if let Some(t) = self.templated(app, f, &from_name, &msg).await? {
-            let t = with_push_ext(t, f);
-            return Ok((t.clone(), t));
+        let own = f.ext.get("em_push_template");
+        if let Some(name) = own.and_then(|t| t.get("name")).and_then(Value::as_str) {
+            if let Some(t) = self.templated(app, name, own, from_name, &msg).await? {
+                return Ok(with_push_ext(t, f));
+            }
         }
         let (title, content) = (f.ext.get("em_push_title").and_then(Value::as_str), f.ext.get("em_push_content").and_then(Value::as_str));
-        let named =
-            json!({"title": title.map_or(from_name.clone(), str::to_string), "content": content.map_or(msg.clone(), str::to_string)});
+        let named = json!({"title": title.unwrap_or(from_name), "content": content.unwrap_or(&msg)});
         if title.is_some() || content.is_some() {
-            let p = with_push_ext(named, f);
-            return Ok((p.clone(), p));
+            return Ok(with_push_ext(named, f));
         }
-        Ok((with_push_ext(push.payload.clone(), f), with_push_ext(named, f)))
+        if let Some(name) = chosen {
+            if let Some(t) = self.templated(app, name, None, from_name, &msg).await? {
+                return Ok(with_push_ext(t, f));
+            }
+        }
+        Ok(with_push_ext(if *style_one { named } else { push.payload.clone() }, f))
     }
 }
 

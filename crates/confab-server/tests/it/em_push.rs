@@ -3,7 +3,8 @@
 //! recipient's push settings (`NONE`, `AT` with and without a mention, the conversation's
 //! setting over the app-wide one, do-not-disturb windows and durations, the legacy
 //! `notification_no_disturbing`), `ext.em_ignore_notification`, the payload from a stored
-//! template with args, from `em_push_title`/`em_push_content`, from display style 1, and
+//! template with args, from `em_push_title`/`em_push_content`, from display style 1, from the
+//! template the recipient chose, and
 //! recipients with different payloads getting one push each for the same message.
 
 use std::time::Duration;
@@ -250,6 +251,25 @@ async fn payloads_from_a_template_the_messages_title_and_content_and_display_sty
 
     // display style 0 again: the app's template
     let r = app.put("/users/bob", json!({"notification_display_style": 0})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let m = text(&app, "users", "alice", "bob", "plain", None).await;
+    assert_eq!(pushed(&srv, &app, &relay, &m, 1).await[0].body["payload"]["alert"], TEMPLATE);
+
+    // a template bob chose for his pushes (built-ins only; no args to fill)
+    let r = app
+        .post("/notification/template", json!({"name": "mine", "title_pattern": "{$fromNickname} says", "content_pattern": "{$msg}"}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    app.put("/users/bob/notification/template", json!({"templateName": "nosuch"})).await.em_error(400, "EntityNotFoundException");
+    let r = app.put("/users/bob/notification/template", json!({"templateName": "mine"})).await;
+    assert_eq!(r.body["data"], json!({"templateName": "mine"}), "{:?}", r.body);
+    assert_eq!(app.get("/users/bob/notification/template").await.body["data"], json!({"templateName": "mine"}));
+    let m = text(&app, "users", "alice", "bob", "yo", None).await;
+    assert_eq!(pushed(&srv, &app, &relay, &m, 1).await[0].body["payload"], json!({"title": "Alice A. says", "content": "yo"}));
+    // the message's own title and content come before it
+    let m = text(&app, "users", "alice", "bob", "yo", Some(json!({"em_push_title": "T"}))).await;
+    assert_eq!(pushed(&srv, &app, &relay, &m, 1).await[0].body["payload"], json!({"title": "T", "content": "yo"}));
+    let r = app.put("/users/bob/notification/template", json!({"templateName": ""})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let m = text(&app, "users", "alice", "bob", "plain", None).await;
     assert_eq!(pushed(&srv, &app, &relay, &m, 1).await[0].body["payload"]["alert"], TEMPLATE);
