@@ -5,7 +5,7 @@
 //! size, subscription caps) are the engine's (`confab_engine::social`); this module translates.
 
 mod presence;
-mod push;
+pub(crate) mod push;
 
 use axum::body::Bytes;
 use axum::extract::State;

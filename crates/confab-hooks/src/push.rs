@@ -131,10 +131,10 @@ pub fn message_push(app: &App, ctx: &PushContext, hook: Option<&HookPush>, now: 
     if to.is_empty() {
         return None;
     }
-    let payload = match (hook.and_then(|h| h.payload.as_ref()), &ctx.push_data) {
-        (Some(p), _) => as_payload(p),
-        (None, Some(d)) => as_payload(&Value::String(d.clone())),
-        (None, None) => fill(&app.limits.push.template, ctx, now),
+    let (payload, from) = match (hook.and_then(|h| h.payload.as_ref()), &ctx.push_data) {
+        (Some(p), _) => (as_payload(p), PAYLOAD_HOOK),
+        (None, Some(d)) => (as_payload(&Value::String(d.clone())), PAYLOAD_DATA),
+        (None, None) => (fill(&app.limits.push.template, ctx, now), PAYLOAD_TEMPLATE),
     };
     let body = json!({
         "kind": "message",
@@ -148,8 +148,65 @@ pub fn message_push(app: &App, ctx: &PushContext, hook: Option<&HookPush>, now: 
         "to": to,
         "payload": payload,
         "force": force,
+        // where the payload came from, for the rules at delivery; never sent
+        PAYLOAD_FROM: from,
     });
     Some(OutboxItem::new(SINK, "message", body))
+}
+
+/// Keys of a push item's body starting with `_` are confab's own and never reach the relay:
+/// where its payload came from (`hook`, `data` or `template`) …
+const PAYLOAD_FROM: &str = "_payload";
+const PAYLOAD_HOOK: &str = "hook";
+const PAYLOAD_DATA: &str = "data";
+const PAYLOAD_TEMPLATE: &str = "template";
+/// … and that the rules at delivery made it already (one of the pushes a message was split into).
+const SHAPED: &str = "_shaped";
+
+/// A message's push at delivery, for the rules of a face ([`PushRules`]) to shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessagePush {
+    pub conv: i64,
+    pub msg: i64,
+    pub from: String,
+    pub to: Vec<String>,
+    pub payload: Value,
+    /// The app chose the payload: its `_receiversOffline` hook answered one, or the message
+    /// carries its own push data. Rules may still leave recipients out, never change it.
+    pub decided: bool,
+}
+
+/// Some of a push's recipients and what they get.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shaped {
+    pub to: Vec<String>,
+    pub payload: Value,
+}
+
+/// A face's rules for its users' pushes (Easemob's push settings and templates), asked at
+/// delivery with the engine at hand: who of the recipients is pushed to, and with what. Each
+/// distinct payload becomes a push of its own.
+#[async_trait]
+pub trait PushRules: Send + Sync + 'static {
+    /// The recipients who still get the push, grouped by their payload (none: no push). An
+    /// error is tried again later.
+    async fn shape(&self, app: &App, push: &MessagePush) -> std::result::Result<Vec<Shaped>, String>;
+}
+
+/// A message push item's parts, if it is one the rules have not shaped yet.
+fn unshaped(item: &OutboxItem) -> Option<MessagePush> {
+    let b = &item.body;
+    if item.name != "message" || b.get(SHAPED).is_some() {
+        return None;
+    }
+    Some(MessagePush {
+        conv: b["conv"].as_i64()?,
+        msg: b["msg"].as_i64()?,
+        from: b["from"].as_str().unwrap_or_default().to_string(),
+        to: serde_json::from_value(b["to"].clone()).ok()?,
+        payload: b["payload"].clone(),
+        decided: matches!(b[PAYLOAD_FROM].as_str(), Some(PAYLOAD_HOOK | PAYLOAD_DATA)),
+    })
 }
 
 /// An Easemob push task, as an outbox item.
@@ -213,6 +270,32 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
 pub struct PushSink {
     pub caller: Arc<Caller>,
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// The faces' rules, applied in turn to each message push before it goes out.
+    pub rules: Vec<Arc<dyn PushRules>>,
+}
+
+impl PushSink {
+    /// A message push through every face's rules: the pushes it becomes.
+    async fn shape(&self, app: &App, push: MessagePush) -> std::result::Result<Vec<Shaped>, String> {
+        let mut groups = vec![Shaped { to: push.to.clone(), payload: push.payload.clone() }];
+        for rules in &self.rules {
+            let mut next = Vec::new();
+            for g in groups {
+                let p = MessagePush { to: g.to, payload: g.payload, ..push.clone() };
+                for s in rules.shape(app, &p).await? {
+                    if s.to.is_empty() {
+                        continue;
+                    }
+                    match next.iter_mut().find(|n: &&mut Shaped| n.payload == s.payload) {
+                        Some(n) => n.to.extend(s.to),
+                        None => next.push(s),
+                    }
+                }
+            }
+            groups = next;
+        }
+        Ok(groups)
+    }
 }
 
 #[async_trait]
@@ -224,7 +307,29 @@ impl Sink for PushSink {
             return Delivery::done();
         }
         let mut body = item.body.clone();
+        if let Some(push) = unshaped(item).filter(|_| !self.rules.is_empty()) {
+            let mut groups = match self.shape(app, push).await {
+                Ok(g) => g,
+                Err(e) => return Delivery::retry(e),
+            };
+            if groups.len() > 1 {
+                // one push per distinct payload, each an item of its own (made, retried and
+                // counted on its own)
+                let then = groups
+                    .into_iter()
+                    .map(|g| {
+                        let mut b = item.body.clone();
+                        (b["to"], b["payload"], b[SHAPED]) = (json!(g.to), g.payload, json!(true));
+                        OutboxItem::new(SINK, "message", b)
+                    })
+                    .collect();
+                return Delivery::Done { then };
+            }
+            let Some(g) = groups.pop() else { return Delivery::done() };
+            (body["to"], body["payload"]) = (json!(g.to), g.payload);
+        }
         if let Value::Object(o) = &mut body {
+            o.retain(|k, _| !k.starts_with('_'));
             o.insert("id".into(), json!(item.id.to_string()));
             o.insert("app".into(), json!(app.name));
             o.insert("appId".into(), json!(app.keys.leancloud.app_id));

@@ -32,7 +32,14 @@ pub fn start(engine: &Arc<Engine>, settings: OutboxSettings) -> OutboxHandle {
     ];
     engine.set_hooks(Arc::new(HookChain(chain)));
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
-    sinks.insert(confab_hooks::push::SINK.into(), Arc::new(PushSink { caller: caller.clone(), clock: clock.clone() }));
+    sinks.insert(
+        confab_hooks::push::SINK.into(),
+        Arc::new(PushSink {
+            caller: caller.clone(),
+            clock: clock.clone(),
+            rules: vec![Arc::new(confab_face_easemob::offline_push::EmPushRules { engine: engine.clone() })],
+        }),
+    );
     sinks.insert(confab_face_leancloud::hooks::SINK.into(), Arc::new(confab_face_leancloud::hooks::LcSink { hooks: lc }));
     sinks.insert(confab_face_leancloud::service_hook::SINK.into(), service);
     sinks.insert(

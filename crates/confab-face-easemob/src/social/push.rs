@@ -31,6 +31,8 @@ pub fn routes() -> Routes {
     vec![
         put("/users/{username}/notification/language", AppOrUser, language),
         get("/users/{username}/notification/language", AppOrUser, language_get),
+        put("/users/{username}/notification/template", AppOrUser, template_choose),
+        get("/users/{username}/notification/template", AppOrUser, template_chosen),
         put("/users/{username}/notification/{chattype}/{key}", AppOrUser, setting_put),
         get("/users/{username}/notification/{chattype}/{key}", AppOrUser, setting_get),
         post("/notification/template", App, template_create),
@@ -184,6 +186,38 @@ async fn language_of(s: &EmState, c: &Caller, user: &str, action: &str) -> Reply
 }
 
 // ---------------------------------------------------------------------- templates
+
+/// The item under which a user's chosen push template is kept (in `ns::PUSH_SETTINGS`, keyed by
+/// the user).
+pub fn chosen_template_item(user: &str) -> String {
+    format!("template:{user}")
+}
+
+/// `PUT /users/{username}/notification/template {templateName}`: the template the user's pushes
+/// use (a stored one; `""` for none again). `data: {templateName}`.
+async fn template_choose(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    s.engine.rate_check(&c.app, "em.notification.set")?;
+    let user = push_user(&s, &c, &p).await?;
+    let name = b.get("templateName").and_then(Value::as_str).ok_or_else(|| bad_param("templateName"))?;
+    let item = chosen_template_item(&user);
+    if name.is_empty() {
+        s.engine.delete_entries(&c.app, &EntryFilter::collection(ns::PUSH_SETTINGS, user.clone()).items(vec![item])).await?;
+    } else {
+        s.engine.entry(&c.app, ns::PUSH_TEMPLATES, "", name).await?.ok_or_else(|| template_missing(name))?;
+        let e = Entry::new(ns::PUSH_SETTINGS, user.clone(), item, json!(name));
+        s.engine.put_entries(&c.app, vec![e], PutRule::default()).await?;
+    }
+    Ok(c.ctx.envelope(&c.app, "put", "/users").with("data", json!({"templateName": name})))
+}
+
+/// `GET /users/{username}/notification/template`: `data: {templateName}` (`""` when none).
+async fn template_chosen(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.rate_check(&c.app, "em.notification.get")?;
+    let user = push_user(&s, &c, &p).await?;
+    let e = s.engine.entry(&c.app, ns::PUSH_SETTINGS, &user, &chosen_template_item(&user)).await?;
+    let name = e.and_then(|e| e.value.as_str().map(str::to_string)).unwrap_or_default();
+    Ok(c.ctx.envelope(&c.app, "get", "/users").with("data", json!({"templateName": name})))
+}
 
 fn template_data(e: &Entry) -> Value {
     json!({
