@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use confab_engine::model::{App, ConvKind, ConvRef, Conversation, Message};
+use confab_engine::model::{App, ConvKind, ConvRef, Conversation, Message, MessageType};
 use confab_engine::{After, Before, Hooks, OutboxItem, PushTask, Result, Verdict};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -58,8 +58,11 @@ pub struct PushContext {
 
 impl PushContext {
     /// Nothing to push for: no offline recipient, a chat room, a transient message.
+    /// Command messages (Easemob `cmd`, MaxIM `COMMAND`) are signals between apps, not for
+    /// people: no push, unless the sender gave push data.
     pub fn of(names: &Names, conv: &Conversation, msg: &Message, offline: &[String], muted: &[String]) -> Option<PushContext> {
-        if offline.is_empty() || conv.kind == ConvKind::Chatroom || msg.transient {
+        let signal = msg.mtype == MessageType::COMMAND && msg.push_data.is_none();
+        if offline.is_empty() || conv.kind == ConvKind::Chatroom || msg.transient || signal {
             return None;
         }
         Some(PushContext {

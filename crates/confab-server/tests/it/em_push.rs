@@ -46,7 +46,14 @@ async fn settle(srv: &TestServer, app: &EmApp) {
 
 /// Send as `from` to one user (`users`) or group (`chatgroups`); the message id.
 async fn send(app: &EmApp, kind: &str, from: &str, to: &str, body: Value, ext: Option<Value>) -> String {
-    let mut b = json!({"from": from, "to": [to], "type": if body.get("msg").is_some() { "txt" } else { "img" }, "body": body});
+    let kind_of = if body.get("msg").is_some() {
+        "txt"
+    } else if body.get("action").is_some() {
+        "cmd"
+    } else {
+        "img"
+    };
+    let mut b = json!({"from": from, "to": [to], "type": kind_of, "body": body});
     if let Some(e) = ext {
         b["ext"] = e;
     }
@@ -329,5 +336,16 @@ async fn a_payload_the_app_chose_is_kept_and_the_recipient_rules_still_apply() {
     assert_eq!(relay.calls_to(RELAY).len(), 2);
     assert_eq!(to(&calls[1]), ["bob"]);
     assert_eq!(calls[1].body["payload"], json!({"title": "alice", "content": "again"}));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn command_messages_are_signals_and_push_to_nobody() {
+    let srv = server().await;
+    let (app, relay) = setup(&srv).await;
+    let m = send(&app, "users", "alice", "bob", json!({"action": "refresh"}), None).await;
+    pushed(&srv, &app, &relay, &m, 0).await;
+    let m = text(&app, "users", "alice", "bob", "a person reads this", None).await;
+    assert_eq!(to(&pushed(&srv, &app, &relay, &m, 1).await[0]), ["bob"]);
     srv.stop().await;
 }
