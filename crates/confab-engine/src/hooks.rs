@@ -230,8 +230,11 @@ pub trait Hooks: Send + Sync + 'static {
     /// Whether the app has any hook or push set up: when not, the engine skips the work of
     /// asking (who is online, which members muted the conversation).
     fn active(&self, app: &App) -> bool;
-    /// Ask before a user's action. `Err` refuses it (`Error::Rejected`).
-    async fn before(&self, app: &App, action: Before<'_>) -> Result<Verdict>;
+    /// Ask before a user's action. `Err` refuses it (`Error::Rejected`). Hooks that are only
+    /// told afterwards let everything through.
+    async fn before(&self, _app: &App, _action: Before<'_>) -> Result<Verdict> {
+        Ok(Verdict::Go)
+    }
     /// The calls to make now that `what` happened.
     fn after(&self, app: &App, what: &After<'_>) -> Vec<OutboxItem>;
 }
@@ -243,9 +246,6 @@ pub struct NoHooks;
 impl Hooks for NoHooks {
     fn active(&self, _: &App) -> bool {
         false
-    }
-    async fn before(&self, _: &App, _: Before<'_>) -> Result<Verdict> {
-        Ok(Verdict::Go)
     }
     fn after(&self, _: &App, _: &After<'_>) -> Vec<OutboxItem> {
         vec![]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_engine::model::{App, ConvKind, ConvRef};
-use confab_engine::{After, Before, Hooks, OutboxItem, Result, Verdict};
+use confab_engine::{After, Hooks, OutboxItem};
 use confab_hooks::{Caller, Delivery, Request, Sink};
 use serde_json::json;
 
@@ -28,10 +28,6 @@ pub struct ServiceHook {
 impl Hooks for ServiceHook {
     fn active(&self, app: &App) -> bool {
         !app.limits.hooks.leancloud.service_url.is_empty()
-    }
-
-    async fn before(&self, _: &App, _: Before<'_>) -> Result<Verdict> {
-        Ok(Verdict::Go)
     }
 
     fn after(&self, _: &App, what: &After<'_>) -> Vec<OutboxItem> {
@@ -76,10 +72,6 @@ impl Sink for ServiceHook {
             timeout: TIMEOUT,
             max_answer: MAX_ANSWER,
         };
-        match self.caller.post(request).await {
-            Ok(a) if a.ok() => Delivery::done(),
-            Ok(a) => Delivery::retry(format!("the service web hook answered {}", a.status)),
-            Err(e) => Delivery::retry(e.to_string()),
-        }
+        self.caller.deliver(request, "the service web hook").await
     }
 }

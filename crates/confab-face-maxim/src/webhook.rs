@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use confab_engine::model::{App, ConvKind};
-use confab_engine::{After, Before, Engine, Hooks, OutboxItem, Result, Verdict};
+use confab_engine::{After, Engine, Hooks, OutboxItem};
 use confab_hooks::{Caller, Delivery, Request, Sink};
 use serde_json::{json, Value};
 
@@ -30,10 +30,6 @@ pub struct MxHooks;
 impl Hooks for MxHooks {
     fn active(&self, app: &App) -> bool {
         !app.limits.hooks.maxim.url.is_empty()
-    }
-
-    async fn before(&self, _: &App, _: Before<'_>) -> Result<Verdict> {
-        Ok(Verdict::Go)
     }
 
     fn after(&self, app: &App, what: &After<'_>) -> Vec<OutboxItem> {
@@ -106,10 +102,6 @@ impl Sink for MxSink {
             timeout: TIMEOUT,
             max_answer: MAX_ANSWER,
         };
-        match self.caller.post(request).await {
-            Ok(a) if a.ok() => Delivery::done(),
-            Ok(a) => Delivery::retry(format!("the app's server answered {}", a.status)),
-            Err(e) => Delivery::retry(e.to_string()),
-        }
+        self.caller.deliver(request, "the app's server").await
     }
 }

@@ -168,6 +168,18 @@ impl Caller {
         Ok(Answer { status, body: body.into() })
     }
 
+    /// Make a call after the fact whose answer means nothing but its status (a webhook, a
+    /// relay): any 2xx is made; anything else is tried again later. `who` names the receiver
+    /// in the error kept with the item.
+    pub async fn deliver(&self, r: Request, who: &str) -> crate::outbox::Delivery {
+        use crate::outbox::Delivery;
+        match self.post(r).await {
+            Ok(a) if a.ok() => Delivery::done(),
+            Ok(a) => Delivery::retry(format!("{who} answered {}", a.status)),
+            Err(e) => Delivery::retry(e.to_string()),
+        }
+    }
+
     /// Count one call (for a 2xx answer the sink found unusable: `failed`).
     pub fn record(&self, app: i64, sink: &'static str, name: &str, ms: u64, failed: bool, timed_out: bool) {
         let now = (self.clock)();

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use confab_engine::model::{App, ConvKind, ConvRef, Conversation, Message, MessageType};
-use confab_engine::{After, Before, Hooks, OutboxItem, PushTask, Result, Verdict};
+use confab_engine::{After, Hooks, OutboxItem, PushTask};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -240,10 +240,6 @@ impl Hooks for PushHooks {
         !app.limits.push.webhook_url.is_empty()
     }
 
-    async fn before(&self, _: &App, _: Before<'_>) -> Result<Verdict> {
-        Ok(Verdict::Go)
-    }
-
     fn after(&self, app: &App, what: &After<'_>) -> Vec<OutboxItem> {
         if let After::PushTask { task } = what {
             return vec![task_item(task)];
@@ -350,11 +346,7 @@ impl Sink for PushSink {
             timeout: TIMEOUT,
             max_answer: MAX_ANSWER,
         };
-        match self.caller.post(request).await {
-            Ok(a) if a.ok() => Delivery::done(),
-            Ok(a) => Delivery::retry(format!("the relay answered {}", a.status)),
-            Err(e) => Delivery::retry(e.to_string()),
-        }
+        self.caller.deliver(request, "the relay").await
     }
 }
 
