@@ -30,6 +30,9 @@ pub enum Error {
     /// The caller's role does not allow the operation.
     #[error("{0}")]
     NotAllowed(String),
+    /// Past the time an action is allowed in (a recall window).
+    #[error("messages can be recalled within {window_secs} seconds of sending")]
+    TooLate { window_secs: i64 },
     #[error("conversation is full (at most {max} members)")]
     ConversationFull { max: i64 },
     #[error("{0}")]

@@ -414,6 +414,26 @@ impl Engine {
         actor: &Actor,
         origin: Option<Origin>,
     ) -> Result<Message> {
+        self.recall(app, conv, r, actor, origin, None).await
+    }
+
+    /// The app's server recalling under a window, as Easemob binds its REST recalls: the app's
+    /// `recall_window_secs`, or `default_secs` when the app sets none; `Error::TooLate` past it.
+    pub async fn recall_message_within(&self, app: &App, conv: &Conversation, r: &MessageRef, default_secs: i64) -> Result<Message> {
+        let window = if app.limits.recall_window_secs > 0 { app.limits.recall_window_secs } else { default_secs };
+        self.recall(app, conv, r, &Actor::Admin, None, Some(window)).await
+    }
+
+    /// `bound`: the window the app's server is held to, if any (users are held to the app's).
+    async fn recall(
+        &self,
+        app: &App,
+        conv: &Conversation,
+        r: &MessageRef,
+        actor: &Actor,
+        origin: Option<Origin>,
+        bound: Option<i64>,
+    ) -> Result<Message> {
         let msg = self.stored_message(app, conv, r).await?;
         if msg.recalled_at.is_some() {
             return Ok(msg);
@@ -429,11 +449,10 @@ impl Engine {
                     return Err(Error::NotSender);
                 }
             } else {
-                let window = app.limits.recall_window_secs;
-                if window > 0 && self.now() - msg.timestamp > window * 1000 {
-                    return Err(Error::NotAllowed(format!("messages can be recalled within {window} seconds of sending")));
-                }
+                self.check_recall_window(&msg, app.limits.recall_window_secs)?;
             }
+        } else if let Some(window) = bound {
+            self.check_recall_window(&msg, window)?;
         }
         let now = self.now();
         let mut recalled =
@@ -458,6 +477,14 @@ impl Engine {
         self.publish_patch(app, conv, &msg, recipients, origin);
         self.tell(app, After::Patched { conv, msg: &msg, recall: true, by: actor }).await;
         Ok(msg)
+    }
+
+    /// A recall `window_secs` (0: none) after the message was sent is too late.
+    fn check_recall_window(&self, msg: &Message, window_secs: i64) -> Result<()> {
+        if window_secs > 0 && self.now() - msg.timestamp > window_secs * 1000 {
+            return Err(Error::TooLate { window_secs });
+        }
+        Ok(())
     }
 
     fn publish_patch(&self, app: &App, conv: &Conversation, msg: &Message, recipients: Vec<String>, origin: Option<Origin>) {

@@ -123,6 +123,9 @@ impl From<Error> for EmError {
             Error::Blocked => EmError::forbidden("user is in the blacklist of this group"),
             Error::Muted => EmError::forbidden("user is muted"),
             Error::NotAllowed(m) | Error::Forbidden(m) => EmError::forbidden(m),
+            Error::TooLate { .. } => {
+                EmError::new(S::FORBIDDEN, "message_recall_error", "MessageRecallException", "exceed recall time limit")
+            }
             Error::NotSender => EmError::forbidden("only the sender may change this message"),
             Error::MessageTooLarge { .. } => {
                 EmError::new(S::BAD_REQUEST, "message_send_error", "MessageSendException", "message is too large")

@@ -79,6 +79,7 @@ impl From<Error> for LcError {
             Error::Muted => LcError::new(S::FORBIDDEN, 4315, "CONVERSATION_BLACKLISTED: Muted in the conversation."),
             Error::Blocked => LcError::new(S::FORBIDDEN, 4315, "CONVERSATION_BLACKLISTED: Blocked in the conversation."),
             Error::NotAllowed(m) => LcError::new(S::FORBIDDEN, 4320, format!("CONVERSATION_OPERATION_UNAUTHORIZED: {m}")),
+            e @ Error::TooLate { .. } => LcError::new(S::FORBIDDEN, 4320, format!("CONVERSATION_OPERATION_UNAUTHORIZED: {e}")),
             Error::ConversationFull { max } => LcError::new(S::BAD_REQUEST, 4304, format!("CONVERSATION_FULL: At most {max} members.")),
             Error::Forbidden(m) => LcError::new(S::FORBIDDEN, 4308, format!("CONVERSATION_NOT_ALLOWED: {m}")),
             Error::Invalid(m) => LcError::param(m),

@@ -67,7 +67,7 @@ impl From<Error> for MxError {
             Error::NotMember => code::NOT_MEMBER,
             Error::ConversationFull { .. } => code::GROUP_FULL,
             Error::Blocked => code::BLOCKED,
-            Error::NotAllowed(_) => code::NEEDS_ADMIN,
+            Error::NotAllowed(_) | Error::TooLate { .. } => code::NEEDS_ADMIN,
             Error::NotSender | Error::Muted | Error::Forbidden(_) | Error::Rejected { .. } => code::NO_PERMISSION,
             Error::MessageNotFound => code::NO_SUCH_MESSAGE,
             Error::Invalid(_) | Error::MessageTooLarge { .. } | Error::TooLarge { .. } | Error::TooMany { .. } => code::BAD_PARAM,
