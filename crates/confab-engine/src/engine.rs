@@ -1,11 +1,10 @@
 //! The engine: apps, users and tokens here; conversations in `conv.rs`; messages in
 //! `message.rs`. Every rule lives in one of these; faces only translate.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
@@ -16,48 +15,8 @@ use crate::limits::{Limits, RateLimiter};
 use crate::model::*;
 use crate::password::{login_keys, HashSettings, Hasher, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
+use crate::runtime::{Claim, Invalidate};
 use crate::store::{NewUser, Store};
-
-/// How long a looked-up app stays cached: changes made by `confab app …` on a running server's
-/// data directory take effect within this time.
-const APP_CACHE_TTL: Duration = Duration::from_secs(3);
-
-/// How many (app, user) pairs `ensure_users` remembers as existing before it starts afresh.
-const KNOWN_USERS_MAX: usize = 100_000;
-
-/// Above this many remembered keys, `once` drops the expired ones.
-const SEEN_MAX: usize = 10_000;
-/// How long a token read from the store is trusted without reading it again, and how many are kept.
-const TOKEN_CACHE_AGE: Duration = Duration::from_secs(3);
-const TOKEN_CACHE_MAX: usize = 100_000;
-
-/// Tokens read from the store. `generation` moves on every revocation, so a read that raced a
-/// revocation is not remembered.
-#[derive(Default)]
-struct TokenCache {
-    generation: u64,
-    tokens: HashMap<String, (Token, Instant)>,
-}
-
-impl TokenCache {
-    fn remember(&mut self, read_at_generation: u64, token: &str, t: &Token) {
-        if read_at_generation != self.generation {
-            return;
-        }
-        if self.tokens.len() >= TOKEN_CACHE_MAX {
-            self.tokens.clear();
-        }
-        self.tokens.insert(token.to_string(), (t.clone(), Instant::now()));
-    }
-
-    fn revoked(&mut self) {
-        self.generation += 1;
-        self.tokens.clear();
-    }
-}
-
-/// What `once` remembers per key: the result (None while running) and until when.
-type Seen = HashMap<(i64, String), (Option<serde_json::Value>, i64)>;
 
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
@@ -66,15 +25,12 @@ pub struct Engine {
     pub(crate) ids: IdGen,
     clock: Arc<dyn Clock>,
     rates: RateLimiter,
-    app_cache: Mutex<HashMap<AppLookup, (Arc<App>, Instant)>>,
-    /// Users known to exist (they are never deleted by any face yet; a face that deletes users
-    /// must clear its entries).
-    known_users: Mutex<HashSet<(i64, String)>>,
-    /// Tokens recently found in the store, with when they were read: a bearer token is checked
-    /// on every call of a token face, and a token changes only by being revoked. Revoking here
-    /// empties the cache; another node's revocation is seen within [`TOKEN_CACHE_AGE`].
-    token_cache: Mutex<TokenCache>,
-    seen: Mutex<Seen>,
+    /// Apps, users known to exist, and tokens recently read from the store (a bearer token is
+    /// checked on every call of a token face, and a token changes only by being revoked),
+    /// dropped on every engine when they change (`runtime.rs`).
+    caches: crate::runtime::Caches,
+    /// "Run once" (`once`).
+    dedup: Arc<dyn crate::runtime::Dedup>,
     /// Orders each conversation's deliveries by sequence number (`order.rs`).
     pub(crate) order: Arc<crate::order::Sequencer>,
     /// Password hashing: bounded workers and queue (`password.rs`).
@@ -139,16 +95,22 @@ impl Engine {
             ids: IdGen::new(node),
             clock: Arc::new(SystemClock),
             rates: RateLimiter::default(),
-            app_cache: Mutex::new(HashMap::new()),
-            known_users: Mutex::new(HashSet::new()),
-            token_cache: Mutex::new(TokenCache::default()),
-            seen: Mutex::new(HashMap::new()),
+            caches: crate::runtime::Caches::new(Arc::new(crate::runtime::LocalInvalidation::default())),
+            dedup: Arc::new(crate::runtime::LocalDedup::default()),
             hasher: Hasher::new(HashSettings::default()).expect("the default argon2 parameters are valid"),
             backoff: LoginBackoff::default(),
             hooks: std::sync::OnceLock::new(),
             outbox_bell: tokio::sync::Notify::new(),
             node,
         }
+    }
+
+    /// Share "run once" and cache invalidations with other engines (other nodes) instead of
+    /// keeping them to this one.
+    pub fn with_runtime(mut self, dedup: Arc<dyn crate::runtime::Dedup>, invalidation: Arc<dyn crate::runtime::Invalidation>) -> Self {
+        self.dedup = dedup;
+        self.caches = crate::runtime::Caches::new(invalidation);
+        self
     }
 
     /// Hash passwords with these settings instead of the defaults.
@@ -251,7 +213,7 @@ impl Engine {
     }
 
     /// Set several settings of an app at once: all of them, or none when one is refused. A
-    /// running server sees them within `APP_CACHE_TTL`.
+    /// running server sees them within `runtime::APP_CACHE_TTL`.
     pub async fn set_app_settings(&self, name: &str, settings: &[(&str, &str)]) -> Result<App> {
         let mut app = self.store.find_app(&AppLookup::Name(name.to_string())).await?.ok_or(Error::AppNotFound)?;
         for (key, value) in settings {
@@ -259,20 +221,18 @@ impl Engine {
         }
         self.store.set_app_limits(app.id, &app.limit_overrides).await?;
         app.limits = Limits::resolve(app.plan, &app.limit_overrides)?;
-        self.app_cache.lock().clear();
+        self.caches.invalidate(Invalidate::Apps);
         Ok(app)
     }
 
     /// The app a face's credentials name, cached for a few seconds.
     pub async fn find_app(&self, lookup: &AppLookup) -> Result<Option<Arc<App>>> {
-        if let Some((app, at)) = self.app_cache.lock().get(lookup) {
-            if at.elapsed() < APP_CACHE_TTL {
-                return Ok(Some(app.clone()));
-            }
+        if let Some(app) = self.caches.app(lookup) {
+            return Ok(Some(app));
         }
         let Some(app) = self.store.find_app(lookup).await? else { return Ok(None) };
         let app = Arc::new(app);
-        self.app_cache.lock().insert(lookup.clone(), (app.clone(), Instant::now()));
+        self.caches.remember_app(lookup, &app);
         Ok(Some(app))
     }
 
@@ -316,7 +276,7 @@ impl Engine {
         for id in ids {
             let id = id.as_ref();
             self.validate_user_id(app, id)?;
-            if !self.known_users.lock().contains(&(app.id, id.to_string())) {
+            if !self.caches.user_known(app.id, id) {
                 users.push(NewUser { id: id.to_string(), num: self.next_id() });
             }
         }
@@ -324,11 +284,7 @@ impl Engine {
             return Ok(());
         }
         self.store.ensure_users(app.id, &users, self.now()).await?;
-        let mut known = self.known_users.lock();
-        if known.len() + users.len() > KNOWN_USERS_MAX {
-            known.clear();
-        }
-        known.extend(users.into_iter().map(|u| (app.id, u.id)));
+        self.caches.remember_users(app.id, users.into_iter().map(|u| u.id));
         Ok(())
     }
 
@@ -376,15 +332,14 @@ impl Engine {
         for kind in [TokenKind::LcSession, TokenKind::LcRealtime, TokenKind::EasemobUser, TokenKind::MaximUser] {
             n += self.store.delete_user_tokens(app.id, user, kind).await?;
         }
-        self.token_cache.lock().revoked();
+        self.caches.invalidate(Invalidate::Tokens);
         Ok(n)
     }
 
     /// Delete a user, their tokens and memberships; their sessions end.
     pub async fn delete_user(&self, app: &App, id: &str) -> Result<bool> {
         let deleted = self.store.delete_user(app.id, id).await?;
-        self.known_users.lock().remove(&(app.id, id.to_string()));
-        self.token_cache.lock().revoked();
+        self.caches.invalidate(Invalidate::User { app: app.id, id: id.to_string() });
         self.forget_user_relations(app, id).await?;
         if deleted {
             self.bus.publish(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) });
@@ -419,35 +374,20 @@ impl Engine {
         Fut: std::future::Future<Output = Result<serde_json::Value>>,
     {
         let window = app.limits.dedup_window_secs * 1000;
-        let key = (app.id, key);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let now = self.now();
-            {
-                let mut seen = self.seen.lock();
-                if seen.len() > SEEN_MAX {
-                    seen.retain(|_, (_, until)| *until > now);
-                }
-                match seen.get(&key) {
-                    Some((Some(v), until)) if *until > now => return Ok(v.clone()),
-                    Some((None, until)) if *until > now && Instant::now() < deadline => {}
-                    _ => {
-                        seen.insert(key.clone(), (None, now + window));
-                        break;
-                    }
-                }
+            match self.dedup.claim(app.id, &key, now, now + window).await? {
+                Claim::Done(v) => return Ok(v),
+                // a repeat while the first still runs waits for it (at most 10 s)
+                Claim::Running if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                Claim::Running | Claim::First => break,
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let r = f().await;
-        let mut seen = self.seen.lock();
-        match &r {
-            Ok(v) => {
-                seen.insert(key, (Some(v.clone()), self.now() + window));
-            }
-            Err(_) => {
-                seen.remove(&key);
-            }
+        let kept = self.dedup.finish(app.id, &key, r.as_ref().ok(), self.now() + window).await;
+        if let Err(e) = kept {
+            tracing::warn!(app = app.id, error = %e, "could not remember a call's result");
         }
         r
     }
@@ -567,28 +507,25 @@ impl Engine {
 
     pub async fn revoke_token(&self, token: &str) -> Result<()> {
         self.store.delete_token(token).await?;
-        self.token_cache.lock().revoked();
+        self.caches.invalidate(Invalidate::Tokens);
         Ok(())
     }
 
     /// Revoke every token of a kind a user holds (a kicked client must log in again).
     pub async fn revoke_user_tokens(&self, app: &App, user: &str, kind: TokenKind) -> Result<u64> {
         let n = self.store.delete_user_tokens(app.id, user, kind).await?;
-        self.token_cache.lock().revoked();
+        self.caches.invalidate(Invalidate::Tokens);
         Ok(n)
     }
 
     /// The live token of this kind and app, or None (unknown, expired, or another app's).
     pub async fn check_token(&self, app: &App, token: &str, kind: TokenKind) -> Result<Option<Token>> {
-        let (cached, generation) = {
-            let c = self.token_cache.lock();
-            (c.tokens.get(token).filter(|(_, at)| at.elapsed() < TOKEN_CACHE_AGE).map(|(t, _)| t.clone()), c.generation)
-        };
+        let (cached, generation) = self.caches.token(token);
         let t = match cached {
             Some(t) => t,
             None => {
                 let Some(t) = self.store.get_token(token).await? else { return Ok(None) };
-                self.token_cache.lock().remember(generation, token, &t);
+                self.caches.remember_token(generation, token, &t);
                 t
             }
         };
@@ -653,37 +590,5 @@ impl Engine {
         let online = self.presence.online_count(app.id).await as i64;
         let today = self.store.count_logins_since(app.id, utc_day_start(self.now())).await?;
         Ok((online, today))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token(s: &str) -> Token {
-        Token {
-            token: s.into(),
-            app: 1,
-            user: Some("u".into()),
-            kind: TokenKind::EasemobUser,
-            created_at: 0,
-            expires_at: None,
-            device: None,
-        }
-    }
-
-    #[test]
-    fn a_token_read_before_a_revocation_is_not_remembered_after_it() {
-        let mut c = TokenCache::default();
-        let before = c.generation;
-        c.remember(before, "a", &token("a"));
-        assert!(c.tokens.contains_key("a"));
-        // a read starts, a revocation happens, the read finishes
-        let read_at = c.generation;
-        c.revoked();
-        c.remember(read_at, "b", &token("b"));
-        assert!(c.tokens.is_empty(), "the revocation emptied the cache and the racing read was dropped");
-        c.remember(c.generation, "b", &token("b"));
-        assert!(c.tokens.contains_key("b"));
     }
 }

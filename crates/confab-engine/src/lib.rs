@@ -23,6 +23,7 @@ pub mod presence;
 pub mod query;
 pub mod reactions;
 pub mod rooms;
+pub mod runtime;
 pub mod settings;
 pub mod social;
 pub mod store;

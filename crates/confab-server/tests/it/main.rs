@@ -32,4 +32,5 @@ mod maxim;
 mod maxim_webhook;
 mod realtime;
 mod router_and_cors;
+mod runtime_seams;
 mod smoke;
