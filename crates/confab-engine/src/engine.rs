@@ -16,7 +16,7 @@ use crate::limits::{Limits, RateLimiter};
 use crate::model::*;
 use crate::password::{login_keys, HashSettings, Hasher, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
-use crate::store::{NewUser, Store};
+use crate::store::{BlobStore, NewUser, Store};
 
 /// How long a looked-up app stays cached: changes made by `confab app …` on a running server's
 /// data directory take effect within this time.
@@ -61,6 +61,8 @@ type Seen = HashMap<(i64, String), (Option<serde_json::Value>, i64)>;
 
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
+    /// The bytes of uploaded files: a store of their own (`store.rs`, `BlobStore`).
+    pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) ids: IdGen,
@@ -130,10 +132,11 @@ pub fn utc_day_start(ms: i64) -> i64 {
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, node: u16) -> Self {
+    pub fn new(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, node: u16) -> Self {
         Engine {
             order: crate::order::Sequencer::new(bus.clone()),
             store,
+            blobs,
             bus,
             presence,
             ids: IdGen::new(node),
