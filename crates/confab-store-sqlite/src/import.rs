@@ -3,15 +3,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use confab_engine::model::*;
 use async_trait::async_trait;
+use confab_engine::model::*;
 use confab_engine::store::{ImportStore, Imported};
 use confab_engine::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::filter::Builder;
 use crate::pool::sql_err;
 use crate::rows::{insert_conversation, insert_member, insert_message, CONV_COLS, MSG_COLS};
-use crate::filter::Builder;
 use crate::{query_all, Cached, SqliteStore};
 use rusqlite::types::Value as Sql;
 

@@ -1,8 +1,8 @@
 //! The outbox: calls to an app's own code kept until made (`confab_engine::hooks`), claimed
 //! fairly across apps, and the counters of those calls.
 
-use confab_engine::hooks::OutboxItem;
 use async_trait::async_trait;
+use confab_engine::hooks::OutboxItem;
 use confab_engine::store::{HookStat, OutboxStore};
 use confab_engine::Result;
 use rusqlite::{params, Connection, OptionalExtension};
