@@ -444,8 +444,8 @@ pub trait OutboxStore: Send + Sync + 'static {
 /// an `Arc<dyn Store>`; the blobs are a [`BlobStore`] of their own.
 #[async_trait]
 pub trait Store: AppStore + UserStore + ConversationStore + MessageStore + ImportStore + EntryStore + OutboxStore {
-    /// Commit what is queued, then let go of the database. Called once, at shutdown, after the
-    /// last write; a call made after it fails.
+    /// Commit what is queued, then stop writing. Called at shutdown, after the last write; a
+    /// write made after it fails (reads may still be answered). Calling it again does nothing.
     async fn close(&self);
 }
 
