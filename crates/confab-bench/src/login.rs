@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use confab_engine::model::*;
-use confab_engine::{NewConversation, Store};
+use confab_engine::{MessageStore, NewConversation};
 use confab_face_leancloud::realtime::proto::*;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;

@@ -16,10 +16,12 @@ use crate::model::*;
 use crate::password::{login_keys, HashSettings, Hasher, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
 use crate::runtime::{Claim, Invalidate};
-use crate::store::{NewUser, Store};
+use crate::store::{BlobStore, NewUser, Store};
 
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
+    /// The bytes of uploaded files: a store of their own (`store.rs`, `BlobStore`).
+    pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) ids: IdGen,
@@ -86,10 +88,11 @@ pub fn utc_day_start(ms: i64) -> i64 {
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, node: u16) -> Self {
+    pub fn new(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, node: u16) -> Self {
         Engine {
             order: crate::order::Sequencer::new(bus.clone()),
             store,
+            blobs,
             bus,
             presence,
             ids: IdGen::new(node),

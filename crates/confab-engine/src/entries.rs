@@ -210,7 +210,7 @@ impl Engine {
     /// Keep the bytes of a file under `id` (1–64 of `[A-Za-z0-9_-]`).
     pub async fn put_blob(&self, app: &App, id: &str, bytes: Vec<u8>) -> Result<()> {
         check_blob_id(id)?;
-        self.store.put_blob(app.id, id, bytes).await
+        self.blobs.put_blob(app.id, id, bytes).await
     }
 
     /// The bytes kept under `id`; None for an unknown (or malformed) id.
@@ -218,14 +218,14 @@ impl Engine {
         if check_blob_id(id).is_err() {
             return Ok(None);
         }
-        self.store.get_blob(app.id, id).await
+        self.blobs.get_blob(app.id, id).await
     }
 
     pub async fn delete_blob(&self, app: &App, id: &str) -> Result<bool> {
         if check_blob_id(id).is_err() {
             return Ok(false);
         }
-        self.store.delete_blob(app.id, id).await
+        self.blobs.delete_blob(app.id, id).await
     }
 }
 

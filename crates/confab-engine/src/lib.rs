@@ -42,4 +42,4 @@ pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position}
 pub use presence::{LocalPresence, Presence, SessionRef};
 pub use rooms::{KeyOutcome, ROOM_ATTRIBUTES_BATCH_MAX};
 pub use social::{PresenceInfo, PushTask};
-pub use store::Store;
+pub use store::{AppStore, BlobStore, ConversationStore, EntryStore, ImportStore, MessageStore, OutboxStore, Store, UserStore};

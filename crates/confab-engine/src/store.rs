@@ -1,5 +1,8 @@
-//! The persistence contract. Every implementation passes the shared conformance suite
-//! (`confab-store-sqlite/tests/conformance.rs` runs it; a PostgreSQL store will run the same).
+//! The persistence contract, one trait per domain ([`AppStore`], [`UserStore`],
+//! [`ConversationStore`], [`MessageStore`], [`ImportStore`], [`EntryStore`], [`OutboxStore`]),
+//! bundled as [`Store`], and a [`BlobStore`] for uploaded bytes. Every implementation passes the
+//! shared conformance suite, one module per trait (`confab-store-sqlite/tests/conformance.rs`
+//! runs it; a PostgreSQL store will run the same).
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -217,16 +220,31 @@ pub struct NewUser {
     pub num: i64,
 }
 
+// ---- the seam: one trait per domain, `Store` the bundle the engine holds
+//
+// A store is brought up trait by trait: each has its module in the conformance suite
+// (`confab-store-conformance`). The bytes of uploaded files are not in `Store`: they go to a
+// `BlobStore` of their own (local files beside SQLite; shared blobs in a cluster).
+
+/// Apps and the credentials issued in them (tokens of every face).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // ---- apps
+pub trait AppStore: Send + Sync + 'static {
     async fn create_app(&self, app: &App) -> Result<()>;
     async fn set_app_limits(&self, app: i64, overrides: &Attrs) -> Result<()>;
     /// The app with its `limits` resolved.
     async fn find_app(&self, lookup: &AppLookup) -> Result<Option<App>>;
     async fn list_apps(&self) -> Result<Vec<App>>;
 
-    // ---- users and tokens
+    async fn put_token(&self, token: &Token) -> Result<()>;
+    async fn get_token(&self, token: &str) -> Result<Option<Token>>;
+    async fn delete_token(&self, token: &str) -> Result<()>;
+    /// Delete every token of this kind a user holds; returns how many.
+    async fn delete_user_tokens(&self, app: i64, user: &str, kind: TokenKind) -> Result<u64>;
+}
+
+/// Users and their logins.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
     /// Create the users that do not exist yet; existing ones are left as they are.
     async fn ensure_users(&self, app: i64, users: &[NewUser], now: i64) -> Result<()>;
     /// Create one user; `UserExists` if the id or the username is taken.
@@ -247,12 +265,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_user(&self, app: i64, id: &str) -> Result<bool>;
     /// How many distinct users logged in at or after `since`.
     async fn count_logins_since(&self, app: i64, since: i64) -> Result<i64>;
-    async fn put_token(&self, token: &Token) -> Result<()>;
-    async fn get_token(&self, token: &str) -> Result<Option<Token>>;
-    async fn delete_token(&self, token: &str) -> Result<()>;
-    /// Delete every token of this kind a user holds; returns how many.
-    async fn delete_user_tokens(&self, app: i64, user: &str, kind: TokenKind) -> Result<u64>;
+}
 
+/// Conversations, their members, blocklists, and the notices of their changes kept for users.
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
     // ---- conversations
     /// Store a new conversation with its first members. For a unique conversation whose
     /// `unique_id` exists already, nothing is written and the existing one is returned.
@@ -286,38 +303,38 @@ pub trait Store: Send + Sync + 'static {
     /// One user's memberships ordered by (joined_at, conversation id).
     async fn user_memberships(&self, app: i64, user: &str, q: &MembershipQuery) -> Result<Vec<Member>>;
 
+    // ---- conversation blocklists
+
+    /// Put users on a conversation's blocklist, removing them from its members. Returns those
+    /// newly blocked.
+    async fn block_users(&self, app: i64, conv: i64, users: &[String], now: i64) -> Result<Vec<String>>;
+    /// Returns those that were blocked.
+    async fn unblock_users(&self, app: i64, conv: i64, users: &[String]) -> Result<Vec<String>>;
+    /// Blocked users of a conversation by user id: all of them after `after`, or those among
+    /// `among`; at most `limit`.
+    async fn blocked_users(&self, app: i64, conv: i64, among: Option<&[String]>, after: Option<&str>, limit: i64) -> Result<Vec<String>>;
+
+    // ---- conversation notices
+
+    /// Keep a notice for each of these users.
+    async fn add_notices(&self, app: i64, users: &[String], notice: &ConvNotice) -> Result<()>;
+    /// A user's notices after `since` (by `at`), oldest first, at most `limit`.
+    async fn notices(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<ConvNotice>>;
+}
+
+/// Messages, history, the members' cursors and what is counted from them (unread, patches),
+/// and broadcasts.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
     // ---- messages
     /// Store a message: assigns the next sequence number of its conversation, keeps timestamps
     /// non-decreasing along the sequence, and advances the conversation's last-message time.
     async fn insert_message(&self, msg: &Message) -> Result<Message> {
         self.insert_message_with(msg, &[]).await
     }
-    /// `insert_message`, and the calls its sending makes put in the outbox in the same
-    /// transaction: a stored message's hooks are never lost.
+    /// `insert_message`, and the calls its sending makes put in the outbox (see [`OutboxStore`])
+    /// in the same transaction: a stored message's hooks are never lost.
     async fn insert_message_with(&self, msg: &Message, outbox: &[OutboxItem]) -> Result<Message>;
-
-    // ---- imports from another service: the ids there are kept beside ours (`foreign_id`)
-
-    /// The conversation imported with this foreign id.
-    async fn conversation_by_foreign(&self, app: i64, foreign_id: &str) -> Result<Option<Conversation>>;
-    /// The message imported with this foreign id.
-    async fn message_by_foreign(&self, app: i64, foreign_id: &str) -> Result<Option<Message>>;
-    /// The foreign ids of those of these conversations that have one.
-    async fn conversation_foreign_ids(&self, app: i64, convs: &[i64]) -> Result<Vec<(i64, String)>>;
-    /// Store messages made elsewhere into conversation `conv` (which need not exist yet), with
-    /// their own ids, timestamps and foreign ids: one whose foreign id is stored already is
-    /// skipped (a message addressed to users adds them to its audience); the rest take their places
-    /// in the conversation's order: by timestamp, and in one millisecond the imported messages
-    /// by their foreign ids (bytewise), then the conversation's own. A message
-    /// older than ones stored before it goes in among them: those are numbered anew, and the
-    /// members' read and delivered cursors follow the messages they pointed at. If the
-    /// conversation exists, its last sequence and time follow.
-    async fn import_messages(&self, app: i64, conv: i64, msgs: &[Message]) -> Result<Imported>;
-    /// An imported conversation: created (its messages may be stored already: its last sequence
-    /// and time are read from them) or, if one has its foreign id — or, for a unique
-    /// conversation, its unique id — already, that one, given the foreign id if it had none and
-    /// the members it lacks. (The conversation, created.)
-    async fn import_conversation(&self, conv: &Conversation, members: &[Member]) -> Result<(Conversation, bool)>;
     async fn get_message(&self, app: i64, id: i64) -> Result<Option<Message>>;
     async fn update_message(&self, app: i64, id: i64, patch: &MessagePatch) -> Result<Option<Message>>;
     async fn delete_message(&self, app: i64, id: i64) -> Result<bool>;
@@ -352,24 +369,6 @@ pub trait Store: Send + Sync + 'static {
     /// oldest change first, at most `limit`.
     async fn patches_since(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<Message>>;
 
-    // ---- conversation notices
-
-    /// Keep a notice for each of these users.
-    async fn add_notices(&self, app: i64, users: &[String], notice: &ConvNotice) -> Result<()>;
-    /// A user's notices after `since` (by `at`), oldest first, at most `limit`.
-    async fn notices(&self, app: i64, user: &str, since: i64, limit: i64) -> Result<Vec<ConvNotice>>;
-
-    // ---- conversation blocklists
-
-    /// Put users on a conversation's blocklist, removing them from its members. Returns those
-    /// newly blocked.
-    async fn block_users(&self, app: i64, conv: i64, users: &[String], now: i64) -> Result<Vec<String>>;
-    /// Returns those that were blocked.
-    async fn unblock_users(&self, app: i64, conv: i64, users: &[String]) -> Result<Vec<String>>;
-    /// Blocked users of a conversation by user id: all of them after `after`, or those among
-    /// `among`; at most `limit`.
-    async fn blocked_users(&self, app: i64, conv: i64, among: Option<&[String]>, after: Option<&str>, limit: i64) -> Result<Vec<String>>;
-
     // ---- broadcasts
     async fn insert_broadcast(&self, b: &Broadcast) -> Result<()>;
     async fn get_broadcast(&self, app: i64, id: i64) -> Result<Option<Broadcast>>;
@@ -377,8 +376,36 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_broadcast(&self, app: i64, id: i64) -> Result<bool>;
     /// Broadcasts still valid at `now`, newest first.
     async fn list_broadcasts(&self, app: i64, conv: Option<i64>, now: i64, skip: i64, limit: i64) -> Result<Vec<Broadcast>>;
+}
 
-    // ---- keyed collections (see `entries.rs`); `now` decides what has expired
+/// Imports from another service: the ids there are kept beside ours (`foreign_id`).
+#[async_trait]
+pub trait ImportStore: Send + Sync + 'static {
+    /// The conversation imported with this foreign id.
+    async fn conversation_by_foreign(&self, app: i64, foreign_id: &str) -> Result<Option<Conversation>>;
+    /// The message imported with this foreign id.
+    async fn message_by_foreign(&self, app: i64, foreign_id: &str) -> Result<Option<Message>>;
+    /// The foreign ids of those of these conversations that have one.
+    async fn conversation_foreign_ids(&self, app: i64, convs: &[i64]) -> Result<Vec<(i64, String)>>;
+    /// Store messages made elsewhere into conversation `conv` (which need not exist yet), with
+    /// their own ids, timestamps and foreign ids: one whose foreign id is stored already is
+    /// skipped (a message addressed to users adds them to its audience); the rest take their places
+    /// in the conversation's order: by timestamp, and in one millisecond the imported messages
+    /// by their foreign ids (bytewise), then the conversation's own. A message
+    /// older than ones stored before it goes in among them: those are numbered anew, and the
+    /// members' read and delivered cursors follow the messages they pointed at. If the
+    /// conversation exists, its last sequence and time follow.
+    async fn import_messages(&self, app: i64, conv: i64, msgs: &[Message]) -> Result<Imported>;
+    /// An imported conversation: created (its messages may be stored already: its last sequence
+    /// and time are read from them) or, if one has its foreign id — or, for a unique
+    /// conversation, its unique id — already, that one, given the foreign id if it had none and
+    /// the members it lacks. (The conversation, created.)
+    async fn import_conversation(&self, conv: &Conversation, members: &[Member]) -> Result<(Conversation, bool)>;
+}
+
+/// Keyed collections (see `entries.rs`); `now` decides what has expired.
+#[async_trait]
+pub trait EntryStore: Send + Sync + 'static {
     /// Write entries in one atomic step under `rule`: one outcome per entry, in order. A replaced
     /// item keeps its `seq` and `created_at`; an expired one counts as absent.
     async fn put_entries(&self, app: i64, entries: &[Entry], rule: PutRule, now: i64) -> Result<Vec<Put>>;
@@ -387,8 +414,11 @@ pub trait Store: Send + Sync + 'static {
     /// Delete what the filter matches; returns the live entries deleted.
     async fn delete_entries(&self, app: i64, f: &EntryFilter, now: i64) -> Result<Vec<Entry>>;
     async fn entry_stats(&self, app: i64, f: &EntryFilter, now: i64) -> Result<EntryStats>;
+}
 
-    // ---- the outbox: calls to the app's code, kept until made (`hooks.rs`)
+/// The outbox: calls to the app's code, kept until made (`hooks.rs`); and the hook counters.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
     /// Keep new items (ids, times and apps are set).
     async fn outbox_add(&self, items: &[OutboxItem]) -> Result<()>;
     /// Claim items due at `now` that have not failed, the longest due first, at most `per_app`
@@ -408,8 +438,23 @@ pub trait Store: Send + Sync + 'static {
     /// Add counts to the hook counters (calls, failures, latency by app, sink and name).
     async fn hook_stats_add(&self, stats: &[HookStat]) -> Result<()>;
     async fn hook_stats(&self, app: i64) -> Result<Vec<HookStat>>;
+}
 
-    // ---- blobs: the bytes of uploaded files, by an id the engine chose ([A-Za-z0-9_-])
+/// The durable state of messaging: every domain trait, and the store's life. The engine holds
+/// an `Arc<dyn Store>`; the blobs are a [`BlobStore`] of their own.
+#[async_trait]
+pub trait Store: AppStore + UserStore + ConversationStore + MessageStore + ImportStore + EntryStore + OutboxStore {
+    /// Commit what is queued, then stop writing. Called at shutdown, after the last write; a
+    /// write made after it fails (reads may still be answered). Calling it again does nothing.
+    async fn close(&self);
+}
+
+/// The bytes of uploaded files, by app and an id the engine chose (`[A-Za-z0-9_-]`, checked by
+/// the engine). Their records (name, size, owner, secret) are entries. Not part of [`Store`]:
+/// bytes go where bytes are cheap (local files beside SQLite; shared blobs in a cluster).
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Write (or replace) a blob; it is whole once this returns, never seen half-written.
     async fn put_blob(&self, app: i64, id: &str, bytes: Vec<u8>) -> Result<()>;
     async fn get_blob(&self, app: i64, id: &str) -> Result<Option<Vec<u8>>>;
     /// False if there was no such blob.

@@ -25,7 +25,7 @@ use confab_engine::model::AppLookup;
 use confab_engine::{Engine, LocalBus, LocalPresence, Store};
 use confab_face_leancloud::realtime::{self, Gateway, GatewaySettings};
 use confab_routes::{Open, Route, Row};
-use confab_store_sqlite::SqliteStore;
+use confab_store_sqlite::{FileBlobs, SqliteStore};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -41,9 +41,11 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(SqliteStore::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))?))
 }
 
-/// An engine over the configured store, with this node's in-process bus and presence.
+/// An engine over the configured store and the blobs beside it (files under the data directory),
+/// with this node's in-process bus and presence.
 pub fn engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Engine>> {
-    let engine = Engine::new(store, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), config.node_id);
+    let blobs = Arc::new(FileBlobs::in_data_dir(&config.sqlite_dir()));
+    let engine = Engine::new(store, blobs, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), config.node_id);
     Ok(Arc::new(engine.with_hash_settings(config.hash_settings()).map_err(|e| anyhow::anyhow!("password hashing: {e}"))?))
 }
 
@@ -176,8 +178,7 @@ impl Server {
         }
         // hook calls in flight finish (or are made again after the restart: they are kept)
         self.outbox.stop(self.grace).await;
-        let store = self.store;
-        tokio::task::spawn_blocking(move || store.close()).await?;
+        Store::close(&*self.store).await;
         Ok(())
     }
 

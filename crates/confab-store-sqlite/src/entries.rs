@@ -1,16 +1,17 @@
-//! Keyed collections (`entries` table) and blobs (files under `<data dir>/blobs/<app>/<id>`).
+//! Keyed collections (`entries` table): `EntryStore`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
-use confab_engine::entries::{check_blob_id, Entry, EntryFilter, EntryQuery, EntryStats, Overwrite, Put, PutRule};
-use confab_engine::{Error, Result};
+use async_trait::async_trait;
+use confab_engine::entries::{Entry, EntryFilter, EntryQuery, EntryStats, Overwrite, Put, PutRule};
+use confab_engine::store::EntryStore;
+use confab_engine::Result;
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::filter::Builder;
 use crate::pool::sql_err;
-use crate::{query_all, Cached};
+use crate::{query_all, Cached, SqliteStore};
 
 const COLS: &str = "ns, key, item, value, owner, seq, created_at, updated_at, expires_at";
 
@@ -143,52 +144,27 @@ pub(crate) fn stats(c: &Connection, app: i64, f: &EntryFilter, now: i64) -> Resu
     Ok(rows.pop().unwrap_or_default())
 }
 
-// ------------------------------------------------------------------------ blobs
+#[async_trait]
+impl EntryStore for SqliteStore {
+    // ---------------------------------------------------------------- keyed collections
 
-/// Where an app's blobs live.
-pub(crate) fn blob_path(root: &Path, app: i64, id: &str) -> Result<PathBuf> {
-    check_blob_id(id)?;
-    Ok(root.join(app.to_string()).join(id))
-}
+    async fn put_entries(&self, app: i64, entries: &[Entry], rule: PutRule, now: i64) -> Result<Vec<Put>> {
+        let entries = entries.to_vec();
+        self.pool.write("put_entries", move |c| put(c, app, &entries, rule, now)).await
+    }
 
-fn io_err(what: &str, p: &Path, e: std::io::Error) -> Error {
-    Error::internal(format!("{what} {}: {e}", p.display()))
-}
+    async fn entries(&self, app: i64, q: &EntryQuery, now: i64) -> Result<Vec<Entry>> {
+        let q = q.clone();
+        self.pool.read("entries", move |c| select(c, app, &q, now)).await
+    }
 
-/// Write a blob durably: to a temporary name, synced, then renamed into place.
-pub(crate) async fn put_blob(root: PathBuf, app: i64, id: String, bytes: Vec<u8>) -> Result<()> {
-    let path = blob_path(&root, app, &id)?;
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let dir = path.parent().unwrap_or(&root).to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
-        let tmp = dir.join(format!(".{id}.tmp"));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err("cannot create", &tmp, e))?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| io_err("cannot write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io_err("cannot rename", &path, e))
-    })
-    .await
-    .map_err(Error::internal)?
-}
+    async fn delete_entries(&self, app: i64, f: &EntryFilter, now: i64) -> Result<Vec<Entry>> {
+        let f = f.clone();
+        self.pool.write("delete_entries", move |c| delete(c, app, &f, now)).await
+    }
 
-pub(crate) async fn get_blob(root: PathBuf, app: i64, id: String) -> Result<Option<Vec<u8>>> {
-    let path = blob_path(&root, app, &id)?;
-    tokio::task::spawn_blocking(move || match std::fs::read(&path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err("cannot read", &path, e)),
-    })
-    .await
-    .map_err(Error::internal)?
-}
-
-pub(crate) async fn delete_blob(root: PathBuf, app: i64, id: String) -> Result<bool> {
-    let path = blob_path(&root, app, &id)?;
-    tokio::task::spawn_blocking(move || match std::fs::remove_file(&path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_err("cannot delete", &path, e)),
-    })
-    .await
-    .map_err(Error::internal)?
+    async fn entry_stats(&self, app: i64, f: &EntryFilter, now: i64) -> Result<EntryStats> {
+        let f = f.clone();
+        self.pool.read("entry_stats", move |c| stats(c, app, &f, now)).await
+    }
 }

@@ -3,14 +3,17 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use async_trait::async_trait;
 use confab_engine::model::*;
-use confab_engine::store::Imported;
+use confab_engine::store::{ImportStore, Imported};
 use confab_engine::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::filter::Builder;
 use crate::pool::sql_err;
 use crate::rows::{insert_conversation, insert_member, insert_message, CONV_COLS, MSG_COLS};
-use crate::Cached;
+use crate::{query_all, Cached, SqliteStore};
+use rusqlite::types::Value as Sql;
 
 /// Where a message stands in its conversation's order: by timestamp; in one millisecond, the
 /// source's messages by their ids (bytewise, as LeanCloud pages them), then ours.
@@ -235,4 +238,34 @@ pub fn import_conversation(c: &Connection, conv: &Conversation, members: &[Membe
     }
     let conv = crate::load_conversation(c, conv.app, id)?.ok_or(Error::ConversationNotFound)?;
     Ok((conv, created))
+}
+
+#[async_trait]
+impl ImportStore for SqliteStore {
+    async fn conversation_by_foreign(&self, app: i64, foreign_id: &str) -> Result<Option<Conversation>> {
+        let f = foreign_id.to_string();
+        self.pool.lookup("conversation_by_foreign", move |c| conversation_by_foreign(c, app, &f)).await
+    }
+
+    async fn message_by_foreign(&self, app: i64, foreign_id: &str) -> Result<Option<Message>> {
+        let f = foreign_id.to_string();
+        self.pool.lookup("message_by_foreign", move |c| message_by_foreign(c, app, &f)).await
+    }
+
+    async fn conversation_foreign_ids(&self, app: i64, convs: &[i64]) -> Result<Vec<(i64, String)>> {
+        let mut b = Builder::default();
+        b.push("SELECT id, foreign_id FROM conversations WHERE app = ").bind(Sql::Integer(app));
+        b.push(" AND foreign_id IS NOT NULL AND id IN ").list(convs.iter().map(|c| Sql::Integer(*c)));
+        self.pool.read("conversation_foreign_ids", move |c| query_all(c, &b, |r| Ok((r.get(0)?, r.get(1)?)))).await
+    }
+
+    async fn import_messages(&self, app: i64, conv: i64, msgs: &[Message]) -> Result<Imported> {
+        let msgs = msgs.to_vec();
+        self.pool.write("import_messages", move |c| import_messages(c, app, conv, &msgs)).await
+    }
+
+    async fn import_conversation(&self, conv: &Conversation, members: &[Member]) -> Result<(Conversation, bool)> {
+        let (conv, members) = (conv.clone(), members.to_vec());
+        self.pool.write("import_conversation", move |c| import_conversation(c, &conv, &members)).await
+    }
 }

@@ -1,13 +1,14 @@
 //! The outbox: calls to an app's own code kept until made (`confab_engine::hooks`), claimed
 //! fairly across apps, and the counters of those calls.
 
+use async_trait::async_trait;
 use confab_engine::hooks::OutboxItem;
-use confab_engine::store::HookStat;
+use confab_engine::store::{HookStat, OutboxStore};
 use confab_engine::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::pool::sql_err;
-use crate::Cached;
+use crate::{Cached, SqliteStore};
 
 const COLS: &str = "id, app, sink, name, body, attempts, next_at, created_at, last_error, failed";
 
@@ -177,4 +178,48 @@ pub fn stats(c: &Connection, app: i64) -> Result<Vec<HookStat>> {
         })
         .map_err(sql_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err)
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn outbox_add(&self, items: &[OutboxItem]) -> Result<()> {
+        let items = items.to_vec();
+        self.pool.write("outbox_add", move |c| add(c, &items)).await
+    }
+
+    async fn outbox_claim(&self, now: i64, lease_until: i64, per_app: usize, limit: usize, skip: &[i64]) -> Result<Vec<OutboxItem>> {
+        let skip = skip.to_vec();
+        self.pool.write("outbox_claim", move |c| claim(c, now, lease_until, per_app, limit, &skip)).await
+    }
+
+    async fn outbox_done(&self, ids: &[i64]) -> Result<()> {
+        let ids = ids.to_vec();
+        self.pool.write("outbox_done", move |c| done(c, &ids)).await
+    }
+
+    async fn outbox_retry(&self, id: i64, attempts: u32, next_at: i64, error: &str, failed: bool) -> Result<()> {
+        let error = error.to_string();
+        self.pool.write("outbox_retry", move |c| retry(c, id, attempts, next_at, &error, failed)).await
+    }
+
+    async fn outbox_list(&self, app: i64, failed: bool, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.pool.read("outbox_list", move |c| list(c, app, failed, limit)).await
+    }
+
+    async fn outbox_counts(&self, app: i64) -> Result<(i64, i64)> {
+        self.pool.read("outbox_counts", move |c| counts(c, app)).await
+    }
+
+    async fn outbox_requeue_failed(&self, app: i64, now: i64) -> Result<u64> {
+        self.pool.write("outbox_requeue_failed", move |c| requeue_failed(c, app, now)).await
+    }
+
+    async fn hook_stats_add(&self, stats: &[HookStat]) -> Result<()> {
+        let stats = stats.to_vec();
+        self.pool.write("hook_stats_add", move |c| stats_add(c, &stats)).await
+    }
+
+    async fn hook_stats(&self, app: i64) -> Result<Vec<HookStat>> {
+        self.pool.read("hook_stats", move |c| stats(c, app)).await
+    }
 }

@@ -246,6 +246,15 @@ impl Pool {
             let _ = t.join();
         }
     }
+
+    /// `close`, waiting for the writer on a blocking task rather than on the caller's thread.
+    pub async fn close_async(&self) {
+        self.writer.lock().take();
+        let thread = self.thread.lock().take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
 }
 
 impl Drop for Pool {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use confab_engine::limits::Limits;
 use confab_engine::model::*;
 use confab_engine::query::{HistoryQuery, HistoryScope};
-use confab_engine::{Error, Store};
+use confab_engine::{AppStore, BlobStore, ConversationStore, Error, MessageStore, Store};
 use confab_store_conformance::fresh_id;
-use confab_store_sqlite::SqliteStore;
+use confab_store_sqlite::{FileBlobs, SqliteStore};
 use tempfile::TempDir;
 
 /// A store over a fresh data directory, with the directory (removed when dropped).
@@ -19,16 +19,23 @@ async fn open_store() -> (Arc<dyn Store>, TempDir) {
     (Arc::new(store), dir)
 }
 
+/// Blobs as files in a fresh directory, with the directory.
+async fn open_blobs() -> (Arc<dyn BlobStore>, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    (Arc::new(FileBlobs::in_data_dir(dir.path())), dir)
+}
+
 /// The whole suite on one store, one check after another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn run_all_on_one_store() {
-    let (store, _dir) = open_store().await;
-    confab_store_conformance::run_all(store).await;
+    let (store, dir) = open_store().await;
+    let blobs = Arc::new(FileBlobs::in_data_dir(dir.path()));
+    confab_store_conformance::run_all(store, blobs).await;
 }
 
 /// Each check as a test of its own, on a store of its own.
 mod each {
-    confab_store_conformance::conformance_tests!(super::open_store);
+    confab_store_conformance::conformance_tests!(super::open_store, super::open_blobs);
 }
 
 fn app(name: &str) -> App {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use confab_engine::model::{Content, Message, MessageType, Plan};
-use confab_engine::{NewApp, NewConversation, Store};
+use confab_engine::{MessageStore, NewApp, NewConversation};
 use confab_face_leancloud::realtime::codec;
 use confab_face_leancloud::realtime::proto::*;
 use confab_face_leancloud::realtime::{Gateway, GatewaySettings};

@@ -10,14 +10,10 @@ use confab_engine::{Engine, NewApp};
 use confab_store_sqlite::SqliteStore;
 use serde_json::json;
 
-fn node(store: &Arc<SqliteStore>, n: u16, dedup: Arc<dyn Dedup>, inv: Arc<dyn Invalidation>) -> Engine {
-    Engine::new(
-        store.clone(),
-        Arc::new(confab_engine::bus::LocalBus::default()),
-        Arc::new(confab_engine::presence::LocalPresence::default()),
-        n,
-    )
-    .with_runtime(dedup, inv)
+fn node(store: &Arc<SqliteStore>, blobs: &std::path::Path, n: u16, dedup: Arc<dyn Dedup>, inv: Arc<dyn Invalidation>) -> Engine {
+    let blobs = Arc::new(confab_store_sqlite::FileBlobs::new(blobs));
+    let (bus, presence) = (confab_engine::bus::LocalBus::default(), confab_engine::presence::LocalPresence::default());
+    Engine::new(store.clone(), blobs, Arc::new(bus), Arc::new(presence), n).with_runtime(dedup, inv)
 }
 
 #[tokio::test]
@@ -25,9 +21,9 @@ async fn nodes_sharing_an_invalidation_see_revocations_and_settings_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let shared: Arc<dyn Invalidation> = Arc::new(LocalInvalidation::default());
-    let a = node(&store, 1, Arc::new(LocalDedup::default()), shared.clone());
-    let b = node(&store, 2, Arc::new(LocalDedup::default()), shared);
-    let loner = node(&store, 3, Arc::new(LocalDedup::default()), Arc::new(LocalInvalidation::default()));
+    let a = node(&store, dir.path(), 1, Arc::new(LocalDedup::default()), shared.clone());
+    let b = node(&store, dir.path(), 2, Arc::new(LocalDedup::default()), shared);
+    let loner = node(&store, dir.path(), 3, Arc::new(LocalDedup::default()), Arc::new(LocalInvalidation::default()));
 
     let app = a.create_app(NewApp { name: "two-nodes".into(), ..Default::default() }).await.unwrap();
     let t = a.issue_token(&app, Some("tom"), TokenKind::EasemobUser, None).await.unwrap();
@@ -55,8 +51,8 @@ async fn nodes_sharing_a_dedup_run_a_call_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let dedup: Arc<dyn Dedup> = Arc::new(LocalDedup::default());
-    let a = node(&store, 1, dedup.clone(), Arc::new(LocalInvalidation::default()));
-    let b = node(&store, 2, dedup, Arc::new(LocalInvalidation::default()));
+    let a = node(&store, dir.path(), 1, dedup.clone(), Arc::new(LocalInvalidation::default()));
+    let b = node(&store, dir.path(), 2, dedup, Arc::new(LocalInvalidation::default()));
     let app = a.create_app(NewApp { name: "dedup".into(), ..Default::default() }).await.unwrap();
     let first = a.once(&app, "tx-1".into(), || async { Ok(json!({"id": 1})) }).await.unwrap();
     let again = b.once(&app, "tx-1".into(), || async { Ok(json!({"id": 2})) }).await.unwrap();
