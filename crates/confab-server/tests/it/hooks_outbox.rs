@@ -107,7 +107,7 @@ async fn online_members_and_members_who_muted_the_conversation_get_no_push() {
     let conv = app.conversation(json!({"name": "four", "m": ["tom", "jerry", "spike", "tyke"]})).await;
 
     // jerry is online on a real WebSocket; tyke turned the conversation's notifications off
-    let mut jerry = crate::realtime::Client::connect(&srv.base).await;
+    let mut jerry = crate::common::ws::Client::connect(&srv.base).await;
     jerry.open(app.app_id(), Some("jerry")).await;
     app.post(&format!("/1.2/rtm/conversations/{conv}/mutes"), json!({"client_ids": ["tyke"]})).await.ok();
 

@@ -5,6 +5,7 @@
 pub mod leanengine;
 pub mod raw;
 pub mod receiver;
+pub mod ws;
 
 use std::future::Future;
 use std::time::Duration;
