@@ -31,5 +31,6 @@ mod login_limits;
 mod maxim;
 mod maxim_webhook;
 mod realtime;
+mod rest_to_ws;
 mod router_and_cors;
 mod smoke;
