@@ -21,6 +21,7 @@ use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
+use confab_engine::ids::{Clock, SystemClock};
 use confab_engine::model::AppLookup;
 use confab_engine::{Engine, LocalBus, LocalPresence, Store};
 use confab_face_leancloud::realtime::{self, Gateway, GatewaySettings};
@@ -44,8 +45,14 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
 /// An engine over the configured store and the blobs beside it (files under the data directory),
 /// with this node's in-process bus and presence.
 pub fn engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Engine>> {
+    engine_with_clock(config, store, Arc::new(SystemClock))
+}
+
+/// `engine`, reading the time from `clock` (tests drive time through it).
+pub fn engine_with_clock(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
     let blobs = Arc::new(FileBlobs::in_data_dir(&config.sqlite_dir()));
     let engine = Engine::new(store, blobs, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), config.node_id);
+    let engine = engine.with_clock(clock);
     Ok(Arc::new(engine.with_hash_settings(config.hash_settings()).map_err(|e| anyhow::anyhow!("password hashing: {e}"))?))
 }
 
@@ -136,9 +143,15 @@ pub enum Stopped {
 impl Server {
     /// Lock the data directory, open the store, bind the listener and start serving.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        Server::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// `start`, with the engine reading the time from `clock`: a test hook, so that tests of
+    /// time rules (expiries, windows, back-offs) move time on instead of sleeping.
+    pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
         let lock = lock::DataDirLock::acquire(&config.sqlite_dir())?;
         let store = open_store(config)?;
-        let engine = engine(config, store.clone())?;
+        let engine = engine_with_clock(config, store.clone(), clock)?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let gateway = Gateway::start(engine.clone(), GatewaySettings::default());

@@ -5,20 +5,12 @@
 //! cross in both directions. The contracts are /work/shared/specs/maxim-rest.md §1–§5 and
 //! docs/leancloud-rest.md; content translation is the faces' `render.rs`.
 
-use std::collections::VecDeque;
-use std::time::Duration;
-
+use crate::common::ws::Client;
 use crate::common::*;
 use confab_engine::model::Plan;
-use confab_face_leancloud::realtime::codec;
 use confab_face_leancloud::realtime::proto::*;
-use futures_util::{SinkExt, StreamExt};
-use prost::Message as _;
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 // ---------------------------------------------------------------------- MaxIM helper
 
@@ -180,66 +172,6 @@ async fn setup() -> (TestServer, LcApp, Mx) {
     let app = srv.app(Plan::Standard).await;
     let mx = Mx::of(&srv, &app);
     (srv, app, mx)
-}
-
-// ---------------------------------------------------------------------- a minimal realtime client
-
-/// A LeanCloud realtime session on one WebSocket (binary protobuf), enough to see pushes.
-struct Rt {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    pushes: VecDeque<GenericCommand>,
-}
-
-const WAIT: Duration = Duration::from_secs(10);
-
-impl Rt {
-    async fn open(base: &str, app_id: &str, peer: &str) -> Rt {
-        let mut req = format!("{}/", base.replacen("http", "ws", 1)).into_client_request().unwrap();
-        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("lc.protobuf2.3"));
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket");
-        let mut rt = Rt { ws, pushes: VecDeque::new() };
-        let mut c = GenericCommand { cmd: Some(CommandType::Session as i32), op: Some(OpType::Open as i32), ..Default::default() };
-        c.i = Some(1);
-        c.app_id = Some(app_id.to_string());
-        c.peer_id = Some(peer.to_string());
-        c.session_message = Some(SessionCommand { ua: Some("cross-face-test".into()), ..Default::default() });
-        rt.ws.send(WsMessage::Binary(c.encode_to_vec().into())).await.unwrap();
-        loop {
-            let r = rt.next().await.expect("open reply");
-            if r.i == Some(1) {
-                assert_eq!(r.op, Some(OpType::Opened as i32), "opened: {r:?}");
-                break;
-            }
-            rt.pushes.push_back(r);
-        }
-        rt
-    }
-
-    async fn next(&mut self) -> Option<GenericCommand> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await {
-                Err(_) => return None,
-                Ok(Some(Ok(WsMessage::Binary(b)))) => return Some(codec::decode(&b).expect("GenericCommand")),
-                Ok(Some(Ok(WsMessage::Close(c)))) => panic!("closed: {c:?}"),
-                Ok(Some(Ok(_))) => continue,
-                Ok(other) => panic!("websocket ended: {other:?}"),
-            }
-        }
-    }
-
-    /// The next push of this command type, skipping others.
-    async fn push(&mut self, cmd: CommandType) -> GenericCommand {
-        if let Some(i) = self.pushes.iter().position(|p| p.cmd == Some(cmd as i32)) {
-            return self.pushes.remove(i).unwrap();
-        }
-        loop {
-            let p = self.next().await.unwrap_or_else(|| panic!("no {cmd:?} push within {WAIT:?}"));
-            if p.cmd == Some(cmd as i32) {
-                return p;
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------- identity
@@ -701,12 +633,12 @@ async fn maxim_acks_move_the_read_position_leancloud_reports() {
 async fn maxim_sends_reach_online_leancloud_clients() {
     let (srv, app, mx) = setup().await;
     let a = mx.register("alice").await;
-    let mut bob_rt = Rt::open(&srv.base, app.app_id(), "bob").await;
+    let mut bob_rt = Client::login(&srv.base, app.app_id(), "bob").await;
     let bob = srv.engine().get_user(&app.app, "bob").await.expect("an open session makes the client a user").num;
 
     // one-to-one
     let mid = mx.text(As::AdminFor(a), 1, bob, "ping").await;
-    let p = bob_rt.push(CommandType::Direct).await;
+    let p = bob_rt.push_of(CommandType::Direct).await;
     let d = p.direct_message.expect("direct");
     assert_eq!(d.id.as_deref(), Some(mid.to_string().as_str()));
     assert_eq!(d.from_peer_id.as_deref(), Some("alice"));
@@ -718,13 +650,13 @@ async fn maxim_sends_reach_online_leancloud_clients() {
     let g = mx.ok(Method::POST, "/group/create", As::AdminFor(a), Some(json!({"name": "g", "user_list": [bob]}))).await;
     let gid = g["data"]["group_id"].as_i64().unwrap();
     let gm = mx.text(As::AdminFor(a), 2, gid, "to the group").await;
-    let d = bob_rt.push(CommandType::Direct).await.direct_message.unwrap();
+    let d = bob_rt.push_of(CommandType::Direct).await.direct_message.unwrap();
     assert_eq!(d.id.as_deref(), Some(gm.to_string().as_str()));
     assert_eq!(d.cid.as_deref(), Some(gid.to_string().as_str()));
 
     // recall
     mx.ok(Method::POST, "/message/recall", As::AdminFor(a), Some(json!({"conversation_id": bob, "msg_id": mid}))).await;
-    let p = bob_rt.push(CommandType::Patch).await;
+    let p = bob_rt.push_of(CommandType::Patch).await;
     let patch = p.patch_message.expect("patch");
     let item = patch.patches.first().expect("one patch");
     assert_eq!(item.mid.as_deref(), Some(mid.to_string().as_str()));

@@ -412,7 +412,7 @@ async fn user_status_login_and_logout_are_called_back() {
     let srv = TestServer::start().await;
     let (app, rcv) = setup(&srv, &[("hooks.easemob.url", "{post}")]).await;
     let key = appkey(&app);
-    let mut bob = crate::realtime::Client::connect(&srv.base).await;
+    let mut bob = crate::common::ws::Client::connect(&srv.base).await;
     bob.open(&app.app.keys.leancloud.app_id, Some("bob")).await;
     let login = &wait_for(&rcv, 1, |c| c["reason"] == "login").await[0];
     assert_eq!(login["status"], "online");
@@ -442,9 +442,9 @@ async fn a_one_to_one_read_is_called_back_as_read_ack() {
     let id = sent_id(&r, "bob");
     let conv = srv.engine().message(&app.app, id.parse().unwrap()).await.unwrap().conv;
     // bob reads it in a realtime session
-    let mut bob = crate::realtime::Client::connect(&srv.base).await;
+    let mut bob = crate::common::ws::Client::connect(&srv.base).await;
     bob.open(&app.app.keys.leancloud.app_id, Some("bob")).await;
-    let mut read = crate::realtime::command(CommandType::Read, None);
+    let mut read = crate::common::ws::command(CommandType::Read, None);
     read.read_message = Some(ReadCommand {
         convs: vec![ReadTuple { cid: conv.to_string(), timestamp: None, mid: Some(id.clone()) }],
         ..Default::default()

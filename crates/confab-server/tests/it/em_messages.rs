@@ -430,7 +430,7 @@ async fn recall_on_every_path_with_its_errors() {
 
     // the recall window: past it only `force` recalls
     srv.engine().set_app_limit(&app.app.name, "recall_window_secs", "1").await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    srv.advance(std::time::Duration::from_millis(1100));
     let r = app.post("/messages/recall", json!({"msg_id": c, "to": "bob", "chat_type": "chat", "force": false})).await;
     r.em_error(403, "message_recall_error");
     assert_eq!(r.body["error_description"], "exceed recall time limit");

@@ -107,7 +107,7 @@ async fn online_members_and_members_who_muted_the_conversation_get_no_push() {
     let conv = app.conversation(json!({"name": "four", "m": ["tom", "jerry", "spike", "tyke"]})).await;
 
     // jerry is online on a real WebSocket; tyke turned the conversation's notifications off
-    let mut jerry = crate::realtime::Client::connect(&srv.base).await;
+    let mut jerry = crate::common::ws::Client::connect(&srv.base).await;
     jerry.open(app.app_id(), Some("jerry")).await;
     app.post(&format!("/1.2/rtm/conversations/{conv}/mutes"), json!({"client_ids": ["tyke"]})).await.ok();
 
@@ -118,27 +118,57 @@ async fn online_members_and_members_who_muted_the_conversation_get_no_push() {
     // a message to online members only makes no push at all
     let pair = app.conversation(json!({"name": "pair", "m": ["tom", "jerry"]})).await;
     app.send(&pair, "tom", "you are online").await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // a push would be in the outbox with the message: once nothing is pending, it was made or not
+    nothing_pending(&srv, &app).await;
     assert_eq!(relay.calls_to(RELAY).len(), 1, "no push for online jerry: {:?}", relay.calls_to(RELAY));
     srv.stop().await;
 }
 
+/// Wait until the app has no call waiting in the outbox (each is made, or kept as failed).
+async fn nothing_pending(srv: &TestServer, app: &LcApp) {
+    eventually(10, || async {
+        let r = srv.engine().hook_report(&app.app, 10).await.expect("report");
+        (r.pending == 0).then_some(())
+    })
+    .await;
+}
+
+/// Longer than the outbox's poll (1 s): a call due by then has been made.
+const ONE_POLL: Duration = Duration::from_millis(1500);
+
 #[tokio::test]
 async fn a_failing_relay_gets_the_push_again_until_it_takes_it_once() {
-    let srv = server().await;
+    // waits of a minute, doubling: the test moves the server's time on instead of waiting
+    let srv = TestServer::start_with(|c| {
+        c.outbox_first_retry_ms = 60_000;
+        c.outbox_max_retry_secs = 3600;
+        c.shutdown_grace_secs = 1;
+    })
+    .await;
     let relay = Receiver::start().await;
     relay.script(RELAY, vec![Reply::status(500), Reply::status(503), Reply::ok(json!({}))]);
     let app = app_with_relay(&srv, &relay).await;
     let conv = app.conversation(json!({"name": "pair", "m": ["tom", "jerry"]})).await;
-    let sent = Instant::now();
     app.send(&conv, "tom", "hello").await;
+    relay.wait_calls(RELAY, 1, WAIT).await;
 
+    // a wait before trying again: not before the first wait is over, then at once
+    // (margins of seconds: real time passes too)
+    srv.advance(Duration::from_secs(50));
+    tokio::time::sleep(ONE_POLL).await;
+    assert_eq!(relay.calls_to(RELAY).len(), 1, "tried again before the wait was over");
+    srv.advance(Duration::from_secs(11));
+    relay.wait_calls(RELAY, 2, WAIT).await;
+    // the wait doubles: a minute more is not enough, two are
+    srv.advance(Duration::from_secs(60));
+    tokio::time::sleep(ONE_POLL).await;
+    assert_eq!(relay.calls_to(RELAY).len(), 2, "the second wait is not shorter than twice the first");
+    srv.advance(Duration::from_secs(61));
     let calls = relay.wait_calls(RELAY, 3, WAIT).await;
     assert_eq!(calls[0].body["id"], calls[2].body["id"], "the same push, tried again");
-    assert!(calls[1].at - calls[0].at >= Duration::from_millis(90), "a wait before trying again");
-    assert!(calls[2].at - calls[1].at >= calls[1].at - calls[0].at - Duration::from_millis(20), "the wait does not shrink");
-    assert!(sent.elapsed() < WAIT);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // taken once: nothing is left to make
+    nothing_pending(&srv, &app).await;
     assert_eq!(relay.calls_to(RELAY).len(), 3, "taken once, made no more");
 
     // the counters: three calls, two failures
@@ -268,7 +298,9 @@ async fn failed_calls_are_kept_listed_by_the_cli_and_requeued() {
     let item = &report.failed_items[0];
     assert_eq!((item.sink.as_str(), item.name.as_str(), item.attempts), ("push", "message", 2));
     assert_eq!(item.last_error.as_deref(), Some("the relay answered 500"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // however long the server waits
+    srv.advance(Duration::from_secs(24 * 3600));
+    tokio::time::sleep(ONE_POLL).await;
     assert_eq!(relay.calls_to(RELAY).len(), 2, "a failed call is not tried again by itself");
 
     // the CLI lists it, with the counters, and requeues it on request

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::leanengine::{leanengine_or_skip, master_sign, LeanEngine};
 use crate::common::receiver::{Receiver, Reply};
+use crate::common::ws::{command, Client};
 use crate::common::*;
-use crate::realtime::{command, Client};
 use confab_engine::model::{AppLookup, Plan};
 use confab_face_leancloud::realtime::proto::*;
 use serde_json::{json, Value};
@@ -463,7 +463,7 @@ async fn client_online_and_offline_with_reasons() {
     assert_eq!(off[2]["params"], json!({"peerId": "Spike", "closeCode": 4, "closeMsg": "bye", "sourceIP": "127.0.0.1"}));
     // a tag conflict
     let open_tagged = |device: &str| {
-        crate::realtime::open_cmd(
+        crate::common::ws::open_cmd(
             s.lc.app_id(),
             Some("Tyke"),
             SessionCommand { tag: Some("mobile".into()), device_id: Some(device.into()), ..Default::default() },
@@ -552,7 +552,8 @@ async fn service_conversation_messages_reach_the_web_hook() {
     )
     .await
     .ok();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // a call would be in the outbox with the message: once nothing is pending, it was made or not
+    eventually(10, || async { (srv.engine().hook_report(&lc.app, 10).await.expect("report").pending == 0).then_some(()) }).await;
     assert_eq!(hook.calls_to("/svc").len(), 2);
     srv.stop().await;
 }

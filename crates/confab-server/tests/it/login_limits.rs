@@ -116,7 +116,7 @@ async fn failed_logins_back_off_per_user_on_every_face_then_the_right_password_w
         // another user of the same address is not held back
         assert!(logged_in(face, &login(&srv, &app, face, &other, "hers").await), "{face}: the bystander logs in");
         // after the wait, the right password works, and forgives the failures
-        tokio::time::sleep(Duration::from_secs(wait)).await;
+        srv.advance(Duration::from_secs(wait));
         let r = login(&srv, &app, face, &user, "the-right-one").await;
         assert!(logged_in(face, &r), "{face}: {:?}", r.body);
         wrong_password(face, &login(&srv, &app, face, &user, "guess-again").await);

@@ -31,6 +31,7 @@ mod login_limits;
 mod maxim;
 mod maxim_webhook;
 mod realtime;
+mod rest_to_ws;
 mod router_and_cors;
 mod runtime_seams;
 mod smoke;

@@ -1359,13 +1359,13 @@ async fn recall_window_binds_users_not_the_admin_token() {
     let m = Mx::new().await;
     let alice = m.user("alice").await;
     let bob = m.user("bob").await;
-    m.srv.engine().set_app_limit(&m.app.app.name, "recall_window_secs", "2").await.unwrap();
+    m.srv.engine().set_app_limit(&m.app.app.name, "recall_window_secs", "60").await.unwrap();
     // within the window
     let fresh = m.send(&alice, 1, &[bob.id], "fresh").await[0];
     data(&m.post("/message/recall", &alice.token, json!({"conversation_id": bob.id, "msg_id": fresh})).await);
     // after it
     let old = [m.send(&alice, 1, &[bob.id], "old").await[0], m.send(&alice, 1, &[bob.id], "older").await[0]];
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    m.srv.advance(Duration::from_millis(60_300));
     err(&m.post("/message/recall", &alice.token, json!({"conversation_id": bob.id, "msg_id": old[0]})).await, 20012);
     err(
         &m.send_body(&alice.token, json!({"type": 1, "targets": [bob.id], "content_type": 10, "related_mid": old[1], "content": ""})).await,
@@ -1707,7 +1707,7 @@ async fn group_owners_recall_members_messages() {
     let bobs = m.send(&bob, 2, &[g], "spam").await[0];
     err(&m.post("/message/recall", &carol.token, json!({"conversation_id": g, "msg_id": bobs})).await, 10010);
     m.srv.engine().set_app_limit(&m.app.app.name, "recall_window_secs", "1").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    m.srv.advance(Duration::from_millis(1100));
     assert_eq!(data(&m.post("/message/recall", &alice.token, json!({"conversation_id": g, "msg_id": bobs})).await), &json!(true));
     assert!(m.msg_ids_seen(&carol, g).await.is_empty(), "recalled for everyone");
     // one-to-one: alice made the conversation (its owner), yet cannot recall bob's message

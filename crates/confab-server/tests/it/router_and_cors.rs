@@ -5,19 +5,13 @@
 //! rate limits, and `Access-Control-Allow-Origin` on every answer, errors included.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use crate::common::ws::{Client, BINARY};
 use crate::common::*;
 use confab_engine::model::Plan;
-use confab_face_leancloud::realtime::codec;
-use confab_face_leancloud::realtime::proto::{CommandType, GenericCommand, OpType, SessionCommand};
-use futures_util::{SinkExt, StreamExt};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const ORIGIN: &str = "https://app.example.com";
 
@@ -77,30 +71,9 @@ fn assert_routed(a: &Answer, url: &str) {
 /// A login over the WebSocket at `url`, as the SDK makes it: the subprotocol echoed, then
 /// `session open` answered `opened`.
 async fn logs_in(url: &str, app_id: &str, tls: Option<Arc<rustls::ClientConfig>>) {
-    let mut req = url.into_client_request().expect("ws request");
-    req.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("lc.protobuf2.3"));
-    let connector = tls.map(tokio_tungstenite::Connector::Rustls);
-    let (mut ws, resp) = tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector).await.expect("ws handshake");
-    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "lc.protobuf2.3");
-    let open = GenericCommand {
-        cmd: Some(CommandType::Session as i32),
-        op: Some(OpType::Open as i32),
-        app_id: Some(app_id.to_string()),
-        peer_id: Some("alice".into()),
-        i: Some(1),
-        session_message: Some(SessionCommand { ua: Some("rust-test".into()), ..Default::default() }),
-        ..Default::default()
-    };
-    ws.send(WsMessage::Binary(codec::encode(&open))).await.expect("send");
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a reply in time").expect("open").expect("frame");
-        let WsMessage::Binary(b) = m else { continue };
-        let c = codec::decode(&b).expect("a command");
-        if c.i == Some(1) {
-            assert_eq!((c.cmd, c.op), (Some(CommandType::Session as i32), Some(OpType::Opened as i32)), "{c:?}");
-            return;
-        }
-    }
+    let mut c = Client::connect_with(url, Some(BINARY), tls).await;
+    assert_eq!(c.protocol.as_deref(), Some(BINARY));
+    c.open(app_id, Some("alice")).await;
 }
 
 #[tokio::test]

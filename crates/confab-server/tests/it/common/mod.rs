@@ -2,9 +2,11 @@
 //! client that speaks to it as a LeanCloud app server would.
 #![allow(dead_code)]
 
+pub mod clock;
 pub mod leanengine;
 pub mod raw;
 pub mod receiver;
+pub mod ws;
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,6 +22,8 @@ pub struct TestServer {
     pub base: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The engine's clock: `advance` moves the server's time on.
+    pub clock: std::sync::Arc<clock::TestClock>,
 }
 
 impl TestServer {
@@ -32,9 +36,10 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
         settings(&mut config);
-        let server = Server::start(&config).await.expect("server starts");
+        let clock = std::sync::Arc::new(clock::TestClock::default());
+        let server = Server::start_with_clock(&config, clock.clone()).await.expect("server starts");
         let base = format!("http://{}", server.addr);
-        TestServer { server: Some(server), base, http: reqwest::Client::new(), dir }
+        TestServer { server: Some(server), base, http: reqwest::Client::new(), dir, clock }
     }
 
     /// A server that speaks TLS with a fresh self-signed certificate for 127.0.0.1, and that
@@ -52,11 +57,17 @@ impl TestServer {
             tls_key: Some(key),
             ..Config::default()
         };
-        let server = Server::start(&config).await.expect("TLS server starts");
+        let clock = std::sync::Arc::new(clock::TestClock::default());
+        let server = Server::start_with_clock(&config, clock.clone()).await.expect("TLS server starts");
         let base = format!("https://{}", server.addr);
         let trusted = reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).expect("PEM");
         let http = reqwest::Client::builder().add_root_certificate(trusted).build().expect("https client");
-        (TestServer { server: Some(server), base, http, dir }, ck.cert.der().clone())
+        (TestServer { server: Some(server), base, http, dir, clock }, ck.cert.der().clone())
+    }
+
+    /// Move the server's time on by `by` (the engine's clock; no sleeping).
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
