@@ -11,7 +11,7 @@ use rand::Rng;
 use crate::bus::{Bus, Event, KickReason};
 use crate::error::{Error, Result};
 use crate::ids::{Clock, IdGen, SystemClock};
-use crate::limits::{Limits, RateLimiter};
+use crate::limits::{Bucket, Limits, RateLimiter};
 use crate::model::*;
 use crate::password::{login_keys, HashSettings, Hasher, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
@@ -240,19 +240,19 @@ impl Engine {
     }
 
     /// Count one call against a rate bucket of the app; `RateLimited` when over.
-    pub fn rate_check(&self, app: &App, bucket: &str) -> Result<()> {
-        self.rates.check(app.id, bucket, app.limits.rate(bucket), self.now())
+    pub fn rate_check(&self, app: &App, bucket: Bucket) -> Result<()> {
+        self.rates.check(app.id, bucket.name(), app.limits.rate(bucket), self.now())
     }
 
     /// Count `cost` units against a bucket (a message quota counts each recipient).
-    pub fn rate_take(&self, app: &App, bucket: &str, cost: u32) -> Result<()> {
-        self.rates.take(app.id, bucket, bucket, app.limits.rate(bucket), cost, self.now())
+    pub fn rate_take(&self, app: &App, bucket: Bucket, cost: u32) -> Result<()> {
+        self.rates.take(app.id, bucket.name(), bucket.name(), app.limits.rate(bucket), cost, self.now())
     }
 
     /// Count one call against the bucket's rule, on a counter of its own for `subject` (a rate
     /// "per user ID").
-    pub fn rate_check_for(&self, app: &App, bucket: &str, subject: &str) -> Result<()> {
-        self.rates.take(app.id, bucket, &format!("{bucket}/{subject}"), app.limits.rate(bucket), 1, self.now())
+    pub fn rate_check_for(&self, app: &App, bucket: Bucket, subject: &str) -> Result<()> {
+        self.rates.take(app.id, bucket.name(), &format!("{bucket}/{subject}"), app.limits.rate(bucket), 1, self.now())
     }
 
     // ------------------------------------------------------------------ users

@@ -36,52 +36,204 @@ impl RateRule {
     }
 }
 
-/// Names of the rate buckets. A bucket is shared by every endpoint that counts against it.
-pub mod bucket {
-    /// LeanCloud "normal messages": send (conversations, chat rooms, service per-user
-    /// messages), edit and recall, in REST 1.1 and 1.2.
-    pub const LC_MESSAGE: &str = "lc.message";
-    /// LeanCloud "subscription messages": a service conversation's message to all subscribers.
-    pub const LC_SUBSCRIPTION: &str = "lc.subscription";
-    /// LeanCloud app-wide broadcasts.
-    pub const LC_BROADCAST: &str = "lc.broadcast";
-    /// Every Easemob endpoint counts in its own bucket `em.<name>`; one without a rule of its own
-    /// takes `em.default` (the seed: 100 calls a second).
-    pub const EM_DEFAULT: &str = "em.default";
+/// A rate bucket: the name its settings go by (`rates.<name>.per_…`) and its default allowance.
+/// Buckets exist only as the constants of [`bucket`], so a misspelt bucket does not compile.
+/// A bucket is shared by every endpoint that counts against it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    name: &'static str,
+    allowance: Allowance,
 }
 
-/// The Easemob endpoints whose rate differs from the default 100/s (the seed's tables), and the
-/// message quotas (`em.msg.*`, answered 403 rather than 429).
-const EM_RATES: &[(&str, RateRule)] = &[
-    ("em.token", RateRule::second(300)),
-    ("em.users.delete_batch", RateRule::second(30)),
-    ("em.users.status_batch", RateRule::second(50)),
-    ("em.msg.users", RateRule::minute(6000)),
-    ("em.msg.chatgroups", RateRule::second(20)),
-    ("em.msg.chatrooms", RateRule::second(100)),
-    ("em.messages.chatgroups", RateRule::second(20)),
-    ("em.messages.chatrooms", RateRule::second(20)),
-    ("em.chatmessages", RateRule::minute(10)),
-    // counted per user (`Engine::rate_check_for`), beside the endpoint's own 100/s
-    ("em.user_channel.user", RateRule::minute(5)),
-    ("em.user_channels.user", RateRule::minute(5)),
-    ("em.blocks", RateRule::second(50)),
-    ("em.joined_chatgroups", RateRule::second(50)),
-    ("em.chatrooms.list", RateRule::second(50)),
-    ("em.chatrooms.create", RateRule::second(50)),
-    ("em.joined_chatrooms", RateRule::second(50)),
-    ("em.push_template.create", RateRule::second(10)),
-    ("em.push_template.get", RateRule::second(10)),
-    ("em.push_template.delete", RateRule::second(10)),
-    ("em.push.single", RateRule::minute(1200)),
-    ("em.push.label", RateRule::minute(1200)),
-    ("em.push.task", RateRule::minute_day(5, Some(100))),
-    ("em.presence.set", RateRule::second(50)),
-    ("em.presence.subscribe", RateRule::second(50)),
-    ("em.presence.get", RateRule::second(50)),
-    ("em.presence.unsubscribe", RateRule::second(50)),
-    ("em.presence.sublist", RateRule::second(50)),
-];
+/// The default allowance of a bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allowance {
+    /// The same on every plan.
+    Fixed(RateRule),
+    /// The plan's: LeanCloud's development tier (`dev`) and commercial defaults (`standard`).
+    ByPlan { dev: RateRule, standard: RateRule },
+    /// None of its own: the bucket takes its face's default (`em.default`) until it is given one.
+    FaceDefault,
+}
+
+impl Bucket {
+    /// The name of the bucket in settings (`rates.<name>.per_minute`) and in errors.
+    pub const fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// The bucket's own default rule on a plan (`None`: it takes its face's default).
+    pub fn default_rule(self, plan: Plan) -> Option<RateRule> {
+        match self.allowance {
+            Allowance::Fixed(r) => Some(r),
+            Allowance::ByPlan { dev, standard } => Some(match plan {
+                Plan::Dev => dev,
+                Plan::Standard => standard,
+            }),
+            Allowance::FaceDefault => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The table of buckets: one line each, its constant, its name and its default allowance (none
+/// written: [`Allowance::FaceDefault`]).
+macro_rules! buckets {
+    ($( $(#[$doc:meta])* $id:ident = $name:literal $(, $allow:expr)? ; )*) => {
+        /// The rate buckets, one constant each (see [`Bucket`]).
+        pub mod bucket {
+            #[allow(unused_imports)]
+            use super::{Allowance::{ByPlan, FaceDefault, Fixed}, Bucket, RateRule};
+            $( $(#[$doc])* pub const $id: Bucket = Bucket { name: $name, allowance: buckets!(@allow $($allow)?) }; )*
+            /// Every bucket.
+            pub const ALL: &[Bucket] = &[$($id),*];
+        }
+    };
+    (@allow) => { FaceDefault };
+    (@allow $allow:expr) => { $allow };
+}
+
+// LeanCloud: development tier 120/min; 10/min and 100/day; 1/min and 10/day. Commercial
+// defaults: 1800/min (max 9000); 30/min and 1000/day; 10/min and 30/day.
+// Easemob: the endpoints whose rate differs from the default 100/s (the seed's tables), and the
+// message quotas (`em.msg.*`, answered 403 rather than 429); every other endpoint counts in a
+// bucket of its own under `em.default`'s rule.
+buckets! {
+    /// LeanCloud "normal messages": send (conversations, chat rooms, service per-user
+    /// messages), edit and recall, in REST 1.1 and 1.2.
+    LC_MESSAGE = "lc.message", ByPlan { dev: RateRule::minute(120), standard: RateRule::minute(1800) };
+    /// LeanCloud "subscription messages": a service conversation's message to all subscribers.
+    LC_SUBSCRIPTION = "lc.subscription",
+        ByPlan { dev: RateRule::minute_day(10, Some(100)), standard: RateRule::minute_day(30, Some(1000)) };
+    /// LeanCloud app-wide broadcasts.
+    LC_BROADCAST = "lc.broadcast", ByPlan { dev: RateRule::minute_day(1, Some(10)), standard: RateRule::minute_day(10, Some(30)) };
+    /// Every Easemob endpoint counts in its own bucket `em.<name>`; one without a rule of its own
+    /// takes `em.default` (the seed: 100 calls a second).
+    EM_DEFAULT = "em.default", Fixed(RateRule::second(100));
+    EM_BLOCKS = "em.blocks", Fixed(RateRule::second(50));
+    EM_CHATFILES_DOWNLOAD = "em.chatfiles.download";
+    EM_CHATFILES_UPLOAD = "em.chatfiles.upload";
+    EM_CHATGROUPS_ADMIN = "em.chatgroups.admin";
+    EM_CHATGROUPS_ANNOUNCEMENT_GET = "em.chatgroups.announcement.get";
+    EM_CHATGROUPS_ANNOUNCEMENT_SET = "em.chatgroups.announcement.set";
+    EM_CHATGROUPS_BAN = "em.chatgroups.ban";
+    EM_CHATGROUPS_BLOCKS = "em.chatgroups.blocks";
+    EM_CHATGROUPS_CREATE = "em.chatgroups.create";
+    EM_CHATGROUPS_DELETE = "em.chatgroups.delete";
+    EM_CHATGROUPS_DISABLE = "em.chatgroups.disable";
+    EM_CHATGROUPS_ENABLE = "em.chatgroups.enable";
+    EM_CHATGROUPS_GET = "em.chatgroups.get";
+    EM_CHATGROUPS_LIST = "em.chatgroups.list";
+    EM_CHATGROUPS_MUTE = "em.chatgroups.mute";
+    EM_CHATGROUPS_SHARE_FILES_DELETE = "em.chatgroups.share_files.delete";
+    EM_CHATGROUPS_SHARE_FILES_DOWNLOAD = "em.chatgroups.share_files.download";
+    EM_CHATGROUPS_SHARE_FILES_LIST = "em.chatgroups.share_files.list";
+    EM_CHATGROUPS_SHARE_FILES_UPLOAD = "em.chatgroups.share_files.upload";
+    EM_CHATGROUPS_UPDATE = "em.chatgroups.update";
+    EM_CHATGROUPS_USERS = "em.chatgroups.users";
+    EM_CHATGROUPS_WHITE = "em.chatgroups.white";
+    EM_CHATMESSAGES = "em.chatmessages", Fixed(RateRule::minute(10));
+    EM_CHATROOMS_ADMIN = "em.chatrooms.admin";
+    EM_CHATROOMS_ANNOUNCEMENT_GET = "em.chatrooms.announcement.get";
+    EM_CHATROOMS_ANNOUNCEMENT_SET = "em.chatrooms.announcement.set";
+    EM_CHATROOMS_BAN = "em.chatrooms.ban";
+    EM_CHATROOMS_BLOCKS = "em.chatrooms.blocks";
+    EM_CHATROOMS_CREATE = "em.chatrooms.create", Fixed(RateRule::second(50));
+    EM_CHATROOMS_DELETE = "em.chatrooms.delete";
+    EM_CHATROOMS_GET = "em.chatrooms.get";
+    EM_CHATROOMS_LIST = "em.chatrooms.list", Fixed(RateRule::second(50));
+    EM_CHATROOMS_MUTE = "em.chatrooms.mute";
+    EM_CHATROOMS_SUPER_ADMIN = "em.chatrooms.super_admin";
+    EM_CHATROOMS_UPDATE = "em.chatrooms.update";
+    EM_CHATROOMS_USERS = "em.chatrooms.users";
+    EM_CHATROOMS_WHITE = "em.chatrooms.white";
+    EM_CONTACTS_ADD = "em.contacts.add";
+    EM_CONTACTS_LIST = "em.contacts.list";
+    EM_CONTACTS_REMOVE = "em.contacts.remove";
+    EM_JOINED_CHATGROUPS = "em.joined_chatgroups", Fixed(RateRule::second(50));
+    EM_JOINED_CHATROOMS = "em.joined_chatrooms", Fixed(RateRule::second(50));
+    EM_MESSAGES_CHATGROUPS = "em.messages.chatgroups", Fixed(RateRule::second(20));
+    EM_MESSAGES_CHATGROUPS_IMPORT = "em.messages.chatgroups.import";
+    EM_MESSAGES_CHATROOMS = "em.messages.chatrooms", Fixed(RateRule::second(20));
+    EM_MESSAGES_CHATROOMS_IMPORT = "em.messages.chatrooms.import";
+    EM_MESSAGES_RECALL = "em.messages.recall";
+    EM_MESSAGES_USERS = "em.messages.users";
+    EM_MESSAGES_USERS_IMPORT = "em.messages.users.import";
+    EM_METADATA_BATCH = "em.metadata.batch";
+    EM_METADATA_CAPACITY = "em.metadata.capacity";
+    EM_METADATA_CHATROOM_DELETE = "em.metadata.chatroom.delete";
+    EM_METADATA_CHATROOM_GET = "em.metadata.chatroom.get";
+    EM_METADATA_CHATROOM_SET = "em.metadata.chatroom.set";
+    EM_METADATA_DELETE = "em.metadata.delete";
+    EM_METADATA_GET = "em.metadata.get";
+    EM_METADATA_SET = "em.metadata.set";
+    EM_MSG_CHATGROUPS = "em.msg.chatgroups", Fixed(RateRule::second(20));
+    EM_MSG_CHATROOMS = "em.msg.chatrooms", Fixed(RateRule::second(100));
+    /// Message quotas: each recipient counts one; Easemob answers the excess 403 rather than 429.
+    EM_MSG_USERS = "em.msg.users", Fixed(RateRule::minute(6000));
+    EM_MUTES_GET = "em.mutes.get";
+    EM_MUTES_LIST = "em.mutes.list";
+    EM_MUTES_SET = "em.mutes.set";
+    EM_NOTIFICATION_GET = "em.notification.get";
+    EM_NOTIFICATION_LANGUAGE = "em.notification.language";
+    EM_NOTIFICATION_SET = "em.notification.set";
+    EM_PRESENCE_GET = "em.presence.get", Fixed(RateRule::second(50));
+    EM_PRESENCE_SET = "em.presence.set", Fixed(RateRule::second(50));
+    EM_PRESENCE_SUBLIST = "em.presence.sublist", Fixed(RateRule::second(50));
+    EM_PRESENCE_SUBSCRIBE = "em.presence.subscribe", Fixed(RateRule::second(50));
+    EM_PRESENCE_UNSUBSCRIBE = "em.presence.unsubscribe", Fixed(RateRule::second(50));
+    EM_PUSH_LABEL = "em.push.label", Fixed(RateRule::minute(1200));
+    EM_PUSH_LABEL_ADD = "em.push.label_add";
+    EM_PUSH_LABEL_CREATE = "em.push.label_create";
+    EM_PUSH_LABEL_DELETE = "em.push.label_delete";
+    EM_PUSH_LABEL_GET = "em.push.label_get";
+    EM_PUSH_LABEL_LIST = "em.push.label_list";
+    EM_PUSH_LABEL_REMOVE = "em.push.label_remove";
+    EM_PUSH_LABEL_USER = "em.push.label_user";
+    EM_PUSH_LABEL_USERS = "em.push.label_users";
+    EM_PUSH_SINGLE = "em.push.single", Fixed(RateRule::minute(1200));
+    EM_PUSH_TASK = "em.push.task", Fixed(RateRule::minute_day(5, Some(100)));
+    EM_PUSH_TEMPLATE_CREATE = "em.push_template.create", Fixed(RateRule::second(10));
+    EM_PUSH_TEMPLATE_DELETE = "em.push_template.delete", Fixed(RateRule::second(10));
+    EM_PUSH_TEMPLATE_GET = "em.push_template.get", Fixed(RateRule::second(10));
+    EM_REACTION_ADD = "em.reaction.add";
+    EM_REACTION_DELETE = "em.reaction.delete";
+    EM_REACTION_DETAIL = "em.reaction.detail";
+    EM_REACTION_LIST = "em.reaction.list";
+    EM_THREAD_CREATE = "em.thread.create";
+    EM_THREAD_DELETE = "em.thread.delete";
+    EM_THREAD_LIST = "em.thread.list";
+    EM_THREAD_UPDATE = "em.thread.update";
+    EM_THREAD_USER = "em.thread.user";
+    EM_THREAD_USERS = "em.thread.users";
+    EM_THREAD_USERS_ADD = "em.thread.users.add";
+    EM_THREAD_USERS_REMOVE = "em.thread.users.remove";
+    EM_TOKEN = "em.token", Fixed(RateRule::second(300));
+    EM_USER_CHANNEL = "em.user_channel";
+    /// Counted per user (`Engine::rate_check_for`), beside the endpoint's own 100/s.
+    EM_USER_CHANNEL_USER = "em.user_channel.user", Fixed(RateRule::minute(5));
+    EM_USER_CHANNELS = "em.user_channels";
+    /// Counted per user, like `EM_USER_CHANNEL_USER`.
+    EM_USER_CHANNELS_USER = "em.user_channels.user", Fixed(RateRule::minute(5));
+    EM_USERS_ACTIVATE = "em.users.activate";
+    EM_USERS_DEACTIVATE = "em.users.deactivate";
+    EM_USERS_DELETE = "em.users.delete";
+    EM_USERS_DELETE_BATCH = "em.users.delete_batch", Fixed(RateRule::second(30));
+    EM_USERS_DISCONNECT = "em.users.disconnect";
+    EM_USERS_GET = "em.users.get";
+    EM_USERS_LIST = "em.users.list";
+    EM_USERS_OFFLINE_MSG_COUNT = "em.users.offline_msg_count";
+    EM_USERS_OFFLINE_MSG_STATUS = "em.users.offline_msg_status";
+    EM_USERS_PASSWORD = "em.users.password";
+    EM_USERS_STATUS = "em.users.status";
+    EM_USERS_STATUS_BATCH = "em.users.status_batch", Fixed(RateRule::second(50));
+    EM_USERS_WRITE = "em.users.write";
+}
 
 /// Every limit of an app. Defaults come from the plan ([`Limits::for_plan`]); each field can be
 /// overridden per app by name (`confab app limits NAME --set field=value`).
@@ -176,7 +328,8 @@ pub struct Limits {
     pub lc_sign_login: bool,
     pub lc_sign_conversation: bool,
     pub lc_sign_history: bool,
-    /// Rate buckets by name (see [`bucket`]).
+    /// Rate rules by bucket name (see [`bucket`]): every bucket's default, the app's overrides,
+    /// and rules set for names no bucket has yet (kept, unused).
     pub rates: BTreeMap<String, RateRule>,
 }
 
@@ -189,21 +342,7 @@ impl Default for Limits {
 impl Limits {
     /// The documented defaults of a plan.
     pub fn for_plan(plan: Plan) -> Limits {
-        let (msg, sub, sub_day, bc, bc_day) = match plan {
-            // LeanCloud development tier: 120/min; 10/min and 100/day; 1/min and 10/day.
-            Plan::Dev => (120, 10, 100, 1, 10),
-            // LeanCloud commercial defaults: 1800/min (max 9000); 30/min and 1000/day;
-            // 10/min and 30/day.
-            Plan::Standard => (1800, 30, 1000, 10, 30),
-        };
-        let mut rates = BTreeMap::new();
-        rates.insert(bucket::LC_MESSAGE.to_string(), RateRule::minute_day(msg, None));
-        rates.insert(bucket::LC_SUBSCRIPTION.to_string(), RateRule::minute_day(sub, Some(sub_day)));
-        rates.insert(bucket::LC_BROADCAST.to_string(), RateRule::minute_day(bc, Some(bc_day)));
-        rates.insert(bucket::EM_DEFAULT.to_string(), RateRule::second(100));
-        for (name, rule) in EM_RATES {
-            rates.insert(name.to_string(), *rule);
-        }
+        let rates = bucket::ALL.iter().filter_map(|b| Some((b.name.to_string(), b.default_rule(plan)?))).collect();
         // Easemob's free edition (dev) and basic edition (standard)
         let (em_users, em_contacts, em_groups, em_group_members, em_joined, em_rooms) = match plan {
             Plan::Dev => (100, 100, 100, 100, 100, -1),
@@ -346,11 +485,11 @@ impl Limits {
 
     /// The rule of a bucket: its own, else its face's default (`em.default` for `em.*`), else
     /// none. A bucket counts on its own either way.
-    pub fn rate(&self, bucket: &str) -> RateRule {
-        if let Some(r) = self.rates.get(bucket) {
+    pub fn rate(&self, bucket: Bucket) -> RateRule {
+        if let Some(r) = self.rates.get(bucket.name) {
             return *r;
         }
-        let face = bucket.split('.').next().unwrap_or_default();
+        let face = bucket.name.split('.').next().unwrap_or_default();
         self.rates.get(&format!("{face}.default")).copied().unwrap_or_default()
     }
 }
@@ -518,6 +657,29 @@ mod tests {
         assert_eq!(std.rate(bucket::LC_MESSAGE).per_minute, Some(1800));
         assert_eq!(dev.rate(bucket::LC_BROADCAST), RateRule::minute_day(1, Some(10)));
         assert_eq!(std.rate(bucket::LC_SUBSCRIPTION), RateRule::minute_day(30, Some(1000)));
+    }
+
+    #[test]
+    fn buckets_are_named_once_and_settable_by_name() {
+        let mut seen = std::collections::HashSet::new();
+        for b in bucket::ALL {
+            assert!(seen.insert(b.name()), "{b} named twice");
+            // a bucket without a rule of its own has a face default to take
+            if b.default_rule(Plan::Standard).is_none() {
+                assert!(b.name().starts_with("em."), "{b}");
+            }
+            let mut o = Attrs::new();
+            Limits::set_override(Plan::Dev, &mut o, &format!("rates.{b}.per_second"), "7").unwrap();
+            assert_eq!(Limits::resolve(Plan::Dev, &o).unwrap().rate(*b).per_second, Some(7), "{b}");
+        }
+        let std = Limits::for_plan(Plan::Standard);
+        // the buckets with rules of their own: LeanCloud's three, `em.default` and the seed's table
+        assert_eq!(std.rates.len(), 31);
+        assert_eq!(std.rate(bucket::EM_USERS_GET), RateRule::second(100), "the face's default");
+        assert_eq!(std.rate(bucket::EM_PUSH_TASK), RateRule::minute_day(5, Some(100)));
+        let mut o = Attrs::new();
+        Limits::set_override(Plan::Standard, &mut o, "rates.em.default.per_second", "5").unwrap();
+        assert_eq!(Limits::resolve(Plan::Standard, &o).unwrap().rate(bucket::EM_USERS_GET).per_second, Some(5));
     }
 
     #[test]

@@ -333,31 +333,14 @@ impl Body {
     }
 }
 
-/// Query-string parameters.
-pub struct Params(pub HashMap<String, String>);
+/// Query-string parameters (the one reader every face shares), refused as `illegal_argument`.
+pub type Params = confab_routes::Params<EmError>;
 
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = EmError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> EmResult<Self> {
-        let Query(m) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).map_err(|e| EmError::illegal(e.body_text()))?;
-        Ok(Params(m))
+impl confab_routes::ParamRejection for EmError {
+    fn malformed(text: String) -> Self {
+        EmError::illegal(text)
     }
-}
-
-impl Params {
-    pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
-    }
-    /// An integer parameter within `range`, or `default` when absent.
-    pub fn int(&self, k: &str, default: i64, range: std::ops::RangeInclusive<i64>) -> EmResult<i64> {
-        match self.get(k) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .ok_or_else(|| EmError::illegal(format!("{k} must be an integer in {}..={}", range.start(), range.end()))),
-        }
+    fn wrong_type(key: &str, expected: &str) -> Self {
+        EmError::illegal(format!("{key} must be {expected}"))
     }
 }

@@ -9,6 +9,7 @@ pub mod files;
 pub mod members;
 
 use axum::extract::State;
+use confab_engine::limits::{bucket, Bucket};
 use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member, Role};
 use confab_engine::query::{ConvQuery, Field, Filter, Op, Scalar};
 use confab_engine::store::ConvPatch;
@@ -60,9 +61,12 @@ impl Family {
             Family::Room => ConvKind::Chatroom,
         }
     }
-    /// Rate bucket of one endpoint of the family.
-    pub fn bucket(self, name: &str) -> String {
-        format!("em{}.{name}", self.prefix().replace('/', "."))
+    /// Rate bucket of one endpoint of the family: the group's or the chat room's.
+    pub fn bucket(self, group: Bucket, room: Bucket) -> Bucket {
+        match self {
+            Family::Group => group,
+            Family::Room => room,
+        }
     }
     pub fn not_found(self, id: &str) -> EmError {
         match self {
@@ -291,7 +295,7 @@ fn group_entity(conv: &Conversation, members: &[Member]) -> Value {
 
 /// `POST /chatgroups`: `owner` and `public` are required; `members` exclude the owner.
 pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Body) -> Reply {
-    s.engine.rate_check(&app, "em.chatgroups.create")?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_CREATE)?;
     let o = b.obj()?;
     let l = &app.limits;
     let public = bool_of(o, "public")?.ok_or_else(|| EmError::invalid_parameter("group must contain public field!"))?;
@@ -343,7 +347,7 @@ pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b
 
 /// `GET /chatgroups?limit&cursor`: newest first, `limit` 1–1000 (default 10).
 pub async fn list_groups(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, "em.chatgroups.list")?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_LIST)?;
     let limit = q.int("limit", 10, 1..=1000)?;
     let skip = match q.get("cursor") {
         None => 0,
@@ -383,7 +387,7 @@ pub async fn list_groups(State(s): State<EmState>, Admin { app, ctx }: Admin, q:
 
 /// `GET /chatgroups/{group_ids}`: one id or up to 100, comma-separated.
 pub async fn group_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, "em.chatgroups.get")?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_GET)?;
     let ids: Vec<&str> = p.get("group_id")?.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
     if ids.is_empty() {
         return Err(Family::Group.not_found(""));
@@ -408,7 +412,7 @@ pub async fn group_details(State(s): State<EmState>, Admin { app, ctx }: Admin, 
 /// `PUT /chatgroups/{group_id}`: the fields given, each answered `true`; `newowner` hands the
 /// group over.
 pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
-    s.engine.rate_check(&app, "em.chatgroups.update")?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_UPDATE)?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let o = b.obj()?;
     let l = &app.limits;
@@ -496,7 +500,7 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
 }
 
 pub async fn delete_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, "em.chatgroups.delete")?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_DELETE)?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     s.engine.delete_conversation(&app, conv.id, Some(ConvKind::Normal), &Actor::Admin).await?;
     Ok(ctx
@@ -522,7 +526,7 @@ async fn joined(s: &EmState, c: &Caller, p: &P, pagesize: i64, pagenum: i64) -> 
 /// `GET /users/{username}/joined_chatgroups?pagesize&pagenum`: `data:[{groupid, groupname}]`.
 /// `pagenum` counts from 1 (0 is read as 1).
 pub async fn joined_groups_legacy(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&c.app, "em.joined_chatgroups")?;
+    s.engine.rate_check(&c.app, bucket::EM_JOINED_CHATGROUPS)?;
     let size = q.int("pagesize", 1000, 1..=1000)?;
     let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
     let (_, convs, _) = joined(&s, &c, &p, size, num).await?;
@@ -534,7 +538,7 @@ pub async fn joined_groups_legacy(State(s): State<EmState>, c: Caller, p: P, q: 
 /// `GET /chatgroups/user/{username}?pagesize&pagenum`: `pagesize` 1–20 (default 5), `pagenum`
 /// from 0; `entities` hold the groups and `total` counts them all.
 pub async fn joined_groups_current(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&c.app, "em.joined_chatgroups")?;
+    s.engine.rate_check(&c.app, bucket::EM_JOINED_CHATGROUPS)?;
     let size = q.int("pagesize", 5, 1..=20)?;
     let num = q.int("pagenum", 0, 0..=i64::MAX / 21)?;
     let (_, convs, total) = joined(&s, &c, &p, size, num).await?;
@@ -567,7 +571,7 @@ pub async fn joined_groups_current(State(s): State<EmState>, c: Caller, p: P, q:
 /// `POST|DELETE {family}/{id}/ban`: mute everyone but the owner, admins and allowlisted members
 /// (the engine's send path decides), or lift it.
 async fn set_ban(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, on: bool) -> Reply {
-    s.engine.rate_check(&app, &fam.bucket("ban"))?;
+    s.engine.rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_BAN, bucket::EM_CHATROOMS_BAN))?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let settings = ConvSettings { mute_all: on, ..conv.settings.clone() };
     let patch = ConvPatch { settings: Some(settings), ..Default::default() };
@@ -589,7 +593,7 @@ async fn set_disabled(s: &EmState, app: &App, p: &P, on: bool) -> EmResult<()> {
 /// `POST /chatgroups/{group_id}/disable`: the group refuses every message until enabled (the
 /// engine's send path).
 pub async fn disable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, "em.chatgroups.disable")?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_DISABLE)?;
     set_disabled(&s, &app, &p, true).await?;
     Ok(ctx
         .envelope(&app, "post", "/chatgroups")
@@ -599,7 +603,7 @@ pub async fn disable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, 
 }
 
 pub async fn enable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, "em.chatgroups.enable")?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_ENABLE)?;
     set_disabled(&s, &app, &p, false).await?;
     Ok(ctx
         .envelope(&app, "post", "/chatgroups")
@@ -611,7 +615,7 @@ pub async fn enable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
 // ---------------------------------------------------------------------- announcement
 
 async fn get_announcement(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, &fam.bucket("announcement.get"))?;
+    s.engine.rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_ANNOUNCEMENT_GET, bucket::EM_CHATROOMS_ANNOUNCEMENT_GET))?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     Ok(ctx
         .envelope(&app, "get", fam.prefix())
@@ -622,7 +626,7 @@ async fn get_announcement(fam: Family, State(s): State<EmState>, Admin { app, ct
 
 /// `POST {family}/{id}/announcement {announcement}`: at most `em_announcement_max_chars`.
 async fn set_announcement(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
-    s.engine.rate_check(&app, &fam.bucket("announcement.set"))?;
+    s.engine.rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_ANNOUNCEMENT_SET, bucket::EM_CHATROOMS_ANNOUNCEMENT_SET))?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let text = match b.obj()?.get("announcement") {
         Some(Value::String(t)) => t.clone(),

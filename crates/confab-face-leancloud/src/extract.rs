@@ -1,12 +1,11 @@
 //! Request extraction: credentials (`X-LC-Id` with `X-LC-Key` or `X-LC-Sign`), JSON bodies and
 //! query strings, each failing with LeanCloud's own errors.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use confab_engine::model::{App, AppLookup, ConvKind, ConvRef, Conversation, Message};
@@ -257,32 +256,15 @@ impl Fields for Map<String, Value> {
     }
 }
 
-/// Query-string parameters.
-pub struct Params(pub HashMap<String, String>);
+/// Query-string parameters (the one reader every face shares), refused in LeanCloud's format.
+pub type Params = confab_routes::Params<LcError>;
 
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = LcError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> LcResult<Self> {
-        let Query(map) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).map_err(|e| LcError::param(e.body_text()))?;
-        Ok(Params(map))
+impl confab_routes::ParamRejection for LcError {
+    fn malformed(text: String) -> Self {
+        LcError::param(text)
     }
-}
-
-impl Params {
-    pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str).filter(|s| !s.is_empty())
-    }
-    pub fn i64(&self, k: &str) -> LcResult<Option<i64>> {
-        self.get(k).map(|s| s.trim().parse().map_err(|_| LcError::wrong_type(k, "an integer"))).transpose()
-    }
-    pub fn bool(&self, k: &str) -> LcResult<bool> {
-        match self.get(k) {
-            None => Ok(false),
-            Some("true" | "1") => Ok(true),
-            Some("false" | "0") => Ok(false),
-            Some(_) => Err(LcError::wrong_type(k, "a boolean")),
-        }
+    fn wrong_type(key: &str, expected: &str) -> Self {
+        LcError::wrong_type(key, expected)
     }
 }
 

@@ -2,11 +2,10 @@
 //! `/token/*`), and `user_id` / `group_id`, which only the admin token may use to act as a user or
 //! as a group's admin.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use confab_engine::model::{App, AppLookup, TokenKind, User};
@@ -167,14 +166,15 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// Query-string parameters.
-pub struct Params(pub HashMap<String, String>);
+/// Query-string parameters (the one reader every face shares), refused with 10002.
+pub type Params = confab_routes::Params<MxError>;
 
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = MxError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> MxResult<Self> {
-        let Query(m) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).map_err(|e| MxError::param(e.body_text()))?;
-        Ok(Params(m))
+impl confab_routes::ParamRejection for MxError {
+    fn malformed(text: String) -> Self {
+        MxError::param(text)
+    }
+    fn wrong_type(key: &str, expected: &str) -> Self {
+        MxError::param(format!("{key} must be {expected}"))
     }
 }
 
@@ -239,7 +239,7 @@ impl Fields for Map<String, Value> {
 
 impl Fields for Params {
     fn raw(&self, k: &str) -> Option<Value> {
-        self.0.get(k).map(|v| Value::String(v.clone()))
+        Params::raw(self, k).map(|v| Value::String(v.to_string()))
     }
 }
 
@@ -248,6 +248,6 @@ pub struct Either<'a>(pub &'a Body, pub &'a Params);
 
 impl Fields for Either<'_> {
     fn raw(&self, k: &str) -> Option<Value> {
-        self.0.raw(k).or_else(|| self.1.raw(k))
+        self.0.raw(k).or_else(|| Fields::raw(self.1, k))
     }
 }

@@ -3,6 +3,8 @@
 //! each row's handler sits behind the face's guard, which checks that credential before the
 //! handler runs. So a route cannot exist without a stated credential, the statement is data a test
 //! can walk (`confab-server/tests/it/auth_table.rs`), and the check is one function per face.
+//! Beside it, the one query-string reader every face uses (`Params`, each face answering a bad
+//! parameter in its own format).
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -16,6 +18,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, on, MethodFilter, MethodRouter};
 use axum::Router;
+
+mod params;
+pub use params::{ParamRejection, Params};
 
 /// What a route is: method, path (axum's `{param}` syntax) and the credential it needs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use confab_engine::entries::ns;
+use confab_engine::limits::bucket;
 use confab_engine::model::{App, ConvKind, Message};
 use confab_engine::query::{Bound, HistoryQuery, HistoryScope};
 use confab_engine::{Entry, PutRule};
@@ -118,7 +119,7 @@ async fn upload(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Reply {
-    s.engine.rate_check(&c.app, "em.chatfiles.upload")?;
+    s.engine.rate_check(&c.app, bucket::EM_CHATFILES_UPLOAD)?;
     let body =
         body.map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { file_too_large() } else { EmError::illegal(e.body_text()) })?;
     let ctype = header_str(&headers, "content-type").unwrap_or_default();
@@ -162,7 +163,7 @@ async fn upload(
 /// thumbnails and answers the original). A restricted file needs its `share-secret` (header or
 /// query).
 async fn download(State(s): State<EmState>, AppOf { app, .. }: AppOf, p: P, q: Params, headers: HeaderMap) -> Result<Response, EmError> {
-    s.engine.rate_check(&app, "em.chatfiles.download")?;
+    s.engine.rate_check(&app, bucket::EM_CHATFILES_DOWNLOAD)?;
     let id = p.get("file_id")?.to_string();
     let rec = s.engine.entry(&app, ns::FILES, "", &id).await?.ok_or_else(no_file)?;
     if rec.value["restricted"].as_bool() == Some(true) {
@@ -267,7 +268,7 @@ pub async fn history_lines(s: &EmState, app: &App, msgs: &[Message]) -> EmResult
 
 /// `GET /chatmessages/{time}`: a link to the hour's messages, a gzip file of JSON lines.
 async fn export(State(s): State<EmState>, a: Admin, p: P) -> Reply {
-    s.engine.rate_check(&a.app, "em.chatmessages")?;
+    s.engine.rate_check(&a.app, bucket::EM_CHATMESSAGES)?;
     let time = p.get("time")?.to_string();
     let start =
         hour_start(&time).ok_or_else(|| EmError::illegal(format!("illegal arguments: appkey: {}, time: {time}", appkey(&a.app))))?;

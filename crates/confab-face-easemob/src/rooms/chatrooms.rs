@@ -8,6 +8,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use confab_engine::limits::bucket;
 use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member};
 use confab_engine::query::{ConvQuery, Field};
 use confab_engine::store::ConvPatch;
@@ -86,7 +87,7 @@ async fn affiliations(s: &EmState, app: &App, conv: &Conversation, rows: &[Membe
 /// `POST /chatrooms`: `name`, `description` and `owner` are required; the owner and `members`
 /// are in the room at once.
 async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Body) -> Reply {
-    s.engine.rate_check(&app, "em.chatrooms.create")?;
+    s.engine.rate_check(&app, bucket::EM_CHATROOMS_CREATE)?;
     let o = b.obj()?;
     let l = &app.limits;
     let name = str_of(o, "name")?
@@ -135,7 +136,7 @@ async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Bod
 /// `GET /chatrooms?limit&cursor`: newest first, `limit` 1–1000 (default 10), `cursor` while
 /// more remain.
 async fn list_rooms(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, "em.chatrooms.list")?;
+    s.engine.rate_check(&app, bucket::EM_CHATROOMS_LIST)?;
     let limit = q.int("limit", 10, 1..=1000)?;
     let skip = match q.get("cursor") {
         None => 0,
@@ -167,7 +168,7 @@ async fn list_rooms(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Para
 
 /// `GET /chatrooms/{chatroom_ids}`: one id or up to 100, comma-separated; `data` is an array.
 async fn room_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, "em.chatrooms.get")?;
+    s.engine.rate_check(&app, bucket::EM_CHATROOMS_GET)?;
     let ids: Vec<&str> = p.get("chatroom_id")?.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
     if ids.is_empty() {
         return Err(ROOM.not_found(""));
@@ -207,7 +208,7 @@ async fn room_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P)
 /// `PUT /chatrooms/{chatroom_id}`: `name`, `description`, `maxusers` (answered as `groupname`,
 /// `description`, `maxusers`), or `newowner` to hand the room over.
 async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
-    s.engine.rate_check(&app, "em.chatrooms.update")?;
+    s.engine.rate_check(&app, bucket::EM_CHATROOMS_UPDATE)?;
     let conv = conv_of(&s.engine, &app, ROOM, p.get("chatroom_id")?).await?;
     let o = b.obj()?;
     let l = &app.limits;
@@ -261,7 +262,7 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
 }
 
 async fn delete_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, "em.chatrooms.delete")?;
+    s.engine.rate_check(&app, bucket::EM_CHATROOMS_DELETE)?;
     let raw = p.get("chatroom_id")?;
     let conv = conv_of(&s.engine, &app, ROOM, raw).await.map_err(|_| EmError::not_found(format!("grpID {raw} does not exist!")))?;
     s.engine.delete_conversation(&app, conv.id, Some(ConvKind::Chatroom), &Actor::Admin).await?;
@@ -274,7 +275,7 @@ async fn delete_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) 
 /// `GET /users/{username}/joined_chatrooms?pagenum&pagesize`: the rooms the user is in, by id;
 /// `pagesize` 1–1000 (default 1000), `pagenum` from 1. A user token may ask for itself.
 async fn joined_rooms(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&c.app, "em.joined_chatrooms")?;
+    s.engine.rate_check(&c.app, bucket::EM_JOINED_CHATROOMS)?;
     let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id)?;
     let size = q.int("pagesize", 1000, 1..=1000)?;
@@ -294,7 +295,7 @@ async fn joined_rooms(State(s): State<EmState>, c: Caller, p: P, q: Params) -> R
 
 /// `GET /chatrooms/super_admin?pagenum&pagesize`: `pagesize` 1–1000 (default 10), `pagenum` from 1.
 async fn super_admins(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, "em.chatrooms.super_admin")?;
+    s.engine.rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN)?;
     let size = q.int("pagesize", 10, 1..=1000)?;
     let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
     let data = s.engine.room_super_admins(&app, size * num, size).await?;
@@ -303,7 +304,7 @@ async fn super_admins(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Pa
 
 /// `POST /chatrooms/super_admin {superadmin}`.
 async fn add_super_admin(State(s): State<EmState>, Admin { app, ctx }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, "em.chatrooms.super_admin")?;
+    s.engine.rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN)?;
     let raw = b.get("superadmin").and_then(Value::as_str).ok_or_else(|| EmError::invalid_parameter("superadmin must be provided"))?;
     let user = existing_user(&s.engine, &app, raw).await?;
     s.engine.add_room_super_admin(&app, &user).await?;
@@ -312,7 +313,7 @@ async fn add_super_admin(State(s): State<EmState>, Admin { app, ctx }: Admin, Bo
 
 /// `DELETE /chatrooms/super_admin/{superAdmin}`: answered `newSuperAdmin`, as Easemob names it.
 async fn remove_super_admin(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, "em.chatrooms.super_admin")?;
+    s.engine.rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN)?;
     let raw = p.get("username")?;
     let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
     if !s.engine.remove_room_super_admin(&app, &user).await? {
@@ -370,7 +371,7 @@ fn attr_error(e: confab_engine::Error) -> EmError {
 /// `POST /metadata/chatroom/{chatroom_id} {keys?}`: the named attributes, or every one (a user
 /// token: of a room its user is in).
 async fn get_attributes(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, "em.metadata.chatroom.get")?;
+    s.engine.rate_check(&c.app, bucket::EM_METADATA_CHATROOM_GET)?;
     let conv = conv_of(&s.engine, &c.app, ROOM, p.get("chatroom_id")?).await?;
     // a user token reads the attributes of a room its user is in
     if let Some(u) = &c.user {
@@ -397,7 +398,7 @@ async fn attr_call(s: &EmState, c: &Caller, p: &P, forced: bool) -> EmResult<(Co
 }
 
 async fn set_with(s: EmState, c: Caller, p: P, b: Value, forced: bool) -> Reply {
-    s.engine.rate_check(&c.app, "em.metadata.chatroom.set")?;
+    s.engine.rate_check(&c.app, bucket::EM_METADATA_CHATROOM_SET)?;
     let (conv, user) = attr_call(&s, &c, &p, forced).await?;
     let pairs: Vec<(String, String)> = match b.get("metaData") {
         Some(Value::Object(m)) => m
@@ -420,7 +421,7 @@ async fn set_with(s: EmState, c: Caller, p: P, b: Value, forced: bool) -> Reply 
 }
 
 async fn delete_with(s: EmState, c: Caller, p: P, b: Value, forced: bool) -> Reply {
-    s.engine.rate_check(&c.app, "em.metadata.chatroom.delete")?;
+    s.engine.rate_check(&c.app, bucket::EM_METADATA_CHATROOM_DELETE)?;
     let (conv, user) = attr_call(&s, &c, &p, forced).await?;
     let keys = keys_of(&b)?.ok_or_else(|| EmError::invalid_parameter("keys must be provided"))?;
     let out = s.engine.delete_room_attributes(&c.app, &conv, &user, keys, forced).await.map_err(attr_error)?;

@@ -4,6 +4,7 @@
 //! for a [`Family`] with one set of generic handlers.
 
 use axum::extract::State;
+use confab_engine::limits::{bucket, Bucket};
 use confab_engine::model::{App, Conversation, Member, Role};
 use confab_engine::store::MemberPatch;
 use confab_engine::{Actor, Engine};
@@ -42,8 +43,8 @@ pub struct List {
     pub op: Op,
     /// Path segment after the conversation id.
     pub seg: &'static str,
-    /// Rate bucket suffix.
-    pub bucket: &'static str,
+    /// Rate buckets: the group's and the chat room's.
+    pub buckets: (Bucket, Bucket),
     /// `action` of one added / removed user's result row (None: the list's rows carry none).
     pub add_action: Option<&'static str>,
     pub remove_action: Option<&'static str>,
@@ -62,7 +63,7 @@ pub const LISTS: &[List] = &[
     List {
         op: Op::Members,
         seg: "users",
-        bucket: "users",
+        buckets: (bucket::EM_CHATGROUPS_USERS, bucket::EM_CHATROOMS_USERS),
         add_action: Some("add_member"),
         remove_action: Some("remove_member"),
         add_one_path: true,
@@ -73,7 +74,7 @@ pub const LISTS: &[List] = &[
     List {
         op: Op::Admins,
         seg: "admin",
-        bucket: "admin",
+        buckets: (bucket::EM_CHATGROUPS_ADMIN, bucket::EM_CHATROOMS_ADMIN),
         add_action: None,
         remove_action: None,
         add_one_path: false,
@@ -84,7 +85,7 @@ pub const LISTS: &[List] = &[
     List {
         op: Op::Blocks,
         seg: "blocks/users",
-        bucket: "blocks",
+        buckets: (bucket::EM_CHATGROUPS_BLOCKS, bucket::EM_CHATROOMS_BLOCKS),
         add_action: Some("add_blocks"),
         remove_action: Some("remove_blocks"),
         add_one_path: true,
@@ -95,7 +96,7 @@ pub const LISTS: &[List] = &[
     List {
         op: Op::Allow,
         seg: "white/users",
-        bucket: "white",
+        buckets: (bucket::EM_CHATGROUPS_WHITE, bucket::EM_CHATROOMS_WHITE),
         add_action: Some("add_user_whitelist"),
         remove_action: Some("remove_user_whitelist"),
         add_one_path: true,
@@ -106,7 +107,7 @@ pub const LISTS: &[List] = &[
     List {
         op: Op::Mutes,
         seg: "mute",
-        bucket: "mute",
+        buckets: (bucket::EM_CHATGROUPS_MUTE, bucket::EM_CHATROOMS_MUTE),
         add_action: None,
         remove_action: None,
         add_one_path: false,
@@ -179,7 +180,7 @@ fn owner_op() -> EmError {
 // ---------------------------------------------------------------------- list
 
 async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&app, &fam.bucket(list.bucket))?;
+    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1))?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let now = s.engine.now();
     let env = ctx.envelope(&app, "get", fam.prefix()).with("entities", json!([]));
@@ -259,7 +260,7 @@ async fn add_h(
     Body(b): Body,
     path_one: bool,
 ) -> Reply {
-    s.engine.rate_check(&app, &fam.bucket(list.bucket))?;
+    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1))?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let gid = conv.id.to_string();
     let env = ctx.envelope(&app, "post", fam.prefix()).with("entities", json!([]));
@@ -412,7 +413,7 @@ async fn add_one(
 // ---------------------------------------------------------------------- remove
 
 async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, &fam.bucket(list.bucket))?;
+    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1))?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let gid = conv.id.to_string();
     let env = ctx.envelope(&app, "delete", fam.prefix()).with("entities", json!([]));
