@@ -736,6 +736,16 @@ impl Engine {
     }
 
     /// Members holding a role other than plain member.
+    /// A page of a conversation's members, as the query asks (roles, after a user id, a limit).
+    pub async fn list_members(&self, app: &App, conv: &Conversation, q: &MemberQuery) -> Result<Vec<Member>> {
+        self.store.list_members(app.id, conv.id, q).await
+    }
+
+    /// Whether `user` is a member (none of `member`'s errors for a stranger).
+    pub async fn is_member(&self, app: &App, conv: &Conversation, user: &str) -> Result<bool> {
+        Ok(self.store.get_member(app.id, conv.id, user).await?.is_some())
+    }
+
     pub async fn member_roles(&self, app: &App, conv: &Conversation) -> Result<Vec<Member>> {
         let q = MemberQuery { roles: Some(vec![Role::Owner, Role::Admin]), ..Default::default() };
         self.store.list_members(app.id, conv.id, &q).await

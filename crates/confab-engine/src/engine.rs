@@ -228,6 +228,12 @@ impl Engine {
         Ok(app)
     }
 
+    /// Whether the store answers a lookup by key (`/healthz`). Lookups have read connections of
+    /// their own, so the answer does not wait behind a burst of long queries.
+    pub async fn health(&self) -> Result<()> {
+        self.store.find_app(&AppLookup::Name(String::new())).await.map(|_| ())
+    }
+
     /// The app a face's credentials name, cached for a few seconds.
     pub async fn find_app(&self, lookup: &AppLookup) -> Result<Option<Arc<App>>> {
         if let Some(app) = self.caches.app(lookup) {

@@ -333,6 +333,42 @@ impl Engine {
         Ok(HookReport { pending, failed, failed_items, stats })
     }
 
+    /// Claim the calls due at `now` for a runner (`Store::outbox_claim`): each is due again at
+    /// `lease_until` should the runner die; at most `per_app` of one app and `limit` in all,
+    /// none of the apps in `skip`.
+    pub async fn claim_hook_calls(
+        &self,
+        now: i64,
+        lease_until: i64,
+        per_app: usize,
+        limit: usize,
+        skip: &[i64],
+    ) -> Result<Vec<OutboxItem>> {
+        self.store.outbox_claim(now, lease_until, per_app, limit, skip).await
+    }
+
+    /// Keep calls to make later (follow-ups of a call that was made).
+    pub async fn keep_hook_calls(&self, items: &[OutboxItem]) -> Result<()> {
+        self.store.outbox_add(items).await?;
+        self.outbox_bell.notify_one();
+        Ok(())
+    }
+
+    /// These calls were made: forget them.
+    pub async fn hook_calls_made(&self, ids: &[i64]) -> Result<()> {
+        self.store.outbox_done(ids).await
+    }
+
+    /// A call was not made: due again at `next_at`, or (`failed`) kept as failed.
+    pub async fn hook_call_not_made(&self, id: i64, attempts: u32, next_at: i64, error: &str, failed: bool) -> Result<()> {
+        self.store.outbox_retry(id, attempts, next_at, error, failed).await
+    }
+
+    /// Add to the apps' hook counters.
+    pub async fn add_hook_stats(&self, stats: &[crate::store::HookStat]) -> Result<()> {
+        self.store.hook_stats_add(stats).await
+    }
+
     /// Try an app's failed hook calls again, from their first attempt; how many.
     pub async fn retry_failed_hooks(&self, app: &App) -> Result<u64> {
         let n = self.store.outbox_requeue_failed(app.id, self.now()).await?;

@@ -45,7 +45,7 @@ async fn nums(s: &MxState, c: &Caller, ids: &[String]) -> MxResult<HashMap<Strin
 
 async fn info(s: &MxState, c: &Caller, conv: &Conversation) -> MxResult<Value> {
     let q = MemberQuery { roles: Some(vec![Role::Owner]), ..Default::default() };
-    let owner = s.engine.store().list_members(c.app.id, conv.id, &q).await?.into_iter().next().map(|m| m.user);
+    let owner = s.engine.list_members(&c.app, conv, &q).await?.into_iter().next().map(|m| m.user);
     // a chat room has no stored members: its creator owns it
     let owner = owner.or_else(|| conv.creator.clone().filter(|_| conv.kind == ConvKind::Chatroom));
     let owner_num = match owner {
@@ -122,7 +122,7 @@ pub async fn apply(State(s): State<MxState>, c: Caller, b: Body) -> Reply {
         let reason = "this group approves members; applications wait for an admin, which confab does not support yet";
         return Ok(Data::of(json!({"user_id": me.num, "result": "fail", "reason": reason})));
     }
-    if s.engine.store().get_member(c.app.id, conv.id, &me.id).await?.is_some() {
+    if s.engine.is_member(&c.app, &conv, &me.id).await? {
         return Err(MxError::new(code::ALREADY_MEMBER, "already a member"));
     }
     s.engine.add_members(&c.app, &conv, vec![me.id.clone()], &Actor::User(me.id.clone())).await?;
@@ -138,7 +138,7 @@ pub async fn member_list(State(s): State<MxState>, c: Caller, p: Params) -> Repl
     }
     let limit = p.opt_i64("limit")?.filter(|l| *l > 0).unwrap_or(PAGE_DEFAULT).min(PAGE_MAX);
     let q = MemberQuery { after: p.opt_str("cursor")?.filter(|c| !c.is_empty()), limit: Some(limit + 1), ..Default::default() };
-    let mut rows = s.engine.store().list_members(c.app.id, conv.id, &q).await?;
+    let mut rows = s.engine.list_members(&c.app, &conv, &q).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let ids: Vec<String> = rows.iter().map(|m| m.user.clone()).collect();

@@ -145,7 +145,7 @@ impl Outbox {
         let claimed: Vec<(i64, u32)> = self.claimed.lock().drain().collect();
         let now = self.engine.now();
         for (id, attempts) in claimed {
-            if let Err(e) = self.engine.store().outbox_retry(id, attempts, now, "interrupted by a shutdown", false).await {
+            if let Err(e) = self.engine.hook_call_not_made(id, attempts, now, "interrupted by a shutdown", false).await {
                 tracing::warn!(error = %e, "could not release a hook call cut short by a shutdown");
             }
         }
@@ -185,7 +185,7 @@ impl Outbox {
         if stats.is_empty() {
             return;
         }
-        if let Err(e) = self.engine.store().hook_stats_add(&stats).await {
+        if let Err(e) = self.engine.add_hook_stats(&stats).await {
             tracing::warn!(error = %e, "could not keep the hook counters");
         }
     }
@@ -204,7 +204,7 @@ impl Outbox {
             }
             let now = self.engine.now();
             let lease_until = now + self.settings.lease.as_millis() as i64;
-            let items = match self.engine.store().outbox_claim(now, lease_until, self.settings.in_flight_per_app, room, &full).await {
+            let items = match self.engine.claim_hook_calls(now, lease_until, self.settings.in_flight_per_app, room, &full).await {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the outbox");
@@ -243,7 +243,6 @@ impl Outbox {
             (_, Err(e)) => Delivery::Retry { error: e.to_string(), after: None },
             (Some(sink), Ok(Some(app))) => sink.deliver(&app, &item).await,
         };
-        let store = self.engine.store();
         let result = match outcome {
             Delivery::Done { mut then } => {
                 if !then.is_empty() {
@@ -251,12 +250,11 @@ impl Outbox {
                     for t in &mut then {
                         (t.id, t.app, t.created_at, t.next_at) = (self.engine.next_id(), item.app, now, now);
                     }
-                    if let Err(e) = store.outbox_add(&then).await {
+                    if let Err(e) = self.engine.keep_hook_calls(&then).await {
                         // the item stays (its lease lapses) and is made again, follow-ups and all
                         tracing::warn!(app = item.app, error = %e, "could not keep follow-up calls");
                         return;
                     }
-                    self.engine.outbox_bell().notify_one();
                 }
                 let _ = done.send(item.id);
                 return;
@@ -268,11 +266,11 @@ impl Outbox {
                 if failed {
                     tracing::warn!(app = item.app, sink = item.sink, name = item.name, attempts, error, "a hook call failed for good");
                 }
-                store.outbox_retry(item.id, attempts, self.engine.now() + wait.as_millis() as i64, &error, failed).await
+                self.engine.hook_call_not_made(item.id, attempts, self.engine.now() + wait.as_millis() as i64, &error, failed).await
             }
             Delivery::Fail { error } => {
                 tracing::warn!(app = item.app, sink = item.sink, name = item.name, error, "a hook call cannot be made");
-                store.outbox_retry(item.id, item.attempts + 1, self.engine.now(), &error, true).await
+                self.engine.hook_call_not_made(item.id, item.attempts + 1, self.engine.now(), &error, true).await
             }
         };
         if let Err(e) = result {
@@ -291,7 +289,7 @@ async fn flush_done(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<i64>) {
                 break;
             }
         }
-        if let Err(e) = engine.store().outbox_done(&ids).await {
+        if let Err(e) = engine.hook_calls_made(&ids).await {
             // they are made again when their leases lapse: at least once, never lost
             tracing::warn!(error = %e, "could not forget made hook calls");
         }

@@ -22,7 +22,6 @@ use axum::response::IntoResponse;
 use axum::{Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
 use confab_engine::ids::{Clock, SystemClock};
-use confab_engine::model::AppLookup;
 use confab_engine::{Engine, LocalBus, LocalPresence, Store};
 use confab_face_leancloud::realtime::{self, Gateway, GatewaySettings};
 use confab_routes::{Open, Route, Row};
@@ -59,7 +58,7 @@ pub fn engine_with_clock(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn 
 /// `/healthz`: the store answers a lookup by key. Lookups have read connections of their own,
 /// so the answer does not wait behind a burst of long queries (a reconnect wave's catch-ups).
 async fn healthz(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
-    match engine.store().find_app(&AppLookup::Name(String::new())).await {
+    match engine.health().await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ok"}))),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "error": e.to_string()}))),
     }

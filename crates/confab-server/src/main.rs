@@ -363,11 +363,10 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             let (store, engine) = open_engine(&common)?;
             let app = if pairs.is_empty() {
                 engine
-                    .store()
                     .find_app(&confab_engine::model::AppLookup::Name(name.clone()))
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))
-                    .and_then(|a| a.with_context(|| format!("no app named '{name}'")))
+                    .and_then(|a| a.map(|a| (*a).clone()).with_context(|| format!("no app named '{name}'")))
             } else {
                 engine.set_app_settings(&name, &pairs).await.map_err(|e| anyhow::anyhow!("{e}"))
             };

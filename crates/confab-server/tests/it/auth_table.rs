@@ -132,7 +132,7 @@ impl Side {
 
 /// Everything the app holds, to compare before and after the walk.
 async fn snapshot(srv: &TestServer, app: &App) -> String {
-    let (engine, store) = (srv.engine(), srv.engine().store());
+    let (engine, store) = (srv.engine(), srv.store());
     let users = store.list_users(app.id, None, 10_000).await.expect("users");
     let q = ConvQuery { limit: 10_000, ..Default::default() };
     let (convs, _) = store.query_conversations(app.id, &q).await.expect("conversations");

@@ -360,10 +360,10 @@ async fn a_failed_callback_is_retried_at_once_then_by_the_outbox() {
     assert!(calls[1].at - calls[0].at < Duration::from_millis(300), "the second try comes at once");
     assert!(calls[2].at - calls[1].at >= Duration::from_millis(300), "the third waits for the outbox's back-off");
     // delivered: the outbox is empty, and nothing more was called
-    let (engine, app_id) = (srv.engine().clone(), app.app.id);
+    let (store, app_id) = (srv.store(), app.app.id);
     eventually(10, || {
-        let engine = engine.clone();
-        async move { (engine.store().outbox_counts(app_id).await.unwrap() == (0, 0)).then_some(()) }
+        let store = store.clone();
+        async move { (store.outbox_counts(app_id).await.unwrap() == (0, 0)).then_some(()) }
     })
     .await;
     assert_eq!(rcv.calls_to(POST).len(), 3, "delivered exactly once after the failures");
@@ -383,12 +383,12 @@ async fn the_breaker_pauses_an_apps_callbacks_after_90_failures() {
     // the next callback is not made: it waits for the ban (5 minutes) to end
     let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "during the ban"}})).await;
     let id = sent_id(&r, "bob");
-    let (engine, app_id) = (srv.engine().clone(), app.app.id);
+    let (store, app_id) = (srv.store(), app.app.id);
     let item = eventually(10, || {
-        let engine = engine.clone();
+        let store = store.clone();
         let id = id.clone();
         async move {
-            let items = engine.store().outbox_list(app_id, false, 100).await.unwrap();
+            let items = store.outbox_list(app_id, false, 100).await.unwrap();
             items.into_iter().find(|i| i.body["msg_id"] == id && i.attempts > 0)
         }
     })

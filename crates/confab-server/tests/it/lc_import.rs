@@ -219,7 +219,7 @@ async fn an_interrupted_import_resumes_where_it_stopped() {
     // killed once some history is in
     let group = ds.conversation_ids(Lc::Group)[0].clone();
     eventually(120, || async {
-        let n = srv.engine().store().message_by_foreign(app.app.id, &ds.messages(&group).nth(1500).unwrap().msg_id).await.unwrap();
+        let n = srv.store().message_by_foreign(app.app.id, &ds.messages(&group).nth(1500).unwrap().msg_id).await.unwrap();
         n.map(|_| ())
     })
     .await;

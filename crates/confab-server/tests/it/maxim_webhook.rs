@@ -67,10 +67,10 @@ async fn every_message_is_posted_with_the_signature_and_retried() {
     assert_eq!(b["ctype"], "TEXT");
     assert_eq!(b["content"], "你好");
     assert_eq!(b["ext"], "{\"k\":1}");
-    let (engine, app_id) = (srv.engine().clone(), app.app.id);
+    let (store, app_id) = (srv.store(), app.app.id);
     eventually(10, || {
-        let engine = engine.clone();
-        async move { (engine.store().outbox_counts(app_id).await.unwrap() == (0, 0)).then_some(()) }
+        let store = store.clone();
+        async move { (store.outbox_counts(app_id).await.unwrap() == (0, 0)).then_some(()) }
     })
     .await;
     assert_eq!(rcv.calls_to("/messages").len(), 2, "delivered once the receiver said 200");

@@ -946,12 +946,8 @@ async fn an_imported_conversation_speaks_by_its_leancloud_ids() {
     let late = ds.append(&conv.id, 3).unwrap();
     crate::lc_import::summary(&crate::lc_import::import(srv.dir.path(), &crate::lc_import::live(&url, &ds)).await);
     let me = srv.engine().conversation_by_foreign(&app.app, &conv.id).await.unwrap();
-    let unread = srv.engine().store().unread_count(
-        app.app.id,
-        &bob,
-        Some(me.id),
-        confab_engine::query::UnreadBounds { count_max: 100, scan_max: 1000 },
-    );
+    let store = srv.store();
+    let unread = store.unread_count(app.app.id, &bob, Some(me.id), confab_engine::query::UnreadBounds { count_max: 100, scan_max: 1000 });
     let others: usize = late.iter().filter(|m| m.from != bob).count() + 1;
     assert_eq!(unread.await.unwrap(), others as i64, "the late messages (not bob's own) and ours");
     let mut read = command(CommandType::Read, None);
@@ -961,7 +957,7 @@ async fn an_imported_conversation_speaks_by_its_leancloud_ids() {
     });
     b.send(&read).await;
     b.echo().await;
-    let bob_member = srv.engine().store().get_member(app.app.id, me.id, &bob).await.unwrap().unwrap();
+    let bob_member = srv.store().get_member(app.app.id, me.id, &bob).await.unwrap().unwrap();
     let m = srv.engine().message_by_foreign(&app.app, &late[1].msg_id).await.unwrap();
     assert_eq!(bob_member.read_seq, m.seq);
     // an old message of alice's, recalled by its msg-id

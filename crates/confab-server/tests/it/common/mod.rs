@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use confab_engine::model::{App, Plan};
 use confab_engine::NewApp;
+/// The store seam's traits, for tests that look at what was kept (`TestServer::store`).
+pub use confab_engine::{AppStore, ConversationStore, EntryStore, ImportStore, MessageStore, OutboxStore, UserStore};
 use confab_server::{Config, Server};
 use reqwest::Method;
 use serde_json::Value;
@@ -72,6 +74,11 @@ impl TestServer {
 
     pub fn addr(&self) -> std::net::SocketAddr {
         self.server.as_ref().expect("running").addr
+    }
+
+    /// The store under the engine, for tests that look at what was kept.
+    pub fn store(&self) -> std::sync::Arc<confab_store_sqlite::SqliteStore> {
+        self.server.as_ref().expect("running").store().clone()
     }
 
     pub fn engine(&self) -> &std::sync::Arc<confab_engine::Engine> {
