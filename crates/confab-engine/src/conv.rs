@@ -192,8 +192,12 @@ impl Engine {
         if created {
             self.tell(app, After::Started { conv: &conv, members: &everyone, by: &actor }).await;
             if kind == ConvKind::Chatroom {
+                // the room is made: presence out of reach does not undo it (an error would have the
+                // caller make another); whoever is not in it joins it as usual
                 for u in &members {
-                    self.presence.room_join(app.id, conv.id, u).await;
+                    if let Err(e) = self.presence.room_join(app.id, conv.id, u, self.now()).await {
+                        tracing::warn!(app = app.id, conv = conv.id, error = %e, "presence out of reach: a new chat room's member did not join");
+                    }
                 }
             } else {
                 let invited: Vec<String> = members.into_iter().filter(|m| conv.creator.as_ref() != Some(m)).collect();
@@ -276,7 +280,7 @@ impl Engine {
     pub async fn member(&self, app: &App, conv: &Conversation, user: &str) -> Result<Member> {
         match self.store.get_member(app.id, conv.id, user).await? {
             Some(m) => Ok(m),
-            None if conv.kind == ConvKind::Chatroom && self.presence.in_room(app.id, conv.id, user).await => {
+            None if conv.kind == ConvKind::Chatroom && self.presence.in_room(app.id, conv.id, user, self.now()).await? => {
                 Ok(Member::new(conv.id, user, Role::Member, 0))
             }
             None => Err(Error::NotMember),
@@ -294,7 +298,7 @@ impl Engine {
         let now = self.now();
         let mut rows = Vec::new();
         for u in users.iter().filter(|u| !known.contains(*u)) {
-            if self.presence.in_room(app.id, conv.id, u).await {
+            if self.presence.in_room(app.id, conv.id, u, self.now()).await? {
                 rows.push(Member::new(conv.id, u.clone(), Role::Member, now));
             }
         }
@@ -308,7 +312,7 @@ impl Engine {
     async fn check_belongs(&self, app: &App, conv: &Conversation, actor: &Actor) -> Result<Option<Member>> {
         let Some(u) = actor.user() else { return Ok(None) };
         if conv.kind == ConvKind::Chatroom {
-            return if self.presence.in_room(app.id, conv.id, u).await { Ok(None) } else { Err(Error::NotMember) };
+            return if self.presence.in_room(app.id, conv.id, u, self.now()).await? { Ok(None) } else { Err(Error::NotMember) };
         }
         Ok(Some(self.member(app, conv, u).await?))
     }
@@ -394,7 +398,7 @@ impl Engine {
     /// chat room, who is present.
     pub async fn members(&self, app: &App, conv: &Conversation) -> Result<Vec<String>> {
         if conv.kind == ConvKind::Chatroom {
-            return Ok(self.presence.room_members(app.id, conv.id, usize::MAX).await);
+            return self.presence.room_members(app.id, conv.id, usize::MAX, self.now()).await;
         }
         Ok(self.store.member_lists(app.id, &[conv.id]).await?.into_iter().map(|m| m.user).collect())
     }
@@ -411,7 +415,7 @@ impl Engine {
     /// Members, or for a chat room the number present.
     pub async fn member_count(&self, app: &App, conv: &Conversation) -> Result<i64> {
         if conv.kind == ConvKind::Chatroom {
-            return Ok(self.presence.room_count(app.id, conv.id).await as i64);
+            return Ok(self.presence.room_count(app.id, conv.id, self.now()).await? as i64);
         }
         self.store.count_members(app.id, conv.id, None).await
     }
@@ -455,14 +459,14 @@ impl Engine {
         if conv.kind == ConvKind::Chatroom {
             // a room with a member cap of its own (Easemob `maxusers`) holds at most that many
             if let Some(max) = conv.settings.max_members {
-                let present = self.presence.room_roster(app.id, conv.id).await;
+                let present = self.presence.room_roster(app.id, conv.id, self.now()).await?;
                 let new = allowed.iter().filter(|u| !present.contains(u)).count();
                 if (present.len() + new) as i64 > max {
                     return Err(Error::ConversationFull { max });
                 }
             }
             for u in &allowed {
-                self.presence.room_join(app.id, conv.id, u).await;
+                self.presence.room_join(app.id, conv.id, u, self.now()).await?;
             }
             self.tell(app, After::Added { conv, members: &allowed, by: actor }).await;
             out.done = allowed;
@@ -500,7 +504,7 @@ impl Engine {
                 }
             }
             for u in &users {
-                self.presence.room_leave(app.id, conv.id, u).await;
+                self.presence.room_leave(app.id, conv.id, u).await?;
             }
             self.forget_room_attributes(app, conv, &users).await?;
             self.tell(app, After::Removed { conv, members: &users, by: actor }).await;
@@ -650,7 +654,7 @@ impl Engine {
             let blocked = self.store.block_users(app.id, conv.id, &out.done, self.now()).await?;
             if conv.kind == ConvKind::Chatroom {
                 for u in &out.done {
-                    self.presence.room_leave(app.id, conv.id, u).await;
+                    self.presence.room_leave(app.id, conv.id, u).await?;
                 }
                 self.forget_room_attributes(app, conv, &out.done).await?;
             }
@@ -753,26 +757,26 @@ impl Engine {
 
     /// Up to `limit` users present in a chat room.
     pub async fn room_members(&self, app: &App, conv: &Conversation, limit: usize) -> Result<Vec<String>> {
-        Ok(self.presence.room_members(app.id, conv.id, limit).await)
+        self.presence.room_members(app.id, conv.id, limit, self.now()).await
     }
 
     /// Whether a user is in a chat room (online, or offline for less than the grace).
-    pub async fn in_room(&self, app: &App, conv: &Conversation, user: &str) -> bool {
-        self.presence.in_room(app.id, conv.id, user).await
+    pub async fn in_room(&self, app: &App, conv: &Conversation, user: &str) -> Result<bool> {
+        self.presence.in_room(app.id, conv.id, user, self.now()).await
     }
 
     /// Everyone in a chat room, online or within the grace, by user id.
-    pub async fn room_roster(&self, app: &App, conv: &Conversation) -> Vec<String> {
-        self.presence.room_roster(app.id, conv.id).await
+    pub async fn room_roster(&self, app: &App, conv: &Conversation) -> Result<Vec<String>> {
+        self.presence.room_roster(app.id, conv.id, self.now()).await
     }
 
     /// The chat rooms a user is in.
-    pub async fn rooms_of(&self, app: &App, user: &str) -> Vec<i64> {
-        self.presence.rooms_of(app.id, user).await
+    pub async fn rooms_of(&self, app: &App, user: &str) -> Result<Vec<i64>> {
+        self.presence.rooms_of(app.id, user, self.now()).await
     }
 
     pub async fn room_count(&self, app: &App, conv: &Conversation) -> Result<usize> {
-        Ok(self.presence.room_count(app.id, conv.id).await)
+        self.presence.room_count(app.id, conv.id, self.now()).await
     }
 
     // ------------------------------------------------------------------ subscriptions

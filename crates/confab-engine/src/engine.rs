@@ -11,9 +11,9 @@ use rand::Rng;
 use crate::bus::{Bus, Event, KickReason};
 use crate::error::{Error, Result};
 use crate::ids::{Clock, IdGen, SystemClock};
-use crate::limits::{Bucket, Limits, RateLimiter};
+use crate::limits::{Bucket, Limits, LocalRateLimiter, RateLimiter};
 use crate::model::*;
-use crate::password::{login_keys, HashSettings, Hasher, LoginBackoff};
+use crate::password::{login_keys, HashSettings, Hasher, LocalLoginBackoff, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
 use crate::runtime::{Claim, Invalidate};
 use crate::store::{BlobStore, NewUser, Store};
@@ -26,7 +26,8 @@ pub struct Engine {
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) ids: IdGen,
     clock: Arc<dyn Clock>,
-    rates: RateLimiter,
+    /// Rate buckets' counters (`limits.rs`).
+    rates: Arc<dyn RateLimiter>,
     /// Apps, users known to exist, and tokens recently read from the store (a bearer token is
     /// checked on every call of a token face, and a token changes only by being revoked),
     /// dropped on every engine when they change (`runtime.rs`).
@@ -38,7 +39,7 @@ pub struct Engine {
     /// Password hashing: bounded workers and queue (`password.rs`).
     hasher: Hasher,
     /// Failed logins per user and per client address.
-    backoff: LoginBackoff,
+    backoff: Arc<dyn LoginBackoff>,
     /// The app's own code (`hooks.rs`); none until the server sets them.
     pub(crate) hooks: std::sync::OnceLock<Arc<dyn crate::hooks::Hooks>>,
     /// Rung when calls are put in the outbox, so its runner need not wait for its next look.
@@ -97,11 +98,11 @@ impl Engine {
             presence,
             ids: IdGen::new(node),
             clock: Arc::new(SystemClock),
-            rates: RateLimiter::default(),
+            rates: Arc::new(LocalRateLimiter::default()),
             caches: crate::runtime::Caches::new(Arc::new(crate::runtime::LocalInvalidation::default())),
             dedup: Arc::new(crate::runtime::LocalDedup::default()),
             hasher: Hasher::new(HashSettings::default()).expect("the default argon2 parameters are valid"),
-            backoff: LoginBackoff::default(),
+            backoff: Arc::new(LocalLoginBackoff::default()),
             hooks: std::sync::OnceLock::new(),
             outbox_bell: tokio::sync::Notify::new(),
             node,
@@ -116,6 +117,14 @@ impl Engine {
         self
     }
 
+    /// Count rate limits and failed logins with these (a cluster's shared counters) instead of
+    /// this engine's own.
+    pub fn with_limiters(mut self, rates: Arc<dyn RateLimiter>, backoff: Arc<dyn LoginBackoff>) -> Self {
+        self.rates = rates;
+        self.backoff = backoff;
+        self
+    }
+
     /// Hash passwords with these settings instead of the defaults.
     pub fn with_hash_settings(mut self, settings: HashSettings) -> Result<Self> {
         self.hasher = Hasher::new(settings)?;
@@ -124,11 +133,6 @@ impl Engine {
 
     pub fn hash_settings(&self) -> &HashSettings {
         self.hasher.settings()
-    }
-
-    /// The rate limiter's counters and the login back-off's keys held now (both bounded).
-    pub fn limiter_sizes(&self) -> (usize, usize) {
-        (self.rates.len(), self.backoff.len())
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -246,19 +250,19 @@ impl Engine {
     }
 
     /// Count one call against a rate bucket of the app; `RateLimited` when over.
-    pub fn rate_check(&self, app: &App, bucket: Bucket) -> Result<()> {
-        self.rates.check(app.id, bucket.name(), app.limits.rate(bucket), self.now())
+    pub async fn rate_check(&self, app: &App, bucket: Bucket) -> Result<()> {
+        self.rates.check(app.id, bucket.name(), app.limits.rate(bucket), self.now()).await
     }
 
     /// Count `cost` units against a bucket (a message quota counts each recipient).
-    pub fn rate_take(&self, app: &App, bucket: Bucket, cost: u32) -> Result<()> {
-        self.rates.take(app.id, bucket.name(), bucket.name(), app.limits.rate(bucket), cost, self.now())
+    pub async fn rate_take(&self, app: &App, bucket: Bucket, cost: u32) -> Result<()> {
+        self.rates.take(app.id, bucket.name(), bucket.name(), app.limits.rate(bucket), cost, self.now()).await
     }
 
     /// Count one call against the bucket's rule, on a counter of its own for `subject` (a rate
     /// "per user ID").
-    pub fn rate_check_for(&self, app: &App, bucket: Bucket, subject: &str) -> Result<()> {
-        self.rates.take(app.id, bucket.name(), &format!("{bucket}/{subject}"), app.limits.rate(bucket), 1, self.now())
+    pub async fn rate_check_for(&self, app: &App, bucket: Bucket, subject: &str) -> Result<()> {
+        self.rates.take(app.id, bucket.name(), &format!("{bucket}/{subject}"), app.limits.rate(bucket), 1, self.now()).await
     }
 
     // ------------------------------------------------------------------ users
@@ -447,7 +451,8 @@ impl Engine {
     /// attempt is refused (`RateLimited`, with the wait) before any hashing.
     pub async fn check_password(&self, app: &App, login: &str, password: &str, addr: Option<&str>) -> Result<User> {
         let keys = login_keys(login, addr);
-        self.backoff.admit(app.id, &keys, self.now())?;
+        // the counts out of reach: the attempt is refused with that error (no guessing unchecked)
+        self.backoff.admit(app.id, &keys, self.now()).await?;
         let checked = async {
             let user = match self.store.get_user_by_username(app.id, login).await? {
                 Some(u) => Some(u),
@@ -462,7 +467,9 @@ impl Engine {
         let (user, verified) = match checked.await {
             Ok(v) => v,
             Err(e) => {
-                self.backoff.withdrawn(app.id, &keys);
+                if let Err(w) = self.backoff.withdrawn(app.id, &keys, self.now()).await {
+                    tracing::warn!(app = app.id, error = %w, "could not withdraw a login attempt from the back-off");
+                }
                 return Err(e);
             }
         };
@@ -475,7 +482,11 @@ impl Engine {
                 });
             }
         };
-        self.backoff.succeeded(app.id, &keys);
+        // the password was right: a back-off that cannot be told so does not fail the login (the
+        // attempt stays counted, as a failed one would)
+        if let Err(e) = self.backoff.succeeded(app.id, &keys, self.now()).await {
+            tracing::warn!(app = app.id, error = %e, "could not clear a user's failed logins");
+        }
         if user.disabled {
             return Err(Error::Forbidden("user is disabled".into()));
         }
@@ -555,7 +566,7 @@ impl Engine {
         if ids.len() > app.limits.check_online_max {
             return Err(Error::too_many("client ids", app.limits.check_online_max));
         }
-        Ok(self.presence.online(app.id, ids).await)
+        self.presence.online(app.id, ids).await
     }
 
     /// End every session of a user. The reason is at most `kick_reason_max_chars` characters.
@@ -577,26 +588,37 @@ impl Engine {
     /// another device gives way (it is kicked for a conflict). Counts as a login today.
     pub async fn session_opened(&self, app: &App, user: &str, session: SessionRef, ip: Option<&str>, reconnect: bool) -> Result<()> {
         if let Some(tag) = session.tag.as_deref().filter(|t| !t.is_empty() && *t != "default") {
-            for old in self.presence.sessions(app.id, user).await {
+            // presence out of reach: the session does not open (the client retries), rather than
+            // open without the single-device rule
+            for old in self.presence.sessions(app.id, user).await? {
                 if old.tag.as_deref() == Some(tag) && old.device != session.device && old != session {
                     self.bus.publish(Event::Kick { app: app.id, user: user.to_string(), session: Some(old), reason: KickReason::Conflict });
                 }
             }
         }
-        self.presence.session_opened(app.id, user, session.clone()).await;
+        self.presence.session_opened(app.id, user, session.clone(), self.now()).await?;
         self.tell(app, crate::hooks::After::Online { user, session: &session, ip, reconnect }).await;
         self.record_login(app, user).await
     }
 
     /// A realtime session ended, and why.
     pub async fn session_closed(&self, app: &App, user: &str, session: &SessionRef, ip: Option<&str>, why: &crate::hooks::Offline) {
-        self.presence.session_closed(app.id, user, session).await;
+        self.forget_session(app.id, user, session).await;
         self.tell(app, crate::hooks::After::Offline { user, session, ip, why }).await;
+    }
+
+    /// A realtime session ended: presence forgets it (all `session_closed` does when the app is
+    /// gone). The session is gone whatever presence answers: a failure is logged, and a cluster's
+    /// presence lets the session's entry expire with its heartbeats.
+    pub async fn forget_session(&self, app: i64, user: &str, session: &SessionRef) {
+        if let Err(e) = self.presence.session_closed(app, user, session, self.now()).await {
+            tracing::warn!(app, user, error = %e, "presence could not forget a closed session");
+        }
     }
 
     /// (users online now, distinct users who logged in today, UTC).
     pub async fn stats(&self, app: &App) -> Result<(i64, i64)> {
-        let online = self.presence.online_count(app.id).await as i64;
+        let online = self.presence.online_count(app.id).await? as i64;
         let today = self.store.count_logins_since(app.id, utc_day_start(self.now())).await?;
         Ok((online, today))
     }

@@ -1,8 +1,10 @@
 //! Limits are features: sizes, counts and rates, with each plan's documented defaults, settable
-//! per app. The rate limiter lives here too; it is in memory, per node.
+//! per app. The rate limiter lives here too: the [`RateLimiter`] trait (a cluster shares its
+//! counters) and [`LocalRateLimiter`], in memory, for one process.
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -559,18 +561,35 @@ struct BucketState {
     blocked_until: i64,
 }
 
-/// In-memory rate limiter keyed by (app, bucket).
+/// Counts calls against rate buckets, keyed by (app, counter): in one process
+/// ([`LocalRateLimiter`]), or with counters a cluster's nodes share (NATS KV or the database), so
+/// that an app's allowance is one for the cluster, not one per node.
 ///
 /// Semantics, as LeanCloud documents them: a call over the per-minute allowance is refused, and
 /// so is every call for the next minute ("一分钟内…持续返回 429，一分钟后会重新处理"). Over the daily
 /// total, calls are refused until the day (UTC) ends. Per-second allowances (Easemob) simply
-/// refuse the excess within that second. Refused calls do not count. A refusal says how long to
-/// wait (`Retry-After`).
+/// refuse the excess within that second. Refused calls do not count. A refusal
+/// ([`Error::RateLimited`]) says how long to wait (`Retry-After`). Time is the engine's clock
+/// (Unix ms), never the process's own, so every node counts in the same windows.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Count `cost` units (a message to 600 users costs 600) against the counter `counter` of
+    /// `app` under `rule`, at `now`; a refusal names `bucket`, the rule's name. Any other error:
+    /// the counters could not be reached (the call is refused with it).
+    async fn take(&self, app: i64, bucket: &str, counter: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error>;
+
+    /// Count one call against `bucket`'s own counter.
+    async fn check(&self, app: i64, bucket: &str, rule: RateRule, now: i64) -> Result<(), Error> {
+        self.take(app, bucket, bucket, rule, 1, now).await
+    }
+}
+
+/// The rate limiter of one process: counters in memory.
 ///
 /// Counters live while they count: a key whose windows have all ended is dropped when the map
 /// grows past [`PRUNE_AT`] (per-user counters would otherwise grow with every user ever seen).
 #[derive(Debug, Default)]
-pub struct RateLimiter {
+pub struct LocalRateLimiter {
     state: Mutex<HashMap<(i64, String), BucketState>>,
 }
 
@@ -585,14 +604,15 @@ impl BucketState {
     }
 }
 
-impl RateLimiter {
-    pub fn check(&self, app: i64, bucket: &str, rule: RateRule, now: i64) -> Result<(), Error> {
-        self.take(app, bucket, bucket, rule, 1, now)
+#[async_trait]
+impl RateLimiter for LocalRateLimiter {
+    async fn take(&self, app: i64, bucket: &str, counter: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error> {
+        self.take_now(app, bucket, counter, rule, cost, now)
     }
+}
 
-    /// Count `cost` units (a message to 600 users costs 600) against the counter `counter` under
-    /// `rule`; the error names `bucket`, the rule's name.
-    pub fn take(&self, app: i64, bucket: &str, counter: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error> {
+impl LocalRateLimiter {
+    fn take_now(&self, app: i64, bucket: &str, counter: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error> {
         if rule.per_second.is_none() && rule.per_minute.is_none() && rule.per_day.is_none() {
             return Ok(());
         }
@@ -732,55 +752,55 @@ mod tests {
         }
     }
 
-    #[test]
-    fn over_the_minute_allowance_blocks_for_a_minute() {
-        let rl = RateLimiter::default();
+    #[tokio::test]
+    async fn over_the_minute_allowance_blocks_for_a_minute() {
+        let rl = LocalRateLimiter::default();
         let rule = RateRule::minute_day(3, None);
         let t = 1_000_000;
         for i in 0..3 {
-            assert!(rl.check(1, "b", rule, t + i).is_ok());
+            assert!(rl.check(1, "b", rule, t + i).await.is_ok());
         }
-        assert!(rl.check(1, "b", rule, t + 10).is_err());
+        assert!(rl.check(1, "b", rule, t + 10).await.is_err());
         // another app is unaffected
-        assert!(rl.check(2, "b", rule, t + 10).is_ok());
+        assert!(rl.check(2, "b", rule, t + 10).await.is_ok());
         // the window has rolled over, but the penalty minute has not passed yet
-        assert!(rl.check(1, "b", rule, t + 60_005).is_err());
-        assert!(rl.check(1, "b", rule, t + 60_011).is_ok());
+        assert!(rl.check(1, "b", rule, t + 60_005).await.is_err());
+        assert!(rl.check(1, "b", rule, t + 60_011).await.is_ok());
     }
 
-    #[test]
-    fn costs_and_separate_counters_under_one_rule() {
-        let rl = RateLimiter::default();
+    #[tokio::test]
+    async fn costs_and_separate_counters_under_one_rule() {
+        let rl = LocalRateLimiter::default();
         let rule = RateRule::second(10);
         let t = 5_000_000;
-        assert!(rl.take(1, "msg", "msg", rule, 6, t).is_ok());
-        assert!(rl.take(1, "msg", "msg", rule, 5, t + 1).is_err(), "6 + 5 > 10");
-        assert!(rl.take(1, "msg", "msg", rule, 4, t + 2).is_ok(), "a refused call counted nothing");
-        assert!(rl.take(1, "msg", "msg", rule, 11, t + 5000).is_err(), "more than a whole window");
+        assert!(rl.take(1, "msg", "msg", rule, 6, t).await.is_ok());
+        assert!(rl.take(1, "msg", "msg", rule, 5, t + 1).await.is_err(), "6 + 5 > 10");
+        assert!(rl.take(1, "msg", "msg", rule, 4, t + 2).await.is_ok(), "a refused call counted nothing");
+        assert!(rl.take(1, "msg", "msg", rule, 11, t + 5000).await.is_err(), "more than a whole window");
         // one rule, a counter per subject
-        assert!(rl.take(1, "per_user", "per_user/a", rule, 10, t).is_ok());
-        assert!(rl.take(1, "per_user", "per_user/b", rule, 10, t).is_ok());
+        assert!(rl.take(1, "per_user", "per_user/a", rule, 10, t).await.is_ok());
+        assert!(rl.take(1, "per_user", "per_user/b", rule, 10, t).await.is_ok());
         assert_eq!(
-            rl.take(1, "per_user", "per_user/a", rule, 1, t),
+            rl.take(1, "per_user", "per_user/a", rule, 1, t).await,
             Err(Error::RateLimited { bucket: "per_user".into(), retry_after_secs: 1 })
         );
     }
 
-    #[test]
-    fn daily_total_holds_until_the_day_ends() {
-        let rl = RateLimiter::default();
+    #[tokio::test]
+    async fn daily_total_holds_until_the_day_ends() {
+        let rl = LocalRateLimiter::default();
         let rule = RateRule::minute_day(100, Some(2));
         let day = 20_000 * DAY_MS;
-        assert!(rl.check(1, "b", rule, day + 1).is_ok());
-        assert!(rl.check(1, "b", rule, day + 2).is_ok());
-        assert!(rl.check(1, "b", rule, day + 3).is_err());
-        assert!(rl.check(1, "b", rule, day + DAY_MS - 1).is_err());
-        assert!(rl.check(1, "b", rule, day + DAY_MS).is_ok());
+        assert!(rl.check(1, "b", rule, day + 1).await.is_ok());
+        assert!(rl.check(1, "b", rule, day + 2).await.is_ok());
+        assert!(rl.check(1, "b", rule, day + 3).await.is_err());
+        assert!(rl.check(1, "b", rule, day + DAY_MS - 1).await.is_err());
+        assert!(rl.check(1, "b", rule, day + DAY_MS).await.is_ok());
     }
 
-    #[test]
-    fn a_refusal_says_how_long_to_wait() {
-        let rl = RateLimiter::default();
+    #[tokio::test]
+    async fn a_refusal_says_how_long_to_wait() {
+        let rl = LocalRateLimiter::default();
         let wait = |r: Result<(), Error>| match r {
             Err(Error::RateLimited { retry_after_secs, .. }) => retry_after_secs,
             other => panic!("{other:?}"),
@@ -788,35 +808,35 @@ mod tests {
         let t = 7_000_000;
         // the penalty minute
         let rule = RateRule::minute(1);
-        rl.check(1, "m", rule, t).unwrap();
-        assert_eq!(wait(rl.check(1, "m", rule, t + 500)), 60);
-        assert_eq!(wait(rl.check(1, "m", rule, t + 30_500)), 30, "what is left of the penalty");
+        rl.check(1, "m", rule, t).await.unwrap();
+        assert_eq!(wait(rl.check(1, "m", rule, t + 500).await), 60);
+        assert_eq!(wait(rl.check(1, "m", rule, t + 30_500).await), 30, "what is left of the penalty");
         // the rest of the second
         let rule = RateRule::second(1);
-        rl.check(1, "s", rule, t + 100).unwrap();
-        assert_eq!(wait(rl.check(1, "s", rule, t + 700)), 1);
+        rl.check(1, "s", rule, t + 100).await.unwrap();
+        assert_eq!(wait(rl.check(1, "s", rule, t + 700).await), 1);
         // the rest of the (UTC) day
         let rule = RateRule::minute_day(100, Some(1));
         let day = 20_000 * DAY_MS;
-        rl.check(1, "d", rule, day + 1).unwrap();
-        assert_eq!(wait(rl.check(1, "d", rule, day + DAY_MS - 3_600_000)), 3600);
+        rl.check(1, "d", rule, day + 1).await.unwrap();
+        assert_eq!(wait(rl.check(1, "d", rule, day + DAY_MS - 3_600_000).await), 3600);
     }
 
-    #[test]
-    fn counters_that_ended_are_pruned() {
-        let rl = RateLimiter::default();
+    #[tokio::test]
+    async fn counters_that_ended_are_pruned() {
+        let rl = LocalRateLimiter::default();
         let rule = RateRule::second(5);
         for i in 0..PRUNE_AT {
-            rl.take(1, "per_user", &format!("per_user/{i}"), rule, 1, 1_000).unwrap();
+            rl.take(1, "per_user", &format!("per_user/{i}"), rule, 1, 1_000).await.unwrap();
         }
         assert_eq!(rl.len(), PRUNE_AT);
         // a second later every one of those windows has ended
-        rl.take(1, "per_user", "per_user/late", rule, 1, 2_000).unwrap();
+        rl.take(1, "per_user", "per_user/late", rule, 1, 2_000).await.unwrap();
         assert_eq!(rl.len(), 1);
         // a counter still counting is kept, and still refuses
         for _ in 0..4 {
-            rl.take(1, "per_user", "per_user/late", rule, 1, 2_001).unwrap();
+            rl.take(1, "per_user", "per_user/late", rule, 1, 2_001).await.unwrap();
         }
-        assert!(rl.take(1, "per_user", "per_user/late", rule, 1, 2_002).is_err());
+        assert!(rl.take(1, "per_user", "per_user/late", rule, 1, 2_002).await.is_err());
     }
 }

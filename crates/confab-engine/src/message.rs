@@ -238,7 +238,16 @@ impl Engine {
             return Ok(vec![]);
         }
         let others: Vec<String> = recipients.iter().filter(|r| **r != msg.from).cloned().collect();
-        let online = self.presence.online(app.id, &others).await;
+        // Presence out of reach: everyone is taken as offline. The message is still stored and
+        // delivered through the bus (to whoever is connected); the app's hooks may then push to
+        // some who were online, which is better than no push to those who were not.
+        let online = match self.presence.online(app.id, &others).await {
+            Ok(online) => online,
+            Err(e) => {
+                tracing::warn!(app = app.id, error = %e, "presence out of reach: a message's recipients taken as offline");
+                vec![]
+            }
+        };
         let offline: Vec<String> = others.into_iter().filter(|r| !online.contains(r)).collect();
         let muted = if offline.is_empty() || conv.kind == ConvKind::Chatroom {
             vec![]
@@ -281,8 +290,10 @@ impl Engine {
                     Err(Error::NotAllowed("only the app's server and subscribers send to a service conversation".into()))
                 };
             }
-            // a chat room's standing (mute, allowlist) outlives presence: being in the room comes first
-            ConvKind::Chatroom if !self.presence.in_room(app.id, conv.id, user).await => return Err(Error::NotMember),
+            // a chat room's standing (mute, allowlist) outlives presence: being in the room comes
+            // first. Presence out of reach: the send fails with that error before anything is
+            // stored (the sender may retry), rather than let anyone speak in the room.
+            ConvKind::Chatroom if !self.presence.in_room(app.id, conv.id, user, self.now()).await? => return Err(Error::NotMember),
             _ => {}
         }
         self.check_global_mute(app, conv, user).await?;
@@ -302,7 +313,9 @@ impl Engine {
             return Ok(users.clone());
         }
         Ok(match conv.kind {
-            ConvKind::Chatroom => self.presence.room_members(app.id, conv.id, usize::MAX).await,
+            // a chat room's recipients are who is in it: presence out of reach fails the send
+            // before anything is stored (nothing lost; the sender may retry)
+            ConvKind::Chatroom => self.presence.room_members(app.id, conv.id, usize::MAX, self.now()).await?,
             ConvKind::Service => {
                 let q = MemberQuery { roles: Some(vec![Role::Subscriber]), ..Default::default() };
                 self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect()

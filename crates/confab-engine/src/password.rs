@@ -15,6 +15,7 @@ use std::sync::Arc;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
@@ -193,10 +194,32 @@ impl Hasher {
 /// Failed logins are remembered per user and per client address: after a few, the next attempt
 /// must wait, doubling each time up to a ceiling, and is refused without hashing anything. A
 /// success clears the user's count (not the address's: one good account must not launder a
-/// guessing address). Entries are forgotten a while after their last failure, and the map is
-/// pruned, so it stays bounded.
+/// guessing address).
+///
+/// In one process: [`LocalLoginBackoff`]; a cluster keeps the counts where every node sees them
+/// (NATS KV or the database), so that guessing on another node does not start over. Time is the
+/// engine's clock (Unix ms). An error other than [`Error::RateLimited`] means the counts could
+/// not be reached.
+#[async_trait]
+pub trait LoginBackoff: Send + Sync + 'static {
+    /// Admit a login attempt at `now`, or refuse it (`RateLimited`, with how long to wait) while
+    /// any key backs off. An admitted attempt counts as a failure until it succeeds: a burst of
+    /// concurrent attempts gets no more through than the allowance. `keys`: [`login_keys`].
+    async fn admit(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()>;
+
+    /// The admitted attempt had the right password: the user's failures are forgiven, and the
+    /// attempt is taken off the address's count.
+    async fn succeeded(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()>;
+
+    /// The admitted attempt came to no verdict (the hashing queue was full, the store failed):
+    /// it is taken off every count (a wait already running stays).
+    async fn withdrawn(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()>;
+}
+
+/// The login back-off of one process, in memory. Entries are forgotten a while after their last
+/// failure, and the map is pruned, so it stays bounded.
 #[derive(Default)]
-pub struct LoginBackoff {
+pub struct LocalLoginBackoff {
     failures: Mutex<HashMap<(i64, String), Failures>>,
 }
 
@@ -227,11 +250,25 @@ pub fn login_keys(login: &str, addr: Option<&str>) -> Vec<(String, u32)> {
     keys
 }
 
-impl LoginBackoff {
-    /// Admit a login attempt, or refuse it (with how long to wait) while any key backs off.
-    /// An admitted attempt counts as a failure until it succeeds: a burst of concurrent attempts
-    /// gets no more through than the allowance.
-    pub fn admit(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()> {
+#[async_trait]
+impl LoginBackoff for LocalLoginBackoff {
+    async fn admit(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()> {
+        self.admit_now(app, keys, now)
+    }
+
+    async fn succeeded(&self, app: i64, keys: &[(String, u32)], _now: i64) -> Result<()> {
+        self.uncount(app, keys, true);
+        Ok(())
+    }
+
+    async fn withdrawn(&self, app: i64, keys: &[(String, u32)], _now: i64) -> Result<()> {
+        self.uncount(app, keys, false);
+        Ok(())
+    }
+}
+
+impl LocalLoginBackoff {
+    fn admit_now(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()> {
         let mut map = self.failures.lock();
         let wait = keys.iter().filter_map(|(k, _)| map.get(&(app, k.clone()))).map(|f| f.until - now).max().unwrap_or(0);
         if wait > 0 {
@@ -257,18 +294,6 @@ impl LoginBackoff {
             }
         }
         Ok(())
-    }
-
-    /// The admitted attempt had the right password: the user's failures are forgiven, and the
-    /// attempt is taken off the address's count.
-    pub fn succeeded(&self, app: i64, keys: &[(String, u32)]) {
-        self.uncount(app, keys, true);
-    }
-
-    /// The admitted attempt came to no verdict (the hashing queue was full, the store failed):
-    /// it is taken off every count (a wait already running stays).
-    pub fn withdrawn(&self, app: i64, keys: &[(String, u32)]) {
-        self.uncount(app, keys, false);
     }
 
     fn uncount(&self, app: i64, keys: &[(String, u32)], forgive_user: bool) {
@@ -355,61 +380,67 @@ mod tests {
         assert_eq!(h.buffers.lock().len(), 1, "one worker, one buffer, reused");
     }
 
-    #[test]
-    fn backoff_doubles_per_user_forgives_on_success_and_forgets() {
-        let b = LoginBackoff::default();
-        let keys = login_keys("alice", Some("10.0.0.1"));
-        let mut now = 1_000_000;
-        let wait = |b: &LoginBackoff, now| match b.admit(1, &keys, now) {
+    fn wait(r: Result<()>) -> u64 {
+        match r {
             Err(Error::RateLimited { retry_after_secs, .. }) => retry_after_secs,
             Ok(()) => 0,
             Err(e) => panic!("{e}"),
-        };
-        // five attempts (failed: never forgiven) are admitted, the sixth waits a second
-        for _ in 0..FREE_PER_USER {
-            assert_eq!(wait(&b, now), 0);
         }
-        assert_eq!(wait(&b, now), 1);
-        now += 1_000;
-        assert_eq!(wait(&b, now), 0, "admitted after the wait");
-        assert_eq!(wait(&b, now), 2, "that failure doubled the wait");
-        // another app, another user: not affected
-        b.admit(2, &keys, now).unwrap();
-        b.admit(1, &login_keys("bob", None), now).unwrap();
-        // a success forgives the user, not the address
-        b.succeeded(1, &keys);
-        b.admit(1, &login_keys("alice", None), now).unwrap();
-        // forgotten after a quiet while
-        now += FORGET_MS + MAX_WAIT_MS;
-        b.admit(1, &keys, now).unwrap();
     }
 
-    #[test]
-    fn a_burst_gets_no_more_through_than_the_allowance() {
-        let b = LoginBackoff::default();
+    #[tokio::test]
+    async fn backoff_doubles_per_user_forgives_on_success_and_forgets() {
+        let b = LocalLoginBackoff::default();
+        let keys = login_keys("alice", Some("10.0.0.1"));
+        let mut now = 1_000_000;
+        // five attempts (failed: never forgiven) are admitted, the sixth waits a second
+        for _ in 0..FREE_PER_USER {
+            assert_eq!(wait(b.admit(1, &keys, now).await), 0);
+        }
+        assert_eq!(wait(b.admit(1, &keys, now).await), 1);
+        now += 1_000;
+        assert_eq!(wait(b.admit(1, &keys, now).await), 0, "admitted after the wait");
+        assert_eq!(wait(b.admit(1, &keys, now).await), 2, "that failure doubled the wait");
+        // another app, another user: not affected
+        b.admit(2, &keys, now).await.unwrap();
+        b.admit(1, &login_keys("bob", None), now).await.unwrap();
+        // a success forgives the user, not the address
+        b.succeeded(1, &keys, now).await.unwrap();
+        b.admit(1, &login_keys("alice", None), now).await.unwrap();
+        // forgotten after a quiet while
+        now += FORGET_MS + MAX_WAIT_MS;
+        b.admit(1, &keys, now).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_burst_gets_no_more_through_than_the_allowance() {
+        let b = LocalLoginBackoff::default();
         let keys = login_keys("alice", None);
-        let admitted = (0..64).filter(|_| b.admit(1, &keys, 5_000).is_ok()).count();
+        let mut admitted = 0;
+        for _ in 0..64 {
+            admitted += usize::from(b.admit(1, &keys, 5_000).await.is_ok());
+        }
         assert_eq!(admitted, FREE_PER_USER as usize);
         // a right password among them forgives the user at once
-        b.succeeded(1, &keys);
-        b.admit(1, &keys, 5_000).unwrap();
+        b.succeeded(1, &keys, 5_000).await.unwrap();
+        b.admit(1, &keys, 5_000).await.unwrap();
         // an attempt that came to no verdict does not count
         let carol = login_keys("carol", None);
         for _ in 0..20 {
-            b.admit(1, &carol, 6_000).unwrap();
-            b.withdrawn(1, &carol);
+            b.admit(1, &carol, 6_000).await.unwrap();
+            b.withdrawn(1, &carol, 6_000).await.unwrap();
         }
     }
 
-    #[test]
-    fn backoff_stays_bounded() {
-        let b = LoginBackoff::default();
+    #[tokio::test]
+    async fn backoff_stays_bounded() {
+        let b = LocalLoginBackoff::default();
         for i in 0..(3 * PRUNE_AT) {
-            b.admit(1, &login_keys(&format!("u{i}"), None), 0).unwrap();
+            b.admit(1, &login_keys(&format!("u{i}"), None), 0).await.unwrap();
         }
         assert!(b.len() <= 2 * PRUNE_AT + 1, "{}", b.len());
         // later, the stale ones are pruned to make room
-        b.admit(1, &login_keys("late", None), FORGET_MS * 2).unwrap();
+        b.admit(1, &login_keys("late", None), FORGET_MS * 2).await.unwrap();
         assert!(b.len() < 10, "{}", b.len());
     }
 }

@@ -68,7 +68,7 @@ impl Engine {
     ) -> Result<KeyOutcome> {
         Self::check_room(conv)?;
         check_batch(pairs.len())?;
-        if !forced && !self.presence.in_room(app.id, conv.id, user).await {
+        if !forced && !self.presence.in_room(app.id, conv.id, user, self.now()).await? {
             return Err(Error::NotMember);
         }
         let l = &app.limits;

@@ -250,7 +250,7 @@ impl Engine {
                 info.status.insert(e.item, status);
             }
             info.last_time = info.last_time.max(latest);
-            for s in self.presence.sessions(app.id, u).await {
+            for s in self.presence.sessions(app.id, u).await? {
                 let resource = s.device.clone().or(s.tag.clone()).unwrap_or_else(|| format!("session_{}_{}", s.node, s.session));
                 info.status.entry(resource).or_insert_with(|| "1".to_string());
             }

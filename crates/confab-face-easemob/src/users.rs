@@ -117,7 +117,7 @@ pub async fn token(
     headers: axum::http::HeaderMap,
     Body(b): Body,
 ) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_TOKEN)?;
+    s.engine.rate_check(&app, bucket::EM_TOKEN).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     let ttl = ttl_of(o)?;
     let expires_in = ttl.unwrap_or(0);
@@ -215,7 +215,7 @@ async fn register_one(s: &EmState, app: &App, o: &serde_json::Map<String, Value>
 /// `POST /users`: one user (an object) or up to 60 (an array; users that exist are reported in
 /// `data`, the others created). Needs the app token unless the app opened registration.
 pub async fn register(State(s): State<EmState>, AppOf { app, ctx }: AppOf, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_WRITE)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_WRITE).await?;
     let env = ctx.envelope(&app, "post", "/users");
     match &b {
         Value::Object(o) => {
@@ -273,7 +273,7 @@ pub async fn register(State(s): State<EmState>, AppOf { app, ctx }: AppOf, Body(
 // ---------------------------------------------------------------------- one user
 
 pub async fn get_one(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_GET)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_GET).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
     Ok(ctx.envelope(&app, "get", "/users").with("entities", json!([entity(&u)])).with("count", json!(1)))
 }
@@ -281,7 +281,7 @@ pub async fn get_one(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) 
 /// `PUT /users/{username}`: the push display nickname and style (and the legacy do-not-disturb
 /// fields), kept on the user.
 pub async fn update(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_USERS_WRITE)?;
+    s.engine.rate_check(&c.app, bucket::EM_USERS_WRITE).await?;
     let mut u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id)?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
@@ -310,7 +310,7 @@ pub async fn update(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) ->
 }
 
 pub async fn delete(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_DELETE)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_DELETE).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
     s.engine.delete_user(&app, &u.id).await?;
     Ok(ctx.envelope(&app, "delete", "/users").with("entities", json!([entity(&u)])))
@@ -318,7 +318,7 @@ pub async fn delete(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -
 
 /// `PUT|POST /users/{username}/password {newpassword}`: the user's tokens stop working.
 pub async fn password(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_USERS_PASSWORD)?;
+    s.engine.rate_check(&c.app, bucket::EM_USERS_PASSWORD).await?;
     let u = user_in_path(&s.engine, &c.app, &p, "username")
         .await
         .map_err(|_| EmError::new(StatusCode::NOT_FOUND, "entity_not_found", "EntityNotFoundException", "User null not found"))?;
@@ -337,9 +337,9 @@ pub async fn password(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) 
 }
 
 pub async fn status(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_STATUS)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_STATUS).await?;
     let name = username(p.get("username")?).map_err(|_| EmError::user_not_found())?;
-    let online = !s.engine.presence().online(app.id, std::slice::from_ref(&name)).await.is_empty();
+    let online = !s.engine.presence().online(app.id, std::slice::from_ref(&name)).await?.is_empty();
     Ok(ctx
         .envelope(&app, "get", "/users")
         .with("entities", json!([]))
@@ -349,7 +349,7 @@ pub async fn status(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -
 
 /// `POST /users/batch/status {usernames}`: at most 100; unknown users are offline.
 pub async fn status_batch(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_STATUS_BATCH)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_STATUS_BATCH).await?;
     let names: Vec<String> = match b.get("usernames") {
         Some(Value::Array(a)) => a
             .iter()
@@ -360,7 +360,7 @@ pub async fn status_batch(State(s): State<EmState>, Admin { app, .. }: Admin, Bo
     if names.len() > STATUS_BATCH_MAX {
         return Err(EmError::illegal(format!("request body exceeds maximum limit, maximum limit is {STATUS_BATCH_MAX}")));
     }
-    let online: std::collections::HashSet<String> = s.engine.presence().online(app.id, &names).await.into_iter().collect();
+    let online: std::collections::HashSet<String> = s.engine.presence().online(app.id, &names).await?.into_iter().collect();
     let data: Vec<Value> = names.iter().map(|n| json!({n: if online.contains(n) { "online" } else { "offline" }})).collect();
     Ok(Answer::bare(json!({"action": "get batch user status", "data": data})))
 }
@@ -368,7 +368,7 @@ pub async fn status_batch(State(s): State<EmState>, Admin { app, .. }: Admin, Bo
 /// `GET /users?limit&cursor`: users by creation, `limit` 1–100 (default 10); `cursor` continues
 /// (absent on the last page).
 pub async fn list(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_LIST)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_LIST).await?;
     let (users, cursor) = page(&s, &app, &q).await?;
     let mut a = ctx
         .envelope(&app, "get", "/users")
@@ -406,7 +406,7 @@ pub fn decode_cursor(c: &str) -> Option<i64> {
 
 /// `DELETE /users?limit&cursor`: deletes the oldest `limit` users (1–100, default 10).
 pub async fn delete_batch(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_DELETE_BATCH)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_DELETE_BATCH).await?;
     let (users, cursor) = page(&s, &app, &q).await?;
     for u in &users {
         s.engine.delete_user(&app, &u.id).await?;
@@ -420,7 +420,7 @@ pub async fn delete_batch(State(s): State<EmState>, Admin { app, ctx }: Admin, q
 
 /// `GET /users/{owner_username}/offline_msg_count`: messages the user has not received yet.
 pub async fn offline_count(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_OFFLINE_MSG_COUNT)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_OFFLINE_MSG_COUNT).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
     let n = s.engine.unread_count(&app, &u.id, None).await?;
     Ok(ctx.envelope(&app, "get", "/users").with("entities", json!([])).with("data", json!({u.id: n})).with("count", json!(0)))
@@ -429,7 +429,7 @@ pub async fn offline_count(State(s): State<EmState>, Admin { app, ctx }: Admin, 
 /// `GET /users/{username}/offline_msg_status/{msg_id}`: `delivered` once it reached one of the
 /// user's devices (or was read), else `undelivered`.
 pub async fn offline_status(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_OFFLINE_MSG_STATUS)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_OFFLINE_MSG_STATUS).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
     let id = p.get("msg_id")?;
     let msg = s.engine.message(&app, id.parse().map_err(|_| EmError::illegal("msg_id is not valid"))?).await?;
@@ -446,20 +446,20 @@ async fn set_active(s: &EmState, app: &App, p: &P, active: bool) -> EmResult<Use
 
 /// `POST /users/{username}/deactivate`: the user is logged out and cannot log in.
 pub async fn deactivate(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_DEACTIVATE)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_DEACTIVATE).await?;
     let u = set_active(&s, &app, &p, false).await?;
     Ok(Answer::bare(json!({"action": "Deactivate user", "entities": [entity(&u)]})))
 }
 
 pub async fn activate(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_ACTIVATE)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_ACTIVATE).await?;
     set_active(&s, &app, &p, true).await?;
     Ok(Answer::bare(json!({"action": "activate user"})))
 }
 
 /// `GET /users/{username}/disconnect`: every session of the user ends.
 pub async fn disconnect(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_DISCONNECT)?;
+    s.engine.rate_check(&app, bucket::EM_USERS_DISCONNECT).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
     s.engine.kick(&app, &u.id, None).await?;
     Ok(ctx.envelope(&app, "get", "/users").with("entities", json!([])).with("data", json!({"result": true})).with("count", json!(0)))

@@ -131,7 +131,7 @@ pub async fn stats(State(s): State<LcState>, Master(c): Master) -> Reply {
 
 /// An app-wide broadcast. `from_key` is `from_client` (1.2) or `from_peer` (1.1).
 pub async fn broadcast(s: &LcState, c: &Client, b: &Body, from_key: &str) -> Reply {
-    s.engine.rate_check(&c.app, bucket::LC_BROADCAST)?;
+    s.engine.rate_check(&c.app, bucket::LC_BROADCAST).await?;
     let conv = lookup(s, c, &b.req_str("conv_id")?, Some(ConvKind::Service)).await?;
     let text = b.opt_text("message")?.ok_or_else(|| LcError::missing("message"))?;
     let push = match b.0.get("push") {

@@ -119,7 +119,7 @@ async fn upload(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_CHATFILES_UPLOAD)?;
+    s.engine.rate_check(&c.app, bucket::EM_CHATFILES_UPLOAD).await?;
     let body =
         body.map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { file_too_large() } else { EmError::illegal(e.body_text()) })?;
     let ctype = header_str(&headers, "content-type").unwrap_or_default();
@@ -163,7 +163,7 @@ async fn upload(
 /// thumbnails and answers the original). A restricted file needs its `share-secret` (header or
 /// query).
 async fn download(State(s): State<EmState>, AppOf { app, .. }: AppOf, p: P, q: Params, headers: HeaderMap) -> Result<Response, EmError> {
-    s.engine.rate_check(&app, bucket::EM_CHATFILES_DOWNLOAD)?;
+    s.engine.rate_check(&app, bucket::EM_CHATFILES_DOWNLOAD).await?;
     let id = p.get("file_id")?.to_string();
     let rec = s.engine.entry(&app, ns::FILES, "", &id).await?.ok_or_else(no_file)?;
     if rec.value["restricted"].as_bool() == Some(true) {
@@ -268,7 +268,7 @@ pub async fn history_lines(s: &EmState, app: &App, msgs: &[Message]) -> EmResult
 
 /// `GET /chatmessages/{time}`: a link to the hour's messages, a gzip file of JSON lines.
 async fn export(State(s): State<EmState>, a: Admin, p: P) -> Reply {
-    s.engine.rate_check(&a.app, bucket::EM_CHATMESSAGES)?;
+    s.engine.rate_check(&a.app, bucket::EM_CHATMESSAGES).await?;
     let time = p.get("time")?.to_string();
     let start =
         hour_start(&time).ok_or_else(|| EmError::illegal(format!("illegal arguments: appkey: {}, time: {time}", appkey(&a.app))))?;

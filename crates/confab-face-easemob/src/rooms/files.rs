@@ -86,7 +86,7 @@ fn record(gid: &str, e: &Entry) -> Value {
 /// `GET /chatgroups/{group_id}/share_files?pagenum&pagesize`: `pagesize` 1–1000 (default 1000),
 /// `pagenum` from 1, oldest first.
 pub async fn list(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_LIST)?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_LIST).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let size = q.int("pagesize", 1000, 1..=1000)?;
     let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
@@ -99,7 +99,7 @@ pub async fn list(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: 
 /// `POST /chatgroups/{group_id}/share_files` (multipart, field `file`): at most
 /// `em_file_max_bytes`, `em_group_files_max` files a group.
 pub async fn upload(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, headers: HeaderMap, body: Bytes) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_UPLOAD)?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_UPLOAD).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let (name, bytes) = multipart_file(&headers, &body)?;
     if bytes.len() > app.limits.em_file_max_bytes {
@@ -131,7 +131,7 @@ fn no_file(id: &str) -> EmError {
 
 /// `GET /chatgroups/{group_id}/share_files/{file_id}`: the raw bytes.
 pub async fn download(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> EmResult<Response> {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_DOWNLOAD)?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_DOWNLOAD).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let id = p.get("file_id")?;
     let e = s.engine.entry(&app, ns::GROUP_FILES, &conv.id.to_string(), id).await?.ok_or_else(|| no_file(id))?;
@@ -148,7 +148,7 @@ pub async fn download(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) 
 }
 
 pub async fn remove(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_DELETE)?;
+    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_DELETE).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let id = p.get("file_id")?;
     let gid = conv.id.to_string();

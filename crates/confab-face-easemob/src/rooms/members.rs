@@ -157,11 +157,11 @@ fn not_member(fam: Family, users: &[&str]) -> EmError {
 
 /// Whether a user is in: a group's member, or present in a chat room (where a stored row is
 /// only standing: owner, admin, mute, allowlist).
-async fn is_in(engine: &Engine, app: &App, fam: Family, conv: &Conversation, member: Option<&Member>, user: &str) -> bool {
-    match fam {
+async fn is_in(engine: &Engine, app: &App, fam: Family, conv: &Conversation, member: Option<&Member>, user: &str) -> EmResult<bool> {
+    Ok(match fam {
         Family::Group => member.is_some(),
-        Family::Room => engine.in_room(app, conv, user).await,
-    }
+        Family::Room => engine.in_room(app, conv, user).await?,
+    })
 }
 
 /// The id's name in a result row: chat rooms say `id` for membership and `chatroomid` elsewhere.
@@ -180,7 +180,7 @@ fn owner_op() -> EmError {
 // ---------------------------------------------------------------------- list
 
 async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1))?;
+    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let now = s.engine.now();
     let env = ctx.envelope(&app, "get", fam.prefix()).with("entities", json!([]));
@@ -193,7 +193,7 @@ async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, Admi
                 // the owner first, then who is in the room
                 let mut all: Vec<Member> = rows(&s.engine, &app, &conv).await?.into_iter().filter(|m| m.role == Role::Owner).collect();
                 let owners: Vec<String> = all.iter().map(|m| m.user.clone()).collect();
-                let present = s.engine.room_roster(&app, &conv).await;
+                let present = s.engine.room_roster(&app, &conv).await?;
                 all.extend(present.into_iter().filter(|u| !owners.contains(u)).map(|u| Member::new(conv.id, u, Role::Member, 0)));
                 all
             } else {
@@ -260,7 +260,7 @@ async fn add_h(
     Body(b): Body,
     path_one: bool,
 ) -> Reply {
-    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1))?;
+    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let gid = conv.id.to_string();
     let env = ctx.envelope(&app, "post", fam.prefix()).with("entities", json!([]));
@@ -348,7 +348,7 @@ async fn add_one(
     let is_room = fam == Family::Room;
     match list.op {
         Op::Members => {
-            if is_in(engine, app, fam, conv, member.as_ref(), user).await {
+            if is_in(engine, app, fam, conv, member.as_ref(), user).await? {
                 return Err(EmError::forbidden(format!("can not join this group, reason:user: {user} already in group: {}\n", conv.id)));
             }
             if !is_room {
@@ -413,7 +413,7 @@ async fn add_one(
 // ---------------------------------------------------------------------- remove
 
 async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1))?;
+    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let gid = conv.id.to_string();
     let env = ctx.envelope(&app, "delete", fam.prefix()).with("entities", json!([]));
@@ -459,7 +459,7 @@ async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: 
     let member = engine.member(app, conv, &user).await.ok();
     match list.op {
         Op::Members => {
-            if !is_in(engine, app, fam, conv, member.as_ref(), &user).await {
+            if !is_in(engine, app, fam, conv, member.as_ref(), &user).await? {
                 return Err(not_member(fam, &[user.as_str()]));
             }
             if member.is_some_and(|m| m.role == Role::Owner) {

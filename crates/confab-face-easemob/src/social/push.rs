@@ -113,7 +113,7 @@ fn valid_interval(s: &str) -> bool {
 /// `chattype=user` with the user's own id is the app-wide setting. `ignoreDuration` is answered
 /// as the absolute end (ms).
 async fn setting_put(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_SET)?;
+    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_SET).await?;
     let user = push_user(&s, &c, &p).await?;
     let (item, kind, key) = setting_item(&p)?;
     let app_wide = kind == "user" && key == user;
@@ -148,7 +148,7 @@ async fn setting_put(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -
 
 /// `GET /users/{username}/notification/{chattype}/{key}`.
 async fn setting_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_GET)?;
+    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_GET).await?;
     let user = push_user(&s, &c, &p).await?;
     let (item, kind, key) = setting_item(&p)?;
     let e = s.engine.entry(&c.app, ns::PUSH_SETTINGS, &user, &item).await?;
@@ -158,7 +158,7 @@ async fn setting_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
 /// `PUT /users/{username}/notification/language {translationLanguage}`; with no
 /// `translationLanguage` a query (the seed's PUT for "get").
 async fn language(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_LANGUAGE)?;
+    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_LANGUAGE).await?;
     let user = push_user(&s, &c, &p).await?;
     match b.get("translationLanguage") {
         None => language_of(&s, &c, &user, "put").await,
@@ -175,7 +175,7 @@ async fn language(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> R
 }
 
 async fn language_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_LANGUAGE)?;
+    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_LANGUAGE).await?;
     let user = push_user(&s, &c, &p).await?;
     language_of(&s, &c, &user, "get").await
 }
@@ -197,7 +197,7 @@ pub fn chosen_template_item(user: &str) -> String {
 /// `PUT /users/{username}/notification/template {templateName}`: the template the user's pushes
 /// use (a stored one; `""` for none again). `data: {templateName}`.
 async fn template_choose(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_SET)?;
+    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_SET).await?;
     let user = push_user(&s, &c, &p).await?;
     let name = b.get("templateName").and_then(Value::as_str).ok_or_else(|| bad_param("templateName"))?;
     let item = chosen_template_item(&user);
@@ -213,7 +213,7 @@ async fn template_choose(State(s): State<EmState>, c: Caller, p: P, Body(b): Bod
 
 /// `GET /users/{username}/notification/template`: `data: {templateName}` (`""` when none).
 async fn template_chosen(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_GET)?;
+    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_GET).await?;
     let user = push_user(&s, &c, &p).await?;
     let e = s.engine.entry(&c.app, ns::PUSH_SETTINGS, &user, &chosen_template_item(&user)).await?;
     let name = e.and_then(|e| e.value.as_str().map(str::to_string)).unwrap_or_default();
@@ -237,7 +237,7 @@ fn template_missing(name: &str) -> EmError {
 /// `POST /notification/template {name, title_pattern, content_pattern}`: a template of that name
 /// is replaced.
 async fn template_create(State(s): State<EmState>, Admin { app, ctx }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_TEMPLATE_CREATE)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_TEMPLATE_CREATE).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     let name = o.get("name").and_then(Value::as_str).ok_or_else(|| bad_param("name"))?;
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|c| c.is_ascii_alphanumeric()) {
@@ -263,14 +263,14 @@ async fn template_create(State(s): State<EmState>, Admin { app, ctx }: Admin, Bo
 }
 
 async fn template_get(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_TEMPLATE_GET)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_TEMPLATE_GET).await?;
     let name = p.get("name")?;
     let e = s.engine.entry(&app, ns::PUSH_TEMPLATES, "", name).await?.ok_or_else(|| template_missing(name))?;
     Ok(ctx.envelope(&app, "get", "/notification/template").with("data", template_data(&e)))
 }
 
 async fn template_delete(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_TEMPLATE_DELETE)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_TEMPLATE_DELETE).await?;
     let name = p.get("name")?;
     let f = EntryFilter::collection(ns::PUSH_TEMPLATES, "").items(vec![name.to_string()]);
     let e = s.engine.delete_entries(&app, &f).await?.pop().ok_or_else(|| template_missing(name))?;
@@ -306,7 +306,7 @@ async fn label_json(s: &EmState, app: &App, e: &Entry) -> EmResult<Value> {
 
 /// `POST /push/label {name, description}`: at most `em_push_labels_max` labels per app.
 async fn label_create(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_CREATE)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_CREATE).await?;
     let name = label_name(b.get("name").and_then(Value::as_str).ok_or_else(|| bad_param("name"))?)?;
     let desc = match b.get("description") {
         None | Some(Value::Null) => String::new(),
@@ -325,7 +325,7 @@ async fn label_create(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b
 }
 
 async fn label_get(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_GET)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_GET).await?;
     let e = label_entry(&s, &app, &p).await?;
     Ok(data(label_json(&s, &app, &e).await?))
 }
@@ -346,7 +346,7 @@ async fn entry_page(s: &EmState, app: &App, f: EntryFilter, q: &Params, default:
 
 /// `GET /push/label?limit&cursor`.
 async fn label_list(State(s): State<EmState>, Admin { app, .. }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_LIST)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_LIST).await?;
     let (page, cursor) = entry_page(&s, &app, EntryFilter::collection(ns::PUSH_LABELS, ""), &q, 100).await?;
     let mut out = Vec::with_capacity(page.len());
     for e in &page {
@@ -361,7 +361,7 @@ async fn label_list(State(s): State<EmState>, Admin { app, .. }: Admin, q: Param
 
 /// `DELETE /push/label/{labelname}`: the label and its users.
 async fn label_delete(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_DELETE)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_DELETE).await?;
     let e = label_entry(&s, &app, &p).await?;
     s.engine.delete_entries(&app, &EntryFilter::collection(ns::PUSH_LABEL_USERS, e.item.clone())).await?;
     s.engine.delete_entries(&app, &EntryFilter::collection(ns::PUSH_LABELS, "").items(vec![e.item])).await?;
@@ -379,7 +379,7 @@ fn label_batch(b: &Value) -> EmResult<Vec<String>> {
 /// `POST /push/label/{labelname}/user {usernames}`: `{success, fail}`; at most
 /// `em_push_label_users_max` users per label.
 async fn label_add(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_ADD)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_ADD).await?;
     let label = label_entry(&s, &app, &p).await?.item;
     let names = label_batch(&b)?;
     let known = s.engine.users(&app, &names).await?;
@@ -407,7 +407,7 @@ async fn label_add(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Bod
 
 /// `GET /push/label/{labelname}/user/{username}`: no `data` when the user is not under it.
 async fn label_user(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_USER)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_USER).await?;
     let label = label_entry(&s, &app, &p).await?.item;
     let name = p.get("username")?.to_lowercase();
     Ok(match s.engine.entry(&app, ns::PUSH_LABEL_USERS, &label, &name).await? {
@@ -418,7 +418,7 @@ async fn label_user(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) ->
 
 /// `GET /push/label/{labelname}/user?limit&cursor`.
 async fn label_users(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_USERS)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_USERS).await?;
     let label = label_entry(&s, &app, &p).await?.item;
     let (page, cursor) = entry_page(&s, &app, EntryFilter::collection(ns::PUSH_LABEL_USERS, label), &q, 100).await?;
     let mut a = data(json!(page.iter().map(|e| json!({"username": e.item, "created": e.created_at})).collect::<Vec<_>>()));
@@ -430,7 +430,7 @@ async fn label_users(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, q
 
 /// `DELETE /push/label/{labelname}/user {usernames}`: `{success, fail}`.
 async fn label_remove(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_REMOVE)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_REMOVE).await?;
     let label = label_entry(&s, &app, &p).await?.item;
     let names = label_batch(&b)?;
     let gone = s.engine.delete_entries(&app, &EntryFilter::collection(ns::PUSH_LABEL_USERS, label).items(names.clone())).await?;
@@ -475,7 +475,7 @@ fn task(target: &str, users: Vec<String>, labels: Vec<String>, strategy: i64, me
 /// `POST /push/single {targets, async, strategy, pushMessage}`: one status per target; unknown
 /// users `FAIL`.
 async fn push_single(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_SINGLE)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_SINGLE).await?;
     let targets = names_of(b.get("targets"), "targets").map_err(|_| bad_param("targets"))?;
     let is_async = match b.get("async") {
         None | Some(Value::Null) => true,
@@ -504,7 +504,7 @@ async fn push_single(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b)
 /// `POST /push/list/label {targets, strategy, pushMessage}`: to the users under every named
 /// label (the intersection); `data.taskId`.
 async fn push_label(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL).await?;
     let labels: Vec<String> = match b.get("targets") {
         Some(Value::Array(a)) => {
             a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| bad_param("targets"))).collect::<EmResult<_>>()?
@@ -539,7 +539,7 @@ async fn push_label(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b):
 /// `POST /push/task {strategy, pushMessage}`: to every user of the app (the task names no
 /// users; the webhook's receiver fans out). `data` is the task id.
 async fn push_all(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_TASK)?;
+    s.engine.rate_check(&app, bucket::EM_PUSH_TASK).await?;
     let (strategy, message) = (strategy(&b)?, push_message(&b)?);
     let id = s.engine.push_task(&app, task("app", vec![], vec![], strategy, message)).await?;
     Ok(data(json!(id)))

@@ -253,7 +253,7 @@ impl Gateway {
         match self.engine.find_app(&confab_engine::model::AppLookup::Id(h.app)).await {
             Ok(Some(app)) => self.engine.session_closed(&app, &h.peer, &h.session_ref(self.node()), h.ip.as_deref(), why).await,
             // the app is gone: only presence is left to tell
-            _ => self.engine.presence().session_closed(h.app, &h.peer, &h.session_ref(self.node())).await,
+            _ => self.engine.forget_session(h.app, &h.peer, &h.session_ref(self.node())).await,
         }
         let token = h.token.lock().take();
         if let (true, Some(t)) = (revoke, token) {

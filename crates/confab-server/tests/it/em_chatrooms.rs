@@ -400,3 +400,50 @@ async fn super_admins_are_added_listed_and_removed() {
     app.call(Method::GET, "/chatrooms/super_admin", Em::Token(token), None).await.em_error(401, "unauthorized");
     srv.stop().await;
 }
+
+/// A chat room keeps who went offline for the grace (30 minutes), on the engine's clock: a user
+/// added while offline, and one whose realtime session closed, are in the room (roster, joined
+/// rooms, may speak) until the grace ends, then out of it. Time is moved, not slept through.
+#[tokio::test]
+async fn the_offline_stay_in_a_room_for_the_grace_on_the_engine_s_clock() {
+    use crate::common::ws::Client;
+    use std::time::Duration;
+    let srv = TestServer::start().await;
+    let lc = srv.app(Plan::Standard).await;
+    let app = srv.em_of(&lc).await;
+    app.users(&["alice", "bob", "carol"]).await;
+    let id = room(&app, "alice", &[]).await;
+    let users = format!("/chatrooms/{id}/users");
+
+    // carol is online when she joins, then her session ends; bob is added while offline
+    let carol = Client::login(&srv.base, lc.app_id(), "carol").await;
+    app.post(&format!("{users}/carol"), json!({})).await;
+    app.post(&format!("{users}/bob"), json!({})).await;
+    drop(carol);
+    let e = srv.engine().clone();
+    let lc_app = lc.app.clone();
+    eventually(5, || {
+        let (e, a) = (e.clone(), lc_app.clone());
+        async move { e.check_online(&a, &["carol".to_string()]).await.unwrap().is_empty().then_some(()) }
+    })
+    .await;
+
+    let joined = |u: &'static str| {
+        let app = &app;
+        async move { app.get(&format!("/users/{u}/joined_chatrooms")).await.body["count"].clone() }
+    };
+    srv.advance(Duration::from_secs(29 * 60));
+    assert_eq!(roster(&app.get(&users).await.body["data"]), ["alice", "bob", "carol"], "within the grace");
+    assert_eq!(joined("bob").await, 1);
+    assert_eq!(joined("carol").await, 1);
+    assert_eq!(may_send(&srv, &app, &id, "bob").await, Some(true));
+    assert_eq!(may_send(&srv, &app, &id, "carol").await, Some(true));
+
+    srv.advance(Duration::from_secs(60 + 5));
+    assert_eq!(roster(&app.get(&users).await.body["data"]), ["alice"], "the grace is over");
+    assert_eq!(joined("bob").await, 0);
+    assert_eq!(joined("carol").await, 0);
+    assert_eq!(may_send(&srv, &app, &id, "bob").await, None);
+    assert_eq!(may_send(&srv, &app, &id, "carol").await, None);
+    srv.stop().await;
+}

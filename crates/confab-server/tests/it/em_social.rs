@@ -263,8 +263,14 @@ async fn presence_status_subscriptions_and_sublist() {
     // a live session (engine presence) shows as a resource online
     srv.engine()
         .presence()
-        .session_opened(app.app.id, "carol", confab_engine::SessionRef { node: 0, session: 7, tag: None, device: Some("web_1".into()) })
-        .await;
+        .session_opened(
+            app.app.id,
+            "carol",
+            confab_engine::SessionRef { node: 0, session: 7, tag: None, device: Some("web_1".into()) },
+            srv.engine().now(),
+        )
+        .await
+        .unwrap();
 
     let alice = app.user_token("alice").await;
     let r =

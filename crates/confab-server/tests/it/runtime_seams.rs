@@ -1,10 +1,13 @@
 //! The node runtime's seams (`confab_engine::runtime`): two engines over one store — two nodes —
 //! see each other's revocations and settings at once when they share an `Invalidation`, and
-//! run a call once when they share a `Dedup`; with their own, each keeps its cache.
+//! run a call once when they share a `Dedup`, and count rates and failed logins together when
+//! they share a `RateLimiter` and a `LoginBackoff`; with their own, each keeps its cache.
 
 use std::sync::Arc;
 
-use confab_engine::model::{AppLookup, TokenKind};
+use confab_engine::limits::{bucket, LocalRateLimiter, RateLimiter};
+use confab_engine::model::{AppLookup, Plan, TokenKind};
+use confab_engine::password::{LocalLoginBackoff, LoginBackoff};
 use confab_engine::runtime::{Dedup, Invalidation, LocalDedup, LocalInvalidation};
 use confab_engine::{Engine, NewApp};
 use confab_store_sqlite::SqliteStore;
@@ -57,5 +60,32 @@ async fn nodes_sharing_a_dedup_run_a_call_once() {
     let first = a.once(&app, "tx-1".into(), || async { Ok(json!({"id": 1})) }).await.unwrap();
     let again = b.once(&app, "tx-1".into(), || async { Ok(json!({"id": 2})) }).await.unwrap();
     assert_eq!((first, again), (json!({"id": 1}), json!({"id": 1})), "the second node got the first one's result");
+    store.close();
+}
+
+#[tokio::test]
+async fn nodes_sharing_limiters_count_rates_and_failed_logins_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let (rates, backoff): (Arc<dyn RateLimiter>, Arc<dyn LoginBackoff>) =
+        (Arc::new(LocalRateLimiter::default()), Arc::new(LocalLoginBackoff::default()));
+    let shared = |n| node(&store, dir.path(), n, Arc::new(LocalDedup::default()), Arc::new(LocalInvalidation::default()));
+    let a = shared(1).with_limiters(rates.clone(), backoff.clone());
+    let b = shared(2).with_limiters(rates, backoff);
+    let loner = shared(3);
+    let app = a.create_app(NewApp { name: "limits".into(), plan: Plan::Dev, ..Default::default() }).await.unwrap();
+
+    // LeanCloud broadcasts on the development tier: one a minute, for the app, whichever node
+    a.rate_check(&app, bucket::LC_BROADCAST).await.unwrap();
+    let limited = |r: confab_engine::Result<()>| matches!(r, Err(confab_engine::Error::RateLimited { .. }));
+    assert!(limited(b.rate_check(&app, bucket::LC_BROADCAST).await), "B counts A's call");
+    loner.rate_check(&app, bucket::LC_BROADCAST).await.expect("a node with its own counters does not");
+
+    // five failed logins for a name on A: the sixth waits, on B too
+    for _ in 0..5 {
+        assert!(matches!(a.check_password(&app, "nobody", "pw", None).await, Err(confab_engine::Error::UserNotFound(_))));
+    }
+    assert!(limited(b.check_password(&app, "nobody", "pw", None).await.map(|_| ())), "B backs off for A's failures");
+    assert!(!limited(loner.check_password(&app, "nobody", "pw", None).await.map(|_| ())));
     store.close();
 }
