@@ -20,6 +20,7 @@ pub mod model;
 pub mod order;
 pub mod password;
 pub mod presence;
+pub mod push_labels;
 pub mod query;
 pub mod quotas;
 pub mod reactions;
