@@ -243,3 +243,23 @@ impl Engine {
         Ok(users.unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_batches_and_targets() {
+        assert!(check_name("post-90s_a.b").is_ok());
+        for bad in ["", "bad name!", "ü", &"x".repeat(65)] {
+            assert_eq!(check_name(bad), Err(LabelError::Invalid("name")), "{bad:?}");
+        }
+        let users = |n: usize| (0..n).map(|i| format!("u{i}")).collect::<Vec<_>>();
+        assert!(check_batch(&users(LABEL_BATCH_MAX)).is_ok());
+        assert_eq!(check_batch(&users(0)), Err(LabelError::Invalid("usernames")));
+        assert_eq!(check_batch(&users(LABEL_BATCH_MAX + 1)), Err(LabelError::Invalid("usernames")));
+        assert!(check_targets(&users(PUSH_LABELS_MAX)).is_ok());
+        assert_eq!(check_targets(&users(0)), Err(LabelError::Invalid("targets")));
+        assert_eq!(check_targets(&users(PUSH_LABELS_MAX + 1)), Err(LabelError::Invalid("targets")));
+    }
+}
