@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::hooks::{After, Before, Verdict};
 use crate::model::*;
 use crate::query::*;
+use crate::quotas::Quotas;
 use crate::store::{AttrOp, ConvPatch, MemberPatch};
 
 /// Who acts.
@@ -60,6 +61,9 @@ pub struct NewConversation {
     pub ttl_secs: Option<i64>,
     /// A thread's group and the group message it hangs from (threads only).
     pub parent: Option<(i64, i64)>,
+    /// Whether it counts against the app's plan quotas (groups or chat rooms per app, groups
+    /// per member: `quotas.rs`), checked by the store in the insert's transaction.
+    pub quotas: Quotas,
 }
 
 /// Temporary conversations: default and longest time to live, and member cap.
@@ -188,7 +192,8 @@ impl Engine {
                 })
                 .collect()
         };
-        let (conv, created) = self.store.create_conversation(&conv, &rows).await?;
+        let quotas = crate::quotas::conv_quotas(app, &conv, new.quotas);
+        let (conv, created) = self.store.create_conversation_within(&conv, &rows, quotas).await?;
         if created {
             self.tell(app, After::Started { conv: &conv, members: &everyone, by: &actor }).await;
             if kind == ConvKind::Chatroom {
@@ -424,6 +429,19 @@ impl Engine {
     /// themselves — but not a unique one (a one-to-one conversation is its two members' own) nor
     /// one that approves its members; blocked users are refused. The app's server adds all or none.
     pub async fn add_members(&self, app: &App, conv: &Conversation, users: Vec<String>, actor: &Actor) -> Result<Outcome> {
+        self.add_members_with(app, conv, users, actor, Quotas::Uncounted).await
+    }
+
+    /// `add_members`; counted, a group refuses (`OverQuota(GroupsPerUser)`) a user already in as
+    /// many groups as the app's plan allows, checked by the store in the insert's transaction.
+    pub async fn add_members_with(
+        &self,
+        app: &App,
+        conv: &Conversation,
+        users: Vec<String>,
+        actor: &Actor,
+        quotas: Quotas,
+    ) -> Result<Outcome> {
         if conv.kind == ConvKind::Service {
             return Err(Error::WrongKind { expected: ConvKind::Normal });
         }
@@ -474,7 +492,8 @@ impl Engine {
         }
         let now = self.now();
         let rows: Vec<Member> = allowed.iter().map(|u| Member::new(conv.id, u.clone(), Role::Member, now)).collect();
-        let added = self.store.add_members(app.id, conv.id, &rows, Some(self.max_members(app, conv)), now).await?;
+        let per_member = crate::quotas::member_quota(app, conv, quotas);
+        let added = self.store.add_members_within(app.id, conv.id, &rows, Some(self.max_members(app, conv)), per_member, now).await?;
         if !added.is_empty() {
             let recipients = self.members(app, conv).await?;
             self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Joined { members: added.clone() }, recipients).await?;

@@ -15,6 +15,7 @@ use crate::limits::{Bucket, Limits, LocalRateLimiter, RateLimiter};
 use crate::model::*;
 use crate::password::{login_keys, HashSettings, Hasher, LocalLoginBackoff, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
+use crate::quotas::{Quota, Quotas};
 use crate::runtime::{Claim, Invalidate};
 use crate::store::{BlobStore, NewUser, Store};
 
@@ -406,6 +407,12 @@ impl Engine {
     }
 
     pub async fn create_account(&self, app: &App, new: NewAccount) -> Result<User> {
+        self.create_account_with(app, new, Quotas::Uncounted).await
+    }
+
+    /// `create_account`; a counted one is refused (`OverQuota(Quota::Users)`) by the store, in
+    /// the insert's transaction, when the app holds its plan's users already.
+    pub async fn create_account_with(&self, app: &App, new: NewAccount, quotas: Quotas) -> Result<User> {
         let id = new.id.unwrap_or_else(|| random_hex(12));
         self.validate_user_id(app, &id)?;
         if let Some(u) = &new.username {
@@ -441,8 +448,39 @@ impl Engine {
             updated_at: now,
             last_login_at: None,
         };
-        self.store.create_user(&user).await?;
+        let max = if quotas == Quotas::Counted { crate::quotas::limit(app, &Quota::Users) } else { None };
+        self.store.create_user_within(&user, max).await?;
         Ok(user)
+    }
+
+    /// Make sure a user exists, creating it without a password if not (Easemob's
+    /// `autoCreateUser`); a new user counts against the app's users quota (`OverQuota`), checked
+    /// by the store in the insert's transaction.
+    pub async fn ensure_user_counted(&self, app: &App, id: &str) -> Result<()> {
+        self.validate_user_id(app, id)?;
+        if self.caches.user_known(app.id, id) {
+            return Ok(());
+        }
+        let now = self.now();
+        let user = User {
+            app: app.id,
+            id: id.to_string(),
+            num: self.next_id(),
+            username: None,
+            password_hash: None,
+            nickname: None,
+            attributes: Attrs::new(),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+        };
+        match self.store.create_user_within(&user, crate::quotas::limit(app, &Quota::Users)).await {
+            Ok(()) | Err(Error::UserExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.caches.remember_users(app.id, [id.to_string()].into_iter());
+        Ok(())
     }
 
     /// Check a login name (username, or the user id) and password: `UserNotFound` if no such

@@ -33,6 +33,9 @@ pub enum Error {
     /// Past the time an action is allowed in (a recall window).
     #[error("messages can be recalled within {window_secs} seconds of sending")]
     TooLate { window_secs: i64 },
+    /// A plan quota would be passed (`quotas.rs`): nothing was written.
+    #[error("over the quota of {quota} (at most {max})")]
+    OverQuota { quota: crate::quotas::Quota, max: i64 },
     #[error("conversation is full (at most {max} members)")]
     ConversationFull { max: i64 },
     #[error("{0}")]

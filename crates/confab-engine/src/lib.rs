@@ -20,7 +20,9 @@ pub mod model;
 pub mod order;
 pub mod password;
 pub mod presence;
+pub mod push_labels;
 pub mod query;
+pub mod quotas;
 pub mod reactions;
 pub mod rooms;
 pub mod runtime;
@@ -40,6 +42,7 @@ pub use hooks::{After, AppNote, Before, ContactOp, HookChain, HookReport, Hooks,
 pub use import::{ImportedConversation, ImportedUser};
 pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position};
 pub use presence::{LocalPresence, Presence, SessionRef};
+pub use quotas::{Quota, Quotas};
 pub use rooms::{KeyOutcome, ROOM_ATTRIBUTES_BATCH_MAX};
 pub use social::{PresenceInfo, PushTask};
 pub use store::{AppStore, BlobStore, ConversationStore, EntryStore, ImportStore, MessageStore, OutboxStore, Store, UserStore};

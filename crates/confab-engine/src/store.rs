@@ -212,6 +212,17 @@ impl MessagePatch {
     }
 }
 
+/// The plan quotas a new conversation is counted against, checked by the store in the
+/// transaction that inserts it (`quotas.rs`). None: no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConvQuotas {
+    /// At most this many conversations of the new one's kind in the app, the new one included
+    /// (for a normal conversation: the groups, those not unique).
+    pub per_app: Option<i64>,
+    /// Each first member in at most this many groups, the new one included.
+    pub groups_per_member: Option<i64>,
+}
+
 /// A user to create if missing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewUser {
@@ -248,7 +259,12 @@ pub trait UserStore: Send + Sync + 'static {
     /// Create the users that do not exist yet; existing ones are left as they are.
     async fn ensure_users(&self, app: i64, users: &[NewUser], now: i64) -> Result<()>;
     /// Create one user; `UserExists` if the id or the username is taken.
-    async fn create_user(&self, user: &User) -> Result<()>;
+    async fn create_user(&self, user: &User) -> Result<()> {
+        self.create_user_within(user, None).await
+    }
+    /// `create_user`, refused (`OverQuota(Quota::Users)`) in the same transaction if the app
+    /// would then hold more than `max_users` users.
+    async fn create_user_within(&self, user: &User, max_users: Option<i64>) -> Result<()>;
     async fn get_user(&self, app: i64, id: &str) -> Result<Option<User>>;
     async fn get_user_by_num(&self, app: i64, num: i64) -> Result<Option<User>>;
     /// The users among these ids that exist, in no particular order.
@@ -274,7 +290,16 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// Store a new conversation with its first members. For a unique conversation whose
     /// `unique_id` exists already, nothing is written and the existing one is returned.
     /// Returns (conversation, created).
-    async fn create_conversation(&self, conv: &Conversation, members: &[Member]) -> Result<(Conversation, bool)>;
+    async fn create_conversation(&self, conv: &Conversation, members: &[Member]) -> Result<(Conversation, bool)> {
+        self.create_conversation_within(conv, members, ConvQuotas::default()).await
+    }
+    /// `create_conversation`, refused (`OverQuota`) in the same transaction if a plan quota
+    /// would be passed: the app's conversations of its kind (`quotas.per_app`; `Groups` for a
+    /// normal conversation that is not unique, `Chatrooms` for a chat room), then each of its
+    /// `members` in order (`quotas.groups_per_member`, `GroupsPerUser`). A unique conversation
+    /// that exists already is returned as it is, counted against nothing.
+    async fn create_conversation_within(&self, conv: &Conversation, members: &[Member], quotas: ConvQuotas)
+        -> Result<(Conversation, bool)>;
     async fn get_conversation(&self, app: i64, id: i64) -> Result<Option<Conversation>>;
     /// Matching conversations, and the total count when `q.count`.
     async fn query_conversations(&self, app: i64, q: &ConvQuery) -> Result<(Vec<Conversation>, Option<i64>)>;
@@ -288,7 +313,21 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// A new member's read and delivered cursors start at least at the conversation's newest
     /// message: nothing said before they joined is unread for them.
     /// Returns the user ids actually added. The conversation's `updated_at` becomes `now`.
-    async fn add_members(&self, app: i64, conv: i64, members: &[Member], max: Option<i64>, now: i64) -> Result<Vec<String>>;
+    async fn add_members(&self, app: i64, conv: i64, members: &[Member], max: Option<i64>, now: i64) -> Result<Vec<String>> {
+        self.add_members_within(app, conv, members, max, None, now).await
+    }
+    /// `add_members`, and with `groups_per_member`, refused (`OverQuota(GroupsPerUser)`) in the
+    /// same transaction if a user added would then be a member of more groups (normal
+    /// conversations that are not unique) than that.
+    async fn add_members_within(
+        &self,
+        app: i64,
+        conv: i64,
+        members: &[Member],
+        max: Option<i64>,
+        groups_per_member: Option<i64>,
+        now: i64,
+    ) -> Result<Vec<String>>;
     /// Returns the user ids actually removed. The conversation's `updated_at` becomes `now`.
     async fn remove_members(&self, app: i64, conv: i64, users: &[String], now: i64) -> Result<Vec<String>>;
     async fn get_member(&self, app: i64, conv: i64, user: &str) -> Result<Option<Member>>;

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use confab_engine::Error;
+use confab_engine::{Error, Quota};
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +72,22 @@ impl EmError {
     pub fn exceed_limit(description: impl Into<String>) -> Self {
         EmError::new(StatusCode::FORBIDDEN, "exceed_limit", "com.easemob.group.exception.ExceedLimitException", description)
     }
+    /// A plan quota passed (`Error::OverQuota`): the app's users are Easemob's edition limit
+    /// (429); groups and chat rooms name the app key (`org#app`) when the call knows it.
+    pub fn over_quota(quota: &Quota, app_key: Option<(&str, &str)>) -> Self {
+        let key = app_key.map(|(org, app)| format!("appKey:{org}#{app} ")).unwrap_or_default();
+        match quota {
+            Quota::Users => EmError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "resource_limited",
+                "ResourceLimitedException",
+                "You have exceeded the limit of the Free edition. Please upgrade to higher edition.",
+            ),
+            Quota::Groups => EmError::exceed_limit(format!("{key}has create too many groups!")),
+            Quota::Chatrooms => EmError::exceed_limit(format!("{key}has create too many chatrooms!")),
+            Quota::GroupsPerUser(u) => EmError::exceed_limit(format!("user {u} has joined too many groups!")),
+        }
+    }
     pub fn not_found(description: impl Into<String>) -> Self {
         EmError::new(StatusCode::NOT_FOUND, "resource_not_found", "com.easemob.group.exception.ResourceNotFoundException", description)
     }
@@ -120,6 +136,7 @@ impl From<Error> for EmError {
             Error::MessageNotFound => EmError::new(S::NOT_FOUND, "resource_not_found", "MessageNotFoundException", "message not found"),
             Error::NotMember => EmError::forbidden("users are not members of this group!"),
             Error::ConversationFull { .. } => EmError::exceed_limit("members size is greater than max user size !"),
+            Error::OverQuota { quota, .. } => EmError::over_quota(&quota, None),
             Error::Blocked => EmError::forbidden("user is in the blacklist of this group"),
             Error::Muted => EmError::forbidden("user is muted"),
             Error::NotAllowed(m) | Error::Forbidden(m) => EmError::forbidden(m),

@@ -13,12 +13,12 @@ use confab_engine::limits::{bucket, Bucket};
 use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member, Role};
 use confab_engine::query::{ConvQuery, Field, Filter, Op, Scalar};
 use confab_engine::store::ConvPatch;
-use confab_engine::{Actor, Engine, NewConversation};
+use confab_engine::{Actor, Engine, Error, NewConversation, Quotas};
 use confab_routes::{delete, get, post, put};
 use serde_json::{json, Map, Value};
 
 use crate::auth::Need;
-use crate::auth::{Admin, Body, Caller, EmState, Params, P};
+use crate::auth::{Admin, Body, Caller, Ctx, EmState, Params, P};
 use crate::envelope::{EmError, EmResult, Reply};
 use crate::users::{decode_cursor, encode_cursor, username};
 use crate::Routes;
@@ -195,24 +195,12 @@ fn groups_query(member: Option<&str>) -> ConvQuery {
     ConvQuery { kinds: Some(vec![ConvKind::Normal]), filter: Filter::And(conds), ..Default::default() }
 }
 
-async fn count(engine: &Engine, app: &App, mut q: ConvQuery) -> EmResult<i64> {
-    q.count = true;
-    q.limit = 0;
-    Ok(engine.query_conversations(app, &q).await?.1.unwrap_or(0))
-}
-
-/// Users who may join one more group: refuses the first that reached `em_max_groups_per_user`.
-pub async fn check_joined_quota(engine: &Engine, app: &App, users: &[String]) -> EmResult<()> {
-    let max = app.limits.em_max_groups_per_user;
-    if max <= 0 {
-        return Ok(());
+/// An engine error; a group or chat room quota names the app key, as Easemob does.
+pub fn over_quota(e: Error, ctx: &Ctx) -> EmError {
+    match e {
+        Error::OverQuota { quota, .. } => EmError::over_quota(&quota, Some((&ctx.org, &ctx.app_name))),
+        e => e.into(),
     }
-    for u in users {
-        if count(engine, app, groups_query(Some(u))).await? >= max {
-            return Err(EmError::exceed_limit(format!("user {u} has joined too many groups!")));
-        }
-    }
-    Ok(())
 }
 
 /// The owner and the request's `members` (existing users, each once), at most `max` in all. A
@@ -322,10 +310,6 @@ pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b
     let allowinvites = bool_of(o, "allowinvites")?.unwrap_or(false) && !public;
     let invite_need_confirm = bool_of(o, "invite_need_confirm")?.unwrap_or(true);
     let members = first_members(&s.engine, &app, &owner, o, max, Family::Group).await?;
-    if l.em_max_groups > 0 && count(&s.engine, &app, groups_query(None)).await? >= l.em_max_groups {
-        return Err(EmError::exceed_limit(format!("appKey:{}#{} has create too many groups!", ctx.org, ctx.app_name)));
-    }
-    check_joined_quota(&s.engine, &app, &members).await?;
     let mut attrs = Map::new();
     attrs.insert("invite_need_confirm".into(), json!(invite_need_confirm));
     if let Some(c) = custom {
@@ -340,8 +324,19 @@ pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b
         members_invite: allowinvites,
         ..Default::default()
     };
-    let new = NewConversation { kind: Some(ConvKind::Normal), name, creator: Some(owner), members, attrs, settings, ..Default::default() };
-    let (conv, _) = s.engine.create_conversation(&app, new).await?;
+    // the app's groups, then each member's, counted by the store as it inserts
+    let quotas = Quotas::Counted;
+    let new = NewConversation {
+        kind: Some(ConvKind::Normal),
+        name,
+        creator: Some(owner),
+        members,
+        attrs,
+        settings,
+        quotas,
+        ..Default::default()
+    };
+    let (conv, _) = s.engine.create_conversation(&app, new).await.map_err(|e| over_quota(e, &ctx))?;
     Ok(ctx.envelope(&app, "post", "/chatgroups").with("entities", json!([])).with("data", json!({"groupid": conv.id.to_string()})))
 }
 

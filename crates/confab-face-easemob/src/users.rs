@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use confab_engine::limits::bucket;
 use confab_engine::model::{App, TokenKind, User};
-use confab_engine::{Engine, NewAccount};
+use confab_engine::{Engine, NewAccount, Quota, Quotas};
 use confab_routes::{get, post, put};
 use serde_json::{json, Value};
 
@@ -163,7 +163,7 @@ pub async fn token(
                 Ok(u) => u,
                 Err(_) if auto => {
                     check_user_quota(&s, &app, 1).await?;
-                    s.engine.ensure_users(&app, &[&name]).await?;
+                    s.engine.ensure_user_counted(&app, &name).await?;
                     s.engine.get_user(&app, &name).await?
                 }
                 Err(_) => return Err(grant_error(StatusCode::NOT_FOUND, "user not found")),
@@ -185,17 +185,10 @@ async fn user_token(s: &EmState, app: &App, user: &User, ttl: Option<i64>, expir
 
 // ---------------------------------------------------------------------- registration
 
+/// The users quota looked at before anything else (a batch is refused as a whole); each
+/// creation is counted again by the store as it inserts.
 async fn check_user_quota(s: &EmState, app: &App, adding: i64) -> EmResult<()> {
-    let max = app.limits.em_max_users;
-    if max > 0 && s.engine.count_users(app).await? + adding > max {
-        return Err(EmError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "resource_limited",
-            "ResourceLimitedException",
-            "You have exceeded the limit of the Free edition. Please upgrade to higher edition.",
-        ));
-    }
-    Ok(())
+    Ok(s.engine.check_quota(app, &Quota::Users, adding).await?)
 }
 
 /// One registration: `{username, password, nickname}`.
@@ -209,7 +202,8 @@ async fn register_one(s: &EmState, app: &App, o: &serde_json::Map<String, Value>
     if nickname.as_ref().is_some_and(|n| n.chars().count() > 100) {
         return Err(EmError::illegal("NICKNAME_TOO_LONG"));
     }
-    Ok(s.engine.create_account(app, NewAccount { id: Some(name), username: None, password: password.to_string(), nickname }).await?)
+    let new = NewAccount { id: Some(name), username: None, password: password.to_string(), nickname };
+    Ok(s.engine.create_account_with(app, new, Quotas::Counted).await?)
 }
 
 /// `POST /users`: one user (an object) or up to 60 (an array; users that exist are reported in

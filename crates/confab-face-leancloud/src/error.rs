@@ -86,7 +86,7 @@ impl From<Error> for LcError {
             Error::MessageTooLarge { max } => {
                 LcError::new(S::PAYLOAD_TOO_LARGE, 4109, format!("FRAME_TOO_LONG: Message exceeds {max} bytes (push data included)."))
             }
-            e @ (Error::TooLarge { .. } | Error::TooMany { .. }) => LcError::param(capitalize(&e.to_string())),
+            e @ (Error::TooLarge { .. } | Error::TooMany { .. } | Error::OverQuota { .. }) => LcError::param(capitalize(&e.to_string())),
             Error::RateLimited { retry_after_secs, .. } => {
                 LcError { retry_after: Some(retry_after_secs), ..LcError::new(S::TOO_MANY_REQUESTS, 429, "Too many requests.") }
             }

@@ -70,7 +70,11 @@ impl From<Error> for MxError {
             Error::NotAllowed(_) | Error::TooLate { .. } => code::NEEDS_ADMIN,
             Error::NotSender | Error::Muted | Error::Forbidden(_) | Error::Rejected { .. } => code::NO_PERMISSION,
             Error::MessageNotFound => code::NO_SUCH_MESSAGE,
-            Error::Invalid(_) | Error::MessageTooLarge { .. } | Error::TooLarge { .. } | Error::TooMany { .. } => code::BAD_PARAM,
+            Error::Invalid(_)
+            | Error::MessageTooLarge { .. }
+            | Error::TooLarge { .. }
+            | Error::TooMany { .. }
+            | Error::OverQuota { .. } => code::BAD_PARAM,
             Error::RateLimited { .. } => code::RATE_LIMITED,
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

@@ -20,6 +20,8 @@ pub const CHECKS: &[&str] = &[
     "members_list_count",
     "members_update",
     "user_memberships",
+    "conversation_quotas",
+    "concurrent_quota_creates",
 ];
 
 /// Run this module's checks, one after the other, on one store.
@@ -37,7 +39,9 @@ pub async fn run(store: Arc<dyn Store>) {
     members_add_remove(store.clone()).await;
     members_list_count(store.clone()).await;
     members_update(store.clone()).await;
-    user_memberships(store).await;
+    user_memberships(store.clone()).await;
+    conversation_quotas(store.clone()).await;
+    concurrent_quota_creates(store).await;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -902,4 +906,124 @@ pub async fn user_memberships(store: Arc<dyn Store>) {
     assert_eq!(names_of(theirs), owned(&["A"]));
     let there = store.user_memberships(other.id, "me", &q(None, false, 100)).await.unwrap();
     assert_eq!(there.iter().map(|m| m.conv).collect::<Vec<_>>(), vec![elsewhere.id], "per app");
+}
+
+// ------------------------------------------------------------------------------------------
+// plan quotas
+
+fn group_value(app: &App, owner: &str) -> (Conversation, Vec<Member>) {
+    let mut c = conv_value(app, ConvKind::Normal, "group", T0);
+    c.creator = Some(owner.to_string());
+    let rows = vec![Member::new(c.id, owner, Role::Owner, T0)];
+    (c, rows)
+}
+
+/// `create_conversation_within` counts the app's groups (normal, not unique) or chat rooms, then
+/// each first member's groups; `add_members_within` each added member's groups. A refusal is
+/// `OverQuota` and writes nothing.
+pub async fn conversation_quotas(store: Arc<dyn Store>) {
+    let store = &*store;
+    let app = new_app(store).await;
+    ensure(store, &app, &["a", "b", "c"]).await;
+    let per_app = |n| ConvQuotas { per_app: Some(n), groups_per_member: None };
+    // what does not count: a unique conversation, a temporary one, another app's groups
+    let mut uniq = conv_value(&app, ConvKind::Normal, "direct", T0);
+    (uniq.unique, uniq.unique_id) = (true, Some(format!("u{}", uniq.id)));
+    assert!(store.create_conversation(&uniq, &[]).await.unwrap().1);
+    assert!(store.create_conversation(&conv_value(&app, ConvKind::Temporary, "t", T0), &[]).await.unwrap().1);
+    let other = new_app(store).await;
+    assert!(store.create_conversation(&conv_value(&other, ConvKind::Normal, "g", T0), &[]).await.unwrap().1);
+    for _ in 0..2 {
+        let (g, rows) = group_value(&app, "a");
+        assert!(store.create_conversation_within(&g, &rows, per_app(2)).await.expect("within the groups quota").1);
+    }
+    let (g, rows) = group_value(&app, "a");
+    assert_eq!(store.create_conversation_within(&g, &rows, per_app(2)).await, Err(Error::OverQuota { quota: Quota::Groups, max: 2 }));
+    assert_eq!(store.get_conversation(app.id, g.id).await.unwrap(), None, "nothing is written");
+    assert_eq!(store.get_member(app.id, g.id, "a").await.unwrap(), None);
+    // a unique conversation that exists is returned, counted against nothing
+    let mut again = conv_value(&app, ConvKind::Normal, "direct", T0);
+    (again.unique, again.unique_id) = (true, uniq.unique_id.clone());
+    assert_eq!(store.create_conversation_within(&again, &[], per_app(0)).await.unwrap(), (uniq.clone(), false));
+
+    // chat rooms are counted apart; a quota of 0 allows none
+    let room = conv_value(&app, ConvKind::Chatroom, "room", T0);
+    assert!(store.create_conversation_within(&room, &[], per_app(1)).await.expect("the first room").1);
+    let room2 = conv_value(&app, ConvKind::Chatroom, "room", T0);
+    assert_eq!(store.create_conversation_within(&room2, &[], per_app(1)).await, Err(Error::OverQuota { quota: Quota::Chatrooms, max: 1 }));
+    let app0 = new_app(store).await;
+    let room0 = conv_value(&app0, ConvKind::Chatroom, "room", T0);
+    assert_eq!(store.create_conversation_within(&room0, &[], per_app(0)).await, Err(Error::OverQuota { quota: Quota::Chatrooms, max: 0 }));
+
+    // groups per member: "a" is in two groups; "b" in none
+    let per_member = |n| ConvQuotas { per_app: None, groups_per_member: Some(n) };
+    let (g, mut rows) = group_value(&app, "b");
+    rows.push(Member::new(g.id, "a", Role::Member, T0));
+    assert_eq!(
+        store.create_conversation_within(&g, &rows, per_member(2)).await,
+        Err(Error::OverQuota { quota: Quota::GroupsPerUser("a".into()), max: 2 }),
+        "a first member in as many groups as allowed"
+    );
+    assert_eq!(store.get_conversation(app.id, g.id).await.unwrap(), None, "nothing is written");
+    assert!(store.create_conversation_within(&g, &rows, per_member(3)).await.unwrap().1, "the third group of a");
+    let (h, hrows) = group_value(&app, "b");
+    assert!(store.create_conversation(&h, &hrows).await.unwrap().1);
+    let r = store.add_members_within(app.id, h.id, &[Member::new(h.id, "a", Role::Member, T0 + 1)], None, Some(3), T0 + 1).await;
+    assert_eq!(r, Err(Error::OverQuota { quota: Quota::GroupsPerUser("a".into()), max: 3 }), "a fourth group by add_members");
+    assert_eq!(store.get_member(app.id, h.id, "a").await.unwrap(), None, "nothing is written");
+    // a subscriber is in no group; a unique conversation is none; the limit is on those added
+    let sub = Member::new(h.id, "a", Role::Subscriber, T0 + 2);
+    assert_eq!(store.add_members_within(app.id, h.id, &[sub], None, Some(3), T0 + 2).await.unwrap(), owned(&["a"]));
+    let got = store.add_members_within(app.id, h.id, &[Member::new(h.id, "c", Role::Member, T0 + 3)], None, Some(1), T0 + 3).await;
+    assert_eq!(got.unwrap(), owned(&["c"]), "c's first group");
+    let added = store.add_members_within(app.id, uniq.id, &[Member::new(uniq.id, "a", Role::Member, T0 + 4)], None, Some(3), T0 + 4).await;
+    assert_eq!(added.unwrap(), owned(&["a"]), "a unique conversation is not a group");
+}
+
+/// N creates at once against a quota of K leave exactly K: groups per app, then one user's
+/// groups by `add_members_within`.
+pub async fn concurrent_quota_creates(store: Arc<dyn Store>) {
+    let (n, k) = (24usize, 5i64);
+    let app = new_app(&*store).await;
+    ensure(&*store, &app, &["a", "b"]).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let store = store.clone();
+        let (g, rows) = group_value(&app, "a");
+        tasks.spawn(
+            async move { store.create_conversation_within(&g, &rows, ConvQuotas { per_app: Some(k), groups_per_member: None }).await },
+        );
+    }
+    let mut made = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        match r.expect("task") {
+            Ok((c, true)) => made.push(c.id),
+            Err(Error::OverQuota { quota: Quota::Groups, max }) if max == k => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!(made.len() as i64, k, "exactly K groups made");
+    let q = ConvQuery { kinds: Some(vec![ConvKind::Normal]), count: true, limit: 0, ..Default::default() };
+    assert_eq!(store.query_conversations(app.id, &q).await.unwrap().1, Some(k), "and stored");
+
+    // "b" joins every group at once with a quota of 3 groups a user
+    let mut tasks = tokio::task::JoinSet::new();
+    for &g in &made {
+        let store = store.clone();
+        let app = app.id;
+        tasks.spawn(
+            async move { store.add_members_within(app, g, &[Member::new(g, "b", Role::Member, T0 + 1)], None, Some(3), T0 + 1).await },
+        );
+    }
+    let mut joined = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.expect("task") {
+            Ok(added) if added == owned(&["b"]) => joined += 1,
+            Err(Error::OverQuota { quota: Quota::GroupsPerUser(u), max: 3 }) if u == "b" => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!(joined, 3, "exactly three joined");
+    let q = MembershipQuery { role: None, kind: None, after: None, descending: false, limit: 100 };
+    assert_eq!(store.user_memberships(app.id, "b", &q).await.unwrap().len(), 3, "and stored");
 }

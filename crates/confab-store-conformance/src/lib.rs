@@ -44,7 +44,8 @@ use confab_engine::hooks::OutboxItem;
 use confab_engine::limits::{bucket, Limits};
 use confab_engine::model::*;
 use confab_engine::query::*;
-use confab_engine::store::{AttrOp, ConvPatch, HookStat, MemberPatch, MessagePatch, NewUser};
+use confab_engine::quotas::Quota;
+use confab_engine::store::{AttrOp, ConvPatch, ConvQuotas, HookStat, MemberPatch, MessagePatch, NewUser};
 use confab_engine::time::iso_ms;
 use confab_engine::{BlobStore, Error, Store};
 use serde_json::{json, Value};
@@ -55,9 +56,9 @@ pub type DynStore = Arc<dyn Store>;
 pub use crate::apps::{app_limits, apps, tokens};
 pub use crate::blobs::blobs;
 pub use crate::conversations::{
-    conversation_create_get, conversation_delete, conversation_unique, conversation_update, members_add_remove, members_list_count,
-    members_update, query_builtin_fields, query_custom_fields, query_dates, query_kinds, query_logic_order_paging, query_members,
-    user_memberships,
+    concurrent_quota_creates, conversation_create_get, conversation_delete, conversation_quotas, conversation_unique, conversation_update,
+    members_add_remove, members_list_count, members_update, query_builtin_fields, query_custom_fields, query_dates, query_kinds,
+    query_logic_order_paging, query_members, user_memberships,
 };
 pub use crate::entries::{entries_put_rules, entries_query_delete_stats};
 pub use crate::imports::{import_conversation_after_its_history, import_messages_in_order};
@@ -66,7 +67,7 @@ pub use crate::messages::{
     unread_bounded, unread_count,
 };
 pub use crate::outbox::{hook_stats, outbox};
-pub use crate::users::{logins, users};
+pub use crate::users::{logins, user_quota, users};
 
 /// Every check, in the order [`run_all`] runs them: each module's, in the order of the modules.
 pub const CHECKS: &[&str] = &[
@@ -75,6 +76,7 @@ pub const CHECKS: &[&str] = &[
     "tokens",
     "users",
     "logins",
+    "user_quota",
     "conversation_create_get",
     "conversation_unique",
     "conversation_update",
@@ -89,6 +91,8 @@ pub const CHECKS: &[&str] = &[
     "members_list_count",
     "members_update",
     "user_memberships",
+    "conversation_quotas",
+    "concurrent_quota_creates",
     "messages_insert",
     "messages_round_trip_update_delete",
     "messages_hide",
@@ -153,10 +157,10 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $open; apps, app_limits, tokens);
     };
     (users: $open:path) => {
-        $crate::conformance_tests!(@each $open; users, logins);
+        $crate::conformance_tests!(@each $open; users, logins, user_quota);
     };
     (conversations: $open:path) => {
-        $crate::conformance_tests!(@each $open; conversation_create_get, conversation_unique, conversation_update, conversation_delete, query_builtin_fields, query_members, query_custom_fields, query_dates, query_logic_order_paging, query_kinds, members_add_remove, members_list_count, members_update, user_memberships);
+        $crate::conformance_tests!(@each $open; conversation_create_get, conversation_unique, conversation_update, conversation_delete, query_builtin_fields, query_members, query_custom_fields, query_dates, query_logic_order_paging, query_kinds, members_add_remove, members_list_count, members_update, user_memberships, conversation_quotas, concurrent_quota_creates);
     };
     (messages: $open:path) => {
         $crate::conformance_tests!(@each $open; messages_insert, messages_round_trip_update_delete, messages_hide, history_scopes, history_bounds, unread_count, unread_bounded, broadcasts, concurrent_inserts);

@@ -3,12 +3,13 @@
 use crate::*;
 
 /// This module's checks, in the order [`run`] runs them.
-pub const CHECKS: &[&str] = &["users", "logins"];
+pub const CHECKS: &[&str] = &["users", "logins", "user_quota"];
 
 /// Run this module's checks, one after the other, on one store.
 pub async fn run(store: Arc<dyn Store>) {
     users(store.clone()).await;
-    logins(store).await;
+    logins(store.clone()).await;
+    user_quota(store).await;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -150,4 +151,58 @@ pub async fn logins(store: Arc<dyn Store>) {
     assert_eq!(store.count_logins_since(other.id, 0).await.unwrap(), 1, "per app");
     assert_eq!(store.get_user(app.id, "a").await.unwrap().unwrap().last_login_at, Some(T0 + 300));
     assert_eq!(store.get_user(app.id, "c").await.unwrap().unwrap().last_login_at, None);
+}
+
+// ------------------------------------------------------------------------------------------
+// the users quota
+
+fn bare_user(app: &App, id: &str) -> User {
+    User {
+        app: app.id,
+        id: id.to_string(),
+        num: fresh_id(),
+        username: None,
+        password_hash: None,
+        nickname: None,
+        attributes: Attrs::new(),
+        disabled: false,
+        created_at: T0,
+        updated_at: T0,
+        last_login_at: None,
+    }
+}
+
+/// `create_user_within` refuses (`OverQuota(Users)`) a user the app has no room for, in the
+/// insert's transaction: N creates at once against a quota of K leave exactly K users.
+pub async fn user_quota(store: Arc<dyn Store>) {
+    let app = new_app(&*store).await;
+    let other = new_app(&*store).await;
+    ensure(&*store, &app, &["a", "b"]).await;
+    store.create_user_within(&bare_user(&app, "c"), Some(3)).await.expect("the third of three");
+    let r = store.create_user_within(&bare_user(&app, "d"), Some(3)).await;
+    assert_eq!(r, Err(Error::OverQuota { quota: Quota::Users, max: 3 }), "a fourth of three");
+    assert_eq!(store.get_user(app.id, "d").await.unwrap(), None, "nothing is written");
+    assert!(matches!(store.create_user_within(&bare_user(&app, "a"), Some(3)).await, Err(Error::UserExists(_))), "a taken id at the quota");
+    store.create_user_within(&bare_user(&app, "d"), None).await.expect("no quota");
+    store.create_user_within(&bare_user(&other, "d"), Some(1)).await.expect("another app's users do not count");
+    assert_eq!(store.count_users(app.id).await.unwrap(), 4);
+
+    // at once: exactly K of N
+    let (n, k) = (24, 7);
+    let app = new_app(&*store).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (store, u) = (store.clone(), bare_user(&app, &format!("u{i}")));
+        tasks.spawn(async move { store.create_user_within(&u, Some(k)).await });
+    }
+    let (mut made, mut refused) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.expect("task") {
+            Ok(()) => made += 1,
+            Err(Error::OverQuota { quota: Quota::Users, max }) if max == k => refused += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!((made, refused), (k, n - k), "exactly K made, the rest refused");
+    assert_eq!(store.count_users(app.id).await.unwrap(), k);
 }

@@ -6,7 +6,12 @@ use super::*;
 impl ConversationStore for SqliteStore {
     // ---------------------------------------------------------------- conversations
 
-    async fn create_conversation(&self, conv: &Conversation, members: &[Member]) -> Result<(Conversation, bool)> {
+    async fn create_conversation_within(
+        &self,
+        conv: &Conversation,
+        members: &[Member],
+        quotas: ConvQuotas,
+    ) -> Result<(Conversation, bool)> {
         let conv = conv.clone();
         let members = members.to_vec();
         self.pool
@@ -20,9 +25,29 @@ impl ConversationStore for SqliteStore {
                         return Ok((load_conversation(c, conv.app, id)?.ok_or(Error::ConversationNotFound)?, false));
                     }
                 }
+                // the writer is the only one: what is counted here is what the insert adds to
+                if let Some(max) = quotas.per_app {
+                    let group = conv.kind == ConvKind::Normal && !conv.unique;
+                    let n: i64 = c
+                        .prepare_cached_row(
+                            "SELECT COUNT(*) FROM conversations WHERE app = ?1 AND kind = ?2 AND (?3 = 0 OR is_unique = 0)",
+                            params![conv.app, conv.kind.code(), group],
+                            |r| r.get(0),
+                        )
+                        .map_err(sql_err)?;
+                    if n >= max {
+                        let quota = if conv.kind == ConvKind::Chatroom { Quota::Chatrooms } else { Quota::Groups };
+                        return Err(Error::OverQuota { quota, max });
+                    }
+                }
                 insert_conversation(c, &conv)?;
                 for m in &members {
                     insert_member(c, conv.app, m)?;
+                }
+                if let Some(max) = quotas.groups_per_member {
+                    for m in members.iter().filter(|m| m.role != Role::Subscriber) {
+                        check_groups_of(c, conv.app, &m.user, max)?;
+                    }
                 }
                 Ok((conv, true))
             })
@@ -106,7 +131,15 @@ impl ConversationStore for SqliteStore {
 
     // ---------------------------------------------------------------- members
 
-    async fn add_members(&self, app: i64, conv: i64, members: &[Member], max: Option<i64>, now: i64) -> Result<Vec<String>> {
+    async fn add_members_within(
+        &self,
+        app: i64,
+        conv: i64,
+        members: &[Member],
+        max: Option<i64>,
+        groups_per_member: Option<i64>,
+        now: i64,
+    ) -> Result<Vec<String>> {
         let members = members.to_vec();
         self.pool
             .write("add_members", move |c| {
@@ -133,6 +166,11 @@ impl ConversationStore for SqliteStore {
                         .map_err(sql_err)?;
                     if n > max {
                         return Err(Error::ConversationFull { max });
+                    }
+                }
+                if let Some(max) = groups_per_member {
+                    for u in &added {
+                        check_groups_of(c, app, u, max)?;
                     }
                 }
                 if !added.is_empty() {
@@ -353,4 +391,21 @@ impl ConversationStore for SqliteStore {
         b.push(" ORDER BY user LIMIT ").bind(Sql::Integer(limit));
         self.pool.read("blocked_users", move |c| query_all(c, &b, |r| r.get::<_, String>(0))).await
     }
+}
+
+/// After a write that made `user` a member: refuses (`OverQuota`, and the write's savepoint
+/// rolls back) if they are now in more than `max` groups (normal conversations, not unique).
+fn check_groups_of(c: &Connection, app: i64, user: &str, max: i64) -> Result<()> {
+    let n: i64 = c
+        .prepare_cached_row(
+            "SELECT COUNT(*) FROM members m CROSS JOIN conversations c ON c.app = m.app AND c.id = m.conv
+             WHERE m.app = ?1 AND m.user = ?2 AND m.role <> 'subscriber' AND c.kind = ?3 AND c.is_unique = 0",
+            params![app, user, ConvKind::Normal.code()],
+            |r| r.get(0),
+        )
+        .map_err(sql_err)?;
+    if n > max {
+        return Err(Error::OverQuota { quota: Quota::GroupsPerUser(user.to_string()), max });
+    }
+    Ok(())
 }

@@ -24,6 +24,8 @@ use async_trait::async_trait;
 use confab_engine::hooks::OutboxItem;
 use confab_engine::model::*;
 use confab_engine::query::*;
+use confab_engine::quotas::Quota;
+use confab_engine::store::ConvQuotas;
 use confab_engine::store::{AppStore, ConvPatch, ConversationStore, MemberPatch, MessagePatch, MessageStore, NewUser, Store, UserStore};
 use confab_engine::{Error, Result};
 use rusqlite::types::Value as Sql;

@@ -213,6 +213,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (app, sink, name)
     ) WITHOUT ROWID;
     "#,
+    // 5: a user's tokens by user (`delete_user_tokens`, `delete_user`), not by a scan of the table
+    r#"
+    CREATE INDEX tokens_user ON tokens (app, user, kind);
+    "#,
 ];
 
 pub fn migrate(conn: &Connection) -> Result<()> {
@@ -238,6 +242,27 @@ pub fn migrate(conn: &Connection) -> Result<()> {
                 let _ = conn.execute_batch("ROLLBACK");
                 return Err(sql_err(e));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = st.query_map([], |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn a_users_tokens_are_found_by_index() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        for sql in ["DELETE FROM tokens WHERE app = 1 AND user = 'u' AND kind = 'k'", "DELETE FROM tokens WHERE app = 1 AND user = 'u'"] {
+            let p = plan(&conn, sql);
+            assert!(p.contains("USING INDEX tokens_user") || p.contains("USING COVERING INDEX tokens_user"), "{sql}: {p}");
         }
     }
 }

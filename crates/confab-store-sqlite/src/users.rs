@@ -24,10 +24,25 @@ impl UserStore for SqliteStore {
             .await
     }
 
-    async fn create_user(&self, user: &User) -> Result<()> {
+    async fn create_user_within(&self, user: &User, max_users: Option<i64>) -> Result<()> {
         let u = user.clone();
         self.pool
             .write("create_user", move |c| {
+                if let Some(max) = max_users {
+                    // the writer is the only one: counted and inserted with nothing between
+                    let n: i64 =
+                        c.prepare_cached_row("SELECT COUNT(*) FROM users WHERE app = ?1", params![u.app], |r| r.get(0)).map_err(sql_err)?;
+                    if n >= max {
+                        let taken: bool = c
+                            .prepare_cached_row(
+                                "SELECT EXISTS (SELECT 1 FROM users WHERE app = ?1 AND id = ?2)",
+                                params![u.app, u.id],
+                                |r| r.get(0),
+                            )
+                            .map_err(sql_err)?;
+                        return Err(if taken { Error::UserExists(u.id.clone()) } else { Error::OverQuota { quota: Quota::Users, max } });
+                    }
+                }
                 let attrs = serde_json::to_string(&u.attributes).map_err(Error::internal)?;
                 c.cached_execute(
                     "INSERT INTO users (app, id, num, username, password_hash, nickname, attributes, disabled, created_at, updated_at)

@@ -12,7 +12,7 @@ use confab_engine::limits::bucket;
 use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member};
 use confab_engine::query::{ConvQuery, Field};
 use confab_engine::store::ConvPatch;
-use confab_engine::{Actor, KeyOutcome, NewConversation};
+use confab_engine::{Actor, KeyOutcome, NewConversation, Quotas};
 use confab_routes::{delete, get, post, put};
 use serde_json::{json, Map, Value};
 
@@ -108,13 +108,6 @@ async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Bod
     check_len(custom.as_deref().unwrap_or(""), ROOM_CUSTOM_MAX_CHARS, "custom")?;
     let max = room_maxusers(&app, int_of(o, "maxusers")?.unwrap_or(ROOM_MAXUSERS_DEFAULT))?;
     let members = first_members(&s.engine, &app, &owner, o, max, ROOM).await?;
-    // 0: unlimited; below 0: none (the free edition has no chat rooms)
-    if l.em_max_chatrooms != 0 {
-        let q = ConvQuery { kinds: Some(vec![ConvKind::Chatroom]), count: true, limit: 0, ..Default::default() };
-        if s.engine.query_conversations(&app, &q).await?.1.unwrap_or(0) >= l.em_max_chatrooms.max(0) {
-            return Err(EmError::exceed_limit(format!("appKey:{}#{} has create too many chatrooms!", ctx.org, ctx.app_name)));
-        }
-    }
     let mut attrs = Map::new();
     if let Some(c) = custom {
         attrs.insert("custom".into(), json!(c));
@@ -127,9 +120,11 @@ async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Bod
         members,
         attrs,
         settings,
+        // the app's chat rooms (`em_max_chatrooms`), counted by the store as it inserts
+        quotas: Quotas::Counted,
         ..Default::default()
     };
-    let (conv, _) = s.engine.create_conversation(&app, new).await?;
+    let (conv, _) = s.engine.create_conversation(&app, new).await.map_err(|e| super::over_quota(e, &ctx))?;
     Ok(ctx.envelope(&app, "post", "/chatrooms").with("entities", json!([])).with("data", json!({"id": conv.id.to_string()})))
 }
 

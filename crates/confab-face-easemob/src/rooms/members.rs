@@ -7,11 +7,11 @@ use axum::extract::State;
 use confab_engine::limits::{bucket, Bucket};
 use confab_engine::model::{App, Conversation, Member, Role};
 use confab_engine::store::MemberPatch;
-use confab_engine::{Actor, Engine};
+use confab_engine::{Actor, Engine, Quota, Quotas};
 use confab_routes::{delete, get, post};
 use serde_json::{json, Value};
 
-use super::{check_joined_quota, conv_of, existing_user, Family};
+use super::{conv_of, existing_user, Family};
 use crate::auth::Need;
 use crate::auth::{Admin, Body, EmState, Params, P};
 use crate::envelope::{EmError, EmResult, Reply};
@@ -351,10 +351,13 @@ async fn add_one(
             if is_in(engine, app, fam, conv, member.as_ref(), user).await? {
                 return Err(EmError::forbidden(format!("can not join this group, reason:user: {user} already in group: {}\n", conv.id)));
             }
+            // a group's quota of groups per user: looked at before the other checks, and
+            // counted again by the store as it inserts
+            let quotas = if is_room { Quotas::Uncounted } else { Quotas::Counted };
             if !is_room {
-                check_joined_quota(engine, app, &[user.to_string()]).await?;
+                engine.check_quota(app, &Quota::GroupsPerUser(user.to_string()), 1).await?;
             }
-            engine.add_members(app, conv, vec![user.to_string()], &Actor::Admin).await?;
+            engine.add_members_with(app, conv, vec![user.to_string()], &Actor::Admin, quotas).await?;
             Ok(None)
         }
         Op::Admins => {

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use confab_engine::entries::ns;
 use confab_engine::limits::bucket;
 use confab_engine::model::App;
-use confab_engine::{Entry, EntryFilter, EntryQuery, Overwrite, PushTask, Put, PutRule};
+use confab_engine::push_labels::{self, LabelError, LabelUser, LabelUserFail, PushLabel};
+use confab_engine::{Entry, EntryFilter, PushTask, PutRule};
 use confab_routes::{delete, get, post, put};
 use serde_json::{json, Map, Value};
 
@@ -20,10 +21,6 @@ use crate::Routes;
 
 /// Longest one-shot do-not-disturb, in ms (7 days).
 pub const IGNORE_DURATION_MAX: i64 = 604_800_000;
-/// Most users one label call may add or remove.
-pub const LABEL_BATCH_MAX: usize = 100;
-/// Most labels one label push may name.
-pub const PUSH_LABELS_MAX: usize = 5;
 /// Most users one asynchronous single push may name.
 pub const PUSH_TARGETS_MAX: usize = 100;
 
@@ -278,140 +275,129 @@ async fn template_delete(State(s): State<EmState>, Admin { app, ctx }: Admin, p:
 }
 
 // ---------------------------------------------------------------------- labels
+//
+// The rules (names, counts, batch sizes, who may be under a label) are the engine's
+// (`confab_engine::push_labels`); here only the wire.
 
 fn data(v: Value) -> Answer {
     Answer::bare(json!({"data": v}))
-}
-
-fn label_name(raw: &str) -> EmResult<String> {
-    if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c)) {
-        return Err(bad_param("name"));
-    }
-    Ok(raw.to_string())
 }
 
 fn label_missing(name: &str) -> EmError {
     EmError::not_found(format!("label {name} does not exist"))
 }
 
-async fn label_entry(s: &EmState, app: &App, p: &P) -> EmResult<Entry> {
-    let name = p.get("labelname")?;
-    s.engine.entry(app, ns::PUSH_LABELS, "", name).await?.ok_or_else(|| label_missing(name))
+/// The one place a push-label refusal becomes an Easemob answer.
+fn label_err(e: LabelError) -> EmError {
+    match e {
+        LabelError::Invalid(field) => bad_param(field),
+        LabelError::Missing(name) => label_missing(&name),
+        LabelError::Exists(name) => EmError::illegal(format!("label {name} already exists")),
+        LabelError::TooMany(max) => EmError::exceed_limit(format!("label count exceeds limit {max}")),
+        LabelError::Engine(e) => e.into(),
+    }
 }
 
-async fn label_json(s: &EmState, app: &App, e: &Entry) -> EmResult<Value> {
-    let count = s.engine.entry_stats(app, &EntryFilter::collection(ns::PUSH_LABEL_USERS, e.item.clone())).await?.count;
-    Ok(json!({"name": e.item, "description": e.value.as_str().unwrap_or(""), "count": count, "createdAt": e.created_at}))
+fn label_json(l: &PushLabel) -> Value {
+    json!({"name": l.name, "description": l.description, "count": l.count, "createdAt": l.created_at})
 }
 
-/// `POST /push/label {name, description}`: at most `em_push_labels_max` labels per app.
+fn label_user_json(u: &LabelUser) -> Value {
+    json!({"username": u.user, "created": u.created_at})
+}
+
+/// `POST /push/label {name, description}`.
 async fn label_create(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_CREATE).await?;
-    let name = label_name(b.get("name").and_then(Value::as_str).ok_or_else(|| bad_param("name"))?)?;
+    let name = b.get("name").and_then(Value::as_str).ok_or_else(|| bad_param("name"))?;
+    push_labels::check_name(name).map_err(label_err)?;
     let desc = match b.get("description") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(d)) if d.chars().count() <= 255 => d.clone(),
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => Some(d.clone()),
         Some(_) => return Err(bad_param("description")),
     };
-    let max = app.limits.em_push_labels_max;
-    let rule = PutRule { overwrite: Overwrite::Never, max_items: (max > 0).then_some(max) };
-    match s.engine.put_entries(&app, vec![Entry::new(ns::PUSH_LABELS, "", name.clone(), json!(desc))], rule).await?.as_slice() {
-        [Put::Kept] => return Err(EmError::illegal(format!("label {name} already exists"))),
-        [Put::Full] => return Err(EmError::exceed_limit(format!("label count exceeds limit {max}"))),
-        _ => {}
-    }
-    let e = s.engine.entry(&app, ns::PUSH_LABELS, "", &name).await?.ok_or_else(|| label_missing(&name))?;
-    Ok(data(json!({"name": name, "description": desc, "createdAt": e.created_at})))
+    let l = s.engine.create_push_label(&app, name, desc).await.map_err(label_err)?;
+    Ok(data(json!({"name": l.name, "description": l.description, "createdAt": l.created_at})))
 }
 
 async fn label_get(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_GET).await?;
-    let e = label_entry(&s, &app, &p).await?;
-    Ok(data(label_json(&s, &app, &e).await?))
+    let l = s.engine.push_label(&app, p.get("labelname")?).await.map_err(label_err)?;
+    Ok(data(label_json(&l)))
 }
 
-/// A page in insertion order: `limit` 1–100 (default `default`), `cursor` continues.
-async fn entry_page(s: &EmState, app: &App, f: EntryFilter, q: &Params, default: i64) -> EmResult<(Vec<Entry>, Option<String>)> {
+/// A page's `limit` 1–100 (default `default`) and `cursor`.
+fn page_params(q: &Params, default: i64) -> EmResult<(Option<i64>, i64)> {
     let limit = q.int("limit", default, 1..=100)?;
     let after = match q.get("cursor") {
         None => None,
         Some(c) => Some(decode_cursor(c).ok_or_else(|| bad_param("cursor"))?),
     };
-    let mut v = s.engine.entries(app, &EntryQuery { filter: f, after, limit: limit + 1, desc: false }).await?;
-    let more = v.len() as i64 > limit;
-    v.truncate(limit as usize);
-    let cursor = if more { v.last().map(|e| encode_cursor(e.seq)) } else { None };
-    Ok((v, cursor))
+    Ok((after, limit))
+}
+
+fn with_cursor(a: Answer, next: Option<i64>) -> Answer {
+    match next {
+        Some(seq) => a.with("cursor", json!(encode_cursor(seq))),
+        None => a,
+    }
 }
 
 /// `GET /push/label?limit&cursor`.
 async fn label_list(State(s): State<EmState>, Admin { app, .. }: Admin, q: Params) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_LIST).await?;
-    let (page, cursor) = entry_page(&s, &app, EntryFilter::collection(ns::PUSH_LABELS, ""), &q, 100).await?;
-    let mut out = Vec::with_capacity(page.len());
-    for e in &page {
-        out.push(label_json(&s, &app, e).await?);
-    }
-    let mut a = data(json!(out));
-    if let Some(c) = cursor {
-        a = a.with("cursor", json!(c));
-    }
-    Ok(a)
+    let (after, limit) = page_params(&q, 100)?;
+    let page = s.engine.push_labels(&app, after, limit).await.map_err(label_err)?;
+    Ok(with_cursor(data(json!(page.items.iter().map(label_json).collect::<Vec<_>>())), page.next))
 }
 
 /// `DELETE /push/label/{labelname}`: the label and its users.
 async fn label_delete(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_DELETE).await?;
-    let e = label_entry(&s, &app, &p).await?;
-    s.engine.delete_entries(&app, &EntryFilter::collection(ns::PUSH_LABEL_USERS, e.item.clone())).await?;
-    s.engine.delete_entries(&app, &EntryFilter::collection(ns::PUSH_LABELS, "").items(vec![e.item])).await?;
+    s.engine.delete_push_label(&app, p.get("labelname")?).await.map_err(label_err)?;
     Ok(data(json!("success")))
 }
 
-fn label_batch(b: &Value) -> EmResult<Vec<String>> {
-    let names = names_of(b.get("usernames"), "usernames").map_err(|_| bad_param("usernames"))?;
-    if names.is_empty() || names.len() > LABEL_BATCH_MAX {
-        return Err(bad_param("usernames"));
+/// A request's own fault (a bad body or page), answered only once the label is known to exist:
+/// a missing label is the answer before it.
+async fn after_label<T>(s: &EmState, app: &App, label: &str, r: EmResult<T>) -> EmResult<T> {
+    if r.is_err() {
+        s.engine.push_label(app, label).await.map_err(label_err)?;
     }
-    Ok(names)
+    r
 }
 
-/// `POST /push/label/{labelname}/user {usernames}`: `{success, fail}`; at most
-/// `em_push_label_users_max` users per label.
+/// The `usernames` of an add or remove.
+async fn label_batch(s: &EmState, app: &App, label: &str, b: &Value) -> EmResult<Vec<String>> {
+    after_label(s, app, label, names_of(b.get("usernames"), "usernames").map_err(|_| bad_param("usernames"))).await
+}
+
+/// `POST /push/label/{labelname}/user {usernames}`: `{success, fail}`.
 async fn label_add(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Body(b): Body) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_ADD).await?;
-    let label = label_entry(&s, &app, &p).await?.item;
-    let names = label_batch(&b)?;
-    let known = s.engine.users(&app, &names).await?;
-    let (mut ok, mut fail) = (Vec::new(), Map::new());
-    let mut entries = Vec::new();
-    for n in &names {
-        if known.contains_key(n) {
-            entries.push(Entry::new(ns::PUSH_LABEL_USERS, label.clone(), n.clone(), Value::Null));
-        } else {
-            fail.insert(n.clone(), json!("user not exist"));
-        }
-    }
-    let max = app.limits.em_push_label_users_max;
-    let rule = PutRule { overwrite: Overwrite::Never, max_items: (max > 0).then_some(max) };
-    let users: Vec<String> = entries.iter().map(|e| e.item.clone()).collect();
-    for (u, r) in users.into_iter().zip(s.engine.put_entries(&app, entries, rule).await?) {
-        if r == Put::Full {
-            fail.insert(u, json!("label user count exceeds limit"));
-        } else {
-            ok.push(u);
-        }
-    }
-    Ok(data(json!({"success": ok, "fail": fail})))
+    let label = p.get("labelname")?;
+    let names = label_batch(&s, &app, label, &b).await?;
+    let out = s.engine.add_push_label_users(&app, label, names).await.map_err(label_err)?;
+    let fail: Map<String, Value> = out
+        .failed
+        .into_iter()
+        .map(|(u, why)| {
+            let why = match why {
+                LabelUserFail::NoSuchUser => "user not exist",
+                LabelUserFail::LabelFull => "label user count exceeds limit",
+            };
+            (u, json!(why))
+        })
+        .collect();
+    Ok(data(json!({"success": out.added, "fail": fail})))
 }
 
 /// `GET /push/label/{labelname}/user/{username}`: no `data` when the user is not under it.
 async fn label_user(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_USER).await?;
-    let label = label_entry(&s, &app, &p).await?.item;
     let name = p.get("username")?.to_lowercase();
-    Ok(match s.engine.entry(&app, ns::PUSH_LABEL_USERS, &label, &name).await? {
-        Some(e) => data(json!({"username": e.item, "created": e.created_at})),
+    Ok(match s.engine.push_label_user(&app, p.get("labelname")?, &name).await.map_err(label_err)? {
+        Some(u) => data(label_user_json(&u)),
         None => Answer::bare(json!({})),
     })
 }
@@ -419,23 +405,19 @@ async fn label_user(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) ->
 /// `GET /push/label/{labelname}/user?limit&cursor`.
 async fn label_users(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, q: Params) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_USERS).await?;
-    let label = label_entry(&s, &app, &p).await?.item;
-    let (page, cursor) = entry_page(&s, &app, EntryFilter::collection(ns::PUSH_LABEL_USERS, label), &q, 100).await?;
-    let mut a = data(json!(page.iter().map(|e| json!({"username": e.item, "created": e.created_at})).collect::<Vec<_>>()));
-    if let Some(c) = cursor {
-        a = a.with("cursor", json!(c));
-    }
-    Ok(a)
+    let label = p.get("labelname")?;
+    let (after, limit) = after_label(&s, &app, label, page_params(&q, 100)).await?;
+    let page = s.engine.push_label_users(&app, label, after, limit).await.map_err(label_err)?;
+    Ok(with_cursor(data(json!(page.items.iter().map(label_user_json).collect::<Vec<_>>())), page.next))
 }
 
 /// `DELETE /push/label/{labelname}/user {usernames}`: `{success, fail}`.
 async fn label_remove(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Body(b): Body) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_REMOVE).await?;
-    let label = label_entry(&s, &app, &p).await?.item;
-    let names = label_batch(&b)?;
-    let gone = s.engine.delete_entries(&app, &EntryFilter::collection(ns::PUSH_LABEL_USERS, label).items(names.clone())).await?;
-    let gone: Vec<String> = gone.into_iter().map(|e| e.item).collect();
-    let fail: Map<String, Value> = names.iter().filter(|n| !gone.contains(n)).map(|n| (n.clone(), json!("user not in label"))).collect();
+    let label = p.get("labelname")?;
+    let names = label_batch(&s, &app, label, &b).await?;
+    let (gone, absent) = s.engine.remove_push_label_users(&app, label, names).await.map_err(label_err)?;
+    let fail: Map<String, Value> = absent.into_iter().map(|n| (n, json!("user not in label"))).collect();
     Ok(data(json!({"success": gone, "fail": fail})))
 }
 
@@ -511,28 +493,10 @@ async fn push_label(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b):
         }
         _ => return Err(bad_param("targets")),
     };
-    if labels.is_empty() || labels.len() > PUSH_LABELS_MAX {
-        return Err(bad_param("targets"));
-    }
+    push_labels::check_targets(&labels).map_err(label_err)?;
     let (strategy, message) = (strategy(&b)?, push_message(&b)?);
-    let mut users: Option<Vec<String>> = None;
-    for l in &labels {
-        if s.engine.entry(&app, ns::PUSH_LABELS, "", l).await?.is_none() {
-            return Err(label_missing(l));
-        }
-        let these: Vec<String> = s
-            .engine
-            .entries(&app, &EntryQuery::all(EntryFilter::collection(ns::PUSH_LABEL_USERS, l.clone())))
-            .await?
-            .into_iter()
-            .map(|e| e.item)
-            .collect();
-        users = Some(match users {
-            None => these,
-            Some(prev) => prev.into_iter().filter(|u| these.contains(u)).collect(),
-        });
-    }
-    let id = s.engine.push_task(&app, task("label", users.unwrap_or_default(), labels, strategy, message)).await?;
+    let users = s.engine.push_label_audience(&app, &labels).await.map_err(label_err)?;
+    let id = s.engine.push_task(&app, task("label", users, labels, strategy, message)).await?;
     Ok(data(json!({"taskId": id})))
 }
 

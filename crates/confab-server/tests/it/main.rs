@@ -13,6 +13,7 @@ mod em_chatrooms;
 mod em_limits;
 mod em_messages;
 mod em_push;
+mod em_quotas;
 mod em_reactions;
 mod em_rooms;
 mod em_social;
