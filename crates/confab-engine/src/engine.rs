@@ -564,7 +564,6 @@ impl Engine {
         // nothing is stored: the app hears the failure and may ask again
         let kick = Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::ByApp(reason) };
         self.bus.publish(kick).map_err(Error::internal)
-
     }
 
     // ------------------------------------------------------------------ sessions
