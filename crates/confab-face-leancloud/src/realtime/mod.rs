@@ -367,3 +367,26 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 pub async fn upgrade_request(gw: Arc<Gateway>, req: axum::extract::Request) -> Response {
     axum::handler::Handler::call(upgrade, req, gw).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(frames: usize) -> Conn {
+        Conn { id: 1, format: Format::Binary, out: queue::OutQueue::new(frames, 1 << 20), kill: watch::Sender::new(None) }
+    }
+
+    #[test]
+    fn a_connection_told_to_resync_closes_as_a_slow_consumer() {
+        // the dispatcher lost pushes: the client reconnects (4200 is not one it gives up on)
+        let c = conn(8);
+        c.resync();
+        assert_eq!(c.close_frame().0, close::SLOW_CONSUMER);
+        // as one too slow to read its pushes
+        let c = conn(1);
+        Outlet::push(&c, Bytes::from_static(b"a"));
+        assert!(!c.is_killed());
+        Outlet::push(&c, Bytes::from_static(b"b"));
+        assert_eq!(c.close_frame(), (close::SLOW_CONSUMER, "too slow to read pushes".to_string()));
+    }
+}
