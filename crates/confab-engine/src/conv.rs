@@ -128,7 +128,7 @@ impl Engine {
             };
             self.store.add_notices(app.id, &recipients, &notice).await?;
         }
-        self.bus.publish(Event::Conv { app: app.id, conv: ConvRef::of(conv), by, change, recipients, at });
+        self.bus.deliver(Event::Conv { app: app.id, conv: ConvRef::of(conv), by, change, recipients, at });
         Ok(())
     }
 

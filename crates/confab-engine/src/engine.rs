@@ -356,7 +356,8 @@ impl Engine {
         self.caches.invalidate(Invalidate::User { app: app.id, id: id.to_string() });
         self.forget_user_relations(app, id).await?;
         if deleted {
-            self.bus.publish(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) });
+            // the user is gone either way; a session the kick misses fails its next call
+            self.bus.deliver(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) });
         }
         Ok(deleted)
     }
@@ -615,8 +616,9 @@ impl Engine {
                 return Err(Error::too_large("reason", app.limits.kick_reason_max_chars));
             }
         }
-        self.bus.publish(Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::ByApp(reason) });
-        Ok(())
+        // nothing is stored: the app hears the failure and may ask again
+        let kick = Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::ByApp(reason) };
+        self.bus.publish(kick).map_err(Error::internal)
     }
 
     // ------------------------------------------------------------------ sessions
@@ -630,7 +632,8 @@ impl Engine {
             // open without the single-device rule
             for old in self.presence.sessions(app.id, user).await? {
                 if old.tag.as_deref() == Some(tag) && old.device != session.device && old != session {
-                    self.bus.publish(Event::Kick { app: app.id, user: user.to_string(), session: Some(old), reason: KickReason::Conflict });
+                    // logged on failure: the new session is not refused for the old one's sake
+                    self.bus.deliver(Event::Kick { app: app.id, user: user.to_string(), session: Some(old), reason: KickReason::Conflict });
                 }
             }
         }

@@ -26,13 +26,14 @@ pub mod quotas;
 pub mod reactions;
 pub mod rooms;
 pub mod runtime;
+pub mod sessions;
 pub mod settings;
 pub mod social;
 pub mod store;
 pub mod threads;
 pub mod time;
 
-pub use bus::{Bus, Event, KickReason, LocalBus, Origin};
+pub use bus::{Bus, BusError, Event, KickReason, LocalBus, Origin};
 pub use conv::{dedup, unique_id, Actor, NewConversation, Outcome};
 pub use engine::{random_hex, random_lower, random_string, utc_day_start, Engine, NewAccount, NewApp};
 pub use entries::{Entry, EntryFilter, EntryQuery, EntryStats, Overwrite, Put, PutRule};

@@ -192,9 +192,10 @@ impl Engine {
             })
         };
         if msg.transient {
-            self.bus.publish(event(msg.clone()));
+            // online only: not stored, so nothing would catch it up; the sender hears the failure
+            self.bus.publish(event(msg.clone())).map_err(Error::internal)?;
             if let Some(e) = changed(&msg) {
-                self.bus.publish(e);
+                self.bus.deliver(e);
             }
             if !calls.is_empty() {
                 self.store.outbox_add(&calls).await?;
@@ -219,7 +220,7 @@ impl Engine {
             self.outbox_bell.notify_one();
         }
         if let Some(e) = changed(&stored) {
-            self.bus.publish(e);
+            self.bus.deliver(e);
         }
         Ok(stored)
     }
@@ -396,7 +397,7 @@ impl Engine {
                 // the editor hears what the app's hook changed, as a sender does
                 if let (Verdict::Changed(note), Some(by)) = (verdict, actor.user()) {
                     let (m, c) = (Arc::new(msg.clone()), ConvRef::of(conv));
-                    self.bus.publish(Event::MessagePatched {
+                    self.bus.deliver(Event::MessagePatched {
                         app: app.id,
                         conv: c,
                         msg: m,
@@ -502,7 +503,7 @@ impl Engine {
 
     fn publish_patch(&self, app: &App, conv: &Conversation, msg: &Message, recipients: Vec<String>, origin: Option<Origin>) {
         let (msg, conv) = (Arc::new(msg.clone()), ConvRef::of(conv));
-        self.bus.publish(Event::MessagePatched { app: app.id, conv, msg, recipients, origin, note: None });
+        self.bus.deliver(Event::MessagePatched { app: app.id, conv, msg, recipients, origin, note: None });
     }
 
     /// Delete a stored message from the server (clients keep what they have).
@@ -588,7 +589,7 @@ impl Engine {
             };
             if notify {
                 let read = cursor == Cursor::Read;
-                self.bus.publish(Event::Receipt {
+                self.bus.deliver(Event::Receipt {
                     app: app.id,
                     to: m.from,
                     conv: ConvRef::of(conv),
@@ -652,7 +653,13 @@ impl Engine {
         if !b.transient {
             self.store.insert_broadcast(&b).await?;
         }
-        self.bus.publish(Event::Broadcast { app: app.id, broadcast: Arc::new(b.clone()) });
+        let event = Event::Broadcast { app: app.id, broadcast: Arc::new(b.clone()) };
+        if b.transient {
+            // not stored: nothing would catch it up; the caller hears the failure
+            self.bus.publish(event).map_err(Error::internal)?;
+        } else {
+            self.bus.deliver(event);
+        }
         Ok(b)
     }
 

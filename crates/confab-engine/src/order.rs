@@ -45,7 +45,7 @@ impl ConvOrder {
                 break;
             }
             if let Some((_, Some(ev))) = self.waiting.remove(&seq) {
-                bus.publish(ev);
+                bus.deliver(ev);
             }
             self.next = Some(seq + 1);
         }

@@ -240,14 +240,10 @@ impl ConnState {
         self.conn.reply(codec::encode(&cmd)).await;
     }
 
-    fn node(&self) -> u16 {
-        self.gw.engine.node()
-    }
-
     /// The session a command is for: its `peerId`, or the connection's first session.
     fn session(&self, cmd: &GenericCommand) -> Result<&Session, RtError> {
         let found = match cmd.peer_id.as_deref() {
-            Some(p) => self.sessions.iter().find(|s| s.handle.peer == p),
+            Some(p) => self.sessions.iter().find(|s| s.handle.user == p),
             None => self.sessions.first(),
         };
         found.ok_or_else(|| rt(4105, "SESSION_REQUIRED"))
@@ -255,7 +251,7 @@ impl ConnState {
 
     fn session_index(&self, cmd: &GenericCommand) -> Result<usize, RtError> {
         let found = match cmd.peer_id.as_deref() {
-            Some(p) => self.sessions.iter().position(|s| s.handle.peer == p),
+            Some(p) => self.sessions.iter().position(|s| s.handle.user == p),
             None => (!self.sessions.is_empty()).then_some(0),
         };
         found.ok_or_else(|| rt(4105, "SESSION_REQUIRED"))
@@ -326,7 +322,7 @@ impl ConnState {
         for s in std::mem::take(&mut self.sessions) {
             self.gw.end_session(&s.handle, false, &Offline::Lost { error: error.clone() }).await;
             for (conv, will) in s.wills {
-                let actor = Actor::User(s.handle.peer.clone());
+                let actor = Actor::User(s.handle.user.clone());
                 if let Err(e) = self.gw.engine.send_message(&s.app, &conv, will, &actor).await {
                     tracing::debug!(error = %e, "a will message could not be sent");
                 }

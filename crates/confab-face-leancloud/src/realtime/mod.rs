@@ -4,8 +4,10 @@
 //! * `conn.rs`: one task per WebSocket: decode frames, run commands in order, answer by `i`.
 //!   Several sessions (IM clients) can share a socket; commands without `peerId` go to its
 //!   first session.
-//! * This file: the session registry of this node, and the dispatcher that turns engine events
-//!   from the bus into pushes. A push is encoded once and its bytes shared by every recipient.
+//! * This file: the gateway's encoder (engine events as pushes; a push is encoded once and its
+//!   bytes shared by every recipient, each with its `peerId` appended) and its connections. The
+//!   registry of sessions and the dispatcher that reads the bus are the engine's, shared by
+//!   every realtime gateway (`confab_engine::sessions`).
 //! * Each connection has a bounded outbound queue, counted in frames and in bytes. A connection
 //!   whose queue is full is closed at once with 4200 (its clients reconnect and catch up by
 //!   cursor); server memory does not grow.
@@ -31,10 +33,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
 use confab_engine::model::{Broadcast, ConvKind, ConvRef};
-use confab_engine::presence::SessionRef;
-use confab_engine::{Engine, Event, KickReason, Offline, Origin};
+use confab_engine::sessions::{Encoder, GatewayId, NewSession, Outlet, Session, Sessions};
+use confab_engine::{Engine, Event, KickReason, Offline};
 use confab_routes::{Open, Route, Row};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 
 use self::codec::Format;
@@ -102,7 +104,7 @@ pub struct Conn {
     kill: watch::Sender<Option<(u16, String)>>,
 }
 
-impl Conn {
+impl Outlet for Conn {
     /// Queue a push without waiting; a full queue (frames or bytes) closes the connection at once.
     fn push(&self, frame: Bytes) {
         if self.out.push(frame) == Err(queue::Refused::Full) {
@@ -110,6 +112,14 @@ impl Conn {
         }
     }
 
+    /// The node lost pushes (its dispatcher fell behind the bus): closed as a slow consumer is,
+    /// the client reconnects and catches up from its cursors.
+    fn resync(&self) {
+        self.kill(close::SLOW_CONSUMER, "pushes lost on the server: reconnect");
+    }
+}
+
+impl Conn {
     /// Queue a reply, waiting for room (a client that does not read slows only itself).
     async fn reply(&self, frame: Bytes) {
         self.out.push_wait(frame).await;
@@ -136,53 +146,84 @@ impl Conn {
     }
 }
 
-/// One open session (an IM client) on this node.
-pub struct SessionHandle {
-    pub id: u64,
-    pub app: i64,
-    pub peer: String,
-    pub conn: Arc<Conn>,
-    pub tag: Option<String>,
-    pub device: Option<String>,
-    /// The session token (`st`) issued to it.
-    pub token: Mutex<Option<String>>,
-    /// The client's address, if known.
-    pub ip: Option<String>,
-    ended: AtomicBool,
+/// One open session (an IM client) on this node: the engine's, gateway-neutral.
+pub type SessionHandle = Session;
+
+/// How this gateway speaks: engine events as pushes.
+struct LcEncoder {
+    engine: Arc<Engine>,
 }
 
-impl SessionHandle {
-    pub fn origin(&self, node: u16) -> Origin {
-        Origin { node, session: self.id }
+#[async_trait::async_trait]
+impl Encoder for LcEncoder {
+    async fn encode(&self, ev: &Event, to: Option<&str>, now: i64) -> Option<Bytes> {
+        let cmd = match ev {
+            Event::Message { conv, msg, .. } => push::direct(msg, conv, now),
+            Event::MessagePatched { conv, msg, note, .. } => {
+                let ts = msg.recalled_at.or(msg.edited_at).unwrap_or(now);
+                let mut item = push::patch_item(msg, conv);
+                // the app's hook changed the sender's message: why (`patchCode`, `patchReason`)
+                if let Some(note) = note {
+                    item.patch_code = note.code.as_deref().and_then(|c| c.parse().ok());
+                    item.patch_reason = note.detail.clone();
+                    item.patch_timestamp = Some(ts);
+                }
+                push::patches(vec![item], ts)
+            }
+            Event::Conv { conv, by, change, at, .. } => {
+                let (op, c) = push::conv_change(conv, by.as_deref(), change, to?);
+                push::conv_push(op, c, *at)
+            }
+            Event::Receipt { conv, msg, at, read, by, .. } => push::receipt(conv, msg.as_ref(), *at, *read, by),
+            Event::Kick { reason, .. } => {
+                let (code, text) = match reason {
+                    KickReason::Conflict => (4111, "SESSION_CONFLICT".to_string()),
+                    KickReason::ByApp(r) => (4115, r.clone().unwrap_or_else(|| "KICKED_BY_APP".into())),
+                };
+                push::session_closed(code, &text)
+            }
+            Event::Broadcast { app, broadcast } => {
+                let conv = self.service_ref(*app, broadcast.conv).await;
+                push::direct(&broadcast_message(broadcast), &conv, now)
+            }
+        };
+        Some(codec::encode(&cmd))
     }
 
-    pub fn session_ref(&self, node: u16) -> SessionRef {
-        SessionRef { node, session: self.id, tag: self.tag.clone(), device: self.device.clone() }
-    }
-
-    pub fn is_ended(&self) -> bool {
-        self.ended.load(Ordering::SeqCst)
-    }
-
-    /// Send a push: the shared bytes with this client's `peerId` appended. Always, even with
-    /// one session on the connection: the SDK sends a push without `peerId` to the first client
-    /// created on the socket, which is gone once that client logged out and another remains.
-    fn deliver(&self, shared: &Bytes) {
-        let field = codec::peer_id_field(&self.peer);
+    /// The shared bytes with this client's `peerId` appended (protobuf fields may come in any
+    /// order). Always, even with one session on the connection: the SDK sends a push without
+    /// `peerId` to the first client created on the socket, which is gone once that client
+    /// logged out and another remains.
+    fn address(&self, shared: &Bytes, s: &Session) -> Bytes {
+        let field = codec::peer_id_field(&s.user);
         let mut b = BytesMut::with_capacity(shared.len() + field.len());
         b.extend_from_slice(shared);
         b.extend_from_slice(&field);
-        self.conn.push(b.freeze());
+        b.freeze()
+    }
+
+    /// A chat room's messages are not echoed to the sender's other sessions.
+    fn sender_echo(&self, conv: &ConvRef) -> bool {
+        conv.kind != ConvKind::Chatroom
     }
 }
 
-/// This node's open sessions by (app, client id).
-type Registry = HashMap<(i64, String), Vec<Arc<SessionHandle>>>;
+impl LcEncoder {
+    /// How a broadcast names its service conversation (an imported one by its LeanCloud id).
+    async fn service_ref(&self, app: i64, conv: i64) -> ConvRef {
+        let found = self.engine.store().get_conversation(app, conv).await.ok().flatten();
+        found.map_or(ConvRef { id: conv, kind: ConvKind::Service, foreign_id: None }, |c| ConvRef::of(&c))
+    }
+}
 
 pub struct Gateway {
     pub engine: Arc<Engine>,
     pub settings: GatewaySettings,
-    sessions: RwLock<Registry>,
+    /// The node's sessions (this gateway's among them) and their dispatcher.
+    sessions: Arc<Sessions>,
+    /// This gateway in the registry.
+    id: GatewayId,
+    /// Connection ids.
     next_id: AtomicU64,
     /// Open WebSocket connections, to close at shutdown.
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
@@ -193,162 +234,45 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway on this engine, with its dispatcher running.
+    /// A gateway on this engine, with a session registry and dispatcher of its own.
     pub fn start(engine: Arc<Engine>, settings: GatewaySettings) -> Arc<Gateway> {
-        let gw = Arc::new(Gateway {
+        let sessions = Sessions::start(engine.clone());
+        Gateway::start_on(engine, sessions, settings)
+    }
+
+    /// A gateway whose sessions join the node's registry (shared with other realtime gateways).
+    pub fn start_on(engine: Arc<Engine>, sessions: Arc<Sessions>, settings: GatewaySettings) -> Arc<Gateway> {
+        let id = sessions.gateway(Arc::new(LcEncoder { engine: engine.clone() }));
+        Arc::new(Gateway {
             engine,
             settings,
-            sessions: RwLock::new(HashMap::new()),
+            sessions,
+            id,
             next_id: AtomicU64::new(1),
             conns: Mutex::new(HashMap::new()),
             closing: AtomicBool::new(false),
             conns_gone: Notify::new(),
-        });
-        let mut events = gw.engine.bus().subscribe();
-        let d = gw.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = events.recv().await {
-                d.dispatch(&ev).await;
-            }
-        });
-        gw
-    }
-
-    fn node(&self) -> u16 {
-        self.engine.node()
+        })
     }
 
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn register(&self, h: Arc<SessionHandle>) {
-        self.sessions.write().entry((h.app, h.peer.clone())).or_default().push(h);
-    }
-
-    fn handles(&self, app: i64, user: &str) -> Vec<Arc<SessionHandle>> {
-        self.sessions.read().get(&(app, user.to_string())).cloned().unwrap_or_default()
-    }
-
-    fn app_handles(&self, app: i64) -> Vec<Arc<SessionHandle>> {
-        self.sessions.read().iter().filter(|((a, _), _)| *a == app).flat_map(|(_, v)| v.iter().cloned()).collect()
+    /// Open a session on a connection: registered at once.
+    fn open_session(&self, new: NewSession) -> Arc<SessionHandle> {
+        self.sessions.open(self.id, new)
     }
 
     /// End a session once: forget it, tell the engine why (presence, the app's hooks), and
     /// (unless it is only disconnected) revoke its token.
     async fn end_session(&self, h: &Arc<SessionHandle>, revoke: bool, why: &Offline) {
-        if h.ended.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        {
-            let mut map = self.sessions.write();
-            let key = (h.app, h.peer.clone());
-            if let Some(v) = map.get_mut(&key) {
-                v.retain(|x| !Arc::ptr_eq(x, h));
-                if v.is_empty() {
-                    map.remove(&key);
-                }
-            }
-        }
-        match self.engine.find_app(&confab_engine::model::AppLookup::Id(h.app)).await {
-            Ok(Some(app)) => self.engine.session_closed(&app, &h.peer, &h.session_ref(self.node()), h.ip.as_deref(), why).await,
-            // the app is gone: only presence is left to tell
-            _ => self.engine.forget_session(h.app, &h.peer, &h.session_ref(self.node())).await,
-        }
-        let token = h.token.lock().take();
-        if let (true, Some(t)) = (revoke, token) {
-            if let Err(e) = self.engine.revoke_token(&t).await {
-                tracing::warn!(error = %e, "could not revoke a session token");
-            }
-        }
-    }
-
-    /// Send one push to every session of these users, except the origin session.
-    fn fan_out(&self, app: i64, users: &[String], cmd: &proto::GenericCommand, skip: impl Fn(&SessionHandle) -> bool) {
-        let shared = codec::encode(cmd);
-        for u in users {
-            for h in self.handles(app, u) {
-                if !skip(&h) {
-                    h.deliver(&shared);
-                }
-            }
-        }
-    }
-
-    async fn dispatch(&self, ev: &Event) {
-        let node = self.node();
-        let now = self.engine.now();
-        match ev {
-            Event::Message { app, conv, msg, recipients, no_sync, origin } => {
-                let cmd = push::direct(msg, conv, now);
-                let quiet_sender = *no_sync || conv.kind == ConvKind::Chatroom;
-                self.fan_out(*app, recipients, &cmd, |h| Some(h.origin(node)) == *origin || (quiet_sender && h.peer == msg.from));
-            }
-            Event::MessagePatched { app, conv, msg, recipients, origin, note } => {
-                let ts = msg.recalled_at.or(msg.edited_at).unwrap_or(now);
-                let mut item = push::patch_item(msg, conv);
-                // the app's hook changed the sender's message: why (`patchCode`, `patchReason`)
-                if let Some(note) = note {
-                    item.patch_code = note.code.as_deref().and_then(|c| c.parse().ok());
-                    item.patch_reason = note.detail.clone();
-                    item.patch_timestamp = Some(ts);
-                }
-                let cmd = push::patches(vec![item], ts);
-                self.fan_out(*app, recipients, &cmd, |h| Some(h.origin(node)) == *origin);
-            }
-            Event::Conv { app, conv, by, change, recipients, at } => {
-                for r in recipients {
-                    if by.as_deref() == Some(r.as_str()) {
-                        continue;
-                    }
-                    let (op, c) = push::conv_change(conv, by.as_deref(), change, r);
-                    self.fan_out(*app, std::slice::from_ref(r), &push::conv_push(op, c, *at), |_| false);
-                }
-            }
-            Event::Receipt { app, to, conv, msg, at, read, by } => {
-                self.fan_out(*app, std::slice::from_ref(to), &push::receipt(conv, msg.as_ref(), *at, *read, by), |_| false);
-            }
-            Event::Kick { app, user, session, reason } => {
-                let (code, text, why) = match reason {
-                    KickReason::Conflict => (4111, "SESSION_CONFLICT".to_string(), Offline::Conflict),
-                    KickReason::ByApp(r) => {
-                        (4115, r.clone().unwrap_or_else(|| "KICKED_BY_APP".into()), Offline::Kicked { reason: r.clone() })
-                    }
-                };
-                let frame = codec::encode(&push::session_closed(code, &text));
-                for h in self.handles(*app, user) {
-                    if session.as_ref().is_some_and(|s| s.node != node || s.session != h.id) {
-                        continue;
-                    }
-                    // the token is gone before the client hears of it, so it cannot come back
-                    self.end_session(&h, true, &why).await;
-                    h.deliver(&frame);
-                }
-            }
-            Event::Broadcast { app, broadcast } => {
-                let conv = self.service_ref(*app, broadcast.conv).await;
-                self.broadcast(*app, broadcast, &conv, now)
-            }
-        }
-    }
-
-    /// How a broadcast names its service conversation (an imported one by its LeanCloud id).
-    async fn service_ref(&self, app: i64, conv: i64) -> ConvRef {
-        let found = self.engine.store().get_conversation(app, conv).await.ok().flatten();
-        found.map_or(ConvRef { id: conv, kind: ConvKind::Service, foreign_id: None }, |c| ConvRef::of(&c))
-    }
-
-    fn broadcast(&self, app: i64, b: &Broadcast, conv: &ConvRef, now: i64) {
-        let cmd = push::direct(&broadcast_message(b), conv, now);
-        let shared = codec::encode(&cmd);
-        for h in self.app_handles(app) {
-            h.deliver(&shared);
-        }
+        self.sessions.end(h, revoke, why).await
     }
 
     /// Sessions open on this node.
     pub fn session_count(&self) -> usize {
-        self.sessions.read().values().map(Vec::len).sum()
+        self.sessions.count(self.id)
     }
 
     /// A connection opened: it is closed at shutdown (at once if that has begun).
@@ -442,4 +366,27 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 /// it when the request asks to upgrade).
 pub async fn upgrade_request(gw: Arc<Gateway>, req: axum::extract::Request) -> Response {
     axum::handler::Handler::call(upgrade, req, gw).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(frames: usize) -> Conn {
+        Conn { id: 1, format: Format::Binary, out: queue::OutQueue::new(frames, 1 << 20), kill: watch::Sender::new(None) }
+    }
+
+    #[test]
+    fn a_connection_told_to_resync_closes_as_a_slow_consumer() {
+        // the dispatcher lost pushes: the client reconnects (4200 is not one it gives up on)
+        let c = conn(8);
+        c.resync();
+        assert_eq!(c.close_frame().0, close::SLOW_CONSUMER);
+        // as one too slow to read its pushes
+        let c = conn(1);
+        Outlet::push(&c, Bytes::from_static(b"a"));
+        assert!(!c.is_killed());
+        Outlet::push(&c, Bytes::from_static(b"b"));
+        assert_eq!(c.close_frame(), (close::SLOW_CONSUMER, "too slow to read pushes".to_string()));
+    }
 }

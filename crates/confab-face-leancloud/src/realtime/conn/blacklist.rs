@@ -9,7 +9,7 @@ use crate::realtime::push::command;
 impl ConnState {
     pub(super) async fn blacklist(&mut self, op: Option<OpType>, cmd: &GenericCommand) -> Reply {
         let s = self.session(cmd)?;
-        let (app, peer) = (s.app.clone(), s.handle.peer.clone());
+        let (app, peer) = (s.app.clone(), s.handle.user.clone());
         let engine = self.gw.engine.clone();
         let b = cmd.blacklist_message.clone().unwrap_or_default();
         let conv = self.conv(&app, b.src_cid.as_deref()).await?;

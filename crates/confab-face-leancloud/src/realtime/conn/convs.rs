@@ -20,7 +20,7 @@ const QUERY_MAX_LIMIT: i64 = 1000;
 impl ConnState {
     pub(super) async fn conv_cmd(&mut self, op: Option<OpType>, cmd: &GenericCommand) -> Reply {
         let s = self.session(cmd)?;
-        let (app, peer) = (s.app.clone(), s.handle.peer.clone());
+        let (app, peer) = (s.app.clone(), s.handle.user.clone());
         let engine = self.gw.engine.clone();
         let me = Actor::User(peer.clone());
         let c = cmd.conv_message.clone().unwrap_or_default();

@@ -18,7 +18,7 @@ impl ConnState {
         let engine = &self.gw.engine;
         let l = cmd.logs_message.clone().unwrap_or_default();
         let conv = self.conv(&s.app, l.cid.as_deref()).await?;
-        let peer = &s.handle.peer;
+        let peer = &s.handle.user;
         let scope = match conv.kind {
             ConvKind::Chatroom => HistoryScope::Conv(conv.id),
             ConvKind::Service => HistoryScope::ConvAs { conv: conv.id, user: peer.clone() },

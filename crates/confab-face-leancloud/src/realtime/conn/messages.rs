@@ -26,7 +26,7 @@ impl ConnState {
             Content::Binary(_) => 0,
         };
         let new = NewMessage {
-            from: handle.peer.clone(),
+            from: handle.user.clone(),
             content: Some(content),
             mtype,
             transient: d.transient == Some(true),
@@ -35,7 +35,7 @@ impl ConnState {
             mention_all: d.mention_all == Some(true),
             mentions: d.mention_pids,
             receipt: d.r == Some(true),
-            origin: Some(handle.origin(self.node())),
+            origin: Some(handle.origin()),
             from_ip: self.ip.clone(),
             ..Default::default()
         };
@@ -47,7 +47,7 @@ impl ConnState {
             self.sessions[idx].wills.push((conv, new));
             (id, engine.now())
         } else {
-            match engine.send_message(&app, &conv, new, &Actor::User(handle.peer.clone())).await {
+            match engine.send_message(&app, &conv, new, &Actor::User(handle.user.clone())).await {
                 Ok(m) => (m.id, m.timestamp),
                 // refused by the app's hook: an ack with the code, as the SDK reads it (it raises
                 // the error with `appCode`)
@@ -81,7 +81,7 @@ impl ConnState {
             (None, Some(t)) => Position::Time(t),
             (None, None) => return Ok(None),
         };
-        self.gw.engine.advance_cursor(&s.app, &conv, &s.handle.peer, Cursor::Delivered, to).await?;
+        self.gw.engine.advance_cursor(&s.app, &conv, &s.handle.user, Cursor::Delivered, to).await?;
         Ok(None)
     }
 
@@ -95,7 +95,7 @@ impl ConnState {
                 (None, Some(ts)) => Position::Time(ts),
                 (None, None) => Position::Time(self.gw.engine.now()),
             };
-            if let Err(e) = self.gw.engine.advance_cursor(&s.app, &conv, &s.handle.peer, Cursor::Read, to).await {
+            if let Err(e) = self.gw.engine.advance_cursor(&s.app, &conv, &s.handle.user, Cursor::Read, to).await {
                 tracing::debug!(error = %e, "read: cursor not moved");
             }
         }

@@ -13,13 +13,13 @@ impl ConnState {
     pub(super) async fn patch(&self, cmd: &GenericCommand) -> Reply {
         let s = self.session(cmd)?;
         let engine = &self.gw.engine;
-        let origin = Some(s.handle.origin(self.node()));
+        let origin = Some(s.handle.origin());
         for p in cmd.patch_message.clone().unwrap_or_default().patches {
             let conv = self.conv(&s.app, p.cid.as_deref()).await?;
             let id = self.message_id(&s.app, p.mid.as_deref()).await.ok_or_else(|| rt(4404, "MESSAGE_NOT_FOUND"))?;
-            let r = MessageRef { id, from: Some(s.handle.peer.clone()), timestamp: p.timestamp };
+            let r = MessageRef { id, from: Some(s.handle.user.clone()), timestamp: p.timestamp };
             if p.recall == Some(true) {
-                engine.recall_message(&s.app, &conv, &r, &Actor::User(s.handle.peer.clone()), origin).await?;
+                engine.recall_message(&s.app, &conv, &r, &Actor::User(s.handle.user.clone()), origin).await?;
             } else {
                 let content = match (p.binary_msg, p.data) {
                     (Some(b), _) => Content::Binary(b),
@@ -31,7 +31,7 @@ impl ConnState {
                 let mentions =
                     (p.mention_all.is_some() || !p.mention_pids.is_empty()).then(|| (p.mention_all == Some(true), p.mention_pids.clone()));
                 engine
-                    .edit_message(&s.app, &conv, &r, Edit { content, mtype, mentions }, &Actor::User(s.handle.peer.clone()), origin)
+                    .edit_message(&s.app, &conv, &r, Edit { content, mtype, mentions }, &Actor::User(s.handle.user.clone()), origin)
                     .await?;
             }
         }

@@ -1,11 +1,8 @@
 //! `session`: open (login, catching up), close, refresh its token, who is online.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
 use confab_engine::model::*;
+use confab_engine::sessions::NewSession;
 use confab_engine::{random_lower, Offline};
-use parking_lot::Mutex;
 
 use super::{rt, ConnState, Reply, RtError, Session};
 use crate::realtime::proto::*;
@@ -61,7 +58,7 @@ impl ConnState {
         let token = Token {
             token: random_lower(32),
             app: app.id,
-            user: Some(h.peer.clone()),
+            user: Some(h.user.clone()),
             kind: TokenKind::LcRealtime,
             created_at: now,
             expires_at: Some(now + self.gw.settings.st_ttl_secs * 1000),
@@ -100,7 +97,7 @@ impl ConnState {
             }
         }
         // the same client opening again on this socket replaces its session
-        if let Some(pos) = self.sessions.iter().position(|s| s.handle.peer == peer) {
+        if let Some(pos) = self.sessions.iter().position(|s| s.handle.user == peer) {
             let old = self.sessions.remove(pos);
             self.gw.end_session(&old.handle, false, &Offline::Lost { error: None }).await;
         }
@@ -113,19 +110,15 @@ impl ConnState {
         };
         engine.ensure_users(&app, &[&peer]).await?;
         let last_login = engine.get_user(&app, &peer).await?.last_login_at;
-        let handle = Arc::new(SessionHandle {
-            id: self.gw.next_id(),
+        let handle = self.gw.open_session(NewSession {
             app: app.id,
-            peer: peer.clone(),
-            conn: self.conn.clone(),
+            user: peer.clone(),
             tag,
             device,
-            token: Mutex::new(None),
             ip: self.ip.clone(),
-            ended: AtomicBool::new(false),
+            outlet: self.conn.clone(),
         });
-        self.gw.register(handle.clone());
-        engine.session_opened(&app, &peer, handle.session_ref(self.node()), self.ip.as_deref(), sm.r == Some(true)).await?;
+        engine.session_opened(&app, &peer, handle.session_ref(), self.ip.as_deref(), sm.r == Some(true)).await?;
         let (token, ttl) = match resumed {
             // a resumed token keeps its expiry: the client is told what is left of it
             Some(t) => (t.token, t.expires_at.map_or(self.gw.settings.st_ttl_secs, |e| (e - now) / 1000)),
