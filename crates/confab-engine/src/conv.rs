@@ -259,6 +259,12 @@ impl Engine {
 
     /// The conversation, checked to exist (and not to have expired) and, when `kind` is given,
     /// to be of that kind.
+    /// How a conversation is named to clients (its kind, and the id it had elsewhere), for a
+    /// gateway encoding an event of app `app`; None when it is gone.
+    pub async fn conversation_ref(&self, app: i64, id: i64) -> Result<Option<ConvRef>> {
+        Ok(self.store.get_conversation(app, id).await?.map(|c| ConvRef::of(&c)))
+    }
+
     pub async fn conversation(&self, app: &App, id: i64, kind: Option<ConvKind>) -> Result<Conversation> {
         let conv = self.store.get_conversation(app.id, id).await?.ok_or(Error::ConversationNotFound)?;
         if conv.expires_at.is_some_and(|e| e <= self.now()) {

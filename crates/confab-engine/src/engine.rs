@@ -153,16 +153,10 @@ impl Engine {
         self.ids.next_at(self.now())
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    pub fn bus(&self) -> &Arc<dyn Bus> {
-        &self.bus
-    }
-
-    pub fn presence(&self) -> &Arc<dyn Presence> {
-        &self.presence
+    /// Every delivery event from now on (what gateways turn into pushes; the session registry
+    /// subscribes for them). For observers such as tests; a gateway registers with `sessions`.
+    pub fn subscribe_events(&self) -> crate::bus::EventReceiver {
+        self.bus.subscribe()
     }
 
     // ------------------------------------------------------------------ apps
@@ -605,6 +599,11 @@ impl Engine {
         if ids.len() > app.limits.check_online_max {
             return Err(Error::too_many("client ids", app.limits.check_online_max));
         }
+        self.online(app, ids).await
+    }
+
+    /// Which of these users have a session open now.
+    pub async fn online(&self, app: &App, ids: &[String]) -> Result<Vec<String>> {
         self.presence.online(app.id, ids).await
     }
 

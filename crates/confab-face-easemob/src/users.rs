@@ -333,7 +333,7 @@ pub async fn password(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) 
 pub async fn status(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
     s.engine.rate_check(&app, bucket::EM_USERS_STATUS).await?;
     let name = username(p.get("username")?).map_err(|_| EmError::user_not_found())?;
-    let online = !s.engine.presence().online(app.id, std::slice::from_ref(&name)).await?.is_empty();
+    let online = !s.engine.online(&app, std::slice::from_ref(&name)).await?.is_empty();
     Ok(ctx
         .envelope(&app, "get", "/users")
         .with("entities", json!([]))
@@ -354,7 +354,7 @@ pub async fn status_batch(State(s): State<EmState>, Admin { app, .. }: Admin, Bo
     if names.len() > STATUS_BATCH_MAX {
         return Err(EmError::illegal(format!("request body exceeds maximum limit, maximum limit is {STATUS_BATCH_MAX}")));
     }
-    let online: std::collections::HashSet<String> = s.engine.presence().online(app.id, &names).await?.into_iter().collect();
+    let online: std::collections::HashSet<String> = s.engine.online(&app, &names).await?.into_iter().collect();
     let data: Vec<Value> = names.iter().map(|n| json!({n: if online.contains(n) { "online" } else { "offline" }})).collect();
     Ok(Answer::bare(json!({"action": "get batch user status", "data": data})))
 }

@@ -211,8 +211,8 @@ impl Encoder for LcEncoder {
 impl LcEncoder {
     /// How a broadcast names its service conversation (an imported one by its LeanCloud id).
     async fn service_ref(&self, app: i64, conv: i64) -> ConvRef {
-        let found = self.engine.store().get_conversation(app, conv).await.ok().flatten();
-        found.map_or(ConvRef { id: conv, kind: ConvKind::Service, foreign_id: None }, |c| ConvRef::of(&c))
+        let found = self.engine.conversation_ref(app, conv).await.ok().flatten();
+        found.unwrap_or(ConvRef { id: conv, kind: ConvKind::Service, foreign_id: None })
     }
 }
 

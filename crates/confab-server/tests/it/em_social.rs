@@ -261,16 +261,8 @@ async fn presence_status_subscriptions_and_sublist() {
     app.post("/users/bob/presence/android_123/busy", json!({"ext": ""})).await.em_error(400, "illegal_argument");
 
     // a live session (engine presence) shows as a resource online
-    srv.engine()
-        .presence()
-        .session_opened(
-            app.app.id,
-            "carol",
-            confab_engine::SessionRef { node: 0, session: 7, tag: None, device: Some("web_1".into()) },
-            srv.engine().now(),
-        )
-        .await
-        .unwrap();
+    let carol_session = confab_engine::SessionRef { node: 0, session: 7, tag: None, device: Some("web_1".into()) };
+    srv.engine().session_opened(&app.app, "carol", carol_session, None, false).await.unwrap();
 
     let alice = app.user_token("alice").await;
     let r =

@@ -136,6 +136,16 @@ async fn nothing_pending(srv: &TestServer, app: &LcApp) {
 /// Longer than the outbox's poll (1 s): a call due by then has been made.
 const ONE_POLL: Duration = Duration::from_millis(1500);
 
+/// Wait until the app's pending push has `n` failed attempts on record.
+async fn attempts_recorded(srv: &TestServer, app: &LcApp, n: u32) {
+    let (store, app_id) = (srv.store(), app.app.id);
+    eventually(10, || {
+        let store = store.clone();
+        async move { store.outbox_list(app_id, false, 10).await.unwrap().iter().any(|i| i.attempts >= n).then_some(()) }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_failing_relay_gets_the_push_again_until_it_takes_it_once() {
     // waits of a minute, doubling: the test moves the server's time on instead of waiting
@@ -151,6 +161,8 @@ async fn a_failing_relay_gets_the_push_again_until_it_takes_it_once() {
     let conv = app.conversation(json!({"name": "pair", "m": ["tom", "jerry"]})).await;
     app.send(&conv, "tom", "hello").await;
     relay.wait_calls(RELAY, 1, WAIT).await;
+    // the clock moves only once the failure is recorded (its next try is set from that time)
+    attempts_recorded(&srv, &app, 1).await;
 
     // a wait before trying again: not before the first wait is over, then at once
     // (margins of seconds: real time passes too)
@@ -159,6 +171,7 @@ async fn a_failing_relay_gets_the_push_again_until_it_takes_it_once() {
     assert_eq!(relay.calls_to(RELAY).len(), 1, "tried again before the wait was over");
     srv.advance(Duration::from_secs(11));
     relay.wait_calls(RELAY, 2, WAIT).await;
+    attempts_recorded(&srv, &app, 2).await;
     // the wait doubles: a minute more is not enough, two are
     srv.advance(Duration::from_secs(60));
     tokio::time::sleep(ONE_POLL).await;

@@ -1042,7 +1042,7 @@ async fn online_only_is_delivered_but_not_stored() {
     let m = Mx::new().await;
     let alice = m.user("alice").await;
     let bob = m.user("bob").await;
-    let mut rx = m.srv.engine().bus().subscribe();
+    let mut rx = m.srv.engine().subscribe_events();
     let r = m
         .send_body(&alice.token, json!({"type": 1, "targets": [bob.id], "content_type": 0, "content": "now or never", "online_only": true}))
         .await;
