@@ -9,15 +9,19 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 use crate::bus::{Bus, Event, KickReason};
+use crate::collections::Collections;
+use crate::entries::{check_blob_id, Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
 use crate::error::{Error, Result};
-use crate::ids::{Clock, IdGen, SystemClock};
+use crate::ids::{Clock, IdGen, Stamps, SystemClock};
 use crate::limits::{Bucket, Limits, LocalRateLimiter, RateLimiter};
 use crate::model::*;
 use crate::password::{login_keys, HashSettings, Hasher, LocalLoginBackoff, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
 use crate::quotas::{Quota, Quotas};
 use crate::runtime::{Claim, Invalidate};
+use crate::social::Social;
 use crate::store::{BlobStore, NewUser, Store};
+use crate::teller::Teller;
 
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
@@ -25,8 +29,8 @@ pub struct Engine {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) presence: Arc<dyn Presence>,
-    pub(crate) ids: IdGen,
-    clock: Arc<dyn Clock>,
+    /// The clock and the id generator (`ids.rs`), cloned into every service.
+    pub(crate) stamps: Stamps,
     /// Rate buckets' counters (`limits.rs`).
     rates: Arc<dyn RateLimiter>,
     /// Apps, users known to exist, and tokens recently read from the store (a bearer token is
@@ -42,10 +46,18 @@ pub struct Engine {
     /// Failed logins per user and per client address.
     backoff: Arc<dyn LoginBackoff>,
     /// The app's own code (`hooks.rs`); none until the server sets them.
-    pub(crate) hooks: std::sync::OnceLock<Arc<dyn crate::hooks::Hooks>>,
+    pub(crate) hooks: Arc<std::sync::OnceLock<Arc<dyn crate::hooks::Hooks>>>,
     /// Rung when calls are put in the outbox, so its runner need not wait for its next look.
-    pub(crate) outbox_bell: tokio::sync::Notify,
+    pub(crate) outbox_bell: Arc<tokio::sync::Notify>,
     node: u16,
+    // ---- the services, built from the handles above by `wire` (again whenever a `with_*`
+    // replaces a handle one of them holds)
+    /// Asking and telling the app's code (`teller.rs`).
+    pub(crate) teller: Teller,
+    /// Keyed collections (`collections.rs`).
+    collections: Arc<Collections>,
+    /// Contacts, blocklists, user metadata, presence statuses, push tasks (`social.rs`).
+    pub(crate) social: Arc<Social>,
 }
 
 /// What `create_app` needs. Keys left as None are generated.
@@ -89,25 +101,68 @@ pub fn utc_day_start(ms: i64) -> i64 {
     ms - ms.rem_euclid(86_400_000)
 }
 
+/// The services an engine is made of, built from its handles.
+struct Services {
+    teller: Teller,
+    collections: Arc<Collections>,
+    pub(crate) social: Arc<Social>,
+}
+
+impl Services {
+    fn build(
+        store: &Arc<dyn Store>,
+        presence: &Arc<dyn Presence>,
+        stamps: &Stamps,
+        hooks: &Arc<std::sync::OnceLock<Arc<dyn crate::hooks::Hooks>>>,
+        bell: &Arc<tokio::sync::Notify>,
+    ) -> Services {
+        let teller = Teller { hooks: hooks.clone(), store: store.clone(), bell: bell.clone(), stamps: stamps.clone() };
+        let collections = Arc::new(Collections::new(store.clone(), stamps.clone()));
+        let social = Arc::new(Social::new(store.clone(), presence.clone(), stamps.clone(), collections.clone(), teller.clone()));
+        Services { teller, collections, social }
+    }
+}
+
 impl Engine {
     pub fn new(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, node: u16) -> Self {
+        let stamps = Stamps::new(Arc::new(SystemClock), Arc::new(IdGen::new(node)));
+        let hooks = Arc::new(std::sync::OnceLock::new());
+        let outbox_bell = Arc::new(tokio::sync::Notify::new());
+        let Services { teller, collections, social } = Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
         Engine {
             order: crate::order::Sequencer::new(bus.clone()),
             store,
             blobs,
             bus,
             presence,
-            ids: IdGen::new(node),
-            clock: Arc::new(SystemClock),
+            stamps,
             rates: Arc::new(LocalRateLimiter::default()),
             caches: crate::runtime::Caches::new(Arc::new(crate::runtime::LocalInvalidation::default())),
             dedup: Arc::new(crate::runtime::LocalDedup::default()),
             hasher: Hasher::new(HashSettings::default()).expect("the default argon2 parameters are valid"),
             backoff: Arc::new(LocalLoginBackoff::default()),
-            hooks: std::sync::OnceLock::new(),
-            outbox_bell: tokio::sync::Notify::new(),
+            hooks,
+            outbox_bell,
             node,
+            teller,
+            collections,
+            social,
         }
+    }
+
+    /// Build the services again from the engine's handles (after one was replaced).
+    fn wire(mut self) -> Self {
+        let Services { teller, collections, social } =
+            Services::build(&self.store, &self.presence, &self.stamps, &self.hooks, &self.outbox_bell);
+        self.teller = teller;
+        self.collections = collections;
+        self.social = social;
+        self
+    }
+
+    /// Contacts, user blocklists, user metadata, presence statuses and subscriptions, push tasks.
+    pub fn social(&self) -> &Social {
+        &self.social
     }
 
     /// Share "run once" and cache invalidations with other engines (other nodes) instead of
@@ -137,8 +192,8 @@ impl Engine {
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+        self.stamps = self.stamps.with_clock(clock);
+        self.wire()
     }
 
     pub fn node(&self) -> u16 {
@@ -146,11 +201,58 @@ impl Engine {
     }
 
     pub fn now(&self) -> i64 {
-        self.clock.now_ms()
+        self.stamps.now()
     }
 
     pub fn next_id(&self) -> i64 {
-        self.ids.next_at(self.now())
+        self.stamps.next_id()
+    }
+
+    // ------------------------------------------------------------------ keyed collections
+
+    /// Write entries atomically under `rule`; one outcome per entry, in order.
+    pub async fn put_entries(&self, app: &App, entries: Vec<Entry>, rule: PutRule) -> Result<Vec<Put>> {
+        self.collections.put(app, entries, rule).await
+    }
+
+    /// The entries a query selects (expired ones excluded).
+    pub async fn entries(&self, app: &App, q: &EntryQuery) -> Result<Vec<Entry>> {
+        self.collections.list(app, q).await
+    }
+
+    /// One item of one collection.
+    pub async fn entry(&self, app: &App, ns: &str, key: &str, item: &str) -> Result<Option<Entry>> {
+        self.collections.get(app, ns, key, item).await
+    }
+
+    /// Delete what a filter matches; the entries deleted (expired ones are purged silently).
+    pub async fn delete_entries(&self, app: &App, f: &EntryFilter) -> Result<Vec<Entry>> {
+        self.collections.delete(app, f).await
+    }
+
+    pub async fn entry_stats(&self, app: &App, f: &EntryFilter) -> Result<EntryStats> {
+        self.collections.stats(app, f).await
+    }
+
+    /// Keep the bytes of a file under `id` (1–64 of `[A-Za-z0-9_-]`).
+    pub async fn put_blob(&self, app: &App, id: &str, bytes: Vec<u8>) -> Result<()> {
+        check_blob_id(id)?;
+        self.blobs.put_blob(app.id, id, bytes).await
+    }
+
+    /// The bytes kept under `id`; None for an unknown (or malformed) id.
+    pub async fn blob(&self, app: &App, id: &str) -> Result<Option<Vec<u8>>> {
+        if check_blob_id(id).is_err() {
+            return Ok(None);
+        }
+        self.blobs.get_blob(app.id, id).await
+    }
+
+    pub async fn delete_blob(&self, app: &App, id: &str) -> Result<bool> {
+        if check_blob_id(id).is_err() {
+            return Ok(false);
+        }
+        self.blobs.delete_blob(app.id, id).await
     }
 
     /// Every delivery event from now on (what gateways turn into pushes; the session registry
@@ -348,7 +450,7 @@ impl Engine {
     pub async fn delete_user(&self, app: &App, id: &str) -> Result<bool> {
         let deleted = self.store.delete_user(app.id, id).await?;
         self.caches.invalidate(Invalidate::User { app: app.id, id: id.to_string() });
-        self.forget_user_relations(app, id).await?;
+        self.social.forget_user_relations(app, id).await?;
         if deleted {
             // the user is gone either way; a session the kick misses fails its next call
             self.bus.deliver(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) });

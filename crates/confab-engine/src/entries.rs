@@ -14,9 +14,7 @@
 
 use serde_json::Value;
 
-use crate::engine::Engine;
 use crate::error::Result;
-use crate::model::App;
 
 /// The namespaces in use, in one place so two features never share one by accident.
 pub mod ns {
@@ -173,60 +171,6 @@ impl EntryQuery {
 pub struct EntryStats {
     pub count: i64,
     pub bytes: i64,
-}
-
-impl Engine {
-    /// Write entries atomically under `rule`; one outcome per entry, in order.
-    pub async fn put_entries(&self, app: &App, mut entries: Vec<Entry>, rule: PutRule) -> Result<Vec<Put>> {
-        let now = self.now();
-        for e in &mut entries {
-            e.seq = self.next_id();
-            e.created_at = now;
-            e.updated_at = now;
-        }
-        self.store.put_entries(app.id, &entries, rule, now).await
-    }
-
-    /// The entries a query selects (expired ones excluded).
-    pub async fn entries(&self, app: &App, q: &EntryQuery) -> Result<Vec<Entry>> {
-        self.store.entries(app.id, q, self.now()).await
-    }
-
-    /// One item of one collection.
-    pub async fn entry(&self, app: &App, ns: &str, key: &str, item: &str) -> Result<Option<Entry>> {
-        let q = EntryQuery::all(EntryFilter::collection(ns, key).items(vec![item.to_string()]));
-        Ok(self.entries(app, &q).await?.pop())
-    }
-
-    /// Delete what a filter matches; the entries deleted (expired ones are purged silently).
-    pub async fn delete_entries(&self, app: &App, f: &EntryFilter) -> Result<Vec<Entry>> {
-        self.store.delete_entries(app.id, f, self.now()).await
-    }
-
-    pub async fn entry_stats(&self, app: &App, f: &EntryFilter) -> Result<EntryStats> {
-        self.store.entry_stats(app.id, f, self.now()).await
-    }
-
-    /// Keep the bytes of a file under `id` (1–64 of `[A-Za-z0-9_-]`).
-    pub async fn put_blob(&self, app: &App, id: &str, bytes: Vec<u8>) -> Result<()> {
-        check_blob_id(id)?;
-        self.blobs.put_blob(app.id, id, bytes).await
-    }
-
-    /// The bytes kept under `id`; None for an unknown (or malformed) id.
-    pub async fn blob(&self, app: &App, id: &str) -> Result<Option<Vec<u8>>> {
-        if check_blob_id(id).is_err() {
-            return Ok(None);
-        }
-        self.blobs.get_blob(app.id, id).await
-    }
-
-    pub async fn delete_blob(&self, app: &App, id: &str) -> Result<bool> {
-        if check_blob_id(id).is_err() {
-            return Ok(false);
-        }
-        self.blobs.delete_blob(app.id, id).await
-    }
 }
 
 /// Blob ids become file names: a short, safe alphabet only.

@@ -298,7 +298,7 @@ impl Before<'_> {
     }
 }
 
-static NO_HOOKS: NoHooks = NoHooks;
+pub(crate) static NO_HOOKS: NoHooks = NoHooks;
 
 /// What an app's hooks did: calls waiting to be made, calls that failed for good (the oldest
 /// first), and the counters of every call made.
@@ -317,7 +317,7 @@ impl Engine {
     }
 
     pub fn hooks(&self) -> &dyn Hooks {
-        self.hooks.get().map_or(&NO_HOOKS as &dyn Hooks, |h| &**h)
+        self.teller.hooks()
     }
 
     /// Rung whenever calls are put in the outbox.
@@ -388,38 +388,16 @@ impl Engine {
     /// Ask the hooks before a user's action (`by`, when it is a user's); the app's own server is
     /// never asked.
     pub(crate) async fn ask(&self, app: &App, action: Option<Before<'_>>) -> Result<Verdict> {
-        match action {
-            Some(action) if self.hooks().active(app) => self.hooks().before(app, action).await,
-            _ => Ok(Verdict::Go),
-        }
+        self.teller.ask(app, action).await
     }
 
     /// The calls `what` makes, ready for the outbox (ids, app and times set).
     pub(crate) fn calls_for(&self, app: &App, what: &After<'_>) -> Vec<OutboxItem> {
-        if !self.hooks().active(app) {
-            return vec![];
-        }
-        let now = self.now();
-        let mut items = self.hooks().after(app, what);
-        for i in &mut items {
-            i.id = self.next_id();
-            i.app = app.id;
-            i.created_at = now;
-            i.next_at = now;
-        }
-        items
+        self.teller.calls_for(app, what)
     }
 
-    /// Tell the app's code that `what` happened: its calls go to the outbox. The action has
-    /// happened already, so a failure to keep them is logged, not returned.
+    /// Tell the app's code that `what` happened (`Teller::tell`).
     pub(crate) async fn tell(&self, app: &App, what: After<'_>) {
-        let items = self.calls_for(app, &what);
-        if items.is_empty() {
-            return;
-        }
-        match self.store.outbox_add(&items).await {
-            Ok(()) => self.outbox_bell.notify_one(),
-            Err(e) => tracing::error!(app = app.id, error = %e, "could not keep the app's hook calls"),
-        }
+        self.teller.tell(app, what).await
     }
 }

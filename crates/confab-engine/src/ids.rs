@@ -11,6 +11,8 @@
 //! millisecond's sequence is exhausted the generator borrows the next millisecond, so it never
 //! blocks and never repeats; it falls back in step with the wall clock as soon as the burst ends.
 
+use std::sync::Arc;
+
 use parking_lot::Mutex;
 
 /// 2024-01-01T00:00:00Z in Unix milliseconds.
@@ -62,6 +64,41 @@ impl IdGen {
 
     pub fn next(&self) -> i64 {
         self.next_at(SystemClock.now_ms())
+    }
+}
+
+/// The clock and the id generator together: what every engine service stamps its writes with
+/// (`now`, `next_id`). Cloned into each service that needs it; the clones share one generator,
+/// so ids stay unique and ordered across services.
+#[derive(Clone)]
+pub struct Stamps {
+    clock: Arc<dyn Clock>,
+    ids: Arc<IdGen>,
+}
+
+impl Stamps {
+    pub fn new(clock: Arc<dyn Clock>, ids: Arc<IdGen>) -> Self {
+        Stamps { clock, ids }
+    }
+
+    /// The same generator read with another clock.
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        Stamps { clock, ids: self.ids.clone() }
+    }
+
+    /// Wall-clock time in Unix ms, by the engine's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// A new id for now.
+    pub fn next_id(&self) -> i64 {
+        self.ids.next_at(self.now())
+    }
+
+    /// A new id for the time `ms` (a message keeps the timestamp it was given).
+    pub fn id_at(&self, ms: i64) -> i64 {
+        self.ids.next_at(ms)
     }
 }
 

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bus;
+pub mod collections;
 pub mod conv;
 mod engine;
 pub mod entries;
@@ -30,10 +31,12 @@ pub mod sessions;
 pub mod settings;
 pub mod social;
 pub mod store;
+mod teller;
 pub mod threads;
 pub mod time;
 
 pub use bus::{Bus, BusError, Event, KickReason, LocalBus, Origin};
+pub use collections::Collections;
 pub use conv::{dedup, unique_id, Actor, NewConversation, Outcome};
 pub use engine::{random_hex, random_lower, random_string, utc_day_start, Engine, NewAccount, NewApp};
 pub use entries::{Entry, EntryFilter, EntryQuery, EntryStats, Overwrite, Put, PutRule};
@@ -45,5 +48,5 @@ pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position}
 pub use presence::{LocalPresence, Presence, SessionRef};
 pub use quotas::{Quota, Quotas};
 pub use rooms::{KeyOutcome, ROOM_ATTRIBUTES_BATCH_MAX};
-pub use social::{PresenceInfo, PushTask};
+pub use social::{PresenceInfo, PushTask, Social};
 pub use store::{AppStore, BlobStore, ConversationStore, EntryStore, ImportStore, MessageStore, OutboxStore, Store, UserStore};

@@ -129,7 +129,7 @@ impl Engine {
             }
             self.check_may_speak(app, conv, u).await?;
         }
-        self.check_not_blocked(app, conv, &new.from).await?;
+        self.social.check_not_blocked(app, conv, &new.from).await?;
         Ok(())
     }
 
@@ -163,7 +163,7 @@ impl Engine {
             push_data: new.push_data,
             from_ip: new.from_ip,
             receipt: new.receipt,
-            ..Message::new(app.id, self.ids.next_at(now), conv.id, new.from, now, content)
+            ..Message::new(app.id, self.stamps.id_at(now), conv.id, new.from, now, content)
         };
         let mut msg = msg;
         let mut recipients = self.recipients(app, conv, &msg.audience).await?;
@@ -272,7 +272,7 @@ impl Engine {
             mention_all: new.mention_all,
             mentions: new.mentions,
             system: new.system,
-            ..Message::new(app.id, self.ids.next_at(timestamp), conv.id, new.from, timestamp, content)
+            ..Message::new(app.id, self.stamps.id_at(timestamp), conv.id, new.from, timestamp, content)
         };
         self.store.insert_message(&msg).await
     }
@@ -641,7 +641,7 @@ impl Engine {
         }
         let b = Broadcast {
             app: app.id,
-            id: self.ids.next_at(now),
+            id: self.stamps.id_at(now),
             conv: conv.id,
             from: new.from,
             content: new.content,

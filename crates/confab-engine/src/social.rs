@@ -3,15 +3,20 @@
 //! app), presence statuses and subscriptions, and push tasks handed to the bus for delivery.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::engine::Engine;
+use crate::collections::Collections;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Put, PutRule};
 use crate::error::{Error, Result};
 use crate::hooks::{After, ContactOp};
+use crate::ids::Stamps;
 use crate::model::{App, ConvKind, Conversation};
+use crate::presence::Presence;
+use crate::store::Store;
+use crate::teller::Teller;
 
 /// A limit of 0 means unlimited.
 fn cap(n: i64) -> Option<i64> {
@@ -42,7 +47,39 @@ pub struct PushTask {
     pub created_at: i64,
 }
 
-impl Engine {
+/// The social service: a user's contacts, blocklist, metadata, presence statuses and
+/// subscriptions, and push tasks. Built by `Engine::new`, reached as `engine.social()`.
+///
+/// It holds only what it uses, and its dependencies are explicit:
+/// * `store`: users (`get_user`, `get_users`) and conversation members (the blocklist check);
+/// * `presence`: the live sessions `presence_info` reports;
+/// * `stamps`: the engine's clock and id generator (subscription ends, push task ids);
+/// * `collections`: the keyed-collections service all of its data lives in;
+/// * `teller`: the narrow part of the engine that tells the app's code (contact changes, push
+///   tasks) — the hooks, the outbox and its bell — rather than the whole `Engine`.
+pub struct Social {
+    store: Arc<dyn Store>,
+    presence: Arc<dyn Presence>,
+    stamps: Stamps,
+    collections: Arc<Collections>,
+    teller: Teller,
+}
+
+impl Social {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        presence: Arc<dyn Presence>,
+        stamps: Stamps,
+        collections: Arc<Collections>,
+        teller: Teller,
+    ) -> Self {
+        Social { store, presence, stamps, collections, teller }
+    }
+
+    async fn get_user(&self, app: &App, id: &str) -> Result<()> {
+        self.store.get_user(app.id, id).await?.ok_or_else(|| Error::UserNotFound(id.to_string())).map(drop)
+    }
+
     // ------------------------------------------------------------------ contacts
 
     /// Make two users friends of each other. Each side's friend count is capped by the app's
@@ -55,30 +92,30 @@ impl Engine {
         self.get_user(app, friend).await?;
         let rule = PutRule { max_items: cap(app.limits.em_max_contacts), ..Default::default() };
         let max = app.limits.em_max_contacts.max(0) as usize;
-        let a = self.put_entries(app, vec![Entry::new(ns::CONTACTS, owner, friend, Value::Null)], rule).await?;
+        let a = self.collections.put(app, vec![Entry::new(ns::CONTACTS, owner, friend, Value::Null)], rule).await?;
         if a == [Put::Full] {
             return Err(Error::too_many("contacts", max));
         }
-        let b = self.put_entries(app, vec![Entry::new(ns::CONTACTS, friend, owner, Value::Null)], rule).await?;
+        let b = self.collections.put(app, vec![Entry::new(ns::CONTACTS, friend, owner, Value::Null)], rule).await?;
         if b == [Put::Full] {
             if a == [Put::Added] {
-                self.delete_entries(app, &EntryFilter::collection(ns::CONTACTS, owner).items(vec![friend.to_string()])).await?;
+                self.collections.delete(app, &EntryFilter::collection(ns::CONTACTS, owner).items(vec![friend.to_string()])).await?;
             }
             return Err(Error::too_many("contacts", max));
         }
         if a == [Put::Added] || b == [Put::Added] {
-            self.tell(app, After::Contact { op: ContactOp::Added, owner, others: &[friend.to_string()] }).await;
+            self.teller.tell(app, After::Contact { op: ContactOp::Added, owner, others: &[friend.to_string()] }).await;
         }
         Ok(())
     }
 
     /// End a friendship, on both sides. Whether they were friends.
     pub async fn remove_contact(&self, app: &App, owner: &str, friend: &str) -> Result<bool> {
-        let a = self.delete_entries(app, &EntryFilter::collection(ns::CONTACTS, owner).items(vec![friend.to_string()])).await?;
-        let b = self.delete_entries(app, &EntryFilter::collection(ns::CONTACTS, friend).items(vec![owner.to_string()])).await?;
+        let a = self.collections.delete(app, &EntryFilter::collection(ns::CONTACTS, owner).items(vec![friend.to_string()])).await?;
+        let b = self.collections.delete(app, &EntryFilter::collection(ns::CONTACTS, friend).items(vec![owner.to_string()])).await?;
         let removed = !a.is_empty() || !b.is_empty();
         if removed {
-            self.tell(app, After::Contact { op: ContactOp::Removed, owner, others: &[friend.to_string()] }).await;
+            self.teller.tell(app, After::Contact { op: ContactOp::Removed, owner, others: &[friend.to_string()] }).await;
         }
         Ok(removed)
     }
@@ -86,7 +123,7 @@ impl Engine {
     /// A user's friends, in the order they were added.
     pub async fn contacts(&self, app: &App, owner: &str) -> Result<Vec<String>> {
         let q = EntryQuery::all(EntryFilter::collection(ns::CONTACTS, owner));
-        Ok(self.entries(app, &q).await?.into_iter().map(|e| e.item).collect())
+        Ok(self.collections.list(app, &q).await?.into_iter().map(|e| e.item).collect())
     }
 
     // ------------------------------------------------------------------ user blocklist
@@ -103,30 +140,30 @@ impl Engine {
         let max = app.limits.em_max_user_blocks;
         let f = EntryFilter::collection(ns::USER_BLOCKS, owner);
         let have: std::collections::HashSet<String> =
-            self.entries(app, &EntryQuery::all(f.clone())).await?.into_iter().map(|e| e.item).collect();
+            self.collections.list(app, &EntryQuery::all(f.clone())).await?.into_iter().map(|e| e.item).collect();
         let new: std::collections::BTreeSet<&String> = users.iter().filter(|u| !have.contains(*u)).collect();
         if max > 0 && (have.len() + new.len()) as i64 > max {
             return Err(Error::too_many("blocked users", max as usize));
         }
         let entries = users.iter().map(|u| Entry::new(ns::USER_BLOCKS, owner, u.clone(), Value::Null)).collect();
         let rule = PutRule { max_items: cap(max), ..Default::default() };
-        let puts = self.put_entries(app, entries, rule).await?;
+        let puts = self.collections.put(app, entries, rule).await?;
         if puts.contains(&Put::Full) {
             return Err(Error::too_many("blocked users", max.max(0) as usize));
         }
         let mut blocked: Vec<String> = users.iter().zip(&puts).filter(|(_, p)| **p == Put::Added).map(|(u, _)| u.clone()).collect();
         blocked.dedup();
         if !blocked.is_empty() {
-            self.tell(app, After::Contact { op: ContactOp::Blocked, owner, others: &blocked }).await;
+            self.teller.tell(app, After::Contact { op: ContactOp::Blocked, owner, others: &blocked }).await;
         }
         Ok(())
     }
 
     pub async fn unblock_user(&self, app: &App, owner: &str, user: &str) -> Result<bool> {
         let f = EntryFilter::collection(ns::USER_BLOCKS, owner).items(vec![user.to_string()]);
-        let unblocked = !self.delete_entries(app, &f).await?.is_empty();
+        let unblocked = !self.collections.delete(app, &f).await?.is_empty();
         if unblocked {
-            self.tell(app, After::Contact { op: ContactOp::Unblocked, owner, others: &[user.to_string()] }).await;
+            self.teller.tell(app, After::Contact { op: ContactOp::Unblocked, owner, others: &[user.to_string()] }).await;
         }
         Ok(unblocked)
     }
@@ -134,12 +171,12 @@ impl Engine {
     /// A page of `owner`'s blocklist, newest first, after the cursor `after` (an entry's `seq`).
     pub async fn blocked_users(&self, app: &App, owner: &str, after: Option<i64>, limit: i64) -> Result<Vec<Entry>> {
         let q = EntryQuery { filter: EntryFilter::collection(ns::USER_BLOCKS, owner), after, limit, desc: true };
-        self.entries(app, &q).await
+        self.collections.list(app, &q).await
     }
 
     /// Whether `blocker` has blocked `user`.
     pub async fn is_blocked_by(&self, app: &App, blocker: &str, user: &str) -> Result<bool> {
-        Ok(self.entry(app, ns::USER_BLOCKS, blocker, user).await?.is_some())
+        Ok(self.collections.get(app, ns::USER_BLOCKS, blocker, user).await?.is_some())
     }
 
     /// A one-to-one message from a user the recipient blocked is refused, whoever sends it.
@@ -149,11 +186,12 @@ impl Engine {
         }
         // who blocked the sender: one index lookup, and nobody (the common case) ends it here
         let f = EntryFilter { ns: ns::USER_BLOCKS.to_string(), items: Some(vec![from.to_string()]), ..Default::default() };
-        let blockers: Vec<String> = self.entries(app, &EntryQuery::all(f)).await?.into_iter().map(|e| e.key).collect();
+        let blockers: Vec<String> = self.collections.list(app, &EntryQuery::all(f)).await?.into_iter().map(|e| e.key).collect();
         if blockers.is_empty() {
             return Ok(());
         }
-        let members = self.members(app, conv).await?;
+        // a one-to-one conversation's members are in the store (only a chat room's are in presence)
+        let members: Vec<String> = self.store.member_lists(app.id, &[conv.id]).await?.into_iter().map(|m| m.user).collect();
         if members.len() != 2 || !members.iter().any(|m| m == from) {
             return Ok(());
         }
@@ -187,7 +225,7 @@ impl Engine {
             return Err(Error::too_large("app metadata", app_max as usize));
         }
         let entries = fields.iter().map(|(k, v)| Entry::new(ns::USER_METADATA, user, k.clone(), json!(v))).collect();
-        self.put_entries(app, entries, PutRule::default()).await?;
+        self.collections.put(app, entries, PutRule::default()).await?;
         Ok(())
     }
 
@@ -195,7 +233,8 @@ impl Engine {
     pub async fn metadata(&self, app: &App, user: &str) -> Result<Vec<(String, String)>> {
         let q = EntryQuery::all(EntryFilter::collection(ns::USER_METADATA, user));
         let mut v: Vec<(String, String)> = self
-            .entries(app, &q)
+            .collections
+            .list(app, &q)
             .await?
             .into_iter()
             .map(|e| (e.item, e.value.as_str().map(str::to_string).unwrap_or_else(|| e.value.to_string())))
@@ -205,13 +244,13 @@ impl Engine {
     }
 
     pub async fn delete_metadata(&self, app: &App, user: &str) -> Result<bool> {
-        Ok(!self.delete_entries(app, &EntryFilter::collection(ns::USER_METADATA, user)).await?.is_empty())
+        Ok(!self.collections.delete(app, &EntryFilter::collection(ns::USER_METADATA, user)).await?.is_empty())
     }
 
     /// Bytes of every user's metadata in the app.
     pub async fn metadata_bytes(&self, app: &App) -> Result<i64> {
         let f = EntryFilter { ns: ns::USER_METADATA.to_string(), ..Default::default() };
-        Ok(self.entry_stats(app, &f).await?.bytes)
+        Ok(self.collections.stats(app, &f).await?.bytes)
     }
 
     // ------------------------------------------------------------------ presence
@@ -226,14 +265,15 @@ impl Engine {
             return Err(Error::invalid("resource and status are required"));
         }
         let e = Entry::new(ns::PRESENCE_STATUS, user, resource, json!({"status": status, "ext": ext}));
-        self.put_entries(app, vec![e], PutRule::default()).await?;
+        self.collections.put(app, vec![e], PutRule::default()).await?;
         Ok(())
     }
 
     /// The presence of users: each live session (LeanCloud SDK, …) is a resource online (`"1"`)
     /// unless a status was set for it; statuses set through REST are kept per resource.
     pub async fn presence_info(&self, app: &App, users: &[String]) -> Result<Vec<PresenceInfo>> {
-        let known = self.users(app, users).await?;
+        let known: std::collections::HashMap<String, crate::model::User> =
+            self.store.get_users(app.id, users).await?.into_iter().map(|u| (u.id.clone(), u)).collect();
         let mut out = Vec::with_capacity(users.len());
         for u in users {
             let mut info = PresenceInfo { user: u.clone(), last_time: 0, ext: String::new(), status: BTreeMap::new() };
@@ -241,7 +281,7 @@ impl Engine {
                 info.last_time = user.last_login_at.unwrap_or(0);
             }
             let mut latest = 0;
-            for e in self.entries(app, &EntryQuery::all(EntryFilter::collection(ns::PRESENCE_STATUS, u.clone()))).await? {
+            for e in self.collections.list(app, &EntryQuery::all(EntryFilter::collection(ns::PRESENCE_STATUS, u.clone()))).await? {
                 let status = e.value.get("status").and_then(Value::as_str).unwrap_or("0").to_string();
                 if e.updated_at >= latest {
                     latest = e.updated_at;
@@ -266,11 +306,11 @@ impl Engine {
         if targets.iter().any(|t| t == user) {
             return Err(Error::invalid("you can't sub yourself"));
         }
-        let until = self.now() + expiry_secs * 1000;
+        let until = self.stamps.now() + expiry_secs * 1000;
         let max = app.limits.em_presence_subscriptions_max;
         let entries =
             targets.iter().map(|t| Entry::new(ns::PRESENCE_SUBSCRIPTIONS, user, t.clone(), Value::Null).expiring(Some(until))).collect();
-        let done = self.put_entries(app, entries, PutRule { max_items: cap(max), ..Default::default() }).await?;
+        let done = self.collections.put(app, entries, PutRule { max_items: cap(max), ..Default::default() }).await?;
         if done.contains(&Put::Full) {
             return Err(Error::too_many("presence subscriptions", max.max(0) as usize));
         }
@@ -278,13 +318,13 @@ impl Engine {
     }
 
     pub async fn unsubscribe_presence(&self, app: &App, user: &str, targets: &[String]) -> Result<()> {
-        self.delete_entries(app, &EntryFilter::collection(ns::PRESENCE_SUBSCRIPTIONS, user).items(targets.to_vec())).await?;
+        self.collections.delete(app, &EntryFilter::collection(ns::PRESENCE_SUBSCRIPTIONS, user).items(targets.to_vec())).await?;
         Ok(())
     }
 
     /// A user's live subscriptions, oldest first: `(total, page)`; `page` is 1-based.
     pub async fn presence_subscriptions(&self, app: &App, user: &str, page: i64, size: i64) -> Result<(i64, Vec<Entry>)> {
-        let all = self.entries(app, &EntryQuery::all(EntryFilter::collection(ns::PRESENCE_SUBSCRIPTIONS, user))).await?;
+        let all = self.collections.list(app, &EntryQuery::all(EntryFilter::collection(ns::PRESENCE_SUBSCRIPTIONS, user))).await?;
         let total = all.len() as i64;
         let skip = ((page.max(1) - 1) * size).max(0) as usize;
         Ok((total, all.into_iter().skip(skip).take(size.max(0) as usize).collect()))
@@ -295,9 +335,9 @@ impl Engine {
     /// Hand a push task to the app's push relay (`PushSettings::webhook_url`; with none set
     /// the task goes nowhere), through the outbox. Its id.
     pub async fn push_task(&self, app: &App, mut task: PushTask) -> Result<i64> {
-        task.id = self.next_id();
-        task.created_at = self.now();
-        self.tell(app, crate::hooks::After::PushTask { task: &task }).await;
+        task.id = self.stamps.next_id();
+        task.created_at = self.stamps.now();
+        self.teller.tell(app, crate::hooks::After::PushTask { task: &task }).await;
         Ok(task.id)
     }
 
@@ -307,11 +347,11 @@ impl Engine {
     /// entries naming them), metadata, presence, push settings and label memberships.
     pub(crate) async fn forget_user_relations(&self, app: &App, user: &str) -> Result<()> {
         for n in [ns::CONTACTS, ns::USER_BLOCKS, ns::USER_METADATA, ns::PRESENCE_STATUS, ns::PRESENCE_SUBSCRIPTIONS, ns::PUSH_SETTINGS] {
-            self.delete_entries(app, &EntryFilter::collection(n, user)).await?;
+            self.collections.delete(app, &EntryFilter::collection(n, user)).await?;
         }
         for n in [ns::CONTACTS, ns::USER_BLOCKS, ns::PRESENCE_SUBSCRIPTIONS, ns::PUSH_LABEL_USERS] {
             let f = EntryFilter { ns: n.to_string(), key: None, items: Some(vec![user.to_string()]), owner: None };
-            self.delete_entries(app, &f).await?;
+            self.collections.delete(app, &f).await?;
         }
         Ok(())
     }

@@ -83,7 +83,7 @@ async fn add_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
     let friend = user_in_path(&s.engine, &c.app, &p, "member").await?;
-    s.engine.add_contact(&c.app, &owner.id, &friend.id).await.map_err(quota_error)?;
+    s.engine.social().add_contact(&c.app, &owner.id, &friend.id).await.map_err(quota_error)?;
     Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "contacts").with("entities", json!([entity(&friend)])))
 }
 
@@ -93,7 +93,7 @@ async fn remove_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
     let friend = user_in_path(&s.engine, &c.app, &p, "member").await?;
-    s.engine.remove_contact(&c.app, &owner.id, &friend.id).await?;
+    s.engine.social().remove_contact(&c.app, &owner.id, &friend.id).await?;
     Ok(owner_envelope(&c.ctx, &c.app, "delete", owner.num, "contacts").with("entities", json!([entity(&friend)])))
 }
 
@@ -102,7 +102,7 @@ async fn contacts(State(s): State<EmState>, c: Caller, p: P) -> Reply {
     s.engine.rate_check(&c.app, bucket::EM_CONTACTS_LIST).await?;
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
-    let friends = s.engine.contacts(&c.app, &owner.id).await?;
+    let friends = s.engine.social().contacts(&c.app, &owner.id).await?;
     Ok(owner_envelope(&c.ctx, &c.app, "get", owner.num, "contacts")
         .with("entities", json!([]))
         .with("count", json!(friends.len()))
@@ -122,7 +122,7 @@ async fn blocks(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
         None => None,
         Some(cur) => Some(decode_cursor(cur).ok_or_else(|| EmError::illegal("cursor is not valid"))?),
     };
-    let mut page = s.engine.blocked_users(&c.app, &owner.id, after, limit + 1).await?;
+    let mut page = s.engine.social().blocked_users(&c.app, &owner.id, after, limit + 1).await?;
     let more = page.len() as i64 > limit;
     page.truncate(limit as usize);
     let names: Vec<&str> = page.iter().map(|e| e.item.as_str()).collect();
@@ -157,7 +157,7 @@ async fn block(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Repl
             ids.push(id);
         }
     }
-    s.engine.block_users(&c.app, &owner.id, &ids).await.map_err(quota_error)?;
+    s.engine.social().block_users(&c.app, &owner.id, &ids).await.map_err(quota_error)?;
     Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "blocks").with("entities", json!([])).with("data", json!(ids)))
 }
 
@@ -167,7 +167,7 @@ async fn unblock(State(s): State<EmState>, c: Caller, p: P) -> Reply {
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
     let blocked = user_in_path(&s.engine, &c.app, &p, "member").await?;
-    s.engine.unblock_user(&c.app, &owner.id, &blocked.id).await?;
+    s.engine.social().unblock_user(&c.app, &owner.id, &blocked.id).await?;
     Ok(owner_envelope(&c.ctx, &c.app, "delete", owner.num, "blocks").with("entities", json!([entity(&blocked)])))
 }
 
@@ -274,7 +274,7 @@ async fn metadata_set(State(s): State<EmState>, c: Caller, p: P, headers: Header
     let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id).map_err(|_| metadata_auth())?;
     let fields = metadata_fields(&headers, &body)?;
-    s.engine.set_metadata(&c.app, &u.id, &fields).await.map_err(metadata_error)?;
+    s.engine.social().set_metadata(&c.app, &u.id, &fields).await.map_err(metadata_error)?;
     Ok(Answer::bare(json!({"data": metadata_object(fields)})))
 }
 
@@ -283,7 +283,7 @@ async fn metadata_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
     s.engine.rate_check(&c.app, bucket::EM_METADATA_GET).await?;
     let name = username(p.get("username")?).map_err(|_| EmError::user_not_found())?;
     c.may_act_for(&name).map_err(|_| metadata_auth())?;
-    Ok(Answer::bare(json!({"data": metadata_object(s.engine.metadata(&c.app, &name).await?)})))
+    Ok(Answer::bare(json!({"data": metadata_object(s.engine.social().metadata(&c.app, &name).await?)})))
 }
 
 /// `DELETE /metadata/user/{username}`: `true`, also when there was nothing.
@@ -291,7 +291,7 @@ async fn metadata_delete(State(s): State<EmState>, c: Caller, p: P) -> Reply {
     s.engine.rate_check(&c.app, bucket::EM_METADATA_DELETE).await?;
     let name = username(p.get("username")?).map_err(|_| EmError::user_not_found())?;
     c.may_act_for(&name).map_err(|_| metadata_auth())?;
-    s.engine.delete_metadata(&c.app, &name).await?;
+    s.engine.social().delete_metadata(&c.app, &name).await?;
     Ok(Answer::bare(json!({"data": true})))
 }
 
@@ -320,7 +320,7 @@ async fn metadata_batch(State(s): State<EmState>, c: Caller, Body(b): Body) -> R
     };
     let mut data = Map::new();
     for t in targets {
-        let mut fields = s.engine.metadata(&c.app, &t).await?;
+        let mut fields = s.engine.social().metadata(&c.app, &t).await?;
         if let Some(keep) = &props {
             fields.retain(|(k, _)| keep.contains(k));
         }
@@ -334,5 +334,5 @@ async fn metadata_batch(State(s): State<EmState>, c: Caller, Body(b): Body) -> R
 /// `GET /metadata/user/capacity`: the bytes of every user's metadata in the app (app token).
 async fn metadata_capacity(State(s): State<EmState>, Admin { app, .. }: Admin) -> Reply {
     s.engine.rate_check(&app, bucket::EM_METADATA_CAPACITY).await?;
-    Ok(Answer::bare(json!({"data": s.engine.metadata_bytes(&app).await?})))
+    Ok(Answer::bare(json!({"data": s.engine.social().metadata_bytes(&app).await?})))
 }

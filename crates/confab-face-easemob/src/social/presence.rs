@@ -73,7 +73,7 @@ async fn set_status(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) ->
     if ext.len() > c.app.limits.em_presence_ext_max_bytes {
         return Err(EmError::illegal("ext is too big"));
     }
-    s.engine.set_presence(&c.app, &u.id, resource, status, &ext).await?;
+    s.engine.social().set_presence(&c.app, &u.id, resource, status, &ext).await?;
     Ok(Json(json!({"result": "ok"})))
 }
 
@@ -92,11 +92,11 @@ async fn subscribe(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> 
     if names.contains(&u.id) {
         return Err(EmError::illegal("you can't sub yourself"));
     }
-    let ends = s.engine.subscribe_presence(&c.app, &u.id, &names, expiry).await.map_err(|e| match e {
+    let ends = s.engine.social().subscribe_presence(&c.app, &u.id, &names, expiry).await.map_err(|e| match e {
         confab_engine::Error::TooMany { .. } => EmError::illegal("too many sub presence"),
         e => e.into(),
     })?;
-    let infos = s.engine.presence_info(&c.app, &names).await?;
+    let infos = s.engine.social().presence_info(&c.app, &names).await?;
     let result: Vec<Value> = infos
         .iter()
         .zip(ends)
@@ -115,7 +115,7 @@ async fn get_batch(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> 
     let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id)?;
     let names = batch(&b, "usernames", "too many get presences")?;
-    let infos = s.engine.presence_info(&c.app, &names).await?;
+    let infos = s.engine.social().presence_info(&c.app, &names).await?;
     Ok(Json(json!({"result": infos.iter().map(info_json).collect::<Vec<_>>()})))
 }
 
@@ -131,7 +131,7 @@ async fn unsubscribe(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -
             e
         }
     })?;
-    s.engine.unsubscribe_presence(&c.app, &u.id, &names).await?;
+    s.engine.social().unsubscribe_presence(&c.app, &u.id, &names).await?;
     Ok(Json(json!({"result": "ok"})))
 }
 
@@ -143,7 +143,7 @@ async fn sublist(State(s): State<EmState>, c: Caller, p: P, q: Params) -> PReply
     c.may_act_for(&u.id)?;
     let page = q.int("pageNum", 1, 1..=i64::from(u32::MAX))?;
     let size = q.int("pageSize", 100, 1..=500)?;
-    let (total, entries) = s.engine.presence_subscriptions(&c.app, &u.id, page, size).await?;
+    let (total, entries) = s.engine.social().presence_subscriptions(&c.app, &u.id, page, size).await?;
     let list: Vec<Value> = entries.iter().map(|e| json!({"uid": e.item, "expiry": secs(e.expires_at.unwrap_or(0))})).collect();
     Ok(Json(json!({"result": {"totalnum": total.to_string(), "sublist": list}})))
 }

@@ -470,7 +470,7 @@ async fn push_single(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b)
     let known = s.engine.users(&app, &targets).await?;
     let users: Vec<String> = targets.iter().filter(|t| known.contains_key(*t)).cloned().collect();
     if !users.is_empty() {
-        s.engine.push_task(&app, task("single", users, vec![], strategy, message)).await?;
+        s.engine.social().push_task(&app, task("single", users, vec![], strategy, message)).await?;
     }
     let out: Vec<Value> = targets
         .iter()
@@ -496,7 +496,7 @@ async fn push_label(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b):
     push_labels::check_targets(&labels).map_err(label_err)?;
     let (strategy, message) = (strategy(&b)?, push_message(&b)?);
     let users = s.engine.push_label_audience(&app, &labels).await.map_err(label_err)?;
-    let id = s.engine.push_task(&app, task("label", users, labels, strategy, message)).await?;
+    let id = s.engine.social().push_task(&app, task("label", users, labels, strategy, message)).await?;
     Ok(data(json!({"taskId": id})))
 }
 
@@ -505,6 +505,6 @@ async fn push_label(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b):
 async fn push_all(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_TASK).await?;
     let (strategy, message) = (strategy(&b)?, push_message(&b)?);
-    let id = s.engine.push_task(&app, task("app", vec![], vec![], strategy, message)).await?;
+    let id = s.engine.social().push_task(&app, task("app", vec![], vec![], strategy, message)).await?;
     Ok(data(json!(id)))
 }
