@@ -20,6 +20,7 @@ mod message;
 pub mod model;
 pub mod order;
 pub mod password;
+mod plan;
 pub mod presence;
 pub mod push_labels;
 pub mod query;

@@ -9,8 +9,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{Attrs, Plan};
-use crate::query::UnreadBounds;
+use crate::plan::{Attrs, Plan};
 use crate::settings::{HookSettings, PushSettings};
 use crate::Error;
 
@@ -663,6 +662,19 @@ impl LocalRateLimiter {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// How far a store counts a member's unread messages in one conversation, so that the work does
+/// not grow with the history (`Limits::unread_count_max`, `Limits::unread_scan_max`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnreadBounds {
+    /// A conversation's count stops here: below it the count is exact; equal to it, it means "at
+    /// least this many" (an app shows "99+").
+    pub count_max: i64,
+    /// The store looks at no more than this many of the newest messages after the read cursor,
+    /// as many of the messages addressed to the member alone, and as many of those that mention
+    /// someone (for `UnreadEntry::mentioned`).
+    pub scan_max: i64,
 }
 
 #[cfg(test)]

@@ -4,38 +4,11 @@
 //! HTTP, JSON envelopes or SQL.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::limits::Limits;
 
-pub type Attrs = Map<String, Value>;
-
-/// Service plan of an app. It chooses the default limits (see [`Limits::for_plan`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Plan {
-    /// The vendors' development tier: low rate limits.
-    Dev,
-    /// The commercial defaults.
-    #[default]
-    Standard,
-}
-
-impl Plan {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Plan::Dev => "dev",
-            Plan::Standard => "standard",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Plan> {
-        match s {
-            "dev" => Some(Plan::Dev),
-            "standard" => Some(Plan::Standard),
-            _ => None,
-        }
-    }
-}
+pub use crate::plan::{Attrs, Plan};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeanCloudKeys {

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+pub use crate::limits::UnreadBounds;
 use crate::model::{ConvKind, Role};
 
 /// A conversation field a filter or an order can name.
@@ -243,17 +244,4 @@ mod regex_tests {
         assert!(compile_regex("\\QA(\\E", "i").unwrap().is_match("a("));
         assert!(compile_regex("\\d+\\Q.\\E", "").unwrap().is_match("12."));
     }
-}
-
-/// How far a store counts a member's unread messages in one conversation, so that the work does
-/// not grow with the history (`Limits::unread_count_max`, `Limits::unread_scan_max`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnreadBounds {
-    /// A conversation's count stops here: below it the count is exact; equal to it, it means "at
-    /// least this many" (an app shows "99+").
-    pub count_max: i64,
-    /// The store looks at no more than this many of the newest messages after the read cursor,
-    /// as many of the messages addressed to the member alone, and as many of those that mention
-    /// someone (for `UnreadEntry::mentioned`).
-    pub scan_max: i64,
 }
