@@ -385,7 +385,7 @@ impl Engine {
         self.store.delete_conversation(app.id, id).await?;
         self.tell(app, After::Deleted { conv: &conv, by: actor }).await;
         match conv.kind {
-            ConvKind::Chatroom => self.forget_room(app, &conv).await?,
+            ConvKind::Chatroom => self.rooms.forget_room(app, &conv).await?,
             // a group's threads go with it
             ConvKind::Normal => {
                 let q = ConvQuery {
@@ -531,7 +531,7 @@ impl Engine {
             for u in &users {
                 self.presence.room_leave(app.id, conv.id, u).await?;
             }
-            self.forget_room_attributes(app, conv, &users).await?;
+            self.rooms.forget_room_attributes(app, conv, &users).await?;
             self.tell(app, After::Removed { conv, members: &users, by: actor }).await;
             return Ok(Outcome { done: users, refused: vec![] });
         }
@@ -681,7 +681,7 @@ impl Engine {
                 for u in &out.done {
                     self.presence.room_leave(app.id, conv.id, u).await?;
                 }
-                self.forget_room_attributes(app, conv, &out.done).await?;
+                self.rooms.forget_room_attributes(app, conv, &out.done).await?;
             }
             if !blocked.is_empty() {
                 let by = actor.user().map(str::to_string);

@@ -17,7 +17,10 @@ use crate::limits::{Bucket, Limits, LocalRateLimiter, RateLimiter};
 use crate::model::*;
 use crate::password::{login_keys, HashSettings, Hasher, LocalLoginBackoff, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
+use crate::push_labels::PushLabels;
+use crate::quotas::PlanQuotas;
 use crate::quotas::{Quota, Quotas};
+use crate::rooms::Rooms;
 use crate::runtime::{Claim, Invalidate};
 use crate::social::Social;
 use crate::store::{BlobStore, NewUser, Store};
@@ -58,6 +61,12 @@ pub struct Engine {
     collections: Arc<Collections>,
     /// Contacts, blocklists, user metadata, presence statuses, push tasks (`social.rs`).
     pub(crate) social: Arc<Social>,
+    /// Chat room attributes and super admins (`rooms.rs`).
+    pub(crate) rooms: Arc<Rooms>,
+    /// Push labels (`push_labels.rs`).
+    push_labels: Arc<PushLabels>,
+    /// The look before a write at the plan's quotas (`quotas.rs`).
+    quotas: Arc<PlanQuotas>,
 }
 
 /// What `create_app` needs. Keys left as None are generated.
@@ -106,6 +115,9 @@ struct Services {
     teller: Teller,
     collections: Arc<Collections>,
     pub(crate) social: Arc<Social>,
+    rooms: Arc<Rooms>,
+    push_labels: Arc<PushLabels>,
+    quotas: Arc<PlanQuotas>,
 }
 
 impl Services {
@@ -119,7 +131,10 @@ impl Services {
         let teller = Teller { hooks: hooks.clone(), store: store.clone(), bell: bell.clone(), stamps: stamps.clone() };
         let collections = Arc::new(Collections::new(store.clone(), stamps.clone()));
         let social = Arc::new(Social::new(store.clone(), presence.clone(), stamps.clone(), collections.clone(), teller.clone()));
-        Services { teller, collections, social }
+        let rooms = Arc::new(Rooms::new(store.clone(), presence.clone(), stamps.clone(), collections.clone()));
+        let push_labels = Arc::new(PushLabels::new(store.clone(), collections.clone()));
+        let quotas = Arc::new(PlanQuotas::new(store.clone()));
+        Services { teller, collections, social, rooms, push_labels, quotas }
     }
 }
 
@@ -128,7 +143,8 @@ impl Engine {
         let stamps = Stamps::new(Arc::new(SystemClock), Arc::new(IdGen::new(node)));
         let hooks = Arc::new(std::sync::OnceLock::new());
         let outbox_bell = Arc::new(tokio::sync::Notify::new());
-        let Services { teller, collections, social } = Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
+        let Services { teller, collections, social, rooms, push_labels, quotas } =
+            Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
         Engine {
             order: crate::order::Sequencer::new(bus.clone()),
             store,
@@ -147,22 +163,43 @@ impl Engine {
             teller,
             collections,
             social,
+            rooms,
+            push_labels,
+            quotas,
         }
     }
 
     /// Build the services again from the engine's handles (after one was replaced).
     fn wire(mut self) -> Self {
-        let Services { teller, collections, social } =
+        let Services { teller, collections, social, rooms, push_labels, quotas } =
             Services::build(&self.store, &self.presence, &self.stamps, &self.hooks, &self.outbox_bell);
         self.teller = teller;
         self.collections = collections;
         self.social = social;
+        self.rooms = rooms;
+        self.push_labels = push_labels;
+        self.quotas = quotas;
         self
     }
 
     /// Contacts, user blocklists, user metadata, presence statuses and subscriptions, push tasks.
     pub fn social(&self) -> &Social {
         &self.social
+    }
+
+    /// Chat room custom attributes and the app's chat room super admins.
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    /// Push labels: named sets of users a push task can be aimed at.
+    pub fn push_labels(&self) -> &PushLabels {
+        &self.push_labels
+    }
+
+    /// The plan quotas' look before a write (`check_quota`).
+    pub fn quotas(&self) -> &PlanQuotas {
+        &self.quotas
     }
 
     /// Share "run once" and cache invalidations with other engines (other nodes) instead of

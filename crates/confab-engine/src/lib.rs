@@ -47,7 +47,8 @@ pub use hooks::{After, AppNote, Before, ContactOp, HookChain, HookReport, Hooks,
 pub use import::{ImportedConversation, ImportedUser};
 pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position};
 pub use presence::{LocalPresence, Presence, SessionRef};
-pub use quotas::{Quota, Quotas};
-pub use rooms::{KeyOutcome, ROOM_ATTRIBUTES_BATCH_MAX};
+pub use push_labels::PushLabels;
+pub use quotas::{PlanQuotas, Quota, Quotas};
+pub use rooms::{KeyOutcome, Rooms, ROOM_ATTRIBUTES_BATCH_MAX};
 pub use social::{PresenceInfo, PushTask, Social};
 pub use store::{AppStore, BlobStore, ConversationStore, EntryStore, ImportStore, MessageStore, OutboxStore, Store, UserStore};

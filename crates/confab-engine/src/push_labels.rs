@@ -8,12 +8,16 @@
 //! description), their users in `ns::PUSH_LABEL_USERS` (key = the label, item = the user).
 //! The faces only translate: they read the wire, call these, and render what comes back.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
-use crate::engine::Engine;
+use crate::collections::Collections;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Overwrite, Put, PutRule};
 use crate::error::Error;
 use crate::model::App;
+use crate::store::Store;
 
 /// Most users one call may add to or remove from a label.
 pub const LABEL_BATCH_MAX: usize = 100;
@@ -114,19 +118,33 @@ fn users_of(label: &str) -> EntryFilter {
     EntryFilter::collection(ns::PUSH_LABEL_USERS, label.to_string())
 }
 
-impl Engine {
+/// The push labels service. Built by `Engine::new`, reached as `engine.push_labels()`.
+///
+/// It holds only what it uses:
+/// * `store`: users (only existing users go under a label);
+/// * `collections`: the keyed-collections service the labels and their users live in.
+pub struct PushLabels {
+    store: Arc<dyn Store>,
+    collections: Arc<Collections>,
+}
+
+impl PushLabels {
+    pub(crate) fn new(store: Arc<dyn Store>, collections: Arc<Collections>) -> Self {
+        PushLabels { store, collections }
+    }
+
     async fn label_entry(&self, app: &App, name: &str) -> LabelResult<Entry> {
-        self.entry(app, ns::PUSH_LABELS, "", name).await?.ok_or_else(|| LabelError::Missing(name.to_string()))
+        self.collections.get(app, ns::PUSH_LABELS, "", name).await?.ok_or_else(|| LabelError::Missing(name.to_string()))
     }
 
     async fn label_of(&self, app: &App, e: Entry) -> LabelResult<PushLabel> {
-        let count = self.entry_stats(app, &users_of(&e.item)).await?.count;
+        let count = self.collections.stats(app, &users_of(&e.item)).await?.count;
         Ok(PushLabel { description: e.value.as_str().unwrap_or("").to_string(), name: e.item, count, created_at: e.created_at })
     }
 
     /// A page of entries in insertion order, after `after`, at most `limit`.
     async fn label_page(&self, app: &App, filter: EntryFilter, after: Option<i64>, limit: i64) -> LabelResult<(Vec<Entry>, Option<i64>)> {
-        let mut v = self.entries(app, &EntryQuery { filter, after, limit: limit + 1, desc: false }).await?;
+        let mut v = self.collections.list(app, &EntryQuery { filter, after, limit: limit + 1, desc: false }).await?;
         let more = v.len() as i64 > limit;
         v.truncate(limit.max(0) as usize);
         let next = if more { v.last().map(|e| e.seq) } else { None };
@@ -143,7 +161,7 @@ impl Engine {
         }
         let max = app.limits.em_push_labels_max;
         let rule = PutRule { overwrite: Overwrite::Never, max_items: cap(max) };
-        match self.put_entries(app, vec![Entry::new(ns::PUSH_LABELS, "", name, json!(description))], rule).await?.as_slice() {
+        match self.collections.put(app, vec![Entry::new(ns::PUSH_LABELS, "", name, json!(description))], rule).await?.as_slice() {
             [Put::Kept] => return Err(LabelError::Exists(name.to_string())),
             [Put::Full] => return Err(LabelError::TooMany(max)),
             _ => {}
@@ -171,8 +189,8 @@ impl Engine {
     /// Delete a label and its users.
     pub async fn delete_push_label(&self, app: &App, name: &str) -> LabelResult<()> {
         let e = self.label_entry(app, name).await?;
-        self.delete_entries(app, &users_of(&e.item)).await?;
-        self.delete_entries(app, &EntryFilter::collection(ns::PUSH_LABELS, "").items(vec![e.item])).await?;
+        self.collections.delete(app, &users_of(&e.item)).await?;
+        self.collections.delete(app, &EntryFilter::collection(ns::PUSH_LABELS, "").items(vec![e.item])).await?;
         Ok(())
     }
 
@@ -181,11 +199,11 @@ impl Engine {
     pub async fn add_push_label_users(&self, app: &App, label: &str, users: Vec<String>) -> LabelResult<LabelUsersAdded> {
         let label = self.label_entry(app, label).await?.item;
         check_batch(&users)?;
-        let known = self.users(app, &users).await?;
+        let known: HashSet<String> = self.store.get_users(app.id, &users).await?.into_iter().map(|u| u.id).collect();
         let mut out = LabelUsersAdded::default();
         let mut entries = Vec::new();
         for u in users {
-            if known.contains_key(&u) {
+            if known.contains(&u) {
                 entries.push(Entry::new(ns::PUSH_LABEL_USERS, label.clone(), u, Value::Null));
             } else {
                 out.failed.push((u, LabelUserFail::NoSuchUser));
@@ -193,7 +211,7 @@ impl Engine {
         }
         let rule = PutRule { overwrite: Overwrite::Never, max_items: cap(app.limits.em_push_label_users_max) };
         let asked: Vec<String> = entries.iter().map(|e| e.item.clone()).collect();
-        for (u, r) in asked.into_iter().zip(self.put_entries(app, entries, rule).await?) {
+        for (u, r) in asked.into_iter().zip(self.collections.put(app, entries, rule).await?) {
             if r == Put::Full {
                 out.failed.push((u, LabelUserFail::LabelFull));
             } else {
@@ -208,7 +226,7 @@ impl Engine {
         let label = self.label_entry(app, label).await?.item;
         check_batch(&users)?;
         let gone: Vec<String> =
-            self.delete_entries(app, &users_of(&label).items(users.clone())).await?.into_iter().map(|e| e.item).collect();
+            self.collections.delete(app, &users_of(&label).items(users.clone())).await?.into_iter().map(|e| e.item).collect();
         let absent = users.into_iter().filter(|u| !gone.contains(u)).collect();
         Ok((gone, absent))
     }
@@ -216,7 +234,7 @@ impl Engine {
     /// One user under a label, if they are.
     pub async fn push_label_user(&self, app: &App, label: &str, user: &str) -> LabelResult<Option<LabelUser>> {
         let label = self.label_entry(app, label).await?.item;
-        let e = self.entry(app, ns::PUSH_LABEL_USERS, &label, user).await?;
+        let e = self.collections.get(app, ns::PUSH_LABEL_USERS, &label, user).await?;
         Ok(e.map(|e| LabelUser { user: e.item, created_at: e.created_at }))
     }
 
@@ -234,7 +252,7 @@ impl Engine {
         let mut users: Option<Vec<String>> = None;
         for l in labels {
             self.label_entry(app, l).await?;
-            let these: Vec<String> = self.entries(app, &EntryQuery::all(users_of(l))).await?.into_iter().map(|e| e.item).collect();
+            let these: Vec<String> = self.collections.list(app, &EntryQuery::all(users_of(l))).await?.into_iter().map(|e| e.item).collect();
             users = Some(match users {
                 None => these,
                 Some(prev) => prev.into_iter().filter(|u| these.contains(u)).collect(),

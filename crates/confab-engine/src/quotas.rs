@@ -7,12 +7,12 @@
 //! faces' never did.
 
 use std::fmt;
+use std::sync::Arc;
 
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{App, ConvKind, Conversation};
 use crate::query::{ConvQuery, Field, Filter, Op, Scalar};
-use crate::store::ConvQuotas;
+use crate::store::{ConvQuotas, Store};
 
 /// A quota a write was refused by (`Error::OverQuota`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +93,20 @@ fn groups_query(member: Option<&str>) -> ConvQuery {
     ConvQuery { kinds: Some(vec![ConvKind::Normal]), filter: Filter::And(conds), count: true, limit: 0, ..Default::default() }
 }
 
-impl Engine {
+/// The plan quotas service: the look before a write (`check_quota`). Built by `Engine::new`,
+/// reached as `engine.quotas()`. It holds only the `store` it counts in. The creates that count
+/// do not go through it: the store checks in the write, against the limits the free functions
+/// above ([`limit`], `conv_quotas`, `member_quota`) read from the app's plan, so a create path
+/// needs no service. (Named `PlanQuotas`: [`Quotas`] says whether a create counts.)
+pub struct PlanQuotas {
+    store: Arc<dyn Store>,
+}
+
+impl PlanQuotas {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        PlanQuotas { store }
+    }
+
     /// Whether `adding` more would fit under a quota now: `OverQuota` if not. A look before the
     /// work, for a call that must refuse as a whole before it starts (an Easemob batch
     /// registration) or before its other checks; the write that adds checks again, atomically.

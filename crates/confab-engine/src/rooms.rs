@@ -4,13 +4,17 @@
 //! leaves the room (or is removed or blocked). Whatever face changes a room, these rules hold.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::engine::Engine;
+use crate::collections::Collections;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Overwrite, Put, PutRule};
 use crate::error::{Error, Result};
+use crate::ids::Stamps;
 use crate::model::{App, ConvKind, Conversation};
+use crate::presence::Presence;
+use crate::store::Store;
 
 /// Most attributes one call may set or delete.
 pub const ROOM_ATTRIBUTES_BATCH_MAX: usize = 10;
@@ -36,7 +40,26 @@ fn check_batch(n: usize) -> Result<()> {
     Ok(())
 }
 
-impl Engine {
+/// The rooms service: chat room custom attributes and the app's chat room super admins. Built
+/// by `Engine::new`, reached as `engine.rooms()`.
+///
+/// It holds only what it uses:
+/// * `store`: users (a super admin must exist);
+/// * `presence`: who is in a room (only a member sets attributes unless forced);
+/// * `stamps`: the engine's clock (the presence check);
+/// * `collections`: the keyed-collections service the attributes and super admins live in.
+pub struct Rooms {
+    store: Arc<dyn Store>,
+    presence: Arc<dyn Presence>,
+    stamps: Stamps,
+    collections: Arc<Collections>,
+}
+
+impl Rooms {
+    pub(crate) fn new(store: Arc<dyn Store>, presence: Arc<dyn Presence>, stamps: Stamps, collections: Arc<Collections>) -> Self {
+        Rooms { store, presence, stamps, collections }
+    }
+
     fn check_room(conv: &Conversation) -> Result<()> {
         if conv.kind != ConvKind::Chatroom {
             return Err(Error::WrongKind { expected: ConvKind::Chatroom });
@@ -49,7 +72,7 @@ impl Engine {
         Self::check_room(conv)?;
         let mut f = EntryFilter::collection(ns::ROOM_ATTRIBUTES, room_key(conv));
         f.items = keys;
-        let entries = self.entries(app, &EntryQuery::all(f)).await?;
+        let entries = self.collections.list(app, &EntryQuery::all(f)).await?;
         Ok(entries.into_iter().map(|e| (e.item, e.value["v"].as_str().unwrap_or_default().to_string())).collect())
     }
 
@@ -68,7 +91,7 @@ impl Engine {
     ) -> Result<KeyOutcome> {
         Self::check_room(conv)?;
         check_batch(pairs.len())?;
-        if !forced && !self.presence.in_room(app.id, conv.id, user, self.now()).await? {
+        if !forced && !self.presence.in_room(app.id, conv.id, user, self.stamps.now()).await? {
             return Err(Error::NotMember);
         }
         let l = &app.limits;
@@ -95,7 +118,7 @@ impl Engine {
             overwrite: if forced { Overwrite::Always } else { Overwrite::IfOwner },
             max_items: (l.em_room_attributes_max > 0).then_some(l.em_room_attributes_max),
         };
-        let puts = if entries.is_empty() { vec![] } else { self.put_entries(app, entries, rule).await? };
+        let puts = if entries.is_empty() { vec![] } else { self.collections.put(app, entries, rule).await? };
         for (k, put) in keys.into_iter().zip(puts) {
             match put {
                 Put::Added | Put::Replaced | Put::Kept => out.done.push(k),
@@ -119,7 +142,7 @@ impl Engine {
         check_batch(keys.len())?;
         let f = EntryFilter::collection(ns::ROOM_ATTRIBUTES, room_key(conv)).items(keys.clone());
         let existing: BTreeMap<String, Option<String>> =
-            self.entries(app, &EntryQuery::all(f.clone())).await?.into_iter().map(|e| (e.item, e.owner)).collect();
+            self.collections.list(app, &EntryQuery::all(f.clone())).await?.into_iter().map(|e| (e.item, e.owner)).collect();
         let mut out = KeyOutcome::default();
         let mut deletable = Vec::new();
         for k in keys {
@@ -132,7 +155,7 @@ impl Engine {
             }
         }
         if !deletable.is_empty() {
-            self.delete_entries(app, &EntryFilter::collection(ns::ROOM_ATTRIBUTES, room_key(conv)).items(deletable.clone())).await?;
+            self.collections.delete(app, &EntryFilter::collection(ns::ROOM_ATTRIBUTES, room_key(conv)).items(deletable.clone())).await?;
         }
         out.done = deletable;
         Ok(out)
@@ -143,14 +166,15 @@ impl Engine {
         for u in users {
             let f = EntryFilter::collection(ns::ROOM_ATTRIBUTES, room_key(conv)).owner(u.clone());
             let gone: Vec<String> = self
-                .entries(app, &EntryQuery::all(f))
+                .collections
+                .list(app, &EntryQuery::all(f))
                 .await?
                 .into_iter()
                 .filter(|e| e.value["auto_delete"] == Value::Bool(true))
                 .map(|e| e.item)
                 .collect();
             if !gone.is_empty() {
-                self.delete_entries(app, &EntryFilter::collection(ns::ROOM_ATTRIBUTES, room_key(conv)).items(gone)).await?;
+                self.collections.delete(app, &EntryFilter::collection(ns::ROOM_ATTRIBUTES, room_key(conv)).items(gone)).await?;
             }
         }
         Ok(())
@@ -158,7 +182,7 @@ impl Engine {
 
     /// A deleted room's attributes go with it.
     pub(crate) async fn forget_room(&self, app: &App, conv: &Conversation) -> Result<()> {
-        self.delete_entries(app, &EntryFilter::collection(ns::ROOM_ATTRIBUTES, room_key(conv))).await?;
+        self.collections.delete(app, &EntryFilter::collection(ns::ROOM_ATTRIBUTES, room_key(conv))).await?;
         Ok(())
     }
 
@@ -166,24 +190,24 @@ impl Engine {
 
     /// Make a user a chat room super admin of the app (may create chat rooms from a client).
     pub async fn add_room_super_admin(&self, app: &App, user: &str) -> Result<()> {
-        self.get_user(app, user).await?;
-        self.put_entries(app, vec![Entry::new(ns::ROOM_SUPER_ADMINS, "", user, Value::Null)], PutRule::default()).await?;
+        self.store.get_user(app.id, user).await?.ok_or_else(|| Error::UserNotFound(user.to_string()))?;
+        self.collections.put(app, vec![Entry::new(ns::ROOM_SUPER_ADMINS, "", user, Value::Null)], PutRule::default()).await?;
         Ok(())
     }
 
     /// Whether the user was a super admin.
     pub async fn remove_room_super_admin(&self, app: &App, user: &str) -> Result<bool> {
         let f = EntryFilter::collection(ns::ROOM_SUPER_ADMINS, "").items(vec![user.to_string()]);
-        Ok(!self.delete_entries(app, &f).await?.is_empty())
+        Ok(!self.collections.delete(app, &f).await?.is_empty())
     }
 
     /// The super admins, in the order they were made; `skip` passed over, at most `limit`.
     pub async fn room_super_admins(&self, app: &App, skip: i64, limit: i64) -> Result<Vec<String>> {
         let q = EntryQuery { limit: skip.saturating_add(limit), ..EntryQuery::all(EntryFilter::collection(ns::ROOM_SUPER_ADMINS, "")) };
-        Ok(self.entries(app, &q).await?.into_iter().skip(skip.max(0) as usize).map(|e| e.item).collect())
+        Ok(self.collections.list(app, &q).await?.into_iter().skip(skip.max(0) as usize).map(|e| e.item).collect())
     }
 
     pub async fn is_room_super_admin(&self, app: &App, user: &str) -> Result<bool> {
-        Ok(self.entry(app, ns::ROOM_SUPER_ADMINS, "", user).await?.is_some())
+        Ok(self.collections.get(app, ns::ROOM_SUPER_ADMINS, "", user).await?.is_some())
     }
 }

@@ -188,7 +188,7 @@ async fn user_token(s: &EmState, app: &App, user: &User, ttl: Option<i64>, expir
 /// The users quota looked at before anything else (a batch is refused as a whole); each
 /// creation is counted again by the store as it inserts.
 async fn check_user_quota(s: &EmState, app: &App, adding: i64) -> EmResult<()> {
-    Ok(s.engine.check_quota(app, &Quota::Users, adding).await?)
+    Ok(s.engine.quotas().check_quota(app, &Quota::Users, adding).await?)
 }
 
 /// One registration: `{username, password, nickname}`.

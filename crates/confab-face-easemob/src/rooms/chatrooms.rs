@@ -293,7 +293,7 @@ async fn super_admins(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Pa
     s.engine.rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN).await?;
     let size = q.int("pagesize", 10, 1..=1000)?;
     let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
-    let data = s.engine.room_super_admins(&app, size * num, size).await?;
+    let data = s.engine.rooms().room_super_admins(&app, size * num, size).await?;
     Ok(list_answer(&ctx, &app, "/chatrooms", data))
 }
 
@@ -302,7 +302,7 @@ async fn add_super_admin(State(s): State<EmState>, Admin { app, ctx }: Admin, Bo
     s.engine.rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN).await?;
     let raw = b.get("superadmin").and_then(Value::as_str).ok_or_else(|| EmError::invalid_parameter("superadmin must be provided"))?;
     let user = existing_user(&s.engine, &app, raw).await?;
-    s.engine.add_room_super_admin(&app, &user).await?;
+    s.engine.rooms().add_room_super_admin(&app, &user).await?;
     Ok(ctx.envelope(&app, "post", "/chatrooms").with("entities", json!([])).with("data", json!({"result": "success", "resource": ""})))
 }
 
@@ -311,7 +311,7 @@ async fn remove_super_admin(State(s): State<EmState>, Admin { app, ctx }: Admin,
     s.engine.rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN).await?;
     let raw = p.get("username")?;
     let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
-    if !s.engine.remove_room_super_admin(&app, &user).await? {
+    if !s.engine.rooms().remove_room_super_admin(&app, &user).await? {
         return Err(EmError::not_found(format!("user {user} is not a chatroom super admin")));
     }
     Ok(ctx
@@ -375,7 +375,7 @@ async fn get_attributes(State(s): State<EmState>, c: Caller, p: P, Body(b): Body
         }
     }
     let keys = keys_of(&b)?.filter(|k| !k.is_empty());
-    let attrs = s.engine.room_attributes(&c.app, &conv, keys).await?;
+    let attrs = s.engine.rooms().room_attributes(&c.app, &conv, keys).await?;
     Ok(attr_answer(&c, "post", json!(attrs)))
 }
 
@@ -411,7 +411,7 @@ async fn set_with(s: EmState, c: Caller, p: P, b: Value, forced: bool) -> Reply 
         Some(Value::String(x)) if x == "NO_DELETE" => false,
         Some(_) => return Err(EmError::invalid_parameter("autoDelete is DELETE or NO_DELETE")),
     };
-    let out = s.engine.set_room_attributes(&c.app, &conv, &user, pairs, auto_delete, forced).await.map_err(attr_error)?;
+    let out = s.engine.rooms().set_room_attributes(&c.app, &conv, &user, pairs, auto_delete, forced).await.map_err(attr_error)?;
     Ok(attr_answer(&c, "put", outcome(out)))
 }
 
@@ -419,7 +419,7 @@ async fn delete_with(s: EmState, c: Caller, p: P, b: Value, forced: bool) -> Rep
     s.engine.rate_check(&c.app, bucket::EM_METADATA_CHATROOM_DELETE).await?;
     let (conv, user) = attr_call(&s, &c, &p, forced).await?;
     let keys = keys_of(&b)?.ok_or_else(|| EmError::invalid_parameter("keys must be provided"))?;
-    let out = s.engine.delete_room_attributes(&c.app, &conv, &user, keys, forced).await.map_err(attr_error)?;
+    let out = s.engine.rooms().delete_room_attributes(&c.app, &conv, &user, keys, forced).await.map_err(attr_error)?;
     Ok(attr_answer(&c, "delete", outcome(out)))
 }
 

@@ -355,7 +355,7 @@ async fn add_one(
             // counted again by the store as it inserts
             let quotas = if is_room { Quotas::Uncounted } else { Quotas::Counted };
             if !is_room {
-                engine.check_quota(app, &Quota::GroupsPerUser(user.to_string()), 1).await?;
+                engine.quotas().check_quota(app, &Quota::GroupsPerUser(user.to_string()), 1).await?;
             }
             engine.add_members_with(app, conv, vec![user.to_string()], &Actor::Admin, quotas).await?;
             Ok(None)

@@ -316,13 +316,13 @@ async fn label_create(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b
         Some(Value::String(d)) => Some(d.clone()),
         Some(_) => return Err(bad_param("description")),
     };
-    let l = s.engine.create_push_label(&app, name, desc).await.map_err(label_err)?;
+    let l = s.engine.push_labels().create_push_label(&app, name, desc).await.map_err(label_err)?;
     Ok(data(json!({"name": l.name, "description": l.description, "createdAt": l.created_at})))
 }
 
 async fn label_get(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_GET).await?;
-    let l = s.engine.push_label(&app, p.get("labelname")?).await.map_err(label_err)?;
+    let l = s.engine.push_labels().push_label(&app, p.get("labelname")?).await.map_err(label_err)?;
     Ok(data(label_json(&l)))
 }
 
@@ -347,14 +347,14 @@ fn with_cursor(a: Answer, next: Option<i64>) -> Answer {
 async fn label_list(State(s): State<EmState>, Admin { app, .. }: Admin, q: Params) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_LIST).await?;
     let (after, limit) = page_params(&q, 100)?;
-    let page = s.engine.push_labels(&app, after, limit).await.map_err(label_err)?;
+    let page = s.engine.push_labels().push_labels(&app, after, limit).await.map_err(label_err)?;
     Ok(with_cursor(data(json!(page.items.iter().map(label_json).collect::<Vec<_>>())), page.next))
 }
 
 /// `DELETE /push/label/{labelname}`: the label and its users.
 async fn label_delete(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_DELETE).await?;
-    s.engine.delete_push_label(&app, p.get("labelname")?).await.map_err(label_err)?;
+    s.engine.push_labels().delete_push_label(&app, p.get("labelname")?).await.map_err(label_err)?;
     Ok(data(json!("success")))
 }
 
@@ -362,7 +362,7 @@ async fn label_delete(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) 
 /// a missing label is the answer before it.
 async fn after_label<T>(s: &EmState, app: &App, label: &str, r: EmResult<T>) -> EmResult<T> {
     if r.is_err() {
-        s.engine.push_label(app, label).await.map_err(label_err)?;
+        s.engine.push_labels().push_label(app, label).await.map_err(label_err)?;
     }
     r
 }
@@ -377,7 +377,7 @@ async fn label_add(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Bod
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_ADD).await?;
     let label = p.get("labelname")?;
     let names = label_batch(&s, &app, label, &b).await?;
-    let out = s.engine.add_push_label_users(&app, label, names).await.map_err(label_err)?;
+    let out = s.engine.push_labels().add_push_label_users(&app, label, names).await.map_err(label_err)?;
     let fail: Map<String, Value> = out
         .failed
         .into_iter()
@@ -396,7 +396,7 @@ async fn label_add(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Bod
 async fn label_user(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_USER).await?;
     let name = p.get("username")?.to_lowercase();
-    Ok(match s.engine.push_label_user(&app, p.get("labelname")?, &name).await.map_err(label_err)? {
+    Ok(match s.engine.push_labels().push_label_user(&app, p.get("labelname")?, &name).await.map_err(label_err)? {
         Some(u) => data(label_user_json(&u)),
         None => Answer::bare(json!({})),
     })
@@ -407,7 +407,7 @@ async fn label_users(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, q
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_USERS).await?;
     let label = p.get("labelname")?;
     let (after, limit) = after_label(&s, &app, label, page_params(&q, 100)).await?;
-    let page = s.engine.push_label_users(&app, label, after, limit).await.map_err(label_err)?;
+    let page = s.engine.push_labels().push_label_users(&app, label, after, limit).await.map_err(label_err)?;
     Ok(with_cursor(data(json!(page.items.iter().map(label_user_json).collect::<Vec<_>>())), page.next))
 }
 
@@ -416,7 +416,7 @@ async fn label_remove(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, 
     s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_REMOVE).await?;
     let label = p.get("labelname")?;
     let names = label_batch(&s, &app, label, &b).await?;
-    let (gone, absent) = s.engine.remove_push_label_users(&app, label, names).await.map_err(label_err)?;
+    let (gone, absent) = s.engine.push_labels().remove_push_label_users(&app, label, names).await.map_err(label_err)?;
     let fail: Map<String, Value> = absent.into_iter().map(|n| (n, json!("user not in label"))).collect();
     Ok(data(json!({"success": gone, "fail": fail})))
 }
@@ -495,7 +495,7 @@ async fn push_label(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b):
     };
     push_labels::check_targets(&labels).map_err(label_err)?;
     let (strategy, message) = (strategy(&b)?, push_message(&b)?);
-    let users = s.engine.push_label_audience(&app, &labels).await.map_err(label_err)?;
+    let users = s.engine.push_labels().push_label_audience(&app, &labels).await.map_err(label_err)?;
     let id = s.engine.social().push_task(&app, task("label", users, labels, strategy, message)).await?;
     Ok(data(json!({"taskId": id})))
 }
