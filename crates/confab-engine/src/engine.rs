@@ -12,6 +12,7 @@ use crate::bus::{Bus, Event, KickReason};
 use crate::collections::Collections;
 use crate::entries::{check_blob_id, Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
 use crate::error::{Error, Result};
+use crate::global_mutes::GlobalMutes;
 use crate::ids::{Clock, IdGen, Stamps, SystemClock};
 use crate::limits::{Bucket, Limits, LocalRateLimiter, RateLimiter};
 use crate::model::*;
@@ -58,6 +59,8 @@ pub struct Engine {
     collections: Arc<Collections>,
     /// Contacts, blocklists, user metadata, presence statuses, push tasks (`social.rs`).
     pub(crate) social: Arc<Social>,
+    /// Global speech mutes (`global_mutes.rs`).
+    pub(crate) global_mutes: Arc<GlobalMutes>,
 }
 
 /// What `create_app` needs. Keys left as None are generated.
@@ -106,6 +109,7 @@ struct Services {
     teller: Teller,
     collections: Arc<Collections>,
     pub(crate) social: Arc<Social>,
+    global_mutes: Arc<GlobalMutes>,
 }
 
 impl Services {
@@ -119,7 +123,8 @@ impl Services {
         let teller = Teller { hooks: hooks.clone(), store: store.clone(), bell: bell.clone(), stamps: stamps.clone() };
         let collections = Arc::new(Collections::new(store.clone(), stamps.clone()));
         let social = Arc::new(Social::new(store.clone(), presence.clone(), stamps.clone(), collections.clone(), teller.clone()));
-        Services { teller, collections, social }
+        let global_mutes = Arc::new(GlobalMutes::new(collections.clone(), stamps.clone()));
+        Services { teller, collections, social, global_mutes }
     }
 }
 
@@ -128,7 +133,7 @@ impl Engine {
         let stamps = Stamps::new(Arc::new(SystemClock), Arc::new(IdGen::new(node)));
         let hooks = Arc::new(std::sync::OnceLock::new());
         let outbox_bell = Arc::new(tokio::sync::Notify::new());
-        let Services { teller, collections, social } = Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
+        let Services { teller, collections, social, global_mutes } = Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
         Engine {
             order: crate::order::Sequencer::new(bus.clone()),
             store,
@@ -147,22 +152,29 @@ impl Engine {
             teller,
             collections,
             social,
+            global_mutes,
         }
     }
 
     /// Build the services again from the engine's handles (after one was replaced).
     fn wire(mut self) -> Self {
-        let Services { teller, collections, social } =
+        let Services { teller, collections, social, global_mutes } =
             Services::build(&self.store, &self.presence, &self.stamps, &self.hooks, &self.outbox_bell);
         self.teller = teller;
         self.collections = collections;
         self.social = social;
+        self.global_mutes = global_mutes;
         self
     }
 
     /// Contacts, user blocklists, user metadata, presence statuses and subscriptions, push tasks.
     pub fn social(&self) -> &Social {
         &self.social
+    }
+
+    /// Global speech mutes.
+    pub fn global_mutes(&self) -> &GlobalMutes {
+        &self.global_mutes
     }
 
     /// Share "run once" and cache invalidations with other engines (other nodes) instead of
