@@ -19,6 +19,7 @@ use crate::model::*;
 use crate::password::{login_keys, HashSettings, Hasher, LocalLoginBackoff, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
 use crate::quotas::{Quota, Quotas};
+use crate::reactions::Reactions;
 use crate::runtime::{Claim, Invalidate};
 use crate::social::Social;
 use crate::store::{BlobStore, NewUser, Store};
@@ -61,6 +62,8 @@ pub struct Engine {
     pub(crate) social: Arc<Social>,
     /// Global speech mutes (`global_mutes.rs`).
     pub(crate) global_mutes: Arc<GlobalMutes>,
+    /// Reactions to messages (`reactions.rs`).
+    pub(crate) reactions: Arc<Reactions>,
 }
 
 /// What `create_app` needs. Keys left as None are generated.
@@ -110,6 +113,7 @@ struct Services {
     collections: Arc<Collections>,
     pub(crate) social: Arc<Social>,
     global_mutes: Arc<GlobalMutes>,
+    reactions: Arc<Reactions>,
 }
 
 impl Services {
@@ -124,7 +128,8 @@ impl Services {
         let collections = Arc::new(Collections::new(store.clone(), stamps.clone()));
         let social = Arc::new(Social::new(store.clone(), presence.clone(), stamps.clone(), collections.clone(), teller.clone()));
         let global_mutes = Arc::new(GlobalMutes::new(collections.clone(), stamps.clone()));
-        Services { teller, collections, social, global_mutes }
+        let reactions = Arc::new(Reactions::new(store.clone(), stamps.clone(), collections.clone(), teller.clone()));
+        Services { teller, collections, social, global_mutes, reactions }
     }
 }
 
@@ -133,7 +138,8 @@ impl Engine {
         let stamps = Stamps::new(Arc::new(SystemClock), Arc::new(IdGen::new(node)));
         let hooks = Arc::new(std::sync::OnceLock::new());
         let outbox_bell = Arc::new(tokio::sync::Notify::new());
-        let Services { teller, collections, social, global_mutes } = Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
+        let Services { teller, collections, social, global_mutes, reactions } =
+            Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
         Engine {
             order: crate::order::Sequencer::new(bus.clone()),
             store,
@@ -153,17 +159,19 @@ impl Engine {
             collections,
             social,
             global_mutes,
+            reactions,
         }
     }
 
     /// Build the services again from the engine's handles (after one was replaced).
     fn wire(mut self) -> Self {
-        let Services { teller, collections, social, global_mutes } =
+        let Services { teller, collections, social, global_mutes, reactions } =
             Services::build(&self.store, &self.presence, &self.stamps, &self.hooks, &self.outbox_bell);
         self.teller = teller;
         self.collections = collections;
         self.social = social;
         self.global_mutes = global_mutes;
+        self.reactions = reactions;
         self
     }
 
@@ -175,6 +183,11 @@ impl Engine {
     /// Global speech mutes.
     pub fn global_mutes(&self) -> &GlobalMutes {
         &self.global_mutes
+    }
+
+    /// Reactions to messages.
+    pub fn reactions(&self) -> &Reactions {
+        &self.reactions
     }
 
     /// Share "run once" and cache invalidations with other engines (other nodes) instead of
