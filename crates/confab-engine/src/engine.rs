@@ -12,6 +12,7 @@ use crate::bus::{Bus, Event, KickReason};
 use crate::collections::Collections;
 use crate::entries::{check_blob_id, Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
 use crate::error::{Error, Result};
+use crate::global_mutes::GlobalMutes;
 use crate::ids::{Clock, IdGen, Stamps, SystemClock};
 use crate::limits::{Bucket, Limits, LocalRateLimiter, RateLimiter};
 use crate::model::*;
@@ -20,6 +21,7 @@ use crate::presence::{Presence, SessionRef};
 use crate::push_labels::PushLabels;
 use crate::quotas::PlanQuotas;
 use crate::quotas::{Quota, Quotas};
+use crate::reactions::Reactions;
 use crate::rooms::Rooms;
 use crate::runtime::{Claim, Invalidate};
 use crate::social::Social;
@@ -67,6 +69,10 @@ pub struct Engine {
     push_labels: Arc<PushLabels>,
     /// The look before a write at the plan's quotas (`quotas.rs`).
     quotas: Arc<PlanQuotas>,
+    /// Global speech mutes (`global_mutes.rs`).
+    pub(crate) global_mutes: Arc<GlobalMutes>,
+    /// Reactions to messages (`reactions.rs`).
+    pub(crate) reactions: Arc<Reactions>,
 }
 
 /// What `create_app` needs. Keys left as None are generated.
@@ -118,6 +124,8 @@ struct Services {
     rooms: Arc<Rooms>,
     push_labels: Arc<PushLabels>,
     quotas: Arc<PlanQuotas>,
+    global_mutes: Arc<GlobalMutes>,
+    reactions: Arc<Reactions>,
 }
 
 impl Services {
@@ -134,7 +142,9 @@ impl Services {
         let rooms = Arc::new(Rooms::new(store.clone(), presence.clone(), stamps.clone(), collections.clone()));
         let push_labels = Arc::new(PushLabels::new(store.clone(), collections.clone()));
         let quotas = Arc::new(PlanQuotas::new(store.clone()));
-        Services { teller, collections, social, rooms, push_labels, quotas }
+        let global_mutes = Arc::new(GlobalMutes::new(collections.clone(), stamps.clone()));
+        let reactions = Arc::new(Reactions::new(store.clone(), stamps.clone(), collections.clone(), teller.clone()));
+        Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions }
     }
 }
 
@@ -143,7 +153,7 @@ impl Engine {
         let stamps = Stamps::new(Arc::new(SystemClock), Arc::new(IdGen::new(node)));
         let hooks = Arc::new(std::sync::OnceLock::new());
         let outbox_bell = Arc::new(tokio::sync::Notify::new());
-        let Services { teller, collections, social, rooms, push_labels, quotas } =
+        let Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions } =
             Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
         Engine {
             order: crate::order::Sequencer::new(bus.clone()),
@@ -166,12 +176,14 @@ impl Engine {
             rooms,
             push_labels,
             quotas,
+            global_mutes,
+            reactions,
         }
     }
 
     /// Build the services again from the engine's handles (after one was replaced).
     fn wire(mut self) -> Self {
-        let Services { teller, collections, social, rooms, push_labels, quotas } =
+        let Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions } =
             Services::build(&self.store, &self.presence, &self.stamps, &self.hooks, &self.outbox_bell);
         self.teller = teller;
         self.collections = collections;
@@ -179,6 +191,8 @@ impl Engine {
         self.rooms = rooms;
         self.push_labels = push_labels;
         self.quotas = quotas;
+        self.global_mutes = global_mutes;
+        self.reactions = reactions;
         self
     }
 
@@ -200,6 +214,16 @@ impl Engine {
     /// The plan quotas' look before a write (`check_quota`).
     pub fn quotas(&self) -> &PlanQuotas {
         &self.quotas
+    }
+
+    /// Global speech mutes.
+    pub fn global_mutes(&self) -> &GlobalMutes {
+        &self.global_mutes
+    }
+
+    /// Reactions to messages.
+    pub fn reactions(&self) -> &Reactions {
+        &self.reactions
     }
 
     /// Share "run once" and cache invalidations with other engines (other nodes) instead of

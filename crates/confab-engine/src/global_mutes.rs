@@ -3,9 +3,12 @@
 //! item = the scope, expiry = the end) and checked on every send a user makes, whatever face it
 //! comes through.
 
-use crate::engine::Engine;
+use std::sync::Arc;
+
+use crate::collections::Collections;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, PutRule};
 use crate::error::{Error, Result};
+use crate::ids::Stamps;
 use crate::model::{App, ConvKind, Conversation};
 
 /// Where a global mute applies.
@@ -57,24 +60,38 @@ fn mute_of(e: &Entry) -> Option<GlobalMute> {
     Some(GlobalMute { user: e.key.clone(), scope: MuteScope::parse(&e.item)?, until: e.expires_at })
 }
 
-impl Engine {
+/// The global mutes service. Built by `Engine::new`, reached as `engine.global_mutes()`; a send
+/// asks it (`check_global_mute`) whatever face it comes through.
+///
+/// It holds only what it uses: `collections`, the keyed-collections service the mutes live in,
+/// and `stamps`, the engine's clock (a mute's end).
+pub struct GlobalMutes {
+    collections: Arc<Collections>,
+    stamps: Stamps,
+}
+
+impl GlobalMutes {
+    pub(crate) fn new(collections: Arc<Collections>, stamps: Stamps) -> Self {
+        GlobalMutes { collections, stamps }
+    }
+
     /// Mute a user app-wide in one scope for `secs` seconds: `0` lifts the mute, `-1` mutes for
     /// good; other negative values are invalid.
     pub async fn set_global_mute(&self, app: &App, user: &str, scope: MuteScope, secs: i64) -> Result<()> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         match secs {
             0 => {
                 let f = EntryFilter::collection(ns::GLOBAL_MUTES, user).items(vec![scope.name().to_string()]);
-                self.delete_entries(app, &f).await?;
+                self.collections.delete(app, &f).await?;
             }
             -1 => {
                 let e = Entry::new(ns::GLOBAL_MUTES, user, scope.name(), serde_json::Value::Null);
-                self.put_entries(app, vec![e], PutRule::default()).await?;
+                self.collections.put(app, vec![e], PutRule::default()).await?;
             }
             s if s > 0 => {
-                let until = self.now().saturating_add(s.saturating_mul(1000));
+                let until = self.stamps.now().saturating_add(s.saturating_mul(1000));
                 let e = Entry::new(ns::GLOBAL_MUTES, user, scope.name(), serde_json::Value::Null).expiring(Some(until));
-                self.put_entries(app, vec![e], PutRule::default()).await?;
+                self.collections.put(app, vec![e], PutRule::default()).await?;
             }
             _ => return Err(Error::invalid("a mute lasts -1 (for good), 0 (lifted) or a positive number of seconds")),
         }
@@ -84,7 +101,7 @@ impl Engine {
     /// A user's global mutes in force now.
     pub async fn global_mutes(&self, app: &App, user: &str) -> Result<Vec<GlobalMute>> {
         let q = EntryQuery::all(EntryFilter::collection(ns::GLOBAL_MUTES, user));
-        Ok(self.entries(app, &q).await?.iter().filter_map(mute_of).collect())
+        Ok(self.collections.list(app, &q).await?.iter().filter_map(mute_of).collect())
     }
 
     /// Every global mute in force in the app, oldest first: `skip` of them passed over, at most
@@ -96,13 +113,13 @@ impl Engine {
             limit: skip.saturating_add(limit),
             desc: false,
         };
-        Ok(self.entries(app, &q).await?.iter().skip(skip.max(0) as usize).filter_map(mute_of).collect())
+        Ok(self.collections.list(app, &q).await?.iter().skip(skip.max(0) as usize).filter_map(mute_of).collect())
     }
 
     /// Refuse a user's message to a conversation whose scope they are globally muted in.
     pub(crate) async fn check_global_mute(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
         let scope = MuteScope::of(conv);
-        if self.entry(app, ns::GLOBAL_MUTES, user, scope.name()).await?.is_some() {
+        if self.collections.get(app, ns::GLOBAL_MUTES, user, scope.name()).await?.is_some() {
             return Err(Error::Muted);
         }
         Ok(())

@@ -42,7 +42,7 @@ pub use conv::{dedup, unique_id, Actor, NewConversation, Outcome};
 pub use engine::{random_hex, random_lower, random_string, utc_day_start, Engine, NewAccount, NewApp};
 pub use entries::{Entry, EntryFilter, EntryQuery, EntryStats, Overwrite, Put, PutRule};
 pub use error::{Error, Refused, Result};
-pub use global_mutes::{GlobalMute, MuteScope};
+pub use global_mutes::{GlobalMute, GlobalMutes, MuteScope};
 pub use hooks::{After, AppNote, Before, ContactOp, HookChain, HookReport, Hooks, NoHooks, Offline, OutboxItem, Verdict};
 pub use import::{ImportedConversation, ImportedUser};
 pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position};

@@ -297,7 +297,7 @@ impl Engine {
             ConvKind::Chatroom if !self.presence.in_room(app.id, conv.id, user, self.now()).await? => return Err(Error::NotMember),
             _ => {}
         }
-        self.check_global_mute(app, conv, user).await?;
+        self.global_mutes.check_global_mute(app, conv, user).await?;
         let m = self.member(app, conv, user).await?;
         if m.muted_until.is_some_and(|t| t > self.now()) {
             return Err(Error::Muted);

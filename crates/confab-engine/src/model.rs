@@ -56,6 +56,22 @@ pub struct App {
     pub limits: Limits,
 }
 
+impl App {
+    /// Check a user id against the app's rules: 1 to `user_id_max_chars` characters, no control
+    /// characters (the services' form of `Engine::validate_user_id`).
+    pub fn validate_user_id(&self, id: &str) -> crate::error::Result<()> {
+        let n = id.chars().count();
+        if n == 0 || n > self.limits.user_id_max_chars || id.chars().any(char::is_control) {
+            return Err(crate::error::Error::invalid(format!(
+                "invalid user id '{}': 1 to {} characters, no control characters",
+                id.chars().take(80).collect::<String>(),
+                self.limits.user_id_max_chars
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// How a face finds the app a request is for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AppLookup {

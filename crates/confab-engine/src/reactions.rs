@@ -4,14 +4,19 @@
 //! message id, one item per user and reaction, in the order they reacted), so every face's
 //! messages can carry them.
 
+use std::sync::Arc;
+
 use md5::{Digest, Md5};
 use serde_json::json;
 
-use crate::engine::Engine;
+use crate::collections::Collections;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Overwrite, Put, PutRule};
 use crate::error::{Error, Result};
 use crate::hooks::After;
+use crate::ids::Stamps;
 use crate::model::{App, ConvKind, Conversation, Message};
+use crate::store::Store;
+use crate::teller::Teller;
 
 /// Longest reaction (an emoji id), in characters.
 pub const REACTION_MAX_CHARS: usize = 128;
@@ -62,22 +67,45 @@ fn check_reaction(reaction: &str) -> Result<()> {
     Ok(())
 }
 
-impl Engine {
+/// The reactions service. Built by `Engine::new`, reached as `engine.reactions()`.
+///
+/// It holds only what it uses:
+/// * `store`: the message reacted to, its conversation and the user's membership (read as the
+///   engine's `message`, `conversation` and `member` read them, for a normal conversation; until
+///   the conversations service exists);
+/// * `stamps`: the engine's clock (a conversation's expiry);
+/// * `collections`: the keyed-collections service the reactions live in;
+/// * `teller`: tells the app's code a reaction was added or taken back.
+pub struct Reactions {
+    store: Arc<dyn Store>,
+    stamps: Stamps,
+    collections: Arc<Collections>,
+    teller: Teller,
+}
+
+impl Reactions {
+    pub(crate) fn new(store: Arc<dyn Store>, stamps: Stamps, collections: Arc<Collections>, teller: Teller) -> Self {
+        Reactions { store, stamps, collections, teller }
+    }
+
     /// The message, if `user` may react to it: a one-to-one or group message (`WrongKind`
     /// otherwise) of a conversation the user is in (`NotMember`).
     async fn reactable(&self, app: &App, user: &str, msg: i64) -> Result<(Message, Conversation, ReactionRecord)> {
-        let m = self.message(app, msg).await?;
-        let conv = self.conversation(app, m.conv, None).await?;
+        let m = self.store.get_message(app.id, msg).await?.ok_or(Error::MessageNotFound)?;
+        let conv = self.store.get_conversation(app.id, m.conv).await?.ok_or(Error::ConversationNotFound)?;
+        if conv.expires_at.is_some_and(|e| e <= self.stamps.now()) {
+            return Err(Error::ConversationNotFound);
+        }
         if conv.kind != ConvKind::Normal {
             return Err(Error::WrongKind { expected: ConvKind::Normal });
         }
-        self.member(app, &conv, user).await?;
+        self.store.get_member(app.id, conv.id, user).await?.ok_or(Error::NotMember)?;
         let rec = ReactionRecord { id: 0, unique: conv.unique, conv: conv.id, created_at: 0 };
         Ok((m, conv, rec))
     }
 
     async fn message_reactions(&self, app: &App, msg: i64) -> Result<Vec<Entry>> {
-        self.entries(app, &EntryQuery::all(EntryFilter::collection(ns::REACTIONS, msg.to_string()))).await
+        self.collections.list(app, &EntryQuery::all(EntryFilter::collection(ns::REACTIONS, msg.to_string()))).await
     }
 
     /// React. Reacting twice with the same reaction is `NotAllowed`; a reaction that would be the
@@ -95,14 +123,15 @@ impl Engine {
         }
         let e = Entry::new(ns::REACTIONS, msg.to_string(), item(reaction, user), json!({})).owned_by(user);
         let rule = PutRule { overwrite: Overwrite::Never, max_items: None };
-        if self.put_entries(app, vec![e], rule).await? != [Put::Added] {
+        if self.collections.put(app, vec![e], rule).await? != [Put::Added] {
             return Err(Error::NotAllowed("the user has this reaction on the message already".into()));
         }
-        let stored = self.entry(app, ns::REACTIONS, &msg.to_string(), &item(reaction, user)).await?.ok_or(Error::MessageNotFound)?;
+        let stored =
+            self.collections.get(app, ns::REACTIONS, &msg.to_string(), &item(reaction, user)).await?.ok_or(Error::MessageNotFound)?;
         rec.id = stored.seq;
         rec.created_at = stored.created_at;
         let count = 1 + existing.iter().filter_map(|e| split(&e.item)).filter(|(r, _)| *r == reaction).count() as i64;
-        self.tell(app, After::Reacted { conv: &conv, msg: &m, user, reaction, added: true, count }).await;
+        self.teller.tell(app, After::Reacted { conv: &conv, msg: &m, user, reaction, added: true, count }).await;
         Ok(rec)
     }
 
@@ -111,13 +140,13 @@ impl Engine {
         check_reaction(reaction)?;
         let (m, conv, _) = self.reactable(app, user, msg).await?;
         let f = EntryFilter::collection(ns::REACTIONS, msg.to_string()).items(vec![item(reaction, user)]);
-        if self.delete_entries(app, &f).await?.is_empty() {
+        if self.collections.delete(app, &f).await?.is_empty() {
             return Err(Error::NotAllowed("the user has no such reaction on the message".into()));
         }
-        if self.hooks().active(app) {
+        if self.teller.hooks().active(app) {
             let count =
                 self.message_reactions(app, msg).await?.iter().filter_map(|e| split(&e.item)).filter(|(r, _)| *r == reaction).count();
-            self.tell(app, After::Reacted { conv: &conv, msg: &m, user, reaction, added: false, count: count as i64 }).await;
+            self.teller.tell(app, After::Reacted { conv: &conv, msg: &m, user, reaction, added: false, count: count as i64 }).await;
         }
         Ok(())
     }

@@ -622,7 +622,7 @@ async fn set_mutes(State(s): State<EmState>, a: Admin, Body(b): Body) -> Reply {
         }
     }
     for (scope, secs) in set {
-        s.engine.set_global_mute(&a.app, &name, scope, secs).await?;
+        s.engine.global_mutes().set_global_mute(&a.app, &name, scope, secs).await?;
     }
     Ok(a.ctx.envelope(&a.app, "post", "/mutes").with("data", json!({"result": "ok"})))
 }
@@ -639,7 +639,7 @@ async fn get_mutes(State(s): State<EmState>, a: Admin, p: P) -> Reply {
     let now = s.engine.now();
     let k = &a.app.keys.easemob;
     let mut data = json!({"userid": format!("{}#{}_{}", k.org_name, k.app_name, user.id), "chat": 0, "groupchat": 0, "chatroom": 0, "unixtime": now / 1000});
-    for m in s.engine.global_mutes(&a.app, &user.id).await? {
+    for m in s.engine.global_mutes().global_mutes(&a.app, &user.id).await? {
         data[m.scope.name()] = json!(remaining(m.until, now));
     }
     Ok(a.ctx.envelope(&a.app, "get", "/mutes").with("data", data))
@@ -653,6 +653,7 @@ async fn list_mutes(State(s): State<EmState>, a: Admin, p: Params) -> Reply {
     let now = s.engine.now();
     let rows: Vec<Value> = s
         .engine
+        .global_mutes()
         .all_global_mutes(&a.app, (num - 1) * size, size)
         .await?
         .into_iter()

@@ -88,7 +88,7 @@ async fn add(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply 
         _ => return Err(bad("msgId must be provided!")),
     };
     let reaction = b.get("message").and_then(Value::as_str).ok_or_else(|| bad("message must be provided!"))?;
-    let rec = s.engine.add_reaction(&c.app, &user, msg, reaction).await.map_err(reaction_error)?;
+    let rec = s.engine.reactions().add_reaction(&c.app, &user, msg, reaction).await.map_err(reaction_error)?;
     let at = iso(rec.created_at);
     Ok(ok(Some(json!({
         "id": rec.id.to_string(),
@@ -122,7 +122,7 @@ async fn list(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
     let mut data = Vec::with_capacity(ids.len());
     for id in ids {
         let msg = msg_id(Some(id))?;
-        let list = s.engine.reactions(&c.app, &user, msg, LIST_USERS).await.map_err(reaction_error)?;
+        let list = s.engine.reactions().reactions(&c.app, &user, msg, LIST_USERS).await.map_err(reaction_error)?;
         data.push(json!({"msgId": id, "reactionList": list.iter().map(summary).collect::<Vec<_>>()}));
     }
     Ok(ok(Some(json!(data))))
@@ -134,7 +134,7 @@ async fn remove(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
     let user = actor(&s, &c, &p).await?;
     let msg = msg_id(q.get("msgId"))?;
     let reaction = q.get("message").ok_or_else(|| bad("message must be provided!"))?;
-    s.engine.remove_reaction(&c.app, &user, msg, reaction).await.map_err(reaction_error)?;
+    s.engine.reactions().remove_reaction(&c.app, &user, msg, reaction).await.map_err(reaction_error)?;
     Ok(ok(None))
 }
 
@@ -152,7 +152,8 @@ async fn detail(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
         (None, Some(page)) => (page.trim().parse::<i64>().map_err(|_| bad("currentPage is not valid!"))?.max(1) - 1) * limit,
         (None, None) => 0,
     };
-    let r = s.engine.reaction_users(&c.app, &user, msg, reaction, skip as usize, limit as usize).await.map_err(reaction_error)?;
+    let r =
+        s.engine.reactions().reaction_users(&c.app, &user, msg, reaction, skip as usize, limit as usize).await.map_err(reaction_error)?;
     let mut data = summary(&r);
     let next = skip + r.users.len() as i64;
     if next < r.count {
