@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+use crate::app_code::AppCode;
 use crate::bus::{Bus, Event, KickReason};
 use crate::collections::Collections;
 use crate::entries::{check_blob_id, Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
@@ -58,6 +59,8 @@ pub struct Engine {
     collections: Arc<Collections>,
     /// Contacts, blocklists, user metadata, presence statuses, push tasks (`social.rs`).
     pub(crate) social: Arc<Social>,
+    /// The app's hooks, their outbox, report and counters (`app_code.rs`).
+    app_code: Arc<AppCode>,
 }
 
 /// What `create_app` needs. Keys left as None are generated.
@@ -106,6 +109,7 @@ struct Services {
     teller: Teller,
     collections: Arc<Collections>,
     pub(crate) social: Arc<Social>,
+    app_code: Arc<AppCode>,
 }
 
 impl Services {
@@ -119,7 +123,8 @@ impl Services {
         let teller = Teller { hooks: hooks.clone(), store: store.clone(), bell: bell.clone(), stamps: stamps.clone() };
         let collections = Arc::new(Collections::new(store.clone(), stamps.clone()));
         let social = Arc::new(Social::new(store.clone(), presence.clone(), stamps.clone(), collections.clone(), teller.clone()));
-        Services { teller, collections, social }
+        let app_code = Arc::new(AppCode::new(store.clone(), stamps.clone(), teller.clone()));
+        Services { teller, collections, social, app_code }
     }
 }
 
@@ -128,7 +133,7 @@ impl Engine {
         let stamps = Stamps::new(Arc::new(SystemClock), Arc::new(IdGen::new(node)));
         let hooks = Arc::new(std::sync::OnceLock::new());
         let outbox_bell = Arc::new(tokio::sync::Notify::new());
-        let Services { teller, collections, social } = Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
+        let Services { teller, collections, social, app_code } = Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
         Engine {
             order: crate::order::Sequencer::new(bus.clone()),
             store,
@@ -147,22 +152,50 @@ impl Engine {
             teller,
             collections,
             social,
+            app_code,
         }
     }
 
     /// Build the services again from the engine's handles (after one was replaced).
     fn wire(mut self) -> Self {
-        let Services { teller, collections, social } =
+        let Services { teller, collections, social, app_code } =
             Services::build(&self.store, &self.presence, &self.stamps, &self.hooks, &self.outbox_bell);
         self.teller = teller;
         self.collections = collections;
         self.social = social;
+        self.app_code = app_code;
         self
     }
 
     /// Contacts, user blocklists, user metadata, presence statuses and subscriptions, push tasks.
     pub fn social(&self) -> &Social {
         &self.social
+    }
+
+    /// The app's own code: its hooks, the outbox of their calls, their report and counters,
+    /// whether a user may sign in.
+    pub fn app_code(&self) -> &AppCode {
+        &self.app_code
+    }
+
+    /// The app's code; `NoHooks` until the server sets it.
+    pub(crate) fn hooks(&self) -> &dyn crate::hooks::Hooks {
+        self.teller.hooks()
+    }
+
+    /// Ask the hooks before a user's action (`Teller::ask`).
+    pub(crate) async fn ask(&self, app: &App, action: Option<crate::hooks::Before<'_>>) -> Result<crate::hooks::Verdict> {
+        self.teller.ask(app, action).await
+    }
+
+    /// The calls `what` makes, ready for the outbox (`Teller::calls_for`).
+    pub(crate) fn calls_for(&self, app: &App, what: &crate::hooks::After<'_>) -> Vec<crate::hooks::OutboxItem> {
+        self.teller.calls_for(app, what)
+    }
+
+    /// Tell the app's code that `what` happened (`Teller::tell`).
+    pub(crate) async fn tell(&self, app: &App, what: crate::hooks::After<'_>) {
+        self.teller.tell(app, what).await
     }
 
     /// Share "run once" and cache invalidations with other engines (other nodes) instead of
