@@ -20,6 +20,7 @@ pub mod limits;
 mod message;
 pub mod model;
 pub mod order;
+mod outbox;
 pub mod password;
 mod plan;
 pub mod presence;
