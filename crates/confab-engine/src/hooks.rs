@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::conv::Actor;
+use crate::actor::Actor;
 use crate::error::Result;
 use crate::model::{App, ConvChange, Conversation, Message};
 use crate::presence::SessionRef;

@@ -5,6 +5,7 @@
 //! online. See `docs/ARCHITECTURE.md`.
 #![forbid(unsafe_code)]
 
+mod actor;
 pub mod app_code;
 pub mod bus;
 pub mod collections;
