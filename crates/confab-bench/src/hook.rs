@@ -59,7 +59,7 @@ impl Hook {
         tokio::time::sleep(std::time::Duration::from_secs(6)).await;
         let app = server.engine.find_app(&confab_engine::model::AppLookup::Name("bench".into())).await.map_err(anyhow::Error::msg)?;
         let app = app.context("the bench app")?;
-        let report = server.engine.hook_report(&app, 0).await.map_err(anyhow::Error::msg)?;
+        let report = server.engine.app_code().hook_report(&app, 0).await.map_err(anyhow::Error::msg)?;
         for s in report.stats.iter().filter(|s| s.name == "_messageReceived") {
             println!(
                 "hook counters: {} calls, {} failed, {} timed out, mean {:.2} ms, max {} ms",

@@ -5,6 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+pub use crate::actor::Actor;
+
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
 
@@ -16,25 +18,6 @@ use crate::model::*;
 use crate::query::*;
 use crate::quotas::Quotas;
 use crate::store::{AttrOp, ConvPatch, MemberPatch};
-
-/// Who acts.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub enum Actor {
-    /// The app's server, with admin rights.
-    #[default]
-    Admin,
-    /// A user, within the rules.
-    User(String),
-}
-
-impl Actor {
-    pub fn user(&self) -> Option<&str> {
-        match self {
-            Actor::Admin => None,
-            Actor::User(u) => Some(u),
-        }
-    }
-}
 
 /// What a change to several users did: who it applied to and who was refused, and why.
 #[derive(Clone, Debug, Default, PartialEq)]

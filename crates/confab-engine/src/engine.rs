@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+use crate::app_code::AppCode;
 use crate::bus::{Bus, Event, KickReason};
 use crate::collections::Collections;
 use crate::entries::{check_blob_id, Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
@@ -73,6 +74,8 @@ pub struct Engine {
     pub(crate) global_mutes: Arc<GlobalMutes>,
     /// Reactions to messages (`reactions.rs`).
     pub(crate) reactions: Arc<Reactions>,
+    /// The app's hooks, their outbox, report and counters (`app_code.rs`).
+    app_code: Arc<AppCode>,
 }
 
 /// What `create_app` needs. Keys left as None are generated.
@@ -126,6 +129,7 @@ struct Services {
     quotas: Arc<PlanQuotas>,
     global_mutes: Arc<GlobalMutes>,
     reactions: Arc<Reactions>,
+    app_code: Arc<AppCode>,
 }
 
 impl Services {
@@ -144,7 +148,8 @@ impl Services {
         let quotas = Arc::new(PlanQuotas::new(store.clone()));
         let global_mutes = Arc::new(GlobalMutes::new(collections.clone(), stamps.clone()));
         let reactions = Arc::new(Reactions::new(store.clone(), stamps.clone(), collections.clone(), teller.clone()));
-        Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions }
+        let app_code = Arc::new(AppCode::new(store.clone(), stamps.clone(), teller.clone()));
+        Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions, app_code }
     }
 }
 
@@ -153,7 +158,7 @@ impl Engine {
         let stamps = Stamps::new(Arc::new(SystemClock), Arc::new(IdGen::new(node)));
         let hooks = Arc::new(std::sync::OnceLock::new());
         let outbox_bell = Arc::new(tokio::sync::Notify::new());
-        let Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions } =
+        let Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions, app_code } =
             Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
         Engine {
             order: crate::order::Sequencer::new(bus.clone()),
@@ -178,12 +183,13 @@ impl Engine {
             quotas,
             global_mutes,
             reactions,
+            app_code,
         }
     }
 
     /// Build the services again from the engine's handles (after one was replaced).
     fn wire(mut self) -> Self {
-        let Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions } =
+        let Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions, app_code } =
             Services::build(&self.store, &self.presence, &self.stamps, &self.hooks, &self.outbox_bell);
         self.teller = teller;
         self.collections = collections;
@@ -193,6 +199,7 @@ impl Engine {
         self.quotas = quotas;
         self.global_mutes = global_mutes;
         self.reactions = reactions;
+        self.app_code = app_code;
         self
     }
 
@@ -224,6 +231,32 @@ impl Engine {
     /// Reactions to messages.
     pub fn reactions(&self) -> &Reactions {
         &self.reactions
+    }
+
+    /// The app's own code: its hooks, the outbox of their calls, their report and counters,
+    /// whether a user may sign in.
+    pub fn app_code(&self) -> &AppCode {
+        &self.app_code
+    }
+
+    /// The app's code; `NoHooks` until the server sets it.
+    pub(crate) fn hooks(&self) -> &dyn crate::hooks::Hooks {
+        self.teller.hooks()
+    }
+
+    /// Ask the hooks before a user's action (`Teller::ask`).
+    pub(crate) async fn ask(&self, app: &App, action: Option<crate::hooks::Before<'_>>) -> Result<crate::hooks::Verdict> {
+        self.teller.ask(app, action).await
+    }
+
+    /// The calls `what` makes, ready for the outbox (`Teller::calls_for`).
+    pub(crate) fn calls_for(&self, app: &App, what: &crate::hooks::After<'_>) -> Vec<crate::hooks::OutboxItem> {
+        self.teller.calls_for(app, what)
+    }
+
+    /// Tell the app's code that `what` happened (`Teller::tell`).
+    pub(crate) async fn tell(&self, app: &App, what: crate::hooks::After<'_>) {
+        self.teller.tell(app, what).await
     }
 
     /// Share "run once" and cache invalidations with other engines (other nodes) instead of

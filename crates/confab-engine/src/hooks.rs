@@ -10,14 +10,14 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::conv::Actor;
-use crate::engine::Engine;
+use crate::actor::Actor;
 use crate::error::Result;
 use crate::model::{App, ConvChange, Conversation, Message};
 use crate::presence::SessionRef;
 use crate::store::ConvPatch;
+
+pub use crate::outbox::OutboxItem;
 
 /// A user's action, before it happens. Hooks may change what the `&mut` fields hold.
 #[derive(Debug)]
@@ -185,45 +185,6 @@ pub enum ContactOp {
     Unblocked,
 }
 
-/// A call to make after the fact, kept until it is made. `sink` names who makes it (a face's
-/// hooks: `leancloud`, `easemob`, `maxim`; or `push`), `name` what it is (a hook's name, an
-/// event's kind), `body` what the sink needs to make it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OutboxItem {
-    pub id: i64,
-    pub app: i64,
-    pub sink: String,
-    pub name: String,
-    pub body: Value,
-    /// Calls made so far.
-    pub attempts: u32,
-    /// When it is due (Unix ms); while a node works on it, when that claim lapses.
-    pub next_at: i64,
-    pub created_at: i64,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// It ran out of attempts: kept, not tried again until asked to.
-    pub failed: bool,
-}
-
-impl OutboxItem {
-    /// A new item, due now; the engine gives it its id and times.
-    pub fn new(sink: &str, name: &str, body: Value) -> OutboxItem {
-        OutboxItem {
-            id: 0,
-            app: 0,
-            sink: sink.into(),
-            name: name.into(),
-            body,
-            attempts: 0,
-            next_at: 0,
-            created_at: 0,
-            last_error: None,
-            failed: false,
-        }
-    }
-}
-
 /// The app's code, as the engine sees it.
 #[async_trait]
 pub trait Hooks: Send + Sync + 'static {
@@ -299,105 +260,3 @@ impl Before<'_> {
 }
 
 pub(crate) static NO_HOOKS: NoHooks = NoHooks;
-
-/// What an app's hooks did: calls waiting to be made, calls that failed for good (the oldest
-/// first), and the counters of every call made.
-#[derive(Clone, Debug, Serialize)]
-pub struct HookReport {
-    pub pending: i64,
-    pub failed: i64,
-    pub failed_items: Vec<OutboxItem>,
-    pub stats: Vec<crate::store::HookStat>,
-}
-
-impl Engine {
-    /// Let the app's own code take part from now on (once; later calls are ignored).
-    pub fn set_hooks(&self, hooks: std::sync::Arc<dyn Hooks>) {
-        let _ = self.hooks.set(hooks);
-    }
-
-    pub fn hooks(&self) -> &dyn Hooks {
-        self.teller.hooks()
-    }
-
-    /// Rung whenever calls are put in the outbox.
-    pub fn outbox_bell(&self) -> &tokio::sync::Notify {
-        &self.outbox_bell
-    }
-
-    /// An app's hook calls: what waits, what failed (at most `limit` listed), the counters.
-    pub async fn hook_report(&self, app: &App, limit: usize) -> Result<HookReport> {
-        let (pending, failed) = self.store.outbox_counts(app.id).await?;
-        let failed_items = self.store.outbox_list(app.id, true, limit).await?;
-        let stats = self.store.hook_stats(app.id).await?;
-        Ok(HookReport { pending, failed, failed_items, stats })
-    }
-
-    /// Claim the calls due at `now` for a runner (`Store::outbox_claim`): each is due again at
-    /// `lease_until` should the runner die; at most `per_app` of one app and `limit` in all,
-    /// none of the apps in `skip`.
-    pub async fn claim_hook_calls(
-        &self,
-        now: i64,
-        lease_until: i64,
-        per_app: usize,
-        limit: usize,
-        skip: &[i64],
-    ) -> Result<Vec<OutboxItem>> {
-        self.store.outbox_claim(now, lease_until, per_app, limit, skip).await
-    }
-
-    /// Keep calls to make later (follow-ups of a call that was made).
-    pub async fn keep_hook_calls(&self, items: &[OutboxItem]) -> Result<()> {
-        self.store.outbox_add(items).await?;
-        self.outbox_bell.notify_one();
-        Ok(())
-    }
-
-    /// These calls were made: forget them.
-    pub async fn hook_calls_made(&self, ids: &[i64]) -> Result<()> {
-        self.store.outbox_done(ids).await
-    }
-
-    /// A call was not made: due again at `next_at`, or (`failed`) kept as failed.
-    pub async fn hook_call_not_made(&self, id: i64, attempts: u32, next_at: i64, error: &str, failed: bool) -> Result<()> {
-        self.store.outbox_retry(id, attempts, next_at, error, failed).await
-    }
-
-    /// Add to the apps' hook counters.
-    pub async fn add_hook_stats(&self, stats: &[crate::store::HookStat]) -> Result<()> {
-        self.store.hook_stats_add(stats).await
-    }
-
-    /// Try an app's failed hook calls again, from their first attempt; how many.
-    pub async fn retry_failed_hooks(&self, app: &App) -> Result<u64> {
-        let n = self.store.outbox_requeue_failed(app.id, self.now()).await?;
-        self.outbox_bell.notify_one();
-        Ok(n)
-    }
-
-    /// May `user`, known by the session `session`, be signed in to realtime? The app's hooks
-    /// say (`Error::Rejected` with `Refused::SignIn` when not).
-    pub async fn may_sign_in(&self, app: &App, user: &crate::model::User, session: &str) -> Result<()> {
-        match self.ask(app, Some(Before::SignIn { user, session })).await? {
-            Verdict::Vanish => Err(crate::error::Error::rejected(crate::error::Refused::SignIn, AppNote::default())),
-            _ => Ok(()),
-        }
-    }
-
-    /// Ask the hooks before a user's action (`by`, when it is a user's); the app's own server is
-    /// never asked.
-    pub(crate) async fn ask(&self, app: &App, action: Option<Before<'_>>) -> Result<Verdict> {
-        self.teller.ask(app, action).await
-    }
-
-    /// The calls `what` makes, ready for the outbox (ids, app and times set).
-    pub(crate) fn calls_for(&self, app: &App, what: &After<'_>) -> Vec<OutboxItem> {
-        self.teller.calls_for(app, what)
-    }
-
-    /// Tell the app's code that `what` happened (`Teller::tell`).
-    pub(crate) async fn tell(&self, app: &App, what: After<'_>) {
-        self.teller.tell(app, what).await
-    }
-}

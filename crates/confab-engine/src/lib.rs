@@ -5,6 +5,8 @@
 //! online. See `docs/ARCHITECTURE.md`.
 #![forbid(unsafe_code)]
 
+mod actor;
+pub mod app_code;
 pub mod bus;
 pub mod collections;
 pub mod conv;
@@ -19,6 +21,7 @@ pub mod limits;
 mod message;
 pub mod model;
 pub mod order;
+mod outbox;
 pub mod password;
 mod plan;
 pub mod presence;
@@ -36,6 +39,7 @@ mod teller;
 pub mod threads;
 pub mod time;
 
+pub use app_code::{AppCode, HookReport};
 pub use bus::{Bus, BusError, Event, KickReason, LocalBus, Origin};
 pub use collections::Collections;
 pub use conv::{dedup, unique_id, Actor, NewConversation, Outcome};
@@ -43,7 +47,7 @@ pub use engine::{random_hex, random_lower, random_string, utc_day_start, Engine,
 pub use entries::{Entry, EntryFilter, EntryQuery, EntryStats, Overwrite, Put, PutRule};
 pub use error::{Error, Refused, Result};
 pub use global_mutes::{GlobalMute, GlobalMutes, MuteScope};
-pub use hooks::{After, AppNote, Before, ContactOp, HookChain, HookReport, Hooks, NoHooks, Offline, OutboxItem, Verdict};
+pub use hooks::{After, AppNote, Before, ContactOp, HookChain, Hooks, NoHooks, Offline, OutboxItem, Verdict};
 pub use import::{ImportedConversation, ImportedUser};
 pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position};
 pub use presence::{LocalPresence, Presence, SessionRef};

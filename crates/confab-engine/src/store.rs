@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::entries::{Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
 use crate::error::Result;
-use crate::hooks::OutboxItem;
 use crate::model::*;
+use crate::outbox::OutboxItem;
 use crate::query::*;
 
 /// A change to one custom field.

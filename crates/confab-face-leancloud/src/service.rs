@@ -99,9 +99,9 @@ pub async fn client_sign(s: &LcState, c: &Client, session_token: Option<String>)
     let t = s.engine.check_token(&c.app, &token, TokenKind::LcSession).await?.ok_or_else(LcError::invalid_session)?;
     let client_id = t.user.ok_or_else(LcError::invalid_session)?;
     // the app's `_rtmClientSign` hook sees the `_User` and may refuse (`false`)
-    if s.engine.hooks().active(&c.app) {
+    if s.engine.app_code().hooks().active(&c.app) {
         let user = s.engine.get_user(&c.app, &client_id).await?;
-        s.engine.may_sign_in(&c.app, &user, &token).await?;
+        s.engine.app_code().may_sign_in(&c.app, &user, &token).await?;
     }
     let keys = &c.app.keys.leancloud;
     let ts = s.engine.now();

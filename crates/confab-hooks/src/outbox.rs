@@ -145,7 +145,7 @@ impl Outbox {
         let claimed: Vec<(i64, u32)> = self.claimed.lock().drain().collect();
         let now = self.engine.now();
         for (id, attempts) in claimed {
-            if let Err(e) = self.engine.hook_call_not_made(id, attempts, now, "interrupted by a shutdown", false).await {
+            if let Err(e) = self.engine.app_code().hook_call_not_made(id, attempts, now, "interrupted by a shutdown", false).await {
                 tracing::warn!(error = %e, "could not release a hook call cut short by a shutdown");
             }
         }
@@ -161,7 +161,7 @@ impl Outbox {
             }
             self.claim_and_start(&done_tx).await;
             tokio::select! {
-                _ = self.engine.outbox_bell().notified() => {}
+                _ = self.engine.app_code().outbox_bell().notified() => {}
                 _ = self.freed.notified() => {}
                 _ = tokio::time::sleep(self.settings.poll) => {}
                 _ = stats.tick() => self.flush_stats().await,
@@ -185,7 +185,7 @@ impl Outbox {
         if stats.is_empty() {
             return;
         }
-        if let Err(e) = self.engine.add_hook_stats(&stats).await {
+        if let Err(e) = self.engine.app_code().add_hook_stats(&stats).await {
             tracing::warn!(error = %e, "could not keep the hook counters");
         }
     }
@@ -204,7 +204,8 @@ impl Outbox {
             }
             let now = self.engine.now();
             let lease_until = now + self.settings.lease.as_millis() as i64;
-            let items = match self.engine.claim_hook_calls(now, lease_until, self.settings.in_flight_per_app, room, &full).await {
+            let items = match self.engine.app_code().claim_hook_calls(now, lease_until, self.settings.in_flight_per_app, room, &full).await
+            {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the outbox");
@@ -250,7 +251,7 @@ impl Outbox {
                     for t in &mut then {
                         (t.id, t.app, t.created_at, t.next_at) = (self.engine.next_id(), item.app, now, now);
                     }
-                    if let Err(e) = self.engine.keep_hook_calls(&then).await {
+                    if let Err(e) = self.engine.app_code().keep_hook_calls(&then).await {
                         // the item stays (its lease lapses) and is made again, follow-ups and all
                         tracing::warn!(app = item.app, error = %e, "could not keep follow-up calls");
                         return;
@@ -266,11 +267,14 @@ impl Outbox {
                 if failed {
                     tracing::warn!(app = item.app, sink = item.sink, name = item.name, attempts, error, "a hook call failed for good");
                 }
-                self.engine.hook_call_not_made(item.id, attempts, self.engine.now() + wait.as_millis() as i64, &error, failed).await
+                self.engine
+                    .app_code()
+                    .hook_call_not_made(item.id, attempts, self.engine.now() + wait.as_millis() as i64, &error, failed)
+                    .await
             }
             Delivery::Fail { error } => {
                 tracing::warn!(app = item.app, sink = item.sink, name = item.name, error, "a hook call cannot be made");
-                self.engine.hook_call_not_made(item.id, item.attempts + 1, self.engine.now(), &error, true).await
+                self.engine.app_code().hook_call_not_made(item.id, item.attempts + 1, self.engine.now(), &error, true).await
             }
         };
         if let Err(e) = result {
@@ -289,7 +293,7 @@ async fn flush_done(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<i64>) {
                 break;
             }
         }
-        if let Err(e) = engine.hook_calls_made(&ids).await {
+        if let Err(e) = engine.app_code().hook_calls_made(&ids).await {
             // they are made again when their leases lapse: at least once, never lost
             tracing::warn!(error = %e, "could not forget made hook calls");
         }

@@ -30,7 +30,7 @@ pub fn start(engine: &Arc<Engine>, settings: OutboxSettings) -> OutboxHandle {
         Arc::new(confab_face_easemob::callbacks::EmHooks { caller: caller.clone() }),
         Arc::new(confab_face_maxim::webhook::MxHooks),
     ];
-    engine.set_hooks(Arc::new(HookChain(chain)));
+    engine.app_code().set_hooks(Arc::new(HookChain(chain)));
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
     sinks.insert(
         confab_hooks::push::SINK.into(),

@@ -341,8 +341,8 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
                     .find_app(&confab_engine::model::AppLookup::Name(name.clone()))
                     .await?
                     .ok_or(confab_engine::Error::AppNotFound)?;
-                let requeued = if retry_failed { Some(engine.retry_failed_hooks(&app).await?) } else { None };
-                Ok::<_, confab_engine::Error>((requeued, engine.hook_report(&app, limit).await?))
+                let requeued = if retry_failed { Some(engine.app_code().retry_failed_hooks(&app).await?) } else { None };
+                Ok::<_, confab_engine::Error>((requeued, engine.app_code().hook_report(&app, limit).await?))
             }
             .await;
             store.close();

@@ -38,7 +38,7 @@ async fn server() -> TestServer {
 /// Every push made so far is made (or dropped by the rules): the app's outbox is empty.
 async fn settle(srv: &TestServer, app: &EmApp) {
     eventually(15, || async {
-        let r = srv.engine().hook_report(&app.app, 1).await.expect("report");
+        let r = srv.engine().app_code().hook_report(&app.app, 1).await.expect("report");
         (r.pending == 0 && r.failed == 0).then_some(())
     })
     .await;

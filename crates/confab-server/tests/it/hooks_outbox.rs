@@ -127,7 +127,7 @@ async fn online_members_and_members_who_muted_the_conversation_get_no_push() {
 /// Wait until the app has no call waiting in the outbox (each is made, or kept as failed).
 async fn nothing_pending(srv: &TestServer, app: &LcApp) {
     eventually(10, || async {
-        let r = srv.engine().hook_report(&app.app, 10).await.expect("report");
+        let r = srv.engine().app_code().hook_report(&app.app, 10).await.expect("report");
         (r.pending == 0).then_some(())
     })
     .await;
@@ -186,12 +186,12 @@ async fn a_failing_relay_gets_the_push_again_until_it_takes_it_once() {
 
     // the counters: three calls, two failures
     let report = eventually(10, || async {
-        let r = srv.engine().hook_report(&app.app, 10).await.expect("report");
+        let r = srv.engine().app_code().hook_report(&app.app, 10).await.expect("report");
         r.stats.iter().find(|s| s.sink == "push" && s.name == "message" && s.calls >= 3).cloned()
     })
     .await;
     assert_eq!((report.calls, report.failures, report.timeouts), (3, 2, 0));
-    let report = srv.engine().hook_report(&app.app, 10).await.unwrap();
+    let report = srv.engine().app_code().hook_report(&app.app, 10).await.unwrap();
     assert_eq!((report.pending, report.failed), (0, 0));
     srv.stop().await;
 }
@@ -210,7 +210,7 @@ async fn bad_relay_answers_are_retried_and_harm_nothing() {
     // the server serves on
     let (_, _) = app.send(&conv, "jerry", "still here").await;
     relay.wait_calls(RELAY, 4, WAIT).await;
-    let r = srv.engine().hook_report(&app.app, 10).await.unwrap();
+    let r = srv.engine().app_code().hook_report(&app.app, 10).await.unwrap();
     assert_eq!((r.pending, r.failed), (0, 0), "everything delivered in the end");
     srv.stop().await;
 }
@@ -303,7 +303,7 @@ async fn failed_calls_are_kept_listed_by_the_cli_and_requeued() {
     app.send(&conv, "tom", "hello").await;
     relay.wait_calls(RELAY, 2, WAIT).await;
     let report = eventually(10, || async {
-        let r = srv.engine().hook_report(&app.app, 10).await.unwrap();
+        let r = srv.engine().app_code().hook_report(&app.app, 10).await.unwrap();
         (r.failed == 1).then_some(r)
     })
     .await;
@@ -339,7 +339,7 @@ async fn failed_calls_are_kept_listed_by_the_cli_and_requeued() {
     relay.wait_calls(RELAY, 3, WAIT).await;
     let app = srv.engine().find_app(&confab_engine::model::AppLookup::Name(name)).await.unwrap().unwrap();
     let r = eventually(10, || async {
-        let r = srv.engine().hook_report(&app, 10).await.unwrap();
+        let r = srv.engine().app_code().hook_report(&app, 10).await.unwrap();
         (r.pending == 0).then_some(r)
     })
     .await;

@@ -553,7 +553,7 @@ async fn service_conversation_messages_reach_the_web_hook() {
     .await
     .ok();
     // a call would be in the outbox with the message: once nothing is pending, it was made or not
-    eventually(10, || async { (srv.engine().hook_report(&lc.app, 10).await.expect("report").pending == 0).then_some(()) }).await;
+    eventually(10, || async { (srv.engine().app_code().hook_report(&lc.app, 10).await.expect("report").pending == 0).then_some(()) }).await;
     assert_eq!(hook.calls_to("/svc").len(), 2);
     srv.stop().await;
 }
