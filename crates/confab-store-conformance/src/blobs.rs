@@ -2,9 +2,6 @@
 
 use crate::*;
 
-/// This module's checks, in the order [`run`] runs them.
-pub const CHECKS: &[&str] = &["blobs"];
-
 /// Run this module's checks on one blob store.
 pub async fn run(store: Arc<dyn BlobStore>) {
     blobs(store).await;

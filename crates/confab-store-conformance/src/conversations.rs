@@ -4,26 +4,6 @@
 
 use crate::*;
 
-/// This module's checks, in the order [`run`] runs them.
-pub const CHECKS: &[&str] = &[
-    "conversation_create_get",
-    "conversation_unique",
-    "conversation_update",
-    "conversation_delete",
-    "query_builtin_fields",
-    "query_members",
-    "query_custom_fields",
-    "query_dates",
-    "query_logic_order_paging",
-    "query_kinds",
-    "members_add_remove",
-    "members_list_count",
-    "members_update",
-    "user_memberships",
-    "conversation_quotas",
-    "concurrent_quota_creates",
-];
-
 /// Run this module's checks, one after the other, on one store.
 pub async fn run(store: Arc<dyn Store>) {
     conversation_create_get(store.clone()).await;

@@ -2,9 +2,6 @@
 
 use crate::*;
 
-/// This module's checks, in the order [`run`] runs them.
-pub const CHECKS: &[&str] = &["entries_put_rules", "entries_query_delete_stats"];
-
 /// Run this module's checks, one after the other, on one store.
 pub async fn run(store: Arc<dyn Store>) {
     entries_put_rules(store.clone()).await;

@@ -3,9 +3,6 @@
 
 use crate::*;
 
-/// This module's checks, in the order [`run`] runs them.
-pub const CHECKS: &[&str] = &["import_messages_in_order", "import_conversation_after_its_history"];
-
 /// Run this module's checks, one after the other, on one store.
 pub async fn run(store: Arc<dyn Store>) {
     import_messages_in_order(store.clone()).await;

@@ -69,48 +69,6 @@ pub use crate::messages::{
 pub use crate::outbox::{hook_stats, outbox};
 pub use crate::users::{logins, user_quota, users};
 
-/// Every check, in the order [`run_all`] runs them: each module's, in the order of the modules.
-pub const CHECKS: &[&str] = &[
-    "apps",
-    "app_limits",
-    "tokens",
-    "users",
-    "logins",
-    "user_quota",
-    "conversation_create_get",
-    "conversation_unique",
-    "conversation_update",
-    "conversation_delete",
-    "query_builtin_fields",
-    "query_members",
-    "query_custom_fields",
-    "query_dates",
-    "query_logic_order_paging",
-    "query_kinds",
-    "members_add_remove",
-    "members_list_count",
-    "members_update",
-    "user_memberships",
-    "conversation_quotas",
-    "concurrent_quota_creates",
-    "messages_insert",
-    "messages_round_trip_update_delete",
-    "messages_hide",
-    "history_scopes",
-    "history_bounds",
-    "unread_count",
-    "unread_bounded",
-    "broadcasts",
-    "concurrent_inserts",
-    "import_messages_in_order",
-    "import_conversation_after_its_history",
-    "entries_put_rules",
-    "entries_query_delete_stats",
-    "outbox",
-    "hook_stats",
-    "blobs",
-];
-
 /// Run every check, one after the other, on one store and one blob store.
 pub async fn run_all(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>) {
     apps::run(store.clone()).await;

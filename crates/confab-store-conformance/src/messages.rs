@@ -3,19 +3,6 @@
 
 use crate::*;
 
-/// This module's checks, in the order [`run`] runs them.
-pub const CHECKS: &[&str] = &[
-    "messages_insert",
-    "messages_round_trip_update_delete",
-    "messages_hide",
-    "history_scopes",
-    "history_bounds",
-    "unread_count",
-    "unread_bounded",
-    "broadcasts",
-    "concurrent_inserts",
-];
-
 /// Run this module's checks, one after the other, on one store.
 pub async fn run(store: Arc<dyn Store>) {
     messages_insert(store.clone()).await;

@@ -2,9 +2,6 @@
 
 use crate::*;
 
-/// This module's checks, in the order [`run`] runs them.
-pub const CHECKS: &[&str] = &["users", "logins", "user_quota"];
-
 /// Run this module's checks, one after the other, on one store.
 pub async fn run(store: Arc<dyn Store>) {
     users(store.clone()).await;
