@@ -250,7 +250,7 @@ impl Engine {
 
     pub async fn conversation(&self, app: &App, id: i64, kind: Option<ConvKind>) -> Result<Conversation> {
         let conv = self.store.get_conversation(app.id, id).await?.ok_or(Error::ConversationNotFound)?;
-        if conv.expires_at.is_some_and(|e| e <= self.now()) {
+        if conv.expired(self.now()) {
             return Err(Error::ConversationNotFound);
         }
         match kind {

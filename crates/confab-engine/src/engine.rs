@@ -461,15 +461,7 @@ impl Engine {
     /// Check a user id against the app's rules: 1 to `user_id_max_chars` characters, no control
     /// characters. Faces with a stricter charset check theirs first.
     pub fn validate_user_id(&self, app: &App, id: &str) -> Result<()> {
-        let n = id.chars().count();
-        if n == 0 || n > app.limits.user_id_max_chars || id.chars().any(char::is_control) {
-            return Err(Error::invalid(format!(
-                "invalid user id '{}': 1 to {} characters, no control characters",
-                id.chars().take(80).collect::<String>(),
-                app.limits.user_id_max_chars
-            )));
-        }
-        Ok(())
+        app.validate_user_id(id)
     }
 
     /// Make sure every id names a user, creating those that do not exist (LeanCloud clients

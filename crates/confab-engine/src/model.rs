@@ -245,6 +245,13 @@ pub struct Conversation {
     pub foreign_id: Option<String>,
 }
 
+impl Conversation {
+    /// A temporary conversation past its time to live is gone, whatever the store still holds.
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+}
+
 /// How a conversation is named to clients: its id, its kind and, if it was imported, the id it
 /// had before. Events carry it so that a face can name the conversation without a lookup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

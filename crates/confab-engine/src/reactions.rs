@@ -93,7 +93,7 @@ impl Reactions {
     async fn reactable(&self, app: &App, user: &str, msg: i64) -> Result<(Message, Conversation, ReactionRecord)> {
         let m = self.store.get_message(app.id, msg).await?.ok_or(Error::MessageNotFound)?;
         let conv = self.store.get_conversation(app.id, m.conv).await?.ok_or(Error::ConversationNotFound)?;
-        if conv.expires_at.is_some_and(|e| e <= self.stamps.now()) {
+        if conv.expired(self.stamps.now()) {
             return Err(Error::ConversationNotFound);
         }
         if conv.kind != ConvKind::Normal {

@@ -268,6 +268,9 @@ async fn payloads_from_a_template_the_messages_title_and_content_and_display_sty
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     app.put("/users/bob/notification/template", json!({"templateName": "nosuch"})).await.em_error(400, "EntityNotFoundException");
+    app.put("/users/bob/notification/template", json!({})).await.em_error(400, "illegal_argument");
+    app.put("/users/bob/notification/template", json!({"templateName": 7})).await.em_error(400, "illegal_argument");
+    app.put("/users/nobody/notification/template", json!({"templateName": "nosuch"})).await.em_error(400, "required_property_not_found");
     let r = app.put("/users/bob/notification/template", json!({"templateName": "mine"})).await;
     assert_eq!(r.body["data"], json!({"templateName": "mine"}), "{:?}", r.body);
     assert_eq!(app.get("/users/bob/notification/template").await.body["data"], json!({"templateName": "mine"}));
