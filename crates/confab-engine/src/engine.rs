@@ -1,7 +1,6 @@
 //! The engine: apps, users and tokens here; conversations in `conv.rs`; messages in
 //! `message.rs`. Every rule lives in one of these; faces only translate.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,42 +25,21 @@ use crate::reactions::Reactions;
 use crate::rooms::Rooms;
 use crate::runtime::{Claim, Invalidate};
 use crate::social::Social;
-use crate::store::{BlobStore, NewUser, Store};
+use crate::store::{BlobStore, Store};
 use crate::teller::Teller;
+use crate::users::Users;
 
 pub struct Engine {
-    pub(crate) store: Arc<dyn Store>,
-    /// The bytes of uploaded files: a store of their own (`store.rs`, `BlobStore`).
-    pub(crate) blobs: Arc<dyn BlobStore>,
-    pub(crate) bus: Arc<dyn Bus>,
-    pub(crate) presence: Arc<dyn Presence>,
-    /// The clock and the id generator (`ids.rs`), cloned into every service.
-    pub(crate) stamps: Stamps,
-    /// Rate buckets' counters (`limits.rs`).
-    rates: Arc<dyn RateLimiter>,
-    /// Apps, users known to exist, and tokens recently read from the store (a bearer token is
-    /// checked on every call of a token face, and a token changes only by being revoked),
-    /// dropped on every engine when they change (`runtime.rs`).
-    caches: crate::runtime::Caches,
-    /// "Run once" (`once`).
-    dedup: Arc<dyn crate::runtime::Dedup>,
-    /// Orders each conversation's deliveries by sequence number (`order.rs`).
-    pub(crate) order: Arc<crate::order::Sequencer>,
-    /// Password hashing: bounded workers and queue (`password.rs`).
-    hasher: Hasher,
-    /// Failed logins per user and per client address.
-    backoff: Arc<dyn LoginBackoff>,
-    /// The app's own code (`hooks.rs`); none until the server sets them.
-    pub(crate) hooks: Arc<std::sync::OnceLock<Arc<dyn crate::hooks::Hooks>>>,
-    /// Rung when calls are put in the outbox, so its runner need not wait for its next look.
-    pub(crate) outbox_bell: Arc<tokio::sync::Notify>,
-    node: u16,
-    // ---- the services, built from the handles above by `wire` (again whenever a `with_*`
-    // replaces a handle one of them holds)
+    /// What the services are built from.
+    pub(crate) h: Handles,
+    // ---- the services, built from the handles by `wire` (again whenever a `with_*` replaces a
+    // handle one of them holds)
     /// Asking and telling the app's code (`teller.rs`).
     pub(crate) teller: Teller,
     /// Keyed collections (`collections.rs`).
     collections: Arc<Collections>,
+    /// Users known to exist (`users.rs`).
+    pub(crate) users: Arc<Users>,
     /// Contacts, blocklists, user metadata, presence statuses, push tasks (`social.rs`).
     pub(crate) social: Arc<Social>,
     /// Chat room attributes and super admins (`rooms.rs`).
@@ -76,6 +54,38 @@ pub struct Engine {
     pub(crate) reactions: Arc<Reactions>,
     /// The app's hooks, their outbox, report and counters (`app_code.rs`).
     app_code: Arc<AppCode>,
+}
+
+/// The handles an engine's services are built from: the seams to the store and the node runtime,
+/// and the per-engine state the services share.
+#[derive(Clone)]
+pub(crate) struct Handles {
+    pub(crate) store: Arc<dyn Store>,
+    /// The bytes of uploaded files: a store of their own (`store.rs`, `BlobStore`).
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) presence: Arc<dyn Presence>,
+    /// The clock and the id generator (`ids.rs`), cloned into every service.
+    pub(crate) stamps: Stamps,
+    /// Rate buckets' counters (`limits.rs`).
+    pub(crate) rates: Arc<dyn RateLimiter>,
+    /// Apps, users known to exist, and tokens recently read from the store (a bearer token is
+    /// checked on every call of a token face, and a token changes only by being revoked),
+    /// dropped on every engine when they change (`runtime.rs`).
+    pub(crate) caches: Arc<crate::runtime::Caches>,
+    /// "Run once" (`once`).
+    pub(crate) dedup: Arc<dyn crate::runtime::Dedup>,
+    /// Orders each conversation's deliveries by sequence number (`order.rs`).
+    pub(crate) order: Arc<crate::order::Sequencer>,
+    /// Password hashing: bounded workers and queue (`password.rs`).
+    pub(crate) hasher: Arc<Hasher>,
+    /// Failed logins per user and per client address.
+    pub(crate) backoff: Arc<dyn LoginBackoff>,
+    /// The app's own code (`hooks.rs`); none until the server sets them.
+    pub(crate) hooks: Arc<std::sync::OnceLock<Arc<dyn crate::hooks::Hooks>>>,
+    /// Rung when calls are put in the outbox, so its runner need not wait for its next look.
+    pub(crate) outbox_bell: Arc<tokio::sync::Notify>,
+    pub(crate) node: u16,
 }
 
 /// What `create_app` needs. Keys left as None are generated.
@@ -123,7 +133,8 @@ pub fn utc_day_start(ms: i64) -> i64 {
 struct Services {
     teller: Teller,
     collections: Arc<Collections>,
-    pub(crate) social: Arc<Social>,
+    users: Arc<Users>,
+    social: Arc<Social>,
     rooms: Arc<Rooms>,
     push_labels: Arc<PushLabels>,
     quotas: Arc<PlanQuotas>,
@@ -133,15 +144,11 @@ struct Services {
 }
 
 impl Services {
-    fn build(
-        store: &Arc<dyn Store>,
-        presence: &Arc<dyn Presence>,
-        stamps: &Stamps,
-        hooks: &Arc<std::sync::OnceLock<Arc<dyn crate::hooks::Hooks>>>,
-        bell: &Arc<tokio::sync::Notify>,
-    ) -> Services {
-        let teller = Teller { hooks: hooks.clone(), store: store.clone(), bell: bell.clone(), stamps: stamps.clone() };
+    fn build(h: &Handles) -> Services {
+        let (store, presence, stamps) = (&h.store, &h.presence, &h.stamps);
+        let teller = Teller { hooks: h.hooks.clone(), store: store.clone(), bell: h.outbox_bell.clone(), stamps: stamps.clone() };
         let collections = Arc::new(Collections::new(store.clone(), stamps.clone()));
+        let users = Arc::new(Users::new(store.clone(), h.caches.clone(), stamps.clone()));
         let social = Arc::new(Social::new(store.clone(), presence.clone(), stamps.clone(), collections.clone(), teller.clone()));
         let rooms = Arc::new(Rooms::new(store.clone(), presence.clone(), stamps.clone(), collections.clone()));
         let push_labels = Arc::new(PushLabels::new(store.clone(), collections.clone()));
@@ -149,58 +156,46 @@ impl Services {
         let global_mutes = Arc::new(GlobalMutes::new(collections.clone(), stamps.clone()));
         let reactions = Arc::new(Reactions::new(store.clone(), stamps.clone(), collections.clone(), teller.clone()));
         let app_code = Arc::new(AppCode::new(store.clone(), stamps.clone(), teller.clone()));
-        Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions, app_code }
+        Services { teller, collections, users, social, rooms, push_labels, quotas, global_mutes, reactions, app_code }
     }
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, node: u16) -> Self {
-        let stamps = Stamps::new(Arc::new(SystemClock), Arc::new(IdGen::new(node)));
-        let hooks = Arc::new(std::sync::OnceLock::new());
-        let outbox_bell = Arc::new(tokio::sync::Notify::new());
-        let Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions, app_code } =
-            Services::build(&store, &presence, &stamps, &hooks, &outbox_bell);
-        Engine {
+        let h = Handles {
             order: crate::order::Sequencer::new(bus.clone()),
+            stamps: Stamps::new(Arc::new(SystemClock), Arc::new(IdGen::new(node))),
             store,
             blobs,
             bus,
             presence,
-            stamps,
             rates: Arc::new(LocalRateLimiter::default()),
-            caches: crate::runtime::Caches::new(Arc::new(crate::runtime::LocalInvalidation::default())),
+            caches: Arc::new(crate::runtime::Caches::new(Arc::new(crate::runtime::LocalInvalidation::default()))),
             dedup: Arc::new(crate::runtime::LocalDedup::default()),
-            hasher: Hasher::new(HashSettings::default()).expect("the default argon2 parameters are valid"),
+            hasher: Arc::new(Hasher::new(HashSettings::default()).expect("the default argon2 parameters are valid")),
             backoff: Arc::new(LocalLoginBackoff::default()),
-            hooks,
-            outbox_bell,
+            hooks: Arc::new(std::sync::OnceLock::new()),
+            outbox_bell: Arc::new(tokio::sync::Notify::new()),
             node,
-            teller,
-            collections,
-            social,
-            rooms,
-            push_labels,
-            quotas,
-            global_mutes,
-            reactions,
-            app_code,
-        }
+        };
+        Self::built(h)
+    }
+
+    /// The engine whose services are built from these handles.
+    fn built(h: Handles) -> Self {
+        let Services { teller, collections, users, social, rooms, push_labels, quotas, global_mutes, reactions, app_code } =
+            Services::build(&h);
+        Engine { h, teller, collections, users, social, rooms, push_labels, quotas, global_mutes, reactions, app_code }
     }
 
     /// Build the services again from the engine's handles (after one was replaced).
-    fn wire(mut self) -> Self {
-        let Services { teller, collections, social, rooms, push_labels, quotas, global_mutes, reactions, app_code } =
-            Services::build(&self.store, &self.presence, &self.stamps, &self.hooks, &self.outbox_bell);
-        self.teller = teller;
-        self.collections = collections;
-        self.social = social;
-        self.rooms = rooms;
-        self.push_labels = push_labels;
-        self.quotas = quotas;
-        self.global_mutes = global_mutes;
-        self.reactions = reactions;
-        self.app_code = app_code;
-        self
+    fn wire(self) -> Self {
+        Self::built(self.h)
+    }
+
+    /// Users: who exists.
+    pub fn users(&self) -> &Users {
+        &self.users
     }
 
     /// Contacts, user blocklists, user metadata, presence statuses and subscriptions, push tasks.
@@ -262,44 +257,44 @@ impl Engine {
     /// Share "run once" and cache invalidations with other engines (other nodes) instead of
     /// keeping them to this one.
     pub fn with_runtime(mut self, dedup: Arc<dyn crate::runtime::Dedup>, invalidation: Arc<dyn crate::runtime::Invalidation>) -> Self {
-        self.dedup = dedup;
-        self.caches = crate::runtime::Caches::new(invalidation);
-        self
+        self.h.dedup = dedup;
+        self.h.caches = Arc::new(crate::runtime::Caches::new(invalidation));
+        self.wire()
     }
 
     /// Count rate limits and failed logins with these (a cluster's shared counters) instead of
     /// this engine's own.
     pub fn with_limiters(mut self, rates: Arc<dyn RateLimiter>, backoff: Arc<dyn LoginBackoff>) -> Self {
-        self.rates = rates;
-        self.backoff = backoff;
-        self
+        self.h.rates = rates;
+        self.h.backoff = backoff;
+        self.wire()
     }
 
     /// Hash passwords with these settings instead of the defaults.
     pub fn with_hash_settings(mut self, settings: HashSettings) -> Result<Self> {
-        self.hasher = Hasher::new(settings)?;
-        Ok(self)
+        self.h.hasher = Arc::new(Hasher::new(settings)?);
+        Ok(self.wire())
     }
 
     pub fn hash_settings(&self) -> &HashSettings {
-        self.hasher.settings()
+        self.h.hasher.settings()
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.stamps = self.stamps.with_clock(clock);
+        self.h.stamps = self.h.stamps.with_clock(clock);
         self.wire()
     }
 
     pub fn node(&self) -> u16 {
-        self.node
+        self.h.node
     }
 
     pub fn now(&self) -> i64 {
-        self.stamps.now()
+        self.h.stamps.now()
     }
 
     pub fn next_id(&self) -> i64 {
-        self.stamps.next_id()
+        self.h.stamps.next_id()
     }
 
     // ------------------------------------------------------------------ keyed collections
@@ -331,7 +326,7 @@ impl Engine {
     /// Keep the bytes of a file under `id` (1–64 of `[A-Za-z0-9_-]`).
     pub async fn put_blob(&self, app: &App, id: &str, bytes: Vec<u8>) -> Result<()> {
         check_blob_id(id)?;
-        self.blobs.put_blob(app.id, id, bytes).await
+        self.h.blobs.put_blob(app.id, id, bytes).await
     }
 
     /// The bytes kept under `id`; None for an unknown (or malformed) id.
@@ -339,20 +334,20 @@ impl Engine {
         if check_blob_id(id).is_err() {
             return Ok(None);
         }
-        self.blobs.get_blob(app.id, id).await
+        self.h.blobs.get_blob(app.id, id).await
     }
 
     pub async fn delete_blob(&self, app: &App, id: &str) -> Result<bool> {
         if check_blob_id(id).is_err() {
             return Ok(false);
         }
-        self.blobs.delete_blob(app.id, id).await
+        self.h.blobs.delete_blob(app.id, id).await
     }
 
     /// Every delivery event from now on (what gateways turn into pushes; the session registry
     /// subscribes for them). For observers such as tests; a gateway registers with `sessions`.
     pub fn subscribe_events(&self) -> crate::bus::EventReceiver {
-        self.bus.subscribe()
+        self.h.bus.subscribe()
     }
 
     // ------------------------------------------------------------------ apps
@@ -367,11 +362,11 @@ impl Engine {
                 return Err(Error::invalid("LeanCloud keys must be 1 to 128 printable ASCII characters without commas"));
             }
         }
-        if self.store.find_app(&AppLookup::Name(name.clone())).await?.is_some() {
+        if self.h.store.find_app(&AppLookup::Name(name.clone())).await?.is_some() {
             return Err(Error::invalid(format!("an app named '{name}' exists already")));
         }
         let lc_id = new.leancloud_app_id.unwrap_or_else(|| format!("{}-cfb", random_string(18)));
-        if self.store.find_app(&AppLookup::LeanCloud(lc_id.clone())).await?.is_some() {
+        if self.h.store.find_app(&AppLookup::LeanCloud(lc_id.clone())).await?.is_some() {
             return Err(Error::invalid(format!("an app with LeanCloud app id '{lc_id}' exists already")));
         }
         let app = App {
@@ -397,12 +392,12 @@ impl Engine {
             limit_overrides: Attrs::new(),
             limits: Limits::for_plan(new.plan),
         };
-        self.store.create_app(&app).await?;
+        self.h.store.create_app(&app).await?;
         Ok(app)
     }
 
     pub async fn list_apps(&self) -> Result<Vec<App>> {
-        self.store.list_apps().await
+        self.h.store.list_apps().await
     }
 
     /// Set one setting of an app (`key=value`; see [`Limits::set_override`]).
@@ -413,47 +408,47 @@ impl Engine {
     /// Set several settings of an app at once: all of them, or none when one is refused. A
     /// running server sees them within `runtime::APP_CACHE_TTL`.
     pub async fn set_app_settings(&self, name: &str, settings: &[(&str, &str)]) -> Result<App> {
-        let mut app = self.store.find_app(&AppLookup::Name(name.to_string())).await?.ok_or(Error::AppNotFound)?;
+        let mut app = self.h.store.find_app(&AppLookup::Name(name.to_string())).await?.ok_or(Error::AppNotFound)?;
         for (key, value) in settings {
             Limits::set_override(app.plan, &mut app.limit_overrides, key, value)?;
         }
-        self.store.set_app_limits(app.id, &app.limit_overrides).await?;
+        self.h.store.set_app_limits(app.id, &app.limit_overrides).await?;
         app.limits = Limits::resolve(app.plan, &app.limit_overrides)?;
-        self.caches.invalidate(Invalidate::Apps);
+        self.h.caches.invalidate(Invalidate::Apps);
         Ok(app)
     }
 
     /// Whether the store answers a lookup by key (`/healthz`). Lookups have read connections of
     /// their own, so the answer does not wait behind a burst of long queries.
     pub async fn health(&self) -> Result<()> {
-        self.store.find_app(&AppLookup::Name(String::new())).await.map(|_| ())
+        self.h.store.find_app(&AppLookup::Name(String::new())).await.map(|_| ())
     }
 
     /// The app a face's credentials name, cached for a few seconds.
     pub async fn find_app(&self, lookup: &AppLookup) -> Result<Option<Arc<App>>> {
-        if let Some(app) = self.caches.app(lookup) {
+        if let Some(app) = self.h.caches.app(lookup) {
             return Ok(Some(app));
         }
-        let Some(app) = self.store.find_app(lookup).await? else { return Ok(None) };
+        let Some(app) = self.h.store.find_app(lookup).await? else { return Ok(None) };
         let app = Arc::new(app);
-        self.caches.remember_app(lookup, &app);
+        self.h.caches.remember_app(lookup, &app);
         Ok(Some(app))
     }
 
     /// Count one call against a rate bucket of the app; `RateLimited` when over.
     pub async fn rate_check(&self, app: &App, bucket: Bucket) -> Result<()> {
-        self.rates.check(app.id, bucket.name(), app.limits.rate(bucket), self.now()).await
+        self.h.rates.check(app.id, bucket.name(), app.limits.rate(bucket), self.now()).await
     }
 
     /// Count `cost` units against a bucket (a message quota counts each recipient).
     pub async fn rate_take(&self, app: &App, bucket: Bucket, cost: u32) -> Result<()> {
-        self.rates.take(app.id, bucket.name(), bucket.name(), app.limits.rate(bucket), cost, self.now()).await
+        self.h.rates.take(app.id, bucket.name(), bucket.name(), app.limits.rate(bucket), cost, self.now()).await
     }
 
     /// Count one call against the bucket's rule, on a counter of its own for `subject` (a rate
     /// "per user ID").
     pub async fn rate_check_for(&self, app: &App, bucket: Bucket, subject: &str) -> Result<()> {
-        self.rates.take(app.id, bucket.name(), &format!("{bucket}/{subject}"), app.limits.rate(bucket), 1, self.now()).await
+        self.h.rates.take(app.id, bucket.name(), &format!("{bucket}/{subject}"), app.limits.rate(bucket), 1, self.now()).await
     }
 
     // ------------------------------------------------------------------ users
@@ -464,34 +459,14 @@ impl Engine {
         app.validate_user_id(id)
     }
 
-    /// Make sure every id names a user, creating those that do not exist (LeanCloud clients
-    /// exist as soon as they are named). Users known to exist are remembered, so a busy sender
-    /// costs no write.
-    pub async fn ensure_users<S: AsRef<str>>(&self, app: &App, ids: &[S]) -> Result<()> {
-        let mut users = Vec::with_capacity(ids.len());
-        for id in ids {
-            let id = id.as_ref();
-            self.validate_user_id(app, id)?;
-            if !self.caches.user_known(app.id, id) {
-                users.push(NewUser { id: id.to_string(), num: self.next_id() });
-            }
-        }
-        if users.is_empty() {
-            return Ok(());
-        }
-        self.store.ensure_users(app.id, &users, self.now()).await?;
-        self.caches.remember_users(app.id, users.into_iter().map(|u| u.id));
-        Ok(())
-    }
-
     pub async fn get_user(&self, app: &App, id: &str) -> Result<User> {
-        self.store.get_user(app.id, id).await?.ok_or_else(|| Error::UserNotFound(id.to_string()))
+        self.h.store.get_user(app.id, id).await?.ok_or_else(|| Error::UserNotFound(id.to_string()))
     }
 
     /// Write a changed user (nickname, attributes, disabled, password hash).
     pub async fn update_user(&self, app: &App, mut user: User) -> Result<User> {
         user.updated_at = self.now();
-        self.store.update_user(&user).await?;
+        self.h.store.update_user(&user).await?;
         let _ = app;
         Ok(user)
     }
@@ -503,7 +478,7 @@ impl Engine {
             return Err(Error::invalid("password must be 1 to 256 bytes"));
         }
         let mut user = self.get_user(app, id).await?;
-        user.password_hash = Some(self.hasher.hash(password.to_string()).await?);
+        user.password_hash = Some(self.h.hasher.hash(password.to_string()).await?);
         self.update_user(app, user).await?;
         self.revoke_all_user_tokens(app, id).await?;
         Ok(())
@@ -526,40 +501,35 @@ impl Engine {
     pub async fn revoke_all_user_tokens(&self, app: &App, user: &str) -> Result<u64> {
         let mut n = 0;
         for kind in [TokenKind::LcSession, TokenKind::LcRealtime, TokenKind::EasemobUser, TokenKind::MaximUser] {
-            n += self.store.delete_user_tokens(app.id, user, kind).await?;
+            n += self.h.store.delete_user_tokens(app.id, user, kind).await?;
         }
-        self.caches.invalidate(Invalidate::Tokens);
+        self.h.caches.invalidate(Invalidate::Tokens);
         Ok(n)
     }
 
     /// Delete a user, their tokens and memberships; their sessions end.
     pub async fn delete_user(&self, app: &App, id: &str) -> Result<bool> {
-        let deleted = self.store.delete_user(app.id, id).await?;
-        self.caches.invalidate(Invalidate::User { app: app.id, id: id.to_string() });
+        let deleted = self.h.store.delete_user(app.id, id).await?;
+        self.h.caches.invalidate(Invalidate::User { app: app.id, id: id.to_string() });
         self.social.forget_user_relations(app, id).await?;
         if deleted {
             // the user is gone either way; a session the kick misses fails its next call
-            self.bus.deliver(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) });
+            self.h.bus.deliver(Event::Kick { app: app.id, user: id.to_string(), session: None, reason: KickReason::ByApp(None) });
         }
         Ok(deleted)
     }
 
     pub async fn count_users(&self, app: &App) -> Result<i64> {
-        self.store.count_users(app.id).await
+        self.h.store.count_users(app.id).await
     }
 
     pub async fn list_users(&self, app: &App, after_num: Option<i64>, limit: i64) -> Result<Vec<User>> {
-        self.store.list_users(app.id, after_num, limit).await
+        self.h.store.list_users(app.id, after_num, limit).await
     }
 
     /// The user with this numeric id (MaxIM's `user_id`).
     pub async fn user_by_num(&self, app: &App, num: i64) -> Result<User> {
-        self.store.get_user_by_num(app.id, num).await?.ok_or_else(|| Error::UserNotFound(num.to_string()))
-    }
-
-    /// The users among these ids that exist, by id.
-    pub async fn users(&self, app: &App, ids: &[String]) -> Result<HashMap<String, User>> {
-        Ok(self.store.get_users(app.id, ids).await?.into_iter().map(|u| (u.id.clone(), u)).collect())
+        self.h.store.get_user_by_num(app.id, num).await?.ok_or_else(|| Error::UserNotFound(num.to_string()))
     }
 
     /// Run `f` once per (app, key) within the app's `dedup_window_secs`: a repeat gets the first
@@ -574,7 +544,7 @@ impl Engine {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let now = self.now();
-            match self.dedup.claim(app.id, &key, now, now + window).await? {
+            match self.h.dedup.claim(app.id, &key, now, now + window).await? {
                 Claim::Done(v) => return Ok(v),
                 // a repeat while the first still runs waits for it (at most 10 s)
                 Claim::Running if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -582,7 +552,7 @@ impl Engine {
             }
         }
         let r = f().await;
-        let kept = self.dedup.finish(app.id, &key, r.as_ref().ok(), self.now() + window).await;
+        let kept = self.h.dedup.finish(app.id, &key, r.as_ref().ok(), self.now() + window).await;
         if let Err(e) = kept {
             tracing::warn!(app = app.id, error = %e, "could not remember a call's result");
         }
@@ -609,14 +579,14 @@ impl Engine {
         // one login name, one user, whichever face made the account: a username may not be
         // another account's id (MaxIM's usernames are ids), nor an id another user's username
         if let Some(u) = &new.username {
-            if self.store.get_user(app.id, u).await?.is_some_and(|x| x.password_hash.is_some()) {
+            if self.h.store.get_user(app.id, u).await?.is_some_and(|x| x.password_hash.is_some()) {
                 return Err(Error::UserExists(u.clone()));
             }
         }
-        if self.store.get_user_by_username(app.id, &id).await?.is_some() {
+        if self.h.store.get_user_by_username(app.id, &id).await?.is_some() {
             return Err(Error::UserExists(id));
         }
-        let hash = self.hasher.hash(new.password).await?;
+        let hash = self.h.hasher.hash(new.password).await?;
         let now = self.now();
         let user = User {
             app: app.id,
@@ -632,7 +602,7 @@ impl Engine {
             last_login_at: None,
         };
         let max = if quotas == Quotas::Counted { crate::quotas::limit(app, &Quota::Users) } else { None };
-        self.store.create_user_within(&user, max).await?;
+        self.h.store.create_user_within(&user, max).await?;
         Ok(user)
     }
 
@@ -641,7 +611,7 @@ impl Engine {
     /// by the store in the insert's transaction.
     pub async fn ensure_user_counted(&self, app: &App, id: &str) -> Result<()> {
         self.validate_user_id(app, id)?;
-        if self.caches.user_known(app.id, id) {
+        if self.h.caches.user_known(app.id, id) {
             return Ok(());
         }
         let now = self.now();
@@ -658,11 +628,11 @@ impl Engine {
             updated_at: now,
             last_login_at: None,
         };
-        match self.store.create_user_within(&user, crate::quotas::limit(app, &Quota::Users)).await {
+        match self.h.store.create_user_within(&user, crate::quotas::limit(app, &Quota::Users)).await {
             Ok(()) | Err(Error::UserExists(_)) => {}
             Err(e) => return Err(e),
         }
-        self.caches.remember_users(app.id, [id.to_string()].into_iter());
+        self.h.caches.remember_users(app.id, [id.to_string()].into_iter());
         Ok(())
     }
 
@@ -673,14 +643,14 @@ impl Engine {
     pub async fn check_password(&self, app: &App, login: &str, password: &str, addr: Option<&str>) -> Result<User> {
         let keys = login_keys(login, addr);
         // the counts out of reach: the attempt is refused with that error (no guessing unchecked)
-        self.backoff.admit(app.id, &keys, self.now()).await?;
+        self.h.backoff.admit(app.id, &keys, self.now()).await?;
         let checked = async {
-            let user = match self.store.get_user_by_username(app.id, login).await? {
+            let user = match self.h.store.get_user_by_username(app.id, login).await? {
                 Some(u) => Some(u),
-                None => self.store.get_user(app.id, login).await?,
+                None => self.h.store.get_user(app.id, login).await?,
             };
             let verified = match &user {
-                Some(User { password_hash: Some(hash), .. }) => self.hasher.verify(password.to_string(), hash.clone()).await?,
+                Some(User { password_hash: Some(hash), .. }) => self.h.hasher.verify(password.to_string(), hash.clone()).await?,
                 _ => false,
             };
             Ok::<_, Error>((user, verified))
@@ -688,7 +658,7 @@ impl Engine {
         let (user, verified) = match checked.await {
             Ok(v) => v,
             Err(e) => {
-                if let Err(w) = self.backoff.withdrawn(app.id, &keys, self.now()).await {
+                if let Err(w) = self.h.backoff.withdrawn(app.id, &keys, self.now()).await {
                     tracing::warn!(app = app.id, error = %w, "could not withdraw a login attempt from the back-off");
                 }
                 return Err(e);
@@ -705,7 +675,7 @@ impl Engine {
         };
         // the password was right: a back-off that cannot be told so does not fail the login (the
         // attempt stays counted, as a failed one would)
-        if let Err(e) = self.backoff.succeeded(app.id, &keys, self.now()).await {
+        if let Err(e) = self.h.backoff.succeeded(app.id, &keys, self.now()).await {
             tracing::warn!(app = app.id, error = %e, "could not clear a user's failed logins");
         }
         if user.disabled {
@@ -714,9 +684,9 @@ impl Engine {
         // an imported LeanCloud hash gives way to argon2id at the first good login (if the
         // hashing queue is full now, at a later one)
         if user.password_hash.as_deref().is_some_and(crate::password::is_legacy) {
-            if let Ok(hash) = self.hasher.hash(password.to_string()).await {
+            if let Ok(hash) = self.h.hasher.hash(password.to_string()).await {
                 let upgraded = User { password_hash: Some(hash), ..user.clone() };
-                if let Err(e) = self.store.update_user(&upgraded).await {
+                if let Err(e) = self.h.store.update_user(&upgraded).await {
                     tracing::warn!(error = %e, "could not re-hash an imported password");
                 }
                 return Ok(upgraded);
@@ -737,36 +707,36 @@ impl Engine {
             expires_at: ttl_secs.map(|s| now + s * 1000),
             device: None,
         };
-        self.store.put_token(&token).await?;
+        self.h.store.put_token(&token).await?;
         Ok(token)
     }
 
     /// Store a token as given (a face that binds tokens to devices fills `device`).
     pub async fn put_token(&self, token: &Token) -> Result<()> {
-        self.store.put_token(token).await
+        self.h.store.put_token(token).await
     }
 
     pub async fn revoke_token(&self, token: &str) -> Result<()> {
-        self.store.delete_token(token).await?;
-        self.caches.invalidate(Invalidate::Tokens);
+        self.h.store.delete_token(token).await?;
+        self.h.caches.invalidate(Invalidate::Tokens);
         Ok(())
     }
 
     /// Revoke every token of a kind a user holds (a kicked client must log in again).
     pub async fn revoke_user_tokens(&self, app: &App, user: &str, kind: TokenKind) -> Result<u64> {
-        let n = self.store.delete_user_tokens(app.id, user, kind).await?;
-        self.caches.invalidate(Invalidate::Tokens);
+        let n = self.h.store.delete_user_tokens(app.id, user, kind).await?;
+        self.h.caches.invalidate(Invalidate::Tokens);
         Ok(n)
     }
 
     /// The live token of this kind and app, or None (unknown, expired, or another app's).
     pub async fn check_token(&self, app: &App, token: &str, kind: TokenKind) -> Result<Option<Token>> {
-        let (cached, generation) = self.caches.token(token);
+        let (cached, generation) = self.h.caches.token(token);
         let t = match cached {
             Some(t) => t,
             None => {
-                let Some(t) = self.store.get_token(token).await? else { return Ok(None) };
-                self.caches.remember_token(generation, token, &t);
+                let Some(t) = self.h.store.get_token(token).await? else { return Ok(None) };
+                self.h.caches.remember_token(generation, token, &t);
                 t
             }
         };
@@ -777,7 +747,7 @@ impl Engine {
     }
 
     pub async fn record_login(&self, app: &App, user: &str) -> Result<()> {
-        self.store.record_login(app.id, user, self.now()).await
+        self.h.store.record_login(app.id, user, self.now()).await
     }
 
     // ------------------------------------------------------------------ clients
@@ -792,7 +762,7 @@ impl Engine {
 
     /// Which of these users have a session open now.
     pub async fn online(&self, app: &App, ids: &[String]) -> Result<Vec<String>> {
-        self.presence.online(app.id, ids).await
+        self.h.presence.online(app.id, ids).await
     }
 
     /// End every session of a user. The reason is at most `kick_reason_max_chars` characters.
@@ -805,7 +775,7 @@ impl Engine {
         }
         // nothing is stored: the app hears the failure and may ask again
         let kick = Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::ByApp(reason) };
-        self.bus.publish(kick).map_err(Error::internal)
+        self.h.bus.publish(kick).map_err(Error::internal)
     }
 
     // ------------------------------------------------------------------ sessions
@@ -817,14 +787,19 @@ impl Engine {
         if let Some(tag) = session.tag.as_deref().filter(|t| !t.is_empty() && *t != "default") {
             // presence out of reach: the session does not open (the client retries), rather than
             // open without the single-device rule
-            for old in self.presence.sessions(app.id, user).await? {
+            for old in self.h.presence.sessions(app.id, user).await? {
                 if old.tag.as_deref() == Some(tag) && old.device != session.device && old != session {
                     // logged on failure: the new session is not refused for the old one's sake
-                    self.bus.deliver(Event::Kick { app: app.id, user: user.to_string(), session: Some(old), reason: KickReason::Conflict });
+                    self.h.bus.deliver(Event::Kick {
+                        app: app.id,
+                        user: user.to_string(),
+                        session: Some(old),
+                        reason: KickReason::Conflict,
+                    });
                 }
             }
         }
-        self.presence.session_opened(app.id, user, session.clone(), self.now()).await?;
+        self.h.presence.session_opened(app.id, user, session.clone(), self.now()).await?;
         self.tell(app, crate::hooks::After::Online { user, session: &session, ip, reconnect }).await;
         self.record_login(app, user).await
     }
@@ -839,15 +814,15 @@ impl Engine {
     /// gone). The session is gone whatever presence answers: a failure is logged, and a cluster's
     /// presence lets the session's entry expire with its heartbeats.
     pub async fn forget_session(&self, app: i64, user: &str, session: &SessionRef) {
-        if let Err(e) = self.presence.session_closed(app, user, session, self.now()).await {
+        if let Err(e) = self.h.presence.session_closed(app, user, session, self.now()).await {
             tracing::warn!(app, user, error = %e, "presence could not forget a closed session");
         }
     }
 
     /// (users online now, distinct users who logged in today, UTC).
     pub async fn stats(&self, app: &App) -> Result<(i64, i64)> {
-        let online = self.presence.online_count(app.id).await? as i64;
-        let today = self.store.count_logins_since(app.id, utc_day_start(self.now())).await?;
+        let online = self.h.presence.online_count(app.id).await? as i64;
+        let today = self.h.store.count_logins_since(app.id, utc_day_start(self.now())).await?;
         Ok((online, today))
     }
 }

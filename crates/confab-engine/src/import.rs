@@ -47,11 +47,11 @@ impl Engine {
     pub async fn import_user(&self, app: &App, u: ImportedUser) -> Result<bool> {
         self.validate_user_id(app, &u.id)?;
         let hash = u.password.as_ref().map(|(salt, hash)| crate::password::leancloud_hash(salt, hash));
-        let written = match self.store.get_user(app.id, &u.id).await? {
+        let written = match self.h.store.get_user(app.id, &u.id).await? {
             Some(existing) if existing.password_hash.is_some() => false,
             Some(existing) => {
                 let user = User { username: u.username.clone(), password_hash: hash, updated_at: u.updated_at, ..existing };
-                self.store.update_user(&user).await?;
+                self.h.store.update_user(&user).await?;
                 true
             }
             None => {
@@ -68,12 +68,12 @@ impl Engine {
                     updated_at: u.updated_at,
                     last_login_at: None,
                 };
-                self.store.create_user(&user).await?;
+                self.h.store.create_user(&user).await?;
                 true
             }
         };
         if let Some(t) = u.session_token {
-            if self.store.get_token(&t).await?.is_none() {
+            if self.h.store.get_token(&t).await?.is_none() {
                 let token = Token {
                     token: t,
                     app: app.id,
@@ -83,7 +83,7 @@ impl Engine {
                     expires_at: None,
                     device: None,
                 };
-                self.store.put_token(&token).await?;
+                self.h.store.put_token(&token).await?;
             }
         }
         Ok(written)
@@ -102,12 +102,12 @@ impl Engine {
 
     /// The conversation imported with this foreign id.
     pub async fn conversation_by_foreign(&self, app: &App, foreign_id: &str) -> Result<Conversation> {
-        self.store.conversation_by_foreign(app.id, foreign_id).await?.ok_or(Error::ConversationNotFound)
+        self.h.store.conversation_by_foreign(app.id, foreign_id).await?.ok_or(Error::ConversationNotFound)
     }
 
     /// The message imported with this foreign id.
     pub async fn message_by_foreign(&self, app: &App, foreign_id: &str) -> Result<Message> {
-        self.store.message_by_foreign(app.id, foreign_id).await?.ok_or(Error::MessageNotFound)
+        self.h.store.message_by_foreign(app.id, foreign_id).await?.ok_or(Error::MessageNotFound)
     }
 
     /// The foreign ids of those of these conversations that have one (to name the conversations
@@ -116,14 +116,14 @@ impl Engine {
         let mut ids = convs.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        Ok(self.store.conversation_foreign_ids(app.id, &ids).await?.into_iter().collect())
+        Ok(self.h.store.conversation_foreign_ids(app.id, &ids).await?.into_iter().collect())
     }
 
     /// The numeric id an imported conversation has or will have: that of the conversation with
     /// its foreign id, or of the unique conversation of the same members (one made here before
     /// the import: the history joins it), or a new one. (Id, whether it exists.)
     pub async fn import_target(&self, app: &App, foreign_id: &str, unique_id: Option<&str>) -> Result<(i64, bool)> {
-        if let Some(c) = self.store.conversation_by_foreign(app.id, foreign_id).await? {
+        if let Some(c) = self.h.store.conversation_by_foreign(app.id, foreign_id).await? {
             return Ok((c.id, true));
         }
         if let Some(u) = unique_id {
@@ -136,7 +136,7 @@ impl Engine {
                 limit: 1,
                 ..Default::default()
             };
-            if let Some(c) = self.store.query_conversations(app.id, &q).await?.0.into_iter().next() {
+            if let Some(c) = self.h.store.query_conversations(app.id, &q).await?.0.into_iter().next() {
                 return Ok((c.id, true));
             }
         }
@@ -154,7 +154,7 @@ impl Engine {
         for s in &senders {
             self.validate_user_id(app, s)?;
         }
-        self.ensure_users(app, &senders).await?;
+        self.users.ensure_users(app, &senders).await?;
         for m in &mut msgs {
             if m.foreign_id.is_none() {
                 return Err(Error::invalid("an imported message needs its foreign id"));
@@ -164,7 +164,7 @@ impl Engine {
             m.conv = conv;
             m.transient = false;
         }
-        self.store.import_messages(app.id, conv, &msgs).await
+        self.h.store.import_messages(app.id, conv, &msgs).await
     }
 
     /// Create an imported conversation under the id `import_target` gave, once its history is
@@ -176,7 +176,7 @@ impl Engine {
         for u in &everyone {
             self.validate_user_id(app, u)?;
         }
-        self.ensure_users(app, &everyone).await?;
+        self.users.ensure_users(app, &everyone).await?;
         let conv = Conversation {
             app: app.id,
             id,
@@ -200,6 +200,6 @@ impl Engine {
             .iter()
             .map(|(user, role)| Member { notifications_off: c.muted.contains(user), ..Member::new(id, user.clone(), *role, c.created_at) })
             .collect();
-        self.store.import_conversation(&conv, &members).await
+        self.h.store.import_conversation(&conv, &members).await
     }
 }

@@ -38,6 +38,7 @@ pub mod store;
 mod teller;
 pub mod threads;
 pub mod time;
+pub mod users;
 
 pub use app_code::{AppCode, HookReport};
 pub use bus::{Bus, BusError, Event, KickReason, LocalBus, Origin};

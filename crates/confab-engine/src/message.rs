@@ -139,9 +139,9 @@ impl Engine {
     pub async fn send_message(&self, app: &App, conv: &Conversation, new: NewMessage, actor: &Actor) -> Result<Message> {
         self.check_new_message(app, conv, &new, actor).await?;
         if let Audience::Only(users) = &new.audience {
-            self.ensure_users(app, users).await?;
+            self.users.ensure_users(app, users).await?;
         }
-        self.ensure_users(app, &[&new.from]).await?;
+        self.users.ensure_users(app, &[&new.from]).await?;
         let content = new.content.ok_or_else(|| Error::invalid("message is required"))?;
         let now = self.now();
         // a subscriber's message to a service conversation is for the service (the app's server
@@ -163,7 +163,7 @@ impl Engine {
             push_data: new.push_data,
             from_ip: new.from_ip,
             receipt: new.receipt,
-            ..Message::new(app.id, self.stamps.id_at(now), conv.id, new.from, now, content)
+            ..Message::new(app.id, self.h.stamps.id_at(now), conv.id, new.from, now, content)
         };
         let mut msg = msg;
         let mut recipients = self.recipients(app, conv, &msg.audience).await?;
@@ -193,21 +193,21 @@ impl Engine {
         };
         if msg.transient {
             // online only: not stored, so nothing would catch it up; the sender hears the failure
-            self.bus.publish(event(msg.clone())).map_err(Error::internal)?;
+            self.h.bus.publish(event(msg.clone())).map_err(Error::internal)?;
             if let Some(e) = changed(&msg) {
-                self.bus.deliver(e);
+                self.h.bus.deliver(e);
             }
             if !calls.is_empty() {
-                self.store.outbox_add(&calls).await?;
-                self.outbox_bell.notify_one();
+                self.h.store.outbox_add(&calls).await?;
+                self.h.outbox_bell.notify_one();
             }
             return Ok(msg);
         }
         // Stored and delivered in the conversation's order (`order.rs`). The rest runs to the
         // end even if the caller goes away: a committed message is always delivered, and its
         // hook calls are kept with it.
-        let ticket = self.order.begin(app.id, conv.id);
-        let store = self.store.clone();
+        let ticket = self.h.order.begin(app.id, conv.id);
+        let store = self.h.store.clone();
         let has_calls = !calls.is_empty();
         let stored = tokio::spawn(async move {
             let stored = store.insert_message_with(&msg, &calls).await?;
@@ -217,10 +217,10 @@ impl Engine {
         .await
         .map_err(Error::internal)??;
         if has_calls {
-            self.outbox_bell.notify_one();
+            self.h.outbox_bell.notify_one();
         }
         if let Some(e) = changed(&stored) {
-            self.bus.deliver(e);
+            self.h.bus.deliver(e);
         }
         Ok(stored)
     }
@@ -242,7 +242,7 @@ impl Engine {
         // Presence out of reach: everyone is taken as offline. The message is still stored and
         // delivered through the bus (to whoever is connected); the app's hooks may then push to
         // some who were online, which is better than no push to those who were not.
-        let online = match self.presence.online(app.id, &others).await {
+        let online = match self.h.presence.online(app.id, &others).await {
             Ok(online) => online,
             Err(e) => {
                 tracing::warn!(app = app.id, error = %e, "presence out of reach: a message's recipients taken as offline");
@@ -265,16 +265,16 @@ impl Engine {
     pub async fn import_message(&self, app: &App, conv: &Conversation, new: NewMessage, timestamp: i64) -> Result<Message> {
         let content = new.content.ok_or_else(|| Error::invalid("message is required"))?;
         check_size(app, &content, None)?;
-        self.ensure_users(app, &[&new.from]).await?;
+        self.users.ensure_users(app, &[&new.from]).await?;
         let msg = Message {
             mtype: new.mtype,
             ext: new.ext,
             mention_all: new.mention_all,
             mentions: new.mentions,
             system: new.system,
-            ..Message::new(app.id, self.stamps.id_at(timestamp), conv.id, new.from, timestamp, content)
+            ..Message::new(app.id, self.h.stamps.id_at(timestamp), conv.id, new.from, timestamp, content)
         };
-        self.store.insert_message(&msg).await
+        self.h.store.insert_message(&msg).await
     }
 
     /// A user may speak in a conversation they are a member of (in a chat room: that they are
@@ -284,7 +284,7 @@ impl Engine {
     async fn check_may_speak(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
         match conv.kind {
             ConvKind::Service => {
-                let subscribed = self.store.get_member(app.id, conv.id, user).await?.is_some_and(|m| m.role == Role::Subscriber);
+                let subscribed = self.h.store.get_member(app.id, conv.id, user).await?.is_some_and(|m| m.role == Role::Subscriber);
                 return if subscribed {
                     Ok(())
                 } else {
@@ -294,7 +294,7 @@ impl Engine {
             // a chat room's standing (mute, allowlist) outlives presence: being in the room comes
             // first. Presence out of reach: the send fails with that error before anything is
             // stored (the sender may retry), rather than let anyone speak in the room.
-            ConvKind::Chatroom if !self.presence.in_room(app.id, conv.id, user, self.now()).await? => return Err(Error::NotMember),
+            ConvKind::Chatroom if !self.h.presence.in_room(app.id, conv.id, user, self.now()).await? => return Err(Error::NotMember),
             _ => {}
         }
         self.global_mutes.check_global_mute(app, conv, user).await?;
@@ -316,10 +316,10 @@ impl Engine {
         Ok(match conv.kind {
             // a chat room's recipients are who is in it: presence out of reach fails the send
             // before anything is stored (nothing lost; the sender may retry)
-            ConvKind::Chatroom => self.presence.room_members(app.id, conv.id, usize::MAX, self.now()).await?,
+            ConvKind::Chatroom => self.h.presence.room_members(app.id, conv.id, usize::MAX, self.now()).await?,
             ConvKind::Service => {
                 let q = MemberQuery { roles: Some(vec![Role::Subscriber]), ..Default::default() };
-                self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect()
+                self.h.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect()
             }
             _ => self.members(app, conv).await?,
         })
@@ -327,7 +327,7 @@ impl Engine {
 
     /// The stored message `r` names in `conv`, checked against the sender and timestamp given.
     async fn stored_message(&self, app: &App, conv: &Conversation, r: &MessageRef) -> Result<Message> {
-        let msg = self.store.get_message(app.id, r.id).await?.filter(|m| m.conv == conv.id).ok_or(Error::MessageNotFound)?;
+        let msg = self.h.store.get_message(app.id, r.id).await?.filter(|m| m.conv == conv.id).ok_or(Error::MessageNotFound)?;
         if r.timestamp.is_some_and(|t| t != msg.timestamp) {
             return Err(Error::MessageNotFound);
         }
@@ -392,12 +392,12 @@ impl Engine {
                     mentions,
                     ..Default::default()
                 };
-                let msg = self.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
+                let msg = self.h.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
                 self.publish_patch(app, conv, &msg, recipients, origin);
                 // the editor hears what the app's hook changed, as a sender does
                 if let (Verdict::Changed(note), Some(by)) = (verdict, actor.user()) {
                     let (m, c) = (Arc::new(msg.clone()), ConvRef::of(conv));
-                    self.bus.deliver(Event::MessagePatched {
+                    self.h.bus.deliver(Event::MessagePatched {
                         app: app.id,
                         conv: c,
                         msg: m,
@@ -411,7 +411,7 @@ impl Engine {
             }
             Err(Error::MessageNotFound) if conv.kind == ConvKind::Service => {
                 let b = self.broadcast_ref(app, conv, r).await?;
-                self.store.update_broadcast(app.id, b.id, &content).await?;
+                self.h.store.update_broadcast(app.id, b.id, &content).await?;
                 Ok(Changed::Broadcast(Broadcast { content, ..b }))
             }
             Err(e) => Err(e),
@@ -458,7 +458,7 @@ impl Engine {
                 // (not in one-to-one conversations, whose creator is their owner)
                 let manager = conv.kind != ConvKind::Chatroom
                     && !conv.unique
-                    && self.store.get_member(app.id, conv.id, u).await?.is_some_and(|m| matches!(m.role, Role::Owner | Role::Admin));
+                    && self.h.store.get_member(app.id, conv.id, u).await?.is_some_and(|m| matches!(m.role, Role::Owner | Role::Admin));
                 if !manager {
                     return Err(Error::NotSender);
                 }
@@ -487,7 +487,7 @@ impl Engine {
             recalled_at: Some(now),
             ..Default::default()
         };
-        let msg = self.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
+        let msg = self.h.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
         self.publish_patch(app, conv, &msg, recipients, origin);
         self.tell(app, After::Patched { conv, msg: &msg, recall: true, by: actor }).await;
         Ok(msg)
@@ -503,13 +503,13 @@ impl Engine {
 
     fn publish_patch(&self, app: &App, conv: &Conversation, msg: &Message, recipients: Vec<String>, origin: Option<Origin>) {
         let (msg, conv) = (Arc::new(msg.clone()), ConvRef::of(conv));
-        self.bus.deliver(Event::MessagePatched { app: app.id, conv, msg, recipients, origin, note: None });
+        self.h.bus.deliver(Event::MessagePatched { app: app.id, conv, msg, recipients, origin, note: None });
     }
 
     /// Delete a stored message from the server (clients keep what they have).
     pub async fn delete_message(&self, app: &App, conv: &Conversation, r: &MessageRef) -> Result<()> {
         let msg = self.stored_message(app, conv, r).await?;
-        self.store.delete_message(app.id, msg.id).await?;
+        self.h.store.delete_message(app.id, msg.id).await?;
         Ok(())
     }
 
@@ -517,7 +517,7 @@ impl Engine {
     pub async fn hide_message(&self, app: &App, conv: &Conversation, r: &MessageRef, user: &str) -> Result<()> {
         self.validate_user_id(app, user)?;
         let msg = self.stored_message(app, conv, r).await?;
-        if !self.store.hide_message(app.id, msg.id, user).await? {
+        if !self.h.store.hide_message(app.id, msg.id, user).await? {
             return Err(Error::MessageNotFound);
         }
         Ok(())
@@ -525,7 +525,7 @@ impl Engine {
 
     /// A stored message by id.
     pub async fn message(&self, app: &App, id: i64) -> Result<Message> {
-        self.store.get_message(app.id, id).await?.ok_or(Error::MessageNotFound)
+        self.h.store.get_message(app.id, id).await?.ok_or(Error::MessageNotFound)
     }
 
     pub async fn history(&self, app: &App, q: &HistoryQuery) -> Result<Vec<Message>> {
@@ -535,7 +535,7 @@ impl Engine {
         if let HistoryScope::Sender(u) | HistoryScope::ConvAs { user: u, .. } = &q.scope {
             self.validate_user_id(app, u)?;
         }
-        self.store.history(app.id, q).await
+        self.h.store.history(app.id, q).await
     }
 
     /// A user's unread messages in one conversation, or in all their normal and service
@@ -543,7 +543,7 @@ impl Engine {
     /// `unread_count_max` (see `Limits::unread_bounds`).
     pub async fn unread_count(&self, app: &App, user: &str, conv: Option<&Conversation>) -> Result<i64> {
         self.validate_user_id(app, user)?;
-        self.store.unread_count(app.id, user, conv.map(|c| c.id), app.limits.unread_bounds()).await
+        self.h.store.unread_count(app.id, user, conv.map(|c| c.id), app.limits.unread_bounds()).await
     }
 
     /// Move a member's read or delivered cursor up to a position, and tell the senders who asked
@@ -553,14 +553,14 @@ impl Engine {
             return Ok(());
         }
         let (seq, named) = match to {
-            Position::Message(id) => match self.store.get_message(app.id, id).await?.filter(|m| m.conv == conv.id) {
+            Position::Message(id) => match self.h.store.get_message(app.id, id).await?.filter(|m| m.conv == conv.id) {
                 Some(m) => (m.seq, Some(m)),
                 None => return Err(Error::MessageNotFound),
             },
-            Position::Time(t) => (self.store.seq_at(app.id, conv.id, t).await?, None),
+            Position::Time(t) => (self.h.store.seq_at(app.id, conv.id, t).await?, None),
         };
         let now = self.now();
-        let moved = self.store.advance_cursor(app.id, conv.id, user, cursor, seq, now).await?;
+        let moved = self.h.store.advance_cursor(app.id, conv.id, user, cursor, seq, now).await?;
         if cursor == Cursor::Read && moved.to_seq > moved.from_seq && self.hooks().active(app) {
             let read = match to {
                 Position::Message(_) => named,
@@ -574,7 +574,7 @@ impl Engine {
                         limit: 1,
                         mtype: None,
                     };
-                    self.store.history(app.id, &q).await?.into_iter().next()
+                    self.h.store.history(app.id, &q).await?.into_iter().next()
                 }
             };
             if let Some(msg) = &read {
@@ -589,7 +589,7 @@ impl Engine {
             };
             if notify {
                 let read = cursor == Cursor::Read;
-                self.bus.deliver(Event::Receipt {
+                self.h.bus.deliver(Event::Receipt {
                     app: app.id,
                     to: m.from,
                     conv: ConvRef::of(conv),
@@ -605,18 +605,18 @@ impl Engine {
 
     /// Every member's cursors as times.
     pub async fn cursor_times(&self, app: &App, conv: &Conversation) -> Result<Vec<CursorTimes>> {
-        self.store.cursor_times(app.id, conv.id).await
+        self.h.store.cursor_times(app.id, conv.id).await
     }
 
     /// A user's conversations with unread messages whose last message is after `since`, each
     /// counted as `unread_count` counts.
     pub async fn unread_summary(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<UnreadEntry>> {
-        self.store.unread_summary(app.id, user, since, limit, app.limits.unread_bounds()).await
+        self.h.store.unread_summary(app.id, user, since, limit, app.limits.unread_bounds()).await
     }
 
     /// Messages edited or recalled after `since` in a user's conversations.
     pub async fn patches_since(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<Message>> {
-        self.store.patches_since(app.id, user, since, limit).await
+        self.h.store.patches_since(app.id, user, since, limit).await
     }
 
     // ------------------------------------------------------------------ broadcasts
@@ -629,7 +629,7 @@ impl Engine {
         }
         let push_len = new.push.as_ref().map(|p| p.to_string().len());
         check_size(app, &new.content, push_len)?;
-        self.ensure_users(app, &[&new.from]).await?;
+        self.users.ensure_users(app, &[&new.from]).await?;
         let now = self.now();
         let max_till = now + app.limits.broadcast_max_valid_days * 86_400_000;
         let valid_till = new.valid_till.unwrap_or(max_till);
@@ -641,7 +641,7 @@ impl Engine {
         }
         let b = Broadcast {
             app: app.id,
-            id: self.stamps.id_at(now),
+            id: self.h.stamps.id_at(now),
             conv: conv.id,
             from: new.from,
             content: new.content,
@@ -651,20 +651,20 @@ impl Engine {
             transient: new.transient,
         };
         if !b.transient {
-            self.store.insert_broadcast(&b).await?;
+            self.h.store.insert_broadcast(&b).await?;
         }
         let event = Event::Broadcast { app: app.id, broadcast: Arc::new(b.clone()) };
         if b.transient {
             // not stored: nothing would catch it up; the caller hears the failure
-            self.bus.publish(event).map_err(Error::internal)?;
+            self.h.bus.publish(event).map_err(Error::internal)?;
         } else {
-            self.bus.deliver(event);
+            self.h.bus.deliver(event);
         }
         Ok(b)
     }
 
     async fn broadcast_ref(&self, app: &App, conv: &Conversation, r: &MessageRef) -> Result<Broadcast> {
-        let b = self.store.get_broadcast(app.id, r.id).await?.filter(|b| b.conv == conv.id).ok_or(Error::MessageNotFound)?;
+        let b = self.h.store.get_broadcast(app.id, r.id).await?.filter(|b| b.conv == conv.id).ok_or(Error::MessageNotFound)?;
         if r.timestamp.is_some_and(|t| t != b.timestamp) {
             return Err(Error::MessageNotFound);
         }
@@ -675,7 +675,7 @@ impl Engine {
     }
 
     pub async fn delete_broadcast(&self, app: &App, id: i64) -> Result<()> {
-        if !self.store.delete_broadcast(app.id, id).await? {
+        if !self.h.store.delete_broadcast(app.id, id).await? {
             return Err(Error::MessageNotFound);
         }
         Ok(())
@@ -683,7 +683,7 @@ impl Engine {
 
     /// Broadcasts still valid now that were sent after `since` (for a client logging in).
     pub async fn active_broadcasts(&self, app: &App, since: i64) -> Result<Vec<Broadcast>> {
-        let mut all = self.store.list_broadcasts(app.id, None, self.now(), 0, 100).await?;
+        let mut all = self.h.store.list_broadcasts(app.id, None, self.now(), 0, 100).await?;
         all.retain(|b| b.timestamp > since);
         all.reverse();
         Ok(all)
@@ -693,6 +693,6 @@ impl Engine {
         if skip < 0 || !(1..=1000).contains(&limit) {
             return Err(Error::invalid("skip must not be negative and limit must be 1 to 1000"));
         }
-        self.store.list_broadcasts(app.id, Some(conv.id), self.now(), skip, limit).await
+        self.h.store.list_broadcasts(app.id, Some(conv.id), self.now(), skip, limit).await
     }
 }

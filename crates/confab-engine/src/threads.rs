@@ -16,7 +16,7 @@ impl Engine {
     pub(crate) async fn check_in_group(&self, app: &App, group: i64, users: &[String]) -> Result<()> {
         let q =
             MemberQuery { users: Some(users.to_vec()), roles: Some(vec![Role::Owner, Role::Admin, Role::Member]), ..Default::default() };
-        let in_group: HashSet<String> = self.store.list_members(app.id, group, &q).await?.into_iter().map(|m| m.user).collect();
+        let in_group: HashSet<String> = self.h.store.list_members(app.id, group, &q).await?.into_iter().map(|m| m.user).collect();
         if users.iter().all(|u| in_group.contains(u)) {
             Ok(())
         } else {
@@ -107,7 +107,7 @@ impl Engine {
     ) -> Result<(Vec<(Member, Conversation)>, Option<(i64, i64)>)> {
         self.validate_user_id(app, user)?;
         let q = MembershipQuery { role: None, kind: Some(ConvKind::Thread), after, descending, limit };
-        let rows = self.store.user_memberships(app.id, user, &q).await?;
+        let rows = self.h.store.user_memberships(app.id, user, &q).await?;
         let next = rows.last().map(|m| (m.joined_at, m.conv));
         let mut out = Vec::with_capacity(rows.len());
         for m in rows {

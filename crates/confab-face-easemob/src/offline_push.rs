@@ -289,7 +289,7 @@ impl PushRules for EmPushRules {
         };
         let item = conv.as_ref().and_then(|c| conv_item(c, &push.from));
         let settings = self.settings(app, &push.to, item.as_deref()).await.map_err(e)?;
-        let users = self.engine.users(app, &push.to).await.map_err(e)?;
+        let users = self.engine.users().by_ids(app, &push.to).await.map_err(e)?;
         let now = self.engine.now();
 
         let none = Prefs::default();

@@ -40,7 +40,7 @@ pub async fn users_by_num(s: &MxState, c: &Caller, nums: &[i64]) -> MxResult<Vec
 
 /// Numeric ids of users by string id.
 async fn nums(s: &MxState, c: &Caller, ids: &[String]) -> MxResult<HashMap<String, i64>> {
-    Ok(s.engine.users(&c.app, ids).await?.into_iter().map(|(id, u)| (id, u.num)).collect())
+    Ok(s.engine.users().by_ids(&c.app, ids).await?.into_iter().map(|(id, u)| (id, u.num)).collect())
 }
 
 async fn info(s: &MxState, c: &Caller, conv: &Conversation) -> MxResult<Value> {

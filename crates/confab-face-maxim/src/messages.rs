@@ -206,7 +206,7 @@ fn peer_uid(conv: &Conversation, members: &[Member], me: &str, nums: &HashMap<St
 
 async fn nums(s: &MxState, c: &Caller, ids: impl IntoIterator<Item = String>) -> MxResult<HashMap<String, i64>> {
     let ids: Vec<String> = ids.into_iter().collect();
-    Ok(s.engine.users(&c.app, &ids).await?.into_iter().map(|(id, u)| (id, u.num)).collect())
+    Ok(s.engine.users().by_ids(&c.app, &ids).await?.into_iter().map(|(id, u)| (id, u.num)).collect())
 }
 
 /// `GET /message/unread`: the acting user's conversations with unread messages.

@@ -467,7 +467,7 @@ async fn push_single(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b)
         return Err(bad_param("targets"));
     }
     let (strategy, message) = (strategy(&b)?, push_message(&b)?);
-    let known = s.engine.users(&app, &targets).await?;
+    let known = s.engine.users().by_ids(&app, &targets).await?;
     let users: Vec<String> = targets.iter().filter(|t| known.contains_key(*t)).cloned().collect();
     if !users.is_empty() {
         s.engine.social().push_task(&app, task("single", users, vec![], strategy, message)).await?;

@@ -635,7 +635,7 @@ async fn group_member_list_pages_with_a_cursor() {
     let outsider = m.user("outsider").await;
     // eleven more members, made through the engine (LeanCloud-style users have MaxIM ids too)
     let names: Vec<String> = (0..11).map(|i| format!("member_{i:02}")).collect();
-    m.srv.engine().ensure_users(&m.app.app, &names).await.unwrap();
+    m.srv.engine().users().ensure_users(&m.app.app, &names).await.unwrap();
     let mut others = vec![];
     for n in &names {
         others.push(m.srv.engine().get_user(&m.app.app, n).await.unwrap().num);

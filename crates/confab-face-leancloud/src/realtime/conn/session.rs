@@ -108,7 +108,7 @@ impl ConnState {
             }
             None => (sm.tag.clone().filter(|t| !t.is_empty()), sm.device_id.clone().filter(|d| !d.is_empty())),
         };
-        engine.ensure_users(&app, &[&peer]).await?;
+        engine.users().ensure_users(&app, &[&peer]).await?;
         let last_login = engine.get_user(&app, &peer).await?.last_login_at;
         let handle = self.gw.open_session(NewSession {
             app: app.id,
