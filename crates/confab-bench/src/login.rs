@@ -115,7 +115,7 @@ pub async fn login_catchup(a: LoginArgs) -> anyhow::Result<()> {
     let mut convs = Vec::new();
     for k in 0..a.conversations.max(1) {
         let new = NewConversation { name: Some(format!("history {k}")), members: members.clone(), ..Default::default() };
-        convs.push(engine.create_conversation(&app, new).await.map_err(anyhow::Error::msg)?.0.id);
+        convs.push(engine.conversations().create_conversation(&app, new).await.map_err(anyhow::Error::msg)?.0.id);
     }
     // the history, by 64 writers (group commit)
     let t = Instant::now();

@@ -11,13 +11,21 @@ use md5::{Digest, Md5};
 use serde_json::{Map, Value};
 
 use crate::bus::Event;
-use crate::engine::Engine;
+use std::sync::Arc;
+
+use crate::bus::Bus;
 use crate::error::{Error, Result};
 use crate::hooks::{After, Before, Verdict};
+use crate::ids::Stamps;
 use crate::model::*;
+use crate::presence::Presence;
 use crate::query::*;
 use crate::quotas::Quotas;
+use crate::rooms::Rooms;
+use crate::store::Store;
 use crate::store::{AttrOp, ConvPatch, MemberPatch};
+use crate::teller::Teller;
+use crate::users::Users;
 
 /// What a change to several users did: who it applied to and who was refused, and why.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -84,7 +92,38 @@ fn patch_summary(patch: &ConvPatch) -> Value {
     Value::Object(m)
 }
 
-impl Engine {
+/// Conversations of every kind, their members, roles, speech mutes, blocklists and subscribers.
+/// It holds the `Store` (conversations, members, notices), `Presence` (a chat room's members are
+/// who is in it), the `Bus` (members hear of changes), `Stamps`, a `Teller` (the app's hooks are
+/// asked before a user's change and told after), and the services it calls: `Users` (members
+/// exist as soon as they are named) and `Rooms` (a chat room's attributes go with its members).
+pub struct Conversations {
+    store: Arc<dyn Store>,
+    presence: Arc<dyn Presence>,
+    bus: Arc<dyn Bus>,
+    stamps: Stamps,
+    teller: Teller,
+    users: Arc<Users>,
+    rooms: Arc<Rooms>,
+}
+
+impl Conversations {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        presence: Arc<dyn Presence>,
+        bus: Arc<dyn Bus>,
+        stamps: Stamps,
+        teller: Teller,
+        users: Arc<Users>,
+        rooms: Arc<Rooms>,
+    ) -> Self {
+        Conversations { store, presence, bus, stamps, teller, users, rooms }
+    }
+
+    fn now(&self) -> i64 {
+        self.stamps.now()
+    }
+
     fn max_members(&self, app: &App, conv: &Conversation) -> i64 {
         conv.settings.max_members.unwrap_or(app.limits.conversation_max_members)
     }
@@ -101,7 +140,7 @@ impl Engine {
         let at = self.now();
         if conv.kind != ConvKind::Chatroom && !recipients.is_empty() {
             let notice = ConvNotice {
-                id: self.next_id(),
+                id: self.stamps.next_id(),
                 conv: conv.id,
                 kind: conv.kind,
                 foreign_id: conv.foreign_id.clone(),
@@ -109,9 +148,9 @@ impl Engine {
                 change: change.clone(),
                 at,
             };
-            self.h.store.add_notices(app.id, &recipients, &notice).await?;
+            self.store.add_notices(app.id, &recipients, &notice).await?;
         }
-        self.h.bus.deliver(Event::Conv { app: app.id, conv: ConvRef::of(conv), by, change, recipients, at });
+        self.bus.deliver(Event::Conv { app: app.id, conv: ConvRef::of(conv), by, change, recipients, at });
         Ok(())
     }
 
@@ -131,7 +170,7 @@ impl Engine {
         }
         let mut conv = Conversation {
             app: app.id,
-            id: self.next_id(),
+            id: self.stamps.next_id(),
             kind,
             name: new.name,
             creator: new.creator,
@@ -159,7 +198,7 @@ impl Engine {
             conv.unique_id = Some(unique_id(&members));
         }
         let actor = new.actor;
-        if self.ask(app, actor.user().map(|by| Before::Start { conv: &conv, members: &everyone, by })).await? == Verdict::Vanish {
+        if self.teller.ask(app, actor.user().map(|by| Before::Start { conv: &conv, members: &everyone, by })).await? == Verdict::Vanish {
             return Ok((conv, false));
         }
         // a chat room's membership is presence: its first members are in the room; only the
@@ -176,14 +215,14 @@ impl Engine {
                 .collect()
         };
         let quotas = crate::quotas::conv_quotas(app, &conv, new.quotas);
-        let (conv, created) = self.h.store.create_conversation_within(&conv, &rows, quotas).await?;
+        let (conv, created) = self.store.create_conversation_within(&conv, &rows, quotas).await?;
         if created {
-            self.tell(app, After::Started { conv: &conv, members: &everyone, by: &actor }).await;
+            self.teller.tell(app, After::Started { conv: &conv, members: &everyone, by: &actor }).await;
             if kind == ConvKind::Chatroom {
                 // the room is made: presence out of reach does not undo it (an error would have the
                 // caller make another); whoever is not in it joins it as usual
                 for u in &members {
-                    if let Err(e) = self.h.presence.room_join(app.id, conv.id, u, self.now()).await {
+                    if let Err(e) = self.presence.room_join(app.id, conv.id, u, self.now()).await {
                         tracing::warn!(app = app.id, conv = conv.id, error = %e, "presence out of reach: a new chat room's member did not join");
                     }
                 }
@@ -222,7 +261,7 @@ impl Engine {
             limit: 1,
             ..Default::default()
         };
-        Ok(self.h.store.query_conversations(app.id, &q).await?.0.into_iter().next())
+        Ok(self.store.query_conversations(app.id, &q).await?.0.into_iter().next())
     }
 
     /// Whether a conversation is one-to-one: created unique for two members and still holding
@@ -236,7 +275,7 @@ impl Engine {
     pub async fn hide_conversation(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
         self.member(app, conv, user).await?;
         let patch = MemberPatch { hidden: Some(true), read_seq: Some(conv.last_seq), ..Default::default() };
-        self.h.store.update_members(app.id, conv.id, &[user.to_string()], &patch).await?;
+        self.store.update_members(app.id, conv.id, &[user.to_string()], &patch).await?;
         Ok(())
     }
 
@@ -245,11 +284,11 @@ impl Engine {
     /// How a conversation is named to clients (its kind, and the id it had elsewhere), for a
     /// gateway encoding an event of app `app`; None when it is gone.
     pub async fn conversation_ref(&self, app: i64, id: i64) -> Result<Option<ConvRef>> {
-        Ok(self.h.store.get_conversation(app, id).await?.map(|c| ConvRef::of(&c)))
+        Ok(self.store.get_conversation(app, id).await?.map(|c| ConvRef::of(&c)))
     }
 
     pub async fn conversation(&self, app: &App, id: i64, kind: Option<ConvKind>) -> Result<Conversation> {
-        let conv = self.h.store.get_conversation(app.id, id).await?.ok_or(Error::ConversationNotFound)?;
+        let conv = self.store.get_conversation(app.id, id).await?.ok_or(Error::ConversationNotFound)?;
         if conv.expired(self.now()) {
             return Err(Error::ConversationNotFound);
         }
@@ -264,7 +303,7 @@ impl Engine {
             return Err(Error::invalid("skip and limit must not be negative"));
         }
         q.filter.validate()?;
-        self.h.store.query_conversations(app.id, q).await
+        self.store.query_conversations(app.id, q).await
     }
 
     /// A user's membership, or `NotMember`.
@@ -272,9 +311,9 @@ impl Engine {
     /// admin, mute, allowlist) is a stored row that outlives their presence; a user in the room
     /// without one is a plain member.
     pub async fn member(&self, app: &App, conv: &Conversation, user: &str) -> Result<Member> {
-        match self.h.store.get_member(app.id, conv.id, user).await? {
+        match self.store.get_member(app.id, conv.id, user).await? {
             Some(m) => Ok(m),
-            None if conv.kind == ConvKind::Chatroom && self.h.presence.in_room(app.id, conv.id, user, self.now()).await? => {
+            None if conv.kind == ConvKind::Chatroom && self.presence.in_room(app.id, conv.id, user, self.now()).await? => {
                 Ok(Member::new(conv.id, user, Role::Member, 0))
             }
             None => Err(Error::NotMember),
@@ -288,16 +327,16 @@ impl Engine {
             return Ok(());
         }
         let q = MemberQuery { users: Some(users.to_vec()), ..Default::default() };
-        let known: HashSet<String> = self.h.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect();
+        let known: HashSet<String> = self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect();
         let now = self.now();
         let mut rows = Vec::new();
         for u in users.iter().filter(|u| !known.contains(*u)) {
-            if self.h.presence.in_room(app.id, conv.id, u, self.now()).await? {
+            if self.presence.in_room(app.id, conv.id, u, self.now()).await? {
                 rows.push(Member::new(conv.id, u.clone(), Role::Member, now));
             }
         }
         if !rows.is_empty() {
-            self.h.store.add_members(app.id, conv.id, &rows, None, now).await?;
+            self.store.add_members(app.id, conv.id, &rows, None, now).await?;
         }
         Ok(())
     }
@@ -306,7 +345,7 @@ impl Engine {
     async fn check_belongs(&self, app: &App, conv: &Conversation, actor: &Actor) -> Result<Option<Member>> {
         let Some(u) = actor.user() else { return Ok(None) };
         if conv.kind == ConvKind::Chatroom {
-            return if self.h.presence.in_room(app.id, conv.id, u, self.now()).await? { Ok(None) } else { Err(Error::NotMember) };
+            return if self.presence.in_room(app.id, conv.id, u, self.now()).await? { Ok(None) } else { Err(Error::NotMember) };
         }
         Ok(Some(self.member(app, conv, u).await?))
     }
@@ -322,7 +361,7 @@ impl Engine {
     }
 
     async fn has_owner(&self, app: &App, conv: &Conversation) -> Result<bool> {
-        Ok(self.h.store.count_members(app.id, conv.id, Some(&[Role::Owner])).await? > 0)
+        Ok(self.store.count_members(app.id, conv.id, Some(&[Role::Owner])).await? > 0)
     }
 
     pub async fn update_conversation(
@@ -336,15 +375,15 @@ impl Engine {
         let conv = self.conversation(app, id, kind).await?;
         self.check_belongs(app, &conv, actor).await?;
         let mut patch = std::borrow::Cow::Borrowed(patch);
-        if actor.user().is_some() && !patch.is_empty() && self.hooks().active(app) {
+        if actor.user().is_some() && !patch.is_empty() && self.teller.hooks().active(app) {
             let mut mine = patch.clone().into_owned();
-            if self.ask(app, actor.user().map(|by| Before::Update { conv: &conv, patch: &mut mine, by })).await? == Verdict::Vanish {
+            if self.teller.ask(app, actor.user().map(|by| Before::Update { conv: &conv, patch: &mut mine, by })).await? == Verdict::Vanish {
                 return Ok(conv);
             }
             patch = std::borrow::Cow::Owned(mine);
         }
         let patch = &*patch;
-        let updated = self.h.store.update_conversation(app.id, id, patch, self.now()).await?;
+        let updated = self.store.update_conversation(app.id, id, patch, self.now()).await?;
         if !patch.is_empty() && conv.kind != ConvKind::Chatroom {
             let mut recipients = self.members(app, &conv).await?;
             recipients.retain(|m| Some(m.as_str()) != actor.user());
@@ -352,7 +391,7 @@ impl Engine {
                 .await?;
         }
         if !patch.is_empty() {
-            self.tell(app, After::Updated { conv: &updated, old: &conv, by: actor }).await;
+            self.teller.tell(app, After::Updated { conv: &updated, old: &conv, by: actor }).await;
         }
         Ok(updated)
     }
@@ -365,8 +404,8 @@ impl Engine {
                 return Err(Error::NotAllowed("only the owner may delete the conversation".into()));
             }
         }
-        self.h.store.delete_conversation(app.id, id).await?;
-        self.tell(app, After::Deleted { conv: &conv, by: actor }).await;
+        self.store.delete_conversation(app.id, id).await?;
+        self.teller.tell(app, After::Deleted { conv: &conv, by: actor }).await;
         match conv.kind {
             ConvKind::Chatroom => self.rooms.forget_room(app, &conv).await?,
             // a group's threads go with it
@@ -378,8 +417,8 @@ impl Engine {
                     ..Default::default()
                 };
                 for t in self.query_conversations(app, &q).await?.0 {
-                    if self.h.store.delete_conversation(app.id, t.id).await? {
-                        self.tell(app, After::Deleted { conv: &t, by: actor }).await;
+                    if self.store.delete_conversation(app.id, t.id).await? {
+                        self.teller.tell(app, After::Deleted { conv: &t, by: actor }).await;
                     }
                 }
             }
@@ -392,15 +431,15 @@ impl Engine {
     /// chat room, who is present.
     pub async fn members(&self, app: &App, conv: &Conversation) -> Result<Vec<String>> {
         if conv.kind == ConvKind::Chatroom {
-            return self.h.presence.room_members(app.id, conv.id, usize::MAX, self.now()).await;
+            return self.presence.room_members(app.id, conv.id, usize::MAX, self.now()).await;
         }
-        Ok(self.h.store.member_lists(app.id, &[conv.id]).await?.into_iter().map(|m| m.user).collect())
+        Ok(self.store.member_lists(app.id, &[conv.id]).await?.into_iter().map(|m| m.user).collect())
     }
 
     /// The members of several conversations, by conversation, in the order they joined.
     pub async fn members_of(&self, app: &App, convs: &[i64]) -> Result<HashMap<i64, Vec<Member>>> {
         let mut out: HashMap<i64, Vec<Member>> = HashMap::new();
-        for m in self.h.store.member_lists(app.id, convs).await? {
+        for m in self.store.member_lists(app.id, convs).await? {
             out.entry(m.conv).or_default().push(m);
         }
         Ok(out)
@@ -409,9 +448,9 @@ impl Engine {
     /// Members, or for a chat room the number present.
     pub async fn member_count(&self, app: &App, conv: &Conversation) -> Result<i64> {
         if conv.kind == ConvKind::Chatroom {
-            return Ok(self.h.presence.room_count(app.id, conv.id, self.now()).await? as i64);
+            return Ok(self.presence.room_count(app.id, conv.id, self.now()).await? as i64);
         }
-        self.h.store.count_members(app.id, conv.id, None).await
+        self.store.count_members(app.id, conv.id, None).await
     }
 
     /// Add members. Users may add others to a conversation they belong to, or join one
@@ -447,7 +486,7 @@ impl Engine {
             self.check_belongs(app, conv, actor).await?;
         }
         let blocked: HashSet<String> =
-            self.h.store.blocked_users(app.id, conv.id, Some(&users), None, users.len() as i64).await?.into_iter().collect();
+            self.store.blocked_users(app.id, conv.id, Some(&users), None, users.len() as i64).await?.into_iter().collect();
         if !blocked.is_empty() && (actor == &Actor::Admin || joining_self) {
             return Err(Error::Blocked);
         }
@@ -458,7 +497,7 @@ impl Engine {
         let (allowed, refused): (Vec<String>, Vec<String>) = users.into_iter().partition(|u| !blocked.contains(u));
         out.refused = refused.into_iter().map(|u| (u, Error::Blocked)).collect();
         if !allowed.is_empty()
-            && self.ask(app, actor.user().map(|by| Before::Add { conv, members: &allowed, by })).await? == Verdict::Vanish
+            && self.teller.ask(app, actor.user().map(|by| Before::Add { conv, members: &allowed, by })).await? == Verdict::Vanish
         {
             out.done = allowed;
             return Ok(out);
@@ -466,27 +505,27 @@ impl Engine {
         if conv.kind == ConvKind::Chatroom {
             // a room with a member cap of its own (Easemob `maxusers`) holds at most that many
             if let Some(max) = conv.settings.max_members {
-                let present = self.h.presence.room_roster(app.id, conv.id, self.now()).await?;
+                let present = self.presence.room_roster(app.id, conv.id, self.now()).await?;
                 let new = allowed.iter().filter(|u| !present.contains(u)).count();
                 if (present.len() + new) as i64 > max {
                     return Err(Error::ConversationFull { max });
                 }
             }
             for u in &allowed {
-                self.h.presence.room_join(app.id, conv.id, u, self.now()).await?;
+                self.presence.room_join(app.id, conv.id, u, self.now()).await?;
             }
-            self.tell(app, After::Added { conv, members: &allowed, by: actor }).await;
+            self.teller.tell(app, After::Added { conv, members: &allowed, by: actor }).await;
             out.done = allowed;
             return Ok(out);
         }
         let now = self.now();
         let rows: Vec<Member> = allowed.iter().map(|u| Member::new(conv.id, u.clone(), Role::Member, now)).collect();
         let per_member = crate::quotas::member_quota(app, conv, quotas);
-        let added = self.h.store.add_members_within(app.id, conv.id, &rows, Some(self.max_members(app, conv)), per_member, now).await?;
+        let added = self.store.add_members_within(app.id, conv.id, &rows, Some(self.max_members(app, conv)), per_member, now).await?;
         if !added.is_empty() {
             let recipients = self.members(app, conv).await?;
             self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Joined { members: added.clone() }, recipients).await?;
-            self.tell(app, After::Added { conv, members: &added, by: actor }).await;
+            self.teller.tell(app, After::Added { conv, members: &added, by: actor }).await;
         }
         // those already members count as done: the call is idempotent
         out.done = allowed;
@@ -501,21 +540,21 @@ impl Engine {
             return Err(Error::invalid("client_ids must name at least one client"));
         }
         for u in &users {
-            self.validate_user_id(app, u)?;
+            app.validate_user_id(u)?;
         }
         let leaving_self = actor.user().is_some_and(|u| users.len() == 1 && users[0] == u);
         if conv.kind == ConvKind::Chatroom {
             if !leaving_self {
                 self.check_belongs(app, conv, actor).await?;
-                if self.ask(app, actor.user().map(|by| Before::Remove { conv, members: &users, by })).await? == Verdict::Vanish {
+                if self.teller.ask(app, actor.user().map(|by| Before::Remove { conv, members: &users, by })).await? == Verdict::Vanish {
                     return Ok(Outcome { done: users, refused: vec![] });
                 }
             }
             for u in &users {
-                self.h.presence.room_leave(app.id, conv.id, u).await?;
+                self.presence.room_leave(app.id, conv.id, u).await?;
             }
             self.rooms.forget_room_attributes(app, conv, &users).await?;
-            self.tell(app, After::Removed { conv, members: &users, by: actor }).await;
+            self.teller.tell(app, After::Removed { conv, members: &users, by: actor }).await;
             return Ok(Outcome { done: users, refused: vec![] });
         }
         let mut refused = vec![];
@@ -525,8 +564,7 @@ impl Engine {
                 // a manager cannot remove the owner or another manager
                 if me.role != Role::Owner {
                     let q = MemberQuery { users: Some(users.clone()), roles: Some(vec![Role::Owner, Role::Admin]), ..Default::default() };
-                    let senior: HashSet<String> =
-                        self.h.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect();
+                    let senior: HashSet<String> = self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect();
                     targets.retain(|u| !senior.contains(u) || *u == me.user);
                     refused = senior
                         .into_iter()
@@ -538,16 +576,16 @@ impl Engine {
         }
         if !leaving_self
             && !targets.is_empty()
-            && self.ask(app, actor.user().map(|by| Before::Remove { conv, members: &targets, by })).await? == Verdict::Vanish
+            && self.teller.ask(app, actor.user().map(|by| Before::Remove { conv, members: &targets, by })).await? == Verdict::Vanish
         {
             return Ok(Outcome { done: targets, refused });
         }
-        let removed = self.h.store.remove_members(app.id, conv.id, &targets, self.now()).await?;
+        let removed = self.store.remove_members(app.id, conv.id, &targets, self.now()).await?;
         if !removed.is_empty() {
             let mut recipients = self.members(app, conv).await?;
             recipients.extend(removed.iter().cloned());
             self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Left { members: removed.clone() }, recipients).await?;
-            self.tell(app, After::Removed { conv, members: &removed, by: actor }).await;
+            self.teller.tell(app, After::Removed { conv, members: &removed, by: actor }).await;
         }
         targets.retain(|u| !refused.iter().any(|(r, _)| r == u));
         Ok(Outcome { done: targets, refused })
@@ -561,16 +599,16 @@ impl Engine {
             return Err(Error::invalid("client_ids must name at least one client"));
         }
         for u in &users {
-            self.validate_user_id(app, u)?;
+            app.validate_user_id(u)?;
         }
         self.stand_in_room(app, conv, &users).await?;
         let q = MemberQuery { users: Some(users.clone()), roles: Some(vec![Role::Owner, Role::Admin, Role::Member]), ..Default::default() };
-        let present: HashSet<String> = self.h.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect();
+        let present: HashSet<String> = self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect();
         if users.iter().any(|u| !present.contains(u)) {
             return Err(Error::NotMember);
         }
-        self.h.store.update_members(app.id, conv.id, &users, patch).await?;
-        self.h.store.update_conversation(app.id, conv.id, &ConvPatch::default(), self.now()).await?;
+        self.store.update_members(app.id, conv.id, &users, patch).await?;
+        self.store.update_conversation(app.id, conv.id, &ConvPatch::default(), self.now()).await?;
         Ok(())
     }
 
@@ -580,7 +618,7 @@ impl Engine {
             return Ok(());
         }
         let mut off = off;
-        if self.ask(app, Some(Before::Mute { conv, off: &mut off, by: user })).await? == Verdict::Vanish {
+        if self.teller.ask(app, Some(Before::Mute { conv, off: &mut off, by: user })).await? == Verdict::Vanish {
             return Ok(());
         }
         self.update_members(app, conv, vec![user.to_string()], &MemberPatch { notifications_off: Some(off), ..Default::default() }).await
@@ -589,7 +627,19 @@ impl Engine {
     /// Members with notifications turned off (LeanCloud `mu`).
     pub async fn notifications_off(&self, app: &App, conv: &Conversation) -> Result<Vec<String>> {
         let q = MemberQuery { notifications_off: true, ..Default::default() };
-        Ok(self.h.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect())
+        Ok(self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect())
+    }
+
+    /// Users who are not all members of the group: `NotMember`.
+    pub(crate) async fn check_in_group(&self, app: &App, group: i64, users: &[String]) -> Result<()> {
+        let q =
+            MemberQuery { users: Some(users.to_vec()), roles: Some(vec![Role::Owner, Role::Admin, Role::Member]), ..Default::default() };
+        let in_group: HashSet<String> = self.store.list_members(app.id, group, &q).await?.into_iter().map(|m| m.user).collect();
+        if users.iter().all(|u| in_group.contains(u)) {
+            Ok(())
+        } else {
+            Err(Error::NotMember)
+        }
     }
 
     /// Targets of a role-protected change to members: they must be members, never the owner, and
@@ -598,7 +648,7 @@ impl Engine {
         self.stand_in_room(app, conv, users).await?;
         let q = MemberQuery { users: Some(users.to_vec()), ..Default::default() };
         let rows: HashMap<String, Member> =
-            self.h.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| (m.user.clone(), m)).collect();
+            self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| (m.user.clone(), m)).collect();
         let mut out = Outcome::default();
         for u in users {
             match rows.get(u) {
@@ -630,15 +680,14 @@ impl Engine {
         let out = self.split_targets(app, conv, me.as_ref(), &users).await?;
         if !out.done.is_empty() {
             let muted_until = if mute { Some(until.unwrap_or(i64::MAX)) } else { None };
-            self.h
-                .store
+            self.store
                 .update_members(app.id, conv.id, &out.done, &MemberPatch { muted_until: Some(muted_until), ..Default::default() })
                 .await?;
             let change =
                 if mute { ConvChange::Muted { members: out.done.clone() } } else { ConvChange::Unmuted { members: out.done.clone() } };
             let recipients = self.members(app, conv).await?;
             self.announce(app, conv, actor.user().map(str::to_string), change.clone(), recipients).await?;
-            self.tell(app, After::Changed { conv, change: &change, by: actor }).await;
+            self.teller.tell(app, After::Changed { conv, change: &change, by: actor }).await;
         }
         Ok(out)
     }
@@ -646,7 +695,7 @@ impl Engine {
     /// Speech-muted members by user id, after `after`.
     pub async fn muted_members(&self, app: &App, conv: &Conversation, after: Option<String>, limit: i64) -> Result<Vec<String>> {
         let q = MemberQuery { muted_at: Some(self.now()), after, limit: Some(limit), ..Default::default() };
-        Ok(self.h.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect())
+        Ok(self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect())
     }
 
     /// Block users: they leave the conversation and cannot come back until unblocked.
@@ -661,10 +710,10 @@ impl Engine {
         out.refused.retain(|(_, e)| *e != Error::NotMember);
         out.done.extend(not_members);
         if !out.done.is_empty() {
-            let blocked = self.h.store.block_users(app.id, conv.id, &out.done, self.now()).await?;
+            let blocked = self.store.block_users(app.id, conv.id, &out.done, self.now()).await?;
             if conv.kind == ConvKind::Chatroom {
                 for u in &out.done {
-                    self.h.presence.room_leave(app.id, conv.id, u).await?;
+                    self.presence.room_leave(app.id, conv.id, u).await?;
                 }
                 self.rooms.forget_room_attributes(app, conv, &out.done).await?;
             }
@@ -678,7 +727,7 @@ impl Engine {
                 }
                 let change = ConvChange::Blocked { members: blocked };
                 self.announce(app, conv, by, change.clone(), recipients).await?;
-                self.tell(app, After::Changed { conv, change: &change, by: actor }).await;
+                self.teller.tell(app, After::Changed { conv, change: &change, by: actor }).await;
             }
         }
         Ok(out)
@@ -687,19 +736,19 @@ impl Engine {
     pub async fn unblock_members(&self, app: &App, conv: &Conversation, users: Vec<String>, actor: &Actor) -> Result<Outcome> {
         self.check_manager(app, conv, actor).await?;
         let users = dedup(users);
-        let unblocked = self.h.store.unblock_users(app.id, conv.id, &users).await?;
+        let unblocked = self.store.unblock_users(app.id, conv.id, &users).await?;
         if !unblocked.is_empty() {
             let mut recipients = self.members(app, conv).await?;
             recipients.extend(unblocked.iter().cloned());
             let change = ConvChange::Unblocked { members: unblocked };
             self.announce(app, conv, actor.user().map(str::to_string), change.clone(), recipients).await?;
-            self.tell(app, After::Changed { conv, change: &change, by: actor }).await;
+            self.teller.tell(app, After::Changed { conv, change: &change, by: actor }).await;
         }
         Ok(Outcome { done: users, refused: vec![] })
     }
 
     pub async fn blocked_members(&self, app: &App, conv: &Conversation, after: Option<&str>, limit: i64) -> Result<Vec<String>> {
-        self.h.store.blocked_users(app.id, conv.id, None, after, limit).await
+        self.store.blocked_users(app.id, conv.id, None, after, limit).await
     }
 
     /// Change a member's role. Nobody is made owner this way; the owner may make managers and
@@ -713,14 +762,11 @@ impl Engine {
         if let Some((_, e)) = out.refused.into_iter().next() {
             return Err(e);
         }
-        self.h
-            .store
-            .update_members(app.id, conv.id, &[target.to_string()], &MemberPatch { role: Some(role), ..Default::default() })
-            .await?;
+        self.store.update_members(app.id, conv.id, &[target.to_string()], &MemberPatch { role: Some(role), ..Default::default() }).await?;
         let recipients = self.members(app, conv).await?;
         let change = ConvChange::RoleChanged { member: target.to_string(), role };
         self.announce(app, conv, actor.user().map(str::to_string), change.clone(), recipients).await?;
-        self.tell(app, After::Changed { conv, change: &change, by: actor }).await;
+        self.teller.tell(app, After::Changed { conv, change: &change, by: actor }).await;
         Ok(())
     }
 
@@ -739,58 +785,57 @@ impl Engine {
         }
         let old: Vec<String> = self.member_roles(app, conv).await?.into_iter().filter(|m| m.role == Role::Owner).map(|m| m.user).collect();
         if !old.is_empty() {
-            self.h.store.update_members(app.id, conv.id, &old, &MemberPatch { role: Some(Role::Member), ..Default::default() }).await?;
+            self.store.update_members(app.id, conv.id, &old, &MemberPatch { role: Some(Role::Member), ..Default::default() }).await?;
         }
-        self.h
-            .store
+        self.store
             .update_members(app.id, conv.id, &[new_owner.to_string()], &MemberPatch { role: Some(Role::Owner), ..Default::default() })
             .await?;
-        self.h.store.update_conversation(app.id, conv.id, &ConvPatch::default(), self.now()).await?;
+        self.store.update_conversation(app.id, conv.id, &ConvPatch::default(), self.now()).await?;
         let recipients = self.members(app, conv).await?;
         let change = ConvChange::RoleChanged { member: new_owner.to_string(), role: Role::Owner };
         self.announce(app, conv, actor.user().map(str::to_string), change.clone(), recipients).await?;
-        self.tell(app, After::Changed { conv, change: &change, by: actor }).await;
+        self.teller.tell(app, After::Changed { conv, change: &change, by: actor }).await;
         Ok(())
     }
 
     /// Members holding a role other than plain member.
     /// A page of a conversation's members, as the query asks (roles, after a user id, a limit).
     pub async fn list_members(&self, app: &App, conv: &Conversation, q: &MemberQuery) -> Result<Vec<Member>> {
-        self.h.store.list_members(app.id, conv.id, q).await
+        self.store.list_members(app.id, conv.id, q).await
     }
 
     /// Whether `user` is a member (none of `member`'s errors for a stranger).
     pub async fn is_member(&self, app: &App, conv: &Conversation, user: &str) -> Result<bool> {
-        Ok(self.h.store.get_member(app.id, conv.id, user).await?.is_some())
+        Ok(self.store.get_member(app.id, conv.id, user).await?.is_some())
     }
 
     pub async fn member_roles(&self, app: &App, conv: &Conversation) -> Result<Vec<Member>> {
         let q = MemberQuery { roles: Some(vec![Role::Owner, Role::Admin]), ..Default::default() };
-        self.h.store.list_members(app.id, conv.id, &q).await
+        self.store.list_members(app.id, conv.id, &q).await
     }
 
     /// Up to `limit` users present in a chat room.
     pub async fn room_members(&self, app: &App, conv: &Conversation, limit: usize) -> Result<Vec<String>> {
-        self.h.presence.room_members(app.id, conv.id, limit, self.now()).await
+        self.presence.room_members(app.id, conv.id, limit, self.now()).await
     }
 
     /// Whether a user is in a chat room (online, or offline for less than the grace).
     pub async fn in_room(&self, app: &App, conv: &Conversation, user: &str) -> Result<bool> {
-        self.h.presence.in_room(app.id, conv.id, user, self.now()).await
+        self.presence.in_room(app.id, conv.id, user, self.now()).await
     }
 
     /// Everyone in a chat room, online or within the grace, by user id.
     pub async fn room_roster(&self, app: &App, conv: &Conversation) -> Result<Vec<String>> {
-        self.h.presence.room_roster(app.id, conv.id, self.now()).await
+        self.presence.room_roster(app.id, conv.id, self.now()).await
     }
 
     /// The chat rooms a user is in.
     pub async fn rooms_of(&self, app: &App, user: &str) -> Result<Vec<i64>> {
-        self.h.presence.rooms_of(app.id, user, self.now()).await
+        self.presence.rooms_of(app.id, user, self.now()).await
     }
 
     pub async fn room_count(&self, app: &App, conv: &Conversation) -> Result<usize> {
-        self.h.presence.room_count(app.id, conv.id, self.now()).await
+        self.presence.room_count(app.id, conv.id, self.now()).await
     }
 
     // ------------------------------------------------------------------ subscriptions
@@ -798,24 +843,24 @@ impl Engine {
     pub async fn subscribe(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
         self.users.ensure_users(app, &[user]).await?;
         let row = Member::new(conv.id, user, Role::Subscriber, self.now());
-        self.h.store.add_members(app.id, conv.id, &[row], None, self.now()).await?;
+        self.store.add_members(app.id, conv.id, &[row], None, self.now()).await?;
         Ok(())
     }
 
     pub async fn unsubscribe(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
-        self.validate_user_id(app, user)?;
-        self.h.store.remove_members(app.id, conv.id, &[user.to_string()], self.now()).await?;
+        app.validate_user_id(user)?;
+        self.store.remove_members(app.id, conv.id, &[user.to_string()], self.now()).await?;
         Ok(())
     }
 
     /// Subscribers ordered by client id, after `after`.
     pub async fn subscribers(&self, app: &App, conv: &Conversation, after: Option<String>, limit: i64) -> Result<Vec<Member>> {
         let q = MemberQuery { roles: Some(vec![Role::Subscriber]), after, limit: Some(limit), ..Default::default() };
-        self.h.store.list_members(app.id, conv.id, &q).await
+        self.store.list_members(app.id, conv.id, &q).await
     }
 
     pub async fn subscriber_count(&self, app: &App, conv: &Conversation) -> Result<i64> {
-        self.h.store.count_members(app.id, conv.id, Some(&[Role::Subscriber])).await
+        self.store.count_members(app.id, conv.id, Some(&[Role::Subscriber])).await
     }
 
     /// The service conversations a user subscribes to, by subscription time.
@@ -827,18 +872,18 @@ impl Engine {
         descending: bool,
         limit: i64,
     ) -> Result<Vec<Member>> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         let q = MembershipQuery { role: Some(Role::Subscriber), kind: Some(ConvKind::Service), after, descending, limit };
-        self.h.store.user_memberships(app.id, user, &q).await
+        self.store.user_memberships(app.id, user, &q).await
     }
 
     /// A user's conversation list: the one-to-one conversations and groups they are in and have
     /// not removed from their list (`hide_conversation`) since its last message, at most `limit`, by joining time.
     pub async fn user_conversations(&self, app: &App, user: &str, limit: i64) -> Result<Vec<Conversation>> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         let q = MembershipQuery { role: None, kind: None, after: None, descending: true, limit: limit.saturating_mul(4).max(limit) };
         let mut out = Vec::new();
-        for m in self.h.store.user_memberships(app.id, user, &q).await? {
+        for m in self.store.user_memberships(app.id, user, &q).await? {
             if m.role == Role::Subscriber {
                 continue;
             }
@@ -857,8 +902,8 @@ impl Engine {
 
     /// Conversation changes a user was told of after `since` (for clients catching up).
     pub async fn notices(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<ConvNotice>> {
-        self.validate_user_id(app, user)?;
-        self.h.store.notices(app.id, user, since, limit).await
+        app.validate_user_id(user)?;
+        self.store.notices(app.id, user, since, limit).await
     }
 }
 

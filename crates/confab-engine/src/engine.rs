@@ -10,11 +10,14 @@ use rand::Rng;
 use crate::app_code::AppCode;
 use crate::bus::{Bus, Event, KickReason};
 use crate::collections::Collections;
+use crate::conv::Conversations;
 use crate::entries::{check_blob_id, Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
 use crate::error::{Error, Result};
 use crate::global_mutes::GlobalMutes;
 use crate::ids::{Clock, IdGen, Stamps, SystemClock};
+use crate::import::Imports;
 use crate::limits::{Bucket, Limits, LocalRateLimiter, RateLimiter};
+use crate::message::{Messages, MessagesDeps};
 use crate::model::*;
 use crate::password::{login_keys, HashSettings, Hasher, LocalLoginBackoff, LoginBackoff};
 use crate::presence::{Presence, SessionRef};
@@ -27,6 +30,7 @@ use crate::runtime::{Claim, Invalidate};
 use crate::social::Social;
 use crate::store::{BlobStore, Store};
 use crate::teller::Teller;
+use crate::threads::Threads;
 use crate::users::Users;
 
 pub struct Engine {
@@ -42,6 +46,14 @@ pub struct Engine {
     pub(crate) users: Arc<Users>,
     /// Contacts, blocklists, user metadata, presence statuses, push tasks (`social.rs`).
     pub(crate) social: Arc<Social>,
+    /// Conversations and their members (`conv.rs`).
+    pub(crate) conversations: Arc<Conversations>,
+    /// Messages and broadcasts (`message.rs`).
+    pub(crate) messages: Arc<Messages>,
+    /// Threads (`threads.rs`).
+    threads: Arc<Threads>,
+    /// Imports with old ids (`import.rs`).
+    imports: Arc<Imports>,
     /// Chat room attributes and super admins (`rooms.rs`).
     pub(crate) rooms: Arc<Rooms>,
     /// Push labels (`push_labels.rs`).
@@ -135,6 +147,10 @@ struct Services {
     collections: Arc<Collections>,
     users: Arc<Users>,
     social: Arc<Social>,
+    conversations: Arc<Conversations>,
+    messages: Arc<Messages>,
+    threads: Arc<Threads>,
+    imports: Arc<Imports>,
     rooms: Arc<Rooms>,
     push_labels: Arc<PushLabels>,
     quotas: Arc<PlanQuotas>,
@@ -151,12 +167,50 @@ impl Services {
         let users = Arc::new(Users::new(store.clone(), h.caches.clone(), stamps.clone()));
         let social = Arc::new(Social::new(store.clone(), presence.clone(), stamps.clone(), collections.clone(), teller.clone()));
         let rooms = Arc::new(Rooms::new(store.clone(), presence.clone(), stamps.clone(), collections.clone()));
+        let conversations = Arc::new(Conversations::new(
+            store.clone(),
+            presence.clone(),
+            h.bus.clone(),
+            stamps.clone(),
+            teller.clone(),
+            users.clone(),
+            rooms.clone(),
+        ));
+        let global_mutes = Arc::new(GlobalMutes::new(collections.clone(), stamps.clone()));
+        let messages = Arc::new(Messages::new(MessagesDeps {
+            store: store.clone(),
+            presence: presence.clone(),
+            bus: h.bus.clone(),
+            order: h.order.clone(),
+            stamps: stamps.clone(),
+            teller: teller.clone(),
+            users: users.clone(),
+            conversations: conversations.clone(),
+            social: social.clone(),
+            global_mutes: global_mutes.clone(),
+        }));
+        let threads = Arc::new(Threads::new(store.clone(), conversations.clone(), messages.clone()));
+        let imports = Arc::new(Imports::new(store.clone(), stamps.clone(), users.clone(), collections.clone()));
         let push_labels = Arc::new(PushLabels::new(store.clone(), collections.clone()));
         let quotas = Arc::new(PlanQuotas::new(store.clone()));
-        let global_mutes = Arc::new(GlobalMutes::new(collections.clone(), stamps.clone()));
         let reactions = Arc::new(Reactions::new(store.clone(), stamps.clone(), collections.clone(), teller.clone()));
         let app_code = Arc::new(AppCode::new(store.clone(), stamps.clone(), teller.clone()));
-        Services { teller, collections, users, social, rooms, push_labels, quotas, global_mutes, reactions, app_code }
+        Services {
+            teller,
+            collections,
+            users,
+            social,
+            conversations,
+            messages,
+            threads,
+            imports,
+            rooms,
+            push_labels,
+            quotas,
+            global_mutes,
+            reactions,
+            app_code,
+        }
     }
 }
 
@@ -183,9 +237,39 @@ impl Engine {
 
     /// The engine whose services are built from these handles.
     fn built(h: Handles) -> Self {
-        let Services { teller, collections, users, social, rooms, push_labels, quotas, global_mutes, reactions, app_code } =
-            Services::build(&h);
-        Engine { h, teller, collections, users, social, rooms, push_labels, quotas, global_mutes, reactions, app_code }
+        let Services {
+            teller,
+            collections,
+            users,
+            social,
+            conversations,
+            messages,
+            threads,
+            imports,
+            rooms,
+            push_labels,
+            quotas,
+            global_mutes,
+            reactions,
+            app_code,
+        } = Services::build(&h);
+        Engine {
+            h,
+            teller,
+            collections,
+            users,
+            social,
+            conversations,
+            messages,
+            threads,
+            imports,
+            rooms,
+            push_labels,
+            quotas,
+            global_mutes,
+            reactions,
+            app_code,
+        }
     }
 
     /// Build the services again from the engine's handles (after one was replaced).
@@ -196,6 +280,26 @@ impl Engine {
     /// Users: who exists.
     pub fn users(&self) -> &Users {
         &self.users
+    }
+
+    /// Conversations of every kind and their members.
+    pub fn conversations(&self) -> &Conversations {
+        &self.conversations
+    }
+
+    /// Messages and broadcasts.
+    pub fn messages(&self) -> &Messages {
+        &self.messages
+    }
+
+    /// Threads hanging from group messages.
+    pub fn threads(&self) -> &Threads {
+        &self.threads
+    }
+
+    /// Imports from another service, with the ids records had there.
+    pub fn imports(&self) -> &Imports {
+        &self.imports
     }
 
     /// Contacts, user blocklists, user metadata, presence statuses and subscriptions, push tasks.
@@ -232,21 +336,6 @@ impl Engine {
     /// whether a user may sign in.
     pub fn app_code(&self) -> &AppCode {
         &self.app_code
-    }
-
-    /// The app's code; `NoHooks` until the server sets it.
-    pub(crate) fn hooks(&self) -> &dyn crate::hooks::Hooks {
-        self.teller.hooks()
-    }
-
-    /// Ask the hooks before a user's action (`Teller::ask`).
-    pub(crate) async fn ask(&self, app: &App, action: Option<crate::hooks::Before<'_>>) -> Result<crate::hooks::Verdict> {
-        self.teller.ask(app, action).await
-    }
-
-    /// The calls `what` makes, ready for the outbox (`Teller::calls_for`).
-    pub(crate) fn calls_for(&self, app: &App, what: &crate::hooks::After<'_>) -> Vec<crate::hooks::OutboxItem> {
-        self.teller.calls_for(app, what)
     }
 
     /// Tell the app's code that `what` happened (`Teller::tell`).

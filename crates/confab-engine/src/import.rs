@@ -3,10 +3,14 @@
 //! and their timestamps. An importer (`confab-import`) translates the source's records; the rules
 //! of where they go live here.
 
-use crate::engine::Engine;
+use std::sync::Arc;
+
+use crate::collections::Collections;
 use crate::error::{Error, Result};
+use crate::ids::Stamps;
 use crate::model::*;
-use crate::store::Imported;
+use crate::store::{Imported, Store};
+use crate::users::Users;
 
 /// A conversation as the source had it.
 #[derive(Clone, Debug)]
@@ -41,24 +45,39 @@ pub struct ImportedUser {
     pub updated_at: i64,
 }
 
-impl Engine {
+/// Imports: records of another service kept with their old ids. It holds the `Store` (users,
+/// tokens, conversations and messages written as the source had them), `Stamps` (new numeric
+/// ids), and the services it calls: `Users` (a sender exists once named) and `Collections` (an
+/// import's checkpoints are entries).
+pub struct Imports {
+    store: Arc<dyn Store>,
+    stamps: Stamps,
+    users: Arc<Users>,
+    collections: Arc<Collections>,
+}
+
+impl Imports {
+    pub(crate) fn new(store: Arc<dyn Store>, stamps: Stamps, users: Arc<Users>, collections: Arc<Collections>) -> Self {
+        Imports { store, stamps, users, collections }
+    }
+
     /// An imported user: created, or — if the user exists without a password (made when named in
     /// a conversation or a message) — given the account. (Whether anything was written.)
     pub async fn import_user(&self, app: &App, u: ImportedUser) -> Result<bool> {
-        self.validate_user_id(app, &u.id)?;
+        app.validate_user_id(&u.id)?;
         let hash = u.password.as_ref().map(|(salt, hash)| crate::password::leancloud_hash(salt, hash));
-        let written = match self.h.store.get_user(app.id, &u.id).await? {
+        let written = match self.store.get_user(app.id, &u.id).await? {
             Some(existing) if existing.password_hash.is_some() => false,
             Some(existing) => {
                 let user = User { username: u.username.clone(), password_hash: hash, updated_at: u.updated_at, ..existing };
-                self.h.store.update_user(&user).await?;
+                self.store.update_user(&user).await?;
                 true
             }
             None => {
                 let user = User {
                     app: app.id,
                     id: u.id.clone(),
-                    num: self.next_id(),
+                    num: self.stamps.next_id(),
                     username: u.username.clone(),
                     password_hash: hash,
                     nickname: None,
@@ -68,12 +87,12 @@ impl Engine {
                     updated_at: u.updated_at,
                     last_login_at: None,
                 };
-                self.h.store.create_user(&user).await?;
+                self.store.create_user(&user).await?;
                 true
             }
         };
         if let Some(t) = u.session_token {
-            if self.h.store.get_token(&t).await?.is_none() {
+            if self.store.get_token(&t).await?.is_none() {
                 let token = Token {
                     token: t,
                     app: app.id,
@@ -83,7 +102,7 @@ impl Engine {
                     expires_at: None,
                     device: None,
                 };
-                self.h.store.put_token(&token).await?;
+                self.store.put_token(&token).await?;
             }
         }
         Ok(written)
@@ -91,23 +110,23 @@ impl Engine {
 
     /// Where an import got to for one item of a source (`entries::ns::IMPORTS`).
     pub async fn import_checkpoint(&self, app: &App, source: &str, item: &str) -> Result<Option<serde_json::Value>> {
-        Ok(self.entry(app, crate::entries::ns::IMPORTS, source, item).await?.map(|e| e.value))
+        Ok(self.collections.get(app, crate::entries::ns::IMPORTS, source, item).await?.map(|e| e.value))
     }
 
     pub async fn save_import_checkpoint(&self, app: &App, source: &str, item: &str, value: serde_json::Value) -> Result<()> {
         let e = crate::entries::Entry::new(crate::entries::ns::IMPORTS, source, item, value);
-        self.put_entries(app, vec![e], crate::entries::PutRule::default()).await?;
+        self.collections.put(app, vec![e], crate::entries::PutRule::default()).await?;
         Ok(())
     }
 
     /// The conversation imported with this foreign id.
     pub async fn conversation_by_foreign(&self, app: &App, foreign_id: &str) -> Result<Conversation> {
-        self.h.store.conversation_by_foreign(app.id, foreign_id).await?.ok_or(Error::ConversationNotFound)
+        self.store.conversation_by_foreign(app.id, foreign_id).await?.ok_or(Error::ConversationNotFound)
     }
 
     /// The message imported with this foreign id.
     pub async fn message_by_foreign(&self, app: &App, foreign_id: &str) -> Result<Message> {
-        self.h.store.message_by_foreign(app.id, foreign_id).await?.ok_or(Error::MessageNotFound)
+        self.store.message_by_foreign(app.id, foreign_id).await?.ok_or(Error::MessageNotFound)
     }
 
     /// The foreign ids of those of these conversations that have one (to name the conversations
@@ -116,14 +135,14 @@ impl Engine {
         let mut ids = convs.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        Ok(self.h.store.conversation_foreign_ids(app.id, &ids).await?.into_iter().collect())
+        Ok(self.store.conversation_foreign_ids(app.id, &ids).await?.into_iter().collect())
     }
 
     /// The numeric id an imported conversation has or will have: that of the conversation with
     /// its foreign id, or of the unique conversation of the same members (one made here before
     /// the import: the history joins it), or a new one. (Id, whether it exists.)
     pub async fn import_target(&self, app: &App, foreign_id: &str, unique_id: Option<&str>) -> Result<(i64, bool)> {
-        if let Some(c) = self.h.store.conversation_by_foreign(app.id, foreign_id).await? {
+        if let Some(c) = self.store.conversation_by_foreign(app.id, foreign_id).await? {
             return Ok((c.id, true));
         }
         if let Some(u) = unique_id {
@@ -136,11 +155,11 @@ impl Engine {
                 limit: 1,
                 ..Default::default()
             };
-            if let Some(c) = self.h.store.query_conversations(app.id, &q).await?.0.into_iter().next() {
+            if let Some(c) = self.store.query_conversations(app.id, &q).await?.0.into_iter().next() {
                 return Ok((c.id, true));
             }
         }
-        Ok((self.next_id(), false))
+        Ok((self.stamps.next_id(), false))
     }
 
     /// Store messages made at the source into conversation `conv` (whose row may not exist yet:
@@ -152,19 +171,19 @@ impl Engine {
         senders.sort_unstable();
         senders.dedup();
         for s in &senders {
-            self.validate_user_id(app, s)?;
+            app.validate_user_id(s)?;
         }
         self.users.ensure_users(app, &senders).await?;
         for m in &mut msgs {
             if m.foreign_id.is_none() {
                 return Err(Error::invalid("an imported message needs its foreign id"));
             }
-            m.id = self.next_id();
+            m.id = self.stamps.next_id();
             m.app = app.id;
             m.conv = conv;
             m.transient = false;
         }
-        self.h.store.import_messages(app.id, conv, &msgs).await
+        self.store.import_messages(app.id, conv, &msgs).await
     }
 
     /// Create an imported conversation under the id `import_target` gave, once its history is
@@ -174,7 +193,7 @@ impl Engine {
         let mut everyone: Vec<&str> = c.members.iter().map(|(u, _)| u.as_str()).collect();
         everyone.extend(c.creator.as_deref());
         for u in &everyone {
-            self.validate_user_id(app, u)?;
+            app.validate_user_id(u)?;
         }
         self.users.ensure_users(app, &everyone).await?;
         let conv = Conversation {
@@ -200,6 +219,6 @@ impl Engine {
             .iter()
             .map(|(user, role)| Member { notifications_off: c.muted.contains(user), ..Member::new(id, user.clone(), *role, c.created_at) })
             .collect();
-        self.h.store.import_conversation(&conv, &members).await
+        self.store.import_conversation(&conv, &members).await
     }
 }

@@ -4,14 +4,23 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::bus::Bus;
 use crate::bus::{Event, Origin};
 use crate::conv::Actor;
-use crate::engine::Engine;
+use crate::conv::Conversations;
 use crate::error::{Error, Result};
+use crate::global_mutes::GlobalMutes;
 use crate::hooks::{After, Before, OutboxItem, Verdict};
+use crate::ids::Stamps;
 use crate::model::*;
+use crate::order::Sequencer;
+use crate::presence::Presence;
 use crate::query::*;
+use crate::social::Social;
 use crate::store::MessagePatch;
+use crate::store::Store;
+use crate::teller::Teller;
+use crate::users::Users;
 
 /// What `send_message` needs.
 #[derive(Clone, Debug, Default)]
@@ -96,7 +105,50 @@ fn check_size(app: &App, content: &Content, push: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-impl Engine {
+/// Messages: sending (checked against mutes, blocklists and the app's hooks, stored, delivered
+/// in order), editing, recalling, deleting, history, read and delivery cursors, unread counts;
+/// and app-wide broadcasts. It holds the `Store` (messages, cursors, broadcasts, the outbox a
+/// message's hook calls go to in its transaction), `Presence` (who is online or in a chat room),
+/// the `Bus` (deliveries), the `Sequencer` (each conversation's deliveries in order), `Stamps`, a
+/// `Teller`, and the services it calls: `Users` (a sender exists once named), `Conversations`
+/// (membership), `Social` (user blocklists) and `GlobalMutes` (app-wide speech mutes).
+pub struct Messages {
+    store: Arc<dyn Store>,
+    presence: Arc<dyn Presence>,
+    bus: Arc<dyn Bus>,
+    order: Arc<Sequencer>,
+    stamps: Stamps,
+    teller: Teller,
+    users: Arc<Users>,
+    conversations: Arc<Conversations>,
+    social: Arc<Social>,
+    global_mutes: Arc<GlobalMutes>,
+}
+
+/// What `Messages` is built from.
+pub(crate) struct MessagesDeps {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) order: Arc<Sequencer>,
+    pub(crate) stamps: Stamps,
+    pub(crate) teller: Teller,
+    pub(crate) users: Arc<Users>,
+    pub(crate) conversations: Arc<Conversations>,
+    pub(crate) social: Arc<Social>,
+    pub(crate) global_mutes: Arc<GlobalMutes>,
+}
+
+impl Messages {
+    pub(crate) fn new(d: MessagesDeps) -> Self {
+        let MessagesDeps { store, presence, bus, order, stamps, teller, users, conversations, social, global_mutes } = d;
+        Messages { store, presence, bus, order, stamps, teller, users, conversations, social, global_mutes }
+    }
+
+    fn now(&self) -> i64 {
+        self.stamps.now()
+    }
+
     /// Check a message as `send_message` would, without sending it (LeanCloud "will" messages
     /// are checked when given and sent later).
     pub async fn check_message(&self, app: &App, conv: &Conversation, new: &NewMessage) -> Result<()> {
@@ -110,7 +162,7 @@ impl Engine {
             return Err(Error::too_many("mentioned clients", app.limits.mentions_max));
         }
         for m in &new.mentions {
-            self.validate_user_id(app, m)?;
+            app.validate_user_id(m)?;
         }
         if let Audience::Only(users) = &new.audience {
             if users.is_empty() {
@@ -163,11 +215,12 @@ impl Engine {
             push_data: new.push_data,
             from_ip: new.from_ip,
             receipt: new.receipt,
-            ..Message::new(app.id, self.h.stamps.id_at(now), conv.id, new.from, now, content)
+            ..Message::new(app.id, self.stamps.id_at(now), conv.id, new.from, now, content)
         };
         let mut msg = msg;
         let mut recipients = self.recipients(app, conv, &msg.audience).await?;
-        let verdict = self.ask(app, actor.user().map(|by| Before::Send { conv, msg: &mut msg, recipients: &mut recipients, by })).await?;
+        let verdict =
+            self.teller.ask(app, actor.user().map(|by| Before::Send { conv, msg: &mut msg, recipients: &mut recipients, by })).await?;
         match &verdict {
             Verdict::Vanish => return Ok(msg),
             Verdict::Changed(_) => check_size(app, &msg.content, msg.push_data.as_ref().map(String::len))?,
@@ -193,21 +246,21 @@ impl Engine {
         };
         if msg.transient {
             // online only: not stored, so nothing would catch it up; the sender hears the failure
-            self.h.bus.publish(event(msg.clone())).map_err(Error::internal)?;
+            self.bus.publish(event(msg.clone())).map_err(Error::internal)?;
             if let Some(e) = changed(&msg) {
-                self.h.bus.deliver(e);
+                self.bus.deliver(e);
             }
             if !calls.is_empty() {
-                self.h.store.outbox_add(&calls).await?;
-                self.h.outbox_bell.notify_one();
+                self.store.outbox_add(&calls).await?;
+                self.teller.bell.notify_one();
             }
             return Ok(msg);
         }
         // Stored and delivered in the conversation's order (`order.rs`). The rest runs to the
         // end even if the caller goes away: a committed message is always delivered, and its
         // hook calls are kept with it.
-        let ticket = self.h.order.begin(app.id, conv.id);
-        let store = self.h.store.clone();
+        let ticket = self.order.begin(app.id, conv.id);
+        let store = self.store.clone();
         let has_calls = !calls.is_empty();
         let stored = tokio::spawn(async move {
             let stored = store.insert_message_with(&msg, &calls).await?;
@@ -217,10 +270,10 @@ impl Engine {
         .await
         .map_err(Error::internal)??;
         if has_calls {
-            self.h.outbox_bell.notify_one();
+            self.teller.bell.notify_one();
         }
         if let Some(e) = changed(&stored) {
-            self.h.bus.deliver(e);
+            self.bus.deliver(e);
         }
         Ok(stored)
     }
@@ -235,14 +288,14 @@ impl Engine {
         recipients: &[String],
         by: &Actor,
     ) -> Result<Vec<OutboxItem>> {
-        if !self.hooks().active(app) {
+        if !self.teller.hooks().active(app) {
             return Ok(vec![]);
         }
         let others: Vec<String> = recipients.iter().filter(|r| **r != msg.from).cloned().collect();
         // Presence out of reach: everyone is taken as offline. The message is still stored and
         // delivered through the bus (to whoever is connected); the app's hooks may then push to
         // some who were online, which is better than no push to those who were not.
-        let online = match self.h.presence.online(app.id, &others).await {
+        let online = match self.presence.online(app.id, &others).await {
             Ok(online) => online,
             Err(e) => {
                 tracing::warn!(app = app.id, error = %e, "presence out of reach: a message's recipients taken as offline");
@@ -253,10 +306,10 @@ impl Engine {
         let muted = if offline.is_empty() || conv.kind == ConvKind::Chatroom {
             vec![]
         } else {
-            let off: std::collections::HashSet<String> = self.notifications_off(app, conv).await?.into_iter().collect();
+            let off: std::collections::HashSet<String> = self.conversations.notifications_off(app, conv).await?.into_iter().collect();
             offline.iter().filter(|u| off.contains(*u)).cloned().collect()
         };
-        Ok(self.calls_for(app, &After::Sent { conv, msg, online: &online, offline: &offline, muted: &muted, by }))
+        Ok(self.teller.calls_for(app, &After::Sent { conv, msg, online: &online, offline: &offline, muted: &muted, by }))
     }
 
     /// Store a message made elsewhere (an import from another service) with its own time: kept
@@ -272,9 +325,9 @@ impl Engine {
             mention_all: new.mention_all,
             mentions: new.mentions,
             system: new.system,
-            ..Message::new(app.id, self.h.stamps.id_at(timestamp), conv.id, new.from, timestamp, content)
+            ..Message::new(app.id, self.stamps.id_at(timestamp), conv.id, new.from, timestamp, content)
         };
-        self.h.store.insert_message(&msg).await
+        self.store.insert_message(&msg).await
     }
 
     /// A user may speak in a conversation they are a member of (in a chat room: that they are
@@ -284,7 +337,7 @@ impl Engine {
     async fn check_may_speak(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
         match conv.kind {
             ConvKind::Service => {
-                let subscribed = self.h.store.get_member(app.id, conv.id, user).await?.is_some_and(|m| m.role == Role::Subscriber);
+                let subscribed = self.store.get_member(app.id, conv.id, user).await?.is_some_and(|m| m.role == Role::Subscriber);
                 return if subscribed {
                     Ok(())
                 } else {
@@ -294,11 +347,11 @@ impl Engine {
             // a chat room's standing (mute, allowlist) outlives presence: being in the room comes
             // first. Presence out of reach: the send fails with that error before anything is
             // stored (the sender may retry), rather than let anyone speak in the room.
-            ConvKind::Chatroom if !self.h.presence.in_room(app.id, conv.id, user, self.now()).await? => return Err(Error::NotMember),
+            ConvKind::Chatroom if !self.presence.in_room(app.id, conv.id, user, self.now()).await? => return Err(Error::NotMember),
             _ => {}
         }
         self.global_mutes.check_global_mute(app, conv, user).await?;
-        let m = self.member(app, conv, user).await?;
+        let m = self.conversations.member(app, conv, user).await?;
         if m.muted_until.is_some_and(|t| t > self.now()) {
             return Err(Error::Muted);
         }
@@ -316,18 +369,18 @@ impl Engine {
         Ok(match conv.kind {
             // a chat room's recipients are who is in it: presence out of reach fails the send
             // before anything is stored (nothing lost; the sender may retry)
-            ConvKind::Chatroom => self.h.presence.room_members(app.id, conv.id, usize::MAX, self.now()).await?,
+            ConvKind::Chatroom => self.presence.room_members(app.id, conv.id, usize::MAX, self.now()).await?,
             ConvKind::Service => {
                 let q = MemberQuery { roles: Some(vec![Role::Subscriber]), ..Default::default() };
-                self.h.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect()
+                self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect()
             }
-            _ => self.members(app, conv).await?,
+            _ => self.conversations.members(app, conv).await?,
         })
     }
 
     /// The stored message `r` names in `conv`, checked against the sender and timestamp given.
     async fn stored_message(&self, app: &App, conv: &Conversation, r: &MessageRef) -> Result<Message> {
-        let msg = self.h.store.get_message(app.id, r.id).await?.filter(|m| m.conv == conv.id).ok_or(Error::MessageNotFound)?;
+        let msg = self.store.get_message(app.id, r.id).await?.filter(|m| m.conv == conv.id).ok_or(Error::MessageNotFound)?;
         if r.timestamp.is_some_and(|t| t != msg.timestamp) {
             return Err(Error::MessageNotFound);
         }
@@ -355,7 +408,7 @@ impl Engine {
                 return Err(Error::too_many("mentioned clients", app.limits.mentions_max));
             }
             for m in ids {
-                self.validate_user_id(app, m)?;
+                app.validate_user_id(m)?;
             }
         }
         match self.stored_message(app, conv, r).await {
@@ -369,6 +422,7 @@ impl Engine {
                 }
                 let mut recipients = self.recipients(app, conv, &msg.audience).await?;
                 let verdict = self
+                    .teller
                     .ask(
                         app,
                         actor.user().map(|by| Before::Patch {
@@ -392,12 +446,12 @@ impl Engine {
                     mentions,
                     ..Default::default()
                 };
-                let msg = self.h.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
+                let msg = self.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
                 self.publish_patch(app, conv, &msg, recipients, origin);
                 // the editor hears what the app's hook changed, as a sender does
                 if let (Verdict::Changed(note), Some(by)) = (verdict, actor.user()) {
                     let (m, c) = (Arc::new(msg.clone()), ConvRef::of(conv));
-                    self.h.bus.deliver(Event::MessagePatched {
+                    self.bus.deliver(Event::MessagePatched {
                         app: app.id,
                         conv: c,
                         msg: m,
@@ -406,12 +460,12 @@ impl Engine {
                         note: Some(note),
                     });
                 }
-                self.tell(app, After::Patched { conv, msg: &msg, recall: false, by: actor }).await;
+                self.teller.tell(app, After::Patched { conv, msg: &msg, recall: false, by: actor }).await;
                 Ok(Changed::Message(msg))
             }
             Err(Error::MessageNotFound) if conv.kind == ConvKind::Service => {
                 let b = self.broadcast_ref(app, conv, r).await?;
-                self.h.store.update_broadcast(app.id, b.id, &content).await?;
+                self.store.update_broadcast(app.id, b.id, &content).await?;
                 Ok(Changed::Broadcast(Broadcast { content, ..b }))
             }
             Err(e) => Err(e),
@@ -458,7 +512,7 @@ impl Engine {
                 // (not in one-to-one conversations, whose creator is their owner)
                 let manager = conv.kind != ConvKind::Chatroom
                     && !conv.unique
-                    && self.h.store.get_member(app.id, conv.id, u).await?.is_some_and(|m| matches!(m.role, Role::Owner | Role::Admin));
+                    && self.store.get_member(app.id, conv.id, u).await?.is_some_and(|m| matches!(m.role, Role::Owner | Role::Admin));
                 if !manager {
                     return Err(Error::NotSender);
                 }
@@ -473,6 +527,7 @@ impl Engine {
             Message { content: Content::Text(String::new()), mtype: MessageType::RECALLED, recalled_at: Some(now), ..msg.clone() };
         let mut recipients = self.recipients(app, conv, &msg.audience).await?;
         let verdict = self
+            .teller
             .ask(
                 app,
                 actor.user().map(|by| Before::Patch { conv, old: &msg, new: &mut recalled, recall: true, recipients: &mut recipients, by }),
@@ -487,9 +542,9 @@ impl Engine {
             recalled_at: Some(now),
             ..Default::default()
         };
-        let msg = self.h.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
+        let msg = self.store.update_message(app.id, msg.id, &patch).await?.ok_or(Error::MessageNotFound)?;
         self.publish_patch(app, conv, &msg, recipients, origin);
-        self.tell(app, After::Patched { conv, msg: &msg, recall: true, by: actor }).await;
+        self.teller.tell(app, After::Patched { conv, msg: &msg, recall: true, by: actor }).await;
         Ok(msg)
     }
 
@@ -503,21 +558,21 @@ impl Engine {
 
     fn publish_patch(&self, app: &App, conv: &Conversation, msg: &Message, recipients: Vec<String>, origin: Option<Origin>) {
         let (msg, conv) = (Arc::new(msg.clone()), ConvRef::of(conv));
-        self.h.bus.deliver(Event::MessagePatched { app: app.id, conv, msg, recipients, origin, note: None });
+        self.bus.deliver(Event::MessagePatched { app: app.id, conv, msg, recipients, origin, note: None });
     }
 
     /// Delete a stored message from the server (clients keep what they have).
     pub async fn delete_message(&self, app: &App, conv: &Conversation, r: &MessageRef) -> Result<()> {
         let msg = self.stored_message(app, conv, r).await?;
-        self.h.store.delete_message(app.id, msg.id).await?;
+        self.store.delete_message(app.id, msg.id).await?;
         Ok(())
     }
 
     /// Delete a message from one user's view only.
     pub async fn hide_message(&self, app: &App, conv: &Conversation, r: &MessageRef, user: &str) -> Result<()> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         let msg = self.stored_message(app, conv, r).await?;
-        if !self.h.store.hide_message(app.id, msg.id, user).await? {
+        if !self.store.hide_message(app.id, msg.id, user).await? {
             return Err(Error::MessageNotFound);
         }
         Ok(())
@@ -525,7 +580,7 @@ impl Engine {
 
     /// A stored message by id.
     pub async fn message(&self, app: &App, id: i64) -> Result<Message> {
-        self.h.store.get_message(app.id, id).await?.ok_or(Error::MessageNotFound)
+        self.store.get_message(app.id, id).await?.ok_or(Error::MessageNotFound)
     }
 
     pub async fn history(&self, app: &App, q: &HistoryQuery) -> Result<Vec<Message>> {
@@ -533,17 +588,17 @@ impl Engine {
             return Err(Error::invalid(format!("limit must be 1 to {}", app.limits.history_max_limit)));
         }
         if let HistoryScope::Sender(u) | HistoryScope::ConvAs { user: u, .. } = &q.scope {
-            self.validate_user_id(app, u)?;
+            app.validate_user_id(u)?;
         }
-        self.h.store.history(app.id, q).await
+        self.store.history(app.id, q).await
     }
 
     /// A user's unread messages in one conversation, or in all their normal and service
     /// conversations (the sum of each one's count), each counted up to the app's
     /// `unread_count_max` (see `Limits::unread_bounds`).
     pub async fn unread_count(&self, app: &App, user: &str, conv: Option<&Conversation>) -> Result<i64> {
-        self.validate_user_id(app, user)?;
-        self.h.store.unread_count(app.id, user, conv.map(|c| c.id), app.limits.unread_bounds()).await
+        app.validate_user_id(user)?;
+        self.store.unread_count(app.id, user, conv.map(|c| c.id), app.limits.unread_bounds()).await
     }
 
     /// Move a member's read or delivered cursor up to a position, and tell the senders who asked
@@ -553,15 +608,15 @@ impl Engine {
             return Ok(());
         }
         let (seq, named) = match to {
-            Position::Message(id) => match self.h.store.get_message(app.id, id).await?.filter(|m| m.conv == conv.id) {
+            Position::Message(id) => match self.store.get_message(app.id, id).await?.filter(|m| m.conv == conv.id) {
                 Some(m) => (m.seq, Some(m)),
                 None => return Err(Error::MessageNotFound),
             },
-            Position::Time(t) => (self.h.store.seq_at(app.id, conv.id, t).await?, None),
+            Position::Time(t) => (self.store.seq_at(app.id, conv.id, t).await?, None),
         };
         let now = self.now();
-        let moved = self.h.store.advance_cursor(app.id, conv.id, user, cursor, seq, now).await?;
-        if cursor == Cursor::Read && moved.to_seq > moved.from_seq && self.hooks().active(app) {
+        let moved = self.store.advance_cursor(app.id, conv.id, user, cursor, seq, now).await?;
+        if cursor == Cursor::Read && moved.to_seq > moved.from_seq && self.teller.hooks().active(app) {
             let read = match to {
                 Position::Message(_) => named,
                 // the newest message at that time
@@ -574,11 +629,11 @@ impl Engine {
                         limit: 1,
                         mtype: None,
                     };
-                    self.h.store.history(app.id, &q).await?.into_iter().next()
+                    self.store.history(app.id, &q).await?.into_iter().next()
                 }
             };
             if let Some(msg) = &read {
-                self.tell(app, After::Read { conv, user, msg }).await;
+                self.teller.tell(app, After::Read { conv, user, msg }).await;
             }
         }
         let mut told = std::collections::HashSet::new();
@@ -589,7 +644,7 @@ impl Engine {
             };
             if notify {
                 let read = cursor == Cursor::Read;
-                self.h.bus.deliver(Event::Receipt {
+                self.bus.deliver(Event::Receipt {
                     app: app.id,
                     to: m.from,
                     conv: ConvRef::of(conv),
@@ -605,18 +660,18 @@ impl Engine {
 
     /// Every member's cursors as times.
     pub async fn cursor_times(&self, app: &App, conv: &Conversation) -> Result<Vec<CursorTimes>> {
-        self.h.store.cursor_times(app.id, conv.id).await
+        self.store.cursor_times(app.id, conv.id).await
     }
 
     /// A user's conversations with unread messages whose last message is after `since`, each
     /// counted as `unread_count` counts.
     pub async fn unread_summary(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<UnreadEntry>> {
-        self.h.store.unread_summary(app.id, user, since, limit, app.limits.unread_bounds()).await
+        self.store.unread_summary(app.id, user, since, limit, app.limits.unread_bounds()).await
     }
 
     /// Messages edited or recalled after `since` in a user's conversations.
     pub async fn patches_since(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<Message>> {
-        self.h.store.patches_since(app.id, user, since, limit).await
+        self.store.patches_since(app.id, user, since, limit).await
     }
 
     // ------------------------------------------------------------------ broadcasts
@@ -641,7 +696,7 @@ impl Engine {
         }
         let b = Broadcast {
             app: app.id,
-            id: self.h.stamps.id_at(now),
+            id: self.stamps.id_at(now),
             conv: conv.id,
             from: new.from,
             content: new.content,
@@ -651,20 +706,20 @@ impl Engine {
             transient: new.transient,
         };
         if !b.transient {
-            self.h.store.insert_broadcast(&b).await?;
+            self.store.insert_broadcast(&b).await?;
         }
         let event = Event::Broadcast { app: app.id, broadcast: Arc::new(b.clone()) };
         if b.transient {
             // not stored: nothing would catch it up; the caller hears the failure
-            self.h.bus.publish(event).map_err(Error::internal)?;
+            self.bus.publish(event).map_err(Error::internal)?;
         } else {
-            self.h.bus.deliver(event);
+            self.bus.deliver(event);
         }
         Ok(b)
     }
 
     async fn broadcast_ref(&self, app: &App, conv: &Conversation, r: &MessageRef) -> Result<Broadcast> {
-        let b = self.h.store.get_broadcast(app.id, r.id).await?.filter(|b| b.conv == conv.id).ok_or(Error::MessageNotFound)?;
+        let b = self.store.get_broadcast(app.id, r.id).await?.filter(|b| b.conv == conv.id).ok_or(Error::MessageNotFound)?;
         if r.timestamp.is_some_and(|t| t != b.timestamp) {
             return Err(Error::MessageNotFound);
         }
@@ -675,7 +730,7 @@ impl Engine {
     }
 
     pub async fn delete_broadcast(&self, app: &App, id: i64) -> Result<()> {
-        if !self.h.store.delete_broadcast(app.id, id).await? {
+        if !self.store.delete_broadcast(app.id, id).await? {
             return Err(Error::MessageNotFound);
         }
         Ok(())
@@ -683,7 +738,7 @@ impl Engine {
 
     /// Broadcasts still valid now that were sent after `since` (for a client logging in).
     pub async fn active_broadcasts(&self, app: &App, since: i64) -> Result<Vec<Broadcast>> {
-        let mut all = self.h.store.list_broadcasts(app.id, None, self.now(), 0, 100).await?;
+        let mut all = self.store.list_broadcasts(app.id, None, self.now(), 0, 100).await?;
         all.retain(|b| b.timestamp > since);
         all.reverse();
         Ok(all)
@@ -693,6 +748,6 @@ impl Engine {
         if skip < 0 || !(1..=1000).contains(&limit) {
             return Err(Error::invalid("skip must not be negative and limit must be 1 to 1000"));
         }
-        self.h.store.list_broadcasts(app.id, Some(conv.id), self.now(), skip, limit).await
+        self.store.list_broadcasts(app.id, Some(conv.id), self.now(), skip, limit).await
     }
 }

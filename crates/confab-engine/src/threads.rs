@@ -3,25 +3,28 @@
 //! thread, and the app has at most `em_threads_max`. A thread's messages are ordinary messages
 //! of that conversation, so every face reads them.
 
-use std::collections::HashSet;
-
 use crate::conv::{Actor, NewConversation};
-use crate::engine::Engine;
-use crate::error::{Error, Result};
-use crate::model::{App, ConvKind, Conversation, Member, Role};
-use crate::query::{ConvQuery, Field, Filter, MemberQuery, MembershipQuery, Op, Scalar};
+use std::sync::Arc;
 
-impl Engine {
-    /// Users who are not all members of the group: `NotMember`.
-    pub(crate) async fn check_in_group(&self, app: &App, group: i64, users: &[String]) -> Result<()> {
-        let q =
-            MemberQuery { users: Some(users.to_vec()), roles: Some(vec![Role::Owner, Role::Admin, Role::Member]), ..Default::default() };
-        let in_group: HashSet<String> = self.h.store.list_members(app.id, group, &q).await?.into_iter().map(|m| m.user).collect();
-        if users.iter().all(|u| in_group.contains(u)) {
-            Ok(())
-        } else {
-            Err(Error::NotMember)
-        }
+use crate::conv::Conversations;
+use crate::error::{Error, Result};
+use crate::message::Messages;
+use crate::model::{App, ConvKind, Conversation, Member};
+use crate::query::{ConvQuery, Field, Filter, MembershipQuery, Op, Scalar};
+use crate::store::Store;
+
+/// Threads. It holds the `Store` (a user's thread memberships) and the services it calls:
+/// `Conversations` (a thread is one, its members the group's) and `Messages` (the message it hangs
+/// from).
+pub struct Threads {
+    store: Arc<dyn Store>,
+    conversations: Arc<Conversations>,
+    messages: Arc<Messages>,
+}
+
+impl Threads {
+    pub(crate) fn new(store: Arc<dyn Store>, conversations: Arc<Conversations>, messages: Arc<Messages>) -> Self {
+        Threads { store, conversations, messages }
     }
 
     /// How many threads the app has, or hang from one message.
@@ -31,7 +34,7 @@ impl Engine {
             None => Filter::True,
         };
         let q = ConvQuery { kinds: Some(vec![ConvKind::Thread]), filter, count: true, limit: 0, ..Default::default() };
-        Ok(self.query_conversations(app, &q).await?.1.unwrap_or(0))
+        Ok(self.conversations.query_conversations(app, &q).await?.1.unwrap_or(0))
     }
 
     /// Start a thread on a group message, owned by `owner` (a member of the group, and the
@@ -47,8 +50,8 @@ impl Engine {
         if name.is_empty() || name.chars().count() > max_name {
             return Err(Error::invalid(format!("a thread name is 1 to {max_name} characters")));
         }
-        self.check_in_group(app, group.id, &[owner.to_string()]).await?;
-        let m = self.message(app, msg).await?;
+        self.conversations.check_in_group(app, group.id, &[owner.to_string()]).await?;
+        let m = self.messages.message(app, msg).await?;
         if m.conv != group.id {
             return Err(Error::MessageNotFound);
         }
@@ -67,7 +70,7 @@ impl Engine {
             parent: Some((group.id, msg)),
             ..Default::default()
         };
-        Ok(self.create_conversation(app, new).await?.0)
+        Ok(self.conversations.create_conversation(app, new).await?.0)
     }
 
     /// Rename a thread (1 to `em_thread_name_max_chars` characters).
@@ -77,7 +80,7 @@ impl Engine {
             return Err(Error::invalid(format!("a thread name is 1 to {max_name} characters")));
         }
         let patch = crate::store::ConvPatch { name: Some(Some(name.to_string())), ..Default::default() };
-        self.update_conversation(app, thread.id, Some(ConvKind::Thread), &patch, actor).await?;
+        self.conversations.update_conversation(app, thread.id, Some(ConvKind::Thread), &patch, actor).await?;
         Ok(())
     }
 
@@ -90,7 +93,7 @@ impl Engine {
         };
         let q =
             ConvQuery { kinds: Some(vec![ConvKind::Thread]), filter, order: vec![(Field::Id, descending)], limit, ..Default::default() };
-        Ok(self.query_conversations(app, &q).await?.0)
+        Ok(self.conversations.query_conversations(app, &q).await?.0)
     }
 
     /// The threads a user is in, by joining time, after `after` = (joined_at, thread id), at most
@@ -105,13 +108,13 @@ impl Engine {
         descending: bool,
         limit: i64,
     ) -> Result<(Vec<(Member, Conversation)>, Option<(i64, i64)>)> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         let q = MembershipQuery { role: None, kind: Some(ConvKind::Thread), after, descending, limit };
-        let rows = self.h.store.user_memberships(app.id, user, &q).await?;
+        let rows = self.store.user_memberships(app.id, user, &q).await?;
         let next = rows.last().map(|m| (m.joined_at, m.conv));
         let mut out = Vec::with_capacity(rows.len());
         for m in rows {
-            if let Ok(c) = self.conversation(app, m.conv, Some(ConvKind::Thread)).await {
+            if let Ok(c) = self.conversations.conversation(app, m.conv, Some(ConvKind::Thread)).await {
                 if group.is_none() || c.parent.map(|p| p.0) == group {
                     out.push((m, c));
                 }

@@ -676,8 +676,8 @@ impl EmSink {
         }
         if let Some(p) = b.remove("_peer_of") {
             let (conv, user) = (p["conv"].as_i64().unwrap_or_default(), p["user"].as_str().unwrap_or_default());
-            let peer = match self.engine.conversation(app, conv, None).await {
-                Ok(c) => self.engine.members(app, &c).await.unwrap_or_default().into_iter().find(|m| m != user),
+            let peer = match self.engine.conversations().conversation(app, conv, None).await {
+                Ok(c) => self.engine.conversations().members(app, &c).await.unwrap_or_default().into_iter().find(|m| m != user),
                 Err(_) => None,
             };
             let peer = peer.unwrap_or_else(|| user.to_string());

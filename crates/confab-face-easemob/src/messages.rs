@@ -340,7 +340,7 @@ async fn target_conv(s: &EmState, app: &App, id: &str, target: Target) -> EmResu
         )
     };
     let n: i64 = id.trim().parse().map_err(|_| missing())?;
-    let conv = s.engine.conversation(app, n, None).await.map_err(|_| missing())?;
+    let conv = s.engine.conversations().conversation(app, n, None).await.map_err(|_| missing())?;
     let ok = match target {
         Target::Rooms => conv.kind == ConvKind::Chatroom,
         _ => matches!(conv.kind, ConvKind::Normal | ConvKind::Temporary) && !conv.unique,
@@ -422,7 +422,7 @@ async fn send(s: EmState, c: Caller, Body(b): Body, target: Target) -> Reply {
                 peers.push((t.clone(), username(t)?));
             }
             for (t, peer) in peers {
-                convs.push((t, s.engine.direct_conversation(&app, &from, &peer).await?));
+                convs.push((t, s.engine.conversations().direct_conversation(&app, &from, &peer).await?));
             }
         }
         _ => {
@@ -454,7 +454,7 @@ async fn send(s: EmState, c: Caller, Body(b): Body, target: Target) -> Reply {
             receipt: need_ack && target == Target::Groups,
             ..Default::default()
         };
-        let msg = s.engine.send_message(&app, &conv, new, &actor).await?;
+        let msg = s.engine.messages().send_message(&app, &conv, new, &actor).await?;
         data.insert(t, json!(msg.id.to_string()));
     }
     Ok(c.ctx.envelope(&app, "post", &format!("/messages/{}", target.name())).with("data", Value::Object(data)))
@@ -495,15 +495,18 @@ async fn import(s: EmState, a: Admin, Body(b): Body, target: Target) -> Reply {
         Some(v) => v.as_i64().filter(|t| *t > 0).ok_or_else(|| EmError::illegal("msg_timestamp must be a time in ms"))?,
     };
     let conv = match target {
-        Target::Users => s.engine.direct_conversation(&app, &from, &username(&to)?).await?,
+        Target::Users => s.engine.conversations().direct_conversation(&app, &from, &username(&to)?).await?,
         _ => target_conv(&s, &app, &to, target).await?,
     };
     let (content, mtype, em_ext) = to_engine(&kind, &body, ext.as_ref());
     let new = NewMessage { from: from.clone(), content: Some(content), mtype, ext: Some(em_ext), ..Default::default() };
-    let msg = s.engine.import_message(&app, &conv, new, at).await?;
+    let msg = s.engine.messages().import_message(&app, &conv, new, at).await?;
     if o.get("is_ack_read").and_then(Value::as_bool) == Some(true) {
-        for m in s.engine.members(&app, &conv).await? {
-            s.engine.advance_cursor(&app, &conv, &m, confab_engine::model::Cursor::Read, confab_engine::Position::Message(msg.id)).await?;
+        for m in s.engine.conversations().members(&app, &conv).await? {
+            s.engine
+                .messages()
+                .advance_cursor(&app, &conv, &m, confab_engine::model::Cursor::Read, confab_engine::Position::Message(msg.id))
+                .await?;
         }
     }
     Ok(a.ctx
@@ -531,12 +534,12 @@ async fn recall_one(s: &EmState, app: &App, o: &Map<String, Value>) -> EmResult<
     let from = field("from").map(|f| f.to_lowercase()).unwrap_or_else(|| DEFAULT_FROM.to_string());
     let not_found = || recall_error(StatusCode::FORBIDDEN, "not_found msg");
     let id: i64 = msg_id.trim().parse().map_err(|_| not_found())?;
-    let msg = s.engine.message(app, id).await.map_err(|_| not_found())?;
-    let conv = s.engine.conversation(app, msg.conv, None).await.map_err(|_| not_found())?;
+    let msg = s.engine.messages().message(app, id).await.map_err(|_| not_found())?;
+    let conv = s.engine.conversations().conversation(app, msg.conv, None).await.map_err(|_| not_found())?;
     // `to` and `chat_type` must name the message's conversation
     let to_ok = match conv.kind {
         _ if chat_type(&conv) != kind => false,
-        ConvKind::Normal if conv.unique => s.engine.members(app, &conv).await?.iter().any(|m| *m == to.to_lowercase()),
+        ConvKind::Normal if conv.unique => s.engine.conversations().members(app, &conv).await?.iter().any(|m| *m == to.to_lowercase()),
         _ => conv.id.to_string() == to.trim(),
     };
     if !to_ok {
@@ -548,9 +551,9 @@ async fn recall_one(s: &EmState, app: &App, o: &Map<String, Value>) -> EmResult<
     let r = MessageRef { id, from: None, timestamp: None };
     // the app's server is held to Easemob's window unless it forces the recall
     if force {
-        s.engine.recall_message(app, &conv, &r, &Actor::Admin, None).await?;
+        s.engine.messages().recall_message(app, &conv, &r, &Actor::Admin, None).await?;
     } else {
-        s.engine.recall_message_within(app, &conv, &r, RECALL_WINDOW_SECS).await?;
+        s.engine.messages().recall_message_within(app, &conv, &r, RECALL_WINDOW_SECS).await?;
     }
     Ok(json!({"recalled": "yes", "chattype": kind, "from": msg.from, "to": to, "msg_id": msg_id}))
 }
@@ -686,17 +689,17 @@ async fn delete_channel(State(s): State<EmState>, c: Caller, p: P, Body(b): Body
     }
     let conv = match kind.as_str() {
         "chat" => match username(&channel) {
-            Ok(peer) => s.engine.find_direct_conversation(&c.app, &user.id, &peer).await?,
+            Ok(peer) => s.engine.conversations().find_direct_conversation(&c.app, &user.id, &peer).await?,
             Err(_) => None,
         },
         "groupchat" => match channel.trim().parse::<i64>() {
-            Ok(id) => s.engine.conversation(&c.app, id, None).await.ok().filter(|cv| cv.kind != ConvKind::Chatroom),
+            Ok(id) => s.engine.conversations().conversation(&c.app, id, None).await.ok().filter(|cv| cv.kind != ConvKind::Chatroom),
             Err(_) => None,
         },
         _ => return Err(EmError::illegal("field type must be chat or groupchat")),
     };
     if let Some(conv) = conv {
-        match s.engine.hide_conversation(&c.app, &conv, &user.id).await {
+        match s.engine.conversations().hide_conversation(&c.app, &conv, &user.id).await {
             Ok(()) | Err(confab_engine::Error::NotMember) => {}
             Err(e) => return Err(e.into()),
         }
@@ -720,12 +723,12 @@ async fn channels(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply
         Some(_) => (q.int("pageNum", 1, 1..=CHANNELS_MAX)? - 1) * size,
         None => q.int("cursor", 0, 0..=CHANNELS_MAX)?,
     };
-    let mut convs = s.engine.user_conversations(&c.app, &user.id, CHANNELS_MAX).await?;
+    let mut convs = s.engine.conversations().user_conversations(&c.app, &user.id, CHANNELS_MAX).await?;
     convs.sort_by_key(|cv| std::cmp::Reverse((cv.last_message_at.unwrap_or(cv.created_at), cv.id)));
     let total = convs.len() as i64;
     let mut infos = Vec::new();
     for conv in convs.into_iter().skip(skip as usize).take(size as usize) {
-        let members = s.engine.members(&c.app, &conv).await?;
+        let members = s.engine.conversations().members(&c.app, &conv).await?;
         let direct = conv.unique && conv.kind == ConvKind::Normal;
         let to = if direct { members.iter().find(|m| **m != user.id).cloned().unwrap_or_default() } else { conv.id.to_string() };
         let q = HistoryQuery {
@@ -736,7 +739,7 @@ async fn channels(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply
             limit: 1,
             mtype: None,
         };
-        let meta = match s.engine.history(&c.app, &q).await?.first() {
+        let meta = match s.engine.messages().history(&c.app, &q).await?.first() {
             Some(m) => {
                 let msg_to = if direct {
                     if m.from == user.id {
@@ -754,7 +757,7 @@ async fn channels(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply
         infos.push(json!({
             "session_to": to,
             "session_type": chat_type(&conv),
-            "unread_num": s.engine.unread_count(&c.app, &user.id, Some(&conv)).await?,
+            "unread_num": s.engine.messages().unread_count(&c.app, &user.id, Some(&conv)).await?,
             "is_top": false,
             "update_top_status_time": 0,
             "marks": [],

@@ -274,7 +274,7 @@ fn with_push_ext(mut payload: Value, facts: &MessageFacts) -> Value {
 impl PushRules for EmPushRules {
     async fn shape(&self, app: &App, push: &MessagePush) -> Result<Vec<Shaped>, String> {
         let e = |e: Error| e.to_string();
-        let facts = match self.engine.message(app, push.msg).await {
+        let facts = match self.engine.messages().message(app, push.msg).await {
             Ok(m) => Some(MessageFacts::of(&m)),
             Err(Error::MessageNotFound) => None,
             Err(x) => return Err(e(x)),
@@ -282,7 +282,7 @@ impl PushRules for EmPushRules {
         if facts.as_ref().is_some_and(|f| f.ext.get("em_ignore_notification").is_some_and(|v| truthy(Some(v)))) {
             return Ok(vec![]);
         }
-        let conv = match self.engine.conversation(app, push.conv, None).await {
+        let conv = match self.engine.conversations().conversation(app, push.conv, None).await {
             Ok(c) => Some(c),
             Err(Error::ConversationNotFound) => None,
             Err(x) => return Err(e(x)),

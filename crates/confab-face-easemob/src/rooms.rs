@@ -89,7 +89,7 @@ impl Family {
 /// The conversation of the family a path (or one listed id) names.
 pub async fn conv_of(engine: &Engine, app: &App, fam: Family, id: &str) -> EmResult<Conversation> {
     let n: i64 = id.trim().parse().map_err(|_| fam.not_found(id))?;
-    let conv = engine.conversation(app, n, Some(fam.kind())).await.map_err(|_| fam.not_found(id))?;
+    let conv = engine.conversations().conversation(app, n, Some(fam.kind())).await.map_err(|_| fam.not_found(id))?;
     if fam == Family::Group && conv.unique {
         return Err(fam.not_found(id));
     }
@@ -336,7 +336,7 @@ pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b
         quotas,
         ..Default::default()
     };
-    let (conv, _) = s.engine.create_conversation(&app, new).await.map_err(|e| over_quota(e, &ctx))?;
+    let (conv, _) = s.engine.conversations().create_conversation(&app, new).await.map_err(|e| over_quota(e, &ctx))?;
     Ok(ctx.envelope(&app, "post", "/chatgroups").with("entities", json!([])).with("data", json!({"groupid": conv.id.to_string()})))
 }
 
@@ -352,11 +352,11 @@ pub async fn list_groups(State(s): State<EmState>, Admin { app, ctx }: Admin, q:
     query.order = vec![(Field::Id, true)];
     query.skip = skip;
     query.limit = limit + 1;
-    let (mut convs, _) = s.engine.query_conversations(&app, &query).await?;
+    let (mut convs, _) = s.engine.conversations().query_conversations(&app, &query).await?;
     let more = convs.len() as i64 > limit;
     convs.truncate(limit as usize);
     let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
-    let members = s.engine.members_of(&app, &ids).await?;
+    let members = s.engine.conversations().members_of(&app, &ids).await?;
     let data: Vec<Value> = convs
         .iter()
         .map(|c| {
@@ -394,7 +394,7 @@ pub async fn group_details(State(s): State<EmState>, Admin { app, ctx }: Admin, 
     for id in &ids {
         convs.push(conv_of(&s.engine, &app, Family::Group, id).await?);
     }
-    let members = s.engine.members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
+    let members = s.engine.conversations().members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
     let data: Vec<Value> = convs.iter().map(|c| group_entity(c, members.get(&c.id).map(Vec::as_slice).unwrap_or_default())).collect();
     Ok(ctx
         .envelope(&app, "get", "/chatgroups")
@@ -430,7 +430,7 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
     let mut data = Map::new();
     if let Some(raw) = str_of(o, "newowner")? {
         let new_owner = username(raw).map_err(|_| EmError::forbidden(format!("user: {raw} doesn't exist in group: {}", conv.id)))?;
-        match s.engine.transfer_owner(&app, &conv, &new_owner, &Actor::Admin).await {
+        match s.engine.conversations().transfer_owner(&app, &conv, &new_owner, &Actor::Admin).await {
             Ok(()) => {}
             Err(confab_engine::Error::NotMember) => {
                 return Err(EmError::forbidden(format!("user: {raw} doesn't exist in group: {}", conv.id)));
@@ -463,7 +463,7 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
     }
     if let Some(v) = int_of(o, "maxusers")? {
         let v = maxusers(&app, v)?;
-        if v < s.engine.member_count(&app, &conv).await? {
+        if v < s.engine.conversations().member_count(&app, &conv).await? {
             return Err(EmError::invalid_parameter("maxusers is less than the group's members"));
         }
         settings.max_members = Some(v);
@@ -489,7 +489,7 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
         patch.settings = Some(settings);
     }
     if !patch.is_empty() {
-        s.engine.update_conversation(&app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
+        s.engine.conversations().update_conversation(&app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
     }
     Ok(ctx.envelope(&app, "put", "/chatgroups").with("entities", json!([])).with("data", Value::Object(data)))
 }
@@ -497,7 +497,7 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
 pub async fn delete_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
     s.engine.rate_check(&app, bucket::EM_CHATGROUPS_DELETE).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
-    s.engine.delete_conversation(&app, conv.id, Some(ConvKind::Normal), &Actor::Admin).await?;
+    s.engine.conversations().delete_conversation(&app, conv.id, Some(ConvKind::Normal), &Actor::Admin).await?;
     Ok(ctx
         .envelope(&app, "delete", "/chatgroups")
         .with("entities", json!([]))
@@ -514,7 +514,7 @@ async fn joined(s: &EmState, c: &Caller, p: &P, pagesize: i64, pagenum: i64) -> 
     q.skip = pagesize * pagenum;
     q.limit = pagesize;
     q.count = true;
-    let (convs, total) = s.engine.query_conversations(&c.app, &q).await?;
+    let (convs, total) = s.engine.conversations().query_conversations(&c.app, &q).await?;
     Ok((u.id, convs, total.unwrap_or(0)))
 }
 
@@ -537,7 +537,7 @@ pub async fn joined_groups_current(State(s): State<EmState>, c: Caller, p: P, q:
     let size = q.int("pagesize", 5, 1..=20)?;
     let num = q.int("pagenum", 0, 0..=i64::MAX / 21)?;
     let (_, convs, total) = joined(&s, &c, &p, size, num).await?;
-    let members = s.engine.members_of(&c.app, &convs.iter().map(|g| g.id).collect::<Vec<_>>()).await?;
+    let members = s.engine.conversations().members_of(&c.app, &convs.iter().map(|g| g.id).collect::<Vec<_>>()).await?;
     let entities: Vec<Value> = convs
         .iter()
         .map(|g| {
@@ -570,7 +570,7 @@ async fn set_ban(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admi
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let settings = ConvSettings { mute_all: on, ..conv.settings.clone() };
     let patch = ConvPatch { settings: Some(settings), ..Default::default() };
-    s.engine.update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
+    s.engine.conversations().update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
     let action = if on { "post" } else { "delete" };
     Ok(ctx.envelope(&app, action, fam.prefix()).with("entities", json!([])).with("data", json!({"mute": on})))
 }
@@ -581,7 +581,7 @@ async fn set_disabled(s: &EmState, app: &App, p: &P, on: bool) -> EmResult<()> {
     let conv = conv_of(&s.engine, app, Family::Group, p.get("group_id")?).await?;
     let settings = ConvSettings { disabled: on, ..conv.settings.clone() };
     let patch = ConvPatch { settings: Some(settings), ..Default::default() };
-    s.engine.update_conversation(app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
+    s.engine.conversations().update_conversation(app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
     Ok(())
 }
 
@@ -635,7 +635,7 @@ async fn set_announcement(fam: Family, State(s): State<EmState>, Admin { app, ct
     }
     let settings = ConvSettings { announcement: Some(text), ..conv.settings.clone() };
     let patch = ConvPatch { settings: Some(settings), ..Default::default() };
-    s.engine.update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
+    s.engine.conversations().update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
     Ok(ctx
         .envelope(&app, "post", fam.prefix())
         .with("entities", json!([]))

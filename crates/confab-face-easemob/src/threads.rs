@@ -49,7 +49,7 @@ fn thread_not_found() -> EmError {
 /// The thread a path names.
 async fn thread_of(s: &EmState, app: &App, p: &P) -> EmResult<Conversation> {
     let id: i64 = p.get("thread_id")?.trim().parse().map_err(|_| thread_not_found())?;
-    s.engine.conversation(app, id, Some(ConvKind::Thread)).await.map_err(|_| thread_not_found())
+    s.engine.conversations().conversation(app, id, Some(ConvKind::Thread)).await.map_err(|_| thread_not_found())
 }
 
 /// The envelope of the thread calls: no `count`; `properties.cursor` when one is given.
@@ -86,7 +86,7 @@ async fn create(State(s): State<EmState>, Admin { app, ctx }: Admin, Body(b): Bo
     let group = conv_of(&s.engine, &app, Family::Group, &gid).await.map_err(|_| group_error(StatusCode::NOT_FOUND, "group not found."))?;
     let owner = existing_user(&s.engine, &app, owner_raw).await?;
     let msg: i64 = msg.trim().parse().map_err(|_| group_error(StatusCode::NOT_FOUND, "msg not exist."))?;
-    let thread = s.engine.create_thread(&app, &group, msg, name, &owner).await.map_err(|e| match e {
+    let thread = s.engine.threads().create_thread(&app, &group, msg, name, &owner).await.map_err(|e| match e {
         Error::Invalid(_) => name_error(),
         Error::NotMember => group_error(StatusCode::NOT_FOUND, "user not in group."),
         Error::MessageNotFound => group_error(StatusCode::NOT_FOUND, "msg not exist."),
@@ -102,7 +102,7 @@ async fn rename(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, Body(
     s.engine.rate_check(&app, bucket::EM_THREAD_UPDATE).await?;
     let thread = thread_of(&s, &app, &p).await?;
     let name = b.get("name").and_then(Value::as_str).ok_or_else(name_error)?;
-    s.engine.rename_thread(&app, &thread, name, &Actor::Admin).await.map_err(|e| match e {
+    s.engine.threads().rename_thread(&app, &thread, name, &Actor::Admin).await.map_err(|e| match e {
         Error::Invalid(_) => name_error(),
         e => e.into(),
     })?;
@@ -113,7 +113,7 @@ async fn rename(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, Body(
 async fn remove(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
     s.engine.rate_check(&app, bucket::EM_THREAD_DELETE).await?;
     let thread = thread_of(&s, &app, &p).await?;
-    s.engine.delete_conversation(&app, thread.id, Some(ConvKind::Thread), &Actor::Admin).await?;
+    s.engine.conversations().delete_conversation(&app, thread.id, Some(ConvKind::Thread), &Actor::Admin).await?;
     Ok(answer(&ctx, &app, "delete", None).with("data", json!({"status": "ok"})))
 }
 
@@ -138,7 +138,7 @@ async fn list_app(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params
     s.engine.rate_check(&app, bucket::EM_THREAD_LIST).await?;
     let (limit, descending) = paging(&q)?;
     let after = q.get("cursor").map(|k| decode_cursor(k).ok_or_else(bad_cursor)).transpose()?;
-    let mut threads = s.engine.threads(&app, after, descending, limit + 1).await?;
+    let mut threads = s.engine.threads().threads(&app, after, descending, limit + 1).await?;
     let more = threads.len() as i64 > limit;
     threads.truncate(limit as usize);
     let cursor = if more { threads.last().map(|t| encode_cursor(t.id)) } else { None };
@@ -176,7 +176,7 @@ async fn user_threads(s: &EmState, c: &Caller, p: &P, q: &Params, group: Option<
             Some((a.parse().map_err(|_| bad_cursor())?, b.parse().map_err(|_| bad_cursor())?))
         }
     };
-    let (rows, next) = s.engine.user_threads(&c.app, &u.id, group, after, descending, limit).await?;
+    let (rows, next) = s.engine.threads().user_threads(&c.app, &u.id, group, after, descending, limit).await?;
     let cursor = next.map(|(a, b)| {
         use base64::Engine as _;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{a}:{b}"))
@@ -204,7 +204,7 @@ async fn members(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: P
     let thread = thread_of(&s, &app, &p).await?;
     let limit = q.int("limit", PAGE_MAX, 1..=PAGE_MAX).map_err(|_| group_error(StatusCode::BAD_REQUEST, "query param reaches limit."))?;
     let skip = q.get("cursor").map(|k| decode_cursor(k).filter(|n| *n >= 0).ok_or_else(bad_cursor)).transpose()?.unwrap_or(0);
-    let all = s.engine.members(&app, &thread).await?;
+    let all = s.engine.conversations().members(&app, &thread).await?;
     let page: Vec<&String> = all.iter().skip(skip as usize).take(limit as usize).collect();
     let next = skip + page.len() as i64;
     let cursor = (next < all.len() as i64).then(|| encode_cursor(next));
@@ -236,7 +236,7 @@ async fn add_members(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
     for u in &users {
         existing_user(&s.engine, &app, u).await?;
     }
-    s.engine.add_members(&app, &thread, users, &Actor::Admin).await.map_err(|e| match e {
+    s.engine.conversations().add_members(&app, &thread, users, &Actor::Admin).await.map_err(|e| match e {
         Error::NotMember => group_error(StatusCode::FORBIDDEN, "user not in group."),
         e => e.into(),
     })?;
@@ -249,10 +249,10 @@ async fn remove_members(State(s): State<EmState>, Admin { app, ctx }: Admin, p: 
     s.engine.rate_check(&app, bucket::EM_THREAD_USERS_REMOVE).await?;
     let thread = thread_of(&s, &app, &p).await?;
     let users = batch(&b)?;
-    let present = s.engine.members(&app, &thread).await?;
+    let present = s.engine.conversations().members(&app, &thread).await?;
     let (inside, outside): (Vec<String>, Vec<String>) = users.iter().cloned().partition(|u| present.contains(u));
     if !inside.is_empty() {
-        s.engine.remove_members(&app, &thread, inside, &Actor::Admin).await?;
+        s.engine.conversations().remove_members(&app, &thread, inside, &Actor::Admin).await?;
     }
     let entities: Vec<Value> = users.iter().map(|u| json!({"result": !outside.contains(u), "user": u})).collect();
     Ok(answer(&ctx, &app, "delete", None).with("entities", json!(entities)))

@@ -416,7 +416,7 @@ pub async fn delete_batch(State(s): State<EmState>, Admin { app, ctx }: Admin, q
 pub async fn offline_count(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
     s.engine.rate_check(&app, bucket::EM_USERS_OFFLINE_MSG_COUNT).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
-    let n = s.engine.unread_count(&app, &u.id, None).await?;
+    let n = s.engine.messages().unread_count(&app, &u.id, None).await?;
     Ok(ctx.envelope(&app, "get", "/users").with("entities", json!([])).with("data", json!({u.id: n})).with("count", json!(0)))
 }
 
@@ -426,9 +426,9 @@ pub async fn offline_status(State(s): State<EmState>, Admin { app, ctx }: Admin,
     s.engine.rate_check(&app, bucket::EM_USERS_OFFLINE_MSG_STATUS).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
     let id = p.get("msg_id")?;
-    let msg = s.engine.message(&app, id.parse().map_err(|_| EmError::illegal("msg_id is not valid"))?).await?;
-    let conv = s.engine.conversation(&app, msg.conv, None).await?;
-    let m = s.engine.member(&app, &conv, &u.id).await?;
+    let msg = s.engine.messages().message(&app, id.parse().map_err(|_| EmError::illegal("msg_id is not valid"))?).await?;
+    let conv = s.engine.conversations().conversation(&app, msg.conv, None).await?;
+    let m = s.engine.conversations().member(&app, &conv, &u.id).await?;
     let state = if m.delivered_seq >= msg.seq || m.read_seq >= msg.seq { "delivered" } else { "undelivered" };
     Ok(ctx.envelope(&app, "get", "/users").with("entities", json!([])).with("data", json!({id: state})).with("count", json!(0)))
 }

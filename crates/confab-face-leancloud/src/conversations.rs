@@ -48,9 +48,9 @@ pub fn render_with(conv: &Conversation, members: Option<&Vec<Member>>) -> Value 
 }
 
 async fn query(s: &LcState, c: &Client, q: ConvQuery) -> Reply {
-    let (convs, count) = s.engine.query_conversations(&c.app, &q).await?;
+    let (convs, count) = s.engine.conversations().query_conversations(&c.app, &q).await?;
     let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
-    let members = s.engine.members_of(&c.app, &ids).await?;
+    let members = s.engine.conversations().members_of(&c.app, &ids).await?;
     let results: Vec<Value> = convs.iter().map(|cv| render_with(cv, members.get(&cv.id))).collect();
     let mut out = json!({ "results": results });
     if let Some(n) = count {
@@ -79,10 +79,10 @@ pub async fn create(State(s): State<LcState>, Extension(kind): Extension<ConvKin
     }
     let attrs = custom_fields(b, &["name", "c", "m", "unique"])?;
     let new = NewConversation { kind: Some(kind), name, creator, members, unique, attrs, ..Default::default() };
-    let (conv, _) = s.engine.create_conversation(&c.app, new).await?;
+    let (conv, _) = s.engine.conversations().create_conversation(&c.app, new).await?;
     Ok(Json(match kind {
         ConvKind::Normal => {
-            let members = s.engine.members_of(&c.app, &[conv.id]).await?;
+            let members = s.engine.conversations().members_of(&c.app, &[conv.id]).await?;
             render_with(&conv, members.get(&conv.id))
         }
         _ => json!({"objectId": crate::extract::cid(&conv), "createdAt": confab_engine::time::iso_ms(conv.created_at)}),
@@ -136,7 +136,7 @@ pub async fn update(
 ) -> Reply {
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
     let patch = patch_from(b)?;
-    let conv = s.engine.update_conversation(&c.app, conv.id, Some(kind), &patch, &Actor::Admin).await?;
+    let conv = s.engine.conversations().update_conversation(&c.app, conv.id, Some(kind), &patch, &Actor::Admin).await?;
     Ok(Json(updated(&conv)))
 }
 
@@ -195,7 +195,7 @@ pub fn updated(conv: &Conversation) -> Value {
 
 pub async fn delete(State(s): State<LcState>, Extension(kind): Extension<ConvKind>, Master(c): Master, Path(id): Path<String>) -> Reply {
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
-    s.engine.delete_conversation(&c.app, conv.id, Some(kind), &Actor::Admin).await?;
+    s.engine.conversations().delete_conversation(&c.app, conv.id, Some(kind), &Actor::Admin).await?;
     Ok(Json(json!({})))
 }
 
@@ -203,18 +203,18 @@ pub async fn delete(State(s): State<LcState>, Extension(kind): Extension<ConvKin
 
 pub async fn members(State(s): State<LcState>, Master(c): Master, Path(id): Path<String>) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Normal)).await?;
-    Ok(Json(json!({"result": s.engine.members(&c.app, &conv).await?})))
+    Ok(Json(json!({"result": s.engine.conversations().members(&c.app, &conv).await?})))
 }
 
 async fn change_members(s: LcState, c: Client, id: String, b: Body, add: bool) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Normal)).await?;
     let ids = b.req_strs("client_ids", None)?;
     if add {
-        s.engine.add_members(&c.app, &conv, ids, &Actor::Admin).await?;
+        s.engine.conversations().add_members(&c.app, &conv, ids, &Actor::Admin).await?;
     } else {
-        s.engine.remove_members(&c.app, &conv, ids, &Actor::Admin).await?;
+        s.engine.conversations().remove_members(&c.app, &conv, ids, &Actor::Admin).await?;
     }
-    Ok(Json(updated(&s.engine.conversation(&c.app, conv.id, None).await?)))
+    Ok(Json(updated(&s.engine.conversations().conversation(&c.app, conv.id, None).await?)))
 }
 
 pub async fn add_members(State(s): State<LcState>, Master(c): Master, Path(id): Path<String>, b: Body) -> Reply {
@@ -227,15 +227,15 @@ pub async fn remove_members(State(s): State<LcState>, Master(c): Master, Path(id
 
 pub async fn mutes(State(s): State<LcState>, Master(c): Master, Path(id): Path<String>) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Normal)).await?;
-    Ok(Json(json!({"result": s.engine.notifications_off(&c.app, &conv).await?})))
+    Ok(Json(json!({"result": s.engine.conversations().notifications_off(&c.app, &conv).await?})))
 }
 
 async fn change_mutes(s: LcState, c: Client, id: String, b: Body, off: bool) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Normal)).await?;
     let ids = b.req_strs("client_ids", None)?;
     let patch = MemberPatch { notifications_off: Some(off), ..Default::default() };
-    s.engine.update_members(&c.app, &conv, ids, &patch).await?;
-    Ok(Json(updated(&s.engine.conversation(&c.app, conv.id, None).await?)))
+    s.engine.conversations().update_members(&c.app, &conv, ids, &patch).await?;
+    Ok(Json(updated(&s.engine.conversations().conversation(&c.app, conv.id, None).await?)))
 }
 
 pub async fn add_mutes(State(s): State<LcState>, Master(c): Master, Path(id): Path<String>, b: Body) -> Reply {
@@ -251,7 +251,7 @@ const ROOM_SAMPLE: usize = 50;
 
 pub async fn room_members(State(s): State<LcState>, Master(c): Master, Path(id): Path<String>) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Chatroom)).await?;
-    let mut all = s.engine.room_members(&c.app, &conv, usize::MAX).await?;
+    let mut all = s.engine.conversations().room_members(&c.app, &conv, usize::MAX).await?;
     all.shuffle(&mut rand::thread_rng());
     all.truncate(ROOM_SAMPLE);
     Ok(Json(json!({"result": all})))
@@ -259,5 +259,5 @@ pub async fn room_members(State(s): State<LcState>, Master(c): Master, Path(id):
 
 pub async fn room_count(State(s): State<LcState>, Master(c): Master, Path(id): Path<String>) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Chatroom)).await?;
-    Ok(Json(json!({"result": s.engine.room_count(&c.app, &conv).await?})))
+    Ok(Json(json!({"result": s.engine.conversations().room_count(&c.app, &conv).await?})))
 }

@@ -288,8 +288,8 @@ pub fn conv_id(s: &str) -> LcResult<i64> {
 /// or the objectId an imported conversation had at LeanCloud.
 pub async fn find_conversation(engine: &Engine, app: &App, s: &str) -> confab_engine::Result<Conversation> {
     match own_id(s.strip_prefix(TEMP_PREFIX).unwrap_or(s)) {
-        Some(id) => engine.conversation(app, id, None).await,
-        None => engine.conversation_by_foreign(app, s).await,
+        Some(id) => engine.conversations().conversation(app, id, None).await,
+        None => engine.imports().conversation_by_foreign(app, s).await,
     }
 }
 
@@ -302,7 +302,7 @@ pub fn msg_id(s: &str) -> LcResult<i64> {
 pub async fn find_message_id(engine: &Engine, app: &App, s: &str) -> confab_engine::Result<i64> {
     match own_id(s) {
         Some(id) => Ok(id),
-        None => Ok(engine.message_by_foreign(app, s).await?.id),
+        None => Ok(engine.imports().message_by_foreign(app, s).await?.id),
     }
 }
 

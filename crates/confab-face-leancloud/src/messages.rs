@@ -71,7 +71,7 @@ pub async fn send(
         }
         _ => {}
     }
-    let msg = s.engine.send_message(&c.app, &conv, new, &Actor::Admin).await?;
+    let msg = s.engine.messages().send_message(&c.app, &conv, new, &Actor::Admin).await?;
     Ok(Json(render::sent_message(&msg)))
 }
 
@@ -81,7 +81,7 @@ pub async fn send(
 /// History records, each naming its conversation as LeanCloud does.
 async fn records(s: &LcState, app: &App, ms: Vec<Message>) -> Reply {
     let convs: Vec<i64> = ms.iter().map(|m| m.conv).collect();
-    let foreign = s.engine.conversation_foreign_ids(app, &convs).await?;
+    let foreign = s.engine.imports().conversation_foreign_ids(app, &convs).await?;
     Ok(Json(render::messages(&ms, &foreign)))
 }
 
@@ -144,17 +144,17 @@ pub async fn history(
 ) -> Reply {
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
     let q = history_query(&s, &c.app, &p, HistoryScope::Conv(conv.id), c.app.limits.history_max_limit).await?;
-    records(&s, &c.app, s.engine.history(&c.app, &q).await?).await
+    records(&s, &c.app, s.engine.messages().history(&c.app, &q).await?).await
 }
 
 pub async fn client_history(State(s): State<LcState>, Master(c): Master, Path(client): Path<String>, p: Params) -> Reply {
     let q = history_query(&s, &c.app, &p, HistoryScope::Sender(client), c.app.limits.history_max_limit).await?;
-    records(&s, &c.app, s.engine.history(&c.app, &q).await?).await
+    records(&s, &c.app, s.engine.messages().history(&c.app, &q).await?).await
 }
 
 pub async fn app_history(State(s): State<LcState>, Master(c): Master, p: Params) -> Reply {
     let q = history_query(&s, &c.app, &p, HistoryScope::App, c.app.limits.history_max_limit).await?;
-    records(&s, &c.app, s.engine.history(&c.app, &q).await?).await
+    records(&s, &c.app, s.engine.messages().history(&c.app, &q).await?).await
 }
 
 /// `(from_client, timestamp)` naming a message, from a body or a query string; the message id
@@ -177,7 +177,10 @@ pub async fn edit(
     if kind == ConvKind::Service {
         to_clients(&b, &c, "to_clients")?;
     }
-    s.engine.edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text.clone()), lctype(&text)), &Actor::Admin, None).await?;
+    s.engine
+        .messages()
+        .edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text.clone()), lctype(&text)), &Actor::Admin, None)
+        .await?;
     Ok(Json(json!({})))
 }
 
@@ -194,7 +197,7 @@ pub async fn recall(
     if kind == ConvKind::Service {
         to_clients(&b, &c, "to_clients")?;
     }
-    s.engine.recall_message(&c.app, &conv, &r, &Actor::Admin, None).await?;
+    s.engine.messages().recall_message(&c.app, &conv, &r, &Actor::Admin, None).await?;
     Ok(Json(json!({})))
 }
 
@@ -221,7 +224,7 @@ pub async fn delete(
 ) -> Reply {
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
     let r = delete_ref(&s, &c, &mid, &p, &b).await?;
-    s.engine.delete_message(&c.app, &conv, &r).await?;
+    s.engine.messages().delete_message(&c.app, &conv, &r).await?;
     Ok(Json(json!({})))
 }
 
@@ -235,7 +238,7 @@ pub async fn subscriber_history(
 ) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Service)).await?;
     let q = history_query(&s, &c.app, &p, HistoryScope::ConvAs { conv: conv.id, user: client }, c.app.limits.history_max_limit).await?;
-    records(&s, &c.app, s.engine.history(&c.app, &q).await?).await
+    records(&s, &c.app, s.engine.messages().history(&c.app, &q).await?).await
 }
 
 pub async fn subscriber_delete(
@@ -247,7 +250,7 @@ pub async fn subscriber_delete(
 ) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Service)).await?;
     let r = delete_ref(&s, &c, &mid, &p, &b).await?;
-    s.engine.hide_message(&c.app, &conv, &r, &client).await?;
+    s.engine.messages().hide_message(&c.app, &conv, &r, &client).await?;
     Ok(Json(json!({})))
 }
 
@@ -275,6 +278,6 @@ pub async fn subscriber_broadcast(
         from_ip: c.ip.clone(),
         ..Default::default()
     };
-    let msg = s.engine.send_message(&c.app, conv, new, &Actor::Admin).await?;
+    let msg = s.engine.messages().send_message(&c.app, conv, new, &Actor::Admin).await?;
     Ok((msg.id, msg.timestamp))
 }

@@ -33,7 +33,7 @@ pub async fn im_client(s: &LcState, c: &Client, headers: &HeaderMap, p: &Params)
 /// changes the client was told of after `start_ts`, each as the push it was.
 pub async fn notifications(State(s): State<LcState>, c: Client, ImClient(client): ImClient, p: Params) -> Reply {
     let since = p.i64("start_ts")?.unwrap_or(0);
-    let mut notices = s.engine.notices(&c.app, &client, since, NOTIFICATIONS_PAGE + 1).await?;
+    let mut notices = s.engine.conversations().notices(&c.app, &client, since, NOTIFICATIONS_PAGE + 1).await?;
     let has_more = notices.len() as i64 > NOTIFICATIONS_PAGE;
     notices.truncate(NOTIFICATIONS_PAGE as usize);
     let items: Vec<Value> = notices
@@ -55,10 +55,11 @@ pub async fn member_info(State(s): State<LcState>, c: Client, ImClient(client): 
     let conv = crate::extract::find_conversation(&s.engine, &c.app, cid).await?;
     if conv.kind == ConvKind::Normal || conv.kind == ConvKind::Temporary {
         // only members see a conversation's roles
-        s.engine.member(&c.app, &conv, &client).await?;
+        s.engine.conversations().member(&c.app, &conv, &client).await?;
     }
     let results: Vec<Value> = s
         .engine
+        .conversations()
         .member_roles(&c.app, &conv)
         .await?
         .iter()

@@ -19,13 +19,13 @@ const SUBSCRIPTIONS_PAGE: i64 = 50;
 
 pub async fn subscribe(State(s): State<LcState>, Master(c): Master, Path(id): Path<String>, b: Body) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Service)).await?;
-    s.engine.subscribe(&c.app, &conv, &b.req_str("client_id")?).await?;
+    s.engine.conversations().subscribe(&c.app, &conv, &b.req_str("client_id")?).await?;
     Ok(Json(json!({})))
 }
 
 pub async fn unsubscribe(State(s): State<LcState>, Master(c): Master, Path((id, client)): Path<(String, String)>) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Service)).await?;
-    s.engine.unsubscribe(&c.app, &conv, &client).await?;
+    s.engine.conversations().unsubscribe(&c.app, &conv, &client).await?;
     Ok(Json(json!({})))
 }
 
@@ -41,13 +41,13 @@ fn page(p: &Params, default: i64, max: i64) -> LcResult<i64> {
 pub async fn subscribers(State(s): State<LcState>, Master(c): Master, Path(id): Path<String>, p: Params) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Service)).await?;
     let limit = page(&p, SUBSCRIBERS_PAGE, SUBSCRIBERS_PAGE)?;
-    let subs = s.engine.subscribers(&c.app, &conv, p.get("client_id").map(str::to_string), limit).await?;
+    let subs = s.engine.conversations().subscribers(&c.app, &conv, p.get("client_id").map(str::to_string), limit).await?;
     Ok(Json(Value::Array(subs.iter().map(render::subscription).collect())))
 }
 
 pub async fn subscriber_count(State(s): State<LcState>, Master(c): Master, Path(id): Path<String>) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Service)).await?;
-    Ok(Json(json!({"count": s.engine.subscriber_count(&c.app, &conv).await?})))
+    Ok(Json(json!({"count": s.engine.conversations().subscriber_count(&c.app, &conv).await?})))
 }
 
 // ---------------------------------------------------------------------- clients
@@ -63,7 +63,7 @@ pub async fn unread(State(s): State<LcState>, c: Client, Path(client): Path<Stri
         Some(id) => Some(lookup(&s, &c, id, None).await?),
         None => None,
     };
-    Ok(Json(json!({"count": s.engine.unread_count(&c.app, &client, conv.as_ref()).await?})))
+    Ok(Json(json!({"count": s.engine.messages().unread_count(&c.app, &client, conv.as_ref()).await?})))
 }
 
 /// End a client's sessions. Its session tokens are revoked too, so a client that is offline or
@@ -88,7 +88,7 @@ pub async fn subscriptions(State(s): State<LcState>, Master(c): Master, Path(cli
         Some(_) => return Err(LcError::param("direction must be 'old' or 'new'.")),
     };
     let limit = page(&p, SUBSCRIPTIONS_PAGE, 1000)?;
-    let subs = s.engine.subscriptions(&c.app, &client, after, descending, limit).await?;
+    let subs = s.engine.conversations().subscriptions(&c.app, &client, after, descending, limit).await?;
     Ok(Json(Value::Array(subs.iter().map(render::subscription).collect())))
 }
 
@@ -147,7 +147,7 @@ pub async fn broadcast(s: &LcState, c: &Client, b: &Body, from_key: &str) -> Rep
         push,
         transient: b.flag("transient")?,
     };
-    let bc = s.engine.create_broadcast(&c.app, &conv, new).await?;
+    let bc = s.engine.messages().create_broadcast(&c.app, &conv, new).await?;
     Ok(Json(render::sent(bc.id, bc.timestamp)))
 }
 
@@ -159,11 +159,11 @@ pub async fn list_broadcasts(State(s): State<LcState>, Master(c): Master, p: Par
     let conv = lookup(&s, &c, p.get("conv_id").ok_or_else(|| LcError::missing("conv_id"))?, Some(ConvKind::Service)).await?;
     let limit = page(&p, 100, 1000)?;
     let skip = p.i64("skip")?.unwrap_or(0);
-    let list = s.engine.broadcasts(&c.app, &conv, skip, limit).await?;
+    let list = s.engine.messages().broadcasts(&c.app, &conv, skip, limit).await?;
     Ok(Json(Value::Array(list.iter().map(render::broadcast).collect())))
 }
 
 pub async fn delete_broadcast(State(s): State<LcState>, Master(c): Master, Path(mid): Path<String>) -> Reply {
-    s.engine.delete_broadcast(&c.app, msg_id(&mid)?).await?;
+    s.engine.messages().delete_broadcast(&c.app, msg_id(&mid)?).await?;
     Ok(Json(json!({})))
 }

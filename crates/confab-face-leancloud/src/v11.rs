@@ -28,7 +28,7 @@ pub async fn send(State(s): State<LcState>, Master(c): Master, b: Body) -> Reply
         }
         new.audience = Audience::Only(peers);
     }
-    let msg = s.engine.send_message(&c.app, &conv, new, &Actor::Admin).await?;
+    let msg = s.engine.messages().send_message(&c.app, &conv, new, &Actor::Admin).await?;
     Ok(Json(render::sent_message(&msg)))
 }
 
@@ -40,10 +40,13 @@ pub async fn patch(State(s): State<LcState>, Master(c): Master, b: Body) -> Repl
     let r = MessageRef { id, from: Some(b.req_str("from_peer")?), timestamp: Some(b.req_i64("timestamp")?) };
     to_clients(&b, &c, "to_peers")?;
     if b.flag("recall")? {
-        s.engine.recall_message(&c.app, &conv, &r, &Actor::Admin, None).await?;
+        s.engine.messages().recall_message(&c.app, &conv, &r, &Actor::Admin, None).await?;
     } else {
         let text = b.opt_text("message")?.ok_or_else(|| LcError::missing("message"))?;
-        s.engine.edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text.clone()), lctype(&text)), &Actor::Admin, None).await?;
+        s.engine
+            .messages()
+            .edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text.clone()), lctype(&text)), &Actor::Admin, None)
+            .await?;
     }
     Ok(Json(json!({})))
 }

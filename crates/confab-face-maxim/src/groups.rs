@@ -22,7 +22,8 @@ const PAGE_MAX: i64 = 1000;
 
 /// The group an id names: a group or chat room conversation of the app.
 pub async fn group(s: &MxState, c: &Caller, id: i64) -> MxResult<Conversation> {
-    let conv = s.engine.conversation(&c.app, id, None).await.map_err(|_| MxError::new(code::NO_SUCH_GROUP, "no such group"))?;
+    let conv =
+        s.engine.conversations().conversation(&c.app, id, None).await.map_err(|_| MxError::new(code::NO_SUCH_GROUP, "no such group"))?;
     match conv.kind {
         ConvKind::Normal | ConvKind::Chatroom => Ok(conv),
         _ => Err(MxError::new(code::NO_SUCH_GROUP, "no such group")),
@@ -45,14 +46,14 @@ async fn nums(s: &MxState, c: &Caller, ids: &[String]) -> MxResult<HashMap<Strin
 
 async fn info(s: &MxState, c: &Caller, conv: &Conversation) -> MxResult<Value> {
     let q = MemberQuery { roles: Some(vec![Role::Owner]), ..Default::default() };
-    let owner = s.engine.list_members(&c.app, conv, &q).await?.into_iter().next().map(|m| m.user);
+    let owner = s.engine.conversations().list_members(&c.app, conv, &q).await?.into_iter().next().map(|m| m.user);
     // a chat room has no stored members: its creator owns it
     let owner = owner.or_else(|| conv.creator.clone().filter(|_| conv.kind == ConvKind::Chatroom));
     let owner_num = match owner {
         Some(o) => nums(s, c, std::slice::from_ref(&o)).await?.get(&o).copied(),
         None => None,
     };
-    let count = s.engine.member_count(&c.app, conv).await?;
+    let count = s.engine.conversations().member_count(&c.app, conv).await?;
     let capacity = conv.settings.max_members.unwrap_or(c.app.limits.conversation_max_members);
     Ok(render::group(conv, owner_num, count, capacity))
 }
@@ -84,7 +85,7 @@ pub async fn create(State(s): State<MxState>, c: Caller, b: Body) -> Reply {
         actor: c.actor(),
         ..Default::default()
     };
-    let (conv, _) = s.engine.create_conversation(&c.app, new).await?;
+    let (conv, _) = s.engine.conversations().create_conversation(&c.app, new).await?;
     Ok(Data::of(info(&s, &c, &conv).await?))
 }
 
@@ -110,7 +111,7 @@ pub async fn invite(State(s): State<MxState>, c: Caller, b: Body) -> Reply {
         return Err(MxError::param("user_list is required"));
     }
     let num: HashMap<String, i64> = users.iter().map(|u| (u.id.clone(), u.num)).collect();
-    let out = s.engine.add_members(&c.app, &conv, users.into_iter().map(|u| u.id).collect(), &c.actor()).await?;
+    let out = s.engine.conversations().add_members(&c.app, &conv, users.into_iter().map(|u| u.id).collect(), &c.actor()).await?;
     Ok(Data::of(Value::Array(results(&out, &num))))
 }
 
@@ -122,10 +123,10 @@ pub async fn apply(State(s): State<MxState>, c: Caller, b: Body) -> Reply {
         let reason = "this group approves members; applications wait for an admin, which confab does not support yet";
         return Ok(Data::of(json!({"user_id": me.num, "result": "fail", "reason": reason})));
     }
-    if s.engine.is_member(&c.app, &conv, &me.id).await? {
+    if s.engine.conversations().is_member(&c.app, &conv, &me.id).await? {
         return Err(MxError::new(code::ALREADY_MEMBER, "already a member"));
     }
-    s.engine.add_members(&c.app, &conv, vec![me.id.clone()], &Actor::User(me.id.clone())).await?;
+    s.engine.conversations().add_members(&c.app, &conv, vec![me.id.clone()], &Actor::User(me.id.clone())).await?;
     Ok(Data::of(json!({"user_id": me.num, "result": "success", "reason": null})))
 }
 
@@ -134,17 +135,17 @@ pub async fn apply(State(s): State<MxState>, c: Caller, b: Body) -> Reply {
 pub async fn member_list(State(s): State<MxState>, c: Caller, p: Params) -> Reply {
     let conv = group(&s, &c, p.req_i64("group_id")?).await?;
     if let Some(me) = &c.user {
-        s.engine.member(&c.app, &conv, &me.id).await?;
+        s.engine.conversations().member(&c.app, &conv, &me.id).await?;
     }
     let limit = p.opt_i64("limit")?.filter(|l| *l > 0).unwrap_or(PAGE_DEFAULT).min(PAGE_MAX);
     let q = MemberQuery { after: p.opt_str("cursor")?.filter(|c| !c.is_empty()), limit: Some(limit + 1), ..Default::default() };
-    let mut rows = s.engine.list_members(&c.app, &conv, &q).await?;
+    let mut rows = s.engine.conversations().list_members(&c.app, &conv, &q).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let ids: Vec<String> = rows.iter().map(|m| m.user.clone()).collect();
     let num = nums(&s, &c, &ids).await?;
     let data: Vec<Value> = rows.iter().map(|m| render::member(m, num.get(&m.user).copied().unwrap_or(0))).collect();
-    let total = s.engine.member_count(&c.app, &conv).await?;
+    let total = s.engine.conversations().member_count(&c.app, &conv).await?;
     let mut reply = Data::of(Value::Array(data)).with("total", json!(total)).with("version", json!(0));
     if more {
         reply = reply.with("cursor", json!(ids.last()));
@@ -157,10 +158,10 @@ pub async fn member_list(State(s): State<MxState>, c: Caller, p: Params) -> Repl
 pub async fn leave(State(s): State<MxState>, c: Caller, p: Params, b: Body) -> Reply {
     let me = c.me()?.clone();
     let conv = group(&s, &c, Either(&b, &p).req_i64("group_id")?).await?;
-    if s.engine.member(&c.app, &conv, &me.id).await?.role == Role::Owner {
+    if s.engine.conversations().member(&c.app, &conv, &me.id).await?.role == Role::Owner {
         return Err(MxError::new(code::OWNER_CANNOT_LEAVE, "the owner cannot leave the group"));
     }
-    s.engine.remove_members(&c.app, &conv, vec![me.id.clone()], &Actor::User(me.id)).await?;
+    s.engine.conversations().remove_members(&c.app, &conv, vec![me.id.clone()], &Actor::User(me.id)).await?;
     Ok(Data::of(json!(true)))
 }
 
@@ -174,11 +175,11 @@ pub async fn kick(State(s): State<MxState>, c: Caller, p: Params, b: Body) -> Re
     }
     // the owner cannot kick themself out either (as with leave)
     if let Some(me) = c.user.as_ref().filter(|me| users.iter().any(|u| u.id == me.id)) {
-        if s.engine.member(&c.app, &conv, &me.id).await.is_ok_and(|m| m.role == Role::Owner) {
+        if s.engine.conversations().member(&c.app, &conv, &me.id).await.is_ok_and(|m| m.role == Role::Owner) {
             return Err(MxError::new(code::OWNER_CANNOT_LEAVE, "the owner cannot leave the group"));
         }
     }
-    let out = s.engine.remove_members(&c.app, &conv, users.into_iter().map(|u| u.id).collect(), &c.actor()).await?;
+    let out = s.engine.conversations().remove_members(&c.app, &conv, users.into_iter().map(|u| u.id).collect(), &c.actor()).await?;
     if let Some((_, e)) = out.refused.into_iter().next() {
         return Err(e.into());
     }
@@ -193,7 +194,7 @@ pub async fn destroy(State(s): State<MxState>, c: Caller, p: Params, b: Body) ->
         Some(me) if conv.kind == ConvKind::Chatroom && conv.creator.as_deref() == Some(me.id.as_str()) => Actor::Admin,
         _ => c.actor(),
     };
-    s.engine.delete_conversation(&c.app, conv.id, None, &actor).await.map_err(|e| match e {
+    s.engine.conversations().delete_conversation(&c.app, conv.id, None, &actor).await.map_err(|e| match e {
         Error::NotAllowed(m) => MxError::new(code::NEEDS_OWNER, m),
         e => e.into(),
     })?;

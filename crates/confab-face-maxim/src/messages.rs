@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use axum::extract::State;
 use confab_engine::model::{Content, Conversation, Cursor, Member, Message, User};
 use confab_engine::query::{Bound, HistoryQuery, HistoryScope};
-use confab_engine::{Actor, Edit, Engine, MessageRef, NewMessage, Position};
+use confab_engine::{Actor, Edit, MessageRef, NewMessage, Position};
 use serde_json::{json, Map, Value};
 
 use crate::auth::{Body, Caller, Fields, MxState, Params};
@@ -36,9 +36,9 @@ fn no_message() -> MxError {
 async fn conversation_for(s: &MxState, c: &Caller, me: &User, id: i64, create: bool) -> MxResult<Option<Conversation>> {
     if let Ok(peer) = s.engine.user_by_num(&c.app, id).await {
         return Ok(if create {
-            Some(s.engine.direct_conversation(&c.app, &me.id, &peer.id).await?)
+            Some(s.engine.conversations().direct_conversation(&c.app, &me.id, &peer.id).await?)
         } else {
-            s.engine.find_direct_conversation(&c.app, &me.id, &peer.id).await?
+            s.engine.conversations().find_direct_conversation(&c.app, &me.id, &peer.id).await?
         });
     }
     Ok(Some(group(s, c, id).await?))
@@ -123,7 +123,7 @@ async fn send_or_notify(s: MxState, c: Caller, b: Body, system: bool) -> Reply {
                 peers.push(s.engine.user_by_num(&c.app, *target).await?);
             }
             for peer in peers {
-                convs.push(s.engine.direct_conversation(&c.app, &from.id, &peer.id).await?);
+                convs.push(s.engine.conversations().direct_conversation(&c.app, &from.id, &peer.id).await?);
             }
         } else {
             for target in &targets {
@@ -132,28 +132,31 @@ async fn send_or_notify(s: MxState, c: Caller, b: Body, system: bool) -> Reply {
         }
         if related.is_none() && actor.user().is_some() {
             for conv in &convs {
-                s.engine.check_message(&c.app, conv, &new()).await?;
+                s.engine.messages().check_message(&c.app, conv, &new()).await?;
             }
         }
         let mut ids = Vec::new();
         for conv in convs {
             let Some(related) = related else {
-                ids.push(s.engine.send_message(&c.app, &conv, new(), &actor).await?.id);
+                ids.push(s.engine.messages().send_message(&c.app, &conv, new(), &actor).await?.id);
                 continue;
             };
             let r = MessageRef { id: related, from: actor.user().map(str::to_string), timestamp: None };
             match ctype {
-                READ_ACK => s.engine.advance_cursor(&c.app, &conv, &from.id, Cursor::Read, Position::Message(related)).await?,
+                READ_ACK => s.engine.messages().advance_cursor(&c.app, &conv, &from.id, Cursor::Read, Position::Message(related)).await?,
                 RECALL => {
-                    s.engine.recall_message(&c.app, &conv, &MessageRef { from: None, ..r }, &actor, None).await?;
+                    s.engine.messages().recall_message(&c.app, &conv, &MessageRef { from: None, ..r }, &actor, None).await?;
                 }
                 _ => {
-                    let old = s.engine.message(&c.app, related).await?;
+                    let old = s.engine.messages().message(&c.app, related).await?;
                     let text = match (&old.content, ctype) {
                         (Content::Text(t), APPEND) => format!("{t}{content}"),
                         _ => content.clone(),
                     };
-                    s.engine.edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text), old.mtype), &actor, None).await?;
+                    s.engine
+                        .messages()
+                        .edit_message(&c.app, &conv, &r, Edit::content(Content::Text(text), old.mtype), &actor, None)
+                        .await?;
                 }
             }
         }
@@ -169,13 +172,13 @@ async fn send_or_notify(s: MxState, c: Caller, b: Body, system: bool) -> Reply {
 /// `POST|PUT /message/recall {conversation_id, msg_id}`: the sender (or the admin token) recalls.
 pub async fn recall(State(s): State<MxState>, c: Caller, b: Body) -> Reply {
     let conversation = b.req_i64("conversation_id")?;
-    let msg = s.engine.message(&c.app, b.req_i64("msg_id")?).await.map_err(|_| no_message())?;
+    let msg = s.engine.messages().message(&c.app, b.req_i64("msg_id")?).await.map_err(|_| no_message())?;
     let conv = match &c.user {
         Some(me) => conversation_for(&s, &c, me, conversation, false).await?.filter(|cv| cv.id == msg.conv).ok_or_else(no_message)?,
-        None => s.engine.conversation(&c.app, msg.conv, None).await?,
+        None => s.engine.conversations().conversation(&c.app, msg.conv, None).await?,
     };
     let r = MessageRef { id: msg.id, from: None, timestamp: None };
-    s.engine.recall_message(&c.app, &conv, &r, &c.actor(), None).await?;
+    s.engine.messages().recall_message(&c.app, &conv, &r, &c.actor(), None).await?;
     Ok(Data::of(json!(true)))
 }
 
@@ -186,7 +189,7 @@ pub async fn ack(State(s): State<MxState>, c: Caller, p: Params) -> Reply {
     let conv = conversation_for(&s, &c, &me, p.req_i64("conversation_id")?, false).await?.ok_or_else(no_message)?;
     p.opt_i64("device_sn")?;
     let mid = p.req_i64("msg_id")?;
-    s.engine.advance_cursor(&c.app, &conv, &me.id, Cursor::Read, Position::Message(mid)).await.map_err(|e| match e {
+    s.engine.messages().advance_cursor(&c.app, &conv, &me.id, Cursor::Read, Position::Message(mid)).await.map_err(|e| match e {
         confab_engine::Error::MessageNotFound => no_message(),
         e => e.into(),
     })?;
@@ -196,7 +199,7 @@ pub async fn ack(State(s): State<MxState>, c: Caller, p: Params) -> Reply {
 /// From `me`'s side, the id of a conversation: the other member of a one-to-one conversation,
 /// or the group.
 fn peer_uid(conv: &Conversation, members: &[Member], me: &str, nums: &HashMap<String, i64>) -> i64 {
-    if Engine::is_direct(conv, members) {
+    if confab_engine::conv::Conversations::is_direct(conv, members) {
         if let Some(other) = members.iter().find(|m| m.user != me) {
             return nums.get(&other.user).copied().unwrap_or(0);
         }
@@ -212,13 +215,13 @@ async fn nums(s: &MxState, c: &Caller, ids: impl IntoIterator<Item = String>) ->
 /// `GET /message/unread`: the acting user's conversations with unread messages.
 pub async fn unread(State(s): State<MxState>, c: Caller) -> Reply {
     let me = c.me()?.clone();
-    let entries = s.engine.unread_summary(&c.app, &me.id, 0, 1000).await?;
+    let entries = s.engine.messages().unread_summary(&c.app, &me.id, 0, 1000).await?;
     let ids: Vec<i64> = entries.iter().map(|e| e.conv).collect();
-    let members = s.engine.members_of(&c.app, &ids).await?;
+    let members = s.engine.conversations().members_of(&c.app, &ids).await?;
     let n = nums(&s, &c, members.values().flatten().map(|m| m.user.clone())).await?;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        let conv = s.engine.conversation(&c.app, e.conv, None).await?;
+        let conv = s.engine.conversations().conversation(&c.app, e.conv, None).await?;
         let ms = members.get(&e.conv).map(Vec::as_slice).unwrap_or_default();
         out.push(json!({"conversation_id": {"uid": peer_uid(&conv, ms, &me.id, &n), "device_sn": 0}, "num": e.count}));
     }
@@ -252,11 +255,11 @@ pub async fn history(State(s): State<MxState>, c: Caller, p: Params) -> Reply {
     let Some(conv) = conversation_for(&s, &c, &me, p.req_i64("opposite_id")?, false).await? else {
         return Ok(Data::of(json!({"is_last": true, "next_msg_id": 0, "messages": []})));
     };
-    s.engine.member(&c.app, &conv, &me.id).await?;
+    s.engine.conversations().member(&c.app, &conv, &me.id).await?;
     let start = match p.opt_i64("msg_id_start")?.unwrap_or(0) {
         0 => None,
         id => {
-            let m = s.engine.message(&c.app, id).await.ok().filter(|m| m.conv == conv.id).ok_or_else(no_message)?;
+            let m = s.engine.messages().message(&c.app, id).await.ok().filter(|m| m.conv == conv.id).ok_or_else(no_message)?;
             Some(Bound { timestamp: m.timestamp, id: Some(m.id), inclusive: true })
         }
     };
@@ -269,11 +272,11 @@ pub async fn history(State(s): State<MxState>, c: Caller, p: Params) -> Reply {
         limit: limit + 1,
         mtype: None,
     };
-    let mut msgs = s.engine.history(&c.app, &q).await?;
+    let mut msgs = s.engine.messages().history(&c.app, &q).await?;
     let next = if msgs.len() as i64 > limit { msgs.pop().map(|m| m.id) } else { None };
-    let members = s.engine.members_of(&c.app, &[conv.id]).await?.remove(&conv.id).unwrap_or_default();
+    let members = s.engine.conversations().members_of(&c.app, &[conv.id]).await?.remove(&conv.id).unwrap_or_default();
     let n = nums(&s, &c, members.iter().map(|m| m.user.clone()).chain(msgs.iter().map(|m| m.from.clone()))).await?;
-    let direct = Engine::is_direct(&conv, &members);
+    let direct = confab_engine::conv::Conversations::is_direct(&conv, &members);
     let items: Vec<Value> = msgs
         .iter()
         .filter(|m| m.recalled_at.is_none())
@@ -293,6 +296,6 @@ pub async fn delete(State(s): State<MxState>, c: Caller, p: Params) -> Reply {
     let conv = conversation_for(&s, &c, &me, p.req_i64("conversation_id")?, false)
         .await?
         .ok_or_else(|| MxError::new(code::NO_SUCH_GROUP, "no such conversation"))?;
-    s.engine.hide_conversation(&c.app, &conv, &me.id).await?;
+    s.engine.conversations().hide_conversation(&c.app, &conv, &me.id).await?;
     Ok(Data::of(json!(true)))
 }

@@ -263,7 +263,7 @@ impl Run {
                     self.counts.users.fetch_add(1, Ordering::Relaxed);
                     Ok(())
                 }
-                Ok(u) => match self.engine.import_user(&self.app, u).await {
+                Ok(u) => match self.engine.imports().import_user(&self.app, u).await {
                     Ok(written) => {
                         self.counts.users.fetch_add(written as u64, Ordering::Relaxed);
                         Ok(())
@@ -357,8 +357,8 @@ impl Run {
     /// it exists, given the members it lacks).
     async fn conversation(&self, conv: ImportedConversation) -> Result<(), ImportError> {
         let (engine, app) = (&self.engine, &self.app);
-        let (mut id, exists) = engine.import_target(app, &conv.foreign_id, conv.unique_id.as_deref()).await?;
-        let checkpoint = engine.import_checkpoint(app, SOURCE, &conv.foreign_id).await?;
+        let (mut id, exists) = engine.imports().import_target(app, &conv.foreign_id, conv.unique_id.as_deref()).await?;
+        let checkpoint = engine.imports().import_checkpoint(app, SOURCE, &conv.foreign_id).await?;
         if !exists {
             // a run that stopped before creating it chose its id already
             if let Some(saved) = checkpoint.as_ref().and_then(|c| c.get("id")).and_then(Value::as_i64) {
@@ -389,7 +389,7 @@ impl Run {
             return Ok(());
         }
         let foreign = conv.foreign_id.clone();
-        let (stored, created) = engine.import_conversation(app, id, conv).await?;
+        let (stored, created) = engine.imports().import_conversation(app, id, conv).await?;
         if let Some(w) = &self.id_map {
             std::io::Write::write_all(&mut *w.lock(), format!("{foreign},{}\n", stored.id).as_bytes())
                 .map_err(|e| ImportError::App(e.to_string()))?;
@@ -407,7 +407,7 @@ impl Run {
             Some(s) => format!("{conv}\u{1f}{s}"),
             None => conv.to_string(),
         };
-        let saved = engine.import_checkpoint(app, SOURCE, &item).await?;
+        let saved = engine.imports().import_checkpoint(app, SOURCE, &item).await?;
         let mut after: After = saved.as_ref().and_then(|c| Some((c.get("ts")?.as_i64()?, c.get("msg")?.as_str()?.to_string())));
         loop {
             let page = source.history(path, &after).await?;
@@ -422,7 +422,7 @@ impl Run {
             }
             let last = page.last().and_then(|r| Some((r.get("timestamp")?.as_i64()?, r.get("msg-id")?.as_str()?.to_string())));
             if !self.opts.dry_run && !batch.is_empty() {
-                let done = engine.import_messages(app, id, batch).await?;
+                let done = engine.imports().import_messages(app, id, batch).await?;
                 self.counts.messages.fetch_add(done.inserted, Ordering::Relaxed);
                 self.counts.already.fetch_add(done.skipped, Ordering::Relaxed);
                 self.progress.messages(done.inserted + done.skipped);
@@ -432,7 +432,7 @@ impl Run {
             }
             if let Some((ts, msg)) = &last {
                 if !self.opts.dry_run {
-                    engine.save_import_checkpoint(app, SOURCE, &item, json!({"id": id, "ts": ts, "msg": msg})).await?;
+                    engine.imports().save_import_checkpoint(app, SOURCE, &item, json!({"id": id, "ts": ts, "msg": msg})).await?;
                 }
                 after = last.clone();
             }
@@ -473,14 +473,14 @@ impl Run {
                 self.counts.messages.fetch_add(n, Ordering::Relaxed);
                 continue;
             }
-            let conv = match self.engine.conversation_by_foreign(&self.app, &cid).await {
+            let conv = match self.engine.imports().conversation_by_foreign(&self.app, &cid).await {
                 Ok(c) => c,
                 Err(_) => {
                     self.skip("_SysMessage", 0, format!("{n} messages to conversation {cid}, which is not imported"))?;
                     continue;
                 }
             };
-            let done = self.engine.import_messages(&self.app, conv.id, msgs).await?;
+            let done = self.engine.imports().import_messages(&self.app, conv.id, msgs).await?;
             self.counts.messages.fetch_add(done.inserted, Ordering::Relaxed);
             self.counts.already.fetch_add(done.skipped, Ordering::Relaxed);
             self.progress.messages(done.inserted + done.skipped);

@@ -225,7 +225,7 @@ async fn hour_messages(s: &EmState, app: &App, start: i64) -> EmResult<Vec<Messa
             limit: app.limits.history_max_limit,
             mtype: None,
         };
-        let page = s.engine.history(app, &q).await?;
+        let page = s.engine.messages().history(app, &q).await?;
         let full = page.len() as i64 >= app.limits.history_max_limit;
         if let Some(last) = page.last() {
             after = Bound { timestamp: last.timestamp, id: Some(last.id), inclusive: false };
@@ -246,8 +246,8 @@ pub async fn history_lines(s: &EmState, app: &App, msgs: &[Message]) -> EmResult
     let mut out = Vec::with_capacity(msgs.len());
     for m in msgs {
         if let std::collections::hash_map::Entry::Vacant(slot) = convs.entry(m.conv) {
-            let Ok(conv) = s.engine.conversation(app, m.conv, None).await else { continue };
-            let members = s.engine.members(app, &conv).await?;
+            let Ok(conv) = s.engine.conversations().conversation(app, m.conv, None).await else { continue };
+            let members = s.engine.conversations().members(app, &conv).await?;
             let direct = conv.kind == ConvKind::Normal && conv.unique;
             slot.insert((chat_type(&conv).to_string(), direct, members, conv.id));
         }

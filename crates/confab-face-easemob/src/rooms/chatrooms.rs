@@ -74,7 +74,7 @@ fn room_maxusers(app: &App, v: i64) -> EmResult<i64> {
 async fn affiliations(s: &EmState, app: &App, conv: &Conversation, rows: &[Member]) -> EmResult<Vec<Value>> {
     let owner = owner_of(rows);
     let mut out: Vec<Value> = owner.iter().map(|o| json!({"owner": o})).collect();
-    for u in s.engine.room_roster(app, conv).await? {
+    for u in s.engine.conversations().room_roster(app, conv).await? {
         if Some(u.as_str()) != owner {
             out.push(json!({"member": u}));
         }
@@ -124,7 +124,7 @@ async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Bod
         quotas: Quotas::Counted,
         ..Default::default()
     };
-    let (conv, _) = s.engine.create_conversation(&app, new).await.map_err(|e| super::over_quota(e, &ctx))?;
+    let (conv, _) = s.engine.conversations().create_conversation(&app, new).await.map_err(|e| super::over_quota(e, &ctx))?;
     Ok(ctx.envelope(&app, "post", "/chatrooms").with("entities", json!([])).with("data", json!({"id": conv.id.to_string()})))
 }
 
@@ -139,10 +139,10 @@ async fn list_rooms(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Para
     };
     let query =
         ConvQuery { kinds: Some(vec![ConvKind::Chatroom]), order: vec![(Field::Id, true)], skip, limit: limit + 1, ..Default::default() };
-    let (mut convs, _) = s.engine.query_conversations(&app, &query).await?;
+    let (mut convs, _) = s.engine.conversations().query_conversations(&app, &query).await?;
     let more = convs.len() as i64 > limit;
     convs.truncate(limit as usize);
-    let owners = s.engine.members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
+    let owners = s.engine.conversations().members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
     let mut data = Vec::with_capacity(convs.len());
     for c in &convs {
         let rows = owners.get(&c.id).map(Vec::as_slice).unwrap_or_default();
@@ -175,7 +175,7 @@ async fn room_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P)
     for id in &ids {
         convs.push(conv_of(&s.engine, &app, ROOM, id).await?);
     }
-    let rows = s.engine.members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
+    let rows = s.engine.conversations().members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
     let mut data = Vec::with_capacity(convs.len());
     for c in &convs {
         let rows = rows.get(&c.id).map(Vec::as_slice).unwrap_or_default();
@@ -231,7 +231,7 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
     }
     if let Some(v) = int_of(o, "maxusers")? {
         let v = room_maxusers(&app, v)?;
-        if (s.engine.room_roster(&app, &conv).await?.len() as i64) > v {
+        if (s.engine.conversations().room_roster(&app, &conv).await?.len() as i64) > v {
             return Err(EmError::forbidden("current user count is larger than the maxUsers that you want to update !"));
         }
         settings.max_members = Some(v);
@@ -240,7 +240,7 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
     if let Some(raw) = str_of(o, "newowner")? {
         let not_in = || EmError::forbidden(format!("user: {raw} doesn't exist in chatroom: {}", conv.id));
         let new_owner = username(raw).map_err(|_| not_in())?;
-        match s.engine.transfer_owner(&app, &conv, &new_owner, &Actor::Admin).await {
+        match s.engine.conversations().transfer_owner(&app, &conv, &new_owner, &Actor::Admin).await {
             Ok(()) => {}
             Err(confab_engine::Error::NotMember) => return Err(not_in()),
             Err(e) => return Err(e.into()),
@@ -251,7 +251,7 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
         patch.settings = Some(settings);
     }
     if !patch.is_empty() {
-        s.engine.update_conversation(&app, conv.id, Some(ConvKind::Chatroom), &patch, &Actor::Admin).await?;
+        s.engine.conversations().update_conversation(&app, conv.id, Some(ConvKind::Chatroom), &patch, &Actor::Admin).await?;
     }
     Ok(ctx.envelope(&app, "put", "/chatrooms").with("entities", json!([])).with("data", Value::Object(data)))
 }
@@ -260,7 +260,7 @@ async fn delete_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) 
     s.engine.rate_check(&app, bucket::EM_CHATROOMS_DELETE).await?;
     let raw = p.get("chatroom_id")?;
     let conv = conv_of(&s.engine, &app, ROOM, raw).await.map_err(|_| EmError::not_found(format!("grpID {raw} does not exist!")))?;
-    s.engine.delete_conversation(&app, conv.id, Some(ConvKind::Chatroom), &Actor::Admin).await?;
+    s.engine.conversations().delete_conversation(&app, conv.id, Some(ConvKind::Chatroom), &Actor::Admin).await?;
     Ok(ctx
         .envelope(&app, "delete", "/chatrooms")
         .with("entities", json!([]))
@@ -275,11 +275,11 @@ async fn joined_rooms(State(s): State<EmState>, c: Caller, p: P, q: Params) -> R
     c.may_act_for(&u.id)?;
     let size = q.int("pagesize", 1000, 1..=1000)?;
     let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
-    let ids = s.engine.rooms_of(&c.app, &u.id).await?;
+    let ids = s.engine.conversations().rooms_of(&c.app, &u.id).await?;
     let mut data = Vec::new();
     for id in ids.into_iter().skip((size * num) as usize).take(size as usize) {
         // a room deleted since is not listed
-        if let Ok(r) = s.engine.conversation(&c.app, id, Some(ConvKind::Chatroom)).await {
+        if let Ok(r) = s.engine.conversations().conversation(&c.app, id, Some(ConvKind::Chatroom)).await {
             data.push(json!({"id": r.id.to_string(), "name": r.name.unwrap_or_default(), "disabled": r.settings.disabled.to_string()}));
         }
     }
@@ -370,7 +370,7 @@ async fn get_attributes(State(s): State<EmState>, c: Caller, p: P, Body(b): Body
     let conv = conv_of(&s.engine, &c.app, ROOM, p.get("chatroom_id")?).await?;
     // a user token reads the attributes of a room its user is in
     if let Some(u) = &c.user {
-        if !s.engine.in_room(&c.app, &conv, &u.id).await? {
+        if !s.engine.conversations().in_room(&c.app, &conv, &u.id).await? {
             return Err(attr_error(confab_engine::Error::NotMember));
         }
     }

@@ -106,7 +106,7 @@ pub async fn upload(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, h
         return Err(EmError::too_large());
     }
     let gid = conv.id.to_string();
-    let members = s.engine.members_of(&app, &[conv.id]).await?;
+    let members = s.engine.conversations().members_of(&app, &[conv.id]).await?;
     let owner = owner_of(members.get(&conv.id).map(Vec::as_slice).unwrap_or_default()).unwrap_or_default().to_string();
     let file_id = confab_engine::random_hex(16);
     let size = bytes.len();

@@ -143,7 +143,7 @@ fn reason(e: &EmError) -> String {
 
 /// Every member row of a group, in joined order (chat rooms keep none).
 async fn rows(engine: &Engine, app: &App, conv: &Conversation) -> EmResult<Vec<Member>> {
-    Ok(engine.members_of(app, &[conv.id]).await?.remove(&conv.id).unwrap_or_default())
+    Ok(engine.conversations().members_of(app, &[conv.id]).await?.remove(&conv.id).unwrap_or_default())
 }
 
 /// "Not a member": 403 in a group, 400 in a chat room (as Easemob answers each).
@@ -160,7 +160,7 @@ fn not_member(fam: Family, users: &[&str]) -> EmError {
 async fn is_in(engine: &Engine, app: &App, fam: Family, conv: &Conversation, member: Option<&Member>, user: &str) -> EmResult<bool> {
     Ok(match fam {
         Family::Group => member.is_some(),
-        Family::Room => engine.in_room(app, conv, user).await?,
+        Family::Room => engine.conversations().in_room(app, conv, user).await?,
     })
 }
 
@@ -193,7 +193,7 @@ async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, Admi
                 // the owner first, then who is in the room
                 let mut all: Vec<Member> = rows(&s.engine, &app, &conv).await?.into_iter().filter(|m| m.role == Role::Owner).collect();
                 let owners: Vec<String> = all.iter().map(|m| m.user.clone()).collect();
-                let present = s.engine.room_roster(&app, &conv).await?;
+                let present = s.engine.conversations().room_roster(&app, &conv).await?;
                 all.extend(present.into_iter().filter(|u| !owners.contains(u)).map(|u| Member::new(conv.id, u, Role::Member, 0)));
                 all
             } else {
@@ -219,7 +219,7 @@ async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, Admi
             .into_iter()
             .filter_map(|m| m.muted_until.filter(|t| *t > now).map(|t| json!({"expire": expire(t), "user": m.user})))
             .collect(),
-        Op::Blocks => s.engine.blocked_members(&app, &conv, None, 10_000).await?.into_iter().map(|u| json!(u)).collect(),
+        Op::Blocks => s.engine.conversations().blocked_members(&app, &conv, None, 10_000).await?.into_iter().map(|u| json!(u)).collect(),
     };
     Ok(env.with("count", json!(data.len())).with("data", json!(data)))
 }
@@ -344,7 +344,7 @@ async fn add_one(
     user: &str,
     duration: Option<i64>,
 ) -> EmResult<Option<i64>> {
-    let member = engine.member(app, conv, user).await.ok();
+    let member = engine.conversations().member(app, conv, user).await.ok();
     let is_room = fam == Family::Room;
     match list.op {
         Op::Members => {
@@ -357,7 +357,7 @@ async fn add_one(
             if !is_room {
                 engine.quotas().check_quota(app, &Quota::GroupsPerUser(user.to_string()), 1).await?;
             }
-            engine.add_members_with(app, conv, vec![user.to_string()], &Actor::Admin, quotas).await?;
+            engine.conversations().add_members_with(app, conv, vec![user.to_string()], &Actor::Admin, quotas).await?;
             Ok(None)
         }
         Op::Admins => {
@@ -366,11 +366,11 @@ async fn add_one(
                 return Err(owner_op());
             }
             if m.role != Role::Admin {
-                let admins = engine.member_roles(app, conv).await?.iter().filter(|m| m.role == Role::Admin).count() as i64;
+                let admins = engine.conversations().member_roles(app, conv).await?.iter().filter(|m| m.role == Role::Admin).count() as i64;
                 if admins >= app.limits.em_max_admins {
                     return Err(EmError::exceed_limit(format!("the number of admins exceeds the limit {}", app.limits.em_max_admins)));
                 }
-                engine.set_role(app, conv, user, Role::Admin, &Actor::Admin).await?;
+                engine.conversations().set_role(app, conv, user, Role::Admin, &Actor::Admin).await?;
             }
             Ok(None)
         }
@@ -380,7 +380,7 @@ async fn add_one(
                 Some(m) if m.role == Role::Owner => return Err(owner_op()),
                 _ => {}
             }
-            let out = engine.block_members(app, conv, vec![user.to_string()], &Actor::Admin).await?;
+            let out = engine.conversations().block_members(app, conv, vec![user.to_string()], &Actor::Admin).await?;
             if let Some((_, e)) = out.refused.into_iter().next() {
                 return Err(e.into());
             }
@@ -391,7 +391,7 @@ async fn add_one(
                 return Err(not_member(fam, &[user]));
             }
             let patch = MemberPatch { allowlisted: Some(true), ..Default::default() };
-            engine.update_members(app, conv, vec![user.to_string()], &patch).await?;
+            engine.conversations().update_members(app, conv, vec![user.to_string()], &patch).await?;
             Ok(None)
         }
         Op::Mutes => {
@@ -404,7 +404,7 @@ async fn add_one(
                 Some(d) if d > 0 => Some(engine.now().saturating_add(d)),
                 _ => None,
             };
-            let out = engine.mute_members(app, conv, vec![user.to_string()], true, until, &Actor::Admin).await?;
+            let out = engine.conversations().mute_members(app, conv, vec![user.to_string()], true, until, &Actor::Admin).await?;
             if let Some((_, e)) = out.refused.into_iter().next() {
                 return Err(e.into());
             }
@@ -459,7 +459,7 @@ async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Ad
 
 async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: &Conversation, raw: &str) -> EmResult<()> {
     let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
-    let member = engine.member(app, conv, &user).await.ok();
+    let member = engine.conversations().member(app, conv, &user).await.ok();
     match list.op {
         Op::Members => {
             if !is_in(engine, app, fam, conv, member.as_ref(), &user).await? {
@@ -468,29 +468,29 @@ async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: 
             if member.is_some_and(|m| m.role == Role::Owner) {
                 return Err(owner_op());
             }
-            engine.remove_members(app, conv, vec![user], &Actor::Admin).await?;
+            engine.conversations().remove_members(app, conv, vec![user], &Actor::Admin).await?;
         }
         Op::Admins => {
             if member.map(|m| m.role) != Some(Role::Admin) {
                 return Err(EmError::forbidden(format!("user:{user} is not admin of group:{}", conv.id)));
             }
-            engine.set_role(app, conv, &user, Role::Member, &Actor::Admin).await?;
+            engine.conversations().set_role(app, conv, &user, Role::Member, &Actor::Admin).await?;
         }
         Op::Blocks => {
-            engine.unblock_members(app, conv, vec![user], &Actor::Admin).await?;
+            engine.conversations().unblock_members(app, conv, vec![user], &Actor::Admin).await?;
         }
         Op::Allow => {
             if member.is_none() {
                 return Err(not_member(fam, &[user.as_str()]));
             }
             let patch = MemberPatch { allowlisted: Some(false), ..Default::default() };
-            engine.update_members(app, conv, vec![user], &patch).await?;
+            engine.conversations().update_members(app, conv, vec![user], &patch).await?;
         }
         Op::Mutes => {
             if member.is_none() {
                 return Err(not_member(fam, &[user.as_str()]));
             }
-            engine.mute_members(app, conv, vec![user], false, None, &Actor::Admin).await?;
+            engine.conversations().mute_members(app, conv, vec![user], false, None, &Actor::Admin).await?;
         }
     }
     Ok(())

@@ -323,7 +323,7 @@ impl ConnState {
             self.gw.end_session(&s.handle, false, &Offline::Lost { error: error.clone() }).await;
             for (conv, will) in s.wills {
                 let actor = Actor::User(s.handle.user.clone());
-                if let Err(e) = self.gw.engine.send_message(&s.app, &conv, will, &actor).await {
+                if let Err(e) = self.gw.engine.messages().send_message(&s.app, &conv, will, &actor).await {
                     tracing::debug!(error = %e, "a will message could not be sent");
                 }
             }

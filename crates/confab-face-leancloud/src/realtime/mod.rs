@@ -211,7 +211,7 @@ impl Encoder for LcEncoder {
 impl LcEncoder {
     /// How a broadcast names its service conversation (an imported one by its LeanCloud id).
     async fn service_ref(&self, app: i64, conv: i64) -> ConvRef {
-        let found = self.engine.conversation_ref(app, conv).await.ok().flatten();
+        let found = self.engine.conversations().conversation_ref(app, conv).await.ok().flatten();
         found.unwrap_or(ConvRef { id: conv, kind: ConvKind::Service, foreign_id: None })
     }
 }

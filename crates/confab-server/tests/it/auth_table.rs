@@ -88,7 +88,15 @@ impl Side {
         let svc = svc.ok()["objectId"].as_str().expect("service conversation").to_string();
         // a one-to-one conversation of alice and bob, and a group that approves its members
         em.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "private"}})).await.ok();
-        let direct = srv.engine().find_direct_conversation(&em.app, "alice", "bob").await.expect("lookup").expect("direct").id.to_string();
+        let direct = srv
+            .engine()
+            .conversations()
+            .find_direct_conversation(&em.app, "alice", "bob")
+            .await
+            .expect("lookup")
+            .expect("direct")
+            .id
+            .to_string();
         let g = em
             .post("/chatgroups", json!({"groupname": "closed", "public": true, "membersonly": true, "owner": "alice", "members": ["bob"]}))
             .await;
@@ -139,7 +147,7 @@ async fn snapshot(srv: &TestServer, app: &App) -> String {
     let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
     let members = store.member_lists(app.id, &ids).await.expect("members");
     let hq = HistoryQuery { scope: HistoryScope::App, older_than: None, newer_than: None, ascending: true, limit: 1000, mtype: None };
-    let messages = engine.history(app, &hq).await.expect("history");
+    let messages = engine.messages().history(app, &hq).await.expect("history");
     let broadcasts = store.list_broadcasts(app.id, None, 0, 0, 10_000).await.expect("broadcasts");
     let mut entries = Vec::new();
     for n in [

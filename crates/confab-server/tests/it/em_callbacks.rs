@@ -63,7 +63,7 @@ fn sent_id(r: &Resp, to: &str) -> String {
 }
 
 async fn stored_text(srv: &TestServer, app: &EmApp, id: &str) -> Option<String> {
-    match srv.engine().message(&app.app, id.parse().expect("numeric id")).await {
+    match srv.engine().messages().message(&app.app, id.parse().expect("numeric id")).await {
         Ok(m) => match m.content {
             Content::Text(t) => Some(t),
             Content::Binary(_) => None,
@@ -440,7 +440,7 @@ async fn a_one_to_one_read_is_called_back_as_read_ack() {
     let key = appkey(&app);
     let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "read me"}})).await;
     let id = sent_id(&r, "bob");
-    let conv = srv.engine().message(&app.app, id.parse().unwrap()).await.unwrap().conv;
+    let conv = srv.engine().messages().message(&app.app, id.parse().unwrap()).await.unwrap().conv;
     // bob reads it in a realtime session
     let mut bob = crate::common::ws::Client::connect(&srv.base).await;
     bob.open(&app.app.keys.leancloud.app_id, Some("bob")).await;

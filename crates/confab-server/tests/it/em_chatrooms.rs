@@ -37,13 +37,13 @@ fn roster(v: &Value) -> Vec<String> {
 /// `Some(true)` sent, `Some(false)` muted, `None` not in the room.
 async fn may_send(srv: &TestServer, app: &EmApp, id: &str, from: &str) -> Option<bool> {
     let e = srv.engine();
-    let conv = e.conversation(&app.app, id.parse().unwrap(), None).await.expect("conversation");
+    let conv = e.conversations().conversation(&app.app, id.parse().unwrap(), None).await.expect("conversation");
     let new = confab_engine::NewMessage {
         from: from.to_string(),
         content: Some(confab_engine::model::Content::Text("hi".into())),
         ..Default::default()
     };
-    match e.send_message(&app.app, &conv, new, &confab_engine::Actor::User(from.to_string())).await {
+    match e.messages().send_message(&app.app, &conv, new, &confab_engine::Actor::User(from.to_string())).await {
         Ok(_) => Some(true),
         Err(confab_engine::Error::Muted) => Some(false),
         Err(confab_engine::Error::NotMember) => None,

@@ -29,7 +29,7 @@ fn data_json(rec: &Value) -> Value {
 
 /// The one-to-one conversation of two users, as the engine (and LeanCloud) knows it.
 async fn direct(srv: &TestServer, app: &EmApp, a: &str, b: &str) -> String {
-    srv.engine().find_direct_conversation(&app.app, a, b).await.unwrap().expect("one-to-one conversation").id.to_string()
+    srv.engine().conversations().find_direct_conversation(&app.app, a, b).await.unwrap().expect("one-to-one conversation").id.to_string()
 }
 
 async fn send(app: &EmApp, kind: &str, body: Value) -> Resp {
@@ -333,13 +333,13 @@ async fn global_mutes_are_kept_listed_and_enforced_on_every_face() {
         .await
         .em_error(403, "forbidden_op");
     // ...and through the engine's send path every face uses (LeanCloud sessions, MaxIM users)
-    let conv = srv.engine().direct_conversation(&app.app, "alice", "bob").await.unwrap();
+    let conv = srv.engine().conversations().direct_conversation(&app.app, "alice", "bob").await.unwrap();
     let new = NewMessage { from: "alice".into(), content: Some(Content::Text("x".into())), ..Default::default() };
-    let e = srv.engine().send_message(&app.app, &conv, new.clone(), &Actor::User("alice".into())).await.unwrap_err();
+    let e = srv.engine().messages().send_message(&app.app, &conv, new.clone(), &Actor::User("alice".into())).await.unwrap_err();
     assert!(matches!(e, confab_engine::Error::Muted), "{e:?}");
     // bob is muted in chat rooms only: he still speaks one-to-one
     let bob = NewMessage { from: "bob".into(), ..new.clone() };
-    srv.engine().send_message(&app.app, &conv, bob, &Actor::User("bob".into())).await.unwrap();
+    srv.engine().messages().send_message(&app.app, &conv, bob, &Actor::User("bob".into())).await.unwrap();
 
     // MaxIM: a MaxIM user muted through Easemob cannot send either
     let mx_base = srv.base.clone();

@@ -23,13 +23,13 @@ async fn details(app: &EmApp, gid: &str) -> Value {
 /// path, which every face uses (a server-side send would bypass the speaker rules).
 async fn may_send(srv: &TestServer, app: &EmApp, gid: &str, from: &str) -> bool {
     let e = srv.engine();
-    let conv = e.conversation(&app.app, gid.parse().unwrap(), None).await.expect("conversation");
+    let conv = e.conversations().conversation(&app.app, gid.parse().unwrap(), None).await.expect("conversation");
     let new = confab_engine::NewMessage {
         from: from.to_string(),
         content: Some(confab_engine::model::Content::Text("hi".into())),
         ..Default::default()
     };
-    match e.send_message(&app.app, &conv, new, &confab_engine::Actor::User(from.to_string())).await {
+    match e.messages().send_message(&app.app, &conv, new, &confab_engine::Actor::User(from.to_string())).await {
         Ok(_) => true,
         Err(confab_engine::Error::Muted) => false,
         Err(other) => panic!("unexpected send error: {other:?}"),
@@ -449,13 +449,13 @@ async fn announcement_and_disable_enable() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["data"], json!({"disabled": true}));
     assert_eq!(details(&app, &gid).await["disabled"], true);
-    let conv = srv.engine().conversation(&app.app, gid.parse().unwrap(), None).await.unwrap();
+    let conv = srv.engine().conversations().conversation(&app.app, gid.parse().unwrap(), None).await.unwrap();
     let new = confab_engine::NewMessage {
         from: "bob".into(),
         content: Some(confab_engine::model::Content::Text("x".into())),
         ..Default::default()
     };
-    assert!(srv.engine().send_message(&app.app, &conv, new, &confab_engine::Actor::User("bob".into())).await.is_err());
+    assert!(srv.engine().messages().send_message(&app.app, &conv, new, &confab_engine::Actor::User("bob".into())).await.is_err());
     let r = app.post(&format!("/chatgroups/{gid}/enable"), json!({})).await;
     assert_eq!(r.body["data"], json!({"disabled": false}));
     assert!(may_send(&srv, &app, &gid, "bob").await);

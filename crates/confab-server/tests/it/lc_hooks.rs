@@ -53,7 +53,7 @@ impl Setup {
 
     async fn conv_name(&self, cid: &str) -> Option<String> {
         let app = self.app().await;
-        self.srv.engine().conversation(&app, cid.parse().unwrap(), None).await.unwrap().name
+        self.srv.engine().conversations().conversation(&app, cid.parse().unwrap(), None).await.unwrap().name
     }
 
     async fn set(&self, settings: &[(&str, &str)]) {
@@ -300,8 +300,8 @@ async fn conversation_hooks_reject_and_replace() {
     let r = tom.request(conv_cmd(OpType::Mute, ConvCommand { cid: Some(cid.clone()), ..Default::default() })).await;
     assert_eq!(r.op, Some(OpType::Updated as i32));
     let app = s.app().await;
-    let conv = s.srv.engine().conversation(&app, cid.parse().unwrap(), None).await.unwrap();
-    assert!(s.srv.engine().notifications_off(&app, &conv).await.unwrap().is_empty(), "the hook said not muted");
+    let conv = s.srv.engine().conversations().conversation(&app, cid.parse().unwrap(), None).await.unwrap();
+    assert!(s.srv.engine().conversations().notifications_off(&app, &conv).await.unwrap().is_empty(), "the hook said not muted");
 }
 
 #[tokio::test]

@@ -396,10 +396,10 @@ async fn history_limit_above_1000_is_served_as_1000() {
     let conv_id = app.conversation(json!({"m": ["alice"]})).await;
     // 1001 messages straight through the engine (HTTP would be slow and rate-limited)
     let engine = srv.engine();
-    let conv = engine.conversation(&app.app, conv_id.parse().unwrap(), None).await.unwrap();
+    let conv = engine.conversations().conversation(&app.app, conv_id.parse().unwrap(), None).await.unwrap();
     for i in 0..1001 {
         let new = NewMessage { from: "alice".into(), content: Some(Content::Text(format!("m{i}"))), ..Default::default() };
-        engine.send_message(&app.app, &conv, new, &Actor::Admin).await.unwrap();
+        engine.messages().send_message(&app.app, &conv, new, &Actor::Admin).await.unwrap();
     }
     let path = conv_msgs(&conv_id);
     assert_eq!(history(&app, &path).await.len(), 100);

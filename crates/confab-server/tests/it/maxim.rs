@@ -824,9 +824,9 @@ async fn send_to_several_users_and_groups_answers_one_msg_id_per_target() {
     assert_eq!(nids.len(), 2);
     assert_eq!(m.msg_ids_seen(&bob, alice.id).await[0], nids[0]);
     assert_eq!(m.msg_ids_seen(&carol, alice.id).await[0], nids[1]);
-    let stored = m.srv.engine().message(&m.app.app, nids[0]).await.unwrap();
+    let stored = m.srv.engine().messages().message(&m.app.app, nids[0]).await.unwrap();
     assert!(stored.system, "notify marks a system notification");
-    assert!(!m.srv.engine().message(&m.app.app, put[0]).await.unwrap().system);
+    assert!(!m.srv.engine().messages().message(&m.app.app, put[0]).await.unwrap().system);
     let r = m
         .call(
             Method::PUT,
@@ -1067,7 +1067,7 @@ async fn online_only_is_delivered_but_not_stored() {
     // never stored: not in history, not unread
     assert!(m.all_messages(&bob, alice.id).await.is_empty());
     assert!(m.unread(&bob).await.is_empty());
-    assert!(m.srv.engine().message(&m.app.app, id).await.is_err());
+    assert!(m.srv.engine().messages().message(&m.app.app, id).await.is_err());
     // online_only false (and "false") is an ordinary message
     let r = m
         .send_body(&alice.token, json!({"type": 1, "targets": [bob.id], "content_type": 0, "content": "kept", "online_only": false}))

@@ -405,7 +405,7 @@ async fn login_work_does_not_grow_with_the_unread_history() {
     let mut convs = Vec::new();
     for reader in ["few", "some", "many"] {
         let new = NewConversation { members: vec![reader.into(), "sender".into()], ..Default::default() };
-        convs.push(engine.create_conversation(&lc.app, new).await.expect("conversation").0.id);
+        convs.push(engine.conversations().create_conversation(&lc.app, new).await.expect("conversation").0.id);
     }
     store_history(&srv, &lc, convs[0], 40).await;
     store_history(&srv, &lc, convs[1], 200).await;
@@ -945,7 +945,7 @@ async fn an_imported_conversation_speaks_by_its_leancloud_ids() {
     // the source); reading up to one of those by its msg-id moves the cursor to it
     let late = ds.append(&conv.id, 3).unwrap();
     crate::lc_import::summary(&crate::lc_import::import(srv.dir.path(), &crate::lc_import::live(&url, &ds)).await);
-    let me = srv.engine().conversation_by_foreign(&app.app, &conv.id).await.unwrap();
+    let me = srv.engine().imports().conversation_by_foreign(&app.app, &conv.id).await.unwrap();
     let store = srv.store();
     let unread = store.unread_count(app.app.id, &bob, Some(me.id), confab_engine::query::UnreadBounds { count_max: 100, scan_max: 1000 });
     let others: usize = late.iter().filter(|m| m.from != bob).count() + 1;
@@ -958,7 +958,7 @@ async fn an_imported_conversation_speaks_by_its_leancloud_ids() {
     b.send(&read).await;
     b.echo().await;
     let bob_member = srv.store().get_member(app.app.id, me.id, &bob).await.unwrap().unwrap();
-    let m = srv.engine().message_by_foreign(&app.app, &late[1].msg_id).await.unwrap();
+    let m = srv.engine().imports().message_by_foreign(&app.app, &late[1].msg_id).await.unwrap();
     assert_eq!(bob_member.read_seq, m.seq);
     // an old message of alice's, recalled by its msg-id
     let mine = old.iter().rev().find(|m| m.from == alice).expect("alice said something");

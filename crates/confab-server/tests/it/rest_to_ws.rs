@@ -77,7 +77,8 @@ async fn easemob_sends_to_users_and_groups_reach_online_leancloud_clients() {
     let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "hello bob"}})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let id = r.body["data"]["bob"].as_str().expect("data.bob").to_string();
-    let pair = srv.engine().find_direct_conversation(&app.app, "alice", "bob").await.unwrap().expect("the pair's conversation");
+    let pair =
+        srv.engine().conversations().find_direct_conversation(&app.app, "alice", "bob").await.unwrap().expect("the pair's conversation");
     let p = bob.direct_push().await;
     let d = direct(&p);
     assert_eq!(d.id.as_deref(), Some(id.as_str()));

@@ -27,9 +27,9 @@ impl ConnState {
                     (b.s.as_deref(), b.t, b.n.as_deref()),
                 )?;
                 let out = if op == OpType::Block {
-                    engine.block_members(&app, &conv, b.to_pids, &me).await?
+                    engine.conversations().block_members(&app, &conv, b.to_pids, &me).await?
                 } else {
-                    engine.unblock_members(&app, &conv, b.to_pids, &me).await?
+                    engine.conversations().unblock_members(&app, &conv, b.to_pids, &me).await?
                 };
                 let (allowed_pids, failed_pids) = split(out);
                 r.op = Some(if op == OpType::Block { OpType::Blocked } else { OpType::Unblocked } as i32);
@@ -37,7 +37,7 @@ impl ConnState {
             }
             Some(OpType::Query) => {
                 let limit = page(b.limit.map(i64::from));
-                let blocked = engine.blocked_members(&app, &conv, b.next.as_deref(), limit).await?;
+                let blocked = engine.conversations().blocked_members(&app, &conv, b.next.as_deref(), limit).await?;
                 let next = (blocked.len() as i64 == limit).then(|| blocked.last().cloned()).flatten();
                 r.op = Some(OpType::QueryResult as i32);
                 r.blacklist_message = Some(BlacklistCommand { src_cid: b.src_cid, blocked_pids: blocked, next, ..Default::default() });

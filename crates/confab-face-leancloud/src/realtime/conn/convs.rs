@@ -37,9 +37,9 @@ impl ConnState {
                 let action = if op == OpType::Add { "invite" } else { "kick" };
                 self.check_conv_signature(&app, &peer, c.cid.as_deref(), &c.m, Some(action), (c.s.as_deref(), c.t, c.n.as_deref()))?;
                 let out = if op == OpType::Add {
-                    engine.add_members(&app, &conv, c.m, &me).await?
+                    engine.conversations().add_members(&app, &conv, c.m, &me).await?
                 } else {
-                    engine.remove_members(&app, &conv, c.m, &me).await?
+                    engine.conversations().remove_members(&app, &conv, c.m, &me).await?
                 };
                 let (allowed_pids, failed_pids) = split(out);
                 let udate = Some(iso_ms(engine.now()));
@@ -55,22 +55,22 @@ impl ConnState {
                     _ => return Err(rt(4306, "CONVERSATION_UPDATE_FAILED: attr must be a JSON object")),
                 };
                 let patch = patch_from(attrs)?;
-                let updated = engine.update_conversation(&app, conv.id, None, &patch, &me).await?;
+                let updated = engine.conversations().update_conversation(&app, conv.id, None, &patch, &me).await?;
                 reply(OpType::Updated, ConvCommand { cid: c.cid, udate: Some(iso_ms(updated.updated_at)), ..Default::default() })
             }
             Some(op @ (OpType::Mute | OpType::Unmute)) => {
                 let conv = self.conv(&app, c.cid.as_deref()).await?;
-                engine.set_notifications(&app, &conv, &peer, op == OpType::Mute).await?;
+                engine.conversations().set_notifications(&app, &conv, &peer, op == OpType::Mute).await?;
                 reply(OpType::Updated, ConvCommand { cid: c.cid, udate: Some(iso_ms(engine.now())), ..Default::default() })
             }
             Some(OpType::Count) => {
                 let conv = self.conv(&app, c.cid.as_deref()).await?;
-                let n = engine.member_count(&app, &conv).await?;
+                let n = engine.conversations().member_count(&app, &conv).await?;
                 reply(OpType::Result, ConvCommand { cid: c.cid, count: Some(n as i32), ..Default::default() })
             }
             Some(OpType::MaxRead) => {
                 let conv = self.conv(&app, c.cid.as_deref()).await?;
-                let times = engine.cursor_times(&app, &conv).await?;
+                let times = engine.messages().cursor_times(&app, &conv).await?;
                 let mut m = ConvCommand { cid: c.cid.clone(), ..Default::default() };
                 if c.query_all_members == Some(true) {
                     m.max_read_tuples = times
@@ -102,13 +102,13 @@ impl ConnState {
                     Some("Owner") => return Err(rt(4320, "CONVERSATION_OPERATION_UNAUTHORIZED: the owner cannot be changed this way")),
                     _ => return Err(rt(4321, "UNKNOWN_CONVERSATION_ROLE")),
                 };
-                engine.set_role(&app, &conv, &target, role, &me).await?;
+                engine.conversations().set_role(&app, &conv, &target, role, &me).await?;
                 reply(OpType::MemberInfoUpdated, ConvCommand { cid: c.cid, ..Default::default() })
             }
             Some(op @ (OpType::AddShutup | OpType::RemoveShutup)) => {
                 let conv = self.conv(&app, c.cid.as_deref()).await?;
                 let mute = op == OpType::AddShutup;
-                let out = engine.mute_members(&app, &conv, c.m, mute, None, &me).await?;
+                let out = engine.conversations().mute_members(&app, &conv, c.m, mute, None, &me).await?;
                 let (allowed_pids, failed_pids) = split(out);
                 reply(
                     if mute { OpType::ShutupAdded } else { OpType::ShutupRemoved },
@@ -118,7 +118,7 @@ impl ConnState {
             Some(OpType::QueryShutup) => {
                 let conv = self.conv(&app, c.cid.as_deref()).await?;
                 let limit = page(c.limit.map(i64::from));
-                let m = engine.muted_members(&app, &conv, c.next.clone(), limit).await?;
+                let m = engine.conversations().muted_members(&app, &conv, c.next.clone(), limit).await?;
                 let next = (m.len() as i64 == limit).then(|| m.last().cloned()).flatten();
                 reply(OpType::ShutupResult, ConvCommand { m, next, ..Default::default() })
             }
@@ -162,7 +162,7 @@ impl ConnState {
             actor: Actor::User(peer.to_string()),
             ..Default::default()
         };
-        let (conv, _) = self.gw.engine.create_conversation(app, new).await?;
+        let (conv, _) = self.gw.engine.conversations().create_conversation(app, new).await?;
         let mut r = command(CommandType::Conv, Some(OpType::Started));
         r.conv_message = Some(ConvCommand {
             cid: Some(render_conv_id(&conv)),
@@ -199,10 +199,10 @@ impl ConnState {
             ConvQuery { kinds: None, filter, order, skip: c.skip.map(i64::from).unwrap_or(0).max(0), limit, count: false }
         };
         let now = engine.now();
-        let (convs, _) = engine.query_conversations(app, &q).await?;
+        let (convs, _) = engine.conversations().query_conversations(app, &q).await?;
         let convs: Vec<Conversation> = convs.into_iter().filter(|c| c.expires_at.is_none_or(|e| e > now)).collect();
         let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
-        let members = engine.members_of(app, &ids).await?;
+        let members = engine.conversations().members_of(app, &ids).await?;
         let flag = c.flag.unwrap_or(0);
         let mut results = Vec::with_capacity(convs.len());
         for conv in &convs {
@@ -224,7 +224,7 @@ impl ConnState {
                     limit: 1,
                     mtype: None,
                 };
-                if let Some(m) = engine.history(app, &h).await?.into_iter().next() {
+                if let Some(m) = engine.messages().history(app, &h).await?.into_iter().next() {
                     let (data, bin) = crate::render::data(&m);
                     let obj = o.as_object_mut().expect("object");
                     obj.insert("msg".into(), Value::String(data));

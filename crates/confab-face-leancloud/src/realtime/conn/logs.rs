@@ -23,7 +23,7 @@ impl ConnState {
             ConvKind::Chatroom => HistoryScope::Conv(conv.id),
             ConvKind::Service => HistoryScope::ConvAs { conv: conv.id, user: peer.clone() },
             _ => {
-                engine.member(&s.app, &conv, peer).await.map_err(|_| rt(4312, "CONVERSATION_LOG_REJECTED"))?;
+                engine.conversations().member(&s.app, &conv, peer).await.map_err(|_| rt(4312, "CONVERSATION_LOG_REJECTED"))?;
                 HistoryScope::Conv(conv.id)
             }
         };
@@ -37,13 +37,13 @@ impl ConnState {
         let (older_than, newer_than) = if newer_first { (start, stop) } else { (stop, start) };
         let limit = l.l.or(l.limit).map(i64::from).filter(|n| *n > 0).unwrap_or(LOGS_DEFAULT_LIMIT).min(LOGS_MAX_LIMIT);
         let q = HistoryQuery { scope, older_than, newer_than, ascending: !newer_first, limit, mtype: l.lctype.map(i64::from) };
-        let mut msgs = engine.history(&s.app, &q).await?;
+        let mut msgs = engine.messages().history(&s.app, &q).await?;
         if newer_first {
             msgs.reverse();
         }
         // when the others have read my messages
         let others_read = if matches!(conv.kind, ConvKind::Normal | ConvKind::Temporary) {
-            engine.cursor_times(&s.app, &conv).await?.into_iter().filter(|t| t.user != *peer).filter_map(|t| t.read_at).max()
+            engine.messages().cursor_times(&s.app, &conv).await?.into_iter().filter(|t| t.user != *peer).filter_map(|t| t.read_at).max()
         } else {
             None
         };

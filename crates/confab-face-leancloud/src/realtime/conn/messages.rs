@@ -42,12 +42,12 @@ impl ConnState {
         let engine = self.gw.engine.clone();
         let (uid, t) = if d.will == Some(true) {
             // held until the connection drops; checked like a send now
-            engine.check_message(&app, &conv, &new).await.map_err(|e| target(e.into()))?;
+            engine.messages().check_message(&app, &conv, &new).await.map_err(|e| target(e.into()))?;
             let id = engine.next_id();
             self.sessions[idx].wills.push((conv, new));
             (id, engine.now())
         } else {
-            match engine.send_message(&app, &conv, new, &Actor::User(handle.user.clone())).await {
+            match engine.messages().send_message(&app, &conv, new, &Actor::User(handle.user.clone())).await {
                 Ok(m) => (m.id, m.timestamp),
                 // refused by the app's hook: an ack with the code, as the SDK reads it (it raises
                 // the error with `appCode`)
@@ -81,7 +81,7 @@ impl ConnState {
             (None, Some(t)) => Position::Time(t),
             (None, None) => return Ok(None),
         };
-        self.gw.engine.advance_cursor(&s.app, &conv, &s.handle.user, Cursor::Delivered, to).await?;
+        self.gw.engine.messages().advance_cursor(&s.app, &conv, &s.handle.user, Cursor::Delivered, to).await?;
         Ok(None)
     }
 
@@ -95,7 +95,7 @@ impl ConnState {
                 (None, Some(ts)) => Position::Time(ts),
                 (None, None) => Position::Time(self.gw.engine.now()),
             };
-            if let Err(e) = self.gw.engine.advance_cursor(&s.app, &conv, &s.handle.user, Cursor::Read, to).await {
+            if let Err(e) = self.gw.engine.messages().advance_cursor(&s.app, &conv, &s.handle.user, Cursor::Read, to).await {
                 tracing::debug!(error = %e, "read: cursor not moved");
             }
         }

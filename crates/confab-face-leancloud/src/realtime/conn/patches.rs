@@ -19,7 +19,7 @@ impl ConnState {
             let id = self.message_id(&s.app, p.mid.as_deref()).await.ok_or_else(|| rt(4404, "MESSAGE_NOT_FOUND"))?;
             let r = MessageRef { id, from: Some(s.handle.user.clone()), timestamp: p.timestamp };
             if p.recall == Some(true) {
-                engine.recall_message(&s.app, &conv, &r, &Actor::User(s.handle.user.clone()), origin).await?;
+                engine.messages().recall_message(&s.app, &conv, &r, &Actor::User(s.handle.user.clone()), origin).await?;
             } else {
                 let content = match (p.binary_msg, p.data) {
                     (Some(b), _) => Content::Binary(b),
@@ -31,6 +31,7 @@ impl ConnState {
                 let mentions =
                     (p.mention_all.is_some() || !p.mention_pids.is_empty()).then(|| (p.mention_all == Some(true), p.mention_pids.clone()));
                 engine
+                    .messages()
                     .edit_message(&s.app, &conv, &r, Edit { content, mtype, mentions }, &Actor::User(s.handle.user.clone()), origin)
                     .await?;
             }

@@ -148,7 +148,7 @@ impl ConnState {
     ) -> Result<(), RtError> {
         let engine = self.gw.engine.clone();
         let now = engine.now();
-        let entries = engine.unread_summary(app, peer, notif_time.unwrap_or(0), UNREAD_AT_LOGIN).await?;
+        let entries = engine.messages().unread_summary(app, peer, notif_time.unwrap_or(0), UNREAD_AT_LOGIN).await?;
         if !entries.is_empty() {
             let convs = entries
                 .iter()
@@ -163,12 +163,12 @@ impl ConnState {
             self.after_reply.push(u);
         }
         if let Some(since) = patch_time {
-            let msgs = engine.patches_since(app, peer, since, PATCHES_AT_LOGIN).await?;
+            let msgs = engine.messages().patches_since(app, peer, since, PATCHES_AT_LOGIN).await?;
             if !msgs.is_empty() {
                 let mut items = Vec::with_capacity(msgs.len());
                 let mut latest = since;
                 for m in &msgs {
-                    let conv = match engine.conversation(app, m.conv, None).await {
+                    let conv = match engine.conversations().conversation(app, m.conv, None).await {
                         Ok(c) => ConvRef::of(&c),
                         Err(_) => ConvRef { id: m.conv, kind: ConvKind::Normal, foreign_id: None },
                     };
@@ -182,8 +182,8 @@ impl ConnState {
         }
         // a client new to the app gets every broadcast still valid
         let since = notif_time.or(last_login).unwrap_or(0);
-        for b in engine.active_broadcasts(app, since).await? {
-            let conv = match engine.conversation(app, b.conv, None).await {
+        for b in engine.messages().active_broadcasts(app, since).await? {
+            let conv = match engine.conversations().conversation(app, b.conv, None).await {
                 Ok(c) => ConvRef::of(&c),
                 Err(_) => ConvRef { id: b.conv, kind: ConvKind::Service, foreign_id: None },
             };
