@@ -14,6 +14,7 @@ use crate::bus::Event;
 use std::sync::Arc;
 
 use crate::bus::Bus;
+use crate::commands::{AttrOp, ConvUpdate};
 use crate::error::{Error, Result};
 use crate::hooks::{After, Before, Verdict};
 use crate::ids::Stamps;
@@ -23,7 +24,7 @@ use crate::query::*;
 use crate::quotas::Quotas;
 use crate::rooms::Rooms;
 use crate::store::Store;
-use crate::store::{AttrOp, ConvPatch, MemberPatch};
+use crate::store::{ConvPatch, MemberPatch};
 use crate::teller::Teller;
 use crate::users::Users;
 
@@ -77,7 +78,7 @@ pub fn dedup(ids: Vec<String>) -> Vec<String> {
 }
 
 /// The attributes a patch sets, as `{"dotted.key": value}` (for the members' update notice).
-fn patch_summary(patch: &ConvPatch) -> Value {
+fn patch_summary(patch: &ConvUpdate) -> Value {
     let mut m = Map::new();
     if let Some(n) = &patch.name {
         m.insert("name".into(), n.clone().map_or(Value::Null, Value::String));
@@ -369,21 +370,20 @@ impl Conversations {
         app: &App,
         id: i64,
         kind: Option<ConvKind>,
-        patch: &ConvPatch,
+        patch: &ConvUpdate,
         actor: &Actor,
     ) -> Result<Conversation> {
         let conv = self.conversation(app, id, kind).await?;
         self.check_belongs(app, &conv, actor).await?;
-        let mut patch = std::borrow::Cow::Borrowed(patch);
+        let mut patch = ConvUpdate { settings: patch.settings.changes_from(&conv.settings), ..patch.clone() };
         if actor.user().is_some() && !patch.is_empty() && self.teller.hooks().active(app) {
-            let mut mine = patch.clone().into_owned();
-            if self.teller.ask(app, actor.user().map(|by| Before::Update { conv: &conv, patch: &mut mine, by })).await? == Verdict::Vanish {
+            if self.teller.ask(app, actor.user().map(|by| Before::Update { conv: &conv, patch: &mut patch, by })).await? == Verdict::Vanish
+            {
                 return Ok(conv);
             }
-            patch = std::borrow::Cow::Owned(mine);
         }
-        let patch = &*patch;
-        let updated = self.store.update_conversation(app.id, id, patch, self.now()).await?;
+        let patch = &patch;
+        let updated = self.store.update_conversation(app.id, id, &ConvPatch::from(patch), self.now()).await?;
         if !patch.is_empty() && conv.kind != ConvKind::Chatroom {
             let mut recipients = self.members(app, &conv).await?;
             recipients.retain(|m| Some(m.as_str()) != actor.user());
@@ -593,7 +593,7 @@ impl Conversations {
 
     /// Apply a patch to members; every listed user must be a member (else `NotMember`, and
     /// nothing changes).
-    pub async fn update_members(&self, app: &App, conv: &Conversation, users: Vec<String>, patch: &MemberPatch) -> Result<()> {
+    async fn update_members(&self, app: &App, conv: &Conversation, users: Vec<String>, patch: &MemberPatch) -> Result<()> {
         let users = dedup(users);
         if users.is_empty() {
             return Err(Error::invalid("client_ids must name at least one client"));
@@ -612,16 +612,27 @@ impl Conversations {
         Ok(())
     }
 
-    /// A member turns the conversation's notifications off or on for themself.
-    pub async fn set_notifications(&self, app: &App, conv: &Conversation, user: &str, off: bool) -> Result<()> {
+    /// Members turn the conversation's notifications off or on: a user for themself (the app's
+    /// hooks are asked), the app's server for any members.
+    pub async fn set_notifications(&self, app: &App, conv: &Conversation, users: Vec<String>, off: bool, actor: &Actor) -> Result<()> {
         if conv.kind == ConvKind::Chatroom {
             return Ok(());
         }
         let mut off = off;
-        if self.teller.ask(app, Some(Before::Mute { conv, off: &mut off, by: user })).await? == Verdict::Vanish {
-            return Ok(());
+        if let Some(by) = actor.user() {
+            if users.iter().any(|u| u != by) {
+                return Err(Error::NotAllowed("a user turns only their own notifications off or on".into()));
+            }
+            if self.teller.ask(app, Some(Before::Mute { conv, off: &mut off, by })).await? == Verdict::Vanish {
+                return Ok(());
+            }
         }
-        self.update_members(app, conv, vec![user.to_string()], &MemberPatch { notifications_off: Some(off), ..Default::default() }).await
+        self.update_members(app, conv, users, &MemberPatch { notifications_off: Some(off), ..Default::default() }).await
+    }
+
+    /// Allowlist members (they may speak while everyone is muted) or take them off the list.
+    pub async fn set_allowlisted(&self, app: &App, conv: &Conversation, users: Vec<String>, on: bool) -> Result<()> {
+        self.update_members(app, conv, users, &MemberPatch { allowlisted: Some(on), ..Default::default() }).await
     }
 
     /// Members with notifications turned off (LeanCloud `mu`).

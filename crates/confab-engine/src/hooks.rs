@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::actor::Actor;
+use crate::commands::ConvUpdate;
 use crate::error::Result;
 use crate::model::{App, ConvChange, Conversation, Message};
 use crate::presence::SessionRef;
-use crate::store::ConvPatch;
 
 pub use crate::outbox::OutboxItem;
 
@@ -33,7 +33,7 @@ pub enum Before<'a> {
     /// Members about to be removed by someone else (leaving on one's own is not asked).
     Remove { conv: &'a Conversation, members: &'a [String], by: &'a str },
     /// A change of name or custom attributes.
-    Update { conv: &'a Conversation, patch: &'a mut ConvPatch, by: &'a str },
+    Update { conv: &'a Conversation, patch: &'a mut ConvUpdate, by: &'a str },
     /// A member turning the conversation's notifications off (`true`) or on.
     Mute { conv: &'a Conversation, off: &'a mut bool, by: &'a str },
     /// A user, known by a session of theirs (`session`: its token), about to be signed in to

@@ -9,40 +9,33 @@ use serde_json::Value;
 
 use serde::{Deserialize, Serialize};
 
+use crate::commands::{AttrOp, ConvUpdate, SettingsChange};
 use crate::entries::{Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
 use crate::error::Result;
 use crate::model::*;
 use crate::outbox::OutboxItem;
 use crate::query::*;
 
-/// A change to one custom field.
-#[derive(Clone, Debug, PartialEq)]
-pub enum AttrOp {
-    Set(Value),
-    Delete,
-    /// Add a number (a missing field counts as 0).
-    Increment(serde_json::Number),
-    /// Append to an array (a missing field counts as empty).
-    Add(Vec<Value>),
-    /// Append the values the array does not hold yet.
-    AddUnique(Vec<Value>),
-    /// Remove every occurrence of the values from an array.
-    Remove(Vec<Value>),
-}
-
-/// A change to a conversation, applied atomically by the store.
+/// A change to a conversation, applied atomically by the store (the engine makes it from a
+/// [`ConvUpdate`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConvPatch {
     pub name: Option<Option<String>>,
     pub creator: Option<Option<String>>,
     /// Changes to custom fields, each at a path (`["attr", "color"]`).
     pub attrs: Vec<(Vec<String>, AttrOp)>,
-    pub settings: Option<ConvSettings>,
+    pub settings: SettingsChange,
+}
+
+impl From<&ConvUpdate> for ConvPatch {
+    fn from(u: &ConvUpdate) -> Self {
+        ConvPatch { name: u.name.clone(), creator: None, attrs: u.attrs.clone(), settings: u.settings.clone() }
+    }
 }
 
 impl ConvPatch {
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.creator.is_none() && self.attrs.is_empty() && self.settings.is_none()
+        self.name.is_none() && self.creator.is_none() && self.attrs.is_empty() && self.settings.is_empty()
     }
 
     pub fn apply(&self, c: &mut Conversation, now: i64) {
@@ -79,9 +72,7 @@ impl ConvPatch {
             };
             set_path(&mut c.attrs, path, value);
         }
-        if let Some(s) = &self.settings {
-            c.settings = s.clone();
-        }
+        self.settings.apply(&mut c.settings);
         c.updated_at = now;
     }
 }

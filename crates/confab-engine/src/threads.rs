@@ -79,7 +79,7 @@ impl Threads {
         if name.is_empty() || name.chars().count() > max_name {
             return Err(Error::invalid(format!("a thread name is 1 to {max_name} characters")));
         }
-        let patch = crate::store::ConvPatch { name: Some(Some(name.to_string())), ..Default::default() };
+        let patch = crate::commands::ConvUpdate::name(name);
         self.conversations.update_conversation(app, thread.id, Some(ConvKind::Thread), &patch, actor).await?;
         Ok(())
     }

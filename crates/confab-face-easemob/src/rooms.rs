@@ -12,8 +12,8 @@ use axum::extract::State;
 use confab_engine::limits::{bucket, Bucket};
 use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member, Role};
 use confab_engine::query::{ConvQuery, Field, Filter, Op, Scalar};
-use confab_engine::store::ConvPatch;
 use confab_engine::{Actor, Engine, Error, NewConversation, Quotas};
+use confab_engine::{ConvUpdate, SettingsChange};
 use confab_routes::{delete, get, post, put};
 use serde_json::{json, Map, Value};
 
@@ -439,8 +439,7 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
         }
         data.insert("newowner".into(), json!(true));
     }
-    let mut patch = ConvPatch::default();
-    let mut settings = conv.settings.clone();
+    let mut patch = ConvUpdate::default();
     if let Some(n) = str_of(o, "groupname")? {
         check_len(n, l.em_name_max_chars, "groupname")?;
         patch.name = Some(Some(n.to_string()));
@@ -448,17 +447,17 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
     }
     if let Some(v) = str_of(o, "description")? {
         check_len(v, l.em_description_max_chars, "description")?;
-        settings.description = Some(v.to_string());
+        patch.settings.description = Some(v.to_string());
         data.insert("description".into(), json!(true));
     }
     if let Some(v) = str_of(o, "avatar")? {
         check_len(v, l.em_avatar_max_chars, "avatar")?;
-        settings.avatar = Some(v.to_string());
+        patch.settings.avatar = Some(v.to_string());
         data.insert("avatar".into(), json!(true));
     }
     if let Some(v) = str_of(o, "custom")? {
         check_len(v, l.em_custom_max_chars, "custom")?;
-        patch.attrs.push((vec!["custom".into()], confab_engine::store::AttrOp::Set(json!(v))));
+        patch = patch.set_attr(&["custom"], json!(v));
         data.insert("custom".into(), json!(true));
     }
     if let Some(v) = int_of(o, "maxusers")? {
@@ -466,27 +465,24 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
         if v < s.engine.conversations().member_count(&app, &conv).await? {
             return Err(EmError::invalid_parameter("maxusers is less than the group's members"));
         }
-        settings.max_members = Some(v);
+        patch.settings.max_members = Some(v);
         data.insert("maxusers".into(), json!(true));
     }
     if let Some(v) = bool_of(o, "membersonly")? {
-        settings.approval = v;
+        patch.settings.approval = Some(v);
         data.insert("membersonly".into(), json!(true));
     }
     if let Some(v) = bool_of(o, "allowinvites")? {
-        settings.members_invite = v;
+        patch.settings.members_invite = Some(v);
         data.insert("allowinvites".into(), json!(true));
     }
     if let Some(v) = bool_of(o, "public")? {
-        settings.public = v;
+        patch.settings.public = Some(v);
         data.insert("public".into(), json!(true));
     }
     if let Some(v) = bool_of(o, "invite_need_confirm")? {
-        patch.attrs.push((vec!["invite_need_confirm".into()], confab_engine::store::AttrOp::Set(json!(v))));
+        patch = patch.set_attr(&["invite_need_confirm"], json!(v));
         data.insert("invite_need_confirm".into(), json!(true));
-    }
-    if settings != conv.settings {
-        patch.settings = Some(settings);
     }
     if !patch.is_empty() {
         s.engine.conversations().update_conversation(&app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
@@ -568,8 +564,7 @@ pub async fn joined_groups_current(State(s): State<EmState>, c: Caller, p: P, q:
 async fn set_ban(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, on: bool) -> Reply {
     s.engine.rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_BAN, bucket::EM_CHATROOMS_BAN)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
-    let settings = ConvSettings { mute_all: on, ..conv.settings.clone() };
-    let patch = ConvPatch { settings: Some(settings), ..Default::default() };
+    let patch = ConvUpdate::settings(SettingsChange { mute_all: Some(on), ..Default::default() });
     s.engine.conversations().update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
     let action = if on { "post" } else { "delete" };
     Ok(ctx.envelope(&app, action, fam.prefix()).with("entities", json!([])).with("data", json!({"mute": on})))
@@ -579,8 +574,7 @@ async fn set_ban(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admi
 
 async fn set_disabled(s: &EmState, app: &App, p: &P, on: bool) -> EmResult<()> {
     let conv = conv_of(&s.engine, app, Family::Group, p.get("group_id")?).await?;
-    let settings = ConvSettings { disabled: on, ..conv.settings.clone() };
-    let patch = ConvPatch { settings: Some(settings), ..Default::default() };
+    let patch = ConvUpdate::settings(SettingsChange { disabled: Some(on), ..Default::default() });
     s.engine.conversations().update_conversation(app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
     Ok(())
 }
@@ -633,8 +627,7 @@ async fn set_announcement(fam: Family, State(s): State<EmState>, Admin { app, ct
         let e = EmError::forbidden("announce info length exceeds limit!");
         return Err(if fam == Family::Group { EmError { error: "FORBIDDEN".into(), ..e } } else { e });
     }
-    let settings = ConvSettings { announcement: Some(text), ..conv.settings.clone() };
-    let patch = ConvPatch { settings: Some(settings), ..Default::default() };
+    let patch = ConvUpdate::settings(SettingsChange { announcement: Some(text), ..Default::default() });
     s.engine.conversations().update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
     Ok(ctx
         .envelope(&app, "post", fam.prefix())

@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use confab_engine::model::{ConvKind, Conversation, Member};
 use confab_engine::query::ConvQuery;
-use confab_engine::store::{AttrOp, ConvPatch, MemberPatch};
 use confab_engine::{Actor, NewConversation};
+use confab_engine::{AttrOp, ConvUpdate};
 use rand::seq::SliceRandom;
 use serde_json::{json, Map, Value};
 
@@ -143,8 +143,8 @@ pub async fn update(
 /// The change an update names: `name`, custom fields and dotted paths into them, set or
 /// operated on with `__op`. Server-maintained fields are refused. (REST `PUT` bodies and the
 /// realtime `conv update` share this.)
-pub fn patch_from(body: Map<String, Value>) -> LcResult<ConvPatch> {
-    let mut patch = ConvPatch::default();
+pub fn patch_from(body: Map<String, Value>) -> LcResult<ConvUpdate> {
+    let mut patch = ConvUpdate::default();
     for (k, v) in body {
         if k == "name" {
             patch.name = Some(match v {
@@ -233,8 +233,7 @@ pub async fn mutes(State(s): State<LcState>, Master(c): Master, Path(id): Path<S
 async fn change_mutes(s: LcState, c: Client, id: String, b: Body, off: bool) -> Reply {
     let conv = lookup(&s, &c, &id, Some(ConvKind::Normal)).await?;
     let ids = b.req_strs("client_ids", None)?;
-    let patch = MemberPatch { notifications_off: Some(off), ..Default::default() };
-    s.engine.conversations().update_members(&c.app, &conv, ids, &patch).await?;
+    s.engine.conversations().set_notifications(&c.app, &conv, ids, off, &Actor::Admin).await?;
     Ok(Json(updated(&s.engine.conversations().conversation(&c.app, conv.id, None).await?)))
 }
 

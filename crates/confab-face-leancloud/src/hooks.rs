@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use confab_engine::model::{App, ConvKind, ConvRef, Conversation, Message};
-use confab_engine::store::{AttrOp, ConvPatch};
 use confab_engine::{After, AppNote, Before, Error, Hooks, Offline, OutboxItem, Refused, Result, Verdict};
+use confab_engine::{AttrOp, ConvUpdate};
 use confab_hooks::push::{message_push, HookPush, Names, PushContext};
 use confab_hooks::{Caller, Delivery, Request, Sink};
 use md5::{Digest, Md5};
@@ -152,7 +152,7 @@ fn narrow(recipients: &mut Vec<String>, to: &[String], sender: &str) {
 
 /// A conversation update as LeanCloud's `attr`: `name`, the custom fields at their dotted paths,
 /// and the storage API's `__op` forms for the other operations.
-fn attr_of_patch(patch: &ConvPatch) -> Value {
+fn attr_of_patch(patch: &ConvUpdate) -> Value {
     let mut m = Map::new();
     if let Some(n) = &patch.name {
         m.insert("name".into(), n.clone().map_or(json!({"__op": "Delete"}), Value::String));
@@ -732,7 +732,7 @@ mod tests {
 
     #[test]
     fn update_attr_uses_dotted_paths_and_ops() {
-        let patch = ConvPatch {
+        let patch = ConvUpdate {
             name: Some(Some("n".into())),
             attrs: vec![(vec!["attr".into(), "color".into()], AttrOp::Set(json!("red"))), (vec!["x".into()], AttrOp::Delete)],
             ..Default::default()

@@ -156,7 +156,7 @@ pub async fn conversation_update(store: Arc<dyn Store>) {
             p("when", AttrOp::Set(date(T0 + 7))),
             p("missing.deep", AttrOp::Delete),
         ],
-        settings: Some(ConvSettings { announcement: Some("news".into()), approval: true, ..Default::default() }),
+        settings: SettingsChange { announcement: Some("news".into()), approval: Some(true), ..Default::default() },
     };
     let mut want = conversation(store, &app, c.id).await;
     patch.apply(&mut want, T0 + 10);
@@ -180,6 +180,15 @@ pub async fn conversation_update(store: Arc<dyn Store>) {
     assert_eq!(conversation(store, &app, c.id).await, want);
     assert_eq!(want.attrs["tags"], json!(["b"]));
     assert_eq!(want.settings.announcement.as_deref(), Some("news"));
+
+    // settings change one by one: a change of one leaves the others as they are in the store
+    let patch3 = ConvPatch { settings: SettingsChange { public: Some(true), ..Default::default() }, ..Default::default() };
+    let got = store.update_conversation(app.id, c.id, &patch3, T0 + 25).await.unwrap();
+    assert_eq!(
+        (got.settings.public, got.settings.approval, got.settings.announcement.as_deref()),
+        (true, true, Some("news")),
+        "a settings change keeps the settings it does not name"
+    );
 
     // an empty patch only touches updated_at
     let mut want = conversation(store, &app, c.id).await;

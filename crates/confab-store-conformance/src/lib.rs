@@ -45,8 +45,9 @@ use confab_engine::limits::{bucket, Limits};
 use confab_engine::model::*;
 use confab_engine::query::*;
 use confab_engine::quotas::Quota;
-use confab_engine::store::{AttrOp, ConvPatch, ConvQuotas, HookStat, MemberPatch, MessagePatch, NewUser};
+use confab_engine::store::{ConvPatch, ConvQuotas, HookStat, MemberPatch, MessagePatch, NewUser};
 use confab_engine::time::iso_ms;
+use confab_engine::{AttrOp, SettingsChange};
 use confab_engine::{BlobStore, Error, Store};
 use serde_json::{json, Value};
 

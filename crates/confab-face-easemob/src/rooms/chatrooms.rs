@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use confab_engine::limits::bucket;
 use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member};
 use confab_engine::query::{ConvQuery, Field};
-use confab_engine::store::ConvPatch;
+use confab_engine::ConvUpdate;
 use confab_engine::{Actor, KeyOutcome, NewConversation, Quotas};
 use confab_routes::{delete, get, post, put};
 use serde_json::{json, Map, Value};
@@ -213,8 +213,7 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
         return Err(EmError::invalid_parameter(format!("some of [{}] are not valid fields", unknown.join(", "))));
     }
     let mut data = Map::new();
-    let mut patch = ConvPatch::default();
-    let mut settings = conv.settings.clone();
+    let mut patch = ConvUpdate::default();
     if let Some(n) = str_of(o, "name")? {
         if n.chars().count() > l.em_name_max_chars {
             return Err(too_long("title", l.em_name_max_chars));
@@ -226,7 +225,7 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
         if d.chars().count() > l.em_description_max_chars {
             return Err(too_long("desc", l.em_description_max_chars));
         }
-        settings.description = Some(d.to_string());
+        patch.settings.description = Some(d.to_string());
         data.insert("description".into(), json!(true));
     }
     if let Some(v) = int_of(o, "maxusers")? {
@@ -234,7 +233,7 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
         if (s.engine.conversations().room_roster(&app, &conv).await?.len() as i64) > v {
             return Err(EmError::forbidden("current user count is larger than the maxUsers that you want to update !"));
         }
-        settings.max_members = Some(v);
+        patch.settings.max_members = Some(v);
         data.insert("maxusers".into(), json!(true));
     }
     if let Some(raw) = str_of(o, "newowner")? {
@@ -246,9 +245,6 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
             Err(e) => return Err(e.into()),
         }
         data.insert("newowner".into(), json!(true));
-    }
-    if settings != conv.settings {
-        patch.settings = Some(settings);
     }
     if !patch.is_empty() {
         s.engine.conversations().update_conversation(&app, conv.id, Some(ConvKind::Chatroom), &patch, &Actor::Admin).await?;

@@ -6,7 +6,6 @@
 use axum::extract::State;
 use confab_engine::limits::{bucket, Bucket};
 use confab_engine::model::{App, Conversation, Member, Role};
-use confab_engine::store::MemberPatch;
 use confab_engine::{Actor, Engine, Quota, Quotas};
 use confab_routes::{delete, get, post};
 use serde_json::{json, Value};
@@ -390,8 +389,7 @@ async fn add_one(
             if member.is_none() {
                 return Err(not_member(fam, &[user]));
             }
-            let patch = MemberPatch { allowlisted: Some(true), ..Default::default() };
-            engine.conversations().update_members(app, conv, vec![user.to_string()], &patch).await?;
+            engine.conversations().set_allowlisted(app, conv, vec![user.to_string()], true).await?;
             Ok(None)
         }
         Op::Mutes => {
@@ -483,8 +481,7 @@ async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: 
             if member.is_none() {
                 return Err(not_member(fam, &[user.as_str()]));
             }
-            let patch = MemberPatch { allowlisted: Some(false), ..Default::default() };
-            engine.conversations().update_members(app, conv, vec![user], &patch).await?;
+            engine.conversations().set_allowlisted(app, conv, vec![user], false).await?;
         }
         Op::Mutes => {
             if member.is_none() {

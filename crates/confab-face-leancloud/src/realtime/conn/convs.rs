@@ -60,7 +60,7 @@ impl ConnState {
             }
             Some(op @ (OpType::Mute | OpType::Unmute)) => {
                 let conv = self.conv(&app, c.cid.as_deref()).await?;
-                engine.conversations().set_notifications(&app, &conv, &peer, op == OpType::Mute).await?;
+                engine.conversations().set_notifications(&app, &conv, vec![peer.clone()], op == OpType::Mute, &me).await?;
                 reply(OpType::Updated, ConvCommand { cid: c.cid, udate: Some(iso_ms(engine.now())), ..Default::default() })
             }
             Some(OpType::Count) => {
