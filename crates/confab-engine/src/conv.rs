@@ -501,7 +501,7 @@ impl Engine {
             return Err(Error::invalid("client_ids must name at least one client"));
         }
         for u in &users {
-            self.validate_user_id(app, u)?;
+            app.validate_user_id(u)?;
         }
         let leaving_self = actor.user().is_some_and(|u| users.len() == 1 && users[0] == u);
         if conv.kind == ConvKind::Chatroom {
@@ -561,7 +561,7 @@ impl Engine {
             return Err(Error::invalid("client_ids must name at least one client"));
         }
         for u in &users {
-            self.validate_user_id(app, u)?;
+            app.validate_user_id(u)?;
         }
         self.stand_in_room(app, conv, &users).await?;
         let q = MemberQuery { users: Some(users.clone()), roles: Some(vec![Role::Owner, Role::Admin, Role::Member]), ..Default::default() };
@@ -803,7 +803,7 @@ impl Engine {
     }
 
     pub async fn unsubscribe(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         self.h.store.remove_members(app.id, conv.id, &[user.to_string()], self.now()).await?;
         Ok(())
     }
@@ -827,7 +827,7 @@ impl Engine {
         descending: bool,
         limit: i64,
     ) -> Result<Vec<Member>> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         let q = MembershipQuery { role: Some(Role::Subscriber), kind: Some(ConvKind::Service), after, descending, limit };
         self.h.store.user_memberships(app.id, user, &q).await
     }
@@ -835,7 +835,7 @@ impl Engine {
     /// A user's conversation list: the one-to-one conversations and groups they are in and have
     /// not removed from their list (`hide_conversation`) since its last message, at most `limit`, by joining time.
     pub async fn user_conversations(&self, app: &App, user: &str, limit: i64) -> Result<Vec<Conversation>> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         let q = MembershipQuery { role: None, kind: None, after: None, descending: true, limit: limit.saturating_mul(4).max(limit) };
         let mut out = Vec::new();
         for m in self.h.store.user_memberships(app.id, user, &q).await? {
@@ -857,7 +857,7 @@ impl Engine {
 
     /// Conversation changes a user was told of after `since` (for clients catching up).
     pub async fn notices(&self, app: &App, user: &str, since: i64, limit: i64) -> Result<Vec<ConvNotice>> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         self.h.store.notices(app.id, user, since, limit).await
     }
 }

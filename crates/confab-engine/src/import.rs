@@ -45,7 +45,7 @@ impl Engine {
     /// An imported user: created, or — if the user exists without a password (made when named in
     /// a conversation or a message) — given the account. (Whether anything was written.)
     pub async fn import_user(&self, app: &App, u: ImportedUser) -> Result<bool> {
-        self.validate_user_id(app, &u.id)?;
+        app.validate_user_id(&u.id)?;
         let hash = u.password.as_ref().map(|(salt, hash)| crate::password::leancloud_hash(salt, hash));
         let written = match self.h.store.get_user(app.id, &u.id).await? {
             Some(existing) if existing.password_hash.is_some() => false,
@@ -91,12 +91,12 @@ impl Engine {
 
     /// Where an import got to for one item of a source (`entries::ns::IMPORTS`).
     pub async fn import_checkpoint(&self, app: &App, source: &str, item: &str) -> Result<Option<serde_json::Value>> {
-        Ok(self.entry(app, crate::entries::ns::IMPORTS, source, item).await?.map(|e| e.value))
+        Ok(self.collections.get(app, crate::entries::ns::IMPORTS, source, item).await?.map(|e| e.value))
     }
 
     pub async fn save_import_checkpoint(&self, app: &App, source: &str, item: &str, value: serde_json::Value) -> Result<()> {
         let e = crate::entries::Entry::new(crate::entries::ns::IMPORTS, source, item, value);
-        self.put_entries(app, vec![e], crate::entries::PutRule::default()).await?;
+        self.collections.put(app, vec![e], crate::entries::PutRule::default()).await?;
         Ok(())
     }
 
@@ -152,7 +152,7 @@ impl Engine {
         senders.sort_unstable();
         senders.dedup();
         for s in &senders {
-            self.validate_user_id(app, s)?;
+            app.validate_user_id(s)?;
         }
         self.users.ensure_users(app, &senders).await?;
         for m in &mut msgs {
@@ -174,7 +174,7 @@ impl Engine {
         let mut everyone: Vec<&str> = c.members.iter().map(|(u, _)| u.as_str()).collect();
         everyone.extend(c.creator.as_deref());
         for u in &everyone {
-            self.validate_user_id(app, u)?;
+            app.validate_user_id(u)?;
         }
         self.users.ensure_users(app, &everyone).await?;
         let conv = Conversation {

@@ -110,7 +110,7 @@ impl Engine {
             return Err(Error::too_many("mentioned clients", app.limits.mentions_max));
         }
         for m in &new.mentions {
-            self.validate_user_id(app, m)?;
+            app.validate_user_id(m)?;
         }
         if let Audience::Only(users) = &new.audience {
             if users.is_empty() {
@@ -355,7 +355,7 @@ impl Engine {
                 return Err(Error::too_many("mentioned clients", app.limits.mentions_max));
             }
             for m in ids {
-                self.validate_user_id(app, m)?;
+                app.validate_user_id(m)?;
             }
         }
         match self.stored_message(app, conv, r).await {
@@ -515,7 +515,7 @@ impl Engine {
 
     /// Delete a message from one user's view only.
     pub async fn hide_message(&self, app: &App, conv: &Conversation, r: &MessageRef, user: &str) -> Result<()> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         let msg = self.stored_message(app, conv, r).await?;
         if !self.h.store.hide_message(app.id, msg.id, user).await? {
             return Err(Error::MessageNotFound);
@@ -533,7 +533,7 @@ impl Engine {
             return Err(Error::invalid(format!("limit must be 1 to {}", app.limits.history_max_limit)));
         }
         if let HistoryScope::Sender(u) | HistoryScope::ConvAs { user: u, .. } = &q.scope {
-            self.validate_user_id(app, u)?;
+            app.validate_user_id(u)?;
         }
         self.h.store.history(app.id, q).await
     }
@@ -542,7 +542,7 @@ impl Engine {
     /// conversations (the sum of each one's count), each counted up to the app's
     /// `unread_count_max` (see `Limits::unread_bounds`).
     pub async fn unread_count(&self, app: &App, user: &str, conv: Option<&Conversation>) -> Result<i64> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         self.h.store.unread_count(app.id, user, conv.map(|c| c.id), app.limits.unread_bounds()).await
     }
 

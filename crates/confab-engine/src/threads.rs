@@ -105,7 +105,7 @@ impl Engine {
         descending: bool,
         limit: i64,
     ) -> Result<(Vec<(Member, Conversation)>, Option<(i64, i64)>)> {
-        self.validate_user_id(app, user)?;
+        app.validate_user_id(user)?;
         let q = MembershipQuery { role: None, kind: Some(ConvKind::Thread), after, descending, limit };
         let rows = self.h.store.user_memberships(app.id, user, &q).await?;
         let next = rows.last().map(|m| (m.joined_at, m.conv));
