@@ -32,7 +32,8 @@ impl Hook {
     /// Start the hook server and point the in-process bench app's LeanCloud hooks at it.
     pub async fn start(lc: &Lc, kind: &str) -> anyhow::Result<Hook> {
         let (server, _) = lc._server.as_ref().context("--hook needs the in-process server")?;
-        let app = server.engine.find_app(&confab_engine::model::AppLookup::Name("bench".into())).await.map_err(anyhow::Error::msg)?;
+        let app =
+            server.engine.apps().find_app(&confab_engine::model::AppLookup::Name("bench".into())).await.map_err(anyhow::Error::msg)?;
         let keys = app.context("the bench app")?.keys.leancloud.clone();
         let (url, hook) = match kind {
             "minimal" => {
@@ -44,7 +45,7 @@ impl Hook {
                 (url, Hook { calls: None, _node: Some(node) })
             }
         };
-        server.engine.set_app_settings("bench", &[("hooks.leancloud.url", &url)]).await.map_err(anyhow::Error::msg)?;
+        server.engine.apps().set_app_settings("bench", &[("hooks.leancloud.url", &url)]).await.map_err(anyhow::Error::msg)?;
         println!("_messageReceived hook: {kind} at {url}");
         Ok(hook)
     }
@@ -57,7 +58,8 @@ impl Hook {
         let (server, _) = lc._server.as_ref().context("in-process server")?;
         // the counters reach the store every few seconds
         tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-        let app = server.engine.find_app(&confab_engine::model::AppLookup::Name("bench".into())).await.map_err(anyhow::Error::msg)?;
+        let app =
+            server.engine.apps().find_app(&confab_engine::model::AppLookup::Name("bench".into())).await.map_err(anyhow::Error::msg)?;
         let app = app.context("the bench app")?;
         let report = server.engine.app_code().hook_report(&app, 0).await.map_err(anyhow::Error::msg)?;
         for s in report.stats.iter().filter(|s| s.name == "_messageReceived") {

@@ -186,9 +186,10 @@ impl Lc {
         let dir = tempfile::tempdir()?;
         let config = Config { data_dir: dir.path().into(), listen: "127.0.0.1:0".parse()?, log: "warn".into(), ..Config::default() };
         let server = Server::start(&config).await?;
-        let app = server.engine.create_app(NewApp { name: "bench".into(), ..Default::default() }).await.map_err(anyhow::Error::msg)?;
+        let app =
+            server.engine.apps().create_app(NewApp { name: "bench".into(), ..Default::default() }).await.map_err(anyhow::Error::msg)?;
         // the benchmark measures the server, not the rate limiter
-        server.engine.set_app_limit("bench", "rates.lc.message.per_minute", "100000000").await.map_err(anyhow::Error::msg)?;
+        server.engine.apps().set_app_limit("bench", "rates.lc.message.per_minute", "100000000").await.map_err(anyhow::Error::msg)?;
         Ok(Lc {
             base: format!("http://{}", server.addr),
             app_id: app.keys.leancloud.app_id.clone(),
@@ -314,9 +315,10 @@ async fn em_send(t: Target) -> anyhow::Result<()> {
     anyhow::ensure!(t.url.is_none(), "em-send starts its own server: drop --url");
     let lc = Lc::connect(&t).await?;
     let (server, _) = lc._server.as_ref().context("in-process server")?;
-    let app = server.engine.find_app(&AppLookup::Name("bench".into())).await.map_err(anyhow::Error::msg)?.context("the bench app")?;
+    let app =
+        server.engine.apps().find_app(&AppLookup::Name("bench".into())).await.map_err(anyhow::Error::msg)?.context("the bench app")?;
     for (k, v) in [("rates.em.messages.users.per_second", "100000000"), ("rates.em.msg.users.per_minute", "100000000")] {
-        server.engine.set_app_limit("bench", k, v).await.map_err(anyhow::Error::msg)?;
+        server.engine.apps().set_app_limit("bench", k, v).await.map_err(anyhow::Error::msg)?;
     }
     let em = &app.keys.easemob;
     let base = format!("{}/{}/{}", lc.base, em.org_name, em.app_name);

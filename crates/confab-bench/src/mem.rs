@@ -147,7 +147,7 @@ async fn idle_in_process(t: &IdleTarget) -> anyhow::Result<()> {
     let config = Config { data_dir: dir.path().into(), log: "warn".into(), ..Config::default() };
     let store = confab_server::open_store(&config)?;
     let engine = confab_server::engine(&config, store.clone())?;
-    let app = engine.create_app(NewApp { name: "idle".into(), ..Default::default() }).await.map_err(anyhow::Error::msg)?;
+    let app = engine.apps().create_app(NewApp { name: "idle".into(), ..Default::default() }).await.map_err(anyhow::Error::msg)?;
     let gateway = Gateway::start(engine.clone(), GatewaySettings::default());
     let router = confab_server::router(engine, gateway, &config);
     let app_id = Arc::new(app.keys.leancloud.app_id.clone());

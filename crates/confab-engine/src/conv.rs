@@ -376,11 +376,11 @@ impl Conversations {
         let conv = self.conversation(app, id, kind).await?;
         self.check_belongs(app, &conv, actor).await?;
         let mut patch = ConvUpdate { settings: patch.settings.changes_from(&conv.settings), ..patch.clone() };
-        if actor.user().is_some() && !patch.is_empty() && self.teller.hooks().active(app) {
-            if self.teller.ask(app, actor.user().map(|by| Before::Update { conv: &conv, patch: &mut patch, by })).await? == Verdict::Vanish
-            {
-                return Ok(conv);
-            }
+        let asked = actor.user().is_some() && !patch.is_empty() && self.teller.hooks().active(app);
+        if asked
+            && self.teller.ask(app, actor.user().map(|by| Before::Update { conv: &conv, patch: &mut patch, by })).await? == Verdict::Vanish
+        {
+            return Ok(conv);
         }
         let patch = &patch;
         let updated = self.store.update_conversation(app.id, id, &ConvPatch::from(patch), self.now()).await?;

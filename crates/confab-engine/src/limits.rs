@@ -216,7 +216,7 @@ buckets! {
     EM_THREAD_USERS_REMOVE = "em.thread.users.remove";
     EM_TOKEN = "em.token", Fixed(RateRule::second(300));
     EM_USER_CHANNEL = "em.user_channel";
-    /// Counted per user (`Engine::rate_check_for`), beside the endpoint's own 100/s.
+    /// Counted per user (`Apps::rate_check_for`), beside the endpoint's own 100/s.
     EM_USER_CHANNEL_USER = "em.user_channel.user", Fixed(RateRule::minute(5));
     EM_USER_CHANNELS = "em.user_channels";
     /// Counted per user, like `EM_USER_CHANNEL_USER`.

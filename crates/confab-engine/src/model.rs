@@ -58,7 +58,7 @@ pub struct App {
 
 impl App {
     /// Check a user id against the app's rules: 1 to `user_id_max_chars` characters, no control
-    /// characters (the services' form of `Engine::validate_user_id`).
+    /// characters. Faces with a stricter charset check theirs first.
     pub fn validate_user_id(&self, id: &str) -> crate::error::Result<()> {
         let n = id.chars().count();
         if n == 0 || n > self.limits.user_id_max_chars || id.chars().any(char::is_control) {

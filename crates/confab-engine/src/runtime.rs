@@ -2,7 +2,7 @@
 //! and must be shared by the nodes of a cluster, each behind a trait with its in-process
 //! implementation here (the bus and presence have their own modules).
 //!
-//! * [`Dedup`]: "run this once" (`Engine::once`, MaxIM's `transaction_id`): in a cluster the
+//! * [`Dedup`]: "run this once" (`Apps::once`, MaxIM's `transaction_id`): in a cluster the
 //!   claim must be one for every node.
 //! * [`Invalidation`]: the engine's caches (apps, tokens, users known to exist) are dropped on
 //!   every node when something changes on one; [`LocalInvalidation`] carries the word between the

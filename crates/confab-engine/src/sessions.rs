@@ -94,14 +94,14 @@ impl Host for Engine {
     }
 
     async fn session_ended(&self, h: &Session, revoke: bool, why: &Offline) {
-        match self.find_app(&AppLookup::Id(h.app)).await {
-            Ok(Some(app)) => self.session_closed(&app, &h.user, &h.session_ref(), h.ip.as_deref(), why).await,
+        match self.apps().find_app(&AppLookup::Id(h.app)).await {
+            Ok(Some(app)) => self.clients().session_closed(&app, &h.user, &h.session_ref(), h.ip.as_deref(), why).await,
             // the app is gone: only presence is left to tell
-            _ => self.forget_session(h.app, &h.user, &h.session_ref()).await,
+            _ => self.clients().forget_session(h.app, &h.user, &h.session_ref()).await,
         }
         let token = h.token.lock().take();
         if let (true, Some(t)) = (revoke, token) {
-            if let Err(e) = self.revoke_token(&t).await {
+            if let Err(e) = self.users().revoke_token(&t).await {
                 tracing::warn!(error = %e, "could not revoke a session token");
             }
         }

@@ -17,6 +17,11 @@ pub fn parse_iso(s: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(s).ok().map(|d| d.timestamp_millis())
 }
 
+/// Start of the UTC day containing `ms`.
+pub fn utc_day_start(ms: i64) -> i64 {
+    ms - ms.rem_euclid(86_400_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,7 +98,7 @@ pub struct AppOf {
 async fn app_of(parts: &mut Parts, s: &EmState) -> EmResult<AppOf> {
     let P(p) = P::from_request_parts(parts, s).await?;
     let (org, name) = (p.get("org").cloned().unwrap_or_default(), p.get("app").cloned().unwrap_or_default());
-    let app = s.engine.find_app(&AppLookup::Easemob { org: org.clone(), app: name.clone() }).await?.ok_or_else(|| {
+    let app = s.engine.apps().find_app(&AppLookup::Easemob { org: org.clone(), app: name.clone() }).await?.ok_or_else(|| {
         EmError::new(
             axum::http::StatusCode::NOT_FOUND,
             "organization_application_not_found",
@@ -252,7 +252,7 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> &str {
 
 /// Whether a request carries the app token (for the endpoints whose token is conditional).
 pub async fn has_app_token(s: &EmState, app: &App, headers: &axum::http::HeaderMap) -> EmResult<bool> {
-    Ok(s.engine.check_token(app, bearer(headers), TokenKind::EasemobApp).await?.is_some())
+    Ok(s.engine.users().check_token(app, bearer(headers), TokenKind::EasemobApp).await?.is_some())
 }
 
 impl FromRequestParts<EmState> for Caller {
@@ -274,16 +274,16 @@ impl Caller {
             return Err(EmError::unauthorized());
         }
         let engine = &s.engine;
-        if let Some(t) = engine.check_token(&app, token, TokenKind::EasemobApp).await? {
+        if let Some(t) = engine.users().check_token(&app, token, TokenKind::EasemobApp).await? {
             let _ = t;
             return Ok(Caller { app, ctx, user: None });
         }
-        let user_id = match engine.check_token(&app, token, TokenKind::EasemobUser).await? {
+        let user_id = match engine.users().check_token(&app, token, TokenKind::EasemobUser).await? {
             Some(t) => t.user,
             None => dynamic_token(&app, token, engine.now()),
         };
         let Some(user_id) = user_id else { return Err(EmError::bad_token()) };
-        let user = engine.get_user(&app, &user_id).await.map_err(|_| EmError::bad_token())?;
+        let user = engine.users().get_user(&app, &user_id).await.map_err(|_| EmError::bad_token())?;
         if user.disabled {
             return Err(EmError::new(
                 axum::http::StatusCode::UNAUTHORIZED,

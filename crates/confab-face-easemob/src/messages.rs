@@ -378,7 +378,7 @@ fn content_of(o: &Map<String, Value>, app: &App) -> EmResult<(String, Map<String
 
 async fn send(s: EmState, c: Caller, Body(b): Body, target: Target) -> Reply {
     let app = c.app.clone();
-    s.engine.rate_check(&app, target.buckets().0).await?;
+    s.engine.apps().rate_check(&app, target.buckets().0).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     let from = sender(&c, o)?;
     let to: Vec<String> = match o.get("to") {
@@ -432,7 +432,7 @@ async fn send(s: EmState, c: Caller, Body(b): Body, target: Target) -> Reply {
         }
     }
     // the message quota: each recipient (user, group or room) counts one
-    s.engine.rate_take(&app, target.buckets().1, to.len() as u32).await?;
+    s.engine.apps().rate_take(&app, target.buckets().1, to.len() as u32).await?;
     let (content, mtype, em_ext) = to_engine(&kind, &body, ext.as_ref());
     let actor = if c.is_admin() { Actor::Admin } else { Actor::User(from.clone()) };
     let mut data = Map::new();
@@ -473,7 +473,7 @@ async fn import_group(State(s): State<EmState>, a: Admin, b: Body) -> Reply {
 /// Import one message with its own time: kept in history, delivered to nobody.
 async fn import(s: EmState, a: Admin, Body(b): Body, target: Target) -> Reply {
     let app = a.app.clone();
-    s.engine.rate_check(&app, target.buckets().2).await?;
+    s.engine.apps().rate_check(&app, target.buckets().2).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     let req = |k: &str| match o.get(k) {
         Some(Value::String(v)) if !v.trim().is_empty() => Ok(v.clone()),
@@ -560,7 +560,7 @@ async fn recall_one(s: &EmState, app: &App, o: &Map<String, Value>) -> EmResult<
 
 /// `POST /messages/recall` and `/messages/msg_recall`: one message, or `{"msgs": […]}`.
 async fn recall(State(s): State<EmState>, a: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&a.app, bucket::EM_MESSAGES_RECALL).await?;
+    s.engine.apps().rate_check(&a.app, bucket::EM_MESSAGES_RECALL).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     if o.contains_key("msgs") {
         return recall_batch(&s, &a, o).await;
@@ -571,7 +571,7 @@ async fn recall(State(s): State<EmState>, a: Admin, Body(b): Body) -> Reply {
 
 /// `POST /messages/batch_recall {"msgs": […]}`: each message's outcome in `data`.
 async fn batch_recall(State(s): State<EmState>, a: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&a.app, bucket::EM_MESSAGES_RECALL).await?;
+    s.engine.apps().rate_check(&a.app, bucket::EM_MESSAGES_RECALL).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     recall_batch(&s, &a, o).await
 }
@@ -605,13 +605,13 @@ fn no_user() -> EmError {
 
 /// `POST /mutes {username, chat?, groupchat?, chatroom?}` (seconds; 0 lifts, -1 for good).
 async fn set_mutes(State(s): State<EmState>, a: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&a.app, bucket::EM_MUTES_SET).await?;
+    s.engine.apps().rate_check(&a.app, bucket::EM_MUTES_SET).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     let name = match o.get("username") {
         Some(Value::String(u)) => username(u).map_err(|_| no_user())?,
         _ => return Err(no_user()),
     };
-    s.engine.get_user(&a.app, &name).await.map_err(|_| no_user())?;
+    s.engine.users().get_user(&a.app, &name).await.map_err(|_| no_user())?;
     let mut set = Vec::new();
     for scope in MuteScope::ALL {
         match o.get(scope.name()) {
@@ -637,7 +637,7 @@ fn remaining(until: Option<i64>, now: i64) -> i64 {
 
 /// `GET /mutes/{username}`: the seconds left in each scope (0 when not muted).
 async fn get_mutes(State(s): State<EmState>, a: Admin, p: P) -> Reply {
-    s.engine.rate_check(&a.app, bucket::EM_MUTES_GET).await?;
+    s.engine.apps().rate_check(&a.app, bucket::EM_MUTES_GET).await?;
     let user = user_in_path(&s.engine, &a.app, &p, "username").await.map_err(|_| no_user())?;
     let now = s.engine.now();
     let k = &a.app.keys.easemob;
@@ -650,7 +650,7 @@ async fn get_mutes(State(s): State<EmState>, a: Admin, p: P) -> Reply {
 
 /// `GET /mutes?pageNum&pageSize`: one row per (user, scope).
 async fn list_mutes(State(s): State<EmState>, a: Admin, p: Params) -> Reply {
-    s.engine.rate_check(&a.app, bucket::EM_MUTES_LIST).await?;
+    s.engine.apps().rate_check(&a.app, bucket::EM_MUTES_LIST).await?;
     let size = p.int("pageSize", MUTES_PAGE_DEFAULT, 1..=MUTES_PAGE_MAX)?;
     let num = p.int("pageNum", 1, 1..=i64::from(i32::MAX))?;
     let now = s.engine.now();
@@ -676,8 +676,8 @@ async fn list_mutes(State(s): State<EmState>, a: Admin, p: Params) -> Reply {
 async fn delete_channel(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
     let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&user.id)?;
-    s.engine.rate_check(&c.app, bucket::EM_USER_CHANNEL).await?;
-    s.engine.rate_check_for(&c.app, bucket::EM_USER_CHANNEL_USER, &user.id).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNEL).await?;
+    s.engine.apps().rate_check_for(&c.app, bucket::EM_USER_CHANNEL_USER, &user.id).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     let channel =
         str_of(o.get("channel")).filter(|v| !v.is_empty()).ok_or_else(|| EmError::illegal("field channel cannot be null or empty"))?;
@@ -713,8 +713,8 @@ async fn delete_channel(State(s): State<EmState>, c: Caller, p: P, Body(b): Body
 async fn channels(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
     let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&user.id)?;
-    s.engine.rate_check(&c.app, bucket::EM_USER_CHANNELS).await?;
-    s.engine.rate_check_for(&c.app, bucket::EM_USER_CHANNELS_USER, &user.id).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNELS).await?;
+    s.engine.apps().rate_check_for(&c.app, bucket::EM_USER_CHANNELS_USER, &user.id).await?;
     let size = match q.get("pageSize") {
         Some(_) => q.int("pageSize", CHANNELS_PAGE_DEFAULT, 1..=CHANNELS_MAX)?,
         None => q.int("limit", CHANNELS_PAGE_DEFAULT, 1..=CHANNELS_MAX)?,

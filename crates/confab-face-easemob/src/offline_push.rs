@@ -226,7 +226,7 @@ impl EmPushRules {
         }
         for chunk in items.chunks(CHUNK) {
             let f = EntryFilter { ns: ns::PUSH_SETTINGS.to_string(), key: None, items: Some(chunk.to_vec()), owner: None };
-            for e in self.engine.entries(app, &EntryQuery::all(f)).await? {
+            for e in self.engine.collections().list(app, &EntryQuery::all(f)).await? {
                 if !to.contains(&e.key) {
                     continue;
                 }
@@ -253,7 +253,7 @@ impl EmPushRules {
         from_name: &str,
         msg: &str,
     ) -> confab_engine::Result<Option<Value>> {
-        let Some(e) = self.engine.entry(app, ns::PUSH_TEMPLATES, "", name).await? else { return Ok(None) };
+        let Some(e) = self.engine.collections().get(app, ns::PUSH_TEMPLATES, "", name).await? else { return Ok(None) };
         let args = |k: &str| args.and_then(|t| t.get(k)).and_then(Value::as_array).cloned().unwrap_or_default();
         let pattern = |k: &str| e.value.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         Ok(Some(json!({
@@ -335,7 +335,7 @@ impl PushRules for EmPushRules {
 impl EmPushRules {
     /// The sender's push nickname, else their id.
     async fn name_of(&self, app: &App, from: &str) -> String {
-        match self.engine.get_user(app, from).await {
+        match self.engine.users().get_user(app, from).await {
             Ok(u) => u.nickname.filter(|n| !n.is_empty()).unwrap_or(u.id),
             Err(_) => from.to_string(),
         }

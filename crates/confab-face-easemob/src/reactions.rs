@@ -80,7 +80,7 @@ fn iso(ms: i64) -> String {
 
 /// `POST /reaction/user/{username} {msgId, message}`.
 async fn add(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_REACTION_ADD).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_REACTION_ADD).await?;
     let user = actor(&s, &c, &p).await?;
     let msg = match b.get("msgId") {
         Some(Value::String(m)) => msg_id(Some(m))?,
@@ -104,7 +104,7 @@ async fn add(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply 
 /// `GET /reaction/user/{username}?msgIdList&msgType&groupId`: each message's reactions, with
 /// their first three users.
 async fn list(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_REACTION_LIST).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_REACTION_LIST).await?;
     let user = actor(&s, &c, &p).await?;
     let ids: Vec<&str> = q.get("msgIdList").unwrap_or_default().split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
     if ids.is_empty() {
@@ -130,7 +130,7 @@ async fn list(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
 
 /// `DELETE /reaction/user/{username}?msgId&message`.
 async fn remove(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_REACTION_DELETE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_REACTION_DELETE).await?;
     let user = actor(&s, &c, &p).await?;
     let msg = msg_id(q.get("msgId"))?;
     let reaction = q.get("message").ok_or_else(|| bad("message must be provided!"))?;
@@ -141,7 +141,7 @@ async fn remove(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
 /// `GET /reaction/user/{username}/detail?msgId&message&limit&cursor` (also `pageSize` and
 /// `currentPage`, the client SDK's names): one reaction's users, oldest first.
 async fn detail(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_REACTION_DETAIL).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_REACTION_DETAIL).await?;
     let user = actor(&s, &c, &p).await?;
     let msg = msg_id(q.get("msgId"))?;
     let reaction = q.get("message").ok_or_else(|| bad("message must be provided!"))?;

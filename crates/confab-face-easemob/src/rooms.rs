@@ -100,7 +100,7 @@ pub async fn conv_of(engine: &Engine, app: &App, fam: Family, id: &str) -> EmRes
 pub async fn existing_user(engine: &Engine, app: &App, raw: &str) -> EmResult<String> {
     let missing = || EmError::not_found(format!("username {raw} doesn't exist!"));
     let name = username(raw).map_err(|_| missing())?;
-    engine.get_user(app, &name).await.map_err(|_| missing())?;
+    engine.users().get_user(app, &name).await.map_err(|_| missing())?;
     Ok(name)
 }
 
@@ -283,7 +283,7 @@ fn group_entity(conv: &Conversation, members: &[Member]) -> Value {
 
 /// `POST /chatgroups`: `owner` and `public` are required; `members` exclude the owner.
 pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_CREATE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_CREATE).await?;
     let o = b.obj()?;
     let l = &app.limits;
     let public = bool_of(o, "public")?.ok_or_else(|| EmError::invalid_parameter("group must contain public field!"))?;
@@ -342,7 +342,7 @@ pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b
 
 /// `GET /chatgroups?limit&cursor`: newest first, `limit` 1–1000 (default 10).
 pub async fn list_groups(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_LIST).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_LIST).await?;
     let limit = q.int("limit", 10, 1..=1000)?;
     let skip = match q.get("cursor") {
         None => 0,
@@ -382,7 +382,7 @@ pub async fn list_groups(State(s): State<EmState>, Admin { app, ctx }: Admin, q:
 
 /// `GET /chatgroups/{group_ids}`: one id or up to 100, comma-separated.
 pub async fn group_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_GET).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_GET).await?;
     let ids: Vec<&str> = p.get("group_id")?.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
     if ids.is_empty() {
         return Err(Family::Group.not_found(""));
@@ -407,7 +407,7 @@ pub async fn group_details(State(s): State<EmState>, Admin { app, ctx }: Admin, 
 /// `PUT /chatgroups/{group_id}`: the fields given, each answered `true`; `newowner` hands the
 /// group over.
 pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_UPDATE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_UPDATE).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let o = b.obj()?;
     let l = &app.limits;
@@ -491,7 +491,7 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
 }
 
 pub async fn delete_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_DELETE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_DELETE).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     s.engine.conversations().delete_conversation(&app, conv.id, Some(ConvKind::Normal), &Actor::Admin).await?;
     Ok(ctx
@@ -517,7 +517,7 @@ async fn joined(s: &EmState, c: &Caller, p: &P, pagesize: i64, pagenum: i64) -> 
 /// `GET /users/{username}/joined_chatgroups?pagesize&pagenum`: `data:[{groupid, groupname}]`.
 /// `pagenum` counts from 1 (0 is read as 1).
 pub async fn joined_groups_legacy(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_JOINED_CHATGROUPS).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_JOINED_CHATGROUPS).await?;
     let size = q.int("pagesize", 1000, 1..=1000)?;
     let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
     let (_, convs, _) = joined(&s, &c, &p, size, num).await?;
@@ -529,7 +529,7 @@ pub async fn joined_groups_legacy(State(s): State<EmState>, c: Caller, p: P, q: 
 /// `GET /chatgroups/user/{username}?pagesize&pagenum`: `pagesize` 1–20 (default 5), `pagenum`
 /// from 0; `entities` hold the groups and `total` counts them all.
 pub async fn joined_groups_current(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_JOINED_CHATGROUPS).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_JOINED_CHATGROUPS).await?;
     let size = q.int("pagesize", 5, 1..=20)?;
     let num = q.int("pagenum", 0, 0..=i64::MAX / 21)?;
     let (_, convs, total) = joined(&s, &c, &p, size, num).await?;
@@ -562,7 +562,7 @@ pub async fn joined_groups_current(State(s): State<EmState>, c: Caller, p: P, q:
 /// `POST|DELETE {family}/{id}/ban`: mute everyone but the owner, admins and allowlisted members
 /// (the engine's send path decides), or lift it.
 async fn set_ban(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, on: bool) -> Reply {
-    s.engine.rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_BAN, bucket::EM_CHATROOMS_BAN)).await?;
+    s.engine.apps().rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_BAN, bucket::EM_CHATROOMS_BAN)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let patch = ConvUpdate::settings(SettingsChange { mute_all: Some(on), ..Default::default() });
     s.engine.conversations().update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
@@ -582,7 +582,7 @@ async fn set_disabled(s: &EmState, app: &App, p: &P, on: bool) -> EmResult<()> {
 /// `POST /chatgroups/{group_id}/disable`: the group refuses every message until enabled (the
 /// engine's send path).
 pub async fn disable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_DISABLE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_DISABLE).await?;
     set_disabled(&s, &app, &p, true).await?;
     Ok(ctx
         .envelope(&app, "post", "/chatgroups")
@@ -592,7 +592,7 @@ pub async fn disable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, 
 }
 
 pub async fn enable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_ENABLE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_ENABLE).await?;
     set_disabled(&s, &app, &p, false).await?;
     Ok(ctx
         .envelope(&app, "post", "/chatgroups")
@@ -604,7 +604,7 @@ pub async fn enable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
 // ---------------------------------------------------------------------- announcement
 
 async fn get_announcement(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_ANNOUNCEMENT_GET, bucket::EM_CHATROOMS_ANNOUNCEMENT_GET)).await?;
+    s.engine.apps().rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_ANNOUNCEMENT_GET, bucket::EM_CHATROOMS_ANNOUNCEMENT_GET)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     Ok(ctx
         .envelope(&app, "get", fam.prefix())
@@ -615,7 +615,7 @@ async fn get_announcement(fam: Family, State(s): State<EmState>, Admin { app, ct
 
 /// `POST {family}/{id}/announcement {announcement}`: at most `em_announcement_max_chars`.
 async fn set_announcement(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
-    s.engine.rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_ANNOUNCEMENT_SET, bucket::EM_CHATROOMS_ANNOUNCEMENT_SET)).await?;
+    s.engine.apps().rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_ANNOUNCEMENT_SET, bucket::EM_CHATROOMS_ANNOUNCEMENT_SET)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let text = match b.obj()?.get("announcement") {
         Some(Value::String(t)) => t.clone(),

@@ -79,7 +79,7 @@ fn quota_error(e: confab_engine::Error) -> EmError {
 
 /// `POST /users/{owner}/contacts/users/{friend}`: the two become friends of each other.
 async fn add_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_CONTACTS_ADD).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_ADD).await?;
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
     let friend = user_in_path(&s.engine, &c.app, &p, "member").await?;
@@ -89,7 +89,7 @@ async fn add_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
 
 /// `DELETE /users/{owner}/contacts/users/{friend}`.
 async fn remove_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_CONTACTS_REMOVE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_REMOVE).await?;
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
     let friend = user_in_path(&s.engine, &c.app, &p, "member").await?;
@@ -99,7 +99,7 @@ async fn remove_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
 
 /// `GET /users/{owner}/contacts/users`: `data` is the friends' names.
 async fn contacts(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_CONTACTS_LIST).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_LIST).await?;
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
     let friends = s.engine.social().contacts(&c.app, &owner.id).await?;
@@ -114,7 +114,7 @@ async fn contacts(State(s): State<EmState>, c: Caller, p: P) -> Reply {
 /// `GET /users/{owner}/blocks/users?pageSize&cursor`: newest first; `pageSize` 1–50; with no
 /// `pageSize`, up to 500 entries. `cursor` continues (absent on the last page).
 async fn blocks(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_BLOCKS).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_BLOCKS).await?;
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
     let limit = if q.get("pageSize").is_some() { q.int("pageSize", 50, 1..=50)? } else { 500 };
@@ -140,7 +140,7 @@ async fn blocks(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
 
 /// `POST /users/{owner}/blocks/users {usernames}`: every named user must exist.
 async fn block(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_BLOCKS).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_BLOCKS).await?;
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
     let names = names_of(b.get("usernames"), "usernames")?;
@@ -163,7 +163,7 @@ async fn block(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Repl
 
 /// `DELETE /users/{owner}/blocks/users/{blocked}`.
 async fn unblock(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_BLOCKS).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_BLOCKS).await?;
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
     let blocked = user_in_path(&s.engine, &c.app, &p, "member").await?;
@@ -270,7 +270,7 @@ fn metadata_object(fields: Vec<(String, String)>) -> Value {
 
 /// `PUT /metadata/user/{username}`: `data` holds the pairs set.
 async fn metadata_set(State(s): State<EmState>, c: Caller, p: P, headers: HeaderMap, body: Bytes) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_METADATA_SET).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_METADATA_SET).await?;
     let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id).map_err(|_| metadata_auth())?;
     let fields = metadata_fields(&headers, &body)?;
@@ -280,7 +280,7 @@ async fn metadata_set(State(s): State<EmState>, c: Caller, p: P, headers: Header
 
 /// `GET /metadata/user/{username}`: every pair, `{}` when none.
 async fn metadata_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_METADATA_GET).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_METADATA_GET).await?;
     let name = username(p.get("username")?).map_err(|_| EmError::user_not_found())?;
     c.may_act_for(&name).map_err(|_| metadata_auth())?;
     Ok(Answer::bare(json!({"data": metadata_object(s.engine.social().metadata(&c.app, &name).await?)})))
@@ -288,7 +288,7 @@ async fn metadata_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
 
 /// `DELETE /metadata/user/{username}`: `true`, also when there was nothing.
 async fn metadata_delete(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_METADATA_DELETE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_METADATA_DELETE).await?;
     let name = username(p.get("username")?).map_err(|_| EmError::user_not_found())?;
     c.may_act_for(&name).map_err(|_| metadata_auth())?;
     s.engine.social().delete_metadata(&c.app, &name).await?;
@@ -298,7 +298,7 @@ async fn metadata_delete(State(s): State<EmState>, c: Caller, p: P) -> Reply {
 /// `POST /metadata/user/get {targets, properties}`: at most 100 targets; users without
 /// metadata are omitted; `properties` (optional) selects keys.
 async fn metadata_batch(State(s): State<EmState>, c: Caller, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_METADATA_BATCH).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_METADATA_BATCH).await?;
     let targets = names_of(b.get("targets"), "targets")?;
     if targets.len() > METADATA_BATCH_MAX {
         return Err(EmError::new(
@@ -333,6 +333,6 @@ async fn metadata_batch(State(s): State<EmState>, c: Caller, Body(b): Body) -> R
 
 /// `GET /metadata/user/capacity`: the bytes of every user's metadata in the app (app token).
 async fn metadata_capacity(State(s): State<EmState>, Admin { app, .. }: Admin) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_METADATA_CAPACITY).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_METADATA_CAPACITY).await?;
     Ok(Answer::bare(json!({"data": s.engine.social().metadata_bytes(&app).await?})))
 }

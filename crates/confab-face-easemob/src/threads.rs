@@ -77,7 +77,7 @@ fn name_error() -> EmError {
 
 /// `POST /thread {group_id, name, owner, msg_id}` → `data.thread_id`.
 async fn create(State(s): State<EmState>, Admin { app, ctx }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_THREAD_CREATE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_THREAD_CREATE).await?;
     let gid = id_field(&b, "group_id")?.ok_or_else(|| group_error(StatusCode::BAD_REQUEST, "group_id must be provided."))?;
     let msg = id_field(&b, "msg_id")?.ok_or_else(|| group_error(StatusCode::BAD_REQUEST, "thread must on group message to create."))?;
     let name = b.get("name").and_then(Value::as_str).ok_or_else(name_error)?;
@@ -99,7 +99,7 @@ async fn create(State(s): State<EmState>, Admin { app, ctx }: Admin, Body(b): Bo
 
 /// `PUT /thread/{thread_id} {name}` → `data.name`.
 async fn rename(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_THREAD_UPDATE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_THREAD_UPDATE).await?;
     let thread = thread_of(&s, &app, &p).await?;
     let name = b.get("name").and_then(Value::as_str).ok_or_else(name_error)?;
     s.engine.threads().rename_thread(&app, &thread, name, &Actor::Admin).await.map_err(|e| match e {
@@ -111,7 +111,7 @@ async fn rename(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, Body(
 
 /// `DELETE /thread/{thread_id}` → `data.status: ok`.
 async fn remove(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_THREAD_DELETE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_THREAD_DELETE).await?;
     let thread = thread_of(&s, &app, &p).await?;
     s.engine.conversations().delete_conversation(&app, thread.id, Some(ConvKind::Thread), &Actor::Admin).await?;
     Ok(answer(&ctx, &app, "delete", None).with("data", json!({"status": "ok"})))
@@ -135,7 +135,7 @@ fn bad_cursor() -> EmError {
 /// `GET /thread?limit&cursor&sort`: the app's threads by creation, `entities: [{id}]`; a cursor
 /// while more remain.
 async fn list_app(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_THREAD_LIST).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_THREAD_LIST).await?;
     let (limit, descending) = paging(&q)?;
     let after = q.get("cursor").map(|k| decode_cursor(k).ok_or_else(bad_cursor)).transpose()?;
     let mut threads = s.engine.threads().threads(&app, after, descending, limit + 1).await?;
@@ -162,7 +162,7 @@ fn thread_entity(m: &Member, t: &Conversation) -> Value {
 /// A user's threads (all, or in one group) by joining time; the cursor is always given while
 /// the page had rows, and an empty page ends the list, as Easemob's.
 async fn user_threads(s: &EmState, c: &Caller, p: &P, q: &Params, group: Option<i64>) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_THREAD_USER).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_THREAD_USER).await?;
     let u = user_in_path(&s.engine, &c.app, p, "username").await?;
     c.may_act_for(&u.id)?;
     let (limit, descending) = paging(q)?;
@@ -200,7 +200,7 @@ async fn list_user_in_group(State(s): State<EmState>, c: Caller, p: P, q: Params
 
 /// `GET /thread/{thread_id}/users?limit&cursor`: `data.affiliations`, in joining order.
 async fn members(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_THREAD_USERS).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_THREAD_USERS).await?;
     let thread = thread_of(&s, &app, &p).await?;
     let limit = q.int("limit", PAGE_MAX, 1..=PAGE_MAX).map_err(|_| group_error(StatusCode::BAD_REQUEST, "query param reaches limit."))?;
     let skip = q.get("cursor").map(|k| decode_cursor(k).filter(|n| *n >= 0).ok_or_else(bad_cursor)).transpose()?.unwrap_or(0);
@@ -230,7 +230,7 @@ fn batch(b: &Value) -> EmResult<Vec<String>> {
 /// `POST /thread/{thread_id}/users {usernames}`: every user must be in the thread's group; all
 /// or none join.
 async fn add_members(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_THREAD_USERS_ADD).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_THREAD_USERS_ADD).await?;
     let thread = thread_of(&s, &app, &p).await?;
     let users = batch(&b)?;
     for u in &users {
@@ -246,7 +246,7 @@ async fn add_members(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
 /// `DELETE /thread/{thread_id}/users {usernames}` (also `/threads/…`): a result per user, in
 /// `entities`.
 async fn remove_members(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_THREAD_USERS_REMOVE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_THREAD_USERS_REMOVE).await?;
     let thread = thread_of(&s, &app, &p).await?;
     let users = batch(&b)?;
     let present = s.engine.conversations().members(&app, &thread).await?;

@@ -64,7 +64,7 @@ fn str_field<'a>(o: &'a serde_json::Map<String, Value>, k: &str) -> EmResult<Opt
 /// The user a path names (lowercased); 404 `service_resource_not_found` if there is none.
 pub async fn user_in_path(engine: &Engine, app: &App, p: &P, key: &str) -> EmResult<User> {
     let name = username(p.get(key)?).map_err(|_| EmError::user_not_found())?;
-    engine.get_user(app, &name).await.map_err(|_| EmError::user_not_found())
+    engine.users().get_user(app, &name).await.map_err(|_| EmError::user_not_found())
 }
 
 pub fn routes() -> Routes {
@@ -117,7 +117,7 @@ pub async fn token(
     headers: axum::http::HeaderMap,
     Body(b): Body,
 ) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_TOKEN).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_TOKEN).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     let ttl = ttl_of(o)?;
     let expires_in = ttl.unwrap_or(0);
@@ -132,13 +132,14 @@ pub async fn token(
             if !crate::auth::ct_eq(secret, &k.client_secret) {
                 return Err(grant_error(StatusCode::BAD_REQUEST, "client_secret does not match"));
             }
-            let t = s.engine.issue_token(&app, None, TokenKind::EasemobApp, ttl).await?;
+            let t = s.engine.users().issue_token(&app, None, TokenKind::EasemobApp, ttl).await?;
             Ok(Answer::bare(json!({"access_token": t.token, "expires_in": expires_in, "application": uuid(app.id)})))
         }
         Some("password") => {
             let name = username(str_field(o, "username")?.ok_or_else(|| EmError::illegal("username must be provided"))?)?;
             let password = str_field(o, "password")?.ok_or_else(|| EmError::illegal("password must be provided"))?;
-            let user = match s.engine.check_password(&app, &name, password, peer.map(|p| p.0 .0.ip().to_string()).as_deref()).await {
+            let user = match s.engine.users().check_password(&app, &name, password, peer.map(|p| p.0 .0.ip().to_string()).as_deref()).await
+            {
                 Ok(u) => u,
                 Err(confab_engine::Error::UserNotFound(_)) => return Err(grant_error(StatusCode::NOT_FOUND, "user not found")),
                 Err(confab_engine::Error::Forbidden(_)) => return Err(grant_error(StatusCode::BAD_REQUEST, "user not activated")),
@@ -159,12 +160,12 @@ pub async fn token(
             }
             let name = username(str_field(o, "username")?.ok_or_else(|| EmError::illegal("username must be provided"))?)?;
             let auto = o.get("autoCreateUser").and_then(Value::as_bool).unwrap_or(false);
-            let user = match s.engine.get_user(&app, &name).await {
+            let user = match s.engine.users().get_user(&app, &name).await {
                 Ok(u) => u,
                 Err(_) if auto => {
                     check_user_quota(&s, &app, 1).await?;
-                    s.engine.ensure_user_counted(&app, &name).await?;
-                    s.engine.get_user(&app, &name).await?
+                    s.engine.users().ensure_user_counted(&app, &name).await?;
+                    s.engine.users().get_user(&app, &name).await?
                 }
                 Err(_) => return Err(grant_error(StatusCode::NOT_FOUND, "user not found")),
             };
@@ -178,8 +179,8 @@ pub async fn token(
 }
 
 async fn user_token(s: &EmState, app: &App, user: &User, ttl: Option<i64>, expires_in: i64) -> Reply {
-    let t = s.engine.issue_token(app, Some(&user.id), TokenKind::EasemobUser, ttl).await?;
-    s.engine.record_login(app, &user.id).await?;
+    let t = s.engine.users().issue_token(app, Some(&user.id), TokenKind::EasemobUser, ttl).await?;
+    s.engine.clients().record_login(app, &user.id).await?;
     Ok(Answer::bare(json!({"access_token": t.token, "expires_in": expires_in, "user": entity(user)})))
 }
 
@@ -203,13 +204,13 @@ async fn register_one(s: &EmState, app: &App, o: &serde_json::Map<String, Value>
         return Err(EmError::illegal("NICKNAME_TOO_LONG"));
     }
     let new = NewAccount { id: Some(name), username: None, password: password.to_string(), nickname };
-    Ok(s.engine.create_account_with(app, new, Quotas::Counted).await?)
+    Ok(s.engine.users().create_account_with(app, new, Quotas::Counted).await?)
 }
 
 /// `POST /users`: one user (an object) or up to 60 (an array; users that exist are reported in
 /// `data`, the others created). Needs the app token unless the app opened registration.
 pub async fn register(State(s): State<EmState>, AppOf { app, ctx }: AppOf, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_WRITE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_WRITE).await?;
     let env = ctx.envelope(&app, "post", "/users");
     match &b {
         Value::Object(o) => {
@@ -267,7 +268,7 @@ pub async fn register(State(s): State<EmState>, AppOf { app, ctx }: AppOf, Body(
 // ---------------------------------------------------------------------- one user
 
 pub async fn get_one(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_GET).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_GET).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
     Ok(ctx.envelope(&app, "get", "/users").with("entities", json!([entity(&u)])).with("count", json!(1)))
 }
@@ -275,7 +276,7 @@ pub async fn get_one(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) 
 /// `PUT /users/{username}`: the push display nickname and style (and the legacy do-not-disturb
 /// fields), kept on the user.
 pub async fn update(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_USERS_WRITE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_USERS_WRITE).await?;
     let mut u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id)?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
@@ -299,20 +300,20 @@ pub async fn update(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) ->
             other => return Err(EmError::illegal(format!("{other} cannot be set here"))),
         }
     }
-    let u = s.engine.update_user(&c.app, u).await?;
+    let u = s.engine.users().update_user(&c.app, u).await?;
     Ok(c.ctx.envelope(&c.app, "put", "/users").with("entities", json!([entity(&u)])))
 }
 
 pub async fn delete(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_DELETE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_DELETE).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
-    s.engine.delete_user(&app, &u.id).await?;
+    s.engine.users().delete_user(&app, &u.id).await?;
     Ok(ctx.envelope(&app, "delete", "/users").with("entities", json!([entity(&u)])))
 }
 
 /// `PUT|POST /users/{username}/password {newpassword}`: the user's tokens stop working.
 pub async fn password(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_USERS_PASSWORD).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_USERS_PASSWORD).await?;
     let u = user_in_path(&s.engine, &c.app, &p, "username")
         .await
         .map_err(|_| EmError::new(StatusCode::NOT_FOUND, "entity_not_found", "EntityNotFoundException", "User null not found"))?;
@@ -325,15 +326,15 @@ pub async fn password(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) 
     if pw.chars().count() > 64 {
         return Err(EmError::illegal("PASSWORD_TOO_LONG"));
     }
-    s.engine.set_password(&c.app, &u.id, pw).await?;
-    s.engine.kick(&c.app, &u.id, None).await?;
+    s.engine.users().set_password(&c.app, &u.id, pw).await?;
+    s.engine.clients().kick(&c.app, &u.id, None).await?;
     Ok(Answer::bare(json!({"action": "set user password"})))
 }
 
 pub async fn status(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_STATUS).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_STATUS).await?;
     let name = username(p.get("username")?).map_err(|_| EmError::user_not_found())?;
-    let online = !s.engine.online(&app, std::slice::from_ref(&name)).await?.is_empty();
+    let online = !s.engine.clients().online(&app, std::slice::from_ref(&name)).await?.is_empty();
     Ok(ctx
         .envelope(&app, "get", "/users")
         .with("entities", json!([]))
@@ -343,7 +344,7 @@ pub async fn status(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -
 
 /// `POST /users/batch/status {usernames}`: at most 100; unknown users are offline.
 pub async fn status_batch(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_STATUS_BATCH).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_STATUS_BATCH).await?;
     let names: Vec<String> = match b.get("usernames") {
         Some(Value::Array(a)) => a
             .iter()
@@ -354,7 +355,7 @@ pub async fn status_batch(State(s): State<EmState>, Admin { app, .. }: Admin, Bo
     if names.len() > STATUS_BATCH_MAX {
         return Err(EmError::illegal(format!("request body exceeds maximum limit, maximum limit is {STATUS_BATCH_MAX}")));
     }
-    let online: std::collections::HashSet<String> = s.engine.online(&app, &names).await?.into_iter().collect();
+    let online: std::collections::HashSet<String> = s.engine.clients().online(&app, &names).await?.into_iter().collect();
     let data: Vec<Value> = names.iter().map(|n| json!({n: if online.contains(n) { "online" } else { "offline" }})).collect();
     Ok(Answer::bare(json!({"action": "get batch user status", "data": data})))
 }
@@ -362,7 +363,7 @@ pub async fn status_batch(State(s): State<EmState>, Admin { app, .. }: Admin, Bo
 /// `GET /users?limit&cursor`: users by creation, `limit` 1–100 (default 10); `cursor` continues
 /// (absent on the last page).
 pub async fn list(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_LIST).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_LIST).await?;
     let (users, cursor) = page(&s, &app, &q).await?;
     let mut a = ctx
         .envelope(&app, "get", "/users")
@@ -381,7 +382,7 @@ async fn page(s: &EmState, app: &App, q: &Params) -> EmResult<(Vec<User>, Option
         None => None,
         Some(c) => Some(decode_cursor(c).ok_or_else(|| EmError::illegal("cursor is not valid"))?),
     };
-    let mut users = s.engine.list_users(app, after, limit + 1).await?;
+    let mut users = s.engine.users().list_users(app, after, limit + 1).await?;
     let more = users.len() as i64 > limit;
     users.truncate(limit as usize);
     let cursor = more.then(|| users.last().map(|u| encode_cursor(u.num))).flatten();
@@ -400,10 +401,10 @@ pub fn decode_cursor(c: &str) -> Option<i64> {
 
 /// `DELETE /users?limit&cursor`: deletes the oldest `limit` users (1–100, default 10).
 pub async fn delete_batch(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_DELETE_BATCH).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_DELETE_BATCH).await?;
     let (users, cursor) = page(&s, &app, &q).await?;
     for u in &users {
-        s.engine.delete_user(&app, &u.id).await?;
+        s.engine.users().delete_user(&app, &u.id).await?;
     }
     let mut a = ctx.envelope(&app, "delete", "/users").with("entities", json!(users.iter().map(entity).collect::<Vec<_>>()));
     if let Some(c) = cursor {
@@ -414,7 +415,7 @@ pub async fn delete_batch(State(s): State<EmState>, Admin { app, ctx }: Admin, q
 
 /// `GET /users/{owner_username}/offline_msg_count`: messages the user has not received yet.
 pub async fn offline_count(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_OFFLINE_MSG_COUNT).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_OFFLINE_MSG_COUNT).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
     let n = s.engine.messages().unread_count(&app, &u.id, None).await?;
     Ok(ctx.envelope(&app, "get", "/users").with("entities", json!([])).with("data", json!({u.id: n})).with("count", json!(0)))
@@ -423,7 +424,7 @@ pub async fn offline_count(State(s): State<EmState>, Admin { app, ctx }: Admin, 
 /// `GET /users/{username}/offline_msg_status/{msg_id}`: `delivered` once it reached one of the
 /// user's devices (or was read), else `undelivered`.
 pub async fn offline_status(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_OFFLINE_MSG_STATUS).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_OFFLINE_MSG_STATUS).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
     let id = p.get("msg_id")?;
     let msg = s.engine.messages().message(&app, id.parse().map_err(|_| EmError::illegal("msg_id is not valid"))?).await?;
@@ -435,26 +436,26 @@ pub async fn offline_status(State(s): State<EmState>, Admin { app, ctx }: Admin,
 
 async fn set_active(s: &EmState, app: &App, p: &P, active: bool) -> EmResult<User> {
     let u = user_in_path(&s.engine, app, p, "username").await?;
-    Ok(s.engine.set_disabled(app, &u.id, !active).await?)
+    Ok(s.engine.users().set_disabled(app, &u.id, !active).await?)
 }
 
 /// `POST /users/{username}/deactivate`: the user is logged out and cannot log in.
 pub async fn deactivate(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_DEACTIVATE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_DEACTIVATE).await?;
     let u = set_active(&s, &app, &p, false).await?;
     Ok(Answer::bare(json!({"action": "Deactivate user", "entities": [entity(&u)]})))
 }
 
 pub async fn activate(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_ACTIVATE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_ACTIVATE).await?;
     set_active(&s, &app, &p, true).await?;
     Ok(Answer::bare(json!({"action": "activate user"})))
 }
 
 /// `GET /users/{username}/disconnect`: every session of the user ends.
 pub async fn disconnect(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_USERS_DISCONNECT).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_USERS_DISCONNECT).await?;
     let u = user_in_path(&s.engine, &app, &p, "username").await?;
-    s.engine.kick(&app, &u.id, None).await?;
+    s.engine.clients().kick(&app, &u.id, None).await?;
     Ok(ctx.envelope(&app, "get", "/users").with("entities", json!([])).with("data", json!({"result": true})).with("count", json!(0)))
 }

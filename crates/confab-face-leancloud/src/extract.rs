@@ -133,7 +133,7 @@ impl FromRequestParts<LcState> for Client {
     async fn from_request_parts(parts: &mut Parts, state: &LcState) -> LcResult<Self> {
         let id = header(&parts.headers, &["x-lc-id", "x-avoscloud-application-id", "x-uluru-application-id"])
             .ok_or_else(LcError::unauthorized)?;
-        let app = state.engine.find_app(&AppLookup::LeanCloud(id.to_string())).await?.ok_or_else(LcError::unauthorized)?;
+        let app = state.engine.apps().find_app(&AppLookup::LeanCloud(id.to_string())).await?.ok_or_else(LcError::unauthorized)?;
         let master = check_keys(&parts.headers, &app).ok_or_else(LcError::unauthorized)?;
         let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
         Ok(Client { app, master, ip })

@@ -60,7 +60,7 @@ pub async fn send(
     Path(id): Path<String>,
     b: Body,
 ) -> Reply {
-    s.engine.rate_check(&c.app, bucket::LC_MESSAGE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::LC_MESSAGE).await?;
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
     let mut new = new_message(&b, &c, "from_client")?;
     match kind {
@@ -170,7 +170,7 @@ pub async fn edit(
     Path((id, mid)): Path<(String, String)>,
     b: Body,
 ) -> Reply {
-    s.engine.rate_check(&c.app, bucket::LC_MESSAGE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::LC_MESSAGE).await?;
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
     let text = b.opt_text("message")?.ok_or_else(|| LcError::missing("message"))?;
     let r = message_ref(&s, &c, &mid, b.req_str("from_client")?, b.req_i64("timestamp")?).await?;
@@ -191,7 +191,7 @@ pub async fn recall(
     Path((id, mid)): Path<(String, String)>,
     b: Body,
 ) -> Reply {
-    s.engine.rate_check(&c.app, bucket::LC_MESSAGE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::LC_MESSAGE).await?;
     let conv = lookup(&s, &c, &id, Some(kind)).await?;
     let r = message_ref(&s, &c, &mid, b.req_str("from_client")?, b.req_i64("timestamp")?).await?;
     if kind == ConvKind::Service {
@@ -256,7 +256,7 @@ pub async fn subscriber_delete(
 
 /// A service conversation's message to all its subscribers.
 pub async fn to_subscribers(State(s): State<LcState>, Master(c): Master, Path(id): Path<String>, b: Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::LC_SUBSCRIPTION).await?;
+    s.engine.apps().rate_check(&c.app, bucket::LC_SUBSCRIPTION).await?;
     let conv = lookup(&s, &c, &id, Some(ConvKind::Service)).await?;
     let msg = subscriber_broadcast(&s, &c, &conv, &b, "from_client").await?;
     Ok(Json(render::sent(msg.0, msg.1)))

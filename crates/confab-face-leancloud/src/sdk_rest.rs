@@ -22,7 +22,7 @@ pub async fn im_client(s: &LcState, c: &Client, headers: &HeaderMap, p: &Params)
     let client = p.get("client_id").ok_or_else(|| LcError::missing("client_id"))?.to_string();
     let expired = || LcError::new(StatusCode::UNAUTHORIZED, 4112, "SESSION_TOKEN_EXPIRED");
     let token = headers.get("x-lc-im-session-token").and_then(|v| v.to_str().ok()).ok_or_else(expired)?;
-    let t = s.engine.check_token(&c.app, token, TokenKind::LcRealtime).await?.ok_or_else(expired)?;
+    let t = s.engine.users().check_token(&c.app, token, TokenKind::LcRealtime).await?.ok_or_else(expired)?;
     if t.user.as_deref() != Some(client.as_str()) {
         return Err(expired());
     }

@@ -54,7 +54,7 @@ pub async fn subscriber_count(State(s): State<LcState>, Master(c): Master, Path(
 
 pub async fn check_online(State(s): State<LcState>, Master(c): Master, b: Body) -> Reply {
     let ids = b.req_strs("client_ids", None)?;
-    Ok(Json(json!({"results": s.engine.check_online(&c.app, &ids).await?})))
+    Ok(Json(json!({"results": s.engine.clients().check_online(&c.app, &ids).await?})))
 }
 
 /// Unread count; the App Key is enough.
@@ -70,8 +70,8 @@ pub async fn unread(State(s): State<LcState>, c: Client, Path(client): Path<Stri
 /// reconnecting at that moment cannot resume with one: it must log in again.
 pub async fn kick(State(s): State<LcState>, Master(c): Master, Path(client): Path<String>, b: Body) -> Reply {
     let reason = b.opt_str("reason")?;
-    s.engine.kick(&c.app, &client, reason).await?;
-    s.engine.revoke_user_tokens(&c.app, &client, TokenKind::LcRealtime).await?;
+    s.engine.clients().kick(&c.app, &client, reason).await?;
+    s.engine.users().revoke_user_tokens(&c.app, &client, TokenKind::LcRealtime).await?;
     Ok(Json(json!({})))
 }
 
@@ -96,11 +96,11 @@ pub async fn subscriptions(State(s): State<LcState>, Master(c): Master, Path(cli
 /// fresh nonce.
 pub async fn client_sign(s: &LcState, c: &Client, session_token: Option<String>) -> Reply {
     let token = session_token.ok_or_else(|| LcError::missing("session_token"))?;
-    let t = s.engine.check_token(&c.app, &token, TokenKind::LcSession).await?.ok_or_else(LcError::invalid_session)?;
+    let t = s.engine.users().check_token(&c.app, &token, TokenKind::LcSession).await?.ok_or_else(LcError::invalid_session)?;
     let client_id = t.user.ok_or_else(LcError::invalid_session)?;
     // the app's `_rtmClientSign` hook sees the `_User` and may refuse (`false`)
     if s.engine.app_code().hooks().active(&c.app) {
-        let user = s.engine.get_user(&c.app, &client_id).await?;
+        let user = s.engine.users().get_user(&c.app, &client_id).await?;
         s.engine.app_code().may_sign_in(&c.app, &user, &token).await?;
     }
     let keys = &c.app.keys.leancloud;
@@ -125,13 +125,13 @@ pub async fn sign_v11(State(s): State<LcState>, c: Client, b: Body) -> Reply {
 // ---------------------------------------------------------------------- global
 
 pub async fn stats(State(s): State<LcState>, Master(c): Master) -> Reply {
-    let (online, today) = s.engine.stats(&c.app).await?;
+    let (online, today) = s.engine.clients().stats(&c.app).await?;
     Ok(Json(json!({"result": {"online_user_count": online, "user_count_today": today}})))
 }
 
 /// An app-wide broadcast. `from_key` is `from_client` (1.2) or `from_peer` (1.1).
 pub async fn broadcast(s: &LcState, c: &Client, b: &Body, from_key: &str) -> Reply {
-    s.engine.rate_check(&c.app, bucket::LC_BROADCAST).await?;
+    s.engine.apps().rate_check(&c.app, bucket::LC_BROADCAST).await?;
     let conv = lookup(s, c, &b.req_str("conv_id")?, Some(ConvKind::Service)).await?;
     let text = b.opt_text("message")?.ok_or_else(|| LcError::missing("message"))?;
     let push = match b.0.get("push") {

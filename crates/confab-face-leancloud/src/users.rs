@@ -38,8 +38,8 @@ fn nonempty(b: &Body, k: &str, code: i64, msg: &str) -> LcResult<String> {
 pub async fn signup(State(s): State<LcState>, c: Client, b: Body) -> LcResult<impl IntoResponse> {
     let username = nonempty(&b, "username", 200, "Username is missing or empty")?;
     let password = nonempty(&b, "password", 201, "Password is missing or empty")?;
-    let user = s.engine.create_account(&c.app, NewAccount { username: Some(username), password, ..Default::default() }).await?;
-    let token = s.engine.issue_token(&c.app, Some(&user.id), TokenKind::LcSession, None).await?;
+    let user = s.engine.users().create_account(&c.app, NewAccount { username: Some(username), password, ..Default::default() }).await?;
+    let token = s.engine.users().issue_token(&c.app, Some(&user.id), TokenKind::LcSession, None).await?;
     let body = json!({"objectId": user.id, "createdAt": iso_ms(user.created_at), "sessionToken": token.token});
     Ok((StatusCode::CREATED, [("location", format!("/1.1/users/{}", user.id))], Json(body)))
 }
@@ -47,12 +47,12 @@ pub async fn signup(State(s): State<LcState>, c: Client, b: Body) -> LcResult<im
 pub async fn login(State(s): State<LcState>, c: Client, b: Body) -> LcResult<Json<Value>> {
     let username = nonempty(&b, "username", 200, "Username is missing or empty")?;
     let password = nonempty(&b, "password", 201, "Password is missing or empty")?;
-    let user = s.engine.check_password(&c.app, &username, &password, c.ip.as_deref()).await.map_err(|e| match e {
+    let user = s.engine.users().check_password(&c.app, &username, &password, c.ip.as_deref()).await.map_err(|e| match e {
         Error::BadCredentials => LcError::new(StatusCode::BAD_REQUEST, 210, "The username and password mismatch."),
         e => e.into(),
     })?;
-    s.engine.record_login(&c.app, &user.id).await?;
-    let token = s.engine.issue_token(&c.app, Some(&user.id), TokenKind::LcSession, None).await?;
+    s.engine.clients().record_login(&c.app, &user.id).await?;
+    let token = s.engine.users().issue_token(&c.app, Some(&user.id), TokenKind::LcSession, None).await?;
     Ok(Json(user_json(&user, Some(&token.token))))
 }
 
@@ -62,7 +62,7 @@ pub async fn me(State(s): State<LcState>, c: Client, headers: HeaderMap) -> LcRe
         .or_else(|| headers.get("x-avoscloud-session-token"))
         .and_then(|v| v.to_str().ok())
         .ok_or_else(LcError::invalid_session)?;
-    let t = s.engine.check_token(&c.app, token, TokenKind::LcSession).await?.ok_or_else(LcError::invalid_session)?;
-    let user = s.engine.get_user(&c.app, t.user.as_deref().unwrap_or_default()).await?;
+    let t = s.engine.users().check_token(&c.app, token, TokenKind::LcSession).await?.ok_or_else(LcError::invalid_session)?;
+    let user = s.engine.users().get_user(&c.app, t.user.as_deref().unwrap_or_default()).await?;
     Ok(Json(user_json(&user, Some(token))))
 }

@@ -18,7 +18,7 @@ use crate::{render, service};
 /// `POST /1.1/rtm/messages`: like 1.2's send, but `transient` defaults to **true** (1.1's
 /// documented default), and `to_peers` addresses a service conversation's subscribers.
 pub async fn send(State(s): State<LcState>, Master(c): Master, b: Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::LC_MESSAGE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::LC_MESSAGE).await?;
     let conv = lookup(&s, &c, &b.req_str("conv_id")?, None).await?;
     let mut new = new_message(&b, &c, "from_peer")?;
     new.transient = b.opt_bool("transient")?.unwrap_or(true);
@@ -34,7 +34,7 @@ pub async fn send(State(s): State<LcState>, Master(c): Master, b: Body) -> Reply
 
 /// `POST /1.1/rtm/patch/message`: edit, or recall with `"recall": true`.
 pub async fn patch(State(s): State<LcState>, Master(c): Master, b: Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::LC_MESSAGE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::LC_MESSAGE).await?;
     let conv = lookup(&s, &c, &b.req_str("conv_id")?, None).await?;
     let id = crate::extract::find_message_id(&s.engine, &c.app, &b.req_str("msg_id")?).await?;
     let r = MessageRef { id, from: Some(b.req_str("from_peer")?), timestamp: Some(b.req_i64("timestamp")?) };
@@ -53,7 +53,7 @@ pub async fn patch(State(s): State<LcState>, Master(c): Master, b: Body) -> Repl
 
 /// `POST /1.1/rtm/broadcast/subscriber`: a message to every subscriber.
 pub async fn to_subscribers(State(s): State<LcState>, Master(c): Master, b: Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::LC_SUBSCRIPTION).await?;
+    s.engine.apps().rate_check(&c.app, bucket::LC_SUBSCRIPTION).await?;
     let conv = lookup(&s, &c, &b.req_str("conv_id")?, Some(ConvKind::Service)).await?;
     let (id, ts) = subscriber_broadcast(&s, &c, &conv, &b, "from_peer").await?;
     Ok(Json(render::sent(id, ts)))

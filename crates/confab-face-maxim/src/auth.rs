@@ -34,7 +34,11 @@ pub struct AppOnly(pub Arc<App>);
 
 async fn app_of(parts: &Parts, s: &MxState) -> MxResult<Arc<App>> {
     let id = header(&parts.headers, "app_id").ok_or_else(|| MxError::new(code::NO_SUCH_APP, "app_id header is missing"))?;
-    s.engine.find_app(&AppLookup::Maxim(id.to_string())).await?.ok_or_else(|| MxError::new(code::NO_SUCH_APP, "no app with this app_id"))
+    s.engine
+        .apps()
+        .find_app(&AppLookup::Maxim(id.to_string()))
+        .await?
+        .ok_or_else(|| MxError::new(code::NO_SUCH_APP, "no app with this app_id"))
 }
 
 impl FromRequestParts<MxState> for AppOnly {
@@ -125,17 +129,19 @@ impl Caller {
             header(h, "group_id").map(|v| v.parse::<i64>().map_err(|_| MxError::param("group_id must be an integer"))).transpose()?;
         let user = if admin {
             match user_id {
-                Some(num) => Some(s.engine.user_by_num(&app, num).await?),
+                Some(num) => Some(s.engine.users().user_by_num(&app, num).await?),
                 None => None,
             }
         } else {
             let t = s
                 .engine
+                .users()
                 .check_token(&app, token, TokenKind::MaximUser)
                 .await?
                 .ok_or_else(|| MxError::new(code::BAD_TOKEN, "access-token is invalid or expired"))?;
             let user = s
                 .engine
+                .users()
                 .get_user(&app, t.user.as_deref().unwrap_or_default())
                 .await
                 .map_err(|_| MxError::new(code::BAD_TOKEN, "access-token is invalid"))?;

@@ -34,7 +34,7 @@ pub async fn group(s: &MxState, c: &Caller, id: i64) -> MxResult<Conversation> {
 pub async fn users_by_num(s: &MxState, c: &Caller, nums: &[i64]) -> MxResult<Vec<User>> {
     let mut out = Vec::with_capacity(nums.len());
     for n in nums {
-        out.push(s.engine.user_by_num(&c.app, *n).await?);
+        out.push(s.engine.users().user_by_num(&c.app, *n).await?);
     }
     Ok(out)
 }

@@ -34,7 +34,7 @@ fn no_message() -> MxError {
 /// The conversation an id names from `me`'s side: with another user (their one-to-one
 /// conversation, made on first use when `create`) or a group.
 async fn conversation_for(s: &MxState, c: &Caller, me: &User, id: i64, create: bool) -> MxResult<Option<Conversation>> {
-    if let Ok(peer) = s.engine.user_by_num(&c.app, id).await {
+    if let Ok(peer) = s.engine.users().user_by_num(&c.app, id).await {
         return Ok(if create {
             Some(s.engine.conversations().direct_conversation(&c.app, &me.id, &peer.id).await?)
         } else {
@@ -51,7 +51,7 @@ async fn sender(s: &MxState, c: &Caller, b: &Body) -> MxResult<User> {
         (Some(me), None) => Ok(me.clone()),
         (Some(me), Some(f)) if f == me.num => Ok(me.clone()),
         (Some(_), Some(_)) => Err(MxError::new(code::NO_PERMISSION, "a user sends as themself: from_user_id must be the acting user")),
-        (None, Some(f)) => Ok(s.engine.user_by_num(&c.app, f).await?),
+        (None, Some(f)) => Ok(s.engine.users().user_by_num(&c.app, f).await?),
         (None, None) => Err(MxError::param("from_user_id is required with the admin token")),
     }
 }
@@ -120,7 +120,7 @@ async fn send_or_notify(s: MxState, c: Caller, b: Body, system: bool) -> Reply {
         if kind == 1 {
             let mut peers = Vec::with_capacity(targets.len());
             for target in &targets {
-                peers.push(s.engine.user_by_num(&c.app, *target).await?);
+                peers.push(s.engine.users().user_by_num(&c.app, *target).await?);
             }
             for peer in peers {
                 convs.push(s.engine.conversations().direct_conversation(&c.app, &from.id, &peer.id).await?);
@@ -163,7 +163,7 @@ async fn send_or_notify(s: MxState, c: Caller, b: Body, system: bool) -> Reply {
         Ok(json!(ids))
     };
     let ids = match transaction_id(&b)? {
-        Some(t) => s.engine.once(&c.app, dedup_key(system, &from, t), run).await?,
+        Some(t) => s.engine.apps().once(&c.app, dedup_key(system, &from, t), run).await?,
         None => run().await?,
     };
     Ok(Data::of(json!(true)).with("msg_ids", ids))

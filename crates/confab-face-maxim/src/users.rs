@@ -38,7 +38,7 @@ async fn register_one(s: &MxState, app: &App, b: &serde_json::Map<String, Value>
     let username = b.req_str("username")?;
     check_username(&username)?;
     let password = b.req_str("password")?;
-    Ok(s.engine.create_account(app, NewAccount { id: Some(username), username: None, password, nickname: None }).await?)
+    Ok(s.engine.users().create_account(app, NewAccount { id: Some(username), username: None, password, nickname: None }).await?)
 }
 
 /// `POST /user/register/v2 {username, password}`: no token needed.
@@ -74,8 +74,8 @@ pub async fn register_batch(State(s): State<MxState>, c: Caller, Body(b): Body) 
 }
 
 async fn token_for(s: &MxState, app: &App, user: &User) -> Reply {
-    let t = s.engine.issue_token(app, Some(&user.id), TokenKind::MaximUser, Some(TOKEN_TTL_SECS)).await?;
-    s.engine.record_login(app, &user.id).await?;
+    let t = s.engine.users().issue_token(app, Some(&user.id), TokenKind::MaximUser, Some(TOKEN_TTL_SECS)).await?;
+    s.engine.clients().record_login(app, &user.id).await?;
     Ok(Data::of(json!({"token": t.token, "user_id": user.num, "expire": t.expires_at})))
 }
 
@@ -96,14 +96,15 @@ fn login_error(e: Error) -> MxError {
 /// `POST /token/user {name, password}`.
 pub async fn token_by_name(State(s): State<MxState>, AppOnly(app): AppOnly, peer: Peer, Body(b): Body) -> Reply {
     let name = b.req_str("name")?;
-    let user = s.engine.check_password(&app, &name, &b.req_str("password")?, addr(&peer).as_deref()).await.map_err(login_error)?;
+    let user = s.engine.users().check_password(&app, &name, &b.req_str("password")?, addr(&peer).as_deref()).await.map_err(login_error)?;
     token_for(&s, &app, &user).await
 }
 
 /// `POST /token/id {user_id, password}`.
 pub async fn token_by_id(State(s): State<MxState>, AppOnly(app): AppOnly, peer: Peer, Body(b): Body) -> Reply {
-    let user = s.engine.user_by_num(&app, b.req_i64("user_id")?).await?;
-    let user = s.engine.check_password(&app, &user.id, &b.req_str("password")?, addr(&peer).as_deref()).await.map_err(login_error)?;
+    let user = s.engine.users().user_by_num(&app, b.req_i64("user_id")?).await?;
+    let user =
+        s.engine.users().check_password(&app, &user.id, &b.req_str("password")?, addr(&peer).as_deref()).await.map_err(login_error)?;
     token_for(&s, &app, &user).await
 }
 

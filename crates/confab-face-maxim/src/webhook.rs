@@ -66,7 +66,7 @@ impl MxSink {
     /// `{"user": id}` as `{"uid": number}`.
     async fn uid(&self, app: &App, who: &mut Value) -> std::result::Result<(), Delivery> {
         let Some(id) = who.get("user").and_then(Value::as_str).map(str::to_string) else { return Ok(()) };
-        match self.engine.get_user(app, &id).await {
+        match self.engine.users().get_user(app, &id).await {
             Ok(u) => {
                 *who = json!({"uid": u.num});
                 Ok(())

@@ -238,7 +238,7 @@ impl Outbox {
     }
 
     async fn deliver(&self, item: OutboxItem, done: &mpsc::UnboundedSender<i64>) {
-        let outcome = match (self.sinks.get(&item.sink), self.engine.find_app(&AppLookup::Id(item.app)).await) {
+        let outcome = match (self.sinks.get(&item.sink), self.engine.apps().find_app(&AppLookup::Id(item.app)).await) {
             (None, _) => Delivery::Fail { error: format!("nobody makes '{}' calls", item.sink) },
             (_, Ok(None)) => Delivery::Fail { error: "the app is gone".into() },
             (_, Err(e)) => Delivery::Retry { error: e.to_string(), after: None },

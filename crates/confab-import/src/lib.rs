@@ -143,7 +143,7 @@ pub async fn import_leancloud(engine: Arc<Engine>, opts: Options, progress: Prog
         return Err(ImportError::App("nothing to import: give --export, --server, or both".into()));
     }
     let app = engine
-        .find_app(&confab_engine::model::AppLookup::Name(opts.app.clone()))
+        .apps().find_app(&confab_engine::model::AppLookup::Name(opts.app.clone()))
         .await?
         .ok_or_else(|| ImportError::App(format!("no app named '{}': create it first with the LeanCloud app's keys (confab app create --name {} --app-id … --app-key … --master-key …)", opts.app, opts.app)))?;
     // everything that can be checked is checked before the first write

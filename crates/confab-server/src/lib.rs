@@ -58,7 +58,7 @@ pub fn engine_with_clock(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn 
 /// `/healthz`: the store answers a lookup by key. Lookups have read connections of their own,
 /// so the answer does not wait behind a burst of long queries (a reconnect wave's catch-ups).
 async fn healthz(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
-    match engine.health().await {
+    match engine.apps().health().await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ok"}))),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "error": e.to_string()}))),
     }

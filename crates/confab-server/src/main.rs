@@ -287,7 +287,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
                 leancloud_app_key: app_key,
                 leancloud_master_key: master_key,
             };
-            let app = engine.create_app(new).await.map_err(|e| anyhow::anyhow!("cannot create the app: {e}"))?;
+            let app = engine.apps().create_app(new).await.map_err(|e| anyhow::anyhow!("cannot create the app: {e}"))?;
             store.close();
             if json {
                 println!("{}", app_json(&app));
@@ -306,7 +306,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
         }
         AppCmd::List { common, json } => {
             let (store, engine) = open_engine(&common)?;
-            let apps = engine.list_apps().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let apps = engine.apps().list_apps().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             store.close();
             if json {
                 println!("{}", Value::Array(apps.iter().map(app_json).collect()));
@@ -320,7 +320,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
         AppCmd::Set { common, name, settings } => {
             let pairs = key_values(&settings)?;
             let (store, engine) = open_engine(&common)?;
-            let app = engine.set_app_settings(&name, &pairs).await.map_err(|e| anyhow::anyhow!("{e}"));
+            let app = engine.apps().set_app_settings(&name, &pairs).await.map_err(|e| anyhow::anyhow!("{e}"));
             store.close();
             let app = app?;
             let all = serde_json::to_value(&app.limits)?;
@@ -338,6 +338,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             let (store, engine) = open_engine(&common)?;
             let report = async {
                 let app = engine
+                    .apps()
                     .find_app(&confab_engine::model::AppLookup::Name(name.clone()))
                     .await?
                     .ok_or(confab_engine::Error::AppNotFound)?;
@@ -363,12 +364,13 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             let (store, engine) = open_engine(&common)?;
             let app = if pairs.is_empty() {
                 engine
+                    .apps()
                     .find_app(&confab_engine::model::AppLookup::Name(name.clone()))
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))
                     .and_then(|a| a.map(|a| (*a).clone()).with_context(|| format!("no app named '{name}'")))
             } else {
-                engine.set_app_settings(&name, &pairs).await.map_err(|e| anyhow::anyhow!("{e}"))
+                engine.apps().set_app_settings(&name, &pairs).await.map_err(|e| anyhow::anyhow!("{e}"))
             };
             store.close();
             println!("{}", serde_json::to_string_pretty(&app?.limits)?);

@@ -48,7 +48,7 @@ pub async fn route(
     headers: HeaderMap,
 ) -> Response {
     let app_id = params.into_iter().find_map(|(k, v)| (k == "appId").then_some(v)).unwrap_or_default();
-    let found = if app_id.is_empty() { Ok(None) } else { engine.find_app(&AppLookup::LeanCloud(app_id)).await };
+    let found = if app_id.is_empty() { Ok(None) } else { engine.apps().find_app(&AppLookup::LeanCloud(app_id)).await };
     match found {
         Ok(Some(_)) => {}
         Ok(None) => return LcError::new(StatusCode::NOT_FOUND, 4100, "App not found or disabled by its owner.").into_response(),

@@ -119,7 +119,7 @@ async fn upload(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_CHATFILES_UPLOAD).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_CHATFILES_UPLOAD).await?;
     let body =
         body.map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { file_too_large() } else { EmError::illegal(e.body_text()) })?;
     let ctype = header_str(&headers, "content-type").unwrap_or_default();
@@ -142,7 +142,7 @@ async fn upload(
     let h = confab_engine::random_hex(16);
     let id = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
     let secret = confab_engine::random_string(10);
-    s.engine.put_blob(&c.app, &id, file.data.to_vec()).await?;
+    s.engine.files().put_blob(&c.app, &id, file.data.to_vec()).await?;
     let now = s.engine.now();
     let record = json!({
         "filename": file.filename.clone().unwrap_or_else(|| id.clone()),
@@ -153,7 +153,7 @@ async fn upload(
         "uploader": c.user.as_ref().map(|u| u.id.clone()),
     });
     let entry = Entry::new(ns::FILES, "", id.clone(), record).expiring(Some(now + FILE_TTL_DAYS * 86_400_000));
-    s.engine.put_entries(&c.app, vec![entry], PutRule::default()).await?;
+    s.engine.collections().put(&c.app, vec![entry], PutRule::default()).await?;
     let mut ent = json!({"uuid": id, "type": "chatfile"});
     ent["share-secret"] = json!(secret);
     Ok(c.ctx.envelope(&c.app, "post", "/chatfiles").with("entities", json!([ent])))
@@ -163,16 +163,16 @@ async fn upload(
 /// thumbnails and answers the original). A restricted file needs its `share-secret` (header or
 /// query).
 async fn download(State(s): State<EmState>, AppOf { app, .. }: AppOf, p: P, q: Params, headers: HeaderMap) -> Result<Response, EmError> {
-    s.engine.rate_check(&app, bucket::EM_CHATFILES_DOWNLOAD).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATFILES_DOWNLOAD).await?;
     let id = p.get("file_id")?.to_string();
-    let rec = s.engine.entry(&app, ns::FILES, "", &id).await?.ok_or_else(no_file)?;
+    let rec = s.engine.collections().get(&app, ns::FILES, "", &id).await?.ok_or_else(no_file)?;
     if rec.value["restricted"].as_bool() == Some(true) {
         let given = header_str(&headers, "share-secret").or(q.get("share-secret")).unwrap_or_default();
         if !ct_eq(given, rec.value["secret"].as_str().unwrap_or_default()) {
             return Err(EmError::bad_token());
         }
     }
-    let bytes = s.engine.blob(&app, &id).await?.ok_or_else(no_file)?;
+    let bytes = s.engine.files().blob(&app, &id).await?.ok_or_else(no_file)?;
     let ctype = rec.value["content_type"].as_str().unwrap_or("application/octet-stream").to_string();
     Ok(([(header::CONTENT_TYPE, ctype)], bytes).into_response())
 }
@@ -268,7 +268,7 @@ pub async fn history_lines(s: &EmState, app: &App, msgs: &[Message]) -> EmResult
 
 /// `GET /chatmessages/{time}`: a link to the hour's messages, a gzip file of JSON lines.
 async fn export(State(s): State<EmState>, a: Admin, p: P) -> Reply {
-    s.engine.rate_check(&a.app, bucket::EM_CHATMESSAGES).await?;
+    s.engine.apps().rate_check(&a.app, bucket::EM_CHATMESSAGES).await?;
     let time = p.get("time")?.to_string();
     let start =
         hour_start(&time).ok_or_else(|| EmError::illegal(format!("illegal arguments: appkey: {}, time: {time}", appkey(&a.app))))?;

@@ -87,7 +87,7 @@ async fn affiliations(s: &EmState, app: &App, conv: &Conversation, rows: &[Membe
 /// `POST /chatrooms`: `name`, `description` and `owner` are required; the owner and `members`
 /// are in the room at once.
 async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATROOMS_CREATE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_CREATE).await?;
     let o = b.obj()?;
     let l = &app.limits;
     let name = str_of(o, "name")?
@@ -131,7 +131,7 @@ async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Bod
 /// `GET /chatrooms?limit&cursor`: newest first, `limit` 1–1000 (default 10), `cursor` while
 /// more remain.
 async fn list_rooms(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATROOMS_LIST).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_LIST).await?;
     let limit = q.int("limit", 10, 1..=1000)?;
     let skip = match q.get("cursor") {
         None => 0,
@@ -163,7 +163,7 @@ async fn list_rooms(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Para
 
 /// `GET /chatrooms/{chatroom_ids}`: one id or up to 100, comma-separated; `data` is an array.
 async fn room_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATROOMS_GET).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_GET).await?;
     let ids: Vec<&str> = p.get("chatroom_id")?.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
     if ids.is_empty() {
         return Err(ROOM.not_found(""));
@@ -203,7 +203,7 @@ async fn room_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P)
 /// `PUT /chatrooms/{chatroom_id}`: `name`, `description`, `maxusers` (answered as `groupname`,
 /// `description`, `maxusers`), or `newowner` to hand the room over.
 async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATROOMS_UPDATE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_UPDATE).await?;
     let conv = conv_of(&s.engine, &app, ROOM, p.get("chatroom_id")?).await?;
     let o = b.obj()?;
     let l = &app.limits;
@@ -253,7 +253,7 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
 }
 
 async fn delete_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATROOMS_DELETE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_DELETE).await?;
     let raw = p.get("chatroom_id")?;
     let conv = conv_of(&s.engine, &app, ROOM, raw).await.map_err(|_| EmError::not_found(format!("grpID {raw} does not exist!")))?;
     s.engine.conversations().delete_conversation(&app, conv.id, Some(ConvKind::Chatroom), &Actor::Admin).await?;
@@ -266,7 +266,7 @@ async fn delete_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) 
 /// `GET /users/{username}/joined_chatrooms?pagenum&pagesize`: the rooms the user is in, by id;
 /// `pagesize` 1–1000 (default 1000), `pagenum` from 1. A user token may ask for itself.
 async fn joined_rooms(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_JOINED_CHATROOMS).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_JOINED_CHATROOMS).await?;
     let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id)?;
     let size = q.int("pagesize", 1000, 1..=1000)?;
@@ -286,7 +286,7 @@ async fn joined_rooms(State(s): State<EmState>, c: Caller, p: P, q: Params) -> R
 
 /// `GET /chatrooms/super_admin?pagenum&pagesize`: `pagesize` 1–1000 (default 10), `pagenum` from 1.
 async fn super_admins(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN).await?;
     let size = q.int("pagesize", 10, 1..=1000)?;
     let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
     let data = s.engine.rooms().room_super_admins(&app, size * num, size).await?;
@@ -295,7 +295,7 @@ async fn super_admins(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Pa
 
 /// `POST /chatrooms/super_admin {superadmin}`.
 async fn add_super_admin(State(s): State<EmState>, Admin { app, ctx }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN).await?;
     let raw = b.get("superadmin").and_then(Value::as_str).ok_or_else(|| EmError::invalid_parameter("superadmin must be provided"))?;
     let user = existing_user(&s.engine, &app, raw).await?;
     s.engine.rooms().add_room_super_admin(&app, &user).await?;
@@ -304,7 +304,7 @@ async fn add_super_admin(State(s): State<EmState>, Admin { app, ctx }: Admin, Bo
 
 /// `DELETE /chatrooms/super_admin/{superAdmin}`: answered `newSuperAdmin`, as Easemob names it.
 async fn remove_super_admin(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_SUPER_ADMIN).await?;
     let raw = p.get("username")?;
     let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
     if !s.engine.rooms().remove_room_super_admin(&app, &user).await? {
@@ -362,7 +362,7 @@ fn attr_error(e: confab_engine::Error) -> EmError {
 /// `POST /metadata/chatroom/{chatroom_id} {keys?}`: the named attributes, or every one (a user
 /// token: of a room its user is in).
 async fn get_attributes(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_METADATA_CHATROOM_GET).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_METADATA_CHATROOM_GET).await?;
     let conv = conv_of(&s.engine, &c.app, ROOM, p.get("chatroom_id")?).await?;
     // a user token reads the attributes of a room its user is in
     if let Some(u) = &c.user {
@@ -389,7 +389,7 @@ async fn attr_call(s: &EmState, c: &Caller, p: &P, forced: bool) -> EmResult<(Co
 }
 
 async fn set_with(s: EmState, c: Caller, p: P, b: Value, forced: bool) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_METADATA_CHATROOM_SET).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_METADATA_CHATROOM_SET).await?;
     let (conv, user) = attr_call(&s, &c, &p, forced).await?;
     let pairs: Vec<(String, String)> = match b.get("metaData") {
         Some(Value::Object(m)) => m
@@ -412,7 +412,7 @@ async fn set_with(s: EmState, c: Caller, p: P, b: Value, forced: bool) -> Reply 
 }
 
 async fn delete_with(s: EmState, c: Caller, p: P, b: Value, forced: bool) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_METADATA_CHATROOM_DELETE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_METADATA_CHATROOM_DELETE).await?;
     let (conv, user) = attr_call(&s, &c, &p, forced).await?;
     let keys = keys_of(&b)?.ok_or_else(|| EmError::invalid_parameter("keys must be provided"))?;
     let out = s.engine.rooms().delete_room_attributes(&c.app, &conv, &user, keys, forced).await.map_err(attr_error)?;

@@ -86,12 +86,12 @@ fn record(gid: &str, e: &Entry) -> Value {
 /// `GET /chatgroups/{group_id}/share_files?pagenum&pagesize`: `pagesize` 1–1000 (default 1000),
 /// `pagenum` from 1, oldest first.
 pub async fn list(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_LIST).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_LIST).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let size = q.int("pagesize", 1000, 1..=1000)?;
     let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
     let gid = conv.id.to_string();
-    let all = s.engine.entries(&app, &EntryQuery::all(EntryFilter::collection(ns::GROUP_FILES, gid.clone()))).await?;
+    let all = s.engine.collections().list(&app, &EntryQuery::all(EntryFilter::collection(ns::GROUP_FILES, gid.clone()))).await?;
     let data: Vec<Value> = all.iter().skip((size * num) as usize).take(size as usize).map(|e| record(&gid, e)).collect();
     Ok(ctx.envelope(&app, "get", "/chatgroups").with("entities", json!([])).with("count", json!(data.len())).with("data", json!(data)))
 }
@@ -99,7 +99,7 @@ pub async fn list(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: 
 /// `POST /chatgroups/{group_id}/share_files` (multipart, field `file`): at most
 /// `em_file_max_bytes`, `em_group_files_max` files a group.
 pub async fn upload(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, headers: HeaderMap, body: Bytes) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_UPLOAD).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_UPLOAD).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let (name, bytes) = multipart_file(&headers, &body)?;
     if bytes.len() > app.limits.em_file_max_bytes {
@@ -112,12 +112,12 @@ pub async fn upload(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, h
     let size = bytes.len();
     let value = json!({"file_name": name, "file_owner": owner, "file_size": size});
     let rule = PutRule { max_items: Some(app.limits.em_group_files_max), ..Default::default() };
-    let put = s.engine.put_entries(&app, vec![Entry::new(ns::GROUP_FILES, gid.clone(), file_id.clone(), value)], rule).await?;
+    let put = s.engine.collections().put(&app, vec![Entry::new(ns::GROUP_FILES, gid.clone(), file_id.clone(), value)], rule).await?;
     if put.first() == Some(&Put::Full) {
         return Err(EmError::exceed_limit(format!("the group holds {} files already", app.limits.em_group_files_max)));
     }
-    s.engine.put_blob(&app, &format!("gf-{file_id}"), bytes).await?;
-    let created = s.engine.entry(&app, ns::GROUP_FILES, &gid, &file_id).await?.map(|e| e.created_at).unwrap_or_default();
+    s.engine.files().put_blob(&app, &format!("gf-{file_id}"), bytes).await?;
+    let created = s.engine.collections().get(&app, ns::GROUP_FILES, &gid, &file_id).await?.map(|e| e.created_at).unwrap_or_default();
     let url = format!("{}/{file_id}", ctx.uri.trim_end_matches('/'));
     Ok(ctx.envelope(&app, "post", "/chatgroups").with("entities", json!([])).with(
         "data",
@@ -131,11 +131,11 @@ fn no_file(id: &str) -> EmError {
 
 /// `GET /chatgroups/{group_id}/share_files/{file_id}`: the raw bytes.
 pub async fn download(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> EmResult<Response> {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_DOWNLOAD).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_DOWNLOAD).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let id = p.get("file_id")?;
-    let e = s.engine.entry(&app, ns::GROUP_FILES, &conv.id.to_string(), id).await?.ok_or_else(|| no_file(id))?;
-    let bytes = s.engine.blob(&app, &format!("gf-{id}")).await?.ok_or_else(|| no_file(id))?;
+    let e = s.engine.collections().get(&app, ns::GROUP_FILES, &conv.id.to_string(), id).await?.ok_or_else(|| no_file(id))?;
+    let bytes = s.engine.files().blob(&app, &format!("gf-{id}")).await?.ok_or_else(|| no_file(id))?;
     let name = e.value["file_name"].as_str().unwrap_or("file").replace('"', "");
     Ok((
         [
@@ -148,15 +148,16 @@ pub async fn download(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) 
 }
 
 pub async fn remove(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_DELETE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_DELETE).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let id = p.get("file_id")?;
     let gid = conv.id.to_string();
-    let gone = s.engine.delete_entries(&app, &EntryFilter::collection(ns::GROUP_FILES, gid.clone()).items(vec![id.to_string()])).await?;
+    let gone =
+        s.engine.collections().delete(&app, &EntryFilter::collection(ns::GROUP_FILES, gid.clone()).items(vec![id.to_string()])).await?;
     if gone.is_empty() {
         return Err(no_file(id));
     }
-    s.engine.delete_blob(&app, &format!("gf-{id}")).await?;
+    s.engine.files().delete_blob(&app, &format!("gf-{id}")).await?;
     Ok(ctx
         .envelope(&app, "delete", "/chatgroups")
         .with("entities", json!([]))

@@ -179,7 +179,7 @@ fn owner_op() -> EmError {
 // ---------------------------------------------------------------------- list
 
 async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
+    s.engine.apps().rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let now = s.engine.now();
     let env = ctx.envelope(&app, "get", fam.prefix()).with("entities", json!([]));
@@ -259,7 +259,7 @@ async fn add_h(
     Body(b): Body,
     path_one: bool,
 ) -> Reply {
-    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
+    s.engine.apps().rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let gid = conv.id.to_string();
     let env = ctx.envelope(&app, "post", fam.prefix()).with("entities", json!([]));
@@ -414,7 +414,7 @@ async fn add_one(
 // ---------------------------------------------------------------------- remove
 
 async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
+    s.engine.apps().rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let gid = conv.id.to_string();
     let env = ctx.envelope(&app, "delete", fam.prefix()).with("entities", json!([]));

@@ -57,7 +57,7 @@ fn batch(b: &Value, field: &str, too_many: &str) -> EmResult<Vec<String>> {
 
 /// `POST /users/{username}/presence/{resource}/{status} {ext}`: `{"result":"ok"}`.
 async fn set_status(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> PReply {
-    s.engine.rate_check(&c.app, bucket::EM_PRESENCE_SET).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_PRESENCE_SET).await?;
     let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id)?;
     let resource = p.get("key")?;
@@ -79,7 +79,7 @@ async fn set_status(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) ->
 
 /// `POST /users/{username}/presence/{expiry} {usernames}`: subscribe and get their presence.
 async fn subscribe(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> PReply {
-    s.engine.rate_check(&c.app, bucket::EM_PRESENCE_SUBSCRIBE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_PRESENCE_SUBSCRIBE).await?;
     let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id)?;
     let expiry = p
@@ -111,7 +111,7 @@ async fn subscribe(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> 
 
 /// `POST /users/{username}/presence {usernames}`: their presence, without subscribing.
 async fn get_batch(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> PReply {
-    s.engine.rate_check(&c.app, bucket::EM_PRESENCE_GET).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_PRESENCE_GET).await?;
     let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id)?;
     let names = batch(&b, "usernames", "too many get presences")?;
@@ -121,7 +121,7 @@ async fn get_batch(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> 
 
 /// `DELETE /users/{username}/presence ["u1",…]` (or `{"users": […]}`).
 async fn unsubscribe(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> PReply {
-    s.engine.rate_check(&c.app, bucket::EM_PRESENCE_UNSUBSCRIBE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_PRESENCE_UNSUBSCRIBE).await?;
     let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id)?;
     let names = batch(&b, "usernames", "too many unsub presences").map_err(|e| {
@@ -138,7 +138,7 @@ async fn unsubscribe(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -
 /// `GET /users/{username}/presence/sublist?pageNum&pageSize`: live subscriptions, 1-based pages
 /// of 1–500.
 async fn sublist(State(s): State<EmState>, c: Caller, p: P, q: Params) -> PReply {
-    s.engine.rate_check(&c.app, bucket::EM_PRESENCE_SUBLIST).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_PRESENCE_SUBLIST).await?;
     let u = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&u.id)?;
     let page = q.int("pageNum", 1, 1..=i64::from(u32::MAX))?;

@@ -53,7 +53,7 @@ pub fn routes() -> Routes {
 /// The user of a push-settings path; a missing one is Easemob's 400.
 async fn push_user(s: &EmState, c: &Caller, p: &P) -> EmResult<String> {
     let name = username(p.get("username")?).map_err(|_| no_user())?;
-    s.engine.get_user(&c.app, &name).await.map_err(|_| no_user())?;
+    s.engine.users().get_user(&c.app, &name).await.map_err(|_| no_user())?;
     c.may_act_for(&name)?;
     Ok(name)
 }
@@ -110,12 +110,12 @@ fn valid_interval(s: &str) -> bool {
 /// `chattype=user` with the user's own id is the app-wide setting. `ignoreDuration` is answered
 /// as the absolute end (ms).
 async fn setting_put(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_SET).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_NOTIFICATION_SET).await?;
     let user = push_user(&s, &c, &p).await?;
     let (item, kind, key) = setting_item(&p)?;
     let app_wide = kind == "user" && key == user;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
-    let prev = s.engine.entry(&c.app, ns::PUSH_SETTINGS, &user, &item).await?;
+    let prev = s.engine.collections().get(&c.app, ns::PUSH_SETTINGS, &user, &item).await?;
     let mut data = setting_data(prev.as_ref().map(|e| &e.value), app_wide);
     if let Some(t) = o.get("type") {
         let t = t.as_str().filter(|t| ["DEFAULT", "ALL", "AT", "NONE"].contains(t)).ok_or_else(|| bad_param("type"))?;
@@ -139,23 +139,23 @@ async fn setting_put(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -
             .ok_or_else(|| bad_param("ignoreDuration"))?;
         data["ignoreDuration"] = json!(if d == 0 { 0 } else { s.engine.now() + d });
     }
-    s.engine.put_entries(&c.app, vec![Entry::new(ns::PUSH_SETTINGS, user.clone(), item, data.clone())], PutRule::default()).await?;
+    s.engine.collections().put(&c.app, vec![Entry::new(ns::PUSH_SETTINGS, user.clone(), item, data.clone())], PutRule::default()).await?;
     Ok(c.ctx.envelope(&c.app, "put", "/users").with("data", data))
 }
 
 /// `GET /users/{username}/notification/{chattype}/{key}`.
 async fn setting_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_GET).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_NOTIFICATION_GET).await?;
     let user = push_user(&s, &c, &p).await?;
     let (item, kind, key) = setting_item(&p)?;
-    let e = s.engine.entry(&c.app, ns::PUSH_SETTINGS, &user, &item).await?;
+    let e = s.engine.collections().get(&c.app, ns::PUSH_SETTINGS, &user, &item).await?;
     Ok(c.ctx.envelope(&c.app, "get", "/users").with("data", setting_data(e.as_ref().map(|e| &e.value), kind == "user" && key == user)))
 }
 
 /// `PUT /users/{username}/notification/language {translationLanguage}`; with no
 /// `translationLanguage` a query (the seed's PUT for "get").
 async fn language(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_LANGUAGE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_NOTIFICATION_LANGUAGE).await?;
     let user = push_user(&s, &c, &p).await?;
     match b.get("translationLanguage") {
         None => language_of(&s, &c, &user, "put").await,
@@ -164,7 +164,7 @@ async fn language(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> R
                 return Err(bad_param("translationLanguage"));
             }
             let e = Entry::new(ns::PUSH_SETTINGS, user.clone(), "language", json!(l));
-            s.engine.put_entries(&c.app, vec![e], PutRule::default()).await?;
+            s.engine.collections().put(&c.app, vec![e], PutRule::default()).await?;
             Ok(c.ctx.envelope(&c.app, "put", "/users").with("data", json!({"language": l})))
         }
         Some(_) => Err(bad_param("translationLanguage")),
@@ -172,13 +172,13 @@ async fn language(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> R
 }
 
 async fn language_get(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_LANGUAGE).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_NOTIFICATION_LANGUAGE).await?;
     let user = push_user(&s, &c, &p).await?;
     language_of(&s, &c, &user, "get").await
 }
 
 async fn language_of(s: &EmState, c: &Caller, user: &str, action: &str) -> Reply {
-    let e = s.engine.entry(&c.app, ns::PUSH_SETTINGS, user, "language").await?;
+    let e = s.engine.collections().get(&c.app, ns::PUSH_SETTINGS, user, "language").await?;
     let l = e.and_then(|e| e.value.as_str().map(str::to_string)).unwrap_or_default();
     Ok(c.ctx.envelope(&c.app, action, "/users").with("data", json!({"language": l})))
 }
@@ -194,25 +194,25 @@ pub fn chosen_template_item(user: &str) -> String {
 /// `PUT /users/{username}/notification/template {templateName}`: the template the user's pushes
 /// use (a stored one; `""` for none again). `data: {templateName}`.
 async fn template_choose(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_SET).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_NOTIFICATION_SET).await?;
     let user = push_user(&s, &c, &p).await?;
     let name = b.get("templateName").and_then(Value::as_str).ok_or_else(|| bad_param("templateName"))?;
     let item = chosen_template_item(&user);
     if name.is_empty() {
-        s.engine.delete_entries(&c.app, &EntryFilter::collection(ns::PUSH_SETTINGS, user.clone()).items(vec![item])).await?;
+        s.engine.collections().delete(&c.app, &EntryFilter::collection(ns::PUSH_SETTINGS, user.clone()).items(vec![item])).await?;
     } else {
-        s.engine.entry(&c.app, ns::PUSH_TEMPLATES, "", name).await?.ok_or_else(|| template_missing(name))?;
+        s.engine.collections().get(&c.app, ns::PUSH_TEMPLATES, "", name).await?.ok_or_else(|| template_missing(name))?;
         let e = Entry::new(ns::PUSH_SETTINGS, user.clone(), item, json!(name));
-        s.engine.put_entries(&c.app, vec![e], PutRule::default()).await?;
+        s.engine.collections().put(&c.app, vec![e], PutRule::default()).await?;
     }
     Ok(c.ctx.envelope(&c.app, "put", "/users").with("data", json!({"templateName": name})))
 }
 
 /// `GET /users/{username}/notification/template`: `data: {templateName}` (`""` when none).
 async fn template_chosen(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.rate_check(&c.app, bucket::EM_NOTIFICATION_GET).await?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_NOTIFICATION_GET).await?;
     let user = push_user(&s, &c, &p).await?;
-    let e = s.engine.entry(&c.app, ns::PUSH_SETTINGS, &user, &chosen_template_item(&user)).await?;
+    let e = s.engine.collections().get(&c.app, ns::PUSH_SETTINGS, &user, &chosen_template_item(&user)).await?;
     let name = e.and_then(|e| e.value.as_str().map(str::to_string)).unwrap_or_default();
     Ok(c.ctx.envelope(&c.app, "get", "/users").with("data", json!({"templateName": name})))
 }
@@ -234,7 +234,7 @@ fn template_missing(name: &str) -> EmError {
 /// `POST /notification/template {name, title_pattern, content_pattern}`: a template of that name
 /// is replaced.
 async fn template_create(State(s): State<EmState>, Admin { app, ctx }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_TEMPLATE_CREATE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_TEMPLATE_CREATE).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
     let name = o.get("name").and_then(Value::as_str).ok_or_else(|| bad_param("name"))?;
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|c| c.is_ascii_alphanumeric()) {
@@ -254,23 +254,23 @@ async fn template_create(State(s): State<EmState>, Admin { app, ctx }: Admin, Bo
         return Err(bad_param("title_pattern"));
     }
     let e = Entry::new(ns::PUSH_TEMPLATES, "", name, Value::Object(v));
-    s.engine.put_entries(&app, vec![e], PutRule::default()).await?;
-    let e = s.engine.entry(&app, ns::PUSH_TEMPLATES, "", name).await?.ok_or_else(|| template_missing(name))?;
+    s.engine.collections().put(&app, vec![e], PutRule::default()).await?;
+    let e = s.engine.collections().get(&app, ns::PUSH_TEMPLATES, "", name).await?.ok_or_else(|| template_missing(name))?;
     Ok(ctx.envelope(&app, "post", "/notification/template").with("data", template_data(&e)))
 }
 
 async fn template_get(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_TEMPLATE_GET).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_TEMPLATE_GET).await?;
     let name = p.get("name")?;
-    let e = s.engine.entry(&app, ns::PUSH_TEMPLATES, "", name).await?.ok_or_else(|| template_missing(name))?;
+    let e = s.engine.collections().get(&app, ns::PUSH_TEMPLATES, "", name).await?.ok_or_else(|| template_missing(name))?;
     Ok(ctx.envelope(&app, "get", "/notification/template").with("data", template_data(&e)))
 }
 
 async fn template_delete(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_TEMPLATE_DELETE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_TEMPLATE_DELETE).await?;
     let name = p.get("name")?;
     let f = EntryFilter::collection(ns::PUSH_TEMPLATES, "").items(vec![name.to_string()]);
-    let e = s.engine.delete_entries(&app, &f).await?.pop().ok_or_else(|| template_missing(name))?;
+    let e = s.engine.collections().delete(&app, &f).await?.pop().ok_or_else(|| template_missing(name))?;
     Ok(ctx.envelope(&app, "delete", "/notification/template").with("data", template_data(&e)))
 }
 
@@ -308,7 +308,7 @@ fn label_user_json(u: &LabelUser) -> Value {
 
 /// `POST /push/label {name, description}`.
 async fn label_create(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_CREATE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_LABEL_CREATE).await?;
     let name = b.get("name").and_then(Value::as_str).ok_or_else(|| bad_param("name"))?;
     push_labels::check_name(name).map_err(label_err)?;
     let desc = match b.get("description") {
@@ -321,7 +321,7 @@ async fn label_create(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b
 }
 
 async fn label_get(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_GET).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_LABEL_GET).await?;
     let l = s.engine.push_labels().push_label(&app, p.get("labelname")?).await.map_err(label_err)?;
     Ok(data(label_json(&l)))
 }
@@ -345,7 +345,7 @@ fn with_cursor(a: Answer, next: Option<i64>) -> Answer {
 
 /// `GET /push/label?limit&cursor`.
 async fn label_list(State(s): State<EmState>, Admin { app, .. }: Admin, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_LIST).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_LABEL_LIST).await?;
     let (after, limit) = page_params(&q, 100)?;
     let page = s.engine.push_labels().push_labels(&app, after, limit).await.map_err(label_err)?;
     Ok(with_cursor(data(json!(page.items.iter().map(label_json).collect::<Vec<_>>())), page.next))
@@ -353,7 +353,7 @@ async fn label_list(State(s): State<EmState>, Admin { app, .. }: Admin, q: Param
 
 /// `DELETE /push/label/{labelname}`: the label and its users.
 async fn label_delete(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_DELETE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_LABEL_DELETE).await?;
     s.engine.push_labels().delete_push_label(&app, p.get("labelname")?).await.map_err(label_err)?;
     Ok(data(json!("success")))
 }
@@ -374,7 +374,7 @@ async fn label_batch(s: &EmState, app: &App, label: &str, b: &Value) -> EmResult
 
 /// `POST /push/label/{labelname}/user {usernames}`: `{success, fail}`.
 async fn label_add(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_ADD).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_LABEL_ADD).await?;
     let label = p.get("labelname")?;
     let names = label_batch(&s, &app, label, &b).await?;
     let out = s.engine.push_labels().add_push_label_users(&app, label, names).await.map_err(label_err)?;
@@ -394,7 +394,7 @@ async fn label_add(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Bod
 
 /// `GET /push/label/{labelname}/user/{username}`: no `data` when the user is not under it.
 async fn label_user(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_USER).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_LABEL_USER).await?;
     let name = p.get("username")?.to_lowercase();
     Ok(match s.engine.push_labels().push_label_user(&app, p.get("labelname")?, &name).await.map_err(label_err)? {
         Some(u) => data(label_user_json(&u)),
@@ -404,7 +404,7 @@ async fn label_user(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) ->
 
 /// `GET /push/label/{labelname}/user?limit&cursor`.
 async fn label_users(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, q: Params) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_USERS).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_LABEL_USERS).await?;
     let label = p.get("labelname")?;
     let (after, limit) = after_label(&s, &app, label, page_params(&q, 100)).await?;
     let page = s.engine.push_labels().push_label_users(&app, label, after, limit).await.map_err(label_err)?;
@@ -413,7 +413,7 @@ async fn label_users(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, q
 
 /// `DELETE /push/label/{labelname}/user {usernames}`: `{success, fail}`.
 async fn label_remove(State(s): State<EmState>, Admin { app, .. }: Admin, p: P, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL_REMOVE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_LABEL_REMOVE).await?;
     let label = p.get("labelname")?;
     let names = label_batch(&s, &app, label, &b).await?;
     let (gone, absent) = s.engine.push_labels().remove_push_label_users(&app, label, names).await.map_err(label_err)?;
@@ -457,7 +457,7 @@ fn task(target: &str, users: Vec<String>, labels: Vec<String>, strategy: i64, me
 /// `POST /push/single {targets, async, strategy, pushMessage}`: one status per target; unknown
 /// users `FAIL`.
 async fn push_single(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_SINGLE).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_SINGLE).await?;
     let targets = names_of(b.get("targets"), "targets").map_err(|_| bad_param("targets"))?;
     let is_async = match b.get("async") {
         None | Some(Value::Null) => true,
@@ -486,7 +486,7 @@ async fn push_single(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b)
 /// `POST /push/list/label {targets, strategy, pushMessage}`: to the users under every named
 /// label (the intersection); `data.taskId`.
 async fn push_label(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_LABEL).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_LABEL).await?;
     let labels: Vec<String> = match b.get("targets") {
         Some(Value::Array(a)) => {
             a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| bad_param("targets"))).collect::<EmResult<_>>()?
@@ -503,7 +503,7 @@ async fn push_label(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b):
 /// `POST /push/task {strategy, pushMessage}`: to every user of the app (the task names no
 /// users; the webhook's receiver fans out). `data` is the task id.
 async fn push_all(State(s): State<EmState>, Admin { app, .. }: Admin, Body(b): Body) -> Reply {
-    s.engine.rate_check(&app, bucket::EM_PUSH_TASK).await?;
+    s.engine.apps().rate_check(&app, bucket::EM_PUSH_TASK).await?;
     let (strategy, message) = (strategy(&b)?, push_message(&b)?);
     let id = s.engine.social().push_task(&app, task("app", vec![], vec![], strategy, message)).await?;
     Ok(data(json!(id)))

@@ -262,7 +262,7 @@ impl ConnState {
         self.sessions.retain(|s| !s.handle.is_ended());
         // the app's settings as they are now (hooks, limits: `confab app set` on a running server)
         for s in &mut self.sessions {
-            if let Ok(Some(app)) = self.gw.engine.find_app(&AppLookup::Id(s.app.id)).await {
+            if let Ok(Some(app)) = self.gw.engine.apps().find_app(&AppLookup::Id(s.app.id)).await {
                 s.app = app;
             }
         }

@@ -112,14 +112,14 @@ impl Side {
         ];
         let app = em.app.clone();
         let engine = srv.engine();
-        let alice = engine.get_user(&app, "alice").await.expect("alice").num;
+        let alice = engine.users().get_user(&app, "alice").await.expect("alice").num;
         let mut tokens = Vec::new();
         for kind in [TokenKind::MaximUser, TokenKind::LcSession, TokenKind::LcRealtime] {
-            tokens.push(engine.issue_token(&app, Some("bob"), kind, None).await.expect("token").token);
+            tokens.push(engine.users().issue_token(&app, Some("bob"), kind, None).await.expect("token").token);
         }
         let [bob_mx, bob_lc_session, bob_lc_realtime] = <[String; 3]>::try_from(tokens).expect("three tokens");
-        let carol = engine.get_user(&app, "carol").await.expect("carol").num;
-        let carol_mx = engine.issue_token(&app, Some("carol"), TokenKind::MaximUser, None).await.expect("token").token;
+        let carol = engine.users().get_user(&app, "carol").await.expect("carol").num;
+        let carol_mx = engine.users().issue_token(&app, Some("carol"), TokenKind::MaximUser, None).await.expect("token").token;
         let bob_em = em.user_token("bob").await;
         Side { app: em.app.clone(), em, ids, alice, bob_mx, bob_em, bob_lc_session, bob_lc_realtime, carol, carol_mx }
     }
@@ -570,7 +570,7 @@ async fn a_ban_or_a_new_password_ends_the_users_tokens_in_every_face() {
     }
     // a new password: the same, for tokens issued after the ban
     let engine = srv.engine();
-    let fresh = engine.issue_token(&a.app, Some("bob"), TokenKind::MaximUser, None).await.expect("token").token;
+    let fresh = engine.users().issue_token(&a.app, Some("bob"), TokenKind::MaximUser, None).await.expect("token").token;
     let mx = cred("bob's new MaxIM token", &[("app_id", a.mx_id()), ("access-token", &fresh)]);
     assert_eq!(call(&srv, &Method::GET, "/user/profile", &mx, &json!({})).await.body["code"], 200);
     a.em.put("/users/bob/password", json!({"newpassword": "pw-new"})).await.ok();

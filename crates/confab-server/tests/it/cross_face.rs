@@ -180,7 +180,7 @@ async fn setup() -> (TestServer, LcApp, Mx) {
 async fn a_maxim_user_is_a_leancloud_client_with_its_username_as_id() {
     let (srv, app, mx) = setup().await;
     let alice = mx.register("alice").await;
-    let u = srv.engine().get_user(&app.app, "alice").await.expect("engine user 'alice'");
+    let u = srv.engine().users().get_user(&app.app, "alice").await.expect("engine user 'alice'");
     assert_eq!(u.num, alice, "the MaxIM user_id is the engine user's numeric id");
     let t = mx.token("alice").await;
     let p = mx.ok(Method::GET, "/user/profile", As::Token(&t), None).await;
@@ -207,9 +207,9 @@ async fn a_leancloud_only_client_gets_a_numeric_id_maxim_can_address() {
     let alice = mx.register("alice").await;
     // "lc-carol.1" exists only because LeanCloud named her (not a valid MaxIM username)
     let other = app.conversation(json!({"m": ["lc-carol.1", "lc_dave"]})).await;
-    let carol = srv.engine().get_user(&app.app, "lc-carol.1").await.expect("LeanCloud client is an engine user").num;
+    let carol = srv.engine().users().get_user(&app.app, "lc-carol.1").await.expect("LeanCloud client is an engine user").num;
     assert!(carol > 0);
-    let dave = srv.engine().get_user(&app.app, "lc_dave").await.unwrap().num;
+    let dave = srv.engine().users().get_user(&app.app, "lc_dave").await.unwrap().num;
     assert_ne!(carol, dave);
 
     // MaxIM alice → carol by number: lands in LeanCloud's unique conversation of the pair
@@ -372,8 +372,8 @@ async fn a_maxim_group_is_a_leancloud_conversation() {
 
     // LeanCloud adds members over REST: they appear in MaxIM's member list (by number)
     app.post(&format!("/1.2/rtm/conversations/{cid}/members"), json!({"client_ids": ["lc_carol", "dave"]})).await.ok();
-    let carol = srv.engine().get_user(&app.app, "lc_carol").await.unwrap().num;
-    let dave = srv.engine().get_user(&app.app, "dave").await.unwrap().num;
+    let carol = srv.engine().users().get_user(&app.app, "lc_carol").await.unwrap().num;
+    let dave = srv.engine().users().get_user(&app.app, "dave").await.unwrap().num;
     let r = mx.ok(Method::GET, &format!("/group/member_list?group_id={gid}"), As::Token(&ta), None).await;
     let mut ids: Vec<i64> = r["data"].as_array().unwrap().iter().map(|m| m["user_id"].as_i64().unwrap()).collect();
     ids.sort();
@@ -634,7 +634,7 @@ async fn maxim_sends_reach_online_leancloud_clients() {
     let (srv, app, mx) = setup().await;
     let a = mx.register("alice").await;
     let mut bob_rt = Client::login(&srv.base, app.app_id(), "bob").await;
-    let bob = srv.engine().get_user(&app.app, "bob").await.expect("an open session makes the client a user").num;
+    let bob = srv.engine().users().get_user(&app.app, "bob").await.expect("an open session makes the client a user").num;
 
     // one-to-one
     let mid = mx.text(As::AdminFor(a), 1, bob, "ping").await;
@@ -723,7 +723,7 @@ async fn a_login_name_is_one_user_across_faces() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     let fay_id = r.body["objectId"].as_str().unwrap().to_string();
     let r = mx.ok(Method::POST, "/token/user", As::Anon, Some(json!({"name": "fay", "password": "pw-123456"}))).await;
-    assert_eq!(r["data"]["user_id"], srv.engine().get_user(&app.app, &fay_id).await.unwrap().num);
+    assert_eq!(r["data"]["user_id"], srv.engine().users().get_user(&app.app, &fay_id).await.unwrap().num);
     // so a name one face registered cannot be registered again through the other, and the
     // first user keeps logging in
     lc_signup("dan", "other").await.assert_error(400, 202);

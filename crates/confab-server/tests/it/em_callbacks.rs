@@ -31,7 +31,7 @@ async fn setup(srv: &TestServer, settings: &[(&str, &str)]) -> (EmApp, Receiver)
         set.push((k, v.replace("{pre}", &pre).replace("{post}", &post)));
     }
     let pairs: Vec<(&str, &str)> = set.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    srv.engine().set_app_settings(&app.app.name, &pairs).await.expect("settings");
+    srv.engine().apps().set_app_settings(&app.app.name, &pairs).await.expect("settings");
     (app, rcv)
 }
 
@@ -146,7 +146,7 @@ async fn pre_send_allows_denies_and_replaces() {
     assert_eq!(chats.len(), 2, "{chats:?}");
 
     // not reported: the sender believes it sent; nothing is stored, delivered or called back
-    srv.engine().set_app_settings(&app.app.name, &[("hooks.easemob.pre_send_report", "false")]).await.unwrap();
+    srv.engine().apps().set_app_settings(&app.app.name, &[("hooks.easemob.pre_send_report", "false")]).await.unwrap();
     rcv.script(PRE, vec![Reply::ok(json!({"valid": false, "code": "HX:10001"}))]);
     let id = sent_id(&user_send(&app, &alice, "users", "bob", "quietly dropped").await, "bob");
     assert_eq!(stored_text(&srv, &app, &id).await, None);
@@ -186,7 +186,7 @@ async fn pre_send_late_malformed_and_oversize_answers_follow_the_policy() {
     }
 
     // block, reported: "custom internal error"
-    srv.engine().set_app_settings(&app.app.name, &[("hooks.easemob.pre_send_policy", "block")]).await.unwrap();
+    srv.engine().apps().set_app_settings(&app.app.name, &[("hooks.easemob.pre_send_policy", "block")]).await.unwrap();
     for answer in bad_answers.clone() {
         rcv.script(PRE, vec![answer.clone()]);
         let r = user_send(&app, &alice, "users", "bob", "held").await;
@@ -194,13 +194,14 @@ async fn pre_send_late_malformed_and_oversize_answers_follow_the_policy() {
         assert_eq!(r.body["error_description"], "custom internal error", "{answer:?}");
     }
     // block, not reported: the sender believes it sent, nothing is stored
-    srv.engine().set_app_settings(&app.app.name, &[("hooks.easemob.pre_send_report", "false")]).await.unwrap();
+    srv.engine().apps().set_app_settings(&app.app.name, &[("hooks.easemob.pre_send_report", "false")]).await.unwrap();
     rcv.script(PRE, vec![Reply::ok(json!({"valid": true})).after(Duration::from_millis(1500))]);
     let id = sent_id(&user_send(&app, &alice, "users", "bob", "vanishes").await, "bob");
     assert_eq!(stored_text(&srv, &app, &id).await, None);
 
     // a longer wait lets the slow answer count
     srv.engine()
+        .apps()
         .set_app_settings(&app.app.name, &[("hooks.easemob.pre_send_wait_ms", "5000"), ("hooks.easemob.pre_send_policy", "pass")])
         .await
         .unwrap();

@@ -164,7 +164,7 @@ async fn create_checks_input_quota_and_auth() {
     assert_eq!(app.get("/chatrooms").await.body["count"], 0, "nothing was made");
 
     // the app's room quota
-    srv.engine().set_app_limit(&app.app.name, "em_max_chatrooms", "1").await.expect("limit");
+    srv.engine().apps().set_app_limit(&app.app.name, "em_max_chatrooms", "1").await.expect("limit");
     room(&app, "alice", &[]).await;
     app.post("/chatrooms", json!({"name": "r2", "owner": "alice"})).await.em_error(403, "exceed_limit");
     // the free edition (dev) has no chat rooms at all
@@ -371,7 +371,7 @@ async fn custom_attributes_are_owned_forced_and_auto_deleted() {
     let r = app.post(&format!("/metadata/chatroom/{id}"), json!({})).await;
     assert_eq!(r.body["data"], json!({"keep": "yes", "mine": "1"}), "{:?}", r.body);
     // the room's attribute cap
-    srv.engine().set_app_limit(&app.app.name, "em_room_attributes_max", "2").await.expect("limit");
+    srv.engine().apps().set_app_limit(&app.app.name, "em_room_attributes_max", "2").await.expect("limit");
     let r = app.put(&set("alice"), json!({"metaData": {"third": "3"}})).await;
     assert!(r.body["data"]["errorKeys"]["third"].is_string(), "{:?}", r.body);
     srv.stop().await;
@@ -424,7 +424,7 @@ async fn the_offline_stay_in_a_room_for_the_grace_on_the_engine_s_clock() {
     let lc_app = lc.app.clone();
     eventually(5, || {
         let (e, a) = (e.clone(), lc_app.clone());
-        async move { e.check_online(&a, &["carol".to_string()]).await.unwrap().is_empty().then_some(()) }
+        async move { e.clients().check_online(&a, &["carol".to_string()]).await.unwrap().is_empty().then_some(()) }
     })
     .await;
 

@@ -32,7 +32,7 @@ async fn every_family_has_its_own_rate_bucket() {
         ("em.thread.list", "/thread".into()),
     ];
     for (bucket, path) in &table {
-        srv.engine().set_app_limit(&app.app.name, &format!("rates.{bucket}.per_second"), "1").await.expect("limit");
+        srv.engine().apps().set_app_limit(&app.app.name, &format!("rates.{bucket}.per_second"), "1").await.expect("limit");
         let first = app.get(path).await;
         assert_ne!(first.status, 429, "{bucket}: the first call passes ({path}): {:?}", first.body);
         let mut limited = None;

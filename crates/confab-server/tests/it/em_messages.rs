@@ -181,14 +181,14 @@ async fn send_errors_limits_and_auth() {
 
     // rates: the call bucket (429) and the message quota, each recipient counting one (403);
     // the send above counted one
-    srv.engine().set_app_limit(&app.app.name, "rates.em.msg.users.per_minute", "4").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.em.msg.users.per_minute", "4").await.unwrap();
     let r = send(&app, "users", txt("alice", &["bob", "u1", "u2"], "three")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let r = send(&app, "users", txt("alice", &["bob"], "one too many")).await;
     r.em_error(403, "message_send_error");
     assert_eq!(r.body["error_description"], "message send reach limit");
-    srv.engine().set_app_limit(&app.app.name, "rates.em.messages.users.per_second", "1").await.unwrap();
-    srv.engine().set_app_limit(&app.app.name, "rates.em.msg.users.per_minute", "1000").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.em.messages.users.per_second", "1").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.em.msg.users.per_minute", "1000").await.unwrap();
     let mut codes = vec![];
     for _ in 0..3 {
         codes.push(send(&app, "users", txt("alice", &["bob"], "fast")).await);
@@ -264,7 +264,7 @@ async fn groups_and_chat_rooms_made_through_leancloud() {
     .em_error(403, "forbidden_op");
 
     // group message quota: a call with two groups counts two
-    srv.engine().set_app_limit(&app.app.name, "rates.em.msg.chatgroups.per_second", "1").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.em.msg.chatgroups.per_second", "1").await.unwrap();
     let r = send(&app, "chatgroups", json!({"to": [g1, g2], "type": "txt", "body": {"msg": "x"}})).await;
     r.em_error(403, "message_send_error");
     srv.stop().await;
@@ -429,7 +429,7 @@ async fn recall_on_every_path_with_its_errors() {
         .em_error(401, "unauthorized");
 
     // the recall window: past it only `force` recalls
-    srv.engine().set_app_limit(&app.app.name, "recall_window_secs", "1").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "recall_window_secs", "1").await.unwrap();
     srv.advance(std::time::Duration::from_millis(1100));
     let r = app.post("/messages/recall", json!({"msg_id": c, "to": "bob", "chat_type": "chat", "force": false})).await;
     r.em_error(403, "message_recall_error");
@@ -504,11 +504,11 @@ async fn chat_files_upload_and_download() {
     let (ctype, body) = multipart("file", "a.bin", b"x");
     let r = srv.http.post(format!("{}/chatfiles", app.base)).header("Content-Type", ctype).body(body).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    srv.engine().set_app_limit(&app.app.name, "em_file_max_bytes", "100").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "em_file_max_bytes", "100").await.unwrap();
     let r = upload("file", false, vec![7u8; 101]).await;
     r.em_error(413, "file exceeding maximum limit");
     // bigger than the server's general body limit (1 MB), within the file limit
-    srv.engine().set_app_limit(&app.app.name, "em_file_max_bytes", "3000000").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "em_file_max_bytes", "3000000").await.unwrap();
     let big = vec![1u8; 2_000_000];
     let r = upload("file", false, big.clone()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);

@@ -23,7 +23,7 @@ async fn setup(srv: &TestServer) -> (EmApp, Receiver) {
     let app = srv.em(Plan::Standard).await;
     app.users(&["alice", "bob", "carol"]).await;
     let relay = Receiver::start().await;
-    srv.engine().set_app_settings(&app.app.name, &[("push.webhook_url", &relay.url(RELAY))]).await.expect("settings");
+    srv.engine().apps().set_app_settings(&app.app.name, &[("push.webhook_url", &relay.url(RELAY))]).await.expect("settings");
     (app, relay)
 }
 

@@ -25,7 +25,7 @@ async fn concurrent_creates_stop_at_the_quota() {
     app.users(&["alice", "bob"]).await;
     let set = |k: &'static str, v: &'static str| {
         let (engine, name) = (srv.engine(), app.app.name.clone());
-        async move { engine.set_app_limit(&name, k, v).await.expect("limit") }
+        async move { engine.apps().set_app_limit(&name, k, v).await.expect("limit") }
     };
 
     // users: two registered, room for three more
@@ -33,7 +33,7 @@ async fn concurrent_creates_stop_at_the_quota() {
     let (made, refused) = at_once(10, |i| app.post("/users", json!({"username": format!("u{i}"), "password": "p"}))).await;
     assert_eq!(made, 3, "exactly the users the quota has room for");
     refused.iter().for_each(|r| r.em_error(429, "resource_limited"));
-    assert_eq!(srv.engine().count_users(&app.app).await.unwrap(), 5);
+    assert_eq!(srv.engine().users().count_users(&app.app).await.unwrap(), 5);
 
     // groups of the app
     set("em_max_groups", "3").await;

@@ -119,7 +119,7 @@ async fn the_per_message_cap_groups_callers_and_bad_input() {
     assert_eq!(r.body["error_description"], "The quantity has exceeded the limit!");
     ok_envelope(&react(&app, "alice", &msg, "r5").await);
     // the cap is the app's to change
-    srv.engine().set_app_limit(&app.app.name, "em_reactions_per_message_max", "21").await.expect("limit");
+    srv.engine().apps().set_app_limit(&app.app.name, "em_reactions_per_message_max", "21").await.expect("limit");
     ok_envelope(&react(&app, "alice", &msg, "r20").await);
 
     // a user token reacts only as itself

@@ -133,8 +133,8 @@ async fn app_and_user_group_quotas() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
     app.users(&["alice", "bob"]).await;
-    srv.engine().set_app_limit(&app.app.name, "em_max_groups", "3").await.expect("limit");
-    srv.engine().set_app_limit(&app.app.name, "em_max_groups_per_user", "2").await.expect("limit");
+    srv.engine().apps().set_app_limit(&app.app.name, "em_max_groups", "3").await.expect("limit");
+    srv.engine().apps().set_app_limit(&app.app.name, "em_max_groups_per_user", "2").await.expect("limit");
     group(&app, "alice", &[]).await;
     group(&app, "alice", &[]).await;
     // alice is in two groups: a third with her is refused, as is adding her to one
@@ -284,7 +284,7 @@ async fn admins_and_owner_transfer() {
     assert_eq!(r.body["count"], 1);
 
     // the admin cap
-    srv.engine().set_app_limit(&app.app.name, "em_max_admins", "1").await.expect("limit");
+    srv.engine().apps().set_app_limit(&app.app.name, "em_max_admins", "1").await.expect("limit");
     app.post(&format!("/chatgroups/{gid}/admin"), json!({"newadmin": "carol"})).await.em_error(403, "exceed_limit");
 
     let r = app.delete(&format!("/chatgroups/{gid}/admin/bob")).await;
@@ -407,7 +407,7 @@ async fn member_endpoints_have_a_rate_limit() {
     let app = srv.em(Plan::Standard).await;
     app.users(&["alice"]).await;
     let gid = group(&app, "alice", &[]).await;
-    srv.engine().set_app_limit(&app.app.name, "rates.em.chatgroups.admin.per_second", "2").await.expect("limit");
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.em.chatgroups.admin.per_second", "2").await.expect("limit");
     let mut codes = Vec::new();
     let mut last = None;
     for _ in 0..20 {

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn limit(srv: &TestServer, app: &EmApp, key: &str, value: &str) {
-    srv.engine().set_app_limit(&app.app.name, key, value).await.expect("limit");
+    srv.engine().apps().set_app_limit(&app.app.name, key, value).await.expect("limit");
 }
 
 // ---------------------------------------------------------------------- contacts
@@ -262,7 +262,7 @@ async fn presence_status_subscriptions_and_sublist() {
 
     // a live session (engine presence) shows as a resource online
     let carol_session = confab_engine::SessionRef { node: 0, session: 7, tag: None, device: Some("web_1".into()) };
-    srv.engine().session_opened(&app.app, "carol", carol_session, None, false).await.unwrap();
+    srv.engine().clients().session_opened(&app.app, "carol", carol_session, None, false).await.unwrap();
 
     let alice = app.user_token("alice").await;
     let r =

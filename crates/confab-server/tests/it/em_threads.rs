@@ -92,7 +92,7 @@ async fn create_rename_delete_and_their_errors() {
     thread(&app, &gid, &msg, "alice", "second").await;
 
     // the app's thread quota
-    srv.engine().set_app_limit(&app.app.name, "em_threads_max", "1").await.expect("limit");
+    srv.engine().apps().set_app_limit(&app.app.name, "em_threads_max", "1").await.expect("limit");
     let r = app.post("/thread", json!({"group_id": gid3, "msg_id": msg3, "owner": "alice", "name": "x"})).await;
     r.em_error(403, "group_error");
     assert_eq!(r.body["error_description"], "thread number has reached limit.");

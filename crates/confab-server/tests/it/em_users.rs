@@ -204,7 +204,7 @@ async fn register_single_batch_and_the_usage_limits() {
     assert_eq!(r.body["entities"].as_array().map(Vec::len), Some(60), "{:?}", r.body);
 
     // open registration, when the app turns it on
-    srv.engine().set_app_limit(&app.app.name, "em_open_registration", "true").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "em_open_registration", "true").await.unwrap();
     let r = app.call(Method::POST, "/users", Em::None, Some(json!({"username": "open1", "password": "p"}))).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     srv.stop().await;
@@ -223,7 +223,7 @@ async fn the_user_quota_is_enforced_per_plan() {
         .await
         .em_error(429, "resource_limited");
     // the quota is per app and configurable
-    srv.engine().set_app_limit(&dev.app.name, "em_max_users", "101").await.unwrap();
+    srv.engine().apps().set_app_limit(&dev.app.name, "em_max_users", "101").await.unwrap();
     assert_eq!(dev.post("/users", json!({"username": "one-more", "password": "p"})).await.status, 200);
     let std = srv.em(Plan::Standard).await;
     std.users(&["s1"]).await;
@@ -362,7 +362,7 @@ async fn per_endpoint_rate_limits_answer_429() {
     let srv = TestServer::start().await;
     let app = srv.em(Plan::Standard).await;
     app.users(&["r1"]).await;
-    srv.engine().set_app_limit(&app.app.name, "rates.em.users.get.per_second", "3").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.em.users.get.per_second", "3").await.unwrap();
     let mut codes = Vec::new();
     let mut last = None;
     for _ in 0..20 {

@@ -29,7 +29,12 @@ async fn server() -> TestServer {
 async fn app_with_relay(srv: &TestServer, relay: &Receiver) -> LcApp {
     let app = srv.app(Plan::Standard).await;
     let url = relay.url(RELAY);
-    let app = srv.engine().set_app_settings(&app.app.name, &[("push.webhook_url", &url), ("push.secret", SECRET)]).await.expect("settings");
+    let app = srv
+        .engine()
+        .apps()
+        .set_app_settings(&app.app.name, &[("push.webhook_url", &url), ("push.secret", SECRET)])
+        .await
+        .expect("settings");
     LcApp { app, base: srv.base.clone(), http: srv.http.clone() }
 }
 
@@ -90,6 +95,7 @@ async fn offline_members_get_a_signed_push_in_leanclouds_payload_priority() {
 
     // a template of the app's own, with its placeholders filled
     srv.engine()
+        .apps()
         .set_app_settings(&app.app.name, &[("push.template", r#"{"alert":"${fromClientId} wrote in ${convId}","badge":1}"#)])
         .await
         .expect("template");
@@ -337,7 +343,7 @@ async fn failed_calls_are_kept_listed_by_the_cli_and_requeued() {
     relay.script(RELAY, vec![Reply::ok(json!({}))]);
     start_again(&mut srv, |_| {}).await;
     relay.wait_calls(RELAY, 3, WAIT).await;
-    let app = srv.engine().find_app(&confab_engine::model::AppLookup::Name(name)).await.unwrap().unwrap();
+    let app = srv.engine().apps().find_app(&confab_engine::model::AppLookup::Name(name)).await.unwrap().unwrap();
     let r = eventually(10, || async {
         let r = srv.engine().app_code().hook_report(&app, 10).await.unwrap();
         (r.pending == 0).then_some(r)

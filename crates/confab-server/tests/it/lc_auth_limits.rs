@@ -300,7 +300,7 @@ async fn message_bucket_is_shared_by_send_edit_recall_and_v11() {
     // two messages to edit and recall; they count too: 2 + 5 calls make the allowance of 7
     let (mid, ts) = app.send(&conv, "a", "original").await;
     let (mid2, ts2) = app.send(&conv, "a", "second").await;
-    srv.engine().set_app_limit(&app.app.name, "rates.lc.message.per_minute", "7").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.lc.message.per_minute", "7").await.unwrap();
     let other_conv = other.conversation(json!({"m": ["a", "b"]})).await;
 
     // five calls over five different endpoints of the bucket
@@ -417,10 +417,10 @@ async fn daily_totals() {
     let app = srv.app(Plan::Standard).await;
     let other = srv.app(Plan::Standard).await;
     let e = srv.engine();
-    e.set_app_limit(&app.app.name, "rates.lc.broadcast.per_day", "2").await.unwrap();
-    e.set_app_limit(&app.app.name, "rates.lc.broadcast.per_minute", "100").await.unwrap();
-    e.set_app_limit(&app.app.name, "rates.lc.subscription.per_day", "2").await.unwrap();
-    e.set_app_limit(&app.app.name, "rates.lc.subscription.per_minute", "100").await.unwrap();
+    e.apps().set_app_limit(&app.app.name, "rates.lc.broadcast.per_day", "2").await.unwrap();
+    e.apps().set_app_limit(&app.app.name, "rates.lc.broadcast.per_minute", "100").await.unwrap();
+    e.apps().set_app_limit(&app.app.name, "rates.lc.subscription.per_day", "2").await.unwrap();
+    e.apps().set_app_limit(&app.app.name, "rates.lc.subscription.per_minute", "100").await.unwrap();
     let svc = service_conv(&app, "svc").await;
     let osvc = service_conv(&other, "svc").await;
 
@@ -436,7 +436,7 @@ async fn daily_totals() {
     assert_eq!(history_len(&app, "service-conversations", &svc).await, 2);
 
     // raising the daily total lets calls through again (the refusals did not count)
-    e.set_app_limit(&app.app.name, "rates.lc.broadcast.per_day", "3").await.unwrap();
+    e.apps().set_app_limit(&app.app.name, "rates.lc.broadcast.per_day", "3").await.unwrap();
     a_ok(&app.post("/1.2/rtm/broadcasts", json!({"from_client": "sys", "conv_id": svc, "message": "5"})).await);
     too_many(&app.post("/1.2/rtm/broadcasts", json!({"from_client": "sys", "conv_id": svc, "message": "6"})).await);
 
@@ -637,7 +637,7 @@ async fn history_signatures() {
     // rights come before the lookup: an unknown conversation is 119 too, not 4303
     app.call(Method::GET, "/1.2/rtm/conversations/123456789/messages", Auth::AppKey, None).await.assert_error(403, 119);
 
-    srv.engine().set_app_limit(&app.app.name, "lc_sign_history", "true").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "lc_sign_history", "true").await.unwrap();
     let r = app.call(Method::GET, &path(&conv, &sig, &ts), Auth::AppKey, None).await;
     let h = r.ok().as_array().unwrap().clone();
     assert_eq!(h.len(), 2);
@@ -684,7 +684,7 @@ async fn history_signatures() {
     app.call(Method::GET, "/1.2/rtm/messages", Auth::AppKey, None).await.assert_error(403, 119);
 
     // switched off again
-    srv.engine().set_app_limit(&app.app.name, "lc_sign_history", "false").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "lc_sign_history", "false").await.unwrap();
     app.call(Method::GET, &path(&conv, &sig, &ts), Auth::AppKey, None).await.assert_error(403, 119);
     srv.stop().await;
 }

@@ -36,7 +36,7 @@ async fn setup(test: &str, defined: Option<&[&str]>, settings: &[(&str, &str)]) 
     let push_url = push.url("/push");
     let mut s = vec![("hooks.leancloud.url", le.url()), ("push.webhook_url", push_url.as_str())];
     s.extend_from_slice(settings);
-    srv.engine().set_app_settings(&lc.app.name, &s).await.expect("settings");
+    srv.engine().apps().set_app_settings(&lc.app.name, &s).await.expect("settings");
     Some(Setup { srv, lc, le, push })
 }
 
@@ -48,7 +48,7 @@ impl Setup {
     }
 
     async fn app(&self) -> std::sync::Arc<confab_engine::model::App> {
-        self.srv.engine().find_app(&AppLookup::Id(self.lc.app.id)).await.unwrap().unwrap()
+        self.srv.engine().apps().find_app(&AppLookup::Id(self.lc.app.id)).await.unwrap().unwrap()
     }
 
     async fn conv_name(&self, cid: &str) -> Option<String> {
@@ -57,7 +57,7 @@ impl Setup {
     }
 
     async fn set(&self, settings: &[(&str, &str)]) {
-        self.srv.engine().set_app_settings(&self.lc.app.name, settings).await.expect("settings");
+        self.srv.engine().apps().set_app_settings(&self.lc.app.name, settings).await.expect("settings");
     }
 }
 
@@ -350,7 +350,7 @@ async fn bad_answers_are_harmless() {
     let lc = srv.app(Plan::Standard).await;
     let hooks = Receiver::start().await;
     let url = hooks.url("");
-    srv.engine().set_app_settings(&lc.app.name, &[("hooks.leancloud.url", url.as_str())]).await.unwrap();
+    srv.engine().apps().set_app_settings(&lc.app.name, &[("hooks.leancloud.url", url.as_str())]).await.unwrap();
     let huge = format!("{{\"result\":{{\"content\":\"{}\"}}}}", "x".repeat(200 * 1024));
     hooks.script(
         "/1.1/functions/_messageReceived",
@@ -515,7 +515,7 @@ async fn service_conversation_messages_reach_the_web_hook() {
     let lc = srv.app(Plan::Standard).await;
     let hook = Receiver::start().await;
     hook.script("/svc", vec![Reply::status(500), Reply::ok(json!({}))]);
-    srv.engine().set_app_settings(&lc.app.name, &[("hooks.leancloud.service_url", &hook.url("/svc"))]).await.expect("settings");
+    srv.engine().apps().set_app_settings(&lc.app.name, &[("hooks.leancloud.service_url", &hook.url("/svc"))]).await.expect("settings");
     let svc = lc.post("/1.2/rtm/service-conversations", json!({"name": "support"})).await.ok()["objectId"].as_str().unwrap().to_string();
     lc.post(&format!("/1.2/rtm/service-conversations/{svc}/subscribers"), json!({"client_id": "Tom"})).await.ok();
 

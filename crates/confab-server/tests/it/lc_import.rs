@@ -29,6 +29,7 @@ pub(crate) async fn target(ds: &Dataset) -> (TestServer, LcApp) {
     let srv = TestServer::start().await;
     let app = srv
         .engine()
+        .apps()
         .create_app(NewApp {
             name: "moved".into(),
             plan: Plan::Standard,
@@ -38,7 +39,7 @@ pub(crate) async fn target(ds: &Dataset) -> (TestServer, LcApp) {
         })
         .await
         .unwrap();
-    srv.engine().set_app_limit("moved", "rates.lc.message.per_minute", "100000").await.unwrap();
+    srv.engine().apps().set_app_limit("moved", "rates.lc.message.per_minute", "100000").await.unwrap();
     let lc = LcApp { app, base: srv.base.clone(), http: srv.http.clone() };
     (srv, lc)
 }
@@ -251,7 +252,7 @@ async fn a_wrong_master_key_or_url_writes_nothing() {
     assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty());
     let convs = app.get("/1.2/rtm/all-conversations").await;
     assert_eq!(convs.ok()["results"], json!([]), "nothing was written");
-    let users = srv.engine().count_users(&app.app).await.unwrap();
+    let users = srv.engine().users().count_users(&app.app).await.unwrap();
     assert_eq!(users, 0);
     srv.stop().await;
 }
@@ -347,7 +348,7 @@ async fn an_export_alone_brings_the_conversations_and_a_dry_run_writes_nothing()
     login("not it").await.assert_error(400, 210);
     let ok = login(&user.password).await;
     assert_eq!(ok.ok()["objectId"], json!(user.object_id));
-    let stored = srv.engine().get_user(&app.app, &user.object_id).await.unwrap();
+    let stored = srv.engine().users().get_user(&app.app, &user.object_id).await.unwrap();
     assert!(stored.password_hash.unwrap().starts_with("$argon2id$"), "re-hashed at the first login");
     assert_eq!(login(&user.password).await.status, 200, "and the same password works after");
     srv.stop().await;

@@ -197,8 +197,8 @@ async fn client_service_conversations() {
 async fn global_broadcasts() {
     let srv = TestServer::start().await;
     let app = srv.app(Plan::Standard).await;
-    srv.engine().set_app_limit(&app.app.name, "rates.lc.broadcast.per_minute", "100").await.unwrap();
-    srv.engine().set_app_limit(&app.app.name, "rates.lc.broadcast.per_day", "100").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.lc.broadcast.per_minute", "100").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.lc.broadcast.per_day", "100").await.unwrap();
     let svc = service_conv(&app, "news").await;
     let svc2 = service_conv(&app, "other").await;
     app.post(&format!("/1.2/rtm/service-conversations/{svc}/subscribers"), json!({"client_id": "reader"})).await.ok();

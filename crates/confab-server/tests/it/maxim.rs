@@ -301,13 +301,13 @@ async fn app_id_and_access_token_headers() {
     // a bad token: 10008
     err(&m.get("/message/unread", "bogus").await, 10008);
     // an expired user token: 10008
-    let expired = m.srv.engine().issue_token(&m.app.app, Some(&alice.name), TokenKind::MaximUser, Some(-60)).await.unwrap();
+    let expired = m.srv.engine().users().issue_token(&m.app.app, Some(&alice.name), TokenKind::MaximUser, Some(-60)).await.unwrap();
     err(&m.get("/message/unread", &expired.token).await, 10008);
     // a live one issued the same way works
-    let live = m.srv.engine().issue_token(&m.app.app, Some(&alice.name), TokenKind::MaximUser, Some(60)).await.unwrap();
+    let live = m.srv.engine().users().issue_token(&m.app.app, Some(&alice.name), TokenKind::MaximUser, Some(60)).await.unwrap();
     assert_eq!(data(&m.get("/user/profile", &live.token).await)["user_id"], alice.id);
     // a token of another kind (LeanCloud session token) is not a MaxIM token
-    let lc = m.srv.engine().issue_token(&m.app.app, Some(&alice.name), TokenKind::LcSession, Some(60)).await.unwrap();
+    let lc = m.srv.engine().users().issue_token(&m.app.app, Some(&alice.name), TokenKind::LcSession, Some(60)).await.unwrap();
     err(&m.get("/message/unread", &lc.token).await, 10008);
     // another app's user token: 10008
     let other = m.srv.app(Plan::Standard).await;
@@ -638,7 +638,7 @@ async fn group_member_list_pages_with_a_cursor() {
     m.srv.engine().users().ensure_users(&m.app.app, &names).await.unwrap();
     let mut others = vec![];
     for n in &names {
-        others.push(m.srv.engine().get_user(&m.app.app, n).await.unwrap().num);
+        others.push(m.srv.engine().users().get_user(&m.app.app, n).await.unwrap().num);
     }
     let g = m.group(&alice, &others).await;
     let mut expected: HashSet<i64> = others.iter().copied().collect();
@@ -1359,7 +1359,7 @@ async fn recall_window_binds_users_not_the_admin_token() {
     let m = Mx::new().await;
     let alice = m.user("alice").await;
     let bob = m.user("bob").await;
-    m.srv.engine().set_app_limit(&m.app.app.name, "recall_window_secs", "60").await.unwrap();
+    m.srv.engine().apps().set_app_limit(&m.app.app.name, "recall_window_secs", "60").await.unwrap();
     // within the window
     let fresh = m.send(&alice, 1, &[bob.id], "fresh").await[0];
     data(&m.post("/message/recall", &alice.token, json!({"conversation_id": bob.id, "msg_id": fresh})).await);
@@ -1706,7 +1706,7 @@ async fn group_owners_recall_members_messages() {
     let g = m.group(&alice, &[bob.id, carol.id]).await;
     let bobs = m.send(&bob, 2, &[g], "spam").await[0];
     err(&m.post("/message/recall", &carol.token, json!({"conversation_id": g, "msg_id": bobs})).await, 10010);
-    m.srv.engine().set_app_limit(&m.app.app.name, "recall_window_secs", "1").await.unwrap();
+    m.srv.engine().apps().set_app_limit(&m.app.app.name, "recall_window_secs", "1").await.unwrap();
     m.srv.advance(Duration::from_millis(1100));
     assert_eq!(data(&m.post("/message/recall", &alice.token, json!({"conversation_id": g, "msg_id": bobs})).await), &json!(true));
     assert!(m.msg_ids_seen(&carol, g).await.is_empty(), "recalled for everyone");

@@ -38,7 +38,7 @@ async fn every_message_is_posted_with_the_signature_and_retried() {
     let app = srv.app(Plan::Standard).await;
     let rcv = Receiver::start().await;
     let url = rcv.url("/messages");
-    srv.engine().set_app_settings(&app.app.name, &[("hooks.maxim.url", &url), ("hooks.maxim.secret", SECRET)]).await.unwrap();
+    srv.engine().apps().set_app_settings(&app.app.name, &[("hooks.maxim.url", &url), ("hooks.maxim.secret", SECRET)]).await.unwrap();
     let (alice, token) = user(&app, "alice").await;
     let (bob, _) = user(&app, "bob").await;
 

@@ -654,9 +654,9 @@ struct SlowRun {
 /// and the slow client can come back and catch up by history.
 async fn slow_consumer(settings: GatewaySettings, size: usize) -> SlowRun {
     let srv = custom_server(settings).await;
-    let app = srv.engine.create_app(NewApp { name: "bp".into(), plan: Plan::Standard, ..Default::default() }).await.unwrap();
-    srv.engine.set_app_limit("bp", "rates.lc.message.per_minute", "1000000").await.unwrap();
-    srv.engine.set_app_limit("bp", "message_max_bytes", &(size + 100).to_string()).await.unwrap();
+    let app = srv.engine.apps().create_app(NewApp { name: "bp".into(), plan: Plan::Standard, ..Default::default() }).await.unwrap();
+    srv.engine.apps().set_app_limit("bp", "rates.lc.message.per_minute", "1000000").await.unwrap();
+    srv.engine.apps().set_app_limit("bp", "message_max_bytes", &(size + 100).to_string()).await.unwrap();
     let app_id = app.keys.leancloud.app_id.clone();
     let lc = LcApp { app, base: srv.base.clone(), http: reqwest::Client::new() };
 
@@ -769,7 +769,7 @@ async fn direct_ids(c: &mut Client, want: usize) -> Vec<String> {
 #[tokio::test]
 async fn pushes_follow_the_conversation_order_with_four_senders() {
     let (srv, app) = server().await;
-    srv.engine().set_app_limit(&app.app.name, "rates.lc.message.per_minute", "1000000").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.lc.message.per_minute", "1000000").await.unwrap();
     let cid = app.conversation(json!({"m": ["r1", "r2", "r3", "s1", "s2"]})).await;
     let mut receivers = Vec::new();
     for r in ["r1", "r2", "r3"] {

@@ -230,7 +230,7 @@ async fn every_answer_carries_the_origin_header_errors_included() {
     r.assert_cors("unrouted 404");
 
     // a 429, and preflights cost nothing of the allowance
-    srv.engine().set_app_limit(&app.app.name, "rates.lc.message.per_minute", "2").await.unwrap();
+    srv.engine().apps().set_app_limit(&app.app.name, "rates.lc.message.per_minute", "2").await.unwrap();
     let messages = format!("/1.2/rtm/conversations/{cid}/messages");
     for _ in 0..10 {
         preflight(&srv, "POST", &messages, &["X-LC-Id", "X-LC-Key", "Content-Type"]).await;

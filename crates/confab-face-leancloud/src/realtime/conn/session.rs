@@ -31,7 +31,7 @@ impl ConnState {
                 let token = self.issue_token(&s.app, &s.handle).await?;
                 let old = s.handle.token.lock().replace(token.clone());
                 if let Some(old) = old {
-                    let _ = self.gw.engine.revoke_token(&old).await;
+                    let _ = self.gw.engine.users().revoke_token(&old).await;
                 }
                 let mut r = command(CommandType::Session, Some(OpType::Refreshed));
                 r.session_message =
@@ -44,7 +44,7 @@ impl ConnState {
                 if ids.len() > ONLINE_QUERY_MAX {
                     return Err(rt(4200, "at most 20 ids"));
                 }
-                let online = self.gw.engine.check_online(&s.app, &ids).await?;
+                let online = self.gw.engine.clients().check_online(&s.app, &ids).await?;
                 let mut r = command(CommandType::Session, Some(OpType::QueryResult));
                 r.session_message = Some(SessionCommand { online_session_peer_ids: online, ..Default::default() });
                 Ok(Some(r))
@@ -64,7 +64,7 @@ impl ConnState {
             expires_at: Some(now + self.gw.settings.st_ttl_secs * 1000),
             device: Some(format!("{}\u{1f}{}", h.tag.clone().unwrap_or_default(), h.device.clone().unwrap_or_default())),
         };
-        self.gw.engine.put_token(&token).await?;
+        self.gw.engine.users().put_token(&token).await?;
         Ok(token.token)
     }
 
@@ -75,13 +75,13 @@ impl ConnState {
         let engine = self.gw.engine.clone();
         let sm = cmd.session_message.clone().unwrap_or_default();
         let app_id = cmd.app_id.clone().ok_or_else(|| rt(4100, "APP_NOT_AVAILABLE"))?;
-        let app = engine.find_app(&AppLookup::LeanCloud(app_id)).await?.ok_or_else(|| rt(4100, "APP_NOT_AVAILABLE"))?;
+        let app = engine.apps().find_app(&AppLookup::LeanCloud(app_id)).await?.ok_or_else(|| rt(4100, "APP_NOT_AVAILABLE"))?;
         let peer = cmd.peer_id.clone().unwrap_or_else(|| random_lower(16));
-        engine.validate_user_id(&app, &peer).map_err(|_| rt(4103, "INVALID_LOGIN"))?;
+        app.validate_user_id(&peer).map_err(|_| rt(4103, "INVALID_LOGIN"))?;
         let now = engine.now();
         let mut resumed: Option<Token> = None;
         if let Some(st) = sm.st.as_deref() {
-            match engine.check_token(&app, st, TokenKind::LcRealtime).await? {
+            match engine.users().check_token(&app, st, TokenKind::LcRealtime).await? {
                 Some(t) if t.user.as_deref() == Some(peer.as_str()) => resumed = Some(t),
                 _ => return Err(rt(4112, "SESSION_TOKEN_EXPIRED")),
             }
@@ -109,7 +109,7 @@ impl ConnState {
             None => (sm.tag.clone().filter(|t| !t.is_empty()), sm.device_id.clone().filter(|d| !d.is_empty())),
         };
         engine.users().ensure_users(&app, &[&peer]).await?;
-        let last_login = engine.get_user(&app, &peer).await?.last_login_at;
+        let last_login = engine.users().get_user(&app, &peer).await?.last_login_at;
         let handle = self.gw.open_session(NewSession {
             app: app.id,
             user: peer.clone(),
@@ -118,7 +118,7 @@ impl ConnState {
             ip: self.ip.clone(),
             outlet: self.conn.clone(),
         });
-        engine.session_opened(&app, &peer, handle.session_ref(), self.ip.as_deref(), sm.r == Some(true)).await?;
+        engine.clients().session_opened(&app, &peer, handle.session_ref(), self.ip.as_deref(), sm.r == Some(true)).await?;
         let (token, ttl) = match resumed {
             // a resumed token keeps its expiry: the client is told what is left of it
             Some(t) => (t.token, t.expires_at.map_or(self.gw.settings.st_ttl_secs, |e| (e - now) / 1000)),

@@ -88,7 +88,7 @@ impl TestServer {
     /// A new app with the given plan, and a client for it.
     pub async fn app(&self, plan: Plan) -> LcApp {
         let name = format!("app-{}", confab_engine::random_lower(8));
-        let app = self.engine().create_app(NewApp { name, plan, ..Default::default() }).await.expect("app");
+        let app = self.engine().apps().create_app(NewApp { name, plan, ..Default::default() }).await.expect("app");
         LcApp { app, base: self.base.clone(), http: self.http.clone() }
     }
 

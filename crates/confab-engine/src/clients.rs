@@ -1,0 +1,104 @@
+//! Clients: who is online, their realtime sessions opening and closing, kicks, logins.
+
+use std::sync::Arc;
+
+use crate::bus::{Bus, Event, KickReason};
+use crate::error::{Error, Result};
+use crate::ids::Stamps;
+use crate::model::App;
+use crate::presence::{Presence, SessionRef};
+use crate::store::Store;
+use crate::teller::Teller;
+use crate::time::utc_day_start;
+
+/// The clients service. It holds `Presence` (the sessions open now), the `Bus` (kicks), the
+/// `Store` (logins), the `Stamps` (the clock) and a `Teller` (a session opened or closed).
+pub struct Clients {
+    presence: Arc<dyn Presence>,
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    stamps: Stamps,
+    teller: Teller,
+}
+
+impl Clients {
+    pub(crate) fn new(presence: Arc<dyn Presence>, bus: Arc<dyn Bus>, store: Arc<dyn Store>, stamps: Stamps, teller: Teller) -> Self {
+        Clients { presence, bus, store, stamps, teller }
+    }
+
+    /// Which of these users are online; at most `check_online_max` ids.
+    pub async fn check_online(&self, app: &App, ids: &[String]) -> Result<Vec<String>> {
+        if ids.len() > app.limits.check_online_max {
+            return Err(Error::too_many("client ids", app.limits.check_online_max));
+        }
+        self.online(app, ids).await
+    }
+
+    /// Which of these users have a session open now.
+    pub async fn online(&self, app: &App, ids: &[String]) -> Result<Vec<String>> {
+        self.presence.online(app.id, ids).await
+    }
+
+    /// End every session of a user. The reason is at most `kick_reason_max_chars` characters.
+    pub async fn kick(&self, app: &App, user: &str, reason: Option<String>) -> Result<()> {
+        app.validate_user_id(user)?;
+        if let Some(r) = &reason {
+            if r.chars().count() > app.limits.kick_reason_max_chars {
+                return Err(Error::too_large("reason", app.limits.kick_reason_max_chars));
+            }
+        }
+        // nothing is stored: the app hears the failure and may ask again
+        let kick = Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::ByApp(reason) };
+        self.bus.publish(kick).map_err(Error::internal)
+    }
+
+    /// A realtime session opened (`ip`: the client's address; `reconnect`: the client came
+    /// back on its own). Single-device login: another session of the user with the same tag on
+    /// another device gives way (it is kicked for a conflict). Counts as a login today.
+    pub async fn session_opened(&self, app: &App, user: &str, session: SessionRef, ip: Option<&str>, reconnect: bool) -> Result<()> {
+        if let Some(tag) = session.tag.as_deref().filter(|t| !t.is_empty() && *t != "default") {
+            // presence out of reach: the session does not open (the client retries), rather than
+            // open without the single-device rule
+            for old in self.presence.sessions(app.id, user).await? {
+                if old.tag.as_deref() == Some(tag) && old.device != session.device && old != session {
+                    // logged on failure: the new session is not refused for the old one's sake
+                    self.bus.deliver(Event::Kick { app: app.id, user: user.to_string(), session: Some(old), reason: KickReason::Conflict });
+                }
+            }
+        }
+        self.presence.session_opened(app.id, user, session.clone(), self.stamps.now()).await?;
+        self.teller.tell(app, crate::hooks::After::Online { user, session: &session, ip, reconnect }).await;
+        self.record_login(app, user).await
+    }
+
+    /// A realtime session ended, and why.
+    pub async fn session_closed(&self, app: &App, user: &str, session: &SessionRef, ip: Option<&str>, why: &crate::hooks::Offline) {
+        self.forget_session(app.id, user, session).await;
+        self.teller.tell(app, crate::hooks::After::Offline { user, session, ip, why }).await;
+    }
+
+    /// A realtime session ended: presence forgets it (all `session_closed` does when the app is
+    /// gone). The session is gone whatever presence answers: a failure is logged, and a cluster's
+    /// presence lets the session's entry expire with its heartbeats.
+    pub async fn forget_session(&self, app: i64, user: &str, session: &SessionRef) {
+        if let Err(e) = self.presence.session_closed(app, user, session, self.stamps.now()).await {
+            tracing::warn!(app, user, error = %e, "presence could not forget a closed session");
+        }
+    }
+
+    pub async fn record_login(&self, app: &App, user: &str) -> Result<()> {
+        self.store.record_login(app.id, user, self.stamps.now()).await
+    }
+
+    /// (users online now, distinct users who logged in today, UTC).
+    pub async fn stats(&self, app: &App) -> Result<(i64, i64)> {
+        let online = self.presence.online_count(app.id).await? as i64;
+        let today = self.store.count_logins_since(app.id, utc_day_start(self.stamps.now())).await?;
+        Ok((online, today))
+    }
+
+    /// End every session of a user who is gone (deleted): delivered, a failure only logged.
+    pub(crate) fn end_sessions(&self, app: &App, user: &str) {
+        self.bus.deliver(Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::ByApp(None) });
+    }
+}
