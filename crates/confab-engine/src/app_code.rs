@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::error::{Error, Refused, Result};
+use crate::error::{Refused, Result};
 use crate::hooks::{AppNote, Before, Hooks, OutboxItem, Verdict};
 use crate::ids::Stamps;
 use crate::model::{App, User};
@@ -113,7 +113,7 @@ impl AppCode {
     /// say (`Error::Rejected` with `Refused::SignIn` when not).
     pub async fn may_sign_in(&self, app: &App, user: &User, session: &str) -> Result<()> {
         match self.teller.ask(app, Some(Before::SignIn { user, session })).await? {
-            Verdict::Vanish => Err(Error::rejected(Refused::SignIn, AppNote::default())),
+            Verdict::Vanish => Err(AppNote::default().refusing(Refused::SignIn)),
             _ => Ok(()),
         }
     }

@@ -1,4 +1,10 @@
+//! The engine's errors. It imports only leaves (`conv_kind`, `quota`), so every other file may
+//! import it without making a circle.
+
 use std::fmt::Display;
+
+use crate::conv_kind::ConvKind;
+use crate::quota::Quota;
 
 /// Every way an engine call can fail. Each face maps these to its own error format in one place.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -9,7 +15,7 @@ pub enum Error {
     ConversationNotFound,
     /// The conversation exists but is of another kind than the call needs.
     #[error("conversation is not a {expected:?} conversation")]
-    WrongKind { expected: crate::model::ConvKind },
+    WrongKind { expected: ConvKind },
     #[error("message not found")]
     MessageNotFound,
     #[error("user not found: {0}")]
@@ -35,7 +41,7 @@ pub enum Error {
     TooLate { window_secs: i64 },
     /// A plan quota would be passed (`quotas.rs`): nothing was written.
     #[error("over the quota of {quota} (at most {max})")]
-    OverQuota { quota: crate::quotas::Quota, max: i64 },
+    OverQuota { quota: Quota, max: i64 },
     #[error("conversation is full (at most {max} members)")]
     ConversationFull { max: i64 },
     #[error("{0}")]
@@ -88,9 +94,6 @@ impl Error {
     }
     pub fn too_many(what: &str, max: usize) -> Self {
         Error::TooMany { what: what.to_string(), max }
-    }
-    pub fn rejected(action: Refused, note: crate::hooks::AppNote) -> Self {
-        Error::Rejected { action, code: note.code, detail: note.detail, failed: false }
     }
     pub fn too_large(what: &str, max: usize) -> Self {
         Error::TooLarge { what: what.to_string(), max }

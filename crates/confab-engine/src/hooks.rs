@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::actor::Actor;
 use crate::commands::ConvUpdate;
-use crate::error::Result;
+use crate::error::{Error, Refused, Result};
 use crate::model::{App, ConvChange, Conversation, Message};
 use crate::presence::SessionRef;
+use crate::push_task::PushTask;
 
 pub use crate::outbox::OutboxItem;
 
@@ -58,6 +59,13 @@ pub enum Verdict {
 pub struct AppNote {
     pub code: Option<String>,
     pub detail: Option<String>,
+}
+
+impl AppNote {
+    /// The error of the app's code refusing `action`, with this note for the user.
+    pub fn refusing(self, action: Refused) -> Error {
+        Error::Rejected { action, code: self.code, detail: self.detail, failed: false }
+    }
 }
 
 /// Why a session ended.
@@ -119,7 +127,7 @@ pub enum After<'a> {
     },
     /// The app's server asked for a push (Easemob push tasks).
     PushTask {
-        task: &'a crate::social::PushTask,
+        task: &'a PushTask,
     },
     /// A session ended.
     Offline {

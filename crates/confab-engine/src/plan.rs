@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 pub type Attrs = Map<String, Value>;
 
-/// Service plan of an app. It chooses the default limits (see [`Limits::for_plan`](crate::limits::Limits::for_plan)).
+/// Service plan of an app. It chooses the default limits (see `Limits::for_plan` in `limits.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Plan {

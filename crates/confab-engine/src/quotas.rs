@@ -6,37 +6,14 @@
 //! together. Which creates count is a parameter of the call ([`Quotas`]): Easemob's do; the other
 //! faces' never did.
 
-use std::fmt;
 use std::sync::Arc;
+
+pub use crate::quota::Quota;
 
 use crate::error::{Error, Result};
 use crate::model::{App, ConvKind, Conversation};
 use crate::query::{ConvQuery, Field, Filter, Op, Scalar};
 use crate::store::{ConvQuotas, Store};
-
-/// A quota a write was refused by (`Error::OverQuota`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Quota {
-    /// Registered users of the app (`em_max_users`).
-    Users,
-    /// Groups of the app: normal conversations that are not unique (`em_max_groups`).
-    Groups,
-    /// Chat rooms of the app (`em_max_chatrooms`; below 0: none at all).
-    Chatrooms,
-    /// Groups this user is a member of (`em_max_groups_per_user`).
-    GroupsPerUser(String),
-}
-
-impl fmt::Display for Quota {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Quota::Users => write!(f, "users"),
-            Quota::Groups => write!(f, "groups"),
-            Quota::Chatrooms => write!(f, "chat rooms"),
-            Quota::GroupsPerUser(u) => write!(f, "groups of {u}"),
-        }
-    }
-}
 
 /// Whether a create counts against the app's plan quotas.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

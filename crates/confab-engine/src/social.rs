@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+pub use crate::push_task::PushTask;
 
 use crate::collections::Collections;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Put, PutRule};
@@ -32,19 +33,6 @@ pub struct PresenceInfo {
     pub ext: String,
     /// Device resource -> status (`"0"` offline, `"1"` online, others custom).
     pub status: BTreeMap<String, String>,
-}
-
-/// A push to deliver to the app's push webhook.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PushTask {
-    pub id: i64,
-    /// `single` (to users), `label` (to the users of every label), `app` (to every user).
-    pub target: String,
-    pub users: Vec<String>,
-    pub labels: Vec<String>,
-    pub strategy: i64,
-    pub message: Value,
-    pub created_at: i64,
 }
 
 /// The social service: a user's contacts, blocklist, metadata, presence statuses and

@@ -229,7 +229,7 @@ impl EmHooks {
                     Ok(Verdict::Go)
                 }
             },
-            Some(Answer::Block { code }) if cfg.pre_send_report => Err(Error::rejected(Refused::Message, AppNote { code, detail: None })),
+            Some(Answer::Block { code }) if cfg.pre_send_report => Err(AppNote { code, detail: None }.refusing(Refused::Message)),
             Some(Answer::Block { .. }) => Ok(Verdict::Vanish),
             None if cfg.pre_send_policy == "block" => {
                 if cfg.pre_send_report {

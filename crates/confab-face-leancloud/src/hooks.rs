@@ -374,7 +374,7 @@ impl LcHooks {
                 Ok(Verdict::Go)
             }
             Outcome::Value(Value::Bool(false)) => {
-                Err(Error::rejected(Refused::SignIn, AppNote { code: None, detail: Some("_rtmClientSign refused the login".into()) }))
+                Err(AppNote { code: None, detail: Some("_rtmClientSign refused the login".into()) }.refusing(Refused::SignIn))
             }
             Outcome::Undefined | Outcome::Value(_) => Ok(Verdict::Go),
         }
@@ -418,7 +418,7 @@ impl LcHooks {
     ) -> Result<Verdict> {
         let note = note_of(r);
         if truthy(r.get("drop")) {
-            return Err(Error::rejected(action, note));
+            return Err(note.refusing(action));
         }
         if let Some(to) = strings(r.get("toPeers")) {
             narrow(recipients, &to, &msg.from);
@@ -482,7 +482,7 @@ impl LcHooks {
     async fn before_conv(&self, app: &App, name: &str, params: Value) -> std::result::Result<Map<String, Value>, Result<Verdict>> {
         let r = self.ask(app, name, params, Refused::Conversation).await?;
         if truthy(r.get("reject")) {
-            return Err(Err(Error::rejected(Refused::Conversation, note_of(&r))));
+            return Err(Err(note_of(&r).refusing(Refused::Conversation)));
         }
         Ok(r)
     }
