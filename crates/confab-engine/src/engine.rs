@@ -147,11 +147,11 @@ impl Services {
             social: social.clone(),
             global_mutes: global_mutes.clone(),
         }));
+        let reactions = Arc::new(Reactions::new(messages.clone(), conversations.clone(), collections.clone(), teller.clone()));
         let threads = Arc::new(Threads::new(store.clone(), conversations.clone(), messages.clone()));
         let imports = Arc::new(Imports::new(store.clone(), stamps.clone(), users.clone(), collections.clone()));
         let push_labels = Arc::new(PushLabels::new(store.clone(), collections.clone()));
         let quotas = Arc::new(PlanQuotas::new(store.clone()));
-        let reactions = Arc::new(Reactions::new(store.clone(), stamps.clone(), collections.clone(), teller.clone()));
         let app_code = Arc::new(AppCode::new(store.clone(), stamps.clone(), teller.clone()));
         Services {
             collections,

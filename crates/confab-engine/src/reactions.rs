@@ -10,12 +10,12 @@ use md5::{Digest, Md5};
 use serde_json::json;
 
 use crate::collections::Collections;
+use crate::conv::Conversations;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Overwrite, Put, PutRule};
 use crate::error::{Error, Result};
 use crate::hooks::After;
-use crate::ids::Stamps;
+use crate::message::Messages;
 use crate::model::{App, ConvKind, Conversation, Message};
-use crate::store::Store;
 use crate::teller::Teller;
 
 /// Longest reaction (an emoji id), in characters.
@@ -70,36 +70,28 @@ fn check_reaction(reaction: &str) -> Result<()> {
 /// The reactions service. Built by `Engine::new`, reached as `engine.reactions()`.
 ///
 /// It holds only what it uses:
-/// * `store`: the message reacted to, its conversation and the user's membership (read as the
-///   engine's `message`, `conversation` and `member` read them, for a normal conversation; until
-///   the conversations service exists);
-/// * `stamps`: the engine's clock (a conversation's expiry);
+/// * `messages`: the message reacted to;
+/// * `conversations`: its conversation and the user's membership;
 /// * `collections`: the keyed-collections service the reactions live in;
 /// * `teller`: tells the app's code a reaction was added or taken back.
 pub struct Reactions {
-    store: Arc<dyn Store>,
-    stamps: Stamps,
+    messages: Arc<Messages>,
+    conversations: Arc<Conversations>,
     collections: Arc<Collections>,
     teller: Teller,
 }
 
 impl Reactions {
-    pub(crate) fn new(store: Arc<dyn Store>, stamps: Stamps, collections: Arc<Collections>, teller: Teller) -> Self {
-        Reactions { store, stamps, collections, teller }
+    pub(crate) fn new(messages: Arc<Messages>, conversations: Arc<Conversations>, collections: Arc<Collections>, teller: Teller) -> Self {
+        Reactions { messages, conversations, collections, teller }
     }
 
     /// The message, if `user` may react to it: a one-to-one or group message (`WrongKind`
     /// otherwise) of a conversation the user is in (`NotMember`).
     async fn reactable(&self, app: &App, user: &str, msg: i64) -> Result<(Message, Conversation, ReactionRecord)> {
-        let m = self.store.get_message(app.id, msg).await?.ok_or(Error::MessageNotFound)?;
-        let conv = self.store.get_conversation(app.id, m.conv).await?.ok_or(Error::ConversationNotFound)?;
-        if conv.expired(self.stamps.now()) {
-            return Err(Error::ConversationNotFound);
-        }
-        if conv.kind != ConvKind::Normal {
-            return Err(Error::WrongKind { expected: ConvKind::Normal });
-        }
-        self.store.get_member(app.id, conv.id, user).await?.ok_or(Error::NotMember)?;
+        let m = self.messages.message(app, msg).await?;
+        let conv = self.conversations.conversation(app, m.conv, Some(ConvKind::Normal)).await?;
+        self.conversations.member(app, &conv, user).await?;
         let rec = ReactionRecord { id: 0, unique: conv.unique, conv: conv.id, created_at: 0 };
         Ok((m, conv, rec))
     }
