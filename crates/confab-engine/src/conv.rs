@@ -375,7 +375,12 @@ impl Conversations {
     ) -> Result<Conversation> {
         let conv = self.conversation(app, id, kind).await?;
         self.check_belongs(app, &conv, actor).await?;
+        let asked_for = !patch.is_empty();
         let mut patch = ConvUpdate { settings: patch.settings.changes_from(&conv.settings), ..patch.clone() };
+        if asked_for && patch.is_empty() {
+            // every setting it names holds that value already: nothing changes
+            return Ok(conv);
+        }
         let asked = actor.user().is_some() && !patch.is_empty() && self.teller.hooks().active(app);
         if asked
             && self.teller.ask(app, actor.user().map(|by| Before::Update { conv: &conv, patch: &mut patch, by })).await? == Verdict::Vanish

@@ -525,3 +525,62 @@ async fn share_files_keep_real_bytes() {
     assert_eq!(app.get(&format!("/chatgroups/{gid}/share_files")).await.body["data"], json!([]));
     srv.stop().await;
 }
+
+/// Two admins changing different settings of a group at the same moment both land: a settings
+/// change names only what it sets and the store applies it field by field in its write. A change
+/// that sets a value the group already has is no change (the group is not touched).
+#[tokio::test]
+async fn settings_changed_at_once_both_hold_and_a_change_to_the_same_value_is_none() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    for round in 0..10 {
+        let gid = group(&app, "alice", &["bob"]).await;
+        let described = format!("round {round}");
+        let (group_path, ban_path, news_path) =
+            (format!("/chatgroups/{gid}"), format!("/chatgroups/{gid}/ban"), format!("/chatgroups/{gid}/announcement"));
+        let (a, b, c) = tokio::join!(
+            app.put(&group_path, json!({"description": described})),
+            app.post(&ban_path, json!({})),
+            app.post(&news_path, json!({"announcement": "news"})),
+        );
+        assert_eq!((a.status, b.status, c.status), (200, 200, 200), "{:?} {:?} {:?}", a.body, b.body, c.body);
+        let d = details(&app, &gid).await;
+        assert_eq!(d["description"], described.as_str(), "round {round}: {d}");
+        assert_eq!(d["mute"], true, "round {round}: mute-all kept: {d}");
+        let conv = srv.engine().conversations().conversation(&app.app, gid.parse().unwrap(), None).await.unwrap();
+        assert_eq!(conv.settings.announcement.as_deref(), Some("news"), "round {round}");
+    }
+
+    let gid = group(&app, "alice", &["bob"]).await;
+    let conv = srv.engine().conversations().conversation(&app.app, gid.parse().unwrap(), None).await.unwrap();
+    let r = app.put(&format!("/chatgroups/{gid}"), json!({"public": true, "allowinvites": conv.settings.members_invite})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let again = srv.engine().conversations().conversation(&app.app, conv.id, None).await.unwrap();
+    assert_eq!(again.updated_at, conv.updated_at, "setting values the group has changes nothing");
+}
+
+/// A user turns only their own notifications off; the app's server turns anyone's.
+#[tokio::test]
+async fn a_user_sets_only_their_own_notifications() {
+    use confab_engine::{Actor, Error};
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    let gid = group(&app, "alice", &["bob"]).await;
+    let e = srv.engine();
+    let convs = e.conversations();
+    let conv = convs.conversation(&app.app, gid.parse().unwrap(), None).await.unwrap();
+    let bob = Actor::User("bob".into());
+    convs.set_notifications(&app.app, &conv, vec!["bob".into()], true, &bob).await.expect("bob mutes for himself");
+    assert_eq!(convs.notifications_off(&app.app, &conv).await.unwrap(), vec!["bob".to_string()]);
+    let refused = convs.set_notifications(&app.app, &conv, vec!["alice".into()], true, &bob).await;
+    assert!(matches!(refused, Err(Error::NotAllowed(_))), "{refused:?}");
+    convs
+        .set_notifications(&app.app, &conv, vec!["alice".into(), "bob".into()], true, &Actor::Admin)
+        .await
+        .expect("the server mutes anyone");
+    let mut off = convs.notifications_off(&app.app, &conv).await.unwrap();
+    off.sort();
+    assert_eq!(off, vec!["alice".to_string(), "bob".to_string()]);
+}
