@@ -33,16 +33,12 @@ pub struct HookReport {
 /// * `teller`: the hooks (their shared `OnceLock`, set here), the outbox's bell, and asking the
 ///   hooks before an action.
 pub struct AppCode {
-    store: Arc<dyn Store>,
-    stamps: Stamps,
-    teller: Teller,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) stamps: Stamps,
+    pub(crate) teller: Teller,
 }
 
 impl AppCode {
-    pub(crate) fn new(store: Arc<dyn Store>, stamps: Stamps, teller: Teller) -> Self {
-        AppCode { store, stamps, teller }
-    }
-
     /// Let the app's own code take part from now on (once; later calls are ignored).
     pub fn set_hooks(&self, hooks: Arc<dyn Hooks>) {
         let _ = self.teller.hooks.set(hooks);

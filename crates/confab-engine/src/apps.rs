@@ -26,24 +26,14 @@ pub struct NewApp {
 /// every engine when one changes), the `RateLimiter` (the rate buckets' counters), the `Dedup`
 /// ("run once") and the `Stamps` (a new app's id and time; the limiters' clock).
 pub struct Apps {
-    store: Arc<dyn Store>,
-    caches: Arc<Caches>,
-    rates: Arc<dyn RateLimiter>,
-    dedup: Arc<dyn Dedup>,
-    stamps: Stamps,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) caches: Arc<Caches>,
+    pub(crate) rates: Arc<dyn RateLimiter>,
+    pub(crate) dedup: Arc<dyn Dedup>,
+    pub(crate) stamps: Stamps,
 }
 
 impl Apps {
-    pub(crate) fn new(
-        store: Arc<dyn Store>,
-        caches: Arc<Caches>,
-        rates: Arc<dyn RateLimiter>,
-        dedup: Arc<dyn Dedup>,
-        stamps: Stamps,
-    ) -> Self {
-        Apps { store, caches, rates, dedup, stamps }
-    }
-
     pub async fn create_app(&self, new: NewApp) -> Result<App> {
         let name = new.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(|c| c.is_control()) {

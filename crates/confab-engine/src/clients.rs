@@ -14,18 +14,14 @@ use crate::time::utc_day_start;
 /// The clients service. It holds `Presence` (the sessions open now), the `Bus` (kicks), the
 /// `Store` (logins), the `Stamps` (the clock) and a `Teller` (a session opened or closed).
 pub struct Clients {
-    presence: Arc<dyn Presence>,
-    bus: Arc<dyn Bus>,
-    store: Arc<dyn Store>,
-    stamps: Stamps,
-    teller: Teller,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) stamps: Stamps,
+    pub(crate) teller: Teller,
 }
 
 impl Clients {
-    pub(crate) fn new(presence: Arc<dyn Presence>, bus: Arc<dyn Bus>, store: Arc<dyn Store>, stamps: Stamps, teller: Teller) -> Self {
-        Clients { presence, bus, store, stamps, teller }
-    }
-
     /// Which of these users are online; at most `check_online_max` ids.
     pub async fn check_online(&self, app: &App, ids: &[String]) -> Result<Vec<String>> {
         if ids.len() > app.limits.check_online_max {

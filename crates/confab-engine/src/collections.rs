@@ -11,15 +11,11 @@ use crate::store::Store;
 /// The keyed collections, a service of their own: the store's entries, stamped with the
 /// engine's clock and ids. Other services (social, …) hold it as an `Arc<Collections>`.
 pub struct Collections {
-    store: Arc<dyn Store>,
-    stamps: Stamps,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) stamps: Stamps,
 }
 
 impl Collections {
-    pub(crate) fn new(store: Arc<dyn Store>, stamps: Stamps) -> Self {
-        Collections { store, stamps }
-    }
-
     /// Write entries atomically under `rule`; one outcome per entry, in order.
     pub async fn put(&self, app: &App, mut entries: Vec<Entry>, rule: PutRule) -> Result<Vec<Put>> {
         let now = self.stamps.now();

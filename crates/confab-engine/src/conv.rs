@@ -99,28 +99,16 @@ fn patch_summary(patch: &ConvUpdate) -> Value {
 /// asked before a user's change and told after), and the services it calls: `Users` (members
 /// exist as soon as they are named) and `Rooms` (a chat room's attributes go with its members).
 pub struct Conversations {
-    store: Arc<dyn Store>,
-    presence: Arc<dyn Presence>,
-    bus: Arc<dyn Bus>,
-    stamps: Stamps,
-    teller: Teller,
-    users: Arc<Users>,
-    rooms: Arc<Rooms>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) stamps: Stamps,
+    pub(crate) teller: Teller,
+    pub(crate) users: Arc<Users>,
+    pub(crate) rooms: Arc<Rooms>,
 }
 
 impl Conversations {
-    pub(crate) fn new(
-        store: Arc<dyn Store>,
-        presence: Arc<dyn Presence>,
-        bus: Arc<dyn Bus>,
-        stamps: Stamps,
-        teller: Teller,
-        users: Arc<Users>,
-        rooms: Arc<Rooms>,
-    ) -> Self {
-        Conversations { store, presence, bus, stamps, teller, users, rooms }
-    }
-
     fn now(&self) -> i64 {
         self.stamps.now()
     }

@@ -16,7 +16,7 @@ use crate::global_mutes::GlobalMutes;
 use crate::ids::{Clock, IdGen, Stamps, SystemClock};
 use crate::import::Imports;
 use crate::limits::{LocalRateLimiter, RateLimiter};
-use crate::message::{Messages, MessagesDeps};
+use crate::message::Messages;
 use crate::password::{HashSettings, Hasher, LocalLoginBackoff, LoginBackoff};
 use crate::presence::Presence;
 use crate::push_labels::PushLabels;
@@ -110,32 +110,51 @@ impl Services {
     fn build(h: &Handles) -> Services {
         let (store, presence, stamps) = (&h.store, &h.presence, &h.stamps);
         let teller = Teller { hooks: h.hooks.clone(), store: store.clone(), bell: h.outbox_bell.clone(), stamps: stamps.clone() };
-        let collections = Arc::new(Collections::new(store.clone(), stamps.clone()));
-        let files = Arc::new(Files::new(h.blobs.clone()));
-        let apps = Arc::new(Apps::new(store.clone(), h.caches.clone(), h.rates.clone(), h.dedup.clone(), stamps.clone()));
-        let clients = Arc::new(Clients::new(presence.clone(), h.bus.clone(), store.clone(), stamps.clone(), teller.clone()));
-        let social = Arc::new(Social::new(store.clone(), presence.clone(), stamps.clone(), collections.clone(), teller.clone()));
-        let users = Arc::new(Users::new(
-            store.clone(),
-            h.caches.clone(),
-            h.hasher.clone(),
-            h.backoff.clone(),
-            stamps.clone(),
-            social.clone(),
-            clients.clone(),
-        ));
-        let rooms = Arc::new(Rooms::new(store.clone(), presence.clone(), stamps.clone(), collections.clone()));
-        let conversations = Arc::new(Conversations::new(
-            store.clone(),
-            presence.clone(),
-            h.bus.clone(),
-            stamps.clone(),
-            teller.clone(),
-            users.clone(),
-            rooms.clone(),
-        ));
-        let global_mutes = Arc::new(GlobalMutes::new(collections.clone(), stamps.clone()));
-        let messages = Arc::new(Messages::new(MessagesDeps {
+        let collections = Arc::new(Collections { store: store.clone(), stamps: stamps.clone() });
+        let files = Arc::new(Files { blobs: h.blobs.clone() });
+        let apps = Arc::new(Apps {
+            store: store.clone(),
+            caches: h.caches.clone(),
+            rates: h.rates.clone(),
+            dedup: h.dedup.clone(),
+            stamps: stamps.clone(),
+        });
+        let clients = Arc::new(Clients {
+            presence: presence.clone(),
+            bus: h.bus.clone(),
+            store: store.clone(),
+            stamps: stamps.clone(),
+            teller: teller.clone(),
+        });
+        let social = Arc::new(Social {
+            store: store.clone(),
+            presence: presence.clone(),
+            stamps: stamps.clone(),
+            collections: collections.clone(),
+            teller: teller.clone(),
+        });
+        let users = Arc::new(Users {
+            store: store.clone(),
+            caches: h.caches.clone(),
+            hasher: h.hasher.clone(),
+            backoff: h.backoff.clone(),
+            stamps: stamps.clone(),
+            social: social.clone(),
+            clients: clients.clone(),
+        });
+        let rooms =
+            Arc::new(Rooms { store: store.clone(), presence: presence.clone(), stamps: stamps.clone(), collections: collections.clone() });
+        let conversations = Arc::new(Conversations {
+            store: store.clone(),
+            presence: presence.clone(),
+            bus: h.bus.clone(),
+            stamps: stamps.clone(),
+            teller: teller.clone(),
+            users: users.clone(),
+            rooms: rooms.clone(),
+        });
+        let global_mutes = Arc::new(GlobalMutes { collections: collections.clone(), stamps: stamps.clone() });
+        let messages = Arc::new(Messages {
             store: store.clone(),
             presence: presence.clone(),
             bus: h.bus.clone(),
@@ -146,13 +165,19 @@ impl Services {
             conversations: conversations.clone(),
             social: social.clone(),
             global_mutes: global_mutes.clone(),
-        }));
-        let reactions = Arc::new(Reactions::new(messages.clone(), conversations.clone(), collections.clone(), teller.clone()));
-        let threads = Arc::new(Threads::new(store.clone(), conversations.clone(), messages.clone()));
-        let imports = Arc::new(Imports::new(store.clone(), stamps.clone(), users.clone(), collections.clone()));
-        let push_labels = Arc::new(PushLabels::new(store.clone(), collections.clone()));
-        let quotas = Arc::new(PlanQuotas::new(store.clone()));
-        let app_code = Arc::new(AppCode::new(store.clone(), stamps.clone(), teller.clone()));
+        });
+        let reactions = Arc::new(Reactions {
+            messages: messages.clone(),
+            conversations: conversations.clone(),
+            collections: collections.clone(),
+            teller: teller.clone(),
+        });
+        let threads = Arc::new(Threads { store: store.clone(), conversations: conversations.clone(), messages: messages.clone() });
+        let imports =
+            Arc::new(Imports { store: store.clone(), stamps: stamps.clone(), users: users.clone(), collections: collections.clone() });
+        let push_labels = Arc::new(PushLabels { store: store.clone(), collections: collections.clone() });
+        let quotas = Arc::new(PlanQuotas { store: store.clone() });
+        let app_code = Arc::new(AppCode { store: store.clone(), stamps: stamps.clone(), teller: teller.clone() });
         Services {
             collections,
             files,

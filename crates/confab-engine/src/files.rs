@@ -9,14 +9,10 @@ use crate::store::BlobStore;
 
 /// The files service. It holds the `BlobStore`.
 pub struct Files {
-    blobs: Arc<dyn BlobStore>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
 }
 
 impl Files {
-    pub(crate) fn new(blobs: Arc<dyn BlobStore>) -> Self {
-        Files { blobs }
-    }
-
     /// Keep the bytes of a file under `id` (1–64 of `[A-Za-z0-9_-]`).
     pub async fn put_blob(&self, app: &App, id: &str, bytes: Vec<u8>) -> Result<()> {
         check_blob_id(id)?;

@@ -66,15 +66,11 @@ fn mute_of(e: &Entry) -> Option<GlobalMute> {
 /// It holds only what it uses: `collections`, the keyed-collections service the mutes live in,
 /// and `stamps`, the engine's clock (a mute's end).
 pub struct GlobalMutes {
-    collections: Arc<Collections>,
-    stamps: Stamps,
+    pub(crate) collections: Arc<Collections>,
+    pub(crate) stamps: Stamps,
 }
 
 impl GlobalMutes {
-    pub(crate) fn new(collections: Arc<Collections>, stamps: Stamps) -> Self {
-        GlobalMutes { collections, stamps }
-    }
-
     /// Mute a user app-wide in one scope for `secs` seconds: `0` lifts the mute, `-1` mutes for
     /// good; other negative values are invalid.
     pub async fn set_global_mute(&self, app: &App, user: &str, scope: MuteScope, secs: i64) -> Result<()> {

@@ -50,17 +50,13 @@ pub struct ImportedUser {
 /// ids), and the services it calls: `Users` (a sender exists once named) and `Collections` (an
 /// import's checkpoints are entries).
 pub struct Imports {
-    store: Arc<dyn Store>,
-    stamps: Stamps,
-    users: Arc<Users>,
-    collections: Arc<Collections>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) stamps: Stamps,
+    pub(crate) users: Arc<Users>,
+    pub(crate) collections: Arc<Collections>,
 }
 
 impl Imports {
-    pub(crate) fn new(store: Arc<dyn Store>, stamps: Stamps, users: Arc<Users>, collections: Arc<Collections>) -> Self {
-        Imports { store, stamps, users, collections }
-    }
-
     /// An imported user: created, or — if the user exists without a password (made when named in
     /// a conversation or a message) — given the account. (Whether anything was written.)
     pub async fn import_user(&self, app: &App, u: ImportedUser) -> Result<bool> {

@@ -113,20 +113,6 @@ fn check_size(app: &App, content: &Content, push: Option<usize>) -> Result<()> {
 /// `Teller`, and the services it calls: `Users` (a sender exists once named), `Conversations`
 /// (membership), `Social` (user blocklists) and `GlobalMutes` (app-wide speech mutes).
 pub struct Messages {
-    store: Arc<dyn Store>,
-    presence: Arc<dyn Presence>,
-    bus: Arc<dyn Bus>,
-    order: Arc<Sequencer>,
-    stamps: Stamps,
-    teller: Teller,
-    users: Arc<Users>,
-    conversations: Arc<Conversations>,
-    social: Arc<Social>,
-    global_mutes: Arc<GlobalMutes>,
-}
-
-/// What `Messages` is built from.
-pub(crate) struct MessagesDeps {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) bus: Arc<dyn Bus>,
@@ -140,11 +126,6 @@ pub(crate) struct MessagesDeps {
 }
 
 impl Messages {
-    pub(crate) fn new(d: MessagesDeps) -> Self {
-        let MessagesDeps { store, presence, bus, order, stamps, teller, users, conversations, social, global_mutes } = d;
-        Messages { store, presence, bus, order, stamps, teller, users, conversations, social, global_mutes }
-    }
-
     fn now(&self) -> i64 {
         self.stamps.now()
     }

@@ -124,15 +124,11 @@ fn users_of(label: &str) -> EntryFilter {
 /// * `store`: users (only existing users go under a label);
 /// * `collections`: the keyed-collections service the labels and their users live in.
 pub struct PushLabels {
-    store: Arc<dyn Store>,
-    collections: Arc<Collections>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) collections: Arc<Collections>,
 }
 
 impl PushLabels {
-    pub(crate) fn new(store: Arc<dyn Store>, collections: Arc<Collections>) -> Self {
-        PushLabels { store, collections }
-    }
-
     async fn label_entry(&self, app: &App, name: &str) -> LabelResult<Entry> {
         self.collections.get(app, ns::PUSH_LABELS, "", name).await?.ok_or_else(|| LabelError::Missing(name.to_string()))
     }

@@ -76,14 +76,10 @@ fn groups_query(member: Option<&str>) -> ConvQuery {
 /// above ([`limit`], `conv_quotas`, `member_quota`) read from the app's plan, so a create path
 /// needs no service. (Named `PlanQuotas`: [`Quotas`] says whether a create counts.)
 pub struct PlanQuotas {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
 }
 
 impl PlanQuotas {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
-        PlanQuotas { store }
-    }
-
     /// Whether `adding` more would fit under a quota now: `OverQuota` if not. A look before the
     /// work, for a call that must refuse as a whole before it starts (an Easemob batch
     /// registration) or before its other checks; the write that adds checks again, atomically.

@@ -75,17 +75,13 @@ fn check_reaction(reaction: &str) -> Result<()> {
 /// * `collections`: the keyed-collections service the reactions live in;
 /// * `teller`: tells the app's code a reaction was added or taken back.
 pub struct Reactions {
-    messages: Arc<Messages>,
-    conversations: Arc<Conversations>,
-    collections: Arc<Collections>,
-    teller: Teller,
+    pub(crate) messages: Arc<Messages>,
+    pub(crate) conversations: Arc<Conversations>,
+    pub(crate) collections: Arc<Collections>,
+    pub(crate) teller: Teller,
 }
 
 impl Reactions {
-    pub(crate) fn new(messages: Arc<Messages>, conversations: Arc<Conversations>, collections: Arc<Collections>, teller: Teller) -> Self {
-        Reactions { messages, conversations, collections, teller }
-    }
-
     /// The message, if `user` may react to it: a one-to-one or group message (`WrongKind`
     /// otherwise) of a conversation the user is in (`NotMember`).
     async fn reactable(&self, app: &App, user: &str, msg: i64) -> Result<(Message, Conversation, ReactionRecord)> {

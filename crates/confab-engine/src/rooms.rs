@@ -49,17 +49,13 @@ fn check_batch(n: usize) -> Result<()> {
 /// * `stamps`: the engine's clock (the presence check);
 /// * `collections`: the keyed-collections service the attributes and super admins live in.
 pub struct Rooms {
-    store: Arc<dyn Store>,
-    presence: Arc<dyn Presence>,
-    stamps: Stamps,
-    collections: Arc<Collections>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) stamps: Stamps,
+    pub(crate) collections: Arc<Collections>,
 }
 
 impl Rooms {
-    pub(crate) fn new(store: Arc<dyn Store>, presence: Arc<dyn Presence>, stamps: Stamps, collections: Arc<Collections>) -> Self {
-        Rooms { store, presence, stamps, collections }
-    }
-
     fn check_room(conv: &Conversation) -> Result<()> {
         if conv.kind != ConvKind::Chatroom {
             return Err(Error::WrongKind { expected: ConvKind::Chatroom });

@@ -46,24 +46,14 @@ pub struct PresenceInfo {
 /// * `teller`: the narrow part of the engine that tells the app's code (contact changes, push
 ///   tasks) — the hooks, the outbox and its bell — rather than the whole `Engine`.
 pub struct Social {
-    store: Arc<dyn Store>,
-    presence: Arc<dyn Presence>,
-    stamps: Stamps,
-    collections: Arc<Collections>,
-    teller: Teller,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) stamps: Stamps,
+    pub(crate) collections: Arc<Collections>,
+    pub(crate) teller: Teller,
 }
 
 impl Social {
-    pub(crate) fn new(
-        store: Arc<dyn Store>,
-        presence: Arc<dyn Presence>,
-        stamps: Stamps,
-        collections: Arc<Collections>,
-        teller: Teller,
-    ) -> Self {
-        Social { store, presence, stamps, collections, teller }
-    }
-
     async fn get_user(&self, app: &App, id: &str) -> Result<()> {
         self.store.get_user(app.id, id).await?.ok_or_else(|| Error::UserNotFound(id.to_string())).map(drop)
     }

@@ -17,16 +17,12 @@ use crate::store::Store;
 /// `Conversations` (a thread is one, its members the group's) and `Messages` (the message it hangs
 /// from).
 pub struct Threads {
-    store: Arc<dyn Store>,
-    conversations: Arc<Conversations>,
-    messages: Arc<Messages>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) conversations: Arc<Conversations>,
+    pub(crate) messages: Arc<Messages>,
 }
 
 impl Threads {
-    pub(crate) fn new(store: Arc<dyn Store>, conversations: Arc<Conversations>, messages: Arc<Messages>) -> Self {
-        Threads { store, conversations, messages }
-    }
-
     /// How many threads the app has, or hang from one message.
     async fn count_threads(&self, app: &App, msg: Option<i64>) -> Result<i64> {
         let filter = match msg {

@@ -30,28 +30,16 @@ pub struct NewAccount {
 /// expiry), and the services it depends on: `Social` (a deleted user's relations go with
 /// them) and `Clients` (a disabled or deleted user's sessions end).
 pub struct Users {
-    store: Arc<dyn Store>,
-    caches: Arc<Caches>,
-    hasher: Arc<Hasher>,
-    backoff: Arc<dyn LoginBackoff>,
-    stamps: Stamps,
-    social: Arc<Social>,
-    clients: Arc<Clients>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) caches: Arc<Caches>,
+    pub(crate) hasher: Arc<Hasher>,
+    pub(crate) backoff: Arc<dyn LoginBackoff>,
+    pub(crate) stamps: Stamps,
+    pub(crate) social: Arc<Social>,
+    pub(crate) clients: Arc<Clients>,
 }
 
 impl Users {
-    pub(crate) fn new(
-        store: Arc<dyn Store>,
-        caches: Arc<Caches>,
-        hasher: Arc<Hasher>,
-        backoff: Arc<dyn LoginBackoff>,
-        stamps: Stamps,
-        social: Arc<Social>,
-        clients: Arc<Clients>,
-    ) -> Self {
-        Users { store, caches, hasher, backoff, stamps, social, clients }
-    }
-
     /// Make sure every id names a user, creating those that do not exist (LeanCloud clients
     /// exist as soon as they are named). Users known to exist are remembered, so a busy sender
     /// costs no write.
