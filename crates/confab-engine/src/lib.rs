@@ -63,6 +63,7 @@ pub use global_mutes::{GlobalMute, GlobalMutes, MuteScope};
 pub use hooks::{After, AppNote, Before, ContactOp, HookChain, Hooks, NoHooks, Offline, OutboxItem, Verdict};
 pub use import::{ImportedConversation, ImportedUser};
 pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position};
+pub use outbox::HookStat;
 pub use presence::{LocalPresence, Presence, SessionRef};
 pub use push_labels::PushLabels;
 pub use quotas::{PlanQuotas, Quota, Quotas};

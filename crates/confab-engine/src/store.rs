@@ -7,12 +7,11 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use serde::{Deserialize, Serialize};
-
 use crate::commands::{AttrOp, ConvUpdate, SettingsChange};
 use crate::entries::{Entry, EntryFilter, EntryQuery, EntryStats, Put, PutRule};
 use crate::error::Result;
 use crate::model::*;
+pub use crate::outbox::HookStat;
 use crate::outbox::OutboxItem;
 use crate::query::*;
 
@@ -489,55 +488,6 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get_blob(&self, app: i64, id: &str) -> Result<Option<Vec<u8>>>;
     /// False if there was no such blob.
     async fn delete_blob(&self, app: i64, id: &str) -> Result<bool>;
-}
-
-/// Counters of one kind of call to an app's code, added up since the app began.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HookStat {
-    pub app: i64,
-    /// `leancloud`, `easemob`, `maxim`, `push`.
-    pub sink: String,
-    /// The hook, callback or event.
-    pub name: String,
-    pub calls: u64,
-    /// Calls that failed (an error status, no answer, a bad answer), timeouts included.
-    pub failures: u64,
-    pub timeouts: u64,
-    /// Latency: the sum and the longest, in ms, and how many calls took at most
-    /// [`HookStat::BUCKETS_MS`] each (the last bucket: longer).
-    pub total_ms: u64,
-    pub max_ms: u64,
-    pub buckets: [u64; 6],
-    /// When it last changed (Unix ms).
-    pub updated_at: i64,
-}
-
-impl HookStat {
-    pub const BUCKETS_MS: [u64; 5] = [10, 50, 200, 1000, 5000];
-
-    /// Count one call that took `ms`.
-    pub fn record(&mut self, ms: u64, failed: bool, timed_out: bool) {
-        self.calls += 1;
-        self.failures += u64::from(failed || timed_out);
-        self.timeouts += u64::from(timed_out);
-        self.total_ms += ms;
-        self.max_ms = self.max_ms.max(ms);
-        let b = Self::BUCKETS_MS.iter().position(|&le| ms <= le).unwrap_or(Self::BUCKETS_MS.len());
-        self.buckets[b] += 1;
-    }
-
-    /// Add another's counts to this one.
-    pub fn merge(&mut self, o: &HookStat) {
-        self.calls += o.calls;
-        self.failures += o.failures;
-        self.timeouts += o.timeouts;
-        self.total_ms += o.total_ms;
-        self.max_ms = self.max_ms.max(o.max_ms);
-        for (a, b) in self.buckets.iter_mut().zip(o.buckets) {
-            *a += b;
-        }
-        self.updated_at = self.updated_at.max(o.updated_at);
-    }
 }
 
 /// What an import of messages did.

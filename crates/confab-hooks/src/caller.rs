@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use confab_engine::store::HookStat;
+use confab_engine::HookStat;
 use parking_lot::Mutex;
 
 /// One call.
