@@ -154,6 +154,7 @@ enum Cmd {
     LoginCatchup(login::LoginArgs),
 }
 
+mod fanout;
 mod fuzz;
 mod hook;
 mod import;

@@ -17,7 +17,8 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
-use crate::{report, Lc, Target};
+use crate::fanout::{FanoutRun, Topology};
+use crate::{Lc, Target};
 
 pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -62,11 +63,19 @@ async fn connect(lc: &Lc, peer: &str) -> anyhow::Result<Socket> {
 
 pub async fn fanout(t: Target, members: usize, window: usize, hook: Option<String>) -> anyhow::Result<()> {
     let lc = Arc::new(Lc::connect(&t).await?);
-    let hook = match hook.as_deref() {
-        Some(kind) => Some(crate::hook::Hook::start(&lc, kind).await?),
+    let topo = Topology { groups: t.conversations, members, window, seconds: t.seconds };
+    fanout_on(&lc, &topo, hook.as_deref()).await?.print("ws-fanout", &topo);
+    Ok(())
+}
+
+/// One `ws-fanout` run against `lc`'s server; with `hook`, through a `_messageReceived` hook (its
+/// counters are printed after the run).
+pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>) -> anyhow::Result<FanoutRun> {
+    let Topology { groups, members, window, seconds } = *topo;
+    let hook = match hook {
+        Some(kind) => Some(crate::hook::Hook::start(lc, kind).await?),
         None => None,
     };
-    let groups = t.conversations;
     let start = Instant::now();
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
@@ -74,7 +83,7 @@ pub async fn fanout(t: Target, members: usize, window: usize, hook: Option<Strin
         let ids: Vec<String> = (0..members).map(|m| format!("g{g}m{m}")).collect();
         let cid = lc.group(&ids).await?;
         for (m, id) in ids.iter().enumerate() {
-            let ws = connect(&lc, id).await.with_context(|| format!("connect {id}"))?;
+            let ws = connect(lc, id).await.with_context(|| format!("connect {id}"))?;
             if m == 0 {
                 senders.push((cid.clone(), ws));
             } else {
@@ -82,9 +91,8 @@ pub async fn fanout(t: Target, members: usize, window: usize, hook: Option<Strin
             }
         }
     }
-    let clients = senders.len() + receivers.len();
     let delivered = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(t.seconds);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = tokio::task::JoinSet::new();
     for mut ws in receivers {
         let delivered = delivered.clone();
@@ -149,16 +157,9 @@ pub async fn fanout(t: Target, members: usize, window: usize, hook: Option<Strin
         lat.extend(l);
         sent += s;
     }
-    let elapsed = Duration::from_secs(t.seconds).max(began.elapsed().min(Duration::from_secs(t.seconds)));
-    println!(
-        "ws-fanout: {clients} clients in {groups} groups of {members}; {sent} messages sent ({:.0}/s), {} pushes delivered ({:.0}/s)",
-        sent as f64 / elapsed.as_secs_f64(),
-        delivered.load(Ordering::Relaxed),
-        delivered.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
-    );
-    report("delivery latency", lat, 0, elapsed);
+    let elapsed = Duration::from_secs(seconds).max(began.elapsed().min(Duration::from_secs(seconds)));
     if let Some(h) = hook {
-        h.report(&lc).await?;
+        h.report(lc).await?;
     }
-    Ok(())
+    Ok(FanoutRun::new(sent, delivered.load(Ordering::Relaxed), elapsed, lat))
 }
