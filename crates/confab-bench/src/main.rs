@@ -174,16 +174,10 @@ pub(crate) struct Lc {
 
 impl Lc {
     async fn connect(t: &Target) -> anyhow::Result<Lc> {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(t.concurrency * 2).build()?;
         if let Some(url) = &t.url {
-            return Ok(Lc {
-                base: url.trim_end_matches('/').to_string(),
-                app_id: t.app_id.clone().context("--app-id")?,
-                master_key: t.master_key.clone().context("--master-key")?,
-                http,
-                _server: None,
-            });
+            return Lc::remote(url, &t.app_id.clone().context("--app-id")?, &t.master_key.clone().context("--master-key")?, t.concurrency);
         }
+        let http = reqwest::Client::builder().pool_max_idle_per_host(t.concurrency * 2).build()?;
         let dir = tempfile::tempdir()?;
         let config = Config { data_dir: dir.path().into(), listen: "127.0.0.1:0".parse()?, log: "warn".into(), ..Config::default() };
         let server = Server::start(&config).await?;
@@ -197,6 +191,17 @@ impl Lc {
             master_key: app.keys.leancloud.master_key.clone(),
             http,
             _server: Some((server, dir)),
+        })
+    }
+
+    /// A running confab at `url`, and one of its apps.
+    fn remote(url: &str, app_id: &str, master_key: &str, concurrency: usize) -> anyhow::Result<Lc> {
+        Ok(Lc {
+            base: url.trim_end_matches('/').to_string(),
+            app_id: app_id.to_string(),
+            master_key: master_key.to_string(),
+            http: reqwest::Client::builder().pool_max_idle_per_host(concurrency * 2).build()?,
+            _server: None,
         })
     }
 
