@@ -244,18 +244,25 @@ impl Client {
     /// Read until `done(buf)` gives the end of what is awaited; that much leaves the buffer and
     /// is returned.
     async fn until(&mut self, what: &str, done: impl Fn(&[u8]) -> Option<usize>) -> anyhow::Result<Vec<u8>> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        match self.within(what, Duration::from_secs(30), done).await? {
+            Some(got) => Ok(got),
+            None => anyhow::bail!("{what}: no answer in 30 s; got {}", String::from_utf8_lossy(&self.buf)),
+        }
+    }
+
+    /// [`Client::until`], or `None` if `wait` passes first.
+    async fn within(&mut self, what: &str, wait: Duration, done: impl Fn(&[u8]) -> Option<usize>) -> anyhow::Result<Option<Vec<u8>>> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = done(&self.buf) {
-                return Ok(self.buf.drain(..end).collect());
+                return Ok(Some(self.buf.drain(..end).collect()));
             }
             if find(&self.buf, b"</stream:stream>").is_some() || find(&self.buf, b"<stream:error").is_some() {
                 anyhow::bail!("{what}: the server closed the stream: {}", String::from_utf8_lossy(&self.buf));
             }
             let mut chunk = [0u8; 16384];
-            let n = tokio::time::timeout_at(deadline, self.sock.read(&mut chunk))
-                .await
-                .with_context(|| format!("{what}: no answer in 30 s; got {}", String::from_utf8_lossy(&self.buf)))??;
+            let Ok(n) = tokio::time::timeout_at(deadline, self.sock.read(&mut chunk)).await else { return Ok(None) };
+            let n = n?;
             anyhow::ensure!(n > 0, "{what}: connection closed; got {}", String::from_utf8_lossy(&self.buf));
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -319,19 +326,30 @@ impl Client {
     /// Join `room` as `nick`, waiting for the room's presence for us (status 110); a room we
     /// created (status 201) is locked until its owner submits the instant-room form.
     async fn join(&mut self, room: &str, nick: &str) -> anyhow::Result<()> {
-        self.send(&format!(
-            "<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"
-        ))
-        .await?;
-        let joined = self
-            .until("join", |b| {
-                if let Some(i) = find(b, b"type='error'") {
-                    return Some(i);
-                }
-                let i = find(b, b"code='110'").or_else(|| find(b, b"code=\"110\""))?;
-                find(&b[i..], b"</presence>").map(|j| i + j + 11)
-            })
+        let mut attempts = 0;
+        let joined = loop {
+            // A join that reaches a room just as its last occupant leaves (the rooms of a run that
+            // just ended) goes unanswered: ejabberd drops it with the stopping room. Ask again.
+            attempts += 1;
+            self.send(&format!(
+                "<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"
+            ))
             .await?;
+            let answer = self
+                .within("join", Duration::from_secs(2), |b| {
+                    if let Some(i) = find(b, b"type='error'") {
+                        return Some(i);
+                    }
+                    let i = find(b, b"code='110'").or_else(|| find(b, b"code=\"110\""))?;
+                    find(&b[i..], b"</presence>").map(|j| i + j + 11)
+                })
+                .await?;
+            match answer {
+                Some(joined) => break joined,
+                None if attempts < 15 => continue,
+                None => anyhow::bail!("joining {room}: no answer in 30 s; got {}", String::from_utf8_lossy(&self.buf)),
+            }
+        };
         if find(&joined, b"type='error'").is_some() {
             // the rest of the error stanza, for the message
             let rest = self.through("join error", "</presence>").await.unwrap_or_default();
