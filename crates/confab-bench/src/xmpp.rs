@@ -488,3 +488,30 @@ pub(crate) async fn fanout_on(addr: &str, domain: &str, topo: &Topology) -> anyh
     let elapsed = Duration::from_secs(seconds).max(began.elapsed().min(Duration::from_secs(seconds)));
     Ok(FanoutRun::new(sent, delivered.load(Ordering::Relaxed), elapsed, lat))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_found_across_reads() {
+        let stream = b"<presence from='r/a'/><message type='groupchat'><body>12</body></message><message><subject/></message><message type='groupchat'><body>345</body></message>";
+        for split in 0..stream.len() {
+            let (mut buf, mut got) = (Vec::new(), Vec::new());
+            for part in [&stream[..split], &stream[split..]] {
+                buf.extend_from_slice(part);
+                bodies(&mut buf, |t| got.push(t));
+            }
+            assert_eq!(got, [12, 345], "split at {split}");
+            assert!(buf.len() < 16, "what is left cannot hold a body: {:?}", String::from_utf8_lossy(&buf));
+        }
+    }
+
+    #[test]
+    fn find_finds_the_first_occurrence() {
+        assert_eq!(find(b"aab<bo<body>", b"<body>"), Some(6));
+        assert_eq!(find(b"<bod", b"<body>"), None);
+        assert_eq!(find(b"", b"<"), None);
+        assert!(has_status(b"<status code=\"201\"/>", "201") && has_status(b"<status code='110'/>", "110"));
+    }
+}
