@@ -7,6 +7,8 @@
 //!   pipeline messages, every member receives them; delivery latency is measured end to end.
 //!   With `--hook minimal|leanengine` every message first goes through a `_messageReceived`
 //!   LeanCloud hook: the hook's cost on send throughput and latency.
+//! * `xmpp-fanout`: the same group fan-out through ejabberd's MUC (its own ejabberd without
+//!   `--addr`), the XMPP peer of the side-by-side rig.
 //! * `conn-idle`: idle realtime sessions, and the server's resident memory per session.
 //! * `login-flood`: wrong-password logins, and the server's resident memory during and after.
 //! * `soak`: a moderate mixed load for a long time, with the server's memory sampled.
@@ -88,6 +90,26 @@ enum Cmd {
         #[arg(long, value_parser = ["minimal", "leanengine"], conflicts_with = "url")]
         hook: Option<String>,
     },
+    /// Group chat through ejabberd's MUC (`ws-fanout`'s topology): deliveries/s and latency.
+    XmppFanout {
+        /// A running XMPP server's c2s (plaintext, SASL ANONYMOUS; default: start an ejabberd).
+        #[arg(long)]
+        addr: Option<String>,
+        /// Its domain (rooms at `conference.{domain}`).
+        #[arg(long, requires = "addr")]
+        domain: Option<String>,
+        /// Rooms (groups).
+        #[arg(long, default_value_t = 10)]
+        conversations: usize,
+        /// Members per room (one of them sends).
+        #[arg(long, default_value_t = 20)]
+        members: usize,
+        /// Messages each sender may have waiting for their echo.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Idle realtime sessions: the server's resident memory per session.
     ConnIdle {
         /// A running confab (`http://host:port`); without it, an in-process server over
@@ -163,6 +185,7 @@ mod mem;
 mod raw;
 mod soak;
 mod ws;
+mod xmpp;
 
 pub(crate) struct Lc {
     base: String,
@@ -454,6 +477,9 @@ async fn main() -> anyhow::Result<()> {
         Cmd::RestHistory(t) => rest_history(t).await,
         Cmd::EmSend(t) => em_send(t).await,
         Cmd::WsFanout { target, members, window, hook } => ws::fanout(target, members, window, hook).await,
+        Cmd::XmppFanout { addr, domain, conversations, members, window, seconds } => {
+            xmpp::fanout(addr, domain, fanout::Topology { groups: conversations, members, window, seconds }).await
+        }
         Cmd::ConnIdle { url, app_id, server_pid, sessions, warmup, concurrency, pipes_only } => {
             let remote = url.map(|u| (u, app_id.unwrap_or_default(), server_pid.unwrap_or_default()));
             mem::conn_idle(mem::IdleTarget { remote, sessions, warmup: warmup.min(sessions), concurrency, pipes_only }).await
