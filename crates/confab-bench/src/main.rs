@@ -7,6 +7,8 @@
 //!   pipeline messages, every member receives them; delivery latency is measured end to end.
 //!   With `--hook minimal|leanengine` every message first goes through a `_messageReceived`
 //!   LeanCloud hook: the hook's cost on send throughput and latency.
+//! * `nats-fanout`: the ws-fanout topology on raw NATS core pub/sub (async-nats clients, Debian's
+//!   `nats-server`), the bus's speed to compare confab's fan-out with.
 //! * `conn-idle`: idle realtime sessions, and the server's resident memory per session.
 //! * `login-flood`: wrong-password logins, and the server's resident memory during and after.
 //! * `soak`: a moderate mixed load for a long time, with the server's memory sampled.
@@ -88,6 +90,9 @@ enum Cmd {
         #[arg(long, value_parser = ["minimal", "leanengine"], conflicts_with = "url")]
         hook: Option<String>,
     },
+    /// The ws-fanout topology on raw NATS core pub/sub (one connection per client; member 0's
+    /// own echo is its ack): deliveries/s and latency of the bus alone.
+    NatsFanout(nats::NatsArgs),
     /// Idle realtime sessions: the server's resident memory per session.
     ConnIdle {
         /// A running confab (`http://host:port`); without it, an in-process server over
@@ -160,6 +165,7 @@ mod hook;
 mod import;
 mod login;
 mod mem;
+mod nats;
 mod raw;
 mod soak;
 mod ws;
@@ -449,6 +455,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::RestHistory(t) => rest_history(t).await,
         Cmd::EmSend(t) => em_send(t).await,
         Cmd::WsFanout { target, members, window, hook } => ws::fanout(target, members, window, hook).await,
+        Cmd::NatsFanout(a) => nats::fanout(a).await,
         Cmd::ConnIdle { url, app_id, server_pid, sessions, warmup, concurrency, pipes_only } => {
             let remote = url.map(|u| (u, app_id.unwrap_or_default(), server_pid.unwrap_or_default()));
             mem::conn_idle(mem::IdleTarget { remote, sessions, warmup: warmup.min(sessions), concurrency, pipes_only }).await
