@@ -3,7 +3,7 @@
 //! (confab's realtime gateway, raw NATS core, ejabberd's MUC). The side-by-side rig
 //! (`fanout-rig`) compares these.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The shape of a fan-out run: `groups` groups of `members` clients, each its own connection;
 /// member 0 of each group sends, as fast as `window` messages awaiting their acknowledgement (or
@@ -28,12 +28,20 @@ pub(crate) struct FanoutRun {
     pub elapsed: Duration,
     /// Send → receive latencies of the deliveries, in µs, sorted.
     pub latencies_us: Vec<u32>,
+    /// When the senders began (after every client connected and joined), so that a watcher can
+    /// tell the sending from the setup.
+    pub began: Option<Instant>,
 }
 
 impl FanoutRun {
     pub fn new(sent: u64, delivered: u64, elapsed: Duration, mut latencies_us: Vec<u32>) -> Self {
         latencies_us.sort_unstable();
-        FanoutRun { sent, delivered, elapsed, latencies_us }
+        FanoutRun { sent, delivered, elapsed, latencies_us, began: None }
+    }
+
+    /// The run, marked with when its senders began.
+    pub fn began_at(self, began: Instant) -> Self {
+        FanoutRun { began: Some(began), ..self }
     }
 
     pub fn deliveries_per_sec(&self) -> f64 {

@@ -9,6 +9,10 @@
 //!   LeanCloud hook: the hook's cost on send throughput and latency.
 //! * `xmpp-fanout`: the same group fan-out through ejabberd's MUC (its own ejabberd without
 //!   `--addr`), the XMPP peer of the side-by-side rig.
+//! * `fanout-rig`: ws-fanout, nats-fanout and xmpp-fanout side by side, interleaved, each
+//!   against a server the rig starts, with CPU and ratios (issue 12's yardstick).
+//! * `nats-fanout`: the ws-fanout topology on raw NATS core pub/sub (async-nats clients, Debian's
+//!   `nats-server`), the bus's speed to compare confab's fan-out with.
 //! * `conn-idle`: idle realtime sessions, and the server's resident memory per session.
 //! * `login-flood`: wrong-password logins, and the server's resident memory during and after.
 //! * `soak`: a moderate mixed load for a long time, with the server's memory sampled.
@@ -110,6 +114,13 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// The ws-fanout topology on raw NATS core pub/sub (one connection per client; member 0's
+    /// own echo is its ack): deliveries/s and latency of the bus alone.
+    NatsFanout(nats::NatsArgs),
+    /// Group fan-out side by side in one sitting: confab (`confab serve`, windows 1 and 16), raw
+    /// NATS core and ejabberd's MUC, interleaved, with each server's and the generator's CPU, and
+    /// confab's ratios to the others.
+    FanoutRig(rig::RigArgs),
     /// Idle realtime sessions: the server's resident memory per session.
     ConnIdle {
         /// A running confab (`http://host:port`); without it, an in-process server over
@@ -182,7 +193,9 @@ mod hook;
 mod import;
 mod login;
 mod mem;
+mod nats;
 mod raw;
+mod rig;
 mod soak;
 mod ws;
 mod xmpp;
@@ -480,6 +493,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::XmppFanout { addr, domain, conversations, members, window, seconds } => {
             xmpp::fanout(addr, domain, fanout::Topology { groups: conversations, members, window, seconds }).await
         }
+        Cmd::NatsFanout(a) => nats::fanout(a).await,
+        Cmd::FanoutRig(args) => rig::rig(args).await,
         Cmd::ConnIdle { url, app_id, server_pid, sessions, warmup, concurrency, pipes_only } => {
             let remote = url.map(|u| (u, app_id.unwrap_or_default(), server_pid.unwrap_or_default()));
             mem::conn_idle(mem::IdleTarget { remote, sessions, warmup: warmup.min(sessions), concurrency, pipes_only }).await

@@ -161,5 +161,5 @@ pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>)
     if let Some(h) = hook {
         h.report(lc).await?;
     }
-    Ok(FanoutRun::new(sent, delivered.load(Ordering::Relaxed), elapsed, lat))
+    Ok(FanoutRun::new(sent, delivered.load(Ordering::Relaxed), elapsed, lat).began_at(began))
 }

@@ -486,7 +486,7 @@ pub(crate) async fn fanout_on(addr: &str, domain: &str, topo: &Topology) -> anyh
         sent += s;
     }
     let elapsed = Duration::from_secs(seconds).max(began.elapsed().min(Duration::from_secs(seconds)));
-    Ok(FanoutRun::new(sent, delivered.load(Ordering::Relaxed), elapsed, lat))
+    Ok(FanoutRun::new(sent, delivered.load(Ordering::Relaxed), elapsed, lat).began_at(began))
 }
 
 #[cfg(test)]

@@ -1,0 +1,260 @@
+//! `nats-fanout`: the ws-fanout topology on raw NATS core pub/sub, the bus's own speed for the
+//! side-by-side rig (issue 12).
+//!
+//! `--conversations` groups of `--members` clients, each client its own NATS connection
+//! (async-nats, core pub/sub only, no JetStream). Group `g` is the subject `fanout.g{g}`; every
+//! member subscribes to it. Member 0 publishes as fast as its `--window` allows: it receives its
+//! own messages back (NATS echoes a message to the publishing connection's subscriptions), and
+//! each echo returns a permit, as confab's acks do in ws-fanout. Members 1.. receive every
+//! message; the payload is its send time (µs since the run's start), so they measure send →
+//! receive. Timing as ws-fanout: senders stop at the deadline, receivers 2 s later; the rate is
+//! over the sending time.
+//!
+//! Without `--url` it starts Debian's `nats-server` (`apt-get install nats-server`) on a free
+//! port of 127.0.0.1, without JetStream, and stops it after the run ([`NatsServer`]).
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::fanout::{FanoutRun, Topology};
+
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+#[derive(Args, Clone)]
+pub(crate) struct NatsArgs {
+    /// A running NATS server (default: start `/usr/sbin/nats-server` on a free port).
+    #[arg(long)]
+    url: Option<String>,
+    /// Groups (subjects), one sender each.
+    #[arg(long, default_value_t = 10)]
+    conversations: usize,
+    /// Clients per group, each its own connection (one of them sends).
+    #[arg(long, default_value_t = 20)]
+    members: usize,
+    /// Messages each sender may have waiting for their echo.
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    /// How long to send.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+pub(crate) async fn fanout(a: NatsArgs) -> anyhow::Result<()> {
+    let topo = Topology { groups: a.conversations, members: a.members, window: a.window, seconds: a.seconds };
+    let (url, server) = match a.url {
+        Some(url) => (url, None),
+        None => {
+            let server = NatsServer::start()?;
+            (server.url(), Some(server))
+        }
+    };
+    let pid = server.as_ref().map(|s| s.pid());
+    let (t0, ours0, theirs0) = (Instant::now(), cpu_secs("self"), pid.map(|p| cpu_secs(&p.to_string())));
+    fanout_on(&url, &topo).await?.print("nats-fanout", &topo);
+    let wall = t0.elapsed().as_secs_f64();
+    let ours = cpu_secs("self") - ours0;
+    match (pid, theirs0) {
+        (Some(p), Some(theirs0)) => {
+            let theirs = cpu_secs(&p.to_string()) - theirs0;
+            println!(
+                "nats-fanout: CPU over the {wall:.1} s run: nats-server {:.0}%, the generator {:.0}% (100% = one core)",
+                theirs / wall * 100.0,
+                ours / wall * 100.0
+            )
+        }
+        _ => println!("nats-fanout: CPU over the {wall:.1} s run: the generator {:.0}% (100% = one core)", ours / wall * 100.0),
+    }
+    Ok(())
+}
+
+/// User + system CPU seconds of a process (`self` or a pid) so far, from `/proc/PID/stat`
+/// (clock ticks of 1/100 s, Linux's `USER_HZ`); 0 if unreadable.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // the fields after the command name, which is in parentheses and may hold spaces
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// A connection to `url` that counts the slow-consumer events of its subscriptions (messages
+/// async-nats dropped because a subscriber's queue was full) in `slow`.
+async fn connect(url: &str, slow: &Arc<AtomicU64>) -> anyhow::Result<async_nats::Client> {
+    let slow = slow.clone();
+    let client = async_nats::ConnectOptions::new()
+        .event_callback(move |e| {
+            if let async_nats::Event::SlowConsumer(_) = e {
+                slow.fetch_add(1, Ordering::Relaxed);
+            }
+            async {}
+        })
+        .connect(url)
+        .await?;
+    Ok(client)
+}
+
+/// Subscribe to `subject` and wait until the server has the subscription: `flush` only writes
+/// out the client's buffer, so a probe published to a subject of this connection's own must
+/// come back (the server handles one connection's protocol in order).
+async fn subscribe(client: &async_nats::Client, subject: &str, probe: String) -> anyhow::Result<async_nats::Subscriber> {
+    let sub = client.subscribe(subject.to_string()).await?;
+    let mut back = client.subscribe(probe.clone()).await?;
+    client.publish(probe, "".into()).await?;
+    client.flush().await?;
+    tokio::time::timeout(Duration::from_secs(10), back.next())
+        .await
+        .context("subscription probe timed out")?
+        .context("connection closed")?;
+    back.unsubscribe().await?;
+    Ok(sub)
+}
+
+/// One `nats-fanout` run against the NATS server at `url`.
+pub(crate) async fn fanout_on(url: &str, topo: &Topology) -> anyhow::Result<FanoutRun> {
+    let Topology { groups, members, window, seconds } = *topo;
+    let start = Instant::now();
+    let slow = Arc::new(AtomicU64::new(0));
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for g in 0..groups {
+        let subject = format!("fanout.g{g}");
+        for m in 0..members {
+            let client = connect(url, &slow).await.with_context(|| format!("connect g{g}m{m} to {url}"))?;
+            let sub = subscribe(&client, &subject, format!("probe.g{g}.m{m}")).await?;
+            if m == 0 {
+                senders.push((subject.clone(), client, sub));
+            } else {
+                receivers.push((client, sub));
+            }
+        }
+    }
+    let delivered = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (client, mut sub) in receivers {
+        let delivered = delivered.clone();
+        tasks.spawn(async move {
+            let _client = client;
+            let mut lat = Vec::new();
+            let stop = deadline + Duration::from_secs(2);
+            while let Ok(Some(m)) = tokio::time::timeout_at(stop.into(), sub.next()).await {
+                if let Some(sent) = std::str::from_utf8(&m.payload).ok().and_then(|s| s.parse::<u64>().ok()) {
+                    lat.push((start.elapsed().as_micros() as u64).saturating_sub(sent) as u32);
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            (lat, 0u64)
+        });
+    }
+    let began = Instant::now();
+    for (subject, client, mut echoes) in senders {
+        tasks.spawn(async move {
+            let subject = async_nats::Subject::from(subject);
+            let slots = Arc::new(Semaphore::new(window));
+            let acks = slots.clone();
+            let echoed = Arc::new(AtomicU64::new(0));
+            let count = echoed.clone();
+            let reader = tokio::spawn(async move {
+                while echoes.next().await.is_some() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                    acks.add_permits(1);
+                }
+            });
+            while Instant::now() < deadline {
+                let Ok(permit) = slots.acquire().await else { break };
+                permit.forget();
+                let payload = start.elapsed().as_micros().to_string();
+                if client.publish(subject.clone(), payload.into()).await.is_err() {
+                    break;
+                }
+            }
+            let _ = client.flush().await;
+            // the echoes of the messages still in flight, then stop listening
+            let _ = tokio::time::timeout(Duration::from_secs(2), slots.acquire_many(window as u32)).await;
+            reader.abort();
+            (Vec::new(), echoed.load(Ordering::Relaxed))
+        });
+    }
+    let (mut lat, mut sent) = (Vec::new(), 0u64);
+    while let Some(r) = tasks.join_next().await {
+        let (l, s) = r?;
+        lat.extend(l);
+        sent += s;
+    }
+    let elapsed = Duration::from_secs(seconds).max(began.elapsed().min(Duration::from_secs(seconds)));
+    let slow = slow.load(Ordering::Relaxed);
+    if slow > 0 {
+        eprintln!("nats-fanout: {slow} slow-consumer events (async-nats dropped messages: a subscriber fell behind)");
+    }
+    Ok(FanoutRun::new(sent, delivered.load(Ordering::Relaxed), elapsed, lat).began_at(began))
+}
+
+/// Debian's `nats-server` as a child process on a free port of 127.0.0.1, core NATS only (no
+/// JetStream); killed on drop.
+pub(crate) struct NatsServer {
+    child: Child,
+    port: u16,
+    /// Its output, shown if it fails to start.
+    log: tempfile::NamedTempFile,
+}
+
+impl NatsServer {
+    /// Start it and wait until it accepts connections.
+    pub fn start() -> anyhow::Result<NatsServer> {
+        anyhow::ensure!(
+            std::path::Path::new(NATS_SERVER).exists(),
+            "{NATS_SERVER} not found: install Debian's NATS server (apt-get install nats-server)"
+        );
+        // a free port: bound by us, released, then given to the server
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let log = tempfile::NamedTempFile::new()?;
+        let child = Command::new(NATS_SERVER)
+            .args(["--addr", "127.0.0.1", "--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.reopen()?)
+            .stderr(log.reopen()?)
+            .spawn()
+            .with_context(|| format!("start {NATS_SERVER}"))?;
+        let mut server = NatsServer { child, port, log };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                let out = std::fs::read_to_string(server.log.path()).unwrap_or_default();
+                anyhow::bail!("{NATS_SERVER} exited ({status}) before accepting connections:\n{out}");
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(server);
+            }
+            anyhow::ensure!(Instant::now() < until, "{NATS_SERVER} does not accept connections on {addr} after 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `nats://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's process id (its CPU time is in `/proc/PID/stat`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
