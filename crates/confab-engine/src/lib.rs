@@ -62,7 +62,7 @@ pub use files::Files;
 pub use global_mutes::{GlobalMute, GlobalMutes, MuteScope};
 pub use hooks::{After, AppNote, Before, ContactOp, HookChain, Hooks, NoHooks, Offline, OutboxItem, Verdict};
 pub use import::{ImportedConversation, ImportedUser};
-pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position};
+pub use message::{Changed, Edit, MessageRef, NewBroadcast, NewMessage, Position, Sending};
 pub use outbox::HookStat;
 pub use presence::{LocalPresence, Presence, SessionRef};
 pub use push_labels::PushLabels;

@@ -22,6 +22,9 @@ use crate::store::Store;
 use crate::teller::Teller;
 use crate::users::Users;
 
+/// A message being sent (`Messages::begin_send`): completes when it is stored.
+pub type Sending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Message>> + Send + Sync>>;
+
 /// What `send_message` needs.
 #[derive(Clone, Debug, Default)]
 pub struct NewMessage {
@@ -170,6 +173,16 @@ impl Messages {
     /// sends for anyone (LeanCloud's master key: "we do not check whether from_client may
     /// send"); a user sends as themself, within the rules of `check_may_speak`.
     pub async fn send_message(&self, app: &App, conv: &Conversation, new: NewMessage, actor: &Actor) -> Result<Message> {
+        self.begin_send(app, conv, new, actor).await?.await
+    }
+
+    /// `send_message` in two steps: the checks, the app's hooks and the store's insert *queued*
+    /// now, in the order of the calls (`MessageStore::queue_message_with`); the returned future
+    /// completes when the message is stored, or says why it was not. A connection pipelines its
+    /// sends with it: each is begun in turn, their commits share the store's group commit, and
+    /// the conversation's order is the order they were begun in. The message is stored and
+    /// delivered even if the future is dropped.
+    pub async fn begin_send(&self, app: &App, conv: &Conversation, new: NewMessage, actor: &Actor) -> Result<Sending> {
         self.check_new_message(app, conv, &new, actor).await?;
         if let Audience::Only(users) = &new.audience {
             self.users.ensure_users(app, users).await?;
@@ -203,7 +216,7 @@ impl Messages {
         let verdict =
             self.teller.ask(app, actor.user().map(|by| Before::Send { conv, msg: &mut msg, recipients: &mut recipients, by })).await?;
         match &verdict {
-            Verdict::Vanish => return Ok(msg),
+            Verdict::Vanish => return Ok(Box::pin(std::future::ready(Ok(msg)))),
             Verdict::Changed(_) => check_size(app, &msg.content, msg.push_data.as_ref().map(String::len))?,
             Verdict::Go => {}
         }
@@ -213,12 +226,13 @@ impl Messages {
             _ => None,
         };
         let (app_id, cref, no_sync, origin) = (app.id, ConvRef::of(conv), new.no_sync, new.origin);
+        let patched_ref = cref.clone();
         let event = move |msg: Message| Event::Message { app: app_id, conv: cref, msg: Arc::new(msg), recipients, no_sync, origin };
         // the sender hears what the app's hook changed
         let changed = move |msg: &Message| {
             note.map(|note| Event::MessagePatched {
                 app: msg.app,
-                conv: ConvRef::of(conv),
+                conv: patched_ref,
                 msg: Arc::new(msg.clone()),
                 recipients: vec![msg.from.clone()],
                 origin: None,
@@ -235,28 +249,26 @@ impl Messages {
                 self.store.outbox_add(&calls).await?;
                 self.teller.bell.notify_one();
             }
-            return Ok(msg);
+            return Ok(Box::pin(std::future::ready(Ok(msg))));
         }
         // Stored and delivered in the conversation's order (`order.rs`). The rest runs to the
         // end even if the caller goes away: a committed message is always delivered, and its
         // hook calls are kept with it.
         let ticket = self.order.begin(app.id, conv.id);
-        let store = self.store.clone();
-        let has_calls = !calls.is_empty();
+        let queued = self.store.queue_message_with(&msg, &calls);
+        let (bell, bus, has_calls) = (self.teller.bell.clone(), self.bus.clone(), !calls.is_empty());
         let stored = tokio::spawn(async move {
-            let stored = store.insert_message_with(&msg, &calls).await?;
+            let stored = queued.await?;
             ticket.stored(stored.seq, Some(event(stored.clone())));
+            if has_calls {
+                bell.notify_one();
+            }
+            if let Some(e) = changed(&stored) {
+                bus.deliver(e);
+            }
             Ok::<_, Error>(stored)
-        })
-        .await
-        .map_err(Error::internal)??;
-        if has_calls {
-            self.teller.bell.notify_one();
-        }
-        if let Some(e) = changed(&stored) {
-            self.bus.deliver(e);
-        }
-        Ok(stored)
+        });
+        Ok(Box::pin(async move { stored.await.map_err(Error::internal)? }))
     }
 
     /// The hook calls a message's sending makes: who of its recipients (the sender aside) is

@@ -15,6 +15,9 @@ pub use crate::outbox::HookStat;
 use crate::outbox::OutboxItem;
 use crate::query::*;
 
+/// A write a store has queued; it completes when the write is durable (or has failed).
+pub type Queued<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send>>;
+
 /// A change to a conversation, applied atomically by the store (the engine makes it from a
 /// [`ConvUpdate`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -363,7 +366,14 @@ pub trait MessageStore: Send + Sync + 'static {
     }
     /// `insert_message`, and the calls its sending makes put in the outbox (see [`OutboxStore`])
     /// in the same transaction: a stored message's hooks are never lost.
-    async fn insert_message_with(&self, msg: &Message, outbox: &[OutboxItem]) -> Result<Message>;
+    async fn insert_message_with(&self, msg: &Message, outbox: &[OutboxItem]) -> Result<Message> {
+        self.queue_message_with(msg, outbox).await
+    }
+    /// `insert_message_with`, queued before this returns: inserts queued in an order commit in
+    /// that order (so get their sequence numbers in it), whatever order their futures are awaited
+    /// in. What lets a connection pipeline its sends and keep their order; the future completes
+    /// when the insert is durable.
+    fn queue_message_with(&self, msg: &Message, outbox: &[OutboxItem]) -> Queued<Message>;
     async fn get_message(&self, app: i64, id: i64) -> Result<Option<Message>>;
     async fn update_message(&self, app: i64, id: i64, patch: &MessagePatch) -> Result<Option<Message>>;
     async fn delete_message(&self, app: i64, id: i64) -> Result<bool>;

@@ -65,7 +65,7 @@ pub use crate::entries::{entries_put_rules, entries_query_delete_stats};
 pub use crate::imports::{import_conversation_after_its_history, import_messages_in_order};
 pub use crate::messages::{
     broadcasts, concurrent_inserts, history_bounds, history_scopes, messages_hide, messages_insert, messages_round_trip_update_delete,
-    unread_bounded, unread_count,
+    queued_inserts_keep_their_order, unread_bounded, unread_count,
 };
 pub use crate::outbox::{hook_stats, outbox};
 pub use crate::users::{logins, user_quota, users};
@@ -122,7 +122,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $open; conversation_create_get, conversation_unique, conversation_update, conversation_delete, query_builtin_fields, query_members, query_custom_fields, query_dates, query_logic_order_paging, query_kinds, members_add_remove, members_list_count, members_update, user_memberships, conversation_quotas, concurrent_quota_creates);
     };
     (messages: $open:path) => {
-        $crate::conformance_tests!(@each $open; messages_insert, messages_round_trip_update_delete, messages_hide, history_scopes, history_bounds, unread_count, unread_bounded, broadcasts, concurrent_inserts);
+        $crate::conformance_tests!(@each $open; messages_insert, messages_round_trip_update_delete, messages_hide, history_scopes, history_bounds, unread_count, unread_bounded, broadcasts, concurrent_inserts, queued_inserts_keep_their_order);
     };
     (imports: $open:path) => {
         $crate::conformance_tests!(@each $open; import_messages_in_order, import_conversation_after_its_history);

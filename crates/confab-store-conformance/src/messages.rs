@@ -13,7 +13,8 @@ pub async fn run(store: Arc<dyn Store>) {
     unread_count(store.clone()).await;
     unread_bounded(store.clone()).await;
     broadcasts(store.clone()).await;
-    concurrent_inserts(store).await;
+    concurrent_inserts(store.clone()).await;
+    queued_inserts_keep_their_order(store).await;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -564,4 +565,25 @@ pub async fn concurrent_inserts(store: Arc<dyn Store>) {
             assert_eq!((returned.seq, returned.timestamp), (h.seq, h.timestamp), "insert_message returned what was stored");
         }
     }
+}
+
+/// `queue_message_with`: inserts queued one after the other commit in that order (their
+/// sequence numbers follow it) however their futures are awaited (here, last first), and each
+/// is stored when its future completes.
+pub async fn queued_inserts_keep_their_order(store: Arc<dyn Store>) {
+    let store = &*store;
+    let app = new_app(store).await;
+    let c = create(store, &app, conv_value(&app, ConvKind::Normal, "queued", T0), &[("u1", Role::Owner)]).await;
+    let sent: Vec<Message> = (0..50).map(|i| msg(&app, c.id, "u1", T0 + i, &format!("m{i}"))).collect();
+    let queued: Vec<_> = sent.iter().map(|m| store.queue_message_with(m, &[])).collect();
+    let mut stored = Vec::new();
+    for q in queued.into_iter().rev() {
+        stored.push(q.await.expect("queued insert"));
+    }
+    stored.reverse();
+    for (i, (m, s)) in sent.iter().zip(&stored).enumerate() {
+        assert_eq!((s.id, s.seq), (m.id, i as i64 + 1), "the {i}th insert queued has sequence number {}", i + 1);
+        assert_eq!(store.get_message(app.id, m.id).await.unwrap().map(|x| x.seq), Some(i as i64 + 1));
+    }
+    assert_eq!(conversation(store, &app, c.id).await.last_seq, 50);
 }

@@ -6,30 +6,28 @@ use super::*;
 impl MessageStore for SqliteStore {
     // ---------------------------------------------------------------- messages
 
-    async fn insert_message_with(&self, msg: &Message, outbox: &[OutboxItem]) -> Result<Message> {
+    fn queue_message_with(&self, msg: &Message, outbox: &[OutboxItem]) -> confab_engine::store::Queued<Message> {
         let mut m = msg.clone();
         let outbox = outbox.to_vec();
-        self.pool
-            .write("insert_message", move |c| {
-                let (last_seq, last_ts): (i64, i64) = c
-                    .query_row("SELECT last_seq, last_ts FROM conversations WHERE app = ?1 AND id = ?2", params![m.app, m.conv], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()
-                    .map_err(sql_err)?
-                    .ok_or(Error::ConversationNotFound)?;
-                m.seq = last_seq + 1;
-                m.timestamp = m.timestamp.max(last_ts);
-                insert_message(c, &m)?;
-                c.cached_execute(
-                    "UPDATE conversations SET last_seq = ?3, last_ts = ?4, last_message_at = ?4 WHERE app = ?1 AND id = ?2",
-                    params![m.app, m.conv, m.seq, m.timestamp],
-                )
-                .map_err(sql_err)?;
-                outbox::add(c, &outbox)?;
-                Ok(m)
-            })
-            .await
+        self.pool.queue("insert_message", move |c| {
+            let (last_seq, last_ts): (i64, i64) = c
+                .query_row("SELECT last_seq, last_ts FROM conversations WHERE app = ?1 AND id = ?2", params![m.app, m.conv], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(sql_err)?
+                .ok_or(Error::ConversationNotFound)?;
+            m.seq = last_seq + 1;
+            m.timestamp = m.timestamp.max(last_ts);
+            insert_message(c, &m)?;
+            c.cached_execute(
+                "UPDATE conversations SET last_seq = ?3, last_ts = ?4, last_message_at = ?4 WHERE app = ?1 AND id = ?2",
+                params![m.app, m.conv, m.seq, m.timestamp],
+            )
+            .map_err(sql_err)?;
+            outbox::add(c, &outbox)?;
+            Ok(m)
+        })
     }
 
     async fn get_message(&self, app: i64, id: i64) -> Result<Option<Message>> {

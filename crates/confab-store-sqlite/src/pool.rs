@@ -180,6 +180,16 @@ impl Pool {
     /// Run `f` (the operation `op`) in the writer's current transaction (inside its own
     /// savepoint). The result is returned only once the transaction has committed.
     pub async fn write<T: Send + 'static>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        self.queue(op, f).await
+    }
+
+    /// [`Pool::write`], queued for the writer before this returns (writes run in the order they
+    /// are queued); the future completes when it is committed.
+    pub fn queue<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> confab_engine::store::Queued<T> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let work = self.work.clone();
         let job: Job = Box::new(move |conn| {
@@ -190,9 +200,14 @@ impl Pool {
             });
             (ok, done)
         });
-        let sender = self.writer.lock().clone().ok_or_else(|| Error::internal("store is closed"))?;
-        sender.send(job).map_err(|_| Error::internal("store writer has stopped"))?;
-        rx.await.map_err(|_| Error::internal("store writer dropped a write"))?
+        let queued = match self.writer.lock().clone() {
+            None => Err(Error::internal("store is closed")),
+            Some(sender) => sender.send(job).map_err(|_| Error::internal("store writer has stopped")),
+        };
+        Box::pin(async move {
+            queued?;
+            rx.await.map_err(|_| Error::internal("store writer dropped a write"))?
+        })
     }
 
     /// Run `f` (the operation `op`) on a read connection of the query lane, in a blocking task.

@@ -34,6 +34,8 @@ const LIST_DEFAULT_LIMIT: i64 = 10;
 const LIST_MAX_LIMIT: i64 = 100;
 /// Most queued frames written before one flush.
 const WRITE_BATCH: usize = 64;
+/// Sends a connection may have waiting for their commit (`ConnState::inflight`).
+const SENDS_IN_FLIGHT: usize = 64;
 
 /// An error answered to a request (`cmd: error`).
 #[derive(Debug)]
@@ -86,6 +88,12 @@ impl RtError {
 
 type Reply = Result<Option<GenericCommand>, RtError>;
 
+/// A command's answer that may come later: a send's, with its commit.
+type Later = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + Sync>>;
+
+/// An answer on its way: the command's `i` and `peerId`, and the answer.
+type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = (Option<i32>, Option<String>, Reply)> + Send + Sync>>;
+
 /// A session (IM client) open on this connection.
 struct Session {
     handle: Arc<SessionHandle>,
@@ -101,6 +109,10 @@ struct ConnState {
     ip: Option<String>,
     /// Pushes to send after the current reply (the unread notification after `opened`).
     after_reply: Vec<GenericCommand>,
+    /// The connection's sends waiting for their commits, answered in the order they came: a
+    /// client's consecutive sends are pipelined (each begun in turn, their commits grouped by the
+    /// store), and any other command first waits for them.
+    inflight: futures_util::stream::FuturesOrdered<Pending>,
 }
 
 pub(super) async fn serve(gw: Arc<Gateway>, socket: WebSocket, format: Format, ip: Option<String>) {
@@ -116,13 +128,30 @@ pub(super) async fn serve(gw: Arc<Gateway>, socket: WebSocket, format: Format, i
     let grace = gw.settings.close_grace;
     let writer = spawn_writer(conn.clone(), sink, format, grace);
 
-    let mut st = ConnState { gw: gw.clone(), conn: conn.clone(), sessions: Vec::new(), ip, after_reply: Vec::new() };
+    let mut st = ConnState {
+        gw: gw.clone(),
+        conn: conn.clone(),
+        sessions: Vec::new(),
+        ip,
+        after_reply: Vec::new(),
+        inflight: futures_util::stream::FuturesOrdered::new(),
+    };
     let mut killed = conn.kill.subscribe();
     loop {
         let wait = if st.sessions.is_empty() { gw.settings.login_timeout } else { gw.settings.idle_timeout };
+        // a send's commit (its ack), the next frame, or the kill
         let next = tokio::select! {
-            r = tokio::time::timeout(wait, stream.next()) => r,
-            _ = killed.wait_for(Option::is_some) => break,
+            Some(done) = st.inflight.next(), if !st.inflight.is_empty() => Err(done),
+            r = tokio::time::timeout(wait, stream.next()) => Ok(Some(r)),
+            _ = killed.wait_for(Option::is_some) => Ok(None),
+        };
+        let next = match next {
+            Err((i, peer, reply)) => {
+                st.answer(i, peer, reply).await;
+                continue;
+            }
+            Ok(None) => break,
+            Ok(Some(r)) => r,
         };
         let frame = match next {
             Err(_) => {
@@ -268,11 +297,25 @@ impl ConnState {
         }
         let i = cmd.i.filter(|i| *i != 0);
         let op = cmd.op.and_then(|o| OpType::try_from(o).ok());
-        let result = match cmd.cmd.and_then(|c| CommandType::try_from(c).ok()) {
+        let kind = cmd.cmd.and_then(|c| CommandType::try_from(c).ok());
+        if kind == Some(CommandType::Direct) {
+            // answered in turn with the sends before it, when its commit (or refusal) is in
+            let later = self.direct(&cmd).await;
+            let peer = cmd.peer_id.clone();
+            self.inflight.push_back(Box::pin(async move { (i, peer, later.await) }));
+            if self.inflight.len() >= SENDS_IN_FLIGHT {
+                if let Some((i, peer, reply)) = self.inflight.next().await {
+                    self.answer(i, peer, reply).await;
+                }
+            }
+            return;
+        }
+        // anything else sees the sends before it stored, and is answered after them
+        self.drain().await;
+        let result = match kind {
             Some(CommandType::Echo) => Ok(Some(command(CommandType::Echo, None))),
             Some(CommandType::Session) => self.session_cmd(op, &cmd).await,
             Some(CommandType::Conv) => self.conv_cmd(op, &cmd).await,
-            Some(CommandType::Direct) => self.direct(&cmd).await,
             Some(CommandType::Ack) => self.ack(&cmd).await,
             Some(CommandType::Read) => self.read(&cmd).await,
             Some(CommandType::Logs) => self.logs(&cmd).await,
@@ -280,11 +323,19 @@ impl ConnState {
             Some(CommandType::Blacklist) => self.blacklist(op, &cmd).await,
             _ => Err(rt(4114, "UNSUPPORTED_COMMAND")),
         };
+        self.answer(i, cmd.peer_id.clone(), result).await;
+        for p in std::mem::take(&mut self.after_reply) {
+            self.send(p).await;
+        }
+    }
+
+    /// Answer the command `i` (none without one): its reply, or its error.
+    async fn answer(&self, i: Option<i32>, peer_id: Option<String>, result: Reply) {
         match result {
             Ok(Some(mut reply)) => {
                 if let Some(i) = i {
                     reply.i = Some(i);
-                    reply.peer_id = reply.peer_id.or(cmd.peer_id.clone());
+                    reply.peer_id = reply.peer_id.or(peer_id);
                     self.send(reply).await;
                 }
             }
@@ -293,7 +344,7 @@ impl ConnState {
                 if let Some(i) = i {
                     let mut r = command(CommandType::Error, None);
                     r.i = Some(i);
-                    r.peer_id = cmd.peer_id.clone();
+                    r.peer_id = peer_id;
                     r.error_message = Some(e.command());
                     self.send(r).await;
                 } else {
@@ -301,8 +352,12 @@ impl ConnState {
                 }
             }
         }
-        for p in std::mem::take(&mut self.after_reply) {
-            self.send(p).await;
+    }
+
+    /// Wait for the sends in flight and answer them, in order.
+    async fn drain(&mut self) {
+        while let Some((i, peer, reply)) = self.inflight.next().await {
+            self.answer(i, peer, reply).await;
         }
     }
 

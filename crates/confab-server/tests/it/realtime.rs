@@ -740,18 +740,21 @@ async fn slow_consumer(settings: GatewaySettings, size: usize) -> SlowRun {
 
 #[tokio::test]
 async fn a_client_that_does_not_read_is_closed_with_4200_and_others_carry_on() {
-    let run = slow_consumer(GatewaySettings { out_queue: 16, ..GatewaySettings::default() }, 4000).await;
+    // a reader's queue holds at least a commit's burst: a sender pipelines up to 64 sends, whose
+    // commits the store groups, so a reading client may get 64 pushes at once
+    let run = slow_consumer(GatewaySettings { out_queue: 128, ..GatewaySettings::default() }, 4000).await;
     assert_eq!(run.close, Some(4200), "SLOW_CONSUMER, not a bare end of stream");
     assert!(run.frames < run.dropped_after, "the server buffered only a bounded backlog ({} of {} pushes)", run.frames, run.dropped_after);
 }
 
 #[tokio::test]
 async fn the_queue_bound_counts_bytes_as_well_as_frames() {
-    // 1024 frames allowed, but only 64 KiB: 16 KB pushes close the connection long before 1024
-    let settings = GatewaySettings { out_queue: 1024, out_queue_bytes: 64 * 1024, ..GatewaySettings::default() };
+    // 1024 frames allowed, but only 2 MiB: 16 KB pushes close the connection long before 1024
+    // (the bound holds a commit's burst of 64 pushes of 16 KB, what a reading client may get at once)
+    let settings = GatewaySettings { out_queue: 1024, out_queue_bytes: 2 * 1024 * 1024, ..GatewaySettings::default() };
     let run = slow_consumer(settings, 16 * 1024).await;
     assert_eq!(run.close, Some(4200));
-    assert!(run.dropped_after < 1024, "closed after {} pushes of 16 KB: the byte bound (4 of them) acted", run.dropped_after);
+    assert!(run.dropped_after < 1024, "closed after {} pushes of 16 KB: the byte bound (128 of them) acted", run.dropped_after);
 }
 
 // ------------------------------------------------------------------ order and memory
@@ -787,13 +790,18 @@ async fn pushes_follow_the_conversation_order_with_four_senders() {
         senders.spawn(async move {
             let (mut sink, mut stream) = c.ws.split();
             let reader = tokio::spawn(async move {
-                let mut acks = 0;
-                while acks < EACH {
+                let mut acks = Vec::new();
+                while acks.len() < EACH {
                     let m = stream.next().await.expect("open").expect("frame");
-                    if matches!(m, WsMessage::Binary(_)) && decode_frame(&m).cmd == Some(CommandType::Ack as i32) {
-                        acks += 1;
+                    if matches!(m, WsMessage::Binary(_)) {
+                        let f = decode_frame(&m);
+                        if f.cmd == Some(CommandType::Ack as i32) {
+                            acks.push(f.i.expect("an ack names its command"));
+                        }
                     }
                 }
+                // a connection's pipelined sends are answered in the order they came
+                assert_eq!(acks, (0..EACH as i32).map(|i| i + 10).collect::<Vec<_>>(), "acks in the order of the sends");
             });
             for i in 0..EACH {
                 let mut d = command(CommandType::Direct, None);
@@ -820,6 +828,22 @@ async fn pushes_follow_the_conversation_order_with_four_senders() {
     let history = app.get(&format!("/1.2/rtm/conversations/{cid}/messages?reversed=true&limit=1000")).await;
     let order: Vec<String> = history.ok().as_array().unwrap().iter().map(|m| m["msg-id"].as_str().unwrap().to_string()).collect();
     assert_eq!(order.len(), 4 * EACH);
+    // each sender's messages keep the order it sent them in, pipelined or not
+    for (from, prefix) in [("s1", "rt"), ("s2", "rt"), ("rest1", "rest"), ("rest2", "rest")] {
+        let texts: Vec<String> = history
+            .ok()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["from"] == from)
+            .map(|m| m["data"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(texts.len(), EACH, "{from}'s messages");
+        if prefix == "rt" {
+            let sent: Vec<String> = (0..EACH).map(|i| format!("rt {i}")).collect();
+            assert_eq!(texts, sent, "{from}'s pipelined sends are in the conversation in the order it sent them");
+        }
+    }
     for (r, c) in receivers.iter_mut().enumerate() {
         let got = direct_ids(c, 4 * EACH).await;
         let swaps = got.windows(2).filter(|w| order.iter().position(|x| *x == w[0]) > order.iter().position(|x| *x == w[1])).count();

@@ -3,14 +3,22 @@
 use confab_engine::model::*;
 use confab_engine::{Actor, Error, NewMessage, Position};
 
-use super::{rt, ConnState, Reply, RtError};
+use super::{rt, ConnState, Later, Reply, RtError};
 use crate::messages::lctype;
 use crate::realtime::proto::*;
 use crate::realtime::push::command;
 
 impl ConnState {
     /// `direct`: send. Answers `ack {uid, t}` (never with a `code` on success).
-    pub(super) async fn direct(&mut self, cmd: &GenericCommand) -> Reply {
+    /// A `direct` command: a message sent (its ack comes with its commit) or a will kept.
+    pub(super) async fn direct(&mut self, cmd: &GenericCommand) -> Later {
+        match self.begin_direct(cmd).await {
+            Ok(later) => later,
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
+    async fn begin_direct(&mut self, cmd: &GenericCommand) -> Result<Later, RtError> {
         let idx = self.session_index(cmd)?;
         let (app, handle) = (self.sessions[idx].app.clone(), self.sessions[idx].handle.clone());
         let d = cmd.direct_message.clone().unwrap_or_default();
@@ -47,8 +55,13 @@ impl ConnState {
             self.sessions[idx].wills.push((conv, new));
             (id, engine.now())
         } else {
-            match engine.messages().send_message(&app, &conv, new, &Actor::User(handle.user.clone())).await {
-                Ok(m) => (m.id, m.timestamp),
+            match engine.messages().begin_send(&app, &conv, new, &Actor::User(handle.user.clone())).await {
+                Ok(sending) => {
+                    return Ok(Box::pin(async move {
+                        let m = sending.await.map_err(|e| target(e.into()))?;
+                        Ok(Some(ack(m.id, m.timestamp)))
+                    }));
+                }
                 // refused by the app's hook: an ack with the code, as the SDK reads it (it raises
                 // the error with `appCode`)
                 Err(e @ Error::Rejected { .. }) => {
@@ -61,14 +74,12 @@ impl ConnState {
                         app_msg: e.app_msg,
                         ..Default::default()
                     });
-                    return Ok(Some(r));
+                    return Ok(Box::pin(std::future::ready(Ok(Some(r)))));
                 }
                 Err(e) => return Err(target(e.into())),
             }
         };
-        let mut r = command(CommandType::Ack, None);
-        r.ack_message = Some(AckCommand { uid: Some(uid.to_string()), t: Some(t), ..Default::default() });
-        Ok(Some(r))
+        Ok(Box::pin(std::future::ready(Ok(Some(ack(uid, t))))))
     }
 
     /// `ack` from a recipient: its messages reached the device (no reply).
@@ -101,4 +112,11 @@ impl ConnState {
         }
         Ok(None)
     }
+}
+
+/// The ack of a message stored with this id at this time.
+fn ack(uid: i64, t: i64) -> GenericCommand {
+    let mut r = command(CommandType::Ack, None);
+    r.ack_message = Some(AckCommand { uid: Some(uid.to_string()), t: Some(t), ..Default::default() });
+    r
 }
