@@ -5,6 +5,29 @@
 
 use std::time::{Duration, Instant};
 
+/// The topology on the command line (`nats-fanout`, `xmpp-fanout`).
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub(crate) struct TopologyArgs {
+    /// Groups (conversations, subjects, rooms), one sender each.
+    #[arg(long, default_value_t = 10)]
+    conversations: usize,
+    /// Clients per group, each its own connection (one of them sends).
+    #[arg(long, default_value_t = 20)]
+    members: usize,
+    /// Messages each sender may have waiting for their ack (or echo).
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    /// How long to send.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+impl TopologyArgs {
+    pub fn topology(self) -> Topology {
+        Topology { groups: self.conversations, members: self.members, window: self.window, seconds: self.seconds }
+    }
+}
+
 /// The shape of a fan-out run: `groups` groups of `members` clients, each its own connection;
 /// member 0 of each group sends, as fast as `window` messages awaiting their acknowledgement (or
 /// their echo) allow; the others receive every message. Each message carries its send time, so
@@ -15,6 +38,39 @@ pub(crate) struct Topology {
     pub members: usize,
     pub window: usize,
     pub seconds: u64,
+}
+
+/// The run that `tasks` made (receivers: their latencies and 0; senders: no latencies and the
+/// messages acknowledged), `delivered` counted by the receivers (read once they are done),
+/// senders having begun at `began` for `seconds`.
+pub(crate) async fn gather(
+    mut tasks: tokio::task::JoinSet<(Vec<u32>, u64)>,
+    delivered: &std::sync::atomic::AtomicU64,
+    began: Instant,
+    seconds: u64,
+) -> anyhow::Result<FanoutRun> {
+    let (mut lat, mut sent) = (Vec::new(), 0u64);
+    while let Some(r) = tasks.join_next().await {
+        let (l, s) = r?;
+        lat.extend(l);
+        sent += s;
+    }
+    let elapsed = Duration::from_secs(seconds).max(began.elapsed().min(Duration::from_secs(seconds)));
+    let delivered = delivered.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(FanoutRun::new(sent, delivered, elapsed, lat).began_at(began))
+}
+
+/// User + system CPU time a process (`self`, or a pid) has used, in seconds, from
+/// `/proc/PID/stat`; None when it cannot be read.
+pub(crate) fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the fields after the command (which may hold spaces) start after its closing parenthesis
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // utime and stime in clock ticks: `sysconf(_SC_CLK_TCK)`, Linux's USER_HZ, 100 on every
+    // mainstream architecture
+    Some(ticks as f64 / 100.0)
 }
 
 /// What one run measured.

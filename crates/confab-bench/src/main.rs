@@ -102,17 +102,8 @@ enum Cmd {
         /// Its domain (rooms at `conference.{domain}`).
         #[arg(long, requires = "addr")]
         domain: Option<String>,
-        /// Rooms (groups).
-        #[arg(long, default_value_t = 10)]
-        conversations: usize,
-        /// Members per room (one of them sends).
-        #[arg(long, default_value_t = 20)]
-        members: usize,
-        /// Messages each sender may have waiting for their echo.
-        #[arg(long, default_value_t = 16)]
-        window: usize,
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
+        #[command(flatten)]
+        topology: fanout::TopologyArgs,
     },
     /// The ws-fanout topology on raw NATS core pub/sub (one connection per client; member 0's
     /// own echo is its ack): deliveries/s and latency of the bus alone.
@@ -490,9 +481,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::RestHistory(t) => rest_history(t).await,
         Cmd::EmSend(t) => em_send(t).await,
         Cmd::WsFanout { target, members, window, hook } => ws::fanout(target, members, window, hook).await,
-        Cmd::XmppFanout { addr, domain, conversations, members, window, seconds } => {
-            xmpp::fanout(addr, domain, fanout::Topology { groups: conversations, members, window, seconds }).await
-        }
+        Cmd::XmppFanout { addr, domain, topology } => xmpp::fanout(addr, domain, topology.topology()).await,
         Cmd::NatsFanout(a) => nats::fanout(a).await,
         Cmd::FanoutRig(args) => rig::rig(args).await,
         Cmd::ConnIdle { url, app_id, server_pid, sessions, warmup, concurrency, pipes_only } => {

@@ -33,22 +33,12 @@ pub(crate) struct NatsArgs {
     /// A running NATS server (default: start `/usr/sbin/nats-server` on a free port).
     #[arg(long)]
     url: Option<String>,
-    /// Groups (subjects), one sender each.
-    #[arg(long, default_value_t = 10)]
-    conversations: usize,
-    /// Clients per group, each its own connection (one of them sends).
-    #[arg(long, default_value_t = 20)]
-    members: usize,
-    /// Messages each sender may have waiting for their echo.
-    #[arg(long, default_value_t = 16)]
-    window: usize,
-    /// How long to send.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
+    #[command(flatten)]
+    topology: crate::fanout::TopologyArgs,
 }
 
 pub(crate) async fn fanout(a: NatsArgs) -> anyhow::Result<()> {
-    let topo = Topology { groups: a.conversations, members: a.members, window: a.window, seconds: a.seconds };
+    let topo = a.topology.topology();
     let (url, server) = match a.url {
         Some(url) => (url, None),
         None => {
@@ -56,35 +46,10 @@ pub(crate) async fn fanout(a: NatsArgs) -> anyhow::Result<()> {
             (server.url(), Some(server))
         }
     };
-    let pid = server.as_ref().map(|s| s.pid());
-    let (t0, ours0, theirs0) = (Instant::now(), cpu_secs("self"), pid.map(|p| cpu_secs(&p.to_string())));
+    // (the server's and the generator's CPU: `fanout-rig`, over the sending span)
     fanout_on(&url, &topo).await?.print("nats-fanout", &topo);
-    let wall = t0.elapsed().as_secs_f64();
-    let ours = cpu_secs("self") - ours0;
-    match (pid, theirs0) {
-        (Some(p), Some(theirs0)) => {
-            let theirs = cpu_secs(&p.to_string()) - theirs0;
-            println!(
-                "nats-fanout: CPU over the {wall:.1} s run: nats-server {:.0}%, the generator {:.0}% (100% = one core)",
-                theirs / wall * 100.0,
-                ours / wall * 100.0
-            )
-        }
-        _ => println!("nats-fanout: CPU over the {wall:.1} s run: the generator {:.0}% (100% = one core)", ours / wall * 100.0),
-    }
+    drop(server);
     Ok(())
-}
-
-/// User + system CPU seconds of a process (`self` or a pid) so far, from `/proc/PID/stat`
-/// (clock ticks of 1/100 s, Linux's `USER_HZ`); 0 if unreadable.
-fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // the fields after the command name, which is in parentheses and may hold spaces
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3
-    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 /// A connection to `url` that counts the slow-consumer events of its subscriptions (messages
@@ -185,18 +150,12 @@ pub(crate) async fn fanout_on(url: &str, topo: &Topology) -> anyhow::Result<Fano
             (Vec::new(), echoed.load(Ordering::Relaxed))
         });
     }
-    let (mut lat, mut sent) = (Vec::new(), 0u64);
-    while let Some(r) = tasks.join_next().await {
-        let (l, s) = r?;
-        lat.extend(l);
-        sent += s;
-    }
-    let elapsed = Duration::from_secs(seconds).max(began.elapsed().min(Duration::from_secs(seconds)));
+    let run = crate::fanout::gather(tasks, &delivered, began, seconds).await?;
     let slow = slow.load(Ordering::Relaxed);
     if slow > 0 {
         eprintln!("nats-fanout: {slow} slow-consumer events (async-nats dropped messages: a subscriber fell behind)");
     }
-    Ok(FanoutRun::new(sent, delivered.load(Ordering::Relaxed), elapsed, lat).began_at(began))
+    Ok(run)
 }
 
 /// Debian's `nats-server` as a child process on a free port of 127.0.0.1, core NATS only (no

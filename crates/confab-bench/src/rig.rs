@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::fanout::{FanoutRun, Topology};
+use crate::fanout::{cpu_secs, FanoutRun, Topology};
 use crate::Lc;
 
 #[derive(clap::Args)]
@@ -95,19 +95,6 @@ impl Drop for ConfabServer {
         let _ = self.child.wait();
     }
 }
-
-/// CPU time (user + system) a process has used, in seconds; None when it cannot be read.
-fn cpu_secs(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // the fields after the command (which may hold spaces) start after its closing parenthesis
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / CLOCK_TICKS)
-}
-
-/// `sysconf(_SC_CLK_TCK)` on Linux (the kernel's USER_HZ, 100 on every mainstream architecture).
-const CLOCK_TICKS: f64 = 100.0;
 
 /// The CPU time the server and this generator had used at one moment.
 #[derive(Clone, Copy)]

@@ -157,15 +157,9 @@ pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>)
             (Vec::new(), acked)
         });
     }
-    let (mut lat, mut sent) = (Vec::new(), 0u64);
-    while let Some(r) = tasks.join_next().await {
-        let (l, s) = r?;
-        lat.extend(l);
-        sent += s;
-    }
-    let elapsed = Duration::from_secs(seconds).max(began.elapsed().min(Duration::from_secs(seconds)));
+    let run = crate::fanout::gather(tasks, &delivered, began, seconds).await?;
     if let Some(h) = hook {
         h.report(lc).await?;
     }
-    Ok(FanoutRun::new(sent, delivered.load(Ordering::Relaxed), elapsed, lat).began_at(began))
+    Ok(run)
 }

@@ -178,36 +178,10 @@ pub async fn fanout(addr: Option<String>, domain: Option<String>, topo: Topology
             (Some(e), a, d)
         }
     };
-    let pid = server.as_ref().map(|s| s.pid());
-    let (server_cpu, own_cpu, t) = (pid.map(cpu_secs), cpu_secs_of("self"), Instant::now());
-    let run = fanout_on(&addr, &domain, &topo).await?;
-    run.print("ejabberd-muc", &topo);
-    let wall = t.elapsed().as_secs_f64();
-    if let (Some(pid), Some(before)) = (pid, server_cpu) {
-        let (s, g) = (cpu_secs(pid) - before, cpu_secs_of("self") - own_cpu);
-        println!(
-            "  cpu over the whole run ({wall:.1} s with setup): ejabberd {s:.1} s ({:.0}%), generator {g:.1} s ({:.0}%)",
-            100.0 * s / wall,
-            100.0 * g / wall
-        );
-    }
+    // (the server's and the generator's CPU: `fanout-rig`, over the sending span)
+    fanout_on(&addr, &domain, &topo).await?.print("ejabberd-muc", &topo);
     drop(server);
     Ok(())
-}
-
-/// User + system CPU time of process `pid` so far, in seconds (0 if it cannot be read).
-fn cpu_secs(pid: u32) -> f64 {
-    cpu_secs_of(&pid.to_string())
-}
-
-fn cpu_secs_of(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // the fields after the command name (which may hold spaces) in parentheses
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; 100 ticks a second
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The position of `needle` in `hay`, if any.
@@ -479,14 +453,7 @@ pub(crate) async fn fanout_on(addr: &str, domain: &str, topo: &Topology) -> anyh
             (Vec::new(), echoed)
         });
     }
-    let (mut lat, mut sent) = (Vec::new(), 0u64);
-    while let Some(r) = tasks.join_next().await {
-        let (l, s) = r?;
-        lat.extend(l);
-        sent += s;
-    }
-    let elapsed = Duration::from_secs(seconds).max(began.elapsed().min(Duration::from_secs(seconds)));
-    Ok(FanoutRun::new(sent, delivered.load(Ordering::Relaxed), elapsed, lat).began_at(began))
+    crate::fanout::gather(tasks, &delivered, began, seconds).await
 }
 
 #[cfg(test)]
