@@ -10,10 +10,9 @@ pub use crate::actor::Actor;
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
 
-use crate::bus::Event;
+use crate::bus::{Bus, Event};
 use std::sync::Arc;
 
-use crate::bus::Bus;
 use crate::commands::{AttrOp, ConvUpdate};
 use crate::error::{Error, Result};
 use crate::hooks::{After, Before, Verdict};
@@ -23,8 +22,7 @@ use crate::presence::Presence;
 use crate::query::*;
 use crate::quotas::Quotas;
 use crate::rooms::Rooms;
-use crate::store::Store;
-use crate::store::{ConvPatch, MemberPatch};
+use crate::store::{ConvPatch, MemberPatch, Store};
 use crate::teller::Teller;
 use crate::users::Users;
 

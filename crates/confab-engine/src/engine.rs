@@ -31,79 +31,79 @@ use crate::users::Users;
 
 pub struct Engine {
     /// What the services are built from.
-    pub(crate) h: Handles,
+    h: Handles,
     /// The services, built from the handles by `wire` (again whenever a `with_*` replaces a
     /// handle one of them holds).
-    pub(crate) s: Services,
+    s: Services,
 }
 
 /// The handles an engine's services are built from: the seams to the store and the node runtime,
 /// and the per-engine state the services share.
 #[derive(Clone)]
-pub(crate) struct Handles {
-    pub(crate) store: Arc<dyn Store>,
+struct Handles {
+    store: Arc<dyn Store>,
     /// The bytes of uploaded files: a store of their own (`store.rs`, `BlobStore`).
-    pub(crate) blobs: Arc<dyn BlobStore>,
-    pub(crate) bus: Arc<dyn Bus>,
-    pub(crate) presence: Arc<dyn Presence>,
+    blobs: Arc<dyn BlobStore>,
+    bus: Arc<dyn Bus>,
+    presence: Arc<dyn Presence>,
     /// The clock and the id generator (`ids.rs`), cloned into every service.
-    pub(crate) stamps: Stamps,
+    stamps: Stamps,
     /// Rate buckets' counters (`limits.rs`).
-    pub(crate) rates: Arc<dyn RateLimiter>,
+    rates: Arc<dyn RateLimiter>,
     /// Apps, users known to exist, and tokens recently read from the store (a bearer token is
     /// checked on every call of a token face, and a token changes only by being revoked),
     /// dropped on every engine when they change (`runtime.rs`).
-    pub(crate) caches: Arc<crate::runtime::Caches>,
+    caches: Arc<crate::runtime::Caches>,
     /// "Run once" (`once`).
-    pub(crate) dedup: Arc<dyn crate::runtime::Dedup>,
+    dedup: Arc<dyn crate::runtime::Dedup>,
     /// Orders each conversation's deliveries by sequence number (`order.rs`).
-    pub(crate) order: Arc<crate::order::Sequencer>,
+    order: Arc<crate::order::Sequencer>,
     /// Password hashing: bounded workers and queue (`password.rs`).
-    pub(crate) hasher: Arc<Hasher>,
+    hasher: Arc<Hasher>,
     /// Failed logins per user and per client address.
-    pub(crate) backoff: Arc<dyn LoginBackoff>,
+    backoff: Arc<dyn LoginBackoff>,
     /// The app's own code (`hooks.rs`); none until the server sets them.
-    pub(crate) hooks: Arc<std::sync::OnceLock<Arc<dyn crate::hooks::Hooks>>>,
+    hooks: Arc<std::sync::OnceLock<Arc<dyn crate::hooks::Hooks>>>,
     /// Rung when calls are put in the outbox, so its runner need not wait for its next look.
-    pub(crate) outbox_bell: Arc<tokio::sync::Notify>,
-    pub(crate) node: u16,
+    outbox_bell: Arc<tokio::sync::Notify>,
+    node: u16,
 }
 
 /// The services an engine is made of, built from its handles (`build`), each holding only the
 /// handles it uses and the services it calls.
-pub(crate) struct Services {
+struct Services {
     /// Keyed collections (`collections.rs`).
-    pub(crate) collections: Arc<Collections>,
+    collections: Arc<Collections>,
     /// The bytes of uploaded files (`files.rs`).
-    pub(crate) files: Arc<Files>,
+    files: Arc<Files>,
     /// Apps, their settings, rate buckets, "run once" (`apps.rs`).
-    pub(crate) apps: Arc<Apps>,
+    apps: Arc<Apps>,
     /// Who is online, realtime sessions, kicks, logins (`clients.rs`).
-    pub(crate) clients: Arc<Clients>,
+    clients: Arc<Clients>,
     /// Users, accounts, passwords and tokens (`users.rs`).
-    pub(crate) users: Arc<Users>,
+    users: Arc<Users>,
     /// Contacts, blocklists, user metadata, presence statuses, push tasks (`social.rs`).
-    pub(crate) social: Arc<Social>,
+    social: Arc<Social>,
     /// Conversations and their members (`conv.rs`).
-    pub(crate) conversations: Arc<Conversations>,
+    conversations: Arc<Conversations>,
     /// Messages and broadcasts (`message.rs`).
-    pub(crate) messages: Arc<Messages>,
+    messages: Arc<Messages>,
     /// Threads (`threads.rs`).
-    pub(crate) threads: Arc<Threads>,
+    threads: Arc<Threads>,
     /// Imports with old ids (`import.rs`).
-    pub(crate) imports: Arc<Imports>,
+    imports: Arc<Imports>,
     /// Chat room attributes and super admins (`rooms.rs`).
-    pub(crate) rooms: Arc<Rooms>,
+    rooms: Arc<Rooms>,
     /// Push labels (`push_labels.rs`).
-    pub(crate) push_labels: Arc<PushLabels>,
+    push_labels: Arc<PushLabels>,
     /// The look before a write at the plan's quotas (`quotas.rs`).
-    pub(crate) quotas: Arc<PlanQuotas>,
+    quotas: Arc<PlanQuotas>,
     /// Global speech mutes (`global_mutes.rs`).
-    pub(crate) global_mutes: Arc<GlobalMutes>,
+    global_mutes: Arc<GlobalMutes>,
     /// Reactions to messages (`reactions.rs`).
-    pub(crate) reactions: Arc<Reactions>,
+    reactions: Arc<Reactions>,
     /// The app's hooks, their outbox, report and counters (`app_code.rs`).
-    pub(crate) app_code: Arc<AppCode>,
+    app_code: Arc<AppCode>,
 }
 
 impl Services {

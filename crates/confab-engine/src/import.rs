@@ -71,17 +71,10 @@ impl Imports {
             }
             None => {
                 let user = User {
-                    app: app.id,
-                    id: u.id.clone(),
-                    num: self.stamps.next_id(),
                     username: u.username.clone(),
                     password_hash: hash,
-                    nickname: None,
-                    attributes: Attrs::new(),
-                    disabled: false,
-                    created_at: u.created_at,
                     updated_at: u.updated_at,
-                    last_login_at: None,
+                    ..User::new(app.id, u.id.clone(), self.stamps.next_id(), u.created_at)
                 };
                 self.store.create_user(&user).await?;
                 true

@@ -4,10 +4,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::bus::Bus;
-use crate::bus::{Event, Origin};
-use crate::conv::Actor;
-use crate::conv::Conversations;
+use crate::bus::{Bus, Event, Origin};
+use crate::conv::{Actor, Conversations};
 use crate::error::{Error, Result};
 use crate::global_mutes::GlobalMutes;
 use crate::hooks::{After, Before, OutboxItem, Verdict};
@@ -17,8 +15,7 @@ use crate::order::Sequencer;
 use crate::presence::Presence;
 use crate::query::*;
 use crate::social::Social;
-use crate::store::MessagePatch;
-use crate::store::Store;
+use crate::store::{MessagePatch, Store};
 use crate::teller::Teller;
 use crate::users::Users;
 

@@ -107,6 +107,25 @@ pub struct User {
     pub last_login_at: Option<i64>,
 }
 
+impl User {
+    /// A user with no account yet (no login name, password or nickname), made at `at`.
+    pub fn new(app: i64, id: impl Into<String>, num: i64, at: i64) -> User {
+        User {
+            app,
+            id: id.into(),
+            num,
+            username: None,
+            password_hash: None,
+            nickname: None,
+            attributes: Attrs::new(),
+            disabled: false,
+            created_at: at,
+            updated_at: at,
+            last_login_at: None,
+        }
+    }
+}
+
 /// What a token stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -169,7 +169,7 @@ pub struct Sessions {
 impl Sessions {
     /// The registry of this engine's node, with its dispatcher reading the engine's bus.
     pub fn start(engine: Arc<Engine>) -> Arc<Sessions> {
-        let events = engine.h.bus.subscribe();
+        let events = engine.subscribe_events();
         Sessions::start_with(engine, events)
     }
 

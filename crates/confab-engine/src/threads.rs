@@ -3,10 +3,9 @@
 //! thread, and the app has at most `em_threads_max`. A thread's messages are ordinary messages
 //! of that conversation, so every face reads them.
 
-use crate::conv::{Actor, NewConversation};
+use crate::conv::{Actor, Conversations, NewConversation};
 use std::sync::Arc;
 
-use crate::conv::Conversations;
 use crate::error::{Error, Result};
 use crate::message::Messages;
 use crate::model::{App, ConvKind, Conversation, Member};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::clients::Clients;
 use crate::error::{Error, Result};
 use crate::ids::Stamps;
-use crate::model::{App, Attrs, Token, TokenKind, User};
+use crate::model::{App, Token, TokenKind, User};
 use crate::password::{login_keys, Hasher, LoginBackoff};
 use crate::quotas::{Quota, Quotas};
 use crate::random::{random_hex, random_lower, random_string};
@@ -168,17 +168,10 @@ impl Users {
         let hash = self.hasher.hash(new.password).await?;
         let now = self.stamps.now();
         let user = User {
-            app: app.id,
-            id,
-            num: self.stamps.next_id(),
             username: new.username,
             password_hash: Some(hash),
             nickname: new.nickname,
-            attributes: Attrs::new(),
-            disabled: false,
-            created_at: now,
-            updated_at: now,
-            last_login_at: None,
+            ..User::new(app.id, id, self.stamps.next_id(), now)
         };
         let max = if quotas == Quotas::Counted { crate::quotas::limit(app, &Quota::Users) } else { None };
         self.store.create_user_within(&user, max).await?;
@@ -194,19 +187,7 @@ impl Users {
             return Ok(());
         }
         let now = self.stamps.now();
-        let user = User {
-            app: app.id,
-            id: id.to_string(),
-            num: self.stamps.next_id(),
-            username: None,
-            password_hash: None,
-            nickname: None,
-            attributes: Attrs::new(),
-            disabled: false,
-            created_at: now,
-            updated_at: now,
-            last_login_at: None,
-        };
+        let user = User::new(app.id, id, self.stamps.next_id(), now);
         match self.store.create_user_within(&user, crate::quotas::limit(app, &Quota::Users)).await {
             Ok(()) | Err(Error::UserExists(_)) => {}
             Err(e) => return Err(e),

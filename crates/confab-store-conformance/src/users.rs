@@ -22,22 +22,7 @@ pub async fn users(store: Arc<dyn Store>) {
     let nu = |id: &str, num: i64| NewUser { id: id.to_string(), num };
     store.ensure_users(app.id, &[nu("alice", n_alice), nu("bob", n_bob)], T0).await.expect("ensure_users");
     let alice = store.get_user(app.id, "alice").await.unwrap().expect("alice was created");
-    assert_eq!(
-        alice,
-        User {
-            app: app.id,
-            id: "alice".into(),
-            num: n_alice,
-            username: None,
-            password_hash: None,
-            nickname: None,
-            attributes: Attrs::new(),
-            disabled: false,
-            created_at: T0,
-            updated_at: T0,
-            last_login_at: None,
-        }
-    );
+    assert_eq!(alice, User::new(app.id, "alice", n_alice, T0));
 
     // existing users keep their number and creation time; only the missing are created
     let n_carol = fresh_id();
@@ -154,19 +139,7 @@ pub async fn logins(store: Arc<dyn Store>) {
 // the users quota
 
 fn bare_user(app: &App, id: &str) -> User {
-    User {
-        app: app.id,
-        id: id.to_string(),
-        num: fresh_id(),
-        username: None,
-        password_hash: None,
-        nickname: None,
-        attributes: Attrs::new(),
-        disabled: false,
-        created_at: T0,
-        updated_at: T0,
-        last_login_at: None,
-    }
+    User::new(app.id, id, fresh_id(), T0)
 }
 
 /// `create_user_within` refuses (`OverQuota(Users)`) a user the app has no room for, in the
