@@ -364,7 +364,7 @@ impl Messages {
                 let q = MemberQuery { roles: Some(vec![Role::Subscriber]), ..Default::default() };
                 self.store.list_members(app.id, conv.id, &q).await?.into_iter().map(|m| m.user).collect()
             }
-            _ => self.conversations.members(app, conv).await?,
+            _ => self.store.member_ids(app.id, conv.id).await?,
         })
     }
 

@@ -329,6 +329,9 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// The members (not subscribers) of several conversations, ordered by conversation, then
     /// by when they joined, then by user id.
     async fn member_lists(&self, app: i64, convs: &[i64]) -> Result<Vec<Member>>;
+    /// The user ids of a conversation's members (not subscribers), ordered by user id: a
+    /// message's recipients, read on every send (so only the ids, by the conversation's key).
+    async fn member_ids(&self, app: i64, conv: i64) -> Result<Vec<String>>;
     async fn count_members(&self, app: i64, conv: i64, roles: Option<&[Role]>) -> Result<i64>;
     /// Apply a patch to the listed users that are members; returns those updated.
     async fn update_members(&self, app: i64, conv: i64, users: &[String], patch: &MemberPatch) -> Result<Vec<String>>;

@@ -712,7 +712,7 @@ pub async fn members_add_remove(store: Arc<dyn Store>) {
     assert_eq!(store.get_member(app.id, c.id, "u2").await.unwrap(), Some(m("u2", T0 + 9)));
 }
 
-/// `list_members` (ordered by user, with its filters), `member_lists` (by conversation, join
+/// `list_members` (ordered by user, with its filters), `member_ids` (by user), `member_lists` (by conversation, join
 /// time, user; no subscribers), `count_members`, `get_member`.
 pub async fn members_list_count(store: Arc<dyn Store>) {
     let store = &*store;
@@ -785,6 +785,11 @@ pub async fn members_list_count(store: Arc<dyn Store>) {
     assert_eq!(got, want, "member_lists order");
     assert!(store.member_lists(app.id, &[]).await.unwrap().is_empty());
     assert_eq!(users_of(&store.member_lists(app.id, &[c3.id]).await.unwrap()), owned(&["a"]));
+
+    // member_ids: one conversation's, by user id; subscribers left out
+    assert_eq!(store.member_ids(app.id, c1.id).await.unwrap(), owned(&["m01", "m02", "m03", "m04", "m05"]));
+    assert_eq!(store.member_ids(app.id, c2.id).await.unwrap(), owned(&["a", "b", "x"]));
+    assert!(store.member_ids(app.id, i64::MAX).await.unwrap().is_empty(), "no such conversation: nobody");
 }
 
 /// `update_members` changes only members, returns those it changed, and only raises cursors.

@@ -240,6 +240,18 @@ impl ConversationStore for SqliteStore {
         self.pool.read("member_lists", move |c| query_all(c, &b, member_row)).await
     }
 
+    async fn member_ids(&self, app: i64, conv: i64) -> Result<Vec<String>> {
+        self.pool
+            .lookup("member_ids", move |c| {
+                let mut st = c
+                    .prepare_cached("SELECT user FROM members WHERE app = ?1 AND conv = ?2 AND role <> 'subscriber' ORDER BY user")
+                    .map_err(sql_err)?;
+                let ids = st.query_map(params![app, conv], |r| r.get::<_, String>(0)).map_err(sql_err)?;
+                ids.collect::<rusqlite::Result<Vec<String>>>().map_err(sql_err)
+            })
+            .await
+    }
+
     async fn count_members(&self, app: i64, conv: i64, roles: Option<&[Role]>) -> Result<i64> {
         let mut b = Builder::default();
         b.push("SELECT COUNT(*) FROM members mb WHERE mb.app = ").bind(Sql::Integer(app));

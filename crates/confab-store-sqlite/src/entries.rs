@@ -144,6 +144,9 @@ pub(crate) fn stats(c: &Connection, app: i64, f: &EntryFilter, now: i64) -> Resu
     Ok(rows.pop().unwrap_or_default())
 }
 
+/// Most items of a key read as a lookup (on the caller's thread) rather than as a query.
+const LOOKUP_ITEMS: usize = 16;
+
 #[async_trait]
 impl EntryStore for SqliteStore {
     // ---------------------------------------------------------------- keyed collections
@@ -154,6 +157,10 @@ impl EntryStore for SqliteStore {
     }
 
     async fn entries(&self, app: i64, q: &EntryQuery, now: i64) -> Result<Vec<Entry>> {
+        // entries named by their key and items are rows read by their primary key
+        if q.filter.key.is_some() && q.filter.items.as_ref().is_some_and(|i| i.len() <= LOOKUP_ITEMS) {
+            return self.pool.lookup("entry", |c| select(c, app, q, now)).await;
+        }
         let q = q.clone();
         self.pool.read("entries", move |c| select(c, app, &q, now)).await
     }

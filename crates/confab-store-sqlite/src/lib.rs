@@ -79,12 +79,11 @@ pub use crate::blobs::{FileBlobs, BLOB_DIR};
 pub struct StoreOptions {
     /// Most writes the writer commits in one transaction (1 turns group commit off).
     pub max_group: usize,
-    /// Read connections for queries (lists, history, counts).
+    /// Queries (lists, history, counts) that run at once, each on a blocking thread. Lookups by
+    /// a key (apps, users, tokens, conversations, members, messages) run on the caller's thread
+    /// and take none of these, so that a burst of long queries never holds up a token check or
+    /// `/healthz`.
     pub readers: usize,
-    /// Read connections for lookups of a row by its key (apps, users, tokens, conversations,
-    /// members, messages): a lane of their own, so that a burst of long queries never holds up
-    /// a token check or `/healthz`.
-    pub lookup_readers: usize,
     /// Acknowledge a write only once it is on disk (`synchronous = FULL`). Group commit makes
     /// this cheap; turn it off only where losing the last writes to a power cut is acceptable.
     pub durable: bool,
@@ -93,7 +92,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(4, 16);
-        StoreOptions { max_group: pool::DEFAULT_MAX_GROUP, readers, lookup_readers: (readers / 2).max(2), durable: true }
+        StoreOptions { max_group: pool::DEFAULT_MAX_GROUP, readers, durable: true }
     }
 }
 
@@ -105,7 +104,7 @@ impl SqliteStore {
 
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
-        let pool = Pool::new(&dir.join(DB_FILE), options.readers, options.lookup_readers, options.max_group, options.durable)?;
+        let pool = Pool::new(&dir.join(DB_FILE), options.readers, options.max_group, options.durable)?;
         Ok(SqliteStore { pool })
     }
 

@@ -1,6 +1,10 @@
 //! The connection discipline: one writer thread that commits queued writes in groups, and read
-//! connections used from blocking tasks in two lanes: lookups (one row by its key) and every
-//! other read. Each lane has its own slots, so a burst of long reads never queues a lookup.
+//! connections in two lanes. A lookup (a read by a key, whose work does not grow with the data)
+//! runs at once on the caller's thread: handing it to a blocking thread cost more than the read
+//! (two thread switches and a wake-up against microseconds of SQLite work; on the group send
+//! path, half of the server's time). Every other read (lists, history, counts, queries) runs in
+//! a blocking task, within the query lane's slots. A lookup never waits for those slots, so a
+//! burst of long reads never queues a token check or `/healthz`.
 //!
 //! On request ([`Pool::count_work`]) each operation's SQLite work is counted: the virtual machine
 //! steps its statements take (SQLite's progress callback, called on every step), by operation name.
@@ -88,15 +92,6 @@ impl Counted {
     }
 }
 
-/// The two read lanes.
-#[derive(Clone, Copy)]
-enum Lane {
-    /// One row (or a few) by a key: apps, users, tokens, conversations, members, messages.
-    Lookup,
-    /// Everything else: queries, lists, history, counts.
-    Query,
-}
-
 pub(crate) fn sql_err(e: rusqlite::Error) -> Error {
     Error::internal(format!("sqlite: {e}"))
 }
@@ -136,13 +131,12 @@ pub(crate) struct Pool {
     /// Idle read connections, shared by both lanes (the slots bound how many are in use).
     readers: Arc<Mutex<Vec<Counted>>>,
     query_slots: Arc<Semaphore>,
-    lookup_slots: Arc<Semaphore>,
     work: Arc<Work>,
 }
 
 impl Pool {
-    /// `readers` connections for queries and `lookups` more for lookups by key.
-    pub fn new(path: &Path, readers: usize, lookups: usize, max_group: usize, durable: bool) -> Result<Pool> {
+    /// At most `readers` queries at once; lookups open what connections they need besides.
+    pub fn new(path: &Path, readers: usize, max_group: usize, durable: bool) -> Result<Pool> {
         let conn = open(path, durable)?;
         crate::schema::migrate(&conn)?;
         let work = Arc::new(Work::default());
@@ -157,7 +151,6 @@ impl Pool {
             thread: Mutex::new(Some(thread)),
             readers: Arc::new(Mutex::new(Vec::new())),
             query_slots: Arc::new(Semaphore::new(readers.max(1))),
-            lookup_slots: Arc::new(Semaphore::new(lookups.max(1))),
             work,
         })
     }
@@ -212,46 +205,22 @@ impl Pool {
 
     /// Run `f` (the operation `op`) on a read connection of the query lane, in a blocking task.
     pub async fn read<T: Send + 'static>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
-        self.read_in(Lane::Query, op, f).await
-    }
-
-    /// Like [`Pool::read`], in the lookup lane: for reads of one row (or a few) by a key, whose
-    /// work does not grow with the data.
-    pub async fn lookup<T: Send + 'static>(
-        &self,
-        op: &'static str,
-        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        self.read_in(Lane::Lookup, op, f).await
-    }
-
-    async fn read_in<T: Send + 'static>(
-        &self,
-        lane: Lane,
-        op: &'static str,
-        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let slots = match lane {
-            Lane::Lookup => &self.lookup_slots,
-            Lane::Query => &self.query_slots,
-        };
-        let permit = slots.clone().acquire_owned().await.map_err(Error::internal)?;
-        let readers = self.readers.clone();
-        let path = self.path.clone();
-        let work = self.work.clone();
+        let permit = self.query_slots.clone().acquire_owned().await.map_err(Error::internal)?;
+        let (readers, path, work) = (self.readers.clone(), self.path.clone(), self.work.clone());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let popped = readers.lock().pop();
-            let mut conn = match popped {
-                Some(c) => c,
-                None => Counted::new(open(&path, false)?),
-            };
-            let r = conn.run(&work, op, f);
-            readers.lock().push(conn);
-            r
+            read_on(&readers, &path, &work, op, f)
         })
         .await
         .map_err(Error::internal)?
+    }
+
+    /// Like [`Pool::read`], for a read by a key whose work does not grow with the data (one row
+    /// or a few; one conversation's members): run now, on the caller's thread. A panic in `f`
+    /// is an error, as it is for `read`.
+    pub async fn lookup<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        catch_unwind(AssertUnwindSafe(|| read_on(&self.readers, &self.path, &self.work, op, f)))
+            .unwrap_or_else(|_| Err(Error::internal(format!("sqlite: the lookup {op} panicked"))))
     }
 
     /// Stop the writer after it has committed everything queued.
@@ -276,6 +245,24 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// `f` on an idle read connection (a new one when none is idle), given back afterwards.
+fn read_on<T>(
+    readers: &Mutex<Vec<Counted>>,
+    path: &Path,
+    work: &Work,
+    op: &'static str,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let popped = readers.lock().pop();
+    let mut conn = match popped {
+        Some(c) => c,
+        None => Counted::new(open(path, false)?),
+    };
+    let r = conn.run(work, op, f);
+    readers.lock().push(conn);
+    r
 }
 
 fn writer_loop(mut counted: Counted, rx: std_mpsc::Receiver<Job>, max_group: usize) {
@@ -348,7 +335,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn lookups_do_not_wait_for_busy_query_readers() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let pool = Arc::new(Pool::new(&dir.path().join("lanes.db"), 2, 1, 16, false).expect("pool"));
+        let pool = Arc::new(Pool::new(&dir.path().join("lanes.db"), 2, 16, false).expect("pool"));
         let started = Arc::new(Barrier::new(3));
         let gate = Arc::new((std::sync::Mutex::new(false), Condvar::new()));
         let mut busy = Vec::new();
@@ -359,7 +346,7 @@ mod tests {
         // both query readers are taken
         let s = started.clone();
         tokio::task::spawn_blocking(move || s.wait()).await.expect("join");
-        // a lookup still runs: it has a lane of its own (the timeout only keeps a failure from hanging)
+        // a lookup still runs: it takes no query slot (the timeout only keeps a failure from hanging)
         let one = pool.lookup("short", |c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(sql_err));
         let one = tokio::time::timeout(Duration::from_secs(30), one).await;
         let (open, cv) = &*gate;
