@@ -24,7 +24,7 @@ pub(crate) struct TopologyArgs {
 
 impl TopologyArgs {
     pub fn topology(self) -> Topology {
-        Topology { groups: self.conversations, members: self.members, window: self.window, seconds: self.seconds }
+        Topology { groups: self.conversations, members: self.members, window: self.window, seconds: self.seconds, rate: None }
     }
 }
 
@@ -38,6 +38,16 @@ pub(crate) struct Topology {
     pub members: usize,
     pub window: usize,
     pub seconds: u64,
+    /// Messages per second each sender sends, evenly spaced (an open loop: a late tick is made
+    /// up at once), still within its window; None: as fast as the window allows.
+    pub rate: Option<f64>,
+}
+
+impl Topology {
+    /// The ticks a sender sends on, when it is paced.
+    pub fn pacer(&self) -> Option<tokio::time::Interval> {
+        self.rate.filter(|r| *r > 0.0).map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r)))
+    }
 }
 
 /// The run that `tasks` made (receivers: their latencies and 0; senders: no latencies and the

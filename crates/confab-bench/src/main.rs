@@ -87,6 +87,10 @@ enum Cmd {
         /// Messages each sender may have waiting for their ack.
         #[arg(long, default_value_t = 16)]
         window: usize,
+        /// Messages per second each sender sends, evenly spaced (still within the window);
+        /// default: as fast as the window allows.
+        #[arg(long)]
+        rate: Option<f64>,
         /// Send every message through a `_messageReceived` LeanCloud hook that lets it through
         /// (in-process confab only): `minimal`, a hook server in this process (what calling a
         /// hook costs confab), or `leanengine`, LeanCloud's official LeanEngine SDK on Node.js
@@ -480,7 +484,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::RestSend(t) => rest_send(t).await,
         Cmd::RestHistory(t) => rest_history(t).await,
         Cmd::EmSend(t) => em_send(t).await,
-        Cmd::WsFanout { target, members, window, hook } => ws::fanout(target, members, window, hook).await,
+        Cmd::WsFanout { target, members, window, rate, hook } => ws::fanout(target, members, window, rate, hook).await,
         Cmd::XmppFanout { addr, domain, topology } => xmpp::fanout(addr, domain, topology.topology()).await,
         Cmd::NatsFanout(a) => nats::fanout(a).await,
         Cmd::FanoutRig(args) => rig::rig(args).await,

@@ -86,7 +86,7 @@ async fn subscribe(client: &async_nats::Client, subject: &str, probe: String) ->
 
 /// One `nats-fanout` run against the NATS server at `url`.
 pub(crate) async fn fanout_on(url: &str, topo: &Topology) -> anyhow::Result<FanoutRun> {
-    let Topology { groups, members, window, seconds } = *topo;
+    let Topology { groups, members, window, seconds, .. } = *topo;
     let start = Instant::now();
     let slow = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::new();

@@ -169,7 +169,7 @@ async fn measured(
 
 pub(crate) async fn rig(a: RigArgs) -> anyhow::Result<()> {
     let want = |s: &str| a.systems.iter().any(|x| x == s);
-    let topo = |window| Topology { groups: a.groups, members: a.members, window, seconds: a.seconds };
+    let topo = |window| Topology { groups: a.groups, members: a.members, window, seconds: a.seconds, rate: None };
     let bin = match &a.confab {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("confab"),
@@ -192,6 +192,11 @@ pub(crate) async fn rig(a: RigArgs) -> anyhow::Result<()> {
             for w in [1, 16] {
                 rows.push(measured("confab", w, c.pid(), crate::ws::fanout_on(&c.lc, &topo(w), None)).await?);
             }
+            // window 16 again, each sender paced at half the rate it just reached: the latency
+            // with room to spare
+            let full = rows.last().map_or(0.0, |r: &Row| r.run.sent_per_sec());
+            let half = Topology { rate: Some(full / 2.0 / a.groups as f64), ..topo(16) };
+            rows.push(measured("confab, half rate", 16, c.pid(), crate::ws::fanout_on(&c.lc, &half, None)).await?);
         }
         if let Some(n) = &nats {
             rows.push(measured("nats", 16, n.pid(), crate::nats::fanout_on(&n.url(), &topo(16))).await?);

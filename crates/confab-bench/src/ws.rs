@@ -67,9 +67,9 @@ async fn connect(lc: &Lc, peer: &str) -> anyhow::Result<Socket> {
     Ok(ws)
 }
 
-pub async fn fanout(t: Target, members: usize, window: usize, hook: Option<String>) -> anyhow::Result<()> {
+pub async fn fanout(t: Target, members: usize, window: usize, rate: Option<f64>, hook: Option<String>) -> anyhow::Result<()> {
     let lc = Arc::new(Lc::connect(&t).await?);
-    let topo = Topology { groups: t.conversations, members, window, seconds: t.seconds };
+    let topo = Topology { groups: t.conversations, members, window, seconds: t.seconds, rate };
     fanout_on(&lc, &topo, hook.as_deref()).await?.print("ws-fanout", &topo);
     Ok(())
 }
@@ -77,7 +77,7 @@ pub async fn fanout(t: Target, members: usize, window: usize, hook: Option<Strin
 /// One `ws-fanout` run against `lc`'s server; with `hook`, through a `_messageReceived` hook (its
 /// counters are printed after the run).
 pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>) -> anyhow::Result<FanoutRun> {
-    let Topology { groups, members, window, seconds } = *topo;
+    let Topology { groups, members, window, seconds, .. } = *topo;
     let hook = match hook {
         Some(kind) => Some(crate::hook::Hook::start(lc, kind).await?),
         None => None,
@@ -118,6 +118,7 @@ pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>)
     }
     let began = Instant::now();
     for (cid, ws) in senders {
+        let mut pacer = topo.pacer();
         tasks.spawn(async move {
             let (mut sink, mut stream) = ws.split();
             let slots = Arc::new(Semaphore::new(window));
@@ -134,6 +135,9 @@ pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>)
             });
             let mut i = 1;
             while Instant::now() < deadline {
+                if let Some(p) = &mut pacer {
+                    p.tick().await;
+                }
                 let Ok(permit) = slots.acquire().await else { break };
                 permit.forget();
                 i += 1;

@@ -367,7 +367,7 @@ fn bodies(buf: &mut Vec<u8>, mut f: impl FnMut(u64)) {
 
 /// One fan-out run through the MUC of the XMPP server at `addr` (rooms at `conference.{domain}`).
 pub(crate) async fn fanout_on(addr: &str, domain: &str, topo: &Topology) -> anyhow::Result<FanoutRun> {
-    let Topology { groups, members, window, seconds } = *topo;
+    let Topology { groups, members, window, seconds, .. } = *topo;
     anyhow::ensure!(members >= 2, "a group needs a sender and at least one receiver");
     let start = Instant::now();
     // occupants of an earlier run may still be leaving; a fresh nickname never conflicts with them
