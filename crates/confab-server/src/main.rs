@@ -202,6 +202,11 @@ fn init_logging(filter: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
+/// mimalloc rather than glibc's malloc: allocation was an eighth of the server's time in the
+/// group fan-out profile (issue 12).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

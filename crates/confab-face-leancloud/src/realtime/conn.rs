@@ -92,7 +92,16 @@ type Reply = Result<Option<GenericCommand>, RtError>;
 type Later = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + Sync>>;
 
 /// An answer on its way: the command's `i` and `peerId`, and the answer.
-type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = (Option<i32>, Option<String>, Reply)> + Send + Sync>>;
+type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Box<Answer>> + Send + Sync>>;
+
+/// A pipelined send's answer: its command's `i` and `peerId`, and the ack or the error. Boxed as
+/// it comes out of the in-flight sends, so that the reader's state (what an idle connection
+/// holds) keeps a pointer, not a command.
+struct Answer {
+    i: Option<i32>,
+    peer: Option<String>,
+    reply: Reply,
+}
 
 /// A session (IM client) open on this connection.
 struct Session {
@@ -146,8 +155,9 @@ pub(super) async fn serve(gw: Arc<Gateway>, socket: WebSocket, format: Format, i
             _ = killed.wait_for(Option::is_some) => Ok(None),
         };
         let next = match next {
-            Err((i, peer, reply)) => {
-                st.answer(i, peer, reply).await;
+            Err(a) => {
+                // boxed, as a frame's handling is below
+                Box::pin(st.answer(a.i, a.peer, a.reply)).await;
                 continue;
             }
             Ok(None) => break,
@@ -302,10 +312,10 @@ impl ConnState {
             // answered in turn with the sends before it, when its commit (or refusal) is in
             let later = self.direct(&cmd).await;
             let peer = cmd.peer_id.clone();
-            self.inflight.push_back(Box::pin(async move { (i, peer, later.await) }));
+            self.inflight.push_back(Box::pin(async move { Box::new(Answer { i, peer, reply: later.await }) }));
             if self.inflight.len() >= SENDS_IN_FLIGHT {
-                if let Some((i, peer, reply)) = self.inflight.next().await {
-                    self.answer(i, peer, reply).await;
+                if let Some(a) = self.inflight.next().await {
+                    self.answer(a.i, a.peer, a.reply).await;
                 }
             }
             return;
@@ -356,8 +366,8 @@ impl ConnState {
 
     /// Wait for the sends in flight and answer them, in order.
     async fn drain(&mut self) {
-        while let Some((i, peer, reply)) = self.inflight.next().await {
-            self.answer(i, peer, reply).await;
+        while let Some(a) = self.inflight.next().await {
+            self.answer(a.i, a.peer, a.reply).await;
         }
     }
 
