@@ -11,7 +11,7 @@ impl MessageStore for SqliteStore {
         let outbox = outbox.to_vec();
         self.pool.queue("insert_message", move |c| {
             let (last_seq, last_ts): (i64, i64) = c
-                .query_row("SELECT last_seq, last_ts FROM conversations WHERE app = ?1 AND id = ?2", params![m.app, m.conv], |r| {
+                .prepare_cached_row("SELECT last_seq, last_ts FROM conversations WHERE app = ?1 AND id = ?2", params![m.app, m.conv], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()
