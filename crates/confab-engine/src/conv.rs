@@ -242,13 +242,8 @@ impl Conversations {
 
     /// The one-to-one conversation of two users, if they have one.
     pub async fn find_direct_conversation(&self, app: &App, a: &str, b: &str) -> Result<Option<Conversation>> {
-        let q = ConvQuery {
-            kinds: Some(vec![ConvKind::Normal]),
-            filter: Filter::Cond(Field::UniqueId, Op::Eq(Scalar::Str(unique_id(&[a.to_string(), b.to_string()])))),
-            limit: 1,
-            ..Default::default()
-        };
-        Ok(self.store.query_conversations(app.id, &q).await?.0.into_iter().next())
+        let found = self.store.conversation_by_unique(app.id, &unique_id(&[a.to_string(), b.to_string()])).await?;
+        Ok(found.filter(|c| c.kind == ConvKind::Normal))
     }
 
     /// Whether a conversation is one-to-one: created unique for two members and still holding

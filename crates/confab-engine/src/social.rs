@@ -162,20 +162,15 @@ impl Social {
         if conv.kind != ConvKind::Normal || !conv.unique {
             return Ok(());
         }
-        // who blocked the sender: one index lookup, and nobody (the common case) ends it here
-        let f = EntryFilter { ns: ns::USER_BLOCKS.to_string(), items: Some(vec![from.to_string()]), ..Default::default() };
-        let blockers: Vec<String> = self.collections.list(app, &EntryQuery::all(f)).await?.into_iter().map(|e| e.key).collect();
-        if blockers.is_empty() {
-            return Ok(());
-        }
-        // a one-to-one conversation's members are in the store (only a chat room's are in presence)
-        let members: Vec<String> = self.store.member_lists(app.id, &[conv.id]).await?.into_iter().map(|m| m.user).collect();
+        // two reads by key, on every one-to-one send: the two members, then whether the other
+        // one blocked the sender
+        let members = self.store.member_ids(app.id, conv.id).await?;
         if members.len() != 2 || !members.iter().any(|m| m == from) {
             return Ok(());
         }
-        match members.iter().find(|m| *m != from && blockers.contains(m)) {
-            Some(other) => Err(Error::Forbidden(format!("{from} is blocked by {other}"))),
-            None => Ok(()),
+        match members.iter().find(|m| *m != from) {
+            Some(other) if self.is_blocked_by(app, other, from).await? => Err(Error::Forbidden(format!("{from} is blocked by {other}"))),
+            _ => Ok(()),
         }
     }
 

@@ -294,6 +294,9 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn create_conversation_within(&self, conv: &Conversation, members: &[Member], quotas: ConvQuotas)
         -> Result<(Conversation, bool)>;
     async fn get_conversation(&self, app: i64, id: i64) -> Result<Option<Conversation>>;
+    /// The conversation created with this `unique_id` (a one-to-one conversation's is its two
+    /// members', `conv::unique_id`), by its key: read on every one-to-one send.
+    async fn conversation_by_unique(&self, app: i64, unique_id: &str) -> Result<Option<Conversation>>;
     /// Matching conversations, and the total count when `q.count`.
     async fn query_conversations(&self, app: i64, q: &ConvQuery) -> Result<(Vec<Conversation>, Option<i64>)>;
     async fn update_conversation(&self, app: i64, id: i64, patch: &ConvPatch, now: i64) -> Result<Conversation>;

@@ -109,6 +109,9 @@ pub async fn conversation_unique(store: Arc<dyn Store>) {
         store.create_conversation(&second, &[m(second.id, "a"), m(second.id, "b"), m(second.id, "c")]).await.expect("create again");
     assert!(!created, "an existing unique conversation is not created again");
     assert_eq!(got, first, "the existing conversation is returned");
+    assert_eq!(store.conversation_by_unique(app.id, &uid).await.unwrap(), Some(first.clone()), "found by its unique id");
+    assert_eq!(store.conversation_by_unique(other.id, &uid).await.unwrap(), None, "unique ids are per app");
+    assert_eq!(store.conversation_by_unique(app.id, "no-such-uid").await.unwrap(), None);
     assert_eq!(store.get_conversation(app.id, second.id).await.unwrap(), None, "nothing of the second is stored");
     assert_eq!(store.get_member(app.id, second.id, "a").await.unwrap(), None);
     assert_eq!(users_of(&store.list_members(app.id, first.id, &MemberQuery::default()).await.unwrap()), owned(&["a", "b"]));

@@ -58,6 +58,11 @@ impl ConversationStore for SqliteStore {
         self.pool.lookup("get_conversation", move |c| load_conversation(c, app, id)).await
     }
 
+    async fn conversation_by_unique(&self, app: i64, unique_id: &str) -> Result<Option<Conversation>> {
+        let u = unique_id.to_string();
+        self.pool.lookup("conversation_by_unique", move |c| crate::import::conversation_where(c, app, "unique_id", &u)).await
+    }
+
     async fn query_conversations(&self, app: i64, q: &ConvQuery) -> Result<(Vec<Conversation>, Option<i64>)> {
         let mut wh = Builder::default();
         wh.push(" WHERE c.app = ").bind(Sql::Integer(app));

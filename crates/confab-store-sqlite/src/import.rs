@@ -171,7 +171,7 @@ fn merge(c: &Connection, app: i64, conv: i64, fresh: &mut [Message]) -> Result<(
     Ok(())
 }
 
-fn conversation_where(c: &Connection, app: i64, col: &str, value: &str) -> Result<Option<Conversation>> {
+pub(crate) fn conversation_where(c: &Connection, app: i64, col: &str, value: &str) -> Result<Option<Conversation>> {
     c.prepare_cached_row(
         &format!("SELECT {CONV_COLS} FROM conversations c WHERE c.app = ?1 AND c.{col} = ?2"),
         params![app, value],
