@@ -128,7 +128,8 @@ pub(crate) struct Pool {
     path: PathBuf,
     writer: Mutex<Option<std_mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Idle read connections, shared by both lanes (the slots bound how many are in use).
+    /// Idle read connections, shared by both lanes (the query slots bound how many queries run;
+    /// lookups take one each, on the threads that make them).
     readers: Arc<Mutex<Vec<Counted>>>,
     query_slots: Arc<Semaphore>,
     work: Arc<Work>,
