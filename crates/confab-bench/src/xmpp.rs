@@ -343,6 +343,19 @@ impl Client {
     }
 }
 
+/// Read `sock` until `stop` or its end, handing `f` each groupchat body as it arrives (`buf`:
+/// what was read before and not yet parsed).
+async fn read_bodies(sock: &mut (impl tokio::io::AsyncRead + Unpin), mut buf: Vec<u8>, stop: Instant, mut f: impl FnMut(u64)) {
+    let mut chunk = vec![0u8; 65536];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(stop.into(), sock.read(&mut chunk)).await {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        bodies(&mut buf, &mut f);
+    }
+}
+
 /// Message bodies (the send time in µs) found in the stream: each complete `<body>…</body>` in
 /// `buf` is passed to `f`; what cannot hold a complete body any more is dropped.
 fn bodies(buf: &mut Vec<u8>, mut f: impl FnMut(u64)) {
@@ -400,19 +413,13 @@ pub(crate) async fn fanout_on(addr: &str, domain: &str, topo: &Topology) -> anyh
     for c in receivers {
         let delivered = delivered.clone();
         tasks.spawn(async move {
-            let Client { mut sock, mut buf } = c;
+            let Client { mut sock, buf } = c;
             let mut lat = Vec::new();
-            let mut chunk = vec![0u8; 65536];
-            while let Ok(Ok(n)) = tokio::time::timeout_at(stop.into(), sock.read(&mut chunk)).await {
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                bodies(&mut buf, |sent| {
-                    lat.push((start.elapsed().as_micros() as u64).saturating_sub(sent) as u32);
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                });
-            }
+            read_bodies(&mut sock, buf, stop, |sent| {
+                lat.push((start.elapsed().as_micros() as u64).saturating_sub(sent) as u32);
+                delivered.fetch_add(1, Ordering::Relaxed);
+            })
+            .await;
             let _ = sock.write_all(b"</stream:stream>").await;
             (lat, 0u64)
         });
@@ -425,18 +432,12 @@ pub(crate) async fn fanout_on(addr: &str, domain: &str, topo: &Topology) -> anyh
             let slots = Arc::new(Semaphore::new(window));
             let echoes = slots.clone();
             let reader = tokio::spawn(async move {
-                let (mut buf, mut n) = (buf, 0u64);
-                let mut chunk = vec![0u8; 65536];
-                while let Ok(Ok(k)) = tokio::time::timeout_at(stop.into(), rd.read(&mut chunk)).await {
-                    if k == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..k]);
-                    bodies(&mut buf, |_| {
-                        n += 1;
-                        echoes.add_permits(1);
-                    });
-                }
+                let mut n = 0u64;
+                read_bodies(&mut rd, buf, stop, |_| {
+                    n += 1;
+                    echoes.add_permits(1);
+                })
+                .await;
                 n
             });
             while Instant::now() < deadline {
