@@ -7,7 +7,8 @@
 //! as one), in PostgreSQL's types: `BIGINT` ids, sequence numbers and Unix-ms times, `BOOLEAN`
 //! flags, `BYTEA` message bodies, `JSONB` where queries reach inside (a conversation's custom
 //! attributes, a user's), `TEXT` for the JSON only read whole. A member's user column is `user_id`
-//! (`user` is reserved). Until the store is complete and released (issue 13), migration 1 is
+//! (`user` is reserved). One table more than the embedded store: `blobs`, the bytes of uploaded
+//! files, which every node must reach (a single node keeps them as files). Until the store is complete and released (issue 13), migration 1 is
 //! still written in place.
 
 use tokio_postgres::Client;
@@ -61,7 +62,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE conversations (
         app BIGINT NOT NULL,
         id BIGINT NOT NULL,
-        kind SMALLINT NOT NULL,
+        kind BIGINT NOT NULL,
         name TEXT,
         creator TEXT,
         is_unique BOOLEAN NOT NULL DEFAULT false,
@@ -111,7 +112,7 @@ pub const MIGRATIONS: &[&str] = &[
         ext TEXT,
         mention_all BOOLEAN NOT NULL,
         mentions TEXT,
-        priority SMALLINT NOT NULL,
+        priority BIGINT NOT NULL,
         system BOOLEAN NOT NULL,
         restricted BOOLEAN NOT NULL,
         push_data TEXT,
@@ -210,6 +211,12 @@ pub const MIGRATIONS: &[&str] = &[
         b3 BIGINT NOT NULL, b4 BIGINT NOT NULL, b5 BIGINT NOT NULL,
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (app, sink, name)
+    );
+    CREATE TABLE blobs (
+        app BIGINT NOT NULL,
+        id TEXT NOT NULL,
+        bytes BYTEA NOT NULL,
+        PRIMARY KEY (app, id)
     );
     "#,
 ];

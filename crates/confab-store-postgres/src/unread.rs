@@ -1,0 +1,1 @@
+//! Unread counts and summaries, bounded (the embedded store's `unread.rs`).
