@@ -17,6 +17,8 @@
 //! lock ([`lock`]) for a count checked against a quota.
 
 #![forbid(unsafe_code)]
+// while the domains are being ported (issue 13): their stubs name what they will use
+#![allow(unused_variables, dead_code)]
 
 mod apps;
 mod blobs;
