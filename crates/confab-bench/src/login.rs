@@ -107,7 +107,7 @@ pub async fn login_catchup(a: LoginArgs) -> anyhow::Result<()> {
     };
     let lc = Arc::new(Lc::connect(&target).await?);
     let (server, _) = lc._server.as_ref().context("in-process server")?;
-    let (engine, store) = (server.engine.clone(), server.store().clone());
+    let (engine, store) = (server.engine.clone(), server.sqlite().context("the embedded store")?.clone());
     let app = engine.apps().find_app(&AppLookup::Name("bench".into())).await.map_err(anyhow::Error::msg)?.context("the bench app")?;
     let clients: Vec<String> = (0..a.clients).map(|i| format!("c{i}")).collect();
     let mut members = clients.clone();

@@ -145,8 +145,8 @@ async fn idle_tcp(t: &IdleTarget, url: &str, app_id: &str, pid: u32) -> anyhow::
 async fn idle_in_process(t: &IdleTarget) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = Config { data_dir: dir.path().into(), log: "warn".into(), ..Config::default() };
-    let store = confab_server::open_store(&config)?;
-    let engine = confab_server::engine(&config, store.clone())?;
+    let backing = confab_server::Backing::open(&config, confab_server::Opener::Tool).await?;
+    let engine = confab_server::engine(&config, &backing, 0)?;
     let app = engine.apps().create_app(NewApp { name: "idle".into(), ..Default::default() }).await.map_err(anyhow::Error::msg)?;
     let gateway = Gateway::start(engine.clone(), GatewaySettings::default());
     let router = confab_server::router(engine, gateway, &config);
@@ -164,7 +164,7 @@ async fn idle_in_process(t: &IdleTarget) -> anyhow::Result<()> {
         }
     };
     measure(t, "in-process pipes, server and pipes", std::process::id(), open).await?;
-    store.close();
+    backing.close().await;
     Ok(())
 }
 

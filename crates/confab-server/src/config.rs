@@ -14,9 +14,15 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Address of the one port that serves every face.
     pub listen: SocketAddr,
-    /// An external database; empty means the embedded SQLite store in `data_dir`.
+    /// The shared database of a cluster (`postgres://…`); empty (or `sqlite:DIR`) means the
+    /// embedded SQLite store in `data_dir`.
     pub database_url: String,
-    /// This node's id in a cluster (0–31): part of every id it makes.
+    /// The NATS server of a cluster (`nats://host:4222`); empty: this node runs alone (its bus,
+    /// presence and counters in process).
+    pub nats_url: String,
+    /// This node's id: part of every id it makes. Alone on SQLite, 0; a node on PostgreSQL takes
+    /// 1–31, unique in its cluster (another node holding it makes this one refuse to start);
+    /// when not given there, 1.
     pub node_id: u16,
     /// Log filter (`RUST_LOG` syntax); `RUST_LOG` overrides it.
     pub log: String,
@@ -47,6 +53,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./confab-data"),
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             database_url: String::new(),
+            nats_url: String::new(),
             node_id: 0,
             log: "info".into(),
             max_body_bytes: 1024 * 1024,
@@ -70,6 +77,9 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub nats_url: Option<String>,
+    pub node_id: Option<u16>,
 }
 
 impl Config {
@@ -91,6 +101,12 @@ impl Config {
         if let Some(v) = env("CONFAB_DATABASE_URL") {
             c.database_url = v;
         }
+        if let Some(v) = env("CONFAB_NATS_URL") {
+            c.nats_url = v;
+        }
+        if let Some(v) = env("CONFAB_NODE_ID").filter(|v| !v.is_empty()) {
+            c.node_id = v.parse().with_context(|| format!("CONFAB_NODE_ID: not a node id: {v}"))?;
+        }
         if let Some(v) = env("CONFAB_SHUTDOWN_GRACE_SECS").filter(|v| !v.is_empty()) {
             c.shutdown_grace_secs = v.parse().with_context(|| format!("CONFAB_SHUTDOWN_GRACE_SECS: not a number of seconds: {v}"))?;
         }
@@ -99,6 +115,18 @@ impl Config {
         }
         if let Some(v) = &o.listen {
             c.listen = v.parse().with_context(|| format!("--listen: not an address: {v}"))?;
+        }
+        if let Some(v) = &o.database_url {
+            c.database_url = v.clone();
+        }
+        if let Some(v) = &o.nats_url {
+            c.nats_url = v.clone();
+        }
+        if let Some(v) = o.node_id {
+            c.node_id = v;
+        }
+        if c.is_postgres() && c.node_id == 0 && o.node_id.is_none() {
+            c.node_id = 1;
         }
         if o.tls_cert.is_some() {
             c.tls_cert = o.tls_cert.clone();
@@ -122,10 +150,26 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("TLS needs both tls_cert and tls_key");
         }
-        if !self.database_url.is_empty() && !self.database_url.starts_with("sqlite:") {
-            bail!("database_url: only the embedded SQLite store is available in this build (leave it empty, or use sqlite:DIR)");
+        if !self.database_url.is_empty() && !self.database_url.starts_with("sqlite:") && !self.is_postgres() {
+            bail!("database_url: postgres://… (a cluster's shared database), sqlite:DIR, or empty (the embedded store in data_dir)");
+        }
+        if self.is_postgres() && !confab_store_postgres::NODE_IDS.contains(&self.node_id) {
+            bail!("node_id: a node on PostgreSQL takes 1 to 31");
+        }
+        if !self.nats_url.is_empty() {
+            if !self.is_postgres() {
+                bail!("nats_url: the nodes of a cluster share a PostgreSQL database: give database_url (postgres://…) too");
+            }
+            if !self.nats_url.starts_with("nats://") && !self.nats_url.starts_with("tls://") {
+                bail!("nats_url: nats://host:port");
+            }
         }
         Ok(())
+    }
+
+    /// Whether the store is a shared PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
     }
 
     /// How passwords are hashed: the defaults, with the configured workers and queue.
@@ -185,7 +229,21 @@ mod tests {
         assert_eq!(Config::load_with_env(&Overrides::default(), grace).unwrap().shutdown_grace_secs, 2);
         let no_grace = |k: &str| (k == "CONFAB_SHUTDOWN_GRACE_SECS").then(|| "soon".to_string());
         assert!(Config::load_with_env(&Overrides::default(), no_grace).is_err());
-        let pg = |k: &str| (k == "CONFAB_DATABASE_URL").then(|| "postgres://x".to_string());
-        assert!(Config::load_with_env(&Overrides::default(), pg).is_err());
+        // PostgreSQL: a node id 1–31, 1 when not given; NATS only beside PostgreSQL
+        let pg = |k: &str| (k == "CONFAB_DATABASE_URL").then(|| "postgres://db/confab".to_string());
+        let c = Config::load_with_env(&Overrides::default(), pg).unwrap();
+        assert!(c.is_postgres());
+        assert_eq!(c.node_id, 1);
+        let node = |id: u16| Overrides { node_id: Some(id), ..Default::default() };
+        assert_eq!(Config::load_with_env(&node(7), pg).unwrap().node_id, 7);
+        assert!(Config::load_with_env(&node(32), pg).is_err());
+        assert!(Config::load_with_env(&node(0), pg).is_err());
+        let mysql = |k: &str| (k == "CONFAB_DATABASE_URL").then(|| "mysql://x".to_string());
+        assert!(Config::load_with_env(&Overrides::default(), mysql).is_err());
+        let nats_alone = Overrides { nats_url: Some("nats://127.0.0.1:4222".into()), ..Default::default() };
+        let err = Config::load_with_env(&nats_alone, |_| None).unwrap_err();
+        assert!(err.to_string().contains("PostgreSQL"), "{err}");
+        let cluster = Overrides { database_url: Some("postgres://db/confab".into()), ..nats_alone };
+        assert_eq!(Config::load_with_env(&cluster, |_| None).unwrap().nats_url, "nats://127.0.0.1:4222");
     }
 }

@@ -2,6 +2,7 @@
 //! port, and shuts down gracefully.
 #![forbid(unsafe_code)]
 
+pub mod backing;
 pub mod config;
 pub mod cors;
 pub mod early_answer;
@@ -25,32 +26,26 @@ use confab_engine::ids::{Clock, SystemClock};
 use confab_engine::{Engine, LocalBus, LocalPresence, Store};
 use confab_face_leancloud::realtime::{self, Gateway, GatewaySettings};
 use confab_routes::{Open, Route, Row};
-use confab_store_sqlite::{FileBlobs, SqliteStore};
+use confab_store_sqlite::SqliteStore;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::trace::TraceLayer;
 
+pub use backing::{Backing, Opener};
 pub use config::{Config, Overrides};
 pub use signals::Signals;
 
-/// Open the configured store.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
-    let dir = config.sqlite_dir();
-    Ok(Arc::new(SqliteStore::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))?))
-}
-
-/// An engine over the configured store and the blobs beside it (files under the data directory),
-/// with this node's in-process bus and presence.
-pub fn engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Engine>> {
-    engine_with_clock(config, store, Arc::new(SystemClock))
+/// An engine over a backing's store and blobs, making ids as node `node`, with this node's
+/// in-process bus and presence.
+pub fn engine(config: &Config, backing: &Backing, node: u16) -> anyhow::Result<Arc<Engine>> {
+    engine_with_clock(config, backing, node, Arc::new(SystemClock))
 }
 
 /// `engine`, reading the time from `clock` (tests drive time through it).
-pub fn engine_with_clock(config: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
-    let blobs = Arc::new(FileBlobs::in_data_dir(&config.sqlite_dir()));
-    let engine = Engine::new(store, blobs, Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), config.node_id);
+pub fn engine_with_clock(config: &Config, backing: &Backing, node: u16, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
+    let engine = Engine::new(backing.store(), backing.blobs(), Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), node);
     let engine = engine.with_clock(clock);
     Ok(Arc::new(engine.with_hash_settings(config.hash_settings()).map_err(|e| anyhow::anyhow!("password hashing: {e}"))?))
 }
@@ -119,15 +114,13 @@ pub struct Server {
     pub gateway: Arc<Gateway>,
     /// Whether it speaks TLS (https, wss).
     pub tls: bool,
-    store: Arc<SqliteStore>,
+    backing: Backing,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     /// How long requests in flight and WebSockets may take at shutdown.
     grace: Duration,
     /// Makes the calls to the apps' code kept in the outbox.
     outbox: confab_hooks::OutboxHandle,
-    /// This server's claim on the data directory, released when it stops.
-    _lock: lock::DataDirLock,
 }
 
 /// How a server stopped.
@@ -140,7 +133,8 @@ pub enum Stopped {
 }
 
 impl Server {
-    /// Lock the data directory, open the store, bind the listener and start serving.
+    /// Lock the data directory (or, on PostgreSQL, claim the node id), open the store, bind the
+    /// listener and start serving.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
         Server::start_with_clock(config, Arc::new(SystemClock)).await
     }
@@ -148,9 +142,8 @@ impl Server {
     /// `start`, with the engine reading the time from `clock`: a test hook, so that tests of
     /// time rules (expiries, windows, back-offs) move time on instead of sleeping.
     pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
-        let lock = lock::DataDirLock::acquire(&config.sqlite_dir())?;
-        let store = open_store(config)?;
-        let engine = engine_with_clock(config, store.clone(), clock)?;
+        let backing = Backing::open(config, Opener::Server).await?;
+        let engine = engine_with_clock(config, &backing, backing.node_id(config, None), clock)?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let gateway = Gateway::start(engine.clone(), GatewaySettings::default());
@@ -170,12 +163,18 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let grace = config.shutdown_grace();
         let task = tokio::spawn(serve::serve(listener, tls, app, stopped, grace));
-        Ok(Server { addr, engine, gateway, tls: is_tls, store, stop, task, grace, outbox, _lock: lock })
+        Ok(Server { addr, engine, gateway, tls: is_tls, backing, stop, task, grace, outbox })
     }
 
-    /// The store under the engine (tests and measurements read its work counters).
-    pub fn store(&self) -> &Arc<SqliteStore> {
-        &self.store
+    /// The store under the engine.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.backing.store()
+    }
+
+    /// The embedded store, when the server runs on it (tests and measurements read its work
+    /// counters).
+    pub fn sqlite(&self) -> Option<&Arc<SqliteStore>> {
+        self.backing.sqlite()
     }
 
     /// Stop accepting; close the WebSockets (1001, going away); let requests in flight finish
@@ -190,7 +189,7 @@ impl Server {
         }
         // hook calls in flight finish (or are made again after the restart: they are kept)
         self.outbox.stop(self.grace).await;
-        Store::close(&*self.store).await;
+        self.backing.close().await;
         Ok(())
     }
 

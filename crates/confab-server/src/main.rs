@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use confab_engine::model::{App, Plan};
 use confab_engine::NewApp;
-use confab_server::{Config, Overrides, Server, Signals, Stopped};
+use confab_server::{Backing, Config, Opener, Overrides, Server, Signals, Stopped};
 use serde_json::{json, Value};
 use tracing_subscriber::EnvFilter;
 
@@ -25,6 +25,10 @@ struct Common {
     /// Data directory of the embedded store (default ./confab-data).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// A cluster's shared database, postgres://user@host:port/db (env CONFAB_DATABASE_URL);
+    /// without it, the embedded SQLite store in the data directory.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -36,6 +40,12 @@ enum Cmd {
         /// Address to listen on (default 127.0.0.1:8080).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// The cluster's NATS server, nats://host:4222 (env CONFAB_NATS_URL); needs --database-url.
+        #[arg(long, value_name = "URL")]
+        nats_url: Option<String>,
+        /// This node's id in the cluster, 1 to 31, one per node (env CONFAB_NODE_ID; default 1).
+        #[arg(long, value_name = "N")]
+        node_id: Option<u16>,
         /// Serve TLS (https and wss on the same port) with this certificate chain (PEM).
         #[arg(long, value_name = "FILE", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -181,19 +191,27 @@ fn app_json(app: &App) -> Value {
     })
 }
 
-fn load(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
-    Config::load(&Overrides { config: common.config.clone(), data_dir: common.data_dir.clone(), listen, ..Default::default() })
+fn load(common: &Common) -> anyhow::Result<Config> {
+    Config::load(&overrides(common))
 }
 
-/// The store of `common`'s data directory and an engine over it, for one command (which closes
-/// the store when it is done).
-fn open_engine(
-    common: &Common,
-) -> anyhow::Result<(std::sync::Arc<confab_store_sqlite::SqliteStore>, std::sync::Arc<confab_engine::Engine>)> {
-    let config = load(common, None)?;
-    let store = confab_server::open_store(&config)?;
-    let engine = confab_server::engine(&config, store.clone())?;
-    Ok((store, engine))
+fn overrides(common: &Common) -> Overrides {
+    Overrides {
+        config: common.config.clone(),
+        data_dir: common.data_dir.clone(),
+        database_url: common.database_url.clone(),
+        ..Default::default()
+    }
+}
+
+/// The store of `common`'s data directory (or shared database) and an engine over it, for one
+/// command (which closes the store when it is done). Its ids are made as `tool_node` on the
+/// embedded store, as a free node id on PostgreSQL.
+async fn open_engine(common: &Common, tool_node: Option<u16>) -> anyhow::Result<(Backing, std::sync::Arc<confab_engine::Engine>)> {
+    let config = load(common)?;
+    let backing = Backing::open(&config, Opener::Tool).await?;
+    let engine = confab_server::engine(&config, &backing, backing.node_id(&config, tool_node))?;
+    Ok((backing, engine))
 }
 
 fn init_logging(filter: &str) {
@@ -211,14 +229,18 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve { common, listen, tls_cert, tls_key } => {
-            let o = Overrides { config: common.config.clone(), data_dir: common.data_dir.clone(), listen, tls_cert, tls_key };
+        Cmd::Serve { common, listen, nats_url, node_id, tls_cert, tls_key } => {
+            let o = Overrides { listen, nats_url, node_id, tls_cert, tls_key, ..overrides(&common) };
             let config = Config::load(&o)?;
             init_logging(&config.log);
             let signals = Signals::install().context("installing the signal handlers")?;
             let server = Server::start(&config).await?;
             let scheme = if server.tls { "https" } else { "http" };
-            tracing::info!(addr = %server.addr, %scheme, data_dir = %config.sqlite_dir().display(), "confab is serving");
+            if config.is_postgres() {
+                tracing::info!(addr = %server.addr, %scheme, node = config.node_id, "confab is serving, on PostgreSQL");
+            } else {
+                tracing::info!(addr = %server.addr, %scheme, data_dir = %config.sqlite_dir().display(), "confab is serving");
+            }
             match server.run_until_signal(signals).await? {
                 Stopped::Gracefully => Ok(()),
                 // SQLite's write-ahead log keeps the store whole; what was not committed is lost
@@ -236,22 +258,20 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The node id of offline tools (`confab import`): ids they make never meet a server's, even
-/// while one runs on the same data directory (a cluster's nodes use 0 to 30).
+/// The node id of offline tools (`confab import`) on the embedded store: ids they make never meet
+/// the server's (node 0), even while one runs on the same data directory. On PostgreSQL a tool
+/// claims a node id no running node holds.
 const TOOL_NODE: u16 = confab_engine::ids::MAX_NODE;
 
 async fn import_command(cmd: ImportCmd) -> anyhow::Result<()> {
     let ImportCmd::Leancloud { common, app, export, server, source_app_id, source_master_key, dry_run, strict, concurrency, json, id_map } =
         cmd;
-    let mut config = load(&common, None)?;
-    config.node_id = TOOL_NODE;
-    let store = confab_server::open_store(&config)?;
-    let engine = confab_server::engine(&config, store.clone())?;
+    let (backing, engine) = open_engine(&common, Some(TOOL_NODE)).await?;
     let server = server.map(|url| (url, source_app_id.unwrap_or_default(), source_master_key.unwrap_or_default()));
     let opts = confab_import::Options { app, export, server, dry_run, strict, concurrency, id_map };
     let progress = if json { confab_import::Progress::quiet() } else { confab_import::Progress::stderr() };
     let result = confab_import::import_leancloud(engine, opts, progress).await;
-    store.close();
+    backing.close().await;
     let summary = result.map_err(|e| anyhow::anyhow!("import failed: {e}"))?;
     if json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -284,7 +304,7 @@ async fn import_command(cmd: ImportCmd) -> anyhow::Result<()> {
 async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
     match cmd {
         AppCmd::Create { common, name, plan, app_id, app_key, master_key, json } => {
-            let (store, engine) = open_engine(&common)?;
+            let (backing, engine) = open_engine(&common, None).await?;
             let new = NewApp {
                 name,
                 plan: Plan::parse(&plan).context("plan")?,
@@ -293,7 +313,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
                 leancloud_master_key: master_key,
             };
             let app = engine.apps().create_app(new).await.map_err(|e| anyhow::anyhow!("cannot create the app: {e}"))?;
-            store.close();
+            backing.close().await;
             if json {
                 println!("{}", app_json(&app));
             } else {
@@ -310,9 +330,9 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             Ok(())
         }
         AppCmd::List { common, json } => {
-            let (store, engine) = open_engine(&common)?;
+            let (backing, engine) = open_engine(&common, None).await?;
             let apps = engine.apps().list_apps().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            store.close();
+            backing.close().await;
             if json {
                 println!("{}", Value::Array(apps.iter().map(app_json).collect()));
             } else {
@@ -324,9 +344,9 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
         }
         AppCmd::Set { common, name, settings } => {
             let pairs = key_values(&settings)?;
-            let (store, engine) = open_engine(&common)?;
+            let (backing, engine) = open_engine(&common, None).await?;
             let app = engine.apps().set_app_settings(&name, &pairs).await.map_err(|e| anyhow::anyhow!("{e}"));
-            store.close();
+            backing.close().await;
             let app = app?;
             let all = serde_json::to_value(&app.limits)?;
             for (k, _) in &pairs {
@@ -340,7 +360,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             Ok(())
         }
         AppCmd::Hooks { common, name, retry_failed, limit, json } => {
-            let (store, engine) = open_engine(&common)?;
+            let (backing, engine) = open_engine(&common, None).await?;
             let report = async {
                 let app = engine
                     .apps()
@@ -351,7 +371,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
                 Ok::<_, confab_engine::Error>((requeued, engine.app_code().hook_report(&app, limit).await?))
             }
             .await;
-            store.close();
+            backing.close().await;
             let (requeued, report) = report.map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
                 let mut v = serde_json::to_value(&report)?;
@@ -366,7 +386,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
         }
         AppCmd::Limits { common, name, set } => {
             let pairs = key_values(&set)?;
-            let (store, engine) = open_engine(&common)?;
+            let (backing, engine) = open_engine(&common, None).await?;
             let app = if pairs.is_empty() {
                 engine
                     .apps()
@@ -377,7 +397,7 @@ async fn app_command(cmd: AppCmd) -> anyhow::Result<()> {
             } else {
                 engine.apps().set_app_settings(&name, &pairs).await.map_err(|e| anyhow::anyhow!("{e}"))
             };
-            store.close();
+            backing.close().await;
             println!("{}", serde_json::to_string_pretty(&app?.limits)?);
             Ok(())
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::common::ws::*;
 use crate::common::*;
 use confab_engine::model::{Content, Message, MessageType, Plan};
-use confab_engine::{MessageStore, NewApp, NewConversation};
+use confab_engine::{NewApp, NewConversation};
 use confab_face_leancloud::realtime::codec;
 use confab_face_leancloud::realtime::proto::*;
 use confab_face_leancloud::realtime::{Gateway, GatewaySettings};
@@ -344,7 +344,7 @@ struct LoginCost {
 
 /// Log `reader` in as the SDK does (with a `lastPatchTime`), counting the store's work.
 async fn login_cost(srv: &TestServer, lc: &LcApp, reader: &str) -> LoginCost {
-    let store = srv.server.as_ref().expect("running").store();
+    let store = srv.server.as_ref().expect("running").sqlite().expect("the embedded store");
     store.count_work(true);
     store.work(true);
     let mut c = Client::connect(&srv.base).await;
@@ -605,6 +605,7 @@ struct CustomServer {
     base: String,
     engine: Arc<confab_engine::Engine>,
     gateway: Arc<Gateway>,
+    _backing: confab_server::Backing,
     _dir: tempfile::TempDir,
 }
 
@@ -615,14 +616,14 @@ async fn custom_server(settings: GatewaySettings) -> CustomServer {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..confab_server::Config::default()
     };
-    let store = confab_server::open_store(&config).unwrap();
-    let engine = confab_server::engine(&config, store).unwrap();
+    let backing = confab_server::Backing::open(&config, confab_server::Opener::Tool).await.unwrap();
+    let engine = confab_server::engine(&config, &backing, 0).unwrap();
     let gateway = Gateway::start(engine.clone(), settings);
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = confab_server::router(engine.clone(), gateway.clone(), &config).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    CustomServer { base: format!("http://{addr}"), engine, gateway, _dir: dir }
+    CustomServer { base: format!("http://{addr}"), engine, gateway, _backing: backing, _dir: dir }
 }
 
 /// A client whose socket has a tiny receive buffer, so that a client that does not read stalls

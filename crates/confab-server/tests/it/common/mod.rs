@@ -77,8 +77,8 @@ impl TestServer {
     }
 
     /// The store under the engine, for tests that look at what was kept.
-    pub fn store(&self) -> std::sync::Arc<confab_store_sqlite::SqliteStore> {
-        self.server.as_ref().expect("running").store().clone()
+    pub fn store(&self) -> std::sync::Arc<dyn confab_engine::Store> {
+        self.server.as_ref().expect("running").store()
     }
 
     pub fn engine(&self) -> &std::sync::Arc<confab_engine::Engine> {
