@@ -35,6 +35,10 @@ impl RateRule {
     pub const fn minute(per_minute: u32) -> Self {
         RateRule { per_second: None, per_minute: Some(per_minute), per_day: None }
     }
+    /// No window limits anything: nothing to count.
+    pub fn is_unlimited(&self) -> bool {
+        self.per_second.is_none() && self.per_minute.is_none() && self.per_day.is_none()
+    }
 }
 
 /// A rate bucket: the name its settings go by (`rates.<name>.per_…`) and its default allowance.
@@ -530,7 +534,7 @@ fn merge(base: &mut Value, over: &Value) {
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Window {
     start: i64,
     count: u32,
@@ -552,8 +556,10 @@ impl Window {
     }
 }
 
-#[derive(Debug, Default)]
-struct BucketState {
+/// One counter's windows and penalty: what a rate limiter keeps per (app, counter), in memory
+/// or, in a cluster, where every node reads and writes it ([`BucketState::take`] is the rule).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BucketState {
     second: Window,
     minute: Window,
     day: Window,
@@ -596,30 +602,10 @@ pub struct LocalRateLimiter {
 const PRUNE_AT: usize = 10_000;
 
 impl BucketState {
-    /// Nothing left to remember at `now`: every window has ended and no penalty runs.
-    fn ended(&self, now: i64) -> bool {
-        let done = |w: &Window, len: i64| w.count == 0 || now >= w.start + len;
-        now >= self.blocked_until && done(&self.second, 1000) && done(&self.minute, MINUTE_MS) && done(&self.day, DAY_MS)
-    }
-}
-
-#[async_trait]
-impl RateLimiter for LocalRateLimiter {
-    async fn take(&self, app: i64, bucket: &str, counter: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error> {
-        self.take_now(app, bucket, counter, rule, cost, now)
-    }
-}
-
-impl LocalRateLimiter {
-    fn take_now(&self, app: i64, bucket: &str, counter: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error> {
-        if rule.per_second.is_none() && rule.per_minute.is_none() && rule.per_day.is_none() {
-            return Ok(());
-        }
-        let mut map = self.state.lock();
-        if map.len() >= PRUNE_AT {
-            map.retain(|_, st| !st.ended(now));
-        }
-        let st = map.entry((app, counter.to_string())).or_default();
+    /// Count `cost` against this counter under `rule` at `now`, or refuse (naming `bucket`) and
+    /// count nothing.
+    pub fn take(&mut self, bucket: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error> {
+        let st = self;
         let refuse =
             |wait_ms: i64| Err(Error::RateLimited { bucket: bucket.to_string(), retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000) });
         if now < st.blocked_until {
@@ -652,6 +638,32 @@ impl LocalRateLimiter {
             st.second.admit(now, 1000, false, max, cost);
         }
         Ok(())
+    }
+
+    /// Nothing left to remember at `now`: every window has ended and no penalty runs.
+    pub fn ended(&self, now: i64) -> bool {
+        let done = |w: &Window, len: i64| w.count == 0 || now >= w.start + len;
+        now >= self.blocked_until && done(&self.second, 1000) && done(&self.minute, MINUTE_MS) && done(&self.day, DAY_MS)
+    }
+}
+
+#[async_trait]
+impl RateLimiter for LocalRateLimiter {
+    async fn take(&self, app: i64, bucket: &str, counter: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error> {
+        self.take_now(app, bucket, counter, rule, cost, now)
+    }
+}
+
+impl LocalRateLimiter {
+    fn take_now(&self, app: i64, bucket: &str, counter: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error> {
+        if rule.is_unlimited() {
+            return Ok(());
+        }
+        let mut map = self.state.lock();
+        if map.len() >= PRUNE_AT {
+            map.retain(|_, st| !st.ended(now));
+        }
+        map.entry((app, counter.to_string())).or_default().take(bucket, rule, cost, now)
     }
 
     /// Counters held now.

@@ -223,11 +223,49 @@ pub struct LocalLoginBackoff {
     failures: Mutex<HashMap<(i64, String), Failures>>,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Failures {
+/// One key's failed logins: what a login back-off keeps per (app, key), in memory or, in a
+/// cluster, where every node reads and writes it (its methods are the rule).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Failures {
     count: u32,
     last: i64,
     until: i64,
+}
+
+impl Failures {
+    /// How long an attempt must still wait at `now` (0 or less: none).
+    pub fn wait(&self, now: i64) -> i64 {
+        self.until - now
+    }
+
+    /// An admitted attempt counts as a failure (until it succeeds or is withdrawn); past `free`
+    /// failures, the key backs off, doubling each time.
+    pub fn count_attempt(&mut self, free: u32, now: i64) {
+        if self.last + FORGET_MS <= now {
+            *self = Failures::default();
+        }
+        self.count += 1;
+        self.last = now;
+        if self.count >= free {
+            let doublings = (self.count - free).min(20);
+            self.until = now + (FIRST_WAIT_MS << doublings).min(MAX_WAIT_MS);
+        }
+    }
+
+    /// The attempt is taken off the count (a wait already running stays).
+    pub fn uncount(&mut self) {
+        self.count = self.count.saturating_sub(1);
+    }
+
+    /// Long enough after its last failure (and its wait) to be forgotten.
+    pub fn forgotten(&self, now: i64) -> bool {
+        self.last + FORGET_MS <= now && self.until <= now - FORGET_MS
+    }
+}
+
+/// The refusal of an attempt that must wait `wait` ms more.
+pub fn login_refused(wait: i64) -> Error {
+    Error::RateLimited { bucket: LOGIN_BUCKET.into(), retry_after_secs: ((wait + 999) / 1000) as u64 }
 }
 
 /// Failures allowed before back-off: per user, per address.
@@ -270,28 +308,19 @@ impl LoginBackoff for LocalLoginBackoff {
 impl LocalLoginBackoff {
     fn admit_now(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()> {
         let mut map = self.failures.lock();
-        let wait = keys.iter().filter_map(|(k, _)| map.get(&(app, k.clone()))).map(|f| f.until - now).max().unwrap_or(0);
+        let wait = keys.iter().filter_map(|(k, _)| map.get(&(app, k.clone()))).map(|f| f.wait(now)).max().unwrap_or(0);
         if wait > 0 {
-            return Err(Error::RateLimited { bucket: LOGIN_BUCKET.into(), retry_after_secs: ((wait + 999) / 1000) as u64 });
+            return Err(login_refused(wait));
         }
         if map.len() > PRUNE_AT {
-            map.retain(|_, f| f.last + FORGET_MS > now && f.until > now - FORGET_MS);
+            map.retain(|_, f| !f.forgotten(now));
         }
         for (k, free) in keys {
             let key = (app, k.clone());
             if !map.contains_key(&key) && map.len() >= 2 * PRUNE_AT {
                 continue;
             }
-            let f = map.entry(key).or_default();
-            if f.last + FORGET_MS <= now {
-                *f = Failures::default();
-            }
-            f.count += 1;
-            f.last = now;
-            if f.count >= *free {
-                let doublings = (f.count - free).min(20);
-                f.until = now + (FIRST_WAIT_MS << doublings).min(MAX_WAIT_MS);
-            }
+            map.entry(key).or_default().count_attempt(*free, now);
         }
         Ok(())
     }
@@ -303,7 +332,7 @@ impl LocalLoginBackoff {
             if forgive_user && k.starts_with("user:") {
                 map.remove(&key);
             } else if let Some(f) = map.get_mut(&key) {
-                f.count = f.count.saturating_sub(1);
+                f.uncount();
             }
         }
     }
