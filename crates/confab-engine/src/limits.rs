@@ -534,7 +534,7 @@ fn merge(base: &mut Value, over: &Value) {
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Window {
     start: i64,
     count: u32,
@@ -558,7 +558,7 @@ impl Window {
 
 /// One counter's windows and penalty: what a rate limiter keeps per (app, counter), in memory
 /// or, in a cluster, where every node reads and writes it ([`BucketState::take`] is the rule).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketState {
     second: Window,
     minute: Window,

@@ -225,7 +225,7 @@ pub struct LocalLoginBackoff {
 
 /// One key's failed logins: what a login back-off keeps per (app, key), in memory or, in a
 /// cluster, where every node reads and writes it (its methods are the rule).
-#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Failures {
     count: u32,
     last: i64,

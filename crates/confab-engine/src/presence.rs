@@ -59,7 +59,7 @@ pub trait Presence: Send + Sync + 'static {
 type Room = HashMap<String, Option<i64>>;
 
 /// Whether a member whose grace runs `until` is still in the room at `now`.
-fn stays(until: &Option<i64>, now: i64) -> bool {
+pub fn stays(until: &Option<i64>, now: i64) -> bool {
     until.is_none_or(|u| now < u)
 }
 

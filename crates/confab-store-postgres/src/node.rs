@@ -13,8 +13,10 @@ use tokio_postgres::NoTls;
 
 use crate::pg_err;
 
-/// The advisory lock class of node ids (the second key is the id).
-const NODE_LOCK_CLASS: i32 = 3;
+/// The advisory lock class of node ids (the second key is the id): apart from the classes of
+/// the store's transaction locks (`LockClass`, small numbers), which would otherwise wait
+/// behind a node's lock for as long as the node lives.
+const NODE_LOCK_CLASS: i32 = 0x0c0f_0001;
 
 /// The ids a node of a cluster may take.
 pub const NODE_IDS: std::ops::RangeInclusive<u16> = 1..=31;
