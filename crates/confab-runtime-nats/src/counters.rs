@@ -1,0 +1,106 @@
+//! The counters every node must share: rate limits, failed logins, and "run this once" — each a
+//! value in the `counters` bucket changed by compare-and-set (`kv.rs`) with the rule a single
+//! process applies in memory ([`BucketState::take`], [`Failures`], the dedup claim), so that an
+//! app's allowance is one for the cluster, not one per node.
+
+use async_trait::async_trait;
+use confab_engine::limits::{BucketState, RateLimiter, RateRule};
+use confab_engine::password::{login_refused, Failures, LoginBackoff};
+use confab_engine::runtime::{Claim, Dedup};
+use confab_engine::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::kv::{token, Shared};
+
+/// Rate limits, counted in the cluster's `counters` bucket (`r.<app>.<counter>`).
+pub struct NatsRateLimiter {
+    pub(crate) kv: Shared,
+}
+
+#[async_trait]
+impl RateLimiter for NatsRateLimiter {
+    async fn take(&self, app: i64, bucket: &str, counter: &str, rule: RateRule, cost: u32, now: i64) -> Result<(), Error> {
+        if rule.is_unlimited() {
+            return Ok(());
+        }
+        self.kv.update(&format!("r.{app}.{}", token(counter)), |st: &mut BucketState| st.take(bucket, rule, cost, now)).await?
+    }
+}
+
+/// Failed logins, counted in the cluster's `counters` bucket (`l.<app>.<key>`): guessing on
+/// another node does not start over.
+pub struct NatsLoginBackoff {
+    pub(crate) kv: Shared,
+}
+
+fn login_key(app: i64, key: &str) -> String {
+    format!("l.{app}.{}", token(key))
+}
+
+#[async_trait]
+impl LoginBackoff for NatsLoginBackoff {
+    async fn admit(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()> {
+        let mut wait = 0;
+        for (k, _) in keys {
+            if let Some(f) = self.kv.read::<Failures>(&login_key(app, k)).await? {
+                wait = wait.max(f.wait(now));
+            }
+        }
+        if wait > 0 {
+            return Err(login_refused(wait));
+        }
+        for (k, free) in keys {
+            self.kv.update(&login_key(app, k), |f: &mut Failures| f.count_attempt(*free, now)).await?;
+        }
+        Ok(())
+    }
+
+    async fn succeeded(&self, app: i64, keys: &[(String, u32)], _now: i64) -> Result<()> {
+        for (k, _) in keys {
+            let forgive = k.starts_with("user:");
+            self.kv.update(&login_key(app, k), |f: &mut Failures| if forgive { *f = Failures::default() } else { f.uncount() }).await?;
+        }
+        Ok(())
+    }
+
+    async fn withdrawn(&self, app: i64, keys: &[(String, u32)], _now: i64) -> Result<()> {
+        for (k, _) in keys {
+            self.kv.update(&login_key(app, k), |f: &mut Failures| f.uncount()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A claimed call: its result once it ran (none while it runs), and until when it is remembered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Ran {
+    result: Option<Value>,
+    until: i64,
+}
+
+/// "Run this once", for the cluster (`d.<app>.<key>` in the `counters` bucket).
+pub struct NatsDedup {
+    pub(crate) kv: Shared,
+}
+
+#[async_trait]
+impl Dedup for NatsDedup {
+    async fn claim(&self, app: i64, key: &str, now: i64, until: i64) -> Result<Claim> {
+        self.kv
+            .update(&format!("d.{app}.{}", token(key)), |ran: &mut Option<Ran>| match ran {
+                Some(Ran { result: Some(v), until: u }) if *u > now => Claim::Done(v.clone()),
+                Some(Ran { result: None, until: u }) if *u > now => Claim::Running,
+                _ => {
+                    *ran = Some(Ran { result: None, until });
+                    Claim::First
+                }
+            })
+            .await
+    }
+
+    async fn finish(&self, app: i64, key: &str, result: Option<&Value>, until: i64) -> Result<()> {
+        let ran = result.map(|v| Ran { result: Some(v.clone()), until });
+        self.kv.update(&format!("d.{app}.{}", token(key)), |r: &mut Option<Ran>| *r = ran.clone()).await
+    }
+}
