@@ -77,13 +77,12 @@ impl ConversationStore for PgStore {
         // the statements differ with every filter: prepared unnamed, not kept in the cache
         let client = self.client().await?;
         let rows = if q.limit == 0 { Vec::new() } else { client.query(b.sql(), &b.args()).await.map_err(query_err)? };
-        let total = match q.count {
-            true => {
-                let sql = format!("SELECT COUNT(*) FROM conversations c{where_sql}");
-                let row = client.query_one(sql.as_str(), &b.args_upto(where_args)).await.map_err(query_err)?;
-                Some(get::<i64>(&row, 0)?)
-            }
-            false => None,
+        let total = if q.count {
+            let sql = format!("SELECT COUNT(*) FROM conversations c{where_sql}");
+            let row = client.query_one(sql.as_str(), &b.args_upto(where_args)).await.map_err(query_err)?;
+            Some(get::<i64>(&row, 0)?)
+        } else {
+            None
         };
         Ok((map_rows(&rows, conv_row)?, total))
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use confab_engine::model::{Attrs, ConvKind, ConvSettings, Conversation, Member, Role};
+use confab_engine::model::{Attrs, ConvChange, ConvKind, ConvNotice, ConvSettings, Conversation, Member, Role};
 use confab_engine::query::{compile_regex, ConvQuery, Field, Filter, Op};
 use confab_engine::{ConversationStore, Error};
 use confab_store_postgres::PgStore;
@@ -154,6 +154,71 @@ async fn regexes_match_as_the_engine_does() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    drop(store);
+    drop(db);
+}
+
+fn owned(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Blocklists (which the conformance suite does not cover): blocking removes a member and
+/// returns only the newly blocked, in the order given; listings by user id, `among`, `after`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocklists() {
+    let Some(db) = TestDb::new().await else { return };
+    let store = PgStore::connect(&db.url, 2).await.expect("connect");
+    let c = conv(1, "group");
+    let members: Vec<Member> = ["a", "b", "c"].iter().map(|u| Member::new(c.id, *u, Role::Member, T0)).collect();
+    store.create_conversation(&c, &members).await.expect("create");
+
+    let blocked = store.block_users(APP, 1, &owned(&["c", "x", "a", "c"]), T0 + 1).await.expect("block");
+    assert_eq!(blocked, owned(&["c", "x", "a"]), "newly blocked, in the order given, once");
+    assert_eq!(store.member_ids(APP, 1).await.expect("members"), owned(&["b"]), "the blocked are members no more");
+    assert_eq!(store.block_users(APP, 1, &owned(&["a", "b"]), T0 + 2).await.expect("block"), owned(&["b"]), "a is blocked already");
+    assert_eq!(store.block_users(APP, 2, &owned(&["a"]), T0).await, Err(Error::ConversationNotFound));
+
+    let list = |among: Option<Vec<String>>, after: Option<&'static str>, limit: i64| {
+        let store = &store;
+        async move { store.blocked_users(APP, 1, among.as_deref(), after, limit).await.expect("blocked_users") }
+    };
+    assert_eq!(list(None, None, 10).await, owned(&["a", "b", "c", "x"]));
+    assert_eq!(list(None, Some("b"), 10).await, owned(&["c", "x"]));
+    assert_eq!(list(None, None, 2).await, owned(&["a", "b"]));
+    assert_eq!(list(Some(owned(&["x", "zz", "a"])), None, 10).await, owned(&["a", "x"]));
+    assert_eq!(list(Some(vec![]), None, 10).await, Vec::<String>::new());
+
+    assert_eq!(store.unblock_users(APP, 1, &owned(&["x", "nobody", "a"])).await.expect("unblock"), owned(&["x", "a"]));
+    assert_eq!(list(None, None, 10).await, owned(&["b", "c"]));
+    drop(store);
+    drop(db);
+}
+
+/// Notices (which the conformance suite does not cover): kept per user, read after a time,
+/// oldest first, at most `limit`; the same notice kept twice is kept once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices() {
+    let Some(db) = TestDb::new().await else { return };
+    let store = PgStore::connect(&db.url, 2).await.expect("connect");
+    let notice = |id: i64, at: i64| ConvNotice {
+        id,
+        conv: 1,
+        kind: ConvKind::Normal,
+        foreign_id: None,
+        by: Some("a".into()),
+        change: ConvChange::Joined { members: owned(&["b"]) },
+        at,
+    };
+    let (n1, n2, n3) = (notice(1, T0 + 10), notice(2, T0 + 20), notice(3, T0 + 20));
+    store.add_notices(APP, &owned(&["a", "b", "a"]), &n2).await.expect("add_notices");
+    store.add_notices(APP, &owned(&["a"]), &n1).await.expect("add_notices");
+    store.add_notices(APP, &owned(&["a"]), &n3).await.expect("add_notices");
+    store.add_notices(APP, &owned(&["a"]), &n1).await.expect("again: nothing new");
+    assert_eq!(store.notices(APP, "a", 0, 10).await.expect("notices"), vec![n1.clone(), n2.clone(), n3.clone()]);
+    assert_eq!(store.notices(APP, "a", T0 + 10, 10).await.expect("notices"), vec![n2.clone(), n3]);
+    assert_eq!(store.notices(APP, "a", 0, 1).await.expect("notices"), vec![n1]);
+    assert_eq!(store.notices(APP, "b", 0, 10).await.expect("notices"), vec![n2]);
+    assert!(store.notices(APP + 1, "a", 0, 10).await.expect("notices").is_empty(), "per app");
     drop(store);
     drop(db);
 }
