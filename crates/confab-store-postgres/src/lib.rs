@@ -28,6 +28,7 @@ mod filter;
 mod import;
 mod lanes;
 mod messages;
+mod node;
 mod outbox;
 mod rows;
 pub mod schema;
@@ -58,6 +59,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 pub use crate::blobs::PgBlobs;
+pub use crate::node::{NodeClaim, NODE_IDS};
 
 /// Connections a node keeps to the database, at most.
 pub const DEFAULT_POOL_SIZE: usize = 16;
