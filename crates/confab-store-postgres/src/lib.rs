@@ -27,6 +27,7 @@ mod entries;
 mod filter;
 mod import;
 mod messages;
+mod node;
 mod outbox;
 mod rows;
 pub mod schema;
@@ -57,6 +58,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 pub use crate::blobs::PgBlobs;
+pub use crate::node::{NodeClaim, NODE_IDS};
 
 /// Connections a node keeps to the database, at most.
 pub const DEFAULT_POOL_SIZE: usize = 16;
