@@ -26,6 +26,7 @@ mod conversations;
 mod entries;
 mod filter;
 mod import;
+mod lanes;
 mod messages;
 mod node;
 mod outbox;
@@ -127,6 +128,8 @@ pub(crate) enum LockClass {
 pub struct PgStore {
     pool: Pool,
     closed: AtomicBool,
+    /// The writer lanes of message inserts (`lanes.rs`), which keep their queued order.
+    lanes: lanes::Lanes,
 }
 
 impl PgStore {
@@ -136,7 +139,8 @@ impl PgStore {
         let pool = connect_pool(url, pool_size)?;
         let mut client = pool.get().await.map_err(pg_err)?;
         schema::migrate(&mut client).await.map_err(pg_err)?;
-        Ok(PgStore { pool, closed: AtomicBool::new(false) })
+        let lanes = lanes::Lanes::start(&pool);
+        Ok(PgStore { pool, closed: AtomicBool::new(false), lanes })
     }
 
     /// The version the schema is at (the number of migrations applied).
@@ -173,7 +177,9 @@ fn connect_pool(url: &str, pool_size: usize) -> Result<Pool> {
 
 #[async_trait]
 impl Store for PgStore {
+    /// Refuse writes from now on, then wait until the message inserts queued are committed.
     async fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.lanes.close().await;
     }
 }

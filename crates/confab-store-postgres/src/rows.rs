@@ -1,6 +1,9 @@
 //! Column lists, row mapping and the inserts several domains share; the embedded store's
 //! `rows.rs`, in PostgreSQL's types.
 
+use std::collections::HashMap;
+
+use confab_engine::hooks::OutboxItem;
 use confab_engine::limits::Limits;
 use confab_engine::model::*;
 use confab_engine::{Error, Result};
@@ -308,4 +311,67 @@ pub async fn insert_message(c: &impl Conn, m: &Message) -> Result<()> {
         .await?;
     }
     Ok(())
+}
+
+/// Fill in the recipients of a restricted message (`msg_row` reads it with none).
+pub async fn with_audience(c: &impl Conn, mut m: Message) -> Result<Message> {
+    with_audiences(c, std::slice::from_mut(&mut m)).await?;
+    Ok(m)
+}
+
+/// Fill in the recipients of the restricted messages among `msgs`, in one query for all of them
+/// (a page of history is one round trip more, not one per message). Recipients are in bytewise
+/// order, as the embedded store gives them.
+pub async fn with_audiences(c: &impl Conn, msgs: &mut [Message]) -> Result<()> {
+    let restricted: Vec<&Message> = msgs.iter().filter(|m| matches!(m.audience, Audience::Only(_))).collect();
+    if restricted.is_empty() {
+        return Ok(());
+    }
+    let apps: Vec<i64> = restricted.iter().map(|m| m.app).collect();
+    let ids: Vec<i64> = restricted.iter().map(|m| m.id).collect();
+    let rows = c
+        .rows(
+            r#"SELECT mu.app, mu.msg, mu.user_id FROM unnest($1::BIGINT[], $2::BIGINT[]) AS k (app, msg)
+               JOIN message_users mu ON mu.app = k.app AND mu.msg = k.msg
+               WHERE mu.visible ORDER BY mu.user_id COLLATE "C""#,
+            &[&apps, &ids],
+        )
+        .await?;
+    let mut audiences: HashMap<(i64, i64), Vec<String>> = HashMap::new();
+    for r in &rows {
+        audiences.entry((get(r, 0)?, get(r, 1)?)).or_default().push(get(r, 2)?);
+    }
+    for m in msgs {
+        if let Audience::Only(users) = &mut m.audience {
+            *users = audiences.remove(&(m.app, m.id)).unwrap_or_default();
+        }
+    }
+    Ok(())
+}
+
+/// Keep outbox items with the ids, times and apps the engine gave them (one statement for all):
+/// what `outbox_add` stores, and what `insert_message_with` stores in the message's transaction.
+/// The ids are the engine's, hence `OVERRIDING SYSTEM VALUE` on the table's identity column.
+pub async fn insert_outbox(c: &impl Conn, items: &[OutboxItem]) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    let apps: Vec<i64> = items.iter().map(|i| i.app).collect();
+    let sinks: Vec<&str> = items.iter().map(|i| i.sink.as_str()).collect();
+    let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+    let bodies: Vec<String> = items.iter().map(|i| i.body.to_string()).collect();
+    let attempts: Vec<i64> = items.iter().map(|i| i64::from(i.attempts)).collect();
+    let next_at: Vec<i64> = items.iter().map(|i| i.next_at).collect();
+    let created_at: Vec<i64> = items.iter().map(|i| i.created_at).collect();
+    let errors: Vec<Option<&str>> = items.iter().map(|i| i.last_error.as_deref()).collect();
+    let failed: Vec<bool> = items.iter().map(|i| i.failed).collect();
+    c.exec(
+        "INSERT INTO outbox (id, app, sink, name, body, attempts, next_at, created_at, last_error, failed) OVERRIDING SYSTEM VALUE
+         SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[],
+                              $8::BIGINT[], $9::TEXT[], $10::BOOLEAN[])",
+        &[&ids, &apps, &sinks, &names, &bodies, &attempts, &next_at, &created_at, &errors, &failed],
+    )
+    .await
+    .map(drop)
 }
