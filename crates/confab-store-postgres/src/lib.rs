@@ -122,6 +122,9 @@ pub(crate) enum LockClass {
     Conversations = 2,
     /// One keyed collection (its second key: a hash of app, namespace and key; `entries.rs`).
     Entries = 3,
+    /// An import into one conversation, which need not exist yet (its second key: a hash of the
+    /// conversation's id; `import.rs`).
+    Imports = 4,
 }
 
 /// The store on one PostgreSQL database.
