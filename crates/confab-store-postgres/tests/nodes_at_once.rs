@@ -1,5 +1,5 @@
 //! Several nodes writing at once, each a `PgStore` of its own on one database: what the locks of
-//! the keyed collections and the outbox guarantee across nodes (the embedded store has one
+//! the keyed collections, the outbox and imports guarantee across nodes (the embedded store has one
 //! writer; here nothing else makes these hold). Each test makes a database of its own
 //! (`common::TestDb`).
 
@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use confab_engine::entries::{Entry, EntryFilter, EntryQuery, Overwrite, Put, PutRule};
 use confab_engine::hooks::OutboxItem;
-use confab_engine::store::{EntryStore, OutboxStore};
+use confab_engine::model::{Content, ConvKind, ConvSettings, Conversation, Member, Message, Role};
+use confab_engine::query::{HistoryQuery, HistoryScope};
+use confab_engine::store::{ConversationStore, EntryStore, ImportStore, MessageStore, OutboxStore};
 use confab_store_postgres::PgStore;
 use serde_json::json;
 
@@ -111,4 +113,73 @@ async fn nodes_claiming_at_once_never_get_the_same_item() {
         }
     }
     assert_eq!(seen.len(), items.len(), "every item claimed");
+}
+
+fn conversation(id: i64) -> Conversation {
+    Conversation {
+        app: APP,
+        id,
+        kind: ConvKind::Normal,
+        name: Some("imported".into()),
+        creator: None,
+        unique: false,
+        unique_id: None,
+        attrs: Default::default(),
+        settings: ConvSettings::default(),
+        parent: None,
+        created_at: T0,
+        updated_at: T0,
+        last_message_at: None,
+        last_seq: 0,
+        expires_at: None,
+        foreign_id: Some(format!("f{id}")),
+    }
+}
+
+fn message(id: i64, conv: i64, ts: i64, foreign: Option<String>) -> Message {
+    Message { foreign_id: foreign, ..Message::new(APP, id, conv, "ann", ts, Content::Text(format!("m{id}"))) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_sent_during_an_import_of_older_ones_number_one_sequence() {
+    let Some(db) = TestDb::new().await else { return };
+    let nodes = nodes(&db).await;
+    let conv = 1_000;
+    nodes[0].import_conversation(&conversation(conv), &[Member::new(conv, "ann", Role::Owner, T0)]).await.expect("import_conversation");
+    for i in 1..=20 {
+        nodes[0].insert_message(&message(i, conv, T0 + 100 * i, None)).await.expect("insert_message");
+    }
+    // one node imports older messages, in among those, batch after batch; two others send
+    let importer = nodes[1].clone();
+    let import = tokio::spawn(async move {
+        for batch in 0..4 {
+            let msgs: Vec<Message> = (1..=5)
+                .map(|i| 100 + batch * 5 + i)
+                .map(|id| message(id, conv, T0 + 100 * (id - 100) + 50, Some(format!("x{id}"))))
+                .collect();
+            importer.import_messages(APP, conv, &msgs).await.expect("import_messages");
+        }
+    });
+    let mut sends = Vec::new();
+    for (n, node) in nodes[2..4].iter().enumerate() {
+        let node = node.clone();
+        sends.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let id = 1_000 + n as i64 * 100 + i;
+                node.insert_message(&message(id, conv, T0 + 10_000 + i, None)).await.expect("insert_message");
+            }
+        }));
+    }
+    import.await.expect("join");
+    for s in sends {
+        s.await.expect("join");
+    }
+    let q =
+        HistoryQuery { scope: HistoryScope::Conv(conv), older_than: None, newer_than: None, ascending: true, limit: 1_000, mtype: None };
+    let history = nodes[0].history(APP, &q).await.expect("history");
+    let seqs: Vec<i64> = history.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=60).collect::<Vec<i64>>(), "one sequence, without gaps");
+    assert!(history.windows(2).all(|w| w[0].timestamp <= w[1].timestamp), "sequence and time agree");
+    let stored = nodes[0].get_conversation(APP, conv).await.expect("get").expect("the conversation");
+    assert_eq!(stored.last_seq, 60);
 }
