@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::filter::Builder;
 use confab_engine::entries::Overwrite;
-use tokio_postgres::types::ToSql;
 
 const COLS: &str = "ns, key, item, value, owner, seq, created_at, updated_at, expires_at";
 
@@ -37,84 +37,54 @@ fn is_live(e: &Entry, now: i64) -> bool {
 
 // ---------------------------------------------------------------- queries
 
-/// SQL text with its parameters, numbered as they are bound.
-struct Sql<'a> {
-    text: String,
-    params: Vec<&'a (dyn ToSql + Sync)>,
-}
-
-impl<'a> Sql<'a> {
-    fn new(text: &str) -> Sql<'a> {
-        Sql { text: text.to_string(), params: Vec::new() }
+/// `WHERE …` for a filter; `live` keeps only entries not expired at `now`. Only the parts the
+/// filter has are written: each shape is a statement of its own, planned for its indexes.
+fn filter(b: &mut Builder, app: i64, f: &EntryFilter, now: i64, live: bool) {
+    b.push(" WHERE app = ").int(app).push(" AND ns = ").text(&f.ns);
+    if let Some(k) = &f.key {
+        b.push(" AND key = ").text(k);
     }
-
-    fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
+    if let Some(items) = &f.items {
+        b.push(" AND item = ANY(").texts(items).push(")");
     }
-
-    /// The next parameter, in the text as `$n`.
-    fn bind(&mut self, p: &'a (dyn ToSql + Sync)) -> &mut Self {
-        self.params.push(p);
-        self.text.push_str(&format!("${}", self.params.len()));
-        self
+    if let Some(o) = &f.owner {
+        b.push(" AND owner = ").text(o);
     }
-
-    /// `WHERE …` for a filter; `live` keeps only entries not expired at `now`. Only the parts
-    /// the filter has are written: each shape is a statement of its own, planned for its indexes.
-    fn filter(&mut self, app: &'a i64, f: &'a EntryFilter, now: &'a i64, live: bool) -> &mut Self {
-        self.push(" WHERE app = ").bind(app).push(" AND ns = ").bind(&f.ns);
-        if let Some(k) = &f.key {
-            self.push(" AND key = ").bind(k);
-        }
-        if let Some(items) = &f.items {
-            self.push(" AND item = ANY(").bind(items).push(")");
-        }
-        if let Some(o) = &f.owner {
-            self.push(" AND owner = ").bind(o);
-        }
-        if live {
-            self.push(" AND (expires_at IS NULL OR expires_at > ").bind(now).push(")");
-        }
-        self
-    }
-
-    async fn rows(&self, c: &impl Conn) -> Result<Vec<Row>> {
-        c.rows(&self.text, &self.params).await
+    if live {
+        b.push(" AND (expires_at IS NULL OR expires_at > ").int(now).push(")");
     }
 }
 
 /// Live entries a query selects, by `seq`.
 async fn select(c: &impl Conn, app: i64, q: &EntryQuery, now: i64) -> Result<Vec<Entry>> {
-    let limit = q.limit.max(0);
-    let mut sql = Sql::new(&format!("SELECT {COLS} FROM entries"));
-    sql.filter(&app, &q.filter, &now, true);
-    if let Some(after) = &q.after {
-        sql.push(if q.desc { " AND seq < " } else { " AND seq > " }).bind(after);
+    let mut b = Builder::new(&format!("SELECT {COLS} FROM entries"));
+    filter(&mut b, app, &q.filter, now, true);
+    if let Some(after) = q.after {
+        b.push(if q.desc { " AND seq < " } else { " AND seq > " }).int(after);
     }
-    sql.push(if q.desc { " ORDER BY seq DESC" } else { " ORDER BY seq" });
-    sql.push(" LIMIT ").bind(&limit);
-    map_rows(&sql.rows(c).await?, entry_row)
+    b.push(if q.desc { " ORDER BY seq DESC" } else { " ORDER BY seq" });
+    b.limit(q.limit.max(0));
+    map_rows(&c.rows(b.sql(), &b.args()).await?, entry_row)
 }
 
 /// Delete what a filter matches, expired entries included; the live ones deleted, by `seq`.
 /// The rows are locked in key order first, as a put locks them.
 async fn delete(c: &impl Conn, app: i64, f: &EntryFilter, now: i64) -> Result<Vec<Entry>> {
-    let mut sql = Sql::new("DELETE FROM entries e USING (SELECT ns, key, item FROM entries");
-    sql.filter(&app, f, &now, false);
-    sql.push(" ORDER BY ns, key, item FOR UPDATE) l WHERE e.app = ").bind(&app);
-    sql.push(" AND e.ns = l.ns AND e.key = l.key AND e.item = l.item");
-    sql.push(" RETURNING e.ns, e.key, e.item, e.value, e.owner, e.seq, e.created_at, e.updated_at, e.expires_at");
-    let mut gone = map_rows(&sql.rows(c).await?, entry_row)?;
+    let mut b = Builder::new("DELETE FROM entries e USING (SELECT ns, key, item FROM entries");
+    filter(&mut b, app, f, now, false);
+    b.push(" ORDER BY ns, key, item FOR UPDATE) l WHERE e.app = ").int(app);
+    b.push(" AND e.ns = l.ns AND e.key = l.key AND e.item = l.item");
+    b.push(" RETURNING e.ns, e.key, e.item, e.value, e.owner, e.seq, e.created_at, e.updated_at, e.expires_at");
+    let mut gone = map_rows(&c.rows(b.sql(), &b.args()).await?, entry_row)?;
     gone.retain(|e| is_live(e, now));
     gone.sort_by_key(|e| e.seq);
     Ok(gone)
 }
 
 async fn stats(c: &impl Conn, app: i64, f: &EntryFilter, now: i64) -> Result<EntryStats> {
-    let mut sql = Sql::new("SELECT COUNT(*), COALESCE(SUM(octet_length(item) + octet_length(value)), 0)::BIGINT FROM entries");
-    sql.filter(&app, f, &now, true);
-    let r = c.one(&sql.text, &sql.params).await?;
+    let mut b = Builder::new("SELECT COUNT(*), COALESCE(SUM(octet_length(item) + octet_length(value)), 0)::BIGINT FROM entries");
+    filter(&mut b, app, f, now, true);
+    let r = c.one(b.sql(), &b.args()).await?;
     Ok(EntryStats { count: get(&r, 0)?, bytes: get(&r, 1)? })
 }
 

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::*;
+use crate::conversations::load_conversation;
 
 /// Where a message stands in its conversation's order: by timestamp; in one millisecond, the
 /// source's messages by their ids (bytewise, as LeanCloud pages them), then ours.
@@ -224,11 +225,6 @@ async fn conversation_where(c: &impl Conn, app: i64, col: &str, value: &str, for
     row.as_ref().map(conv_row).transpose()
 }
 
-async fn conversation_by_id(c: &impl Conn, app: i64, id: i64) -> Result<Option<Conversation>> {
-    let row = c.row(&format!("SELECT {CONV_COLS} FROM conversations c WHERE c.app = $1 AND c.id = $2"), &[&app, &id]).await?;
-    row.as_ref().map(conv_row).transpose()
-}
-
 /// The conversation an import adopts, its row locked: the one with its foreign id, or for a
 /// unique conversation, the one with its unique id.
 async fn adopted(tx: &impl Conn, conv: &Conversation) -> Result<Option<Conversation>> {
@@ -277,7 +273,7 @@ async fn import_conversation(tx: &impl Conn, conv: &Conversation, members: &[Mem
     for m in members {
         insert_member(tx, conv.app, &Member { conv: id, read_seq: last_seq, delivered_seq: last_seq, ..m.clone() }).await?;
     }
-    let conv = conversation_by_id(tx, conv.app, id).await?.ok_or(Error::ConversationNotFound)?;
+    let conv = load_conversation(tx, conv.app, id).await?.ok_or(Error::ConversationNotFound)?;
     Ok((conv, created))
 }
 
