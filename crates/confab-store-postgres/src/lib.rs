@@ -111,7 +111,8 @@ pub(crate) async fn lock(tx: &impl Conn, class: LockClass, key: i64) -> Result<(
     tx.exec("SELECT pg_advisory_xact_lock($1::INT, hashint8($2)::INT)", &[&(class as i32), &key]).await.map(drop)
 }
 
-/// What an advisory lock guards (its first key; the second is an app's or a user's).
+/// What an advisory lock guards (its first key; the second is a hash of an app's or a user's
+/// id, or of a collection's name).
 #[derive(Clone, Copy, Debug)]
 #[repr(i32)]
 pub(crate) enum LockClass {
@@ -119,6 +120,11 @@ pub(crate) enum LockClass {
     Users = 1,
     /// The conversations of an app (the groups and chat-room quotas, a user's groups).
     Conversations = 2,
+    /// One keyed collection (its second key: a hash of app, namespace and key; `entries.rs`).
+    Entries = 3,
+    /// An import into one conversation, which need not exist yet (its second key: a hash of the
+    /// conversation's id; `import.rs`).
+    Imports = 4,
 }
 
 /// The store on one PostgreSQL database.

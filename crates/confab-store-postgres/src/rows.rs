@@ -32,7 +32,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// JSON kept as `TEXT`.
-fn json<T: DeserializeOwned>(r: &Row, col: usize) -> Result<T> {
+pub fn json<T: DeserializeOwned>(r: &Row, col: usize) -> Result<T> {
     let s: String = r.try_get(col).map_err(pg_err)?;
     serde_json::from_str(&s).map_err(|e| corrupt("JSON value", e))
 }

@@ -185,7 +185,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX entries_seq ON entries (app, ns, key, seq);
     CREATE INDEX entries_item ON entries (app, ns, item, seq);
     CREATE TABLE outbox (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id BIGINT PRIMARY KEY,
         app BIGINT NOT NULL,
         sink TEXT NOT NULL,
         name TEXT NOT NULL,
