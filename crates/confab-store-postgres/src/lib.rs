@@ -17,8 +17,6 @@
 //! lock ([`lock`]) for a count checked against a quota.
 
 #![forbid(unsafe_code)]
-// while the domains are being ported (issue 13): their stubs name what they will use
-#![allow(unused_variables, dead_code)]
 
 mod apps;
 mod blobs;
@@ -64,8 +62,16 @@ pub use crate::node::{NodeClaim, NODE_IDS};
 /// Connections a node keeps to the database, at most.
 pub const DEFAULT_POOL_SIZE: usize = 16;
 
-pub(crate) fn pg_err(e: impl std::fmt::Display) -> Error {
-    Error::internal(format!("postgres: {e}"))
+/// A failure of the database or the pool, with what the server said: the driver's own text for
+/// an error the server sent is only "db error", so its message, detail and code are added.
+pub(crate) fn pg_err(e: impl std::error::Error) -> Error {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    Error::internal(format!("postgres: {text}"))
 }
 
 /// A unique or primary key was violated.
@@ -151,6 +157,13 @@ impl PgStore {
         let client = self.client().await?;
         let row = client.one("SELECT COALESCE(MAX(version), 0) FROM confab_schema", &[]).await?;
         Ok(row.get(0))
+    }
+
+    /// The id of the cluster this database serves (made when the schema was): the namespace of
+    /// its NATS subjects and buckets.
+    pub async fn cluster_id(&self) -> Result<String> {
+        let row = self.client().await?.one("SELECT id FROM cluster", &[]).await?;
+        rows::get(&row, 0)
     }
 
     /// A connection from the pool.

@@ -6,6 +6,7 @@
 //! single writer gives by itself).
 
 use super::*;
+use crate::outbox::insert_outbox;
 use crate::unread;
 
 /// SQL text built at run time and its parameters, numbered as they are bound (`$1`, `$2`, …).

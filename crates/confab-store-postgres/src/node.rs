@@ -115,7 +115,7 @@ async fn try_claim(url: &str, id: u16) -> Result<Option<Held>> {
     // the connection is polled beside the query until the answer comes
     let got = tokio::select! {
         r = ask => r.map_err(pg_err)?.try_get::<_, bool>(0).map_err(pg_err)?,
-        r = &mut connection => return Err(pg_err(format!("the connection ended: {r:?}"))),
+        r = &mut connection => return Err(Error::internal(format!("postgres: the connection ended: {r:?}"))),
     };
     Ok(got.then_some(Held { _client: client, connection }))
 }

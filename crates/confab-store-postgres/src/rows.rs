@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use confab_engine::hooks::OutboxItem;
 use confab_engine::limits::Limits;
 use confab_engine::model::*;
 use confab_engine::{Error, Result};
@@ -347,31 +346,4 @@ pub async fn with_audiences(c: &impl Conn, msgs: &mut [Message]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Keep outbox items with the ids, times and apps the engine gave them (one statement for all):
-/// what `outbox_add` stores, and what `insert_message_with` stores in the message's transaction.
-/// The ids are the engine's, hence `OVERRIDING SYSTEM VALUE` on the table's identity column.
-pub async fn insert_outbox(c: &impl Conn, items: &[OutboxItem]) -> Result<()> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-    let apps: Vec<i64> = items.iter().map(|i| i.app).collect();
-    let sinks: Vec<&str> = items.iter().map(|i| i.sink.as_str()).collect();
-    let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
-    let bodies: Vec<String> = items.iter().map(|i| i.body.to_string()).collect();
-    let attempts: Vec<i64> = items.iter().map(|i| i64::from(i.attempts)).collect();
-    let next_at: Vec<i64> = items.iter().map(|i| i.next_at).collect();
-    let created_at: Vec<i64> = items.iter().map(|i| i.created_at).collect();
-    let errors: Vec<Option<&str>> = items.iter().map(|i| i.last_error.as_deref()).collect();
-    let failed: Vec<bool> = items.iter().map(|i| i.failed).collect();
-    c.exec(
-        "INSERT INTO outbox (id, app, sink, name, body, attempts, next_at, created_at, last_error, failed) OVERRIDING SYSTEM VALUE
-         SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[],
-                              $8::BIGINT[], $9::TEXT[], $10::BOOLEAN[])",
-        &[&ids, &apps, &sinks, &names, &bodies, &attempts, &next_at, &created_at, &errors, &failed],
-    )
-    .await
-    .map(drop)
 }

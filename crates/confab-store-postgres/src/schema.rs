@@ -212,6 +212,10 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (app, sink, name)
     );
+    -- the cluster this database is the truth of: its id names the cluster's NATS subjects and
+    -- buckets, so that clusters sharing a NATS server never hear each other
+    CREATE TABLE cluster (id TEXT NOT NULL);
+    INSERT INTO cluster (id) VALUES (substr(md5(random()::text || clock_timestamp()::text), 1, 16));
     CREATE TABLE blobs (
         app BIGINT NOT NULL,
         id TEXT NOT NULL,

@@ -26,6 +26,7 @@ const TABLES: &[&str] = &[
     "outbox",
     "hook_stats",
     "blobs",
+    "cluster",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -42,8 +43,11 @@ async fn nodes_starting_at_once_migrate_the_schema_once() {
     for s in starts {
         stores.push(s.await.expect("join").expect("every node starts"));
     }
+    let cluster = stores[0].cluster_id().await.expect("the cluster's id");
+    assert_eq!(cluster.len(), 16, "{cluster}");
     for s in &stores {
         assert_eq!(s.schema_version().await.expect("version"), schema::MIGRATIONS.len() as i64);
+        assert_eq!(s.cluster_id().await.expect("id"), cluster, "one id for the cluster");
     }
     let client = connect(&db.url).await;
     let applied: i64 = client.query_one("SELECT COUNT(*) FROM confab_schema", &[]).await.expect("count").get(0);
