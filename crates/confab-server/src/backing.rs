@@ -1,11 +1,13 @@
 //! What the engine stands on: the embedded SQLite store in a data directory (the default), or a
-//! cluster's shared PostgreSQL database. A server holds its claim with it: the data directory's
-//! lock, or its node id in the cluster (`confab_store_postgres::NodeClaim`).
+//! cluster's shared PostgreSQL database, with the cluster's runtime on NATS for a server given
+//! one. A server holds its claim with it: the data directory's lock, or its node id in the
+//! cluster (`confab_store_postgres::NodeClaim`).
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use confab_engine::{BlobStore, Store};
+use confab_runtime_nats::NatsRuntime;
 use confab_store_postgres::{NodeClaim, PgStore};
 use confab_store_sqlite::{FileBlobs, SqliteStore};
 
@@ -15,7 +17,7 @@ use crate::lock::DataDirLock;
 /// The store, its blobs, and the claim that makes this process the only one using them as it does.
 pub enum Backing {
     Sqlite { store: Arc<SqliteStore>, blobs: Arc<FileBlobs>, _lock: Option<DataDirLock> },
-    Postgres { store: Arc<PgStore>, claim: NodeClaim },
+    Postgres { store: Arc<PgStore>, claim: NodeClaim, runtime: Option<NatsRuntime> },
 }
 
 /// Who opens the store.
@@ -44,7 +46,15 @@ impl Backing {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             let pool = if opener == Opener::Server { SERVER_POOL } else { TOOL_POOL };
             let store = PgStore::connect(url, pool).await.map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
-            return Ok(Backing::Postgres { store: Arc::new(store), claim });
+            // a server with NATS is a node of a cluster; a tool needs no runtime
+            let runtime = match opener {
+                Opener::Server if !config.nats_url.is_empty() => {
+                    let ns = format!("confab_{}", store.cluster_id().await.map_err(|e| anyhow::anyhow!("{e}"))?);
+                    Some(NatsRuntime::connect(&config.nats_url, &ns, claim.id()).await.map_err(|e| anyhow::anyhow!("{e}"))?)
+                }
+                _ => None,
+            };
+            return Ok(Backing::Postgres { store: Arc::new(store), claim, runtime });
         }
         let dir = config.sqlite_dir();
         let lock = match opener {
@@ -87,8 +97,19 @@ impl Backing {
         }
     }
 
-    /// Commit what is queued and stop writing.
+    /// The cluster's runtime on NATS, when this is a node of one.
+    pub fn runtime(&self) -> Option<&NatsRuntime> {
+        match self {
+            Backing::Postgres { runtime, .. } => runtime.as_ref(),
+            Backing::Sqlite { .. } => None,
+        }
+    }
+
+    /// Commit what is queued and stop writing; send what waits for NATS.
     pub async fn close(&self) {
         self.store().close().await;
+        if let Some(r) = self.runtime() {
+            r.flush().await;
+        }
     }
 }

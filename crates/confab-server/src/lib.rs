@@ -37,15 +37,20 @@ pub use backing::{Backing, Opener};
 pub use config::{Config, Overrides};
 pub use signals::Signals;
 
-/// An engine over a backing's store and blobs, making ids as node `node`, with this node's
-/// in-process bus and presence.
+/// An engine over a backing's store and blobs, making ids as node `node`: with this node's
+/// in-process bus, presence and counters, or a cluster's on NATS.
 pub fn engine(config: &Config, backing: &Backing, node: u16) -> anyhow::Result<Arc<Engine>> {
     engine_with_clock(config, backing, node, Arc::new(SystemClock))
 }
 
 /// `engine`, reading the time from `clock` (tests drive time through it).
 pub fn engine_with_clock(config: &Config, backing: &Backing, node: u16, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
-    let engine = Engine::new(backing.store(), backing.blobs(), Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), node);
+    let engine = match backing.runtime() {
+        Some(rt) => Engine::new(backing.store(), backing.blobs(), rt.bus(), rt.presence(), node)
+            .with_runtime(rt.dedup(), rt.invalidation())
+            .with_limiters(rt.rate_limiter(), rt.login_backoff()),
+        None => Engine::new(backing.store(), backing.blobs(), Arc::new(LocalBus::default()), Arc::new(LocalPresence::default()), node),
+    };
     let engine = engine.with_clock(clock);
     Ok(Arc::new(engine.with_hash_settings(config.hash_settings()).map_err(|e| anyhow::anyhow!("password hashing: {e}"))?))
 }
