@@ -30,6 +30,7 @@ mod node;
 mod outbox;
 mod rows;
 pub mod schema;
+pub mod test_db;
 mod unread;
 mod users;
 

@@ -8,13 +8,19 @@ impl UserStore for PgStore {
     // ---------------------------------------------------------------- users
 
     async fn ensure_users(&self, app: i64, users: &[NewUser], now: i64) -> Result<()> {
+        // in one order (by id), whoever calls: two calls inserting some of the same users in
+        // different orders would each wait on a row the other inserted, a deadlock
+        let mut users: Vec<&NewUser> = users.iter().collect();
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        users.dedup_by(|a, b| a.id == b.id);
         let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
         let nums: Vec<i64> = users.iter().map(|u| u.num).collect();
         self.writer()
             .await?
             .exec(
                 "INSERT INTO users (app, id, num, created_at, updated_at)
-                 SELECT $1, u.id, u.num, $4, $4 FROM unnest($2::TEXT[], $3::BIGINT[]) AS u (id, num)
+                 SELECT $1, u.id, u.num, $4, $4 FROM unnest($2::TEXT[], $3::BIGINT[]) WITH ORDINALITY AS u (id, num, i)
+                 ORDER BY u.i
                  ON CONFLICT (app, id) DO NOTHING",
                 &[&app, &ids, &nums, &now],
             )

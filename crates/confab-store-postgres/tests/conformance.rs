@@ -1,13 +1,12 @@
 //! The PostgreSQL store against the shared store conformance suite, each check on a database of
-//! its own (`common::TestDb`), and the whole suite on one.
+//! its own (`test_db::TestDb`), and the whole suite on one.
 
 use std::sync::Arc;
 
 use confab_engine::{BlobStore, Store};
 use confab_store_postgres::PgStore;
 
-mod common;
-use common::TestDb;
+use confab_store_postgres::test_db::TestDb;
 
 async fn open_pg() -> Option<(PgStore, TestDb)> {
     let db = TestDb::new().await?;

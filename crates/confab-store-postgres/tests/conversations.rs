@@ -9,8 +9,7 @@ use confab_engine::query::{compile_regex, ConvQuery, Field, Filter, Op};
 use confab_engine::{ConversationStore, Error};
 use confab_store_postgres::PgStore;
 
-mod common;
-use common::TestDb;
+use confab_store_postgres::test_db::TestDb;
 
 const APP: i64 = 1;
 const T0: i64 = 1_700_000_000_000;

@@ -11,8 +11,7 @@ use confab_engine::{ConversationStore, MessageStore, Store};
 use confab_store_postgres::PgStore;
 use serde_json::json;
 
-mod common;
-use common::TestDb;
+use confab_store_postgres::test_db::TestDb;
 
 const APP: i64 = 1;
 const T0: i64 = 1_700_000_000_000;
@@ -137,7 +136,7 @@ async fn a_failing_insert_fails_alone_in_its_group() {
     let seqs: Vec<i64> = outcomes.iter().filter_map(|o| o.as_ref().ok()).map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=9).collect::<Vec<_>>(), "the others are numbered in their order, with no gap for the failed one");
     assert_eq!(history(&store, 1).await.len(), 9);
-    let client = common::connect(&db.url).await;
+    let client = confab_store_postgres::test_db::connect(&db.url).await;
     let kept: Vec<String> =
         client.query("SELECT name FROM outbox ORDER BY id", &[]).await.expect("outbox").iter().map(|r| r.get(0)).collect();
     assert_eq!(kept, ["o0", "o1", "o2", "o3", "o5", "o6", "o7", "o8", "o9"], "the failed insert's outbox items are not kept");

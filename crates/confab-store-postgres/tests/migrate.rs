@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use confab_store_postgres::{schema, PgStore};
 
-mod common;
-use common::{connect, TestDb};
+use confab_store_postgres::test_db::{connect, TestDb};
 
 const TABLES: &[&str] = &[
     "apps",

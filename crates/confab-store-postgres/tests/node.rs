@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use confab_store_postgres::NodeClaim;
 
-mod common;
-use common::TestDb;
+use confab_store_postgres::test_db::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_id_is_held_by_one_node_at_a_time() {

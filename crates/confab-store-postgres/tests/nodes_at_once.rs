@@ -1,7 +1,7 @@
 //! Several nodes writing at once, each a `PgStore` of its own on one database: what the locks of
 //! the keyed collections, the outbox and imports guarantee across nodes (the embedded store has one
 //! writer; here nothing else makes these hold). Each test makes a database of its own
-//! (`common::TestDb`).
+//! (`test_db::TestDb`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,8 +14,7 @@ use confab_engine::store::{ConversationStore, EntryStore, ImportStore, MessageSt
 use confab_store_postgres::PgStore;
 use serde_json::json;
 
-mod common;
-use common::TestDb;
+use confab_store_postgres::test_db::TestDb;
 
 const NODES: usize = 6;
 const APP: i64 = 7;
@@ -182,4 +181,29 @@ async fn messages_sent_during_an_import_of_older_ones_number_one_sequence() {
     assert!(history.windows(2).all(|w| w[0].timestamp <= w[1].timestamp), "sequence and time agree");
     let stored = nodes[0].get_conversation(APP, conv).await.expect("get").expect("the conversation");
     assert_eq!(stored.last_seq, 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_making_the_same_users_at_once_in_any_order_never_deadlock() {
+    use confab_engine::store::{NewUser, UserStore};
+    let Some(db) = TestDb::new().await else { return };
+    let nodes = nodes(&db).await;
+    // every node makes the same 40 users at once, half of them in reverse order (as imports of
+    // conversations sharing members do): each call must succeed
+    for round in 0..5 {
+        let mut calls = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            let mut users: Vec<NewUser> =
+                (0..40).map(|u| NewUser { id: format!("r{round}-u{u:02}"), num: (round * 1000 + u * 10 + i) as i64 }).collect();
+            if i % 2 == 1 {
+                users.reverse();
+            }
+            let n = n.clone();
+            calls.push(tokio::spawn(async move { n.ensure_users(APP, &users, T0).await }));
+        }
+        for c in calls {
+            c.await.expect("join").expect("ensure_users never fails for another node's insert");
+        }
+        assert_eq!(nodes[0].count_users(APP).await.expect("count"), 40 * (round as i64 + 1));
+    }
 }

@@ -29,7 +29,12 @@ fn text(b: &[u8]) -> String {
 
 /// Run `confab ARGS… --data-dir DIR` and expect success.
 pub(crate) async fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = run(confab().args(args).arg("--data-dir").arg(dir)).await;
+    ok_on(&["--data-dir".to_string(), dir.to_string_lossy().into_owned()], args).await
+}
+
+/// Run `confab ARGS… PLACE…` (where the store is: `TestServer::store_args`) and expect success.
+pub(crate) async fn ok_on(place: &[String], args: &[&str]) -> String {
+    let out = run(confab().args(args).args(place)).await;
     assert!(out.status.success(), "confab {args:?} failed: {}\n{}", out.status, text(&out.stderr));
     text(&out.stdout)
 }

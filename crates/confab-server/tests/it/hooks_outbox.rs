@@ -229,7 +229,7 @@ async fn restart(srv: &mut TestServer, settings: impl FnOnce(&mut Config)) {
 
 /// Start a server again on a stopped one's data directory.
 async fn start_again(srv: &mut TestServer, settings: impl FnOnce(&mut Config)) {
-    let mut config = Config { data_dir: srv.dir.path().to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    let mut config = srv.config_again();
     settings(&mut config);
     let server = Server::start(&config).await.expect("the server starts again");
     srv.base = format!("http://{}", server.addr);
@@ -324,19 +324,19 @@ async fn failed_calls_are_kept_listed_by_the_cli_and_requeued() {
 
     // the CLI lists it, with the counters, and requeues it on request
     srv.server.take().unwrap().shutdown().await.unwrap();
-    let dir = srv.dir.path().to_path_buf();
+    let place = srv.store_args();
     let name = app.app.name.clone();
-    let out: Value = serde_json::from_str(&crate::cli::ok(&dir, &["app", "hooks", &name, "--json"]).await).expect("JSON");
+    let out: Value = serde_json::from_str(&crate::cli::ok_on(&place, &["app", "hooks", &name, "--json"]).await).expect("JSON");
     assert_eq!((out["pending"].as_i64(), out["failed"].as_i64()), (Some(0), Some(1)));
     assert_eq!(out["failed_items"][0]["last_error"], "the relay answered 500");
     let stat = out["stats"].as_array().unwrap().iter().find(|s| s["sink"] == "push").expect("push counters").clone();
     assert_eq!((stat["calls"].as_u64(), stat["failures"].as_u64()), (Some(2), Some(2)));
-    let text = crate::cli::ok(&dir, &["app", "hooks", &name]).await;
+    let text = crate::cli::ok_on(&place, &["app", "hooks", &name]).await;
     assert!(
         text.contains("0 calls waiting, 1 failed") && text.contains("push/message: 2 attempts, last error: the relay answered 500"),
         "{text}"
     );
-    let out: Value = serde_json::from_str(&crate::cli::ok(&dir, &["app", "hooks", &name, "--retry-failed", "--json"]).await).unwrap();
+    let out: Value = serde_json::from_str(&crate::cli::ok_on(&place, &["app", "hooks", &name, "--retry-failed", "--json"]).await).unwrap();
     assert_eq!((out["requeued"].as_u64(), out["pending"].as_i64(), out["failed"].as_i64()), (Some(1), Some(1), Some(0)));
 
     // the relay mends; the next start makes the requeued call

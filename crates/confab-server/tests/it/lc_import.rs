@@ -2,7 +2,6 @@
 //! shapes, ids, paging and master-key auth, with 429s now and then) and from its data export,
 //! into a running server's data directory; then the LeanCloud face by the old ids.
 
-use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -44,10 +43,10 @@ pub(crate) async fn target(ds: &Dataset) -> (TestServer, LcApp) {
     (srv, lc)
 }
 
-/// `confab import leancloud --app moved --data-dir DIR ARGS… --json`.
-pub(crate) async fn import(dir: &Path, args: &[&str]) -> Output {
+/// `confab import leancloud --app moved --json ARGS…` on the server's store.
+pub(crate) async fn import(srv: &TestServer, args: &[&str]) -> Output {
     let mut c = confab();
-    c.args(["import", "leancloud", "--app", "moved", "--json", "--data-dir"]).arg(dir).args(args);
+    c.args(["import", "leancloud", "--app", "moved", "--json"]).args(srv.store_args()).args(args);
     tokio::time::timeout(Duration::from_secs(300), c.output()).await.expect("the import finishes").expect("the import runs")
 }
 
@@ -158,7 +157,7 @@ async fn a_live_import_keeps_every_id_then_the_cut_over_brings_only_what_is_new(
     let (srv, app) = target(&ds).await;
     let url = standin.url();
 
-    let first = summary(&import(srv.dir.path(), &live(&url, &ds)).await);
+    let first = summary(&import(&srv, &live(&url, &ds)).await);
     let convs = ds.conversations().into_iter().filter(|c| c.kind != Lc::Temporary).count() as u64;
     assert_eq!(first["conversations"], convs);
     assert_eq!(first["conversations_created"], convs);
@@ -187,7 +186,7 @@ async fn a_live_import_keeps_every_id_then_the_cut_over_brings_only_what_is_new(
 
     // the cut-over: 25 new messages at the source, and a second run brings exactly those
     let added = ds.append(&group, 25).unwrap();
-    let second = summary(&import(srv.dir.path(), &live(&url, &ds)).await);
+    let second = summary(&import(&srv, &live(&url, &ds)).await);
     assert_eq!((second["messages"].as_u64(), second["conversations_created"].as_u64()), (Some(25), Some(0)), "{second}");
     let hist = confab_history(&app, &format!("/1.2/rtm/conversations/{group}/messages")).await;
     let ids: Vec<&str> = hist.iter().map(|m| m["msg-id"].as_str().unwrap()).collect();
@@ -196,7 +195,7 @@ async fn a_live_import_keeps_every_id_then_the_cut_over_brings_only_what_is_new(
     }
     assert_eq!(hist.len() as u64, ds.message_count(&group) + 1, "everything once, and ours");
     // and a third run finds nothing new
-    let third = summary(&import(srv.dir.path(), &live(&url, &ds)).await);
+    let third = summary(&import(&srv, &live(&url, &ds)).await);
     assert_eq!(third["messages"], 0, "{third}");
     srv.stop().await;
 }
@@ -212,9 +211,7 @@ async fn an_interrupted_import_resumes_where_it_stopped() {
     let (srv, app) = target(&ds).await;
     let url = standin.url();
     let mut c = confab();
-    c.args(["import", "leancloud", "--app", "moved", "--json", "--concurrency", "2", "--data-dir"])
-        .arg(srv.dir.path())
-        .args(live(&url, &ds));
+    c.args(["import", "leancloud", "--app", "moved", "--json", "--concurrency", "2"]).args(srv.store_args()).args(live(&url, &ds));
     c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
     // killed once some history is in
@@ -227,7 +224,7 @@ async fn an_interrupted_import_resumes_where_it_stopped() {
     child.kill().await.unwrap();
     let partial = app.get("/1.2/rtm/all-conversations?limit=1000").await;
     let done_before = partial.ok()["results"].as_array().unwrap().len();
-    let rest = summary(&import(srv.dir.path(), &live(&url, &ds)).await);
+    let rest = summary(&import(&srv, &live(&url, &ds)).await);
     // two conversations at a time: at most a page of each was stored but not yet checkpointed
     assert!(rest["messages_already_here"].as_u64().unwrap() <= 2 * 1000, "only the pages in flight came twice: {rest}");
     assert!((rest["conversations_created"].as_u64().unwrap() as usize) + done_before >= ds.conversations().len() - 1, "{rest}");
@@ -241,13 +238,12 @@ async fn a_wrong_master_key_or_url_writes_nothing() {
     let standin = StandInServer::start(ds.clone()).await.unwrap();
     let (srv, app) = target(&ds).await;
     let url = standin.url();
-    let out = import(srv.dir.path(), &["--server", &url, "--source-app-id", ds.app_id(), "--source-master-key", "not-the-key"]).await;
+    let out = import(&srv, &["--server", &url, "--source-app-id", ds.app_id(), "--source-master-key", "not-the-key"]).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused the app id and master key"), "{err}");
     let out =
-        import(srv.dir.path(), &["--server", "http://127.0.0.1:9", "--source-app-id", ds.app_id(), "--source-master-key", ds.master_key()])
-            .await;
+        import(&srv, &["--server", "http://127.0.0.1:9", "--source-app-id", ds.app_id(), "--source-master-key", ds.master_key()]).await;
     assert!(!out.status.success(), "nothing listens there");
     assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty());
     let convs = app.get("/1.2/rtm/all-conversations").await;
@@ -278,7 +274,7 @@ async fn an_export_with_history_from_the_server_and_a_malformed_line() {
     // --strict stops at it, having written nothing of the conversations after it
     let mut args = vec!["--export", archive_arg, "--strict"];
     args.extend(live(&url, &ds));
-    let out = import(srv.dir.path(), &args).await;
+    let out = import(&srv, &args).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!(":{}:", bad[0].1)), "names the line: {err}");
@@ -286,7 +282,7 @@ async fn an_export_with_history_from_the_server_and_a_malformed_line() {
     // without it, the line is reported and skipped, and everything else comes in
     let mut args = vec!["--export", archive_arg];
     args.extend(live(&url, &ds));
-    let s = summary(&import(srv.dir.path(), &args).await);
+    let s = summary(&import(&srv, &args).await);
     assert_eq!(s["skipped"], 1, "{s}");
     let line = &s["skipped_lines"][0];
     assert!(line["file"].as_str().unwrap().ends_with(&bad[0].0) && line["line"] == bad[0].1, "{line} vs {bad:?}");
@@ -308,11 +304,11 @@ async fn an_export_alone_brings_the_conversations_and_a_dry_run_writes_nothing()
     let dir = tempfile::tempdir().unwrap();
     confab_leancloud_standin::write_export_dir(&ds, dir.path(), &ExportOptions::default()).unwrap();
     let export = dir.path().to_str().unwrap();
-    let dry = summary(&import(srv.dir.path(), &["--export", export, "--dry-run"]).await);
+    let dry = summary(&import(&srv, &["--export", export, "--dry-run"]).await);
     assert_eq!((dry["dry_run"].as_bool(), dry["conversations_created"].as_u64()), (Some(true), Some(0)));
     assert_eq!(app.get("/1.2/rtm/all-conversations").await.ok()["results"], json!([]));
     let map = dir.path().join("ids.csv");
-    let s = summary(&import(srv.dir.path(), &["--export", export, "--id-map", map.to_str().unwrap()]).await);
+    let s = summary(&import(&srv, &["--export", export, "--id-map", map.to_str().unwrap()]).await);
     let convs = ds.conversations().into_iter().filter(|c| c.kind != Lc::Temporary).count() as u64;
     assert_eq!(s["conversations_created"], convs);
     let group = &ds.conversation_ids(Lc::Group)[0];

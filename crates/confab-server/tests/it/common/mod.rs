@@ -1,5 +1,10 @@
 //! Test harness: a real confab server on 127.0.0.1:0 over a fresh data directory, and an HTTP
 //! client that speaks to it as a LeanCloud app server would.
+//!
+//! With `CONFAB_IT_STORE=postgres`, each server stands on a fresh PostgreSQL database instead
+//! (on the server `CONFAB_TEST_DATABASE_URL` names): the same tests, on the cluster's store.
+//! Tests of what only the embedded store has (its data directory, its work counters) say so
+//! and return ([`on_postgres`]).
 #![allow(dead_code)]
 
 pub mod clock;
@@ -26,6 +31,34 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     /// The engine's clock: `advance` moves the server's time on.
     pub clock: std::sync::Arc<clock::TestClock>,
+    /// The server's own database, on PostgreSQL (dropped after the server).
+    pub db: Option<confab_store_postgres::test_db::TestDb>,
+}
+
+/// Whether the servers of this run stand on PostgreSQL (`CONFAB_IT_STORE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("CONFAB_IT_STORE").is_ok_and(|s| s == "postgres")
+}
+
+/// For a test of what only the embedded store has: true (and says so) when this run is on
+/// PostgreSQL, and the test returns.
+pub fn sqlite_only(what: &str) -> bool {
+    let pg = on_postgres();
+    if pg {
+        eprintln!("on PostgreSQL: not run ({what} is the embedded store's)");
+    }
+    pg
+}
+
+/// A fresh database for a server of a PostgreSQL run (there, the test server is required).
+async fn postgres_for(config: &mut Config) -> Option<confab_store_postgres::test_db::TestDb> {
+    if !on_postgres() {
+        return None;
+    }
+    let db = confab_store_postgres::test_db::TestDb::new().await.expect("CONFAB_IT_STORE=postgres needs CONFAB_TEST_DATABASE_URL");
+    config.database_url = db.url.clone();
+    config.node_id = 1;
+    Some(db)
 }
 
 impl TestServer {
@@ -38,10 +71,11 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
         settings(&mut config);
+        let db = postgres_for(&mut config).await;
         let clock = std::sync::Arc::new(clock::TestClock::default());
         let server = Server::start_with_clock(&config, clock.clone()).await.expect("server starts");
         let base = format!("http://{}", server.addr);
-        TestServer { server: Some(server), base, http: reqwest::Client::new(), dir, clock }
+        TestServer { server: Some(server), base, http: reqwest::Client::new(), dir, clock, db }
     }
 
     /// A server that speaks TLS with a fresh self-signed certificate for 127.0.0.1, and that
@@ -59,12 +93,34 @@ impl TestServer {
             tls_key: Some(key),
             ..Config::default()
         };
+        let mut config = config;
+        let db = postgres_for(&mut config).await;
         let clock = std::sync::Arc::new(clock::TestClock::default());
         let server = Server::start_with_clock(&config, clock.clone()).await.expect("TLS server starts");
         let base = format!("https://{}", server.addr);
         let trusted = reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).expect("PEM");
         let http = reqwest::Client::builder().add_root_certificate(trusted).build().expect("https client");
-        (TestServer { server: Some(server), base, http, dir, clock }, ck.cert.der().clone())
+        (TestServer { server: Some(server), base, http, dir, clock, db }, ck.cert.der().clone())
+    }
+
+    /// Where a command-line tool finds this server's store: `--data-dir DIR`, or on PostgreSQL
+    /// `--database-url URL`.
+    pub fn store_args(&self) -> Vec<String> {
+        match &self.db {
+            Some(db) => vec!["--database-url".into(), db.url.clone()],
+            None => vec!["--data-dir".into(), self.dir.path().to_string_lossy().into_owned()],
+        }
+    }
+
+    /// A configuration for another server on this one's store (its data directory, or its
+    /// database as node 1), listening on a port of its own.
+    pub fn config_again(&self) -> Config {
+        let mut config = Config { data_dir: self.dir.path().to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+        if let Some(db) = &self.db {
+            config.database_url = db.url.clone();
+            config.node_id = 1;
+        }
+        config
     }
 
     /// Move the server's time on by `by` (the engine's clock; no sleeping).

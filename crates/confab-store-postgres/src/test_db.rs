@@ -1,8 +1,7 @@
-//! A database of its own for each test, on the server `CONFAB_TEST_DATABASE_URL` names (any
+//! A database of its own for each test (this crate's and the server's integration tests), on the server `CONFAB_TEST_DATABASE_URL` names (any
 //! database on it; CI sets it, `.ci/run`). Without the variable the tests have nothing to run
 //! against: they say so, and fail when `CONFAB_REQUIRE_POSTGRES` is set (as CI sets it), so that a
 //! missing server never passes silently there.
-#![allow(dead_code)]
 
 use tokio_postgres::NoTls;
 
