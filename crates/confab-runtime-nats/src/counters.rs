@@ -13,6 +13,17 @@ use serde_json::Value;
 
 use crate::kv::{token, Shared};
 
+/// A shared counter out of reach: the call goes through (see the crate's doc), and the operator
+/// hears of it, at most once every few seconds.
+fn out_of_reach<T>(what: &str, e: &Error, go_on: T) -> T {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if LAST.swap(now, std::sync::atomic::Ordering::Relaxed) + 5 <= now {
+        tracing::warn!(error = %e, "nats: {what} are out of reach: calls go through uncounted until NATS is back");
+    }
+    go_on
+}
+
 /// Rate limits, counted in the cluster's `counters` bucket (`r.<app>.<counter>`).
 pub struct NatsRateLimiter {
     pub(crate) kv: Shared,
@@ -24,7 +35,10 @@ impl RateLimiter for NatsRateLimiter {
         if rule.is_unlimited() {
             return Ok(());
         }
-        self.kv.update(&format!("r.{app}.{}", token(counter)), |st: &mut BucketState| st.take(bucket, rule, cost, now)).await?
+        match self.kv.update(&format!("r.{app}.{}", token(counter)), |st: &mut BucketState| st.take(bucket, rule, cost, now)).await {
+            Ok(verdict) => verdict,
+            Err(e) => out_of_reach("rate limits", &e, Ok(())),
+        }
     }
 }
 
@@ -41,6 +55,34 @@ fn login_key(app: i64, key: &str) -> String {
 #[async_trait]
 impl LoginBackoff for NatsLoginBackoff {
     async fn admit(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<()> {
+        self.admit_counted(app, keys, now).await.unwrap_or_else(|e| out_of_reach("failed-login counts", &e, Ok(())))
+    }
+
+    async fn succeeded(&self, app: i64, keys: &[(String, u32)], _now: i64) -> Result<()> {
+        for (k, _) in keys {
+            let forgive = k.starts_with("user:");
+            let done =
+                self.kv.update(&login_key(app, k), |f: &mut Failures| if forgive { *f = Failures::default() } else { f.uncount() }).await;
+            if let Err(e) = done {
+                return out_of_reach("failed-login counts", &e, Ok(()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn withdrawn(&self, app: i64, keys: &[(String, u32)], _now: i64) -> Result<()> {
+        for (k, _) in keys {
+            if let Err(e) = self.kv.update(&login_key(app, k), |f: &mut Failures| f.uncount()).await {
+                return out_of_reach("failed-login counts", &e, Ok(()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl NatsLoginBackoff {
+    /// `admit`, or the error that kept the counts out of reach (the verdict inside).
+    async fn admit_counted(&self, app: i64, keys: &[(String, u32)], now: i64) -> Result<Result<()>> {
         let mut wait = 0;
         for (k, _) in keys {
             if let Some(f) = self.kv.read::<Failures>(&login_key(app, k)).await? {
@@ -48,27 +90,12 @@ impl LoginBackoff for NatsLoginBackoff {
             }
         }
         if wait > 0 {
-            return Err(login_refused(wait));
+            return Ok(Err(login_refused(wait)));
         }
         for (k, free) in keys {
             self.kv.update(&login_key(app, k), |f: &mut Failures| f.count_attempt(*free, now)).await?;
         }
-        Ok(())
-    }
-
-    async fn succeeded(&self, app: i64, keys: &[(String, u32)], _now: i64) -> Result<()> {
-        for (k, _) in keys {
-            let forgive = k.starts_with("user:");
-            self.kv.update(&login_key(app, k), |f: &mut Failures| if forgive { *f = Failures::default() } else { f.uncount() }).await?;
-        }
-        Ok(())
-    }
-
-    async fn withdrawn(&self, app: i64, keys: &[(String, u32)], _now: i64) -> Result<()> {
-        for (k, _) in keys {
-            self.kv.update(&login_key(app, k), |f: &mut Failures| f.uncount()).await?;
-        }
-        Ok(())
+        Ok(Ok(()))
     }
 }
 
@@ -87,7 +114,8 @@ pub struct NatsDedup {
 #[async_trait]
 impl Dedup for NatsDedup {
     async fn claim(&self, app: i64, key: &str, now: i64, until: i64) -> Result<Claim> {
-        self.kv
+        let claimed = self
+            .kv
             .update(&format!("d.{app}.{}", token(key)), |ran: &mut Option<Ran>| match ran {
                 Some(Ran { result: Some(v), until: u }) if *u > now => Claim::Done(v.clone()),
                 Some(Ran { result: None, until: u }) if *u > now => Claim::Running,
@@ -96,11 +124,13 @@ impl Dedup for NatsDedup {
                     Claim::First
                 }
             })
-            .await
+            .await;
+        claimed.or_else(|e| out_of_reach("run-once claims", &e, Ok(Claim::First)))
     }
 
     async fn finish(&self, app: i64, key: &str, result: Option<&Value>, until: i64) -> Result<()> {
         let ran = result.map(|v| Ran { result: Some(v.clone()), until });
-        self.kv.update(&format!("d.{app}.{}", token(key)), |r: &mut Option<Ran>| *r = ran.clone()).await
+        let done = self.kv.update(&format!("d.{app}.{}", token(key)), |r: &mut Option<Ran>| *r = ran.clone()).await;
+        done.or_else(|e| out_of_reach("run-once claims", &e, Ok(())))
     }
 }

@@ -20,10 +20,16 @@ pub(crate) fn nats_err(e: impl std::fmt::Display) -> Error {
     Error::internal(format!("nats: {e}"))
 }
 
+/// NATS cannot be reached now.
+pub(crate) fn unreachable() -> Error {
+    nats_err("not connected (reconnecting)")
+}
+
 /// A key-value bucket of JSON values.
 #[derive(Clone)]
 pub(crate) struct Shared {
     kv: kv::Store,
+    client: async_nats::Client,
 }
 
 impl Shared {
@@ -32,7 +38,7 @@ impl Shared {
     ///
     /// The bucket's stream is made as `create_key_value` would make it, but directly: that call
     /// first reads the account's details in a shape NATS servers before 2.10 do not send.
-    pub async fn open(js: &Context, name: &str, max_age: Duration) -> Result<Shared> {
+    pub async fn open(client: &async_nats::Client, js: &Context, name: &str, max_age: Duration) -> Result<Shared> {
         let config = stream::Config {
             name: format!("KV_{name}"),
             subjects: vec![format!("$KV.{name}.>")],
@@ -51,7 +57,21 @@ impl Shared {
             tracing::debug!(error = %made, bucket = name, "nats: making the bucket (another node may have)");
         }
         let kv = js.get_key_value(name).await.map_err(|e| nats_err(format!("bucket {name}: {e}")))?;
-        Ok(Shared { kv })
+        Ok(Shared { kv, client: client.clone() })
+    }
+
+    /// Whether NATS is connected now. While it is not, every call fails at once ([`unreachable`])
+    /// rather than waiting for a timeout.
+    pub fn reachable(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.reachable() {
+            Ok(())
+        } else {
+            Err(unreachable())
+        }
     }
 
     pub fn store(&self) -> &kv::Store {
@@ -60,6 +80,7 @@ impl Shared {
 
     /// The value at `key`, if there is one.
     pub async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.check()?;
         match self.kv.entry(key).await.map_err(nats_err)? {
             Some(e) if e.operation == Operation::Put => decode(&e.value).map(Some),
             _ => Ok(None),
@@ -68,6 +89,7 @@ impl Shared {
 
     /// Put `value` at `key`, whatever was there.
     pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.check()?;
         self.kv.put(key, encode(value)?).await.map_err(nats_err).map(drop)
     }
 
@@ -79,6 +101,7 @@ impl Shared {
     where
         T: Serialize + DeserializeOwned + Default + PartialEq + Clone,
     {
+        self.check()?;
         for _ in 0..MAX_TRIES {
             let (mut value, revision) = match self.kv.entry(key).await.map_err(nats_err)? {
                 Some(e) if e.operation == Operation::Put => (decode::<T>(&e.value)?, Some(e.revision)),

@@ -14,6 +14,14 @@
 //!
 //! `ns` keeps one cluster's subjects and buckets apart from another's on the same NATS: it is
 //! the cluster's id, kept in its database.
+//!
+//! **Without NATS** (down, or this node cut off from it) a node keeps serving: REST, and the
+//! events of its own sessions (the bus hands them over in process); the client reconnects by
+//! itself and resubscribes. Meanwhile events for other nodes are lost (their clients catch up from
+//! their cursors), presence calls fail at once (each caller of the engine says what it does
+//! then), and the shared counters are not consulted: rate limits and the login back-off admit
+//! the call, and a run-once claim runs it (availability over exactness, logged; a node must not
+//! refuse every call because a counter is out of reach).
 
 #![forbid(unsafe_code)]
 
@@ -43,6 +51,9 @@ use crate::kv::{nats_err, Shared};
 /// longer than the longest window (a day).
 const COUNTERS_MAX_AGE: Duration = Duration::from_secs(25 * 3600);
 
+/// How long a key-value call waits for NATS's answer (a connection that is down fails at once).
+const KV_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A node's runtime on NATS.
 pub struct NatsRuntime {
     client: async_nats::Client,
@@ -68,10 +79,11 @@ impl NatsRuntime {
             .connect(url)
             .await
             .map_err(|e| Error::invalid(format!("cannot reach NATS at {url}: {e}")))?;
-        let js = async_nats::jetstream::new(client.clone());
-        let nodes_kv = Shared::open(&js, &format!("{ns}_nodes"), nodes::NODE_TIMEOUT * 4).await?;
-        let presence_kv = Shared::open(&js, &format!("{ns}_presence"), Duration::ZERO).await?;
-        let counters = Shared::open(&js, &format!("{ns}_counters"), COUNTERS_MAX_AGE).await?;
+        let mut js = async_nats::jetstream::new(client.clone());
+        js.set_timeout(KV_TIMEOUT);
+        let nodes_kv = Shared::open(&client, &js, &format!("{ns}_nodes"), nodes::NODE_TIMEOUT * 4).await?;
+        let presence_kv = Shared::open(&client, &js, &format!("{ns}_presence"), Duration::ZERO).await?;
+        let counters = Shared::open(&client, &js, &format!("{ns}_counters"), COUNTERS_MAX_AGE).await?;
         let (nodes, mut tasks) = nodes::start(nodes_kv, node).await?;
         let (presence, mirror) = NatsPresence::start(presence_kv, nodes.clone()).await?;
         let (out, queue) = mpsc::channel(bus::OUT_QUEUE);
