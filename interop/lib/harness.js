@@ -1,6 +1,13 @@
 'use strict';
 // Starts a real confab (the binary, TLS on, a fresh data directory) and gives tests the official
 // SDK pointed at it, plus the app's REST API with the master key.
+//
+// With CONFAB_IT_STORE=postgres (and CONFAB_TEST_DATABASE_URL naming a PostgreSQL server), each
+// store is a fresh database on that server instead, served as node 1 (`--database-url`,
+// `--node-id 1`): the same tests on the cluster's store. A store is still named by a directory
+// (`newStore`), so a test restarts a server on the same store the same way on either;
+// `storeArgs(dir)` is what a `confab` command line needs to reach it. run.sh drops the run's
+// databases when the run ends.
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -16,22 +23,69 @@ function confab(args) {
   return execFileSync(BIN, args, { encoding: 'utf8' });
 }
 
+/** Whether this run's servers stand on PostgreSQL (CONFAB_IT_STORE=postgres). */
+const ON_POSTGRES = process.env.CONFAB_IT_STORE === 'postgres';
+
+/** The database URL of each store made by this process, by its directory. */
+const databases = new Map();
+let databaseCount = 0;
+
+/** Runs one SQL statement on the PostgreSQL server the tests use (psql, as its superuser). */
+function psql(sql) {
+  const admin = process.env.CONFAB_TEST_DATABASE_URL;
+  if (!admin) throw new Error('CONFAB_IT_STORE=postgres needs CONFAB_TEST_DATABASE_URL (postgres://user@host:port/db)');
+  return execFileSync('psql', [admin, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], { encoding: 'utf8' });
+}
+
+/**
+ * A fresh PostgreSQL database, named after the run (CONFAB_INTEROP_RUN, which run.sh sets and uses
+ * to drop the run's databases at its end) and this process; resolves its URL.
+ */
+function createDatabase() {
+  const run = (process.env.CONFAB_INTEROP_RUN || 'adhoc').replace(/[^a-z0-9]/gi, '').toLowerCase();
+  const name = `confab_interop_${run}_${process.pid}_${++databaseCount}`;
+  psql(`CREATE DATABASE ${name}`);
+  const url = new URL(process.env.CONFAB_TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/**
+ * A fresh store, named by a new temporary directory: the data directory itself on SQLite, or on
+ * PostgreSQL the key to a fresh database of its own.
+ */
+function newStore(prefix = 'confab-interop-') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (ON_POSTGRES) databases.set(dir, createDatabase());
+  return dir;
+}
+
+/** The options a `confab` command needs to reach the store `dir` names (see `newStore`). */
+function storeArgs(dir) {
+  if (!ON_POSTGRES) return ['--data-dir', dir];
+  const url = databases.get(dir);
+  if (!url) throw new Error(`${dir} is not a store made by newStore()`);
+  return ['--database-url', url];
+}
+
 /**
  * Start confab. Options: plan ('dev'|'standard'), limits ({key: value} for `confab app limits`),
  * port (to restart on the same port), dir (to restart on the same data directory).
  */
 async function startConfab(opts = {}) {
   if (!BIN || !CERT || !KEY) throw new Error('run the suite through interop/run.sh');
-  const dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'confab-interop-'));
+  const dir = opts.dir || newStore();
   let app = opts.app;
   if (!app) {
-    app = JSON.parse(confab(['app', 'create', '--name', 'interop', '--plan', opts.plan || 'standard', '--json', '--data-dir', dir]));
+    app = JSON.parse(confab(['app', 'create', '--name', 'interop', '--plan', opts.plan || 'standard', '--json', ...storeArgs(dir)]));
     for (const [k, v] of Object.entries(opts.limits || {})) {
-      confab(['app', 'limits', 'interop', '--set', `${k}=${v}`, '--data-dir', dir]);
+      confab(['app', 'limits', 'interop', '--set', `${k}=${v}`, ...storeArgs(dir)]);
     }
   }
   const listen = `127.0.0.1:${opts.port || 0}`;
-  const proc = spawn(BIN, ['serve', '--data-dir', dir, '--listen', listen, '--tls-cert', CERT, '--tls-key', KEY], {
+  // on PostgreSQL the server is node 1 of a cluster of one (no NATS: the in-process runtime)
+  const node = ON_POSTGRES ? ['--node-id', '1'] : [];
+  const proc = spawn(BIN, ['serve', ...storeArgs(dir), ...node, '--listen', listen, '--tls-cert', CERT, '--tls-key', KEY], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -40,7 +94,8 @@ async function startConfab(opts = {}) {
     const timer = setTimeout(() => reject(new Error(`confab did not start:\n${log}`)), 15000);
     proc.stderr.on('data', (chunk) => {
       log += chunk;
-      const m = /confab is serving addr=127\.0\.0\.1:(\d+)/.exec(log);
+      // "confab is serving addr=…" on SQLite, "confab is serving, on PostgreSQL addr=… node=1" on PostgreSQL
+      const m = /confab is serving(?:, on PostgreSQL)? addr=127\.0\.0\.1:(\d+)/.exec(log);
       if (m) {
         clearTimeout(timer);
         resolve(Number(m[1]));
@@ -51,6 +106,8 @@ async function startConfab(opts = {}) {
   const lc = app.leancloud;
   const server = {
     dir,
+    /** What a `confab` command needs to reach this server's store. */
+    storeArgs: storeArgs(dir),
     app,
     port,
     url: `wss://127.0.0.1:${port}`,
@@ -133,7 +190,7 @@ async function eventually(fn, ms = 5000) {
   }
 }
 
-module.exports = { startConfab, next, none, sleep, eventually };
+module.exports = { startConfab, next, none, sleep, eventually, newStore, storeArgs, ON_POSTGRES };
 
 /**
  * A MaxIM REST call on the same server (headers `app_id`, `access-token`, and `user_id` when

@@ -52,7 +52,7 @@ before(async () => {
     });
     engine.on('exit', (code) => reject(new Error(`hooks/server.js exited (${code})`)));
   });
-  execFileSync(process.env.CONFAB_BIN, ['app', 'set', 'interop', `hooks.leancloud.url=http://127.0.0.1:${enginePort}`, '--data-dir', srv.dir]);
+  execFileSync(process.env.CONFAB_BIN, ['app', 'set', 'interop', `hooks.leancloud.url=http://127.0.0.1:${enginePort}`, ...srv.storeArgs]);
   // a running server uses new settings within 5 s
   await new Promise((r) => setTimeout(r, 5500));
 });

@@ -5,13 +5,10 @@
 // stand-in the Rust side of the suite serves (LC_STANDIN_* in the environment).
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
 const http = require('node:http');
 const { execFileSync } = require('node:child_process');
 const { Realtime, TextMessage, Event, MessageQueryDirection } = require('leancloud-realtime');
-const { startConfab, next } = require('../lib/harness');
+const { startConfab, next, newStore, storeArgs } = require('../lib/harness');
 
 const SOURCE = {
   url: process.env.LC_STANDIN_URL,
@@ -40,15 +37,15 @@ let srv;
 let summary;
 before(async () => {
   assert.ok(SOURCE.url, 'this test needs the LeanCloud stand-in: run the suite with `cargo test` (tests/it/interop.rs serves it)');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'confab-import-'));
+  const dir = newStore('confab-import-');
   const bin = process.env.CONFAB_BIN;
   // the app, created with the LeanCloud app's own keys, then the import
   const app = JSON.parse(
     execFileSync(bin, ['app', 'create', '--name', 'moved', '--app-id', SOURCE.appId, '--app-key', SOURCE.appKey,
-      '--master-key', SOURCE.masterKey, '--json', '--data-dir', dir], { encoding: 'utf8' }),
+      '--master-key', SOURCE.masterKey, '--json', ...storeArgs(dir)], { encoding: 'utf8' }),
   );
   summary = JSON.parse(
-    execFileSync(bin, ['import', 'leancloud', '--app', 'moved', '--data-dir', dir, '--server', SOURCE.url,
+    execFileSync(bin, ['import', 'leancloud', '--app', 'moved', ...storeArgs(dir), '--server', SOURCE.url,
       '--source-app-id', SOURCE.appId, '--source-master-key', SOURCE.masterKey, '--json'], { encoding: 'utf8' }),
   );
   srv = await startConfab({ dir, app });

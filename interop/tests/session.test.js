@@ -10,12 +10,9 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const { TextMessage, Event, ErrorCode, Protocals } = require('leancloud-realtime');
-const { startConfab, next, none, sleep, eventually } = require('../lib/harness');
+const { startConfab, next, none, sleep, eventually, newStore, storeArgs } = require('../lib/harness');
 
 const { GenericCommand, CommandType, OpType } = Protocals;
 const ST_TTL = 2 * 86400; // design choice: session tokens live two days
@@ -603,11 +600,11 @@ test('reconnect with an unknown session token: error 4112, the SDK re-opens with
     assert.equal(await server.stop(), 0);
 
     // the same app (same keys) on a fresh data directory: no session token is known there
-    dir2 = fs.mkdtempSync(path.join(os.tmpdir(), 'confab-interop-'));
+    dir2 = newStore();
     const app = JSON.parse(
       execFileSync(
         process.env.CONFAB_BIN,
-        ['app', 'create', '--name', 'interop', '--app-id', keys.app_id, '--app-key', keys.app_key, '--master-key', keys.master_key, '--json', '--data-dir', dir2],
+        ['app', 'create', '--name', 'interop', '--app-id', keys.app_id, '--app-key', keys.app_key, '--master-key', keys.master_key, '--json', ...storeArgs(dir2)],
         { encoding: 'utf8' },
       ),
     );
