@@ -14,6 +14,7 @@ mod are;
 
 use confab_engine::query::{compile_regex, Field, Filter, Op, Scalar};
 use confab_engine::{Error, Result};
+use confab_store_sql::{cmp_sym, fits, target, ColType, Dialect, Flag, Target};
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -100,58 +101,17 @@ pub(crate) fn query_err(e: tokio_postgres::Error) -> Error {
     crate::pg_err(e)
 }
 
-/// What a built-in column holds.
-#[derive(Clone, Copy, PartialEq)]
-enum ColType {
-    Text,
-    /// Integers: ids and times in ms.
-    Number,
-}
-
-enum Target {
-    Column(&'static str, ColType),
-    /// A boolean expression.
-    Flag(&'static str),
-    Members {
-        notifications_off: bool,
-    },
-    /// A custom field: its path into `attrs`.
-    Json(Vec<String>),
-}
-
-/// A custom field's path, its keys checked as the embedded store checks them (so that the same
-/// names are refused the same way; here the path is bound, never inlined).
-fn json_path(path: &[String]) -> Result<Vec<String>> {
-    if path.is_empty() {
-        return Err(Error::invalid("empty field name"));
+/// The boolean expression of a flag.
+fn flag_expr(flag: Flag) -> String {
+    match flag {
+        Flag::Kind(kind) => format!("(c.kind = {})", kind.code()),
+        Flag::Unique => "c.is_unique".into(),
     }
-    for key in path {
-        if key.is_empty() || key.chars().any(|c| c.is_control() || "'\"\\.[]$".contains(c)) {
-            return Err(Error::invalid(format!("invalid field name '{key}'")));
-        }
-    }
-    Ok(path.to_vec())
 }
 
-fn target(f: &Field) -> Result<Target> {
-    Ok(match f {
-        Field::Id => Target::Column("c.id", ColType::Number),
-        Field::Name => Target::Column("c.name", ColType::Text),
-        Field::Creator => Target::Column("c.creator", ColType::Text),
-        Field::Transient => Target::Flag("(c.kind = 2)"),
-        Field::System => Target::Flag("(c.kind = 3)"),
-        Field::Temporary => Target::Flag("(c.kind = 4)"),
-        Field::Unique => Target::Flag("c.is_unique"),
-        Field::UniqueId => Target::Column("c.unique_id", ColType::Text),
-        Field::Members => Target::Members { notifications_off: false },
-        Field::Muted => Target::Members { notifications_off: true },
-        Field::CreatedAt => Target::Column("c.created_at", ColType::Number),
-        Field::UpdatedAt => Target::Column("c.updated_at", ColType::Number),
-        Field::LastMessageAt => Target::Column("c.last_message_at", ColType::Number),
-        Field::ParentConv => Target::Column("c.parent_conv", ColType::Number),
-        Field::ParentMsg => Target::Column("c.parent_msg", ColType::Number),
-        Field::Custom(path) => Target::Json(json_path(path)?),
-    })
+/// A custom field's value: its path into `attrs`, bound.
+fn custom_value(path: &[String], b: &mut Builder) -> String {
+    format!("(c.attrs #> {})", b.param(path.to_vec(), "TEXT[]"))
 }
 
 /// Bind a value compared with a built-in column. Objects and arrays compare only with custom
@@ -168,85 +128,33 @@ fn bind_scalar(v: &Scalar, b: &mut Builder) -> Result<()> {
     Ok(())
 }
 
-fn cmp_sym(op: &Op) -> &'static str {
-    match op {
-        Op::Lt(_) => "<",
-        Op::Lte(_) => "<=",
-        Op::Gt(_) => ">",
-        Op::Gte(_) => ">=",
-        _ => "=",
+/// PostgreSQL's SQL for a filter's leaves; the walk is `confab_store_sql::compile`. The
+/// expression is never NULL where it is negated, so that `NOT` means "does not match".
+impl Dialect for Builder {
+    const TRUE: &'static str = "TRUE";
+    const FALSE: &'static str = "FALSE";
+    fn push(&mut self, sql: &str) {
+        Builder::push(self, sql);
+    }
+    fn column(&mut self, col: &'static str, ty: ColType, op: &Op) -> Result<()> {
+        column(col, ty, op, self)
+    }
+    fn flag(&mut self, flag: Flag, op: &Op) -> Result<()> {
+        self::flag(&flag_expr(flag), op, self);
+        Ok(())
+    }
+    fn members(&mut self, field: &Field, notifications_off: bool, op: &Op) -> Result<()> {
+        members(field, notifications_off, op, self)
+    }
+    fn custom(&mut self, path: &[String], op: &Op) -> Result<()> {
+        let x = custom_value(path, self);
+        json(&x, op, self)
     }
 }
 
-/// Compile a filter into a boolean SQL expression on conversations aliased `c`. The expression
-/// is never NULL where it is negated, so that `NOT` means "does not match".
+/// Compile a filter into a boolean SQL expression on conversations aliased `c`.
 pub(crate) fn compile(f: &Filter, b: &mut Builder) -> Result<()> {
-    match f {
-        Filter::True => {
-            b.push("TRUE");
-        }
-        Filter::And(fs) | Filter::Or(fs) => {
-            let and = matches!(f, Filter::And(_));
-            if fs.is_empty() {
-                b.push(if and { "TRUE" } else { "FALSE" });
-                return Ok(());
-            }
-            b.push("(");
-            for (i, sub) in fs.iter().enumerate() {
-                if i > 0 {
-                    b.push(if and { " AND " } else { " OR " });
-                }
-                compile(sub, b)?;
-            }
-            b.push(")");
-        }
-        Filter::Cond(Field::Id, op) => object_id(op, b)?,
-        Filter::Cond(field, op) => match target(field)? {
-            Target::Column(col, ty) => column(col, ty, op, b)?,
-            Target::Flag(expr) => flag(expr, op, b),
-            Target::Members { notifications_off } => members(field, notifications_off, op, b)?,
-            Target::Json(path) => {
-                let x = format!("(c.attrs #> {})", b.param(path, "TEXT[]"));
-                json(&x, op, b)?
-            }
-        },
-    }
-    Ok(())
-}
-
-/// A conversation's id as a client names it: confab's number, or the foreign id (a string) an
-/// imported one kept. Equality and membership look in the column the value's type names (both
-/// indexed); other comparisons are on confab's number.
-fn object_id(op: &Op, b: &mut Builder) -> Result<()> {
-    let foreign = |v: &Scalar| matches!(v, Scalar::Str(_));
-    match op {
-        Op::Eq(v) | Op::Ne(v) if foreign(v) => column("c.foreign_id", ColType::Text, op, b),
-        Op::In(vs) | Op::Nin(vs) if vs.iter().any(foreign) => {
-            let (strs, nums): (Vec<Scalar>, Vec<Scalar>) = vs.iter().cloned().partition(foreign);
-            let (negate, rebuild): (bool, fn(Vec<Scalar>) -> Op) = match op {
-                Op::Nin(_) => (true, Op::Nin),
-                _ => (false, Op::In),
-            };
-            b.push("(");
-            column("c.id", ColType::Number, &rebuild(nums), b)?;
-            b.push(if negate { " AND " } else { " OR " });
-            column("c.foreign_id", ColType::Text, &rebuild(strs), b)?;
-            b.push(")");
-            Ok(())
-        }
-        _ => column("c.id", ColType::Number, op, b),
-    }
-}
-
-/// Whether a value can equal or order against a built-in column of this type: comparisons are
-/// type-strict (a number never equals a string).
-fn fits(ty: ColType, v: &Scalar) -> bool {
-    match v {
-        Scalar::Str(_) => ty == ColType::Text,
-        Scalar::Int(_) | Scalar::Float(_) | Scalar::Date(_) => ty == ColType::Number,
-        Scalar::Bool(_) => false,
-        Scalar::Null | Scalar::Json(_) => true,
-    }
+    confab_store_sql::compile(f, b)
 }
 
 /// A column as an ordering compares it: text bytewise.
@@ -567,9 +475,9 @@ pub(crate) fn order_by(f: &Field, desc: bool, b: &mut Builder) -> Result<()> {
     let dir = if desc { "DESC NULLS LAST" } else { "ASC NULLS FIRST" };
     let keys = match target(f)? {
         Target::Column(c, ty) => vec![ordered(c, ty)],
-        Target::Flag(e) => vec![e.to_string()],
-        Target::Json(path) => {
-            let x = format!("(c.attrs #> {})", b.param(path, "TEXT[]"));
+        Target::Flag(flag) => vec![flag_expr(flag)],
+        Target::Custom(path) => {
+            let x = custom_value(path, b);
             json_order(&x)
         }
         Target::Members { .. } => return Err(Error::invalid("cannot order by a member list")),
@@ -596,14 +504,6 @@ fn json_order(x: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unsafe_field_names_are_refused() {
-        assert!(json_path(&["a'b".into()]).is_err());
-        assert!(json_path(&["a\"b".into()]).is_err());
-        assert!(json_path(&[]).is_err());
-        assert!(json_path(&["ok_name".into(), "x1".into()]).is_ok());
-    }
 
     #[test]
     fn placeholders_are_numbered_and_typed() {

@@ -7,6 +7,7 @@
 
 use confab_engine::query::{Field, Filter, Op, Scalar};
 use confab_engine::{Error, Result};
+use confab_store_sql::{cmp_sym, fits, target, ColType, Dialect, Flag, Target};
 use rusqlite::types::Value as Sql;
 
 /// SQL text with its positional parameters, in order.
@@ -44,55 +45,22 @@ impl Builder {
     }
 }
 
-/// What a built-in column holds.
-#[derive(Clone, Copy, PartialEq)]
-enum ColType {
-    Text,
-    /// Integers: ids, flags and times in ms.
-    Number,
-}
-
-enum Target {
-    Column(&'static str, ColType),
-    Flag(&'static str),
-    Members { notifications_off: bool },
-    Json(String),
-}
-
-/// A JSON path literal for a custom field. Keys are restricted so the path can be inlined.
-fn json_path(path: &[String]) -> Result<String> {
-    if path.is_empty() {
-        return Err(Error::invalid("empty field name"));
-    }
+/// A custom field's JSON path literal (its keys checked by `confab_store_sql::target`, so it may
+/// be inlined).
+fn json_path(path: &[String]) -> String {
     let mut p = String::from("$");
     for key in path {
-        if key.is_empty() || key.chars().any(|c| c.is_control() || "'\"\\.[]$".contains(c)) {
-            return Err(Error::invalid(format!("invalid field name '{key}'")));
-        }
         p.push_str(&format!(".\"{key}\""));
     }
-    Ok(p)
+    p
 }
 
-fn target(f: &Field) -> Result<Target> {
-    Ok(match f {
-        Field::Id => Target::Column("c.id", ColType::Number),
-        Field::Name => Target::Column("c.name", ColType::Text),
-        Field::Creator => Target::Column("c.creator", ColType::Text),
-        Field::Transient => Target::Flag("(c.kind = 2)"),
-        Field::System => Target::Flag("(c.kind = 3)"),
-        Field::Temporary => Target::Flag("(c.kind = 4)"),
-        Field::Unique => Target::Flag("(c.is_unique = 1)"),
-        Field::UniqueId => Target::Column("c.unique_id", ColType::Text),
-        Field::Members => Target::Members { notifications_off: false },
-        Field::Muted => Target::Members { notifications_off: true },
-        Field::CreatedAt => Target::Column("c.created_at", ColType::Number),
-        Field::UpdatedAt => Target::Column("c.updated_at", ColType::Number),
-        Field::LastMessageAt => Target::Column("c.last_message_at", ColType::Number),
-        Field::ParentConv => Target::Column("c.parent_conv", ColType::Number),
-        Field::ParentMsg => Target::Column("c.parent_msg", ColType::Number),
-        Field::Custom(path) => Target::Json(json_path(path)?),
-    })
+/// The boolean expression of a flag.
+fn flag_expr(flag: Flag) -> String {
+    match flag {
+        Flag::Kind(kind) => format!("(c.kind = {})", kind.code()),
+        Flag::Unique => "(c.is_unique = 1)".into(),
+    }
 }
 
 fn sql_value(v: &Scalar) -> Result<Sql> {
@@ -107,81 +75,29 @@ fn sql_value(v: &Scalar) -> Result<Sql> {
     })
 }
 
-fn cmp_sym(op: &Op) -> &'static str {
-    match op {
-        Op::Lt(_) => "<",
-        Op::Lte(_) => "<=",
-        Op::Gt(_) => ">",
-        Op::Gte(_) => ">=",
-        _ => "=",
+/// SQLite's SQL for a filter's leaves; the walk is `confab_store_sql::compile`.
+impl Dialect for Builder {
+    const TRUE: &'static str = "1";
+    const FALSE: &'static str = "0";
+    fn push(&mut self, sql: &str) {
+        Builder::push(self, sql);
+    }
+    fn column(&mut self, col: &'static str, ty: ColType, op: &Op) -> Result<()> {
+        column(col, ty, op, self)
+    }
+    fn flag(&mut self, flag: Flag, op: &Op) -> Result<()> {
+        self::flag(&flag_expr(flag), op, self)
+    }
+    fn members(&mut self, field: &Field, notifications_off: bool, op: &Op) -> Result<()> {
+        members(field, notifications_off, op, self)
+    }
+    fn custom(&mut self, path: &[String], op: &Op) -> Result<()> {
+        json(&json_path(path), op, self)
     }
 }
 
 pub fn compile(f: &Filter, b: &mut Builder) -> Result<()> {
-    match f {
-        Filter::True => {
-            b.push("1");
-        }
-        Filter::And(fs) | Filter::Or(fs) => {
-            if fs.is_empty() {
-                b.push(if matches!(f, Filter::And(_)) { "1" } else { "0" });
-                return Ok(());
-            }
-            let joiner = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
-            b.push("(");
-            for (i, sub) in fs.iter().enumerate() {
-                if i > 0 {
-                    b.push(joiner);
-                }
-                compile(sub, b)?;
-            }
-            b.push(")");
-        }
-        Filter::Cond(Field::Id, op) => object_id(op, b)?,
-        Filter::Cond(field, op) => match target(field)? {
-            Target::Column(col, ty) => column(col, ty, op, b)?,
-            Target::Flag(expr) => flag(expr, op, b)?,
-            Target::Members { notifications_off } => members(field, notifications_off, op, b)?,
-            Target::Json(path) => json(&path, op, b)?,
-        },
-    }
-    Ok(())
-}
-
-/// A conversation's id as a client names it: confab's number, or the foreign id (a string) an
-/// imported one kept. Equality and membership look in the column the value's type names (both
-/// indexed); other comparisons are on confab's number.
-fn object_id(op: &Op, b: &mut Builder) -> Result<()> {
-    let foreign = |v: &Scalar| matches!(v, Scalar::Str(_));
-    match op {
-        Op::Eq(v) | Op::Ne(v) if foreign(v) => column("c.foreign_id", ColType::Text, op, b),
-        Op::In(vs) | Op::Nin(vs) if vs.iter().any(foreign) => {
-            let (strs, nums): (Vec<Scalar>, Vec<Scalar>) = vs.iter().cloned().partition(foreign);
-            let (negate, rebuild): (bool, fn(Vec<Scalar>) -> Op) = match op {
-                Op::Nin(_) => (true, Op::Nin),
-                _ => (false, Op::In),
-            };
-            b.push("(");
-            column("c.id", ColType::Number, &rebuild(nums), b)?;
-            b.push(if negate { " AND " } else { " OR " });
-            column("c.foreign_id", ColType::Text, &rebuild(strs), b)?;
-            b.push(")");
-            Ok(())
-        }
-        _ => column("c.id", ColType::Number, op, b),
-    }
-}
-
-/// Whether a value can equal or order against a built-in column of this type. Comparisons are
-/// type-strict (SQLite's column affinity would otherwise turn `5` into `'5'`, and order every
-/// number before every string).
-fn fits(ty: ColType, v: &Scalar) -> bool {
-    match v {
-        Scalar::Str(_) => ty == ColType::Text,
-        Scalar::Int(_) | Scalar::Float(_) | Scalar::Date(_) => ty == ColType::Number,
-        Scalar::Bool(_) => false,
-        Scalar::Null | Scalar::Json(_) => true,
-    }
+    confab_store_sql::compile(f, b)
 }
 
 fn column(col: &str, ty: ColType, op: &Op, b: &mut Builder) -> Result<()> {
@@ -474,20 +390,8 @@ fn json(path: &str, op: &Op, b: &mut Builder) -> Result<()> {
 pub fn order_expr(f: &Field) -> Result<String> {
     Ok(match target(f)? {
         Target::Column(c, _) => c.to_string(),
-        Target::Flag(e) => e.to_string(),
-        Target::Json(p) => format!("json_extract(c.attrs, '{p}')"),
+        Target::Flag(flag) => flag_expr(flag),
+        Target::Custom(p) => format!("json_extract(c.attrs, '{}')", json_path(p)),
         Target::Members { .. } => return Err(Error::invalid("cannot order by a member list")),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unsafe_field_names_are_refused() {
-        assert!(json_path(&["a'b".into()]).is_err());
-        assert!(json_path(&["a\"b".into()]).is_err());
-        assert!(json_path(&["ok_name".into(), "x1".into()]).is_ok());
-    }
 }
