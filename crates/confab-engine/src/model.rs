@@ -234,6 +234,29 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// A new conversation, created at `at`: no creator, attributes, parent or messages yet, not
+    /// unique, default settings.
+    pub fn new(app: i64, id: i64, kind: ConvKind, name: Option<String>, at: i64) -> Conversation {
+        Conversation {
+            app,
+            id,
+            kind,
+            name,
+            creator: None,
+            unique: false,
+            unique_id: None,
+            attrs: Attrs::new(),
+            settings: ConvSettings::default(),
+            parent: None,
+            created_at: at,
+            updated_at: at,
+            last_message_at: None,
+            last_seq: 0,
+            expires_at: None,
+            foreign_id: None,
+        }
+    }
+
     /// A temporary conversation past its time to live is gone, whatever the store still holds.
     pub fn expired(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|e| e <= now)

@@ -230,24 +230,7 @@ async fn ensure(store: &dyn Store, app: &App, ids: &[&str]) {
 }
 
 fn conv_value(app: &App, kind: ConvKind, name: &str, at: i64) -> Conversation {
-    Conversation {
-        app: app.id,
-        id: fresh_id(),
-        kind,
-        name: Some(name.to_string()),
-        creator: None,
-        unique: false,
-        unique_id: None,
-        attrs: Attrs::new(),
-        settings: ConvSettings::default(),
-        parent: None,
-        created_at: at,
-        updated_at: at,
-        last_message_at: None,
-        last_seq: 0,
-        expires_at: None,
-        foreign_id: None,
-    }
+    Conversation::new(app.id, fresh_id(), kind, Some(name.to_string()), at)
 }
 
 /// Store a conversation with members joined at its creation time.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use confab_engine::model::{Attrs, ConvChange, ConvKind, ConvNotice, ConvSettings, Conversation, Member, Role};
+use confab_engine::model::{ConvChange, ConvKind, ConvNotice, Conversation, Member, Role};
 use confab_engine::query::{compile_regex, ConvQuery, Field, Filter, Op};
 use confab_engine::{ConversationStore, Error};
 use confab_store_postgres::PgStore;
@@ -15,24 +15,7 @@ const APP: i64 = 1;
 const T0: i64 = 1_700_000_000_000;
 
 fn conv(id: i64, name: &str) -> Conversation {
-    Conversation {
-        app: APP,
-        id,
-        kind: ConvKind::Normal,
-        name: Some(name.to_string()),
-        creator: None,
-        unique: false,
-        unique_id: None,
-        attrs: Attrs::new(),
-        settings: ConvSettings::default(),
-        parent: None,
-        created_at: T0,
-        updated_at: T0,
-        last_message_at: None,
-        last_seq: 0,
-        expires_at: None,
-        foreign_id: None,
-    }
+    Conversation::new(APP, id, ConvKind::Normal, Some(name.to_string()), T0)
 }
 
 /// Stores standing for nodes: each its own pool on the same database.

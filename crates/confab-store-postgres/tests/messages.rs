@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use confab_engine::hooks::OutboxItem;
-use confab_engine::model::{Attrs, Content, ConvKind, ConvSettings, Conversation, Cursor, Member, Message, Role};
+use confab_engine::model::{Content, ConvKind, Conversation, Cursor, Member, Message, Role};
 use confab_engine::query::{HistoryQuery, HistoryScope};
 use confab_engine::{ConversationStore, MessageStore, Store};
 use confab_store_postgres::PgStore;
@@ -17,24 +17,7 @@ const APP: i64 = 1;
 const T0: i64 = 1_700_000_000_000;
 
 fn conv(id: i64) -> Conversation {
-    Conversation {
-        app: APP,
-        id,
-        kind: ConvKind::Normal,
-        name: Some(format!("c{id}")),
-        creator: None,
-        unique: false,
-        unique_id: None,
-        attrs: Attrs::new(),
-        settings: ConvSettings::default(),
-        parent: None,
-        created_at: T0,
-        updated_at: T0,
-        last_message_at: None,
-        last_seq: 0,
-        expires_at: None,
-        foreign_id: None,
-    }
+    Conversation::new(APP, id, ConvKind::Normal, Some(format!("c{id}")), T0)
 }
 
 fn msg(id: i64, conv: i64, ts: i64) -> Message {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use confab_engine::entries::{Entry, EntryFilter, EntryQuery, Overwrite, Put, PutRule};
 use confab_engine::hooks::OutboxItem;
-use confab_engine::model::{Content, ConvKind, ConvSettings, Conversation, Member, Message, Role};
+use confab_engine::model::{Content, ConvKind, Conversation, Member, Message, Role};
 use confab_engine::query::{HistoryQuery, HistoryScope};
 use confab_engine::store::{ConversationStore, EntryStore, ImportStore, MessageStore, OutboxStore};
 use confab_store_postgres::PgStore;
@@ -115,24 +115,7 @@ async fn nodes_claiming_at_once_never_get_the_same_item() {
 }
 
 fn conversation(id: i64) -> Conversation {
-    Conversation {
-        app: APP,
-        id,
-        kind: ConvKind::Normal,
-        name: Some("imported".into()),
-        creator: None,
-        unique: false,
-        unique_id: None,
-        attrs: Default::default(),
-        settings: ConvSettings::default(),
-        parent: None,
-        created_at: T0,
-        updated_at: T0,
-        last_message_at: None,
-        last_seq: 0,
-        expires_at: None,
-        foreign_id: Some(format!("f{id}")),
-    }
+    Conversation { foreign_id: Some(format!("f{id}")), ..Conversation::new(APP, id, ConvKind::Normal, Some("imported".into()), T0) }
 }
 
 fn message(id: i64, conv: i64, ts: i64, foreign: Option<String>) -> Message {

@@ -56,24 +56,7 @@ fn app(name: &str) -> App {
 }
 
 fn conv(app: &App) -> Conversation {
-    Conversation {
-        app: app.id,
-        id: fresh_id(),
-        kind: ConvKind::Normal,
-        name: Some("c".into()),
-        creator: None,
-        unique: false,
-        unique_id: None,
-        attrs: Attrs::new(),
-        settings: ConvSettings::default(),
-        parent: None,
-        created_at: 1,
-        updated_at: 1,
-        last_message_at: None,
-        last_seq: 0,
-        expires_at: None,
-        foreign_id: None,
-    }
+    Conversation::new(app.id, fresh_id(), ConvKind::Normal, Some("c".into()), 1)
 }
 
 fn msg(app: &App, conv: i64, n: i64) -> Message {
