@@ -117,30 +117,8 @@ async function startConfab(opts = {}) {
       return new Realtime({ appId: lc.app_id, appKey: lc.app_key, RTMServers: `wss://127.0.0.1:${port}`, server: `127.0.0.1:${port}`, ...extra });
     },
     /** REST call with the master key (or { key: 'app' } for the app key). Resolves {status, body}. */
-    rest(method, urlPath, body, { key = 'master', headers = {} } = {}) {
-      const data = body === undefined ? undefined : JSON.stringify(body);
-      const keyHeader = key === 'master' ? `${lc.master_key},master` : lc.app_key;
-      return new Promise((resolve, reject) => {
-        const req = https.request(
-          { host: '127.0.0.1', port, method, path: urlPath, headers: { 'X-LC-Id': lc.app_id, 'X-LC-Key': keyHeader, 'Content-Type': 'application/json', ...headers } },
-          (res) => {
-            let text = '';
-            res.on('data', (c) => (text += c));
-            res.on('end', () => {
-              let parsed = null;
-              try {
-                parsed = JSON.parse(text);
-              } catch (_) {
-                parsed = text;
-              }
-              resolve({ status: res.statusCode, body: parsed });
-            });
-          },
-        );
-        req.on('error', reject);
-        if (data) req.write(data);
-        req.end();
-      });
+    rest(method, urlPath, body, opts) {
+      return restAt(port, lc, method, urlPath, body, opts);
     },
     /** Stop the server (SIGTERM) and wait for it to exit. */
     stop() {
@@ -152,6 +130,36 @@ async function startConfab(opts = {}) {
     },
   };
   return server;
+}
+
+/**
+ * A LeanCloud REST call to the server on `port` for the app whose LeanCloud keys are `lc`, with
+ * the master key (or { key: 'app' } for the app key). Resolves {status, body}.
+ */
+function restAt(port, lc, method, urlPath, body, { key = 'master', headers = {} } = {}) {
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  const keyHeader = key === 'master' ? `${lc.master_key},master` : lc.app_key;
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port, method, path: urlPath, headers: { 'X-LC-Id': lc.app_id, 'X-LC-Key': keyHeader, 'Content-Type': 'application/json', ...headers } },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          let parsed = null;
+          try {
+            parsed = JSON.parse(text);
+          } catch (_) {
+            parsed = text;
+          }
+          resolve({ status: res.statusCode, body: parsed });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
 }
 
 /** The next `event` from an emitter, or a rejection after `ms`. */
@@ -190,7 +198,7 @@ async function eventually(fn, ms = 5000) {
   }
 }
 
-module.exports = { startConfab, next, none, sleep, eventually, newStore, storeArgs, ON_POSTGRES };
+module.exports = { startConfab, next, none, sleep, eventually, newStore, storeArgs, createDatabase, restAt, ON_POSTGRES };
 
 /**
  * A MaxIM REST call on the same server (headers `app_id`, `access-token`, and `user_id` when
