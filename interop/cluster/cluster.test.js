@@ -80,6 +80,33 @@ function inbox(client) {
   };
 }
 
+/** The session token the SDK holds for `client`. */
+function tokenOf(client) {
+  const t = client._sessionManager && client._sessionManager._sessionToken;
+  return t && t.originalValue;
+}
+
+/**
+ * The HTTP status node `at` answers GET /1.1/rtm/notifications with (the SDK's call after a
+ * reconnect) for `clientId` with session token `st`: 200 while the token is good, 401 once revoked.
+ */
+async function tokenStatus(at, clientId, st) {
+  const r = await cluster.rest(at, 'GET', `/1.1/rtm/notifications?client_id=${encodeURIComponent(clientId)}&start_ts=0&notification_type=permanent`, undefined, {
+    key: 'app',
+    headers: { 'X-LC-IM-Session-Token': st },
+  });
+  return r.status;
+}
+
+/** Waits until node `at` refuses `st` (revoked on another node); resolves how long that took (ms). */
+async function revokedOn(at, clientId, st) {
+  const t0 = Date.now();
+  await eventually(async () => (await tokenStatus(at, clientId, st)) === 401, 5000).catch(() => {
+    throw new Error(`node ${at} still takes the revoked token of ${clientId} after 5 s`);
+  });
+  return Date.now() - t0;
+}
+
 // ------------------------------------------------------------------------------------- REST
 
 test('REST on any node: a conversation created through node 1 is read and written through node 3', async () => {
@@ -235,6 +262,9 @@ test('presence: check-online on node 3 sees a client of node 1 online, and offli
 test('kick: the REST kick sent to node 3 ends the session of a client on node 2 (close 4115)', async () => {
   const a = uid('kick-a');
   const alice = await login(2, a);
+  const st = tokenOf(alice);
+  // node 1 takes the token (and may cache it) before the kick
+  assert.equal(await tokenStatus(1, a, st), 200);
   const closed = next(alice, Event.CLOSE, 10000);
   const r = await cluster.rest(3, 'POST', `/1.2/rtm/clients/${a}/kick`, { reason: 'bye from 3' });
   assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -242,6 +272,10 @@ test('kick: the REST kick sent to node 3 ends the session of a client on node 2 
   assert.equal(ev.code, 4115);
   assert.equal(ev.reason, 'bye from 3');
   await eventually(async () => (await online(1, [a])).length === 0, 5000);
+  // the kick revoked the session token on every node
+  const ms = await revokedOn(1, a, st);
+  console.log(`kick: node 1 refused the revoked token after ${ms} ms`);
+  assert.equal(await tokenStatus(2, a, st), 401);
 });
 
 // ---------------------------------------------------------------------------- single device
@@ -249,12 +283,17 @@ test('kick: the REST kick sent to node 3 ends the session of a client on node 2 
 test('single-device login: the same client and tag logging in on node 2 ends (conflict) its session on node 1', async () => {
   const a = uid('sd-a');
   const first = await login(1, a, { tag: 'Web' });
+  const st = tokenOf(first);
+  assert.equal(await tokenStatus(3, a, st), 200);
   const conflict = next(first, Event.CONFLICT, 10000);
   const closedFirst = none(first, Event.CLOSE, 1500);
   const second = await login(2, a, { tag: 'Web' });
   const [payload] = await conflict;
   assert.equal(typeof payload.reason, 'string');
   assert.ok(await closedFirst, 'conflict, not close');
+  // the ended session's token is revoked on every node
+  const ms = await revokedOn(3, a, st);
+  console.log(`conflict: node 3 refused the revoked token after ${ms} ms`);
 
   // the new session works: a client on node 3 reaches it
   const bob = await login(3, uid('sd-b'));

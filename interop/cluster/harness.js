@@ -75,7 +75,7 @@ async function startCluster(name) {
   const started = await Promise.all(NODE_IDS.map((id) => startNode(db, id, 0, logFile(id))));
   const nodes = Object.fromEntries(started.map((n) => [n.id, n]));
   const lb = await startBalancer(started.map((n) => n.port));
-  const realtimes = [];
+  const connections = []; // every Realtime's connection (promises)
   const portOf = (at) => (at === 'lb' ? lb.port : nodes[at].port);
 
   const cluster = {
@@ -88,7 +88,8 @@ async function startCluster(name) {
     realtime(at, extra = {}, lc = app.leancloud) {
       const port = portOf(at);
       const rt = new Realtime({ appId: lc.app_id, appKey: lc.app_key, RTMServers: `wss://127.0.0.1:${port}`, server: `127.0.0.1:${port}`, ...extra });
-      realtimes.push(rt);
+      // its connection (the one the SDK's clients will use), to close at the end
+      connections.push(rt._open());
       return rt;
     },
     /** A REST call on node `at` (1, 2, 3) or 'lb' with the master key; `opts.lc` for another app. */
@@ -135,7 +136,7 @@ async function startCluster(name) {
     },
     /** Close every Realtime, the balancer and the nodes (SIGTERM); resolves the nodes' exit codes by id. */
     async stop() {
-      await closeRealtimes(realtimes);
+      await closeConnections(connections);
       await lb.close();
       const codes = {};
       for (const n of Object.values(nodes)) {
@@ -148,13 +149,18 @@ async function startCluster(name) {
   return cluster;
 }
 
-/** Close every Realtime still open (an open WebSocket, or one retrying, keeps the process alive). */
-async function closeRealtimes(realtimes) {
-  for (const rt of realtimes.splice(0)) {
-    const p = rt._openPromise;
-    if (!p) continue;
+/**
+ * Close every SDK connection still open (an open WebSocket, or one retrying, keeps the process
+ * alive), and drop the SDK's timers that would hold the process for nothing: those of commands
+ * never answered (sent to a node that was then killed; 20 s each), and the next retry of a
+ * connection closed while it waited to reconnect (the SDK's close leaves it scheduled).
+ */
+async function closeConnections(connections) {
+  for (const p of connections.splice(0)) {
     try {
       const conn = await p;
+      for (const pending of Object.values(conn._commands)) clearTimeout(pending.timeout);
+      clearTimeout(conn.__scheduledRetry);
       if (!conn.is('closed') && !conn.is('error')) conn.close();
     } catch (_) {
       // never connected
