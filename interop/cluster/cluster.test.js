@@ -1,8 +1,8 @@
 'use strict';
 // The official SDK (leancloud-realtime 4.3.1) on a three-node cluster (harness.js): whatever node a
 // client or an app server reaches, it sees one service — REST on any node, chat between clients
-// on different nodes (direct, group, chat room), receipts, presence, kicks and single-device
-// conflicts across nodes, and one rate allowance for the whole cluster.
+// on different nodes (direct, group, chat room), receipts, presence, app-wide broadcasts, kicks and
+// single-device conflicts across nodes, and one rate allowance for the whole cluster.
 const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const { TextMessage, Event, MessageStatus } = require('leancloud-realtime');
@@ -159,10 +159,16 @@ test('direct chat between a client on node 1 and one on node 2, both ways; uniqu
   const bobConv = await bob.createConversation({ members: [a], unique: true });
   assert.equal(bobConv.id, conv.id);
 
-  await sendAndReceive(conv, 'hello from node 1', [bob]);
+  const first = await sendAndReceive(conv, 'hello from node 1', [bob]);
   await sendAndReceive(bobConv, 'hello from node 2', [alice]);
   const history = await bobConv.queryMessages({ limit: 10 });
   assert.deepEqual(history.map((m) => m.text), ['hello from node 1', 'hello from node 2']);
+  // a recall on node 1 reaches bob on node 2
+  const recall = next(bob, Event.MESSAGE_RECALL);
+  await conv.recall(first);
+  const [recalled, rconv] = await recall;
+  assert.equal(recalled.id, first.id);
+  assert.equal(rconv.id, conv.id);
 });
 
 test('a group with members on all three nodes: each one\'s message reaches the other two', async () => {
@@ -249,12 +255,38 @@ test('presence: check-online on node 3 sees a client of node 1 online, and offli
   assert.deepEqual(await online(3, [a, b]), [a, b].sort());
   // the SDK's own online check (session query) on node 2 sees alice of node 1 too
   assert.deepEqual(await bob.ping([a]), [a]);
+  // and the app's stats on node 3 count both (the other tests' clients are closed by now)
+  await eventually(async () => (await cluster.rest(3, 'GET', '/1.2/rtm/stats')).body.result.online_user_count === 2, 5000).catch(async () => {
+    throw new Error(`stats on node 3: ${JSON.stringify((await cluster.rest(3, 'GET', '/1.2/rtm/stats')).body)}`);
+  });
 
   await alice.close();
   await eventually(async () => (await online(3, [a, b])).length === 1, 5000);
   assert.deepEqual(await online(3, [a, b]), [b]);
   assert.deepEqual(await online(1, [a]), []);
   assert.deepEqual(await bob.ping([a]), []);
+});
+
+// ---------------------------------------------------------------------------------- broadcast
+
+test('an app-wide broadcast sent through node 3 reaches clients online on nodes 1 and 2', async () => {
+  const [a, b] = [uid('bc-a'), uid('bc-b')];
+  const alice = await login(1, a);
+  const bob = await login(2, b);
+  const svc = await cluster.rest(3, 'POST', '/1.2/rtm/service-conversations', { name: 'announcements' });
+  assert.equal(svc.status, 200, JSON.stringify(svc.body));
+  const got = [next(alice, Event.MESSAGE), next(bob, Event.MESSAGE)];
+  const bc = await cluster.rest(3, 'POST', '/1.2/rtm/broadcasts', {
+    from_client: 'admin',
+    conv_id: svc.body.objectId,
+    message: JSON.stringify({ _lctype: -1, _lctext: 'maintenance at noon' }),
+  });
+  assert.equal(bc.status, 200, JSON.stringify(bc.body));
+  for (const [m, c] of await Promise.all(got)) {
+    assert.equal(m.id, bc.body['msg-id']);
+    assert.equal(m.text, 'maintenance at noon');
+    assert.equal(c.id, svc.body.objectId);
+  }
 });
 
 // --------------------------------------------------------------------------------------- kick
