@@ -15,6 +15,8 @@ use crate::config::Config;
 use crate::lock::DataDirLock;
 
 /// The store, its blobs, and the claim that makes this process the only one using them as it does.
+// One per process, never moved about: the NATS runtime's size in the PostgreSQL variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Backing {
     Sqlite { store: Arc<SqliteStore>, blobs: Arc<FileBlobs>, _lock: Option<DataDirLock> },
     Postgres { store: Arc<PgStore>, claim: NodeClaim, runtime: Option<NatsRuntime> },
