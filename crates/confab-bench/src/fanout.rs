@@ -86,7 +86,7 @@ pub(crate) fn cpu_secs(pid: &str) -> Option<f64> {
 /// What one run measured.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FanoutRun {
-    /// Messages the senders sent (acknowledged, or echoed back to them).
+    /// Messages the senders sent (acknowledged, or echoed back to them; for REST, accepted).
     pub sent: u64,
     /// Messages the receivers got (each receiver counts each message once).
     pub delivered: u64,
@@ -97,12 +97,14 @@ pub(crate) struct FanoutRun {
     /// When the senders began (after every client connected and joined), so that a watcher can
     /// tell the sending from the setup.
     pub began: Option<Instant>,
+    /// Requests that failed (REST runs).
+    pub errors: u64,
 }
 
 impl FanoutRun {
     pub fn new(sent: u64, delivered: u64, elapsed: Duration, mut latencies_us: Vec<u32>) -> Self {
         latencies_us.sort_unstable();
-        FanoutRun { sent, delivered, elapsed, latencies_us, began: None }
+        FanoutRun { sent, delivered, elapsed, latencies_us, began: None, errors: 0 }
     }
 
     /// The run, marked with when its senders began.

@@ -97,7 +97,7 @@ async fn conv_query(ws: &mut Socket, i: i32, r#where: Value, sort: Option<&str>,
 
 pub async fn login_catchup(a: LoginArgs) -> anyhow::Result<()> {
     let target = Target {
-        url: None,
+        url: Vec::new(),
         app_id: None,
         master_key: None,
         conversations: a.conversations,
@@ -155,7 +155,7 @@ pub async fn login_catchup(a: LoginArgs) -> anyhow::Result<()> {
             let mut lat = Vec::new();
             while !done.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                if lc.http.get(format!("{}/healthz", lc.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+                if lc.http.get(format!("{}/healthz", lc.base(0))).send().await.is_ok_and(|r| r.status().is_success()) {
                     lat.push(t.elapsed().as_micros() as u32);
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -177,7 +177,7 @@ pub async fn login_catchup(a: LoginArgs) -> anyhow::Result<()> {
                     break;
                 }
                 let peer = &clients[i % clients.len()];
-                let Ok(mut ws) = ws::socket(&lc).await else {
+                let Ok(mut ws) = ws::socket(&lc, 0).await else {
                     errors += 1;
                     continue;
                 };
@@ -201,7 +201,7 @@ pub async fn login_catchup(a: LoginArgs) -> anyhow::Result<()> {
     // one login and the SDK's next requests, with the store counting its work
     store.count_work(true);
     store.work(true);
-    let mut ws = ws::socket(&lc).await?;
+    let mut ws = ws::socket(&lc, 0).await?;
     let opened = ws::open(&mut ws, &lc.app_id, &clients[0], session()).await?;
     let unread = unread_push(&mut ws).await;
     let counts: Vec<i32> = unread.as_ref().map(|u| u.convs.iter().map(|c| c.unread).collect()).unwrap_or_default();

@@ -11,6 +11,8 @@
 //!   `--addr`), the XMPP peer of the side-by-side rig.
 //! * `fanout-rig`: ws-fanout, nats-fanout and xmpp-fanout side by side, interleaved, each
 //!   against a server the rig starts, with CPU and ratios (issue 12's yardstick).
+//! * `cluster-rig`: rest-send and ws-fanout side by side against one node on SQLite, one on
+//!   PostgreSQL and three on PostgreSQL + NATS, interleaved, with each process's CPU (issue 13).
 //! * `nats-fanout`: the ws-fanout topology on raw NATS core pub/sub (async-nats clients, Debian's
 //!   `nats-server`), the bus's speed to compare confab's fan-out with.
 //! * `conn-idle`: idle realtime sessions, and the server's resident memory per session.
@@ -45,9 +47,11 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Target {
-    /// A running confab (default: start one in this process).
-    #[arg(long)]
-    url: Option<String>,
+    /// A running confab (default: start one in this process). Several (repeated or
+    /// comma-separated): the nodes of one cluster; REST clients take them in turn (client k the
+    /// node k mod n), and so do the members of a fan-out (member k of the run the node k mod n).
+    #[arg(long, value_delimiter = ',')]
+    url: Vec<String>,
     #[arg(long, requires = "url")]
     app_id: Option<String>,
     #[arg(long, requires = "url")]
@@ -116,6 +120,10 @@ enum Cmd {
     /// NATS core and ejabberd's MUC, interleaved, with each server's and the generator's CPU, and
     /// confab's ratios to the others.
     FanoutRig(rig::RigArgs),
+    /// REST sends and group fan-out side by side in one sitting against one confab node on
+    /// SQLite, one on PostgreSQL and a cluster of nodes on PostgreSQL + NATS, interleaved, with
+    /// the CPU of every process (each node, PostgreSQL, nats-server, the generator).
+    ClusterRig(cluster::ClusterArgs),
     /// Idle realtime sessions: the server's resident memory per session.
     ConnIdle {
         /// A running confab (`http://host:port`); without it, an in-process server over
@@ -182,6 +190,7 @@ enum Cmd {
     LoginCatchup(login::LoginArgs),
 }
 
+mod cluster;
 mod fanout;
 mod fuzz;
 mod hook;
@@ -196,7 +205,8 @@ mod ws;
 mod xmpp;
 
 pub(crate) struct Lc {
-    base: String,
+    /// The server's base URL, or each node's of a cluster (at least one).
+    bases: Vec<String>,
     app_id: String,
     master_key: String,
     http: reqwest::Client,
@@ -205,8 +215,13 @@ pub(crate) struct Lc {
 
 impl Lc {
     async fn connect(t: &Target) -> anyhow::Result<Lc> {
-        if let Some(url) = &t.url {
-            return Lc::remote(url, &t.app_id.clone().context("--app-id")?, &t.master_key.clone().context("--master-key")?, t.concurrency);
+        if !t.url.is_empty() {
+            return Lc::remote(
+                &t.url,
+                &t.app_id.clone().context("--app-id")?,
+                &t.master_key.clone().context("--master-key")?,
+                t.concurrency,
+            );
         }
         let http = reqwest::Client::builder().pool_max_idle_per_host(t.concurrency * 2).build()?;
         let dir = tempfile::tempdir()?;
@@ -217,7 +232,7 @@ impl Lc {
         // the benchmark measures the server, not the rate limiter
         server.engine.apps().set_app_limit("bench", "rates.lc.message.per_minute", "100000000").await.map_err(anyhow::Error::msg)?;
         Ok(Lc {
-            base: format!("http://{}", server.addr),
+            bases: vec![format!("http://{}", server.addr)],
             app_id: app.keys.leancloud.app_id.clone(),
             master_key: app.keys.leancloud.master_key.clone(),
             http,
@@ -225,10 +240,11 @@ impl Lc {
         })
     }
 
-    /// A running confab at `url`, and one of its apps.
-    fn remote(url: &str, app_id: &str, master_key: &str, concurrency: usize) -> anyhow::Result<Lc> {
+    /// A running confab at `urls` (one, or the nodes of a cluster), and one of its apps.
+    fn remote(urls: &[String], app_id: &str, master_key: &str, concurrency: usize) -> anyhow::Result<Lc> {
+        anyhow::ensure!(!urls.is_empty(), "no server URL");
         Ok(Lc {
-            base: url.trim_end_matches('/').to_string(),
+            bases: urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect(),
             app_id: app_id.to_string(),
             master_key: master_key.to_string(),
             http: reqwest::Client::builder().pool_max_idle_per_host(concurrency * 2).build()?,
@@ -236,9 +252,20 @@ impl Lc {
         })
     }
 
+    /// The base URL of node `k` (mod the number of nodes).
+    fn base(&self, k: usize) -> &str {
+        &self.bases[k % self.bases.len()]
+    }
+
+    /// A request to the first node.
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.req_via(0, method, path)
+    }
+
+    /// A request to node `k` (mod the number of nodes), as the app's server (master key).
+    fn req_via(&self, k: usize, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base(k)))
             .header("X-LC-Id", &self.app_id)
             .header("X-LC-Key", format!("{},master", self.master_key))
             .header("Content-Type", "application/json")
@@ -288,8 +315,20 @@ pub(crate) fn report(what: &str, mut lat: Vec<u32>, errors: usize, elapsed: Dura
     );
 }
 
-/// Run `f(worker, i)` from `concurrency` workers until `seconds` pass.
+/// Run `f(worker, i)` from `concurrency` workers until `seconds` pass, and print the result.
 async fn drive<F, Fut>(what: &str, concurrency: usize, seconds: u64, f: F) -> anyhow::Result<()>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let run = drive_run(concurrency, seconds, f).await?;
+    report(what, run.latencies_us, run.errors as usize, run.elapsed);
+    Ok(())
+}
+
+/// Run `f(worker, i)` from `concurrency` workers until `seconds` pass: the calls that returned
+/// true are `sent`, with their latencies; the others `errors`.
+async fn drive_run<F, Fut>(concurrency: usize, seconds: u64, f: F) -> anyhow::Result<fanout::FanoutRun>
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -315,8 +354,8 @@ where
         });
     }
     let (all, errors) = gather(tasks).await?;
-    report(what, all, errors, start.elapsed());
-    Ok(())
+    let run = fanout::FanoutRun::new(all.len() as u64, 0, start.elapsed(), all).began_at(start);
+    Ok(fanout::FanoutRun { errors: errors as u64, ..run })
 }
 
 /// The latencies and error counts of workers, put together.
@@ -333,15 +372,24 @@ pub(crate) async fn gather(mut tasks: tokio::task::JoinSet<(Vec<u32>, usize)>) -
 async fn rest_send(t: Target) -> anyhow::Result<()> {
     let lc = Arc::new(Lc::connect(&t).await?);
     let convs = Arc::new(lc.conversations(t.conversations, t.one_to_one).await?);
-    let one_to_one = t.one_to_one;
+    let run = rest_send_on(&lc, &convs, &t).await?;
+    report("rest-send", run.latencies_us, run.errors as usize, run.elapsed);
+    Ok(())
+}
+
+/// One `rest-send` run against `lc`'s server, to `convs` (made by [`Lc::conversations`] with
+/// `t.one_to_one`): `sent` is the messages the server accepted. Client `w` sends to node `w`.
+pub(crate) async fn rest_send_on(lc: &Arc<Lc>, convs: &Arc<Vec<String>>, t: &Target) -> anyhow::Result<fanout::FanoutRun> {
+    let (lc, convs, one_to_one) = (lc.clone(), convs.clone(), t.one_to_one);
     let message = "{\"_lctype\":-1,\"_lctext\":\"a benchmark message of ordinary length\"}";
-    drive("rest-send", t.concurrency, t.seconds, move |w, i| {
+    drive_run(t.concurrency, t.seconds, move |w, i| {
         let (lc, convs) = (lc.clone(), convs.clone());
         async move {
             let k = (w * 7919 + i) % convs.len();
             let from = if one_to_one { format!("u{k}a") } else { "bench".to_string() };
             let body = json!({"from_client": from, "message": message}).to_string();
-            let r = lc.req(reqwest::Method::POST, &format!("/1.2/rtm/conversations/{}/messages", convs[k])).body(body).send().await;
+            let path = format!("/1.2/rtm/conversations/{}/messages", convs[k]);
+            let r = lc.req_via(w, reqwest::Method::POST, &path).body(body).send().await;
             matches!(r, Ok(r) if r.status().is_success())
         }
     })
@@ -349,7 +397,7 @@ async fn rest_send(t: Target) -> anyhow::Result<()> {
 }
 
 async fn em_send(t: Target) -> anyhow::Result<()> {
-    anyhow::ensure!(t.url.is_none(), "em-send starts its own server: drop --url");
+    anyhow::ensure!(t.url.is_empty(), "em-send starts its own server: drop --url");
     let lc = Lc::connect(&t).await?;
     let (server, _) = lc._server.as_ref().context("in-process server")?;
     let app =
@@ -358,7 +406,7 @@ async fn em_send(t: Target) -> anyhow::Result<()> {
         server.engine.apps().set_app_limit("bench", k, v).await.map_err(anyhow::Error::msg)?;
     }
     let em = &app.keys.easemob;
-    let base = format!("{}/{}/{}", lc.base, em.org_name, em.app_name);
+    let base = format!("{}/{}/{}", lc.base(0), em.org_name, em.app_name);
     let grant = json!({"grant_type": "client_credentials", "client_id": em.client_id, "client_secret": em.client_secret});
     let r: Value = lc.http.post(format!("{base}/token")).json(&grant).send().await?.json().await?;
     let auth = format!("Bearer {}", r["access_token"].as_str().context("access_token")?);
@@ -390,7 +438,7 @@ async fn rest_history(t: Target) -> anyhow::Result<()> {
         let (lc, convs) = (lc.clone(), convs.clone());
         async move {
             let conv = &convs[(w * 7919 + i) % convs.len()];
-            let r = lc.req(reqwest::Method::GET, &format!("/1.2/rtm/conversations/{conv}/messages?limit=20")).send().await;
+            let r = lc.req_via(w, reqwest::Method::GET, &format!("/1.2/rtm/conversations/{conv}/messages?limit=20")).send().await;
             matches!(r, Ok(r) if r.status().is_success())
         }
     })
@@ -488,6 +536,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::XmppFanout { addr, domain, topology } => xmpp::fanout(addr, domain, topology.topology()).await,
         Cmd::NatsFanout(a) => nats::fanout(a).await,
         Cmd::FanoutRig(args) => rig::rig(args).await,
+        Cmd::ClusterRig(args) => cluster::cluster_rig(args).await,
         Cmd::ConnIdle { url, app_id, server_pid, sessions, warmup, concurrency, pipes_only } => {
             let remote = url.map(|u| (u, app_id.unwrap_or_default(), server_pid.unwrap_or_default()));
             mem::conn_idle(mem::IdleTarget { remote, sessions, warmup: warmup.min(sessions), concurrency, pipes_only }).await

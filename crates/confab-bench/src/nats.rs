@@ -159,17 +159,29 @@ pub(crate) async fn fanout_on(url: &str, topo: &Topology) -> anyhow::Result<Fano
 }
 
 /// Debian's `nats-server` as a child process on a free port of 127.0.0.1, core NATS only (no
-/// JetStream); killed on drop.
+/// JetStream) unless started with [`NatsServer::start_jetstream`]; killed on drop.
 pub(crate) struct NatsServer {
     child: Child,
     port: u16,
     /// Its output, shown if it fails to start.
     log: tempfile::NamedTempFile,
+    /// JetStream's store directory, when it has JetStream.
+    _store: Option<tempfile::TempDir>,
 }
 
 impl NatsServer {
     /// Start it and wait until it accepts connections.
     pub fn start() -> anyhow::Result<NatsServer> {
+        Self::launch(None)
+    }
+
+    /// Start it with JetStream (what a confab cluster's runtime needs), storing in a fresh temp
+    /// directory.
+    pub fn start_jetstream() -> anyhow::Result<NatsServer> {
+        Self::launch(Some(tempfile::tempdir()?))
+    }
+
+    fn launch(store: Option<tempfile::TempDir>) -> anyhow::Result<NatsServer> {
         anyhow::ensure!(
             std::path::Path::new(NATS_SERVER).exists(),
             "{NATS_SERVER} not found: install Debian's NATS server (apt-get install nats-server)"
@@ -177,14 +189,14 @@ impl NatsServer {
         // a free port: bound by us, released, then given to the server
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
         let log = tempfile::NamedTempFile::new()?;
-        let child = Command::new(NATS_SERVER)
-            .args(["--addr", "127.0.0.1", "--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.reopen()?)
-            .stderr(log.reopen()?)
-            .spawn()
-            .with_context(|| format!("start {NATS_SERVER}"))?;
-        let mut server = NatsServer { child, port, log };
+        let mut cmd = Command::new(NATS_SERVER);
+        cmd.args(["--addr", "127.0.0.1", "--port", &port.to_string()]);
+        if let Some(dir) = &store {
+            cmd.arg("--jetstream").arg("--store_dir").arg(dir.path());
+        }
+        let child =
+            cmd.stdin(Stdio::null()).stdout(log.reopen()?).stderr(log.reopen()?).spawn().with_context(|| format!("start {NATS_SERVER}"))?;
+        let mut server = NatsServer { child, port, log, _store: store };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let until = Instant::now() + Duration::from_secs(10);
         loop {

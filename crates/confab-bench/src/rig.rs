@@ -8,8 +8,14 @@
 //!
 //! Every server runs on 127.0.0.1 on a port of its own, started by the rig and stopped at the
 //! end; confab's on a fresh data directory, durable as it is by default.
+//!
+//! The machinery is shared with `cluster-rig` (`cluster.rs`): [`Confab`] starts `confab serve`
+//! nodes on SQLite or PostgreSQL, alone or as a cluster; [`measured`] runs one workload while it
+//! samples the CPU of the watched processes ([`Procs`]); [`grouped`] and [`mean`] make the
+//! tables.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,88 +48,307 @@ pub(crate) struct RigArgs {
     systems: Vec<String>,
 }
 
-/// `confab serve` on a fresh data directory, with an app whose message rate limit is out of the
-/// way (the rig measures delivery, not the limiter).
-struct ConfabServer {
-    child: Child,
-    _dir: tempfile::TempDir,
-    lc: Arc<Lc>,
+/// Where a [`Confab`]'s nodes keep their data: a fresh data directory of the embedded store, or a
+/// fresh database on a PostgreSQL server (shared by the nodes of a cluster).
+pub(crate) enum Storage {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgDatabase),
 }
 
-impl ConfabServer {
-    async fn start(bin: &PathBuf) -> anyhow::Result<ConfabServer> {
+impl Storage {
+    pub fn sqlite() -> anyhow::Result<Storage> {
+        Ok(Storage::Sqlite(tempfile::tempdir()?))
+    }
+
+    /// The `confab` flags that name it.
+    fn args(&self) -> Vec<std::ffi::OsString> {
+        match self {
+            Storage::Sqlite(dir) => vec!["--data-dir".into(), dir.path().into()],
+            Storage::Postgres(db) => vec!["--database-url".into(), db.url().into()],
+        }
+    }
+}
+
+/// A fresh database on a PostgreSQL server, made with `psql` and dropped (`WITH (FORCE)`) on drop.
+pub(crate) struct PgDatabase {
+    /// The server, `postgres://user@host:port`.
+    server: String,
+    pub name: String,
+}
+
+impl PgDatabase {
+    pub fn create(server: &str, name: &str) -> anyhow::Result<PgDatabase> {
+        let db = PgDatabase { server: server.trim_end_matches('/').to_string(), name: name.to_string() };
+        db.psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        db.psql(&format!("CREATE DATABASE {name}"))?;
+        Ok(db)
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+
+    /// Run `sql` in the server's `postgres` database.
+    fn psql(&self, sql: &str) -> anyhow::Result<()> {
+        let out = Command::new("psql")
+            .arg(format!("{}/postgres", self.server))
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .context("run psql (PostgreSQL's client)")?;
+        anyhow::ensure!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        Ok(())
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Err(e) = self.psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+            eprintln!("{e}");
+        }
+    }
+}
+
+/// `confab serve` in processes of their own: one node, or the nodes of a cluster (node ids 1..,
+/// one database, one NATS server), each on a port of its own, logging warnings and errors to a
+/// file of its own; with an app whose message rate limit is out of the way (the rigs measure the
+/// servers, not the limiter). The nodes are killed on drop, then the storage goes.
+pub(crate) struct Confab {
+    nodes: Nodes,
+    pub lc: Arc<Lc>,
+    _storage: Storage,
+}
+
+/// The nodes' processes, each with its log; killed on drop.
+struct Nodes(Vec<(Child, tempfile::NamedTempFile)>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Confab {
+    /// `count` nodes on `storage`; with `nats_url`, as a cluster (PostgreSQL only).
+    pub async fn start(bin: &Path, storage: Storage, nats_url: Option<&str>, count: usize) -> anyhow::Result<Confab> {
         anyhow::ensure!(bin.exists(), "no confab binary at {} (cargo build --release -p confab-server -p confab-bench)", bin.display());
-        let dir = tempfile::tempdir()?;
+        let command = || {
+            let mut c = Command::new(bin);
+            // the flags say everything; none of the environment's confab settings
+            for k in ["CONFAB_DATA_DIR", "CONFAB_DATABASE_URL", "CONFAB_NATS_URL", "CONFAB_NODE_ID", "CONFAB_LISTEN", "CONFAB_CONFIG"] {
+                c.env_remove(k);
+            }
+            c
+        };
         let cli = |args: &[&str]| -> anyhow::Result<String> {
-            let out = Command::new(bin).args(args).env("CONFAB_DATA_DIR", dir.path()).output()?;
+            let out = command().args(args).args(storage.args()).output()?;
             anyhow::ensure!(out.status.success(), "confab {args:?}: {}", String::from_utf8_lossy(&out.stderr));
             Ok(String::from_utf8(out.stdout)?)
         };
         let app: Value = serde_json::from_str(&cli(&["app", "create", "--name", "bench", "--json"])?)?;
-        cli(&["app", "set", "bench", "rates.lc.message.per_minute=100000000"])?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(bin)
-            .arg("serve")
-            .env("CONFAB_DATA_DIR", dir.path())
-            .env("CONFAB_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start confab serve")?;
-        let base = format!("http://127.0.0.1:{port}");
+        cli(&["app", "limits", "bench", "--set", "rates.lc.message.per_minute=100000000"])?;
+        let (mut nodes, mut bases) = (Nodes(Vec::new()), Vec::new());
+        for node in 1..=count {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let log = tempfile::NamedTempFile::new()?;
+            let mut c = command();
+            c.arg("serve").args(storage.args()).arg("--listen").arg(format!("127.0.0.1:{port}"));
+            if let Storage::Postgres(_) = storage {
+                c.arg("--node-id").arg(node.to_string());
+            }
+            if let Some(url) = nats_url {
+                c.arg("--nats-url").arg(url);
+            }
+            let child = c
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log.reopen()?)
+                .spawn()
+                .context("start confab serve")?;
+            nodes.0.push((child, log));
+            bases.push(format!("http://127.0.0.1:{port}"));
+        }
         let http = reqwest::Client::new();
         let ready = Instant::now() + Duration::from_secs(30);
-        while http.get(format!("{base}/healthz")).send().await.is_err() {
-            anyhow::ensure!(Instant::now() < ready, "confab serve did not answer /healthz within 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        for (i, base) in bases.iter().enumerate() {
+            while http.get(format!("{base}/healthz")).send().await.is_err() {
+                let (child, log) = &mut nodes.0[i];
+                if let Some(status) = child.try_wait()? {
+                    anyhow::bail!("confab serve (node {}) exited ({status}):\n{}", i + 1, std::fs::read_to_string(log.path())?);
+                }
+                anyhow::ensure!(Instant::now() < ready, "confab serve (node {}) did not answer /healthz within 30 s", i + 1);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         let key = |k: &str| app["leancloud"][k].as_str().map(str::to_string).with_context(|| format!("app create --json: leancloud.{k}"));
-        let lc = Lc::remote(&base, &key("app_id")?, &key("master_key")?, 256)?;
-        Ok(ConfabServer { child, _dir: dir, lc: Arc::new(lc) })
+        let lc = Arc::new(Lc::remote(&bases, &key("app_id")?, &key("master_key")?, 256)?);
+        Ok(Confab { nodes, lc, _storage: storage })
+    }
+
+    /// Each node's process id.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.0.iter().map(|(c, _)| c.id()).collect()
+    }
+
+    /// What the nodes logged (warnings and errors), counted, with the first lines of each, and
+    /// whether a node is gone.
+    pub fn report_logs(&mut self, what: &str) {
+        for (i, (child, log)) in self.nodes.0.iter_mut().enumerate() {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            if let Ok(Some(status)) = child.try_wait() {
+                println!("{what}, node {}: exited ({status})", i + 1);
+            }
+            if !lines.is_empty() {
+                println!("{what}, node {}: {} log lines (warnings and errors), the first:", i + 1, lines.len());
+                for l in lines.iter().take(3) {
+                    println!("    {l}");
+                }
+            }
+        }
     }
 }
 
-impl ConfabServer {
-    fn pid(&self) -> u32 {
-        self.child.id()
+/// Processes whose CPU time a rig reads.
+#[derive(Clone, Debug)]
+pub(crate) enum Procs {
+    /// One process.
+    Pid(u32),
+    /// This generator.
+    Generator,
+    /// The local PostgreSQL server's processes that work for database `db`: its backends (their
+    /// titles name it), and the server's own shared ones (the postmaster, the checkpointer, the
+    /// background and WAL writers, the launchers), which every database's writes feed. Found
+    /// anew at every sample (`/proc/*/comm` is `postgres`), so that backends born during a run
+    /// count too.
+    Postgres { db: String },
+}
+
+/// The postgres processes that serve no one database (their titles end so).
+const PG_SHARED: [&str; 7] = [
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum launcher",
+    "logical replication launcher",
+    "archiver",
+    "stats collector",
+];
+
+impl Procs {
+    /// Each process's CPU seconds used so far.
+    fn read(&self) -> Vec<(u32, f64)> {
+        match self {
+            Procs::Pid(pid) => cpu_secs(&pid.to_string()).map(|c| vec![(*pid, c)]).unwrap_or_default(),
+            Procs::Generator => cpu_secs("self").map(|c| vec![(std::process::id(), c)]).unwrap_or_default(),
+            Procs::Postgres { db } => {
+                let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                    .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "postgres"))
+                    .filter(|pid| {
+                        let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                        let title = String::from_utf8_lossy(&title).replace('\0', " ");
+                        match title.strip_prefix("postgres: ") {
+                            // a backend ("15/main: USER DB HOST(PORT) STATE") or a shared process
+                            Some(t) => t.split_whitespace().any(|w| w == db) || PG_SHARED.iter().any(|s| t.trim_end().ends_with(s)),
+                            // the postmaster, titled by its command line
+                            None => !title.is_empty(),
+                        }
+                    })
+                    .filter_map(|pid| Some((pid, cpu_secs(&pid.to_string())?)))
+                    .collect()
+            }
+        }
     }
 }
 
-impl Drop for ConfabServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The CPU time the server and this generator had used at one moment.
-#[derive(Clone, Copy)]
+/// The CPU time each watched set of processes had used at one moment, process by process.
 struct Sample {
     at: Instant,
-    server: Option<f64>,
-    generator: Option<f64>,
+    cpu: Vec<Vec<(u32, f64)>>,
 }
 
-/// One run's result with the CPU each side used, as a share of one core (100% = one core busy).
-struct Row {
-    system: &'static str,
-    window: usize,
-    run: FanoutRun,
-    server_cpu: f64,
-    generator_cpu: f64,
+/// CPU seconds the `j`th set used between the first and the last of `samples`: each process's
+/// last reading less its first (0 for a process born in between; one that ended counts to its
+/// last reading).
+fn used(samples: &[Sample], j: usize) -> f64 {
+    let first: HashMap<u32, f64> = samples[0].cpu[j].iter().copied().collect();
+    let mut last = HashMap::new();
+    for s in samples {
+        last.extend(s.cpu[j].iter().copied());
+    }
+    last.iter().map(|(pid, c)| c - first.get(pid).copied().unwrap_or(0.0)).sum()
 }
 
-/// Run `run` and read the CPU the server (`pid`) and this process used while its senders sent: a
-/// sampler reads both every 50 ms, and the run's `began` and `elapsed` pick the span (the whole
-/// call when the generator does not say when it began).
-async fn measured(
-    system: &'static str,
-    window: usize,
-    pid: u32,
+/// What a run's rate counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Count {
+    /// Messages the server accepted (REST).
+    Messages,
+    /// Messages the receivers got (fan-out).
+    Deliveries,
+}
+
+impl Count {
+    fn of(self, run: &FanoutRun) -> f64 {
+        match self {
+            Count::Messages => run.sent_per_sec(),
+            Count::Deliveries => run.deliveries_per_sec(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Count::Messages => "messages",
+            Count::Deliveries => "deliveries",
+        }
+    }
+}
+
+/// One run's result with the CPU each watched set of processes used while it sent.
+pub(crate) struct Row {
+    pub system: String,
+    pub workload: String,
+    pub count: Count,
+    pub run: FanoutRun,
+    /// CPU seconds by name, over the sending span.
+    pub cpu: Vec<(String, f64)>,
+    /// The sending span, in seconds.
+    pub span: f64,
+}
+
+impl Row {
+    /// Deliveries or messages a second, as the run counts.
+    pub fn rate(&self) -> f64 {
+        self.count.of(&self.run)
+    }
+
+    /// CPU seconds of the sets named `name` (NaN: none).
+    pub fn cpu_of(&self, name: &str) -> f64 {
+        self.cpu.iter().find(|(n, _)| n == name).map_or(f64::NAN, |(_, c)| *c)
+    }
+
+    /// The same as a share of one core (100% = one core busy).
+    pub fn share(&self, name: &str) -> f64 {
+        self.cpu_of(name) / self.span * 100.0
+    }
+}
+
+/// Run `run` and read the CPU each of `watch` used while its senders sent: a sampler reads them
+/// every 50 ms, and the run's `began` and `elapsed` pick the span (the whole call when the
+/// generator does not say when it began). Prints the run's line.
+pub(crate) async fn measured(
+    system: &str,
+    workload: &str,
+    count: Count,
+    watch: &[(String, Procs)],
     run: impl std::future::Future<Output = anyhow::Result<FanoutRun>>,
 ) -> anyhow::Result<Row> {
-    let server = pid.to_string();
-    let sample = move || Sample { at: Instant::now(), server: cpu_secs(&server), generator: cpu_secs("self") };
+    let procs: Vec<Procs> = watch.iter().map(|(_, p)| p.clone()).collect();
+    let sample = move || Sample { at: Instant::now(), cpu: procs.iter().map(Procs::read).collect() };
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let sampler = tokio::spawn(async move {
         let mut samples = vec![sample()];
@@ -145,36 +370,59 @@ async fn measured(
         None => (samples[0].at, samples[samples.len() - 1].at),
     };
     // the samples nearest the span's ends
-    let nearest = |t: Instant| samples.iter().min_by_key(|s| s.at.max(t) - s.at.min(t)).copied();
+    let nearest = |t: Instant| (0..samples.len()).min_by_key(|&i| samples[i].at.max(t) - samples[i].at.min(t)).unwrap_or(0);
     let (a, b) = (nearest(from), nearest(to));
-    let share = |pick: fn(&Sample) -> Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b.at > a.at => match (pick(&a), pick(&b)) {
-            (Some(x), Some(y)) => (y - x) / (b.at - a.at).as_secs_f64() * 100.0,
-            _ => f64::NAN,
-        },
-        _ => f64::NAN,
-    };
-    let row = Row { system, window, server_cpu: share(|s| s.server), generator_cpu: share(|s| s.generator), run };
+    let span = &samples[a..=b.max(a)];
+    let secs = (span[span.len() - 1].at - span[0].at).as_secs_f64();
+    let cpu = watch.iter().enumerate().map(|(j, (name, _))| (name.clone(), if secs > 0.0 { used(span, j) } else { f64::NAN })).collect();
+    let row = Row { system: system.to_string(), workload: workload.to_string(), count, run, cpu, span: secs };
+    let mut also = Vec::new();
+    if count == Count::Deliveries {
+        also.push(format!("{:.0} messages/s", row.run.sent_per_sec()));
+    }
+    if row.run.errors > 0 {
+        also.push(format!("{} errors", row.run.errors));
+    }
+    let also = if also.is_empty() { String::new() } else { format!(" ({})", also.join(", ")) };
+    let cpu: Vec<String> = row.cpu.iter().map(|(n, c)| format!("{n} {c:.2} s ({:.0}%)", c / secs * 100.0)).collect();
     println!(
-        "{system} window {window}: {:.0} deliveries/s ({:.0} messages/s), p50 {:.1} ms, p99 {:.1} ms; server CPU {:.0}%, generator CPU {:.0}% (100% = one core busy)",
-        row.run.deliveries_per_sec(),
-        row.run.sent_per_sec(),
+        "{system}, {workload}: {:.0} {}/s{also}, p50 {:.1} ms, p99 {:.1} ms; CPU {} (100% = one core busy)",
+        row.rate(),
+        count.name(),
         row.run.latency_ms(0.5),
         row.run.latency_ms(0.99),
-        row.server_cpu,
-        row.generator_cpu
+        cpu.join(", ")
     );
     Ok(row)
+}
+
+/// The rows by system and workload, in the order each first ran.
+pub(crate) fn grouped(rows: &[Row]) -> Vec<Vec<&Row>> {
+    let mut groups: Vec<Vec<&Row>> = Vec::new();
+    for r in rows {
+        match groups.iter_mut().find(|g| g[0].system == r.system && g[0].workload == r.workload) {
+            Some(g) => g.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+}
+
+/// The mean of `f` over `rows`.
+pub(crate) fn mean(rows: &[&Row], f: impl Fn(&Row) -> f64) -> f64 {
+    rows.iter().map(|r| f(r)).sum::<f64>() / rows.len() as f64
+}
+
+/// Each run's rate, `a · b · c`.
+pub(crate) fn each_run(rows: &[&Row]) -> String {
+    rows.iter().map(|r| format!("{:.0}", r.rate())).collect::<Vec<_>>().join(" · ")
 }
 
 pub(crate) async fn rig(a: RigArgs) -> anyhow::Result<()> {
     let want = |s: &str| a.systems.iter().any(|x| x == s);
     let topo = |window| Topology { groups: a.groups, members: a.members, window, seconds: a.seconds, rate: None };
-    let bin = match &a.confab {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("confab"),
-    };
-    let confab = if want("confab") { Some(ConfabServer::start(&bin).await?) } else { None };
+    let bin = confab_bin(a.confab.as_deref())?;
+    let mut confab = if want("confab") { Some(Confab::start(&bin, Storage::sqlite()?, None, 1).await?) } else { None };
     let nats = if want("nats") { Some(crate::nats::NatsServer::start()?) } else { None };
     let ejabberd = if want("ejabberd") { Some(crate::xmpp::Ejabberd::start()?) } else { None };
     println!(
@@ -185,59 +433,68 @@ pub(crate) async fn rig(a: RigArgs) -> anyhow::Result<()> {
         a.runs,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let watch = |pid: u32| [("server".to_string(), Procs::Pid(pid)), ("generator".to_string(), Procs::Generator)];
+    let d = Count::Deliveries;
     let mut rows = Vec::new();
     for round in 1..=a.runs {
         println!("-- round {round}");
         if let Some(c) = &confab {
-            for w in [1, 16] {
-                rows.push(measured("confab", w, c.pid(), crate::ws::fanout_on(&c.lc, &topo(w), None)).await?);
+            let w = watch(c.pids()[0]);
+            for window in [1, 16] {
+                rows.push(measured("confab", &format!("window {window}"), d, &w, crate::ws::fanout_on(&c.lc, &topo(window), None)).await?);
             }
             // window 16 again, each sender paced at half the rate it just reached: the latency
             // with room to spare
             let full = rows.last().map_or(0.0, |r: &Row| r.run.sent_per_sec());
             let half = Topology { rate: Some(full / 2.0 / a.groups as f64), ..topo(16) };
-            rows.push(measured("confab, half rate", 16, c.pid(), crate::ws::fanout_on(&c.lc, &half, None)).await?);
+            rows.push(measured("confab, half rate", "window 16", d, &w, crate::ws::fanout_on(&c.lc, &half, None)).await?);
         }
         if let Some(n) = &nats {
-            rows.push(measured("nats", 16, n.pid(), crate::nats::fanout_on(&n.url(), &topo(16))).await?);
+            rows.push(measured("nats", "window 16", d, &watch(n.pid()), crate::nats::fanout_on(&n.url(), &topo(16))).await?);
         }
         if let Some(e) = &ejabberd {
-            rows.push(measured("ejabberd", 16, e.pid(), crate::xmpp::fanout_on(e.addr(), e.domain(), &topo(16))).await?);
+            rows.push(
+                measured("ejabberd", "window 16", d, &watch(e.pid()), crate::xmpp::fanout_on(e.addr(), e.domain(), &topo(16))).await?,
+            );
         }
     }
     summary(&rows);
+    if let Some(c) = &mut confab {
+        c.report_logs("confab");
+    }
     Ok(())
+}
+
+/// The `confab` binary: `given`, or the one beside this program (`target/release/confab`).
+pub(crate) fn confab_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    Ok(match given {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()?.with_file_name("confab"),
+    })
 }
 
 /// Each system's mean over its runs, and confab's ratios to the others.
 fn summary(rows: &[Row]) {
-    let mut keys: Vec<(&str, usize)> = rows.iter().map(|r| (r.system, r.window)).collect();
-    keys.dedup();
-    keys.sort();
-    keys.dedup();
     println!("\n| system | window | deliveries/s, each run | mean | p50 ms (mean) | p99 ms (mean) | server CPU | generator CPU |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut means = Vec::new();
-    for (system, window) in keys {
-        let of: Vec<&Row> = rows.iter().filter(|r| r.system == system && r.window == window).collect();
-        let n = of.len() as f64;
-        let mean = |f: &dyn Fn(&Row) -> f64| of.iter().map(|r| f(r)).sum::<f64>() / n;
-        let each: Vec<String> = of.iter().map(|r| format!("{:.0}", r.run.deliveries_per_sec())).collect();
-        let rate = mean(&|r| r.run.deliveries_per_sec());
+    for of in grouped(rows) {
+        let (system, window) = (&of[0].system, of[0].workload.trim_start_matches("window "));
+        let rate = mean(&of, Row::rate);
         println!(
             "| {system} | {window} | {} | {rate:.0} | {:.1} | {:.1} | {:.0}% | {:.0}% |",
-            each.join(" · "),
-            mean(&|r| r.run.latency_ms(0.5)),
-            mean(&|r| r.run.latency_ms(0.99)),
-            mean(&|r| r.server_cpu),
-            mean(&|r| r.generator_cpu),
+            each_run(&of),
+            mean(&of, |r| r.run.latency_ms(0.5)),
+            mean(&of, |r| r.run.latency_ms(0.99)),
+            mean(&of, |r| r.share("server")),
+            mean(&of, |r| r.share("generator")),
         );
-        means.push((system, window, rate));
+        means.push((system.as_str(), window, rate));
     }
-    let rate = |s: &str, w: usize| means.iter().find(|m| m.0 == s && m.1 == w).map(|m| m.2);
-    if let Some(c) = rate("confab", 16) {
+    let rate = |s: &str, w: &str| means.iter().find(|m| m.0 == s && m.1 == w).map(|m| m.2);
+    if let Some(c) = rate("confab", "16") {
         for peer in ["nats", "ejabberd"] {
-            if let Some(p) = rate(peer, 16) {
+            if let Some(p) = rate(peer, "16") {
                 println!("confab (window 16) / {peer}: {:.3} ({:.1}%)", c / p, c / p * 100.0);
             }
         }

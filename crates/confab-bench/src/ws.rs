@@ -25,9 +25,9 @@ pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::M
 /// The bench clients' WebSocket read buffer.
 const READ_BUFFER: usize = 8 * 1024;
 
-/// A WebSocket to the gateway, binary protocol.
-pub(crate) async fn socket(lc: &Lc) -> anyhow::Result<Socket> {
-    let url = lc.base.replacen("http", "ws", 1) + "/";
+/// A WebSocket to the gateway of node `node` (mod the number of nodes), binary protocol.
+pub(crate) async fn socket(lc: &Lc, node: usize) -> anyhow::Result<Socket> {
+    let url = lc.base(node).replacen("http", "ws", 1) + "/";
     let mut req = url.into_client_request()?;
     req.headers_mut().insert("Sec-WebSocket-Protocol", "lc.protobuf2.3".parse()?);
     // a small read buffer: tungstenite zeroes the free part of its read buffer before every read
@@ -61,8 +61,8 @@ pub(crate) async fn open(ws: &mut Socket, app_id: &str, peer: &str, session: Ses
     }
 }
 
-async fn connect(lc: &Lc, peer: &str) -> anyhow::Result<Socket> {
-    let mut ws = socket(lc).await?;
+async fn connect(lc: &Lc, node: usize, peer: &str) -> anyhow::Result<Socket> {
+    let mut ws = socket(lc, node).await?;
     open(&mut ws, &lc.app_id, peer, SessionCommand::default()).await?;
     Ok(ws)
 }
@@ -75,7 +75,9 @@ pub async fn fanout(t: Target, members: usize, window: usize, rate: Option<f64>,
 }
 
 /// One `ws-fanout` run against `lc`'s server; with `hook`, through a `_messageReceived` hook (its
-/// counters are printed after the run).
+/// counters are printed after the run). With several nodes, member `k` of the run (group `g`'s
+/// member `m` is `g * members + m`) connects to node `k` mod n, so that a group's members, and
+/// the senders, are spread over the nodes and every message crosses between them.
 pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>) -> anyhow::Result<FanoutRun> {
     let Topology { groups, members, window, seconds, .. } = *topo;
     let hook = match hook {
@@ -89,7 +91,7 @@ pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>)
         let ids: Vec<String> = (0..members).map(|m| format!("g{g}m{m}")).collect();
         let cid = lc.group(&ids).await?;
         for (m, id) in ids.iter().enumerate() {
-            let ws = connect(lc, id).await.with_context(|| format!("connect {id}"))?;
+            let ws = connect(lc, g * members + m, id).await.with_context(|| format!("connect {id}"))?;
             if m == 0 {
                 senders.push((cid.clone(), ws));
             } else {
