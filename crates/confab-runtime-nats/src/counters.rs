@@ -3,11 +3,15 @@
 //! process applies in memory ([`BucketState::take`], [`Failures`], the dedup claim), so that an
 //! app's allowance is one for the cluster, not one per node.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 use confab_engine::limits::{BucketState, RateLimiter, RateRule};
 use confab_engine::password::{login_refused, Failures, LoginBackoff};
 use confab_engine::runtime::{Claim, Dedup};
 use confab_engine::{Error, Result};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,8 +29,63 @@ fn out_of_reach<T>(what: &str, e: &Error, go_on: T) -> T {
 }
 
 /// Rate limits, counted in the cluster's `counters` bucket (`r.<app>.<counter>`).
+///
+/// **Leases.** An app's counter is one key that every node's every call would otherwise write,
+/// and compare-and-set on one key from several nodes falls over at a few thousand calls a second.
+/// So a node takes a small part of an allowance at once (a lease, [`lease_size`]: a hundredth of
+/// the smallest window, at most 64 units) and spends it locally for up to [`LEASE_FOR`]. The
+/// cluster never admits more than the allowance (a lease is counted when taken); it may refuse up
+/// to a lease per node early (units leased and not spent), and a lease taken just before a window
+/// ends may be spent just after it. Rules small enough to need every unit (a hundred calls or
+/// fewer) lease one unit: exact.
 pub struct NatsRateLimiter {
-    pub(crate) kv: Shared,
+    kv: Shared,
+    leases: Mutex<HashMap<(i64, String), Lease>>,
+}
+
+/// Units of a counter this node holds, until when.
+struct Lease {
+    units: u32,
+    until: Instant,
+}
+
+/// How long a lease may be spent.
+pub const LEASE_FOR: Duration = Duration::from_secs(1);
+
+/// Leases held at most before the spent and expired ones are dropped.
+const LEASES_MAX: usize = 10_000;
+
+/// The units a node takes at once under a rule.
+pub fn lease_size(rule: RateRule) -> u32 {
+    let smallest = [rule.per_second, rule.per_minute, rule.per_day].into_iter().flatten().min().unwrap_or(1);
+    (smallest / 100).clamp(1, 64)
+}
+
+impl NatsRateLimiter {
+    pub(crate) fn new(kv: Shared) -> NatsRateLimiter {
+        NatsRateLimiter { kv, leases: Mutex::new(HashMap::new()) }
+    }
+
+    /// Spend `cost` from this node's lease on the counter, if it holds enough.
+    fn spend(&self, key: &(i64, String), cost: u32) -> bool {
+        let mut leases = self.leases.lock();
+        match leases.get_mut(key) {
+            Some(l) if l.units >= cost && l.until > Instant::now() => {
+                l.units -= cost;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn keep(&self, key: (i64, String), units: u32) {
+        let mut leases = self.leases.lock();
+        if leases.len() >= LEASES_MAX {
+            let now = Instant::now();
+            leases.retain(|_, l| l.units > 0 && l.until > now);
+        }
+        leases.insert(key, Lease { units, until: Instant::now() + LEASE_FOR });
+    }
 }
 
 #[async_trait]
@@ -35,8 +94,33 @@ impl RateLimiter for NatsRateLimiter {
         if rule.is_unlimited() {
             return Ok(());
         }
-        match self.kv.update(&format!("r.{app}.{}", token(counter)), |st: &mut BucketState| st.take(bucket, rule, cost, now)).await {
-            Ok(verdict) => verdict,
+        let key = (app, counter.to_string());
+        if self.spend(&key, cost) {
+            return Ok(());
+        }
+        let lease = lease_size(rule).max(cost);
+        // a whole lease if it fits in every window, else the call's own cost (or its refusal)
+        let taken = self
+            .kv
+            .update(&format!("r.{app}.{}", token(counter)), |st: &mut BucketState| {
+                if lease > cost {
+                    let mut trial = st.clone();
+                    if trial.take(bucket, rule, lease, now).is_ok() {
+                        *st = trial;
+                        return Ok(lease);
+                    }
+                }
+                st.take(bucket, rule, cost, now).map(|()| cost)
+            })
+            .await;
+        match taken {
+            Ok(Ok(units)) => {
+                if units > cost {
+                    self.keep(key, units - cost);
+                }
+                Ok(())
+            }
+            Ok(Err(refused)) => Err(refused),
             Err(e) => out_of_reach("rate limits", &e, Ok(())),
         }
     }

@@ -102,7 +102,7 @@ impl Shared {
         T: Serialize + DeserializeOwned + Default + PartialEq + Clone,
     {
         self.check()?;
-        for _ in 0..MAX_TRIES {
+        for attempt in 0..MAX_TRIES {
             let (mut value, revision) = match self.kv.entry(key).await.map_err(nats_err)? {
                 Some(e) if e.operation == Operation::Put => (decode::<T>(&e.value)?, Some(e.revision)),
                 Some(e) => (T::default(), Some(e.revision)),
@@ -140,13 +140,20 @@ impl Shared {
             };
             match written {
                 Ok(()) => return Ok(out),
-                // another node wrote first: read what it wrote and apply the change to that
-                Err(Write::Lost) => tokio::task::yield_now().await,
+                // another node wrote first: read what it wrote and apply the change to that, after
+                // a pause that grows with the contention (so that the writers spread out)
+                Err(Write::Lost) => tokio::time::sleep(Duration::from_micros(backoff_us(attempt))).await,
                 Err(Write::Failed(e)) => return Err(e),
             }
         }
         Err(nats_err(format!("{key}: changed by other nodes {MAX_TRIES} times in a row")))
     }
+}
+
+/// The pause after `attempt` lost writes: up to 50 µs more each time, with jitter, at most 5 ms.
+fn backoff_us(attempt: usize) -> u64 {
+    let jitter = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64) % 50;
+    (attempt as u64 * 50 + jitter).min(5_000)
 }
 
 /// Why a compare-and-set write did not happen.

@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use crate::bus::NatsBus;
-pub use crate::counters::{NatsDedup, NatsLoginBackoff, NatsRateLimiter};
+pub use crate::counters::{lease_size, NatsDedup, NatsLoginBackoff, NatsRateLimiter, LEASE_FOR};
 pub use crate::invalidation::NatsInvalidation;
 pub use crate::nodes::{HEARTBEAT, NODE_TIMEOUT};
 pub use crate::presence::NatsPresence;
@@ -62,6 +62,7 @@ pub struct NatsRuntime {
     presence: Arc<NatsPresence>,
     invalidation: Arc<NatsInvalidation>,
     counters: Shared,
+    rates: Arc<NatsRateLimiter>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -90,7 +91,8 @@ impl NatsRuntime {
         let (bus, inbox) = NatsBus::start(&client, ns, out.clone(), presence.clone(), nodes).await?;
         let (invalidation, heard) = NatsInvalidation::start(&client, ns, node, out).await?;
         tasks.extend([mirror, inbox, heard, bus::publisher(client.clone(), queue)]);
-        Ok(NatsRuntime { client, ns: ns.to_string(), bus, presence, invalidation, counters, tasks })
+        let rates = Arc::new(NatsRateLimiter::new(counters.clone()));
+        Ok(NatsRuntime { client, ns: ns.to_string(), bus, presence, invalidation, counters, rates, tasks })
     }
 
     pub fn bus(&self) -> Arc<NatsBus> {
@@ -105,8 +107,9 @@ impl NatsRuntime {
         self.invalidation.clone()
     }
 
+    /// This node's rate limiter (one per node: it holds the node's leases).
     pub fn rate_limiter(&self) -> Arc<NatsRateLimiter> {
-        Arc::new(NatsRateLimiter { kv: self.counters.clone() })
+        self.rates.clone()
     }
 
     pub fn login_backoff(&self) -> Arc<NatsLoginBackoff> {

@@ -190,3 +190,37 @@ async fn rate_limits_and_run_once_are_one_for_the_cluster() {
     drop(cluster);
     last.destroy().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_allowance_is_leased_in_parts_and_never_passed() {
+    let Some(url) = nats_url() else { return };
+    let ns = fresh_ns();
+    let mut cluster = nodes(&url, &ns, &[1, 2, 3]).await;
+    // 3,000 a minute: leases of 30; three nodes try 4,500 calls at once, 1,500 each
+    let rule = RateRule::minute(3_000);
+    assert_eq!(confab_runtime_nats::lease_size(rule), 30);
+    let mut calls = tokio::task::JoinSet::new();
+    for node in &cluster {
+        let r: Arc<dyn RateLimiter> = node.rate_limiter();
+        calls.spawn(async move {
+            let mut admitted = 0u32;
+            for _ in 0..1_500 {
+                admitted += u32::from(r.check(4, "lc.message", rule, 70_000).await.is_ok());
+            }
+            admitted
+        });
+    }
+    let mut admitted = 0;
+    while let Some(n) = calls.join_next().await {
+        admitted += n.unwrap();
+    }
+    // never more than the allowance (no call went through uncounted under contention), and short
+    // of it by at most the leases the nodes hold unspent
+    assert!(admitted <= 3_000, "admitted {admitted}");
+    assert!(admitted >= 3_000 - 3 * 30, "admitted {admitted}");
+    // a small allowance is exact: one unit at a time
+    assert_eq!(confab_runtime_nats::lease_size(RateRule::minute(100)), 1);
+    let last = cluster.remove(0);
+    drop(cluster);
+    last.destroy().await.unwrap();
+}
