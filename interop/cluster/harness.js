@@ -6,6 +6,7 @@
 // $CONFAB_CLUSTER_LOGS/<name>-node<id>.log (run-cluster.sh shows them when the run fails).
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const https = require('node:https');
 const { Realtime } = require('leancloud-realtime');
@@ -45,6 +46,7 @@ function startNode(db, id, port, logFile) {
       const m = log !== null && /confab is serving, on PostgreSQL addr=127\.0\.0\.1:(\d+) scheme=https node=(\d+)/.exec(log);
       if (!m) return;
       clearTimeout(timer);
+      if (Number(m[2]) !== id) reject(new Error(`node ${id} says it is node ${m[2]}`));
       log = null; // from now on only the file keeps it
       resolve({ id, port: Number(m[1]), proc, exited });
     });
@@ -67,7 +69,7 @@ function startNode(db, id, port, logFile) {
 async function startCluster(name) {
   if (!BIN || !CERT || !KEY) throw new Error('run the cluster suite through interop/run-cluster.sh');
   if (!NATS || !process.env.CONFAB_TEST_DATABASE_URL) throw new Error('the cluster suite needs CONFAB_TEST_DATABASE_URL and CONFAB_TEST_NATS_URL');
-  const logDir = LOGS || fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'confab-cluster-'));
+  const logDir = LOGS || fs.mkdtempSync(path.join(os.tmpdir(), 'confab-cluster-'));
   const logFile = (id) => path.join(logDir, `${name}-node${id}.log`);
   const db = createDatabase();
   // the app first: the tool makes the schema, so the nodes start on a ready database
@@ -84,12 +86,16 @@ async function startCluster(name) {
     nodes,
     lb,
     logDir,
-    /** A new Realtime (one WebSocket) on node `at` (1, 2, 3) or 'lb', for `lc` (default: the app's keys). */
-    realtime(at, extra = {}, lc = app.leancloud) {
+    /** A new Realtime (one WebSocket) on node `at` (1, 2, 3) or 'lb' for the app; `extra` options merged in. */
+    realtime(at, extra = {}) {
       const port = portOf(at);
+      const lc = app.leancloud;
       const rt = new Realtime({ appId: lc.app_id, appKey: lc.app_key, RTMServers: `wss://127.0.0.1:${port}`, server: `127.0.0.1:${port}`, ...extra });
-      // its connection (the one the SDK's clients will use), to close at the end
-      connections.push(rt._open());
+      // its connection (the one the SDK's clients will use), to close at the end; a failure to
+      // connect is the test's to see (createIMClient rejects), not an unhandled rejection here
+      const connection = rt._open();
+      connection.catch(() => {});
+      connections.push(connection);
       return rt;
     },
     /** A REST call on node `at` (1, 2, 3) or 'lb' with the master key; `opts.lc` for another app. */
