@@ -51,6 +51,14 @@ use crate::kv::{nats_err, Shared};
 /// longer than the longest window (a day).
 const COUNTERS_MAX_AGE: Duration = Duration::from_secs(25 * 3600);
 
+/// A server URL as it may be logged: any `user:password@` (or token) before the host left out.
+fn without_secrets(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.rsplit_once('@').map_or(rest, |(_, host)| host)),
+        None => url.rsplit_once('@').map_or(url, |(_, host)| host).to_string(),
+    }
+}
+
 /// How long a key-value call waits for NATS's answer (a connection that is down fails at once).
 const KV_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -79,7 +87,7 @@ impl NatsRuntime {
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
             .await
-            .map_err(|e| Error::invalid(format!("cannot reach NATS at {url}: {e}")))?;
+            .map_err(|e| Error::invalid(format!("cannot reach NATS at {}: {e}", without_secrets(url))))?;
         let mut js = async_nats::jetstream::new(client.clone());
         js.set_timeout(KV_TIMEOUT);
         let nodes_kv = Shared::open(&client, &js, &format!("{ns}_nodes"), nodes::NODE_TIMEOUT * 4).await?;
@@ -142,5 +150,15 @@ impl Drop for NatsRuntime {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_is_logged_without_its_credentials() {
+        assert_eq!(super::without_secrets("nats://user:secret@nats.internal:4222"), "nats://nats.internal:4222");
+        assert_eq!(super::without_secrets("nats://token@127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(super::without_secrets("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }
 }

@@ -568,3 +568,42 @@ async fn app_set_changes_settings_all_or_nothing_and_a_running_server_uses_them_
     assert_eq!(one_json(&ok(&data, &["app", "limits", "hooked"]).await), limits, "refused calls changed nothing");
     server.terminate().await;
 }
+
+/// On PostgreSQL each node of a cluster holds its own id: a second node asking for a held one
+/// refuses to start and says why; tools work beside it on the shared database; a node killed
+/// outright frees its id at once.
+#[tokio::test]
+async fn a_node_whose_id_is_taken_refuses_to_start() {
+    let Some(db) = confab_store_postgres::test_db::TestDb::new().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let place = ["--database-url".to_string(), db.url.clone()];
+    let v = one_json(&ok_on(&place, &["app", "create", "--name", "shared", "--json"]).await);
+    check_app_json(&v, "shared", "standard");
+    let serve = |port: u16| {
+        let mut cmd = confab();
+        cmd.args(["serve", "--node-id", "5", "--listen", &format!("127.0.0.1:{port}")]).args(&place);
+        cmd
+    };
+    let port = free_port();
+    let mut first = Served::start(serve(port), port, &dir.path().join("node5.log")).await;
+
+    let mut second = serve(free_port());
+    second.stdout(Stdio::null()).stderr(Stdio::piped());
+    let out = tokio::time::timeout(Duration::from_secs(20), second.output()).await.expect("the second node exits").unwrap();
+    assert!(!out.status.success(), "it fails: {}", out.status);
+    let err = text(&out.stderr);
+    assert!(err.contains("node id 5 is taken"), "{err}");
+
+    // a tool takes a free id beside the node and sees the app
+    let listed = one_json(&ok_on(&place, &["app", "list", "--json"]).await);
+    assert_eq!(listed[0]["name"], "shared");
+    assert_eq!(first.http.get(format!("{}/healthz", first.base)).send().await.map(|r| r.status().as_u16()).ok(), Some(200));
+
+    // killed outright, its id is free again at once
+    first.signal("KILL");
+    first.exits_within(Duration::from_secs(10), "SIGKILL").await;
+    let port = free_port();
+    let again = Served::start(serve(port), port, &dir.path().join("node5-again.log")).await;
+    assert_eq!(again.http.get(format!("{}/healthz", again.base)).send().await.map(|r| r.status().as_u16()).ok(), Some(200));
+    again.terminate().await;
+}
