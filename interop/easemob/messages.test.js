@@ -150,6 +150,25 @@ test('an offline user gets the message after logging in (onOfflineMessageSyncSta
   assert.deepEqual(again.texts.map((t) => t.msg), [], 'no message is delivered twice');
 });
 
+test("multi-device: both of a user's devices receive, and the sender's other device gets a copy of what it sent", GATEWAY('per-device delivery (multi-device copies)'), async () => {
+  await em.requireMsync(srv);
+  const a = em.uname('alice');
+  const b = em.uname('bob');
+  await em.register(srv, a, b);
+  const laptop = await em.connect(srv, { user: a, pwd: em.PASSWORD }, { deviceId: 'alices-laptop' });
+  const phone = await em.connect(srv, { user: a, pwd: em.PASSWORD }, { deviceId: 'alices-phone' });
+  const bob = await em.connect(srv, { user: b, pwd: em.PASSWORD });
+  const toBoth = await bob.sendText(a, 'to all of alice');
+  for (const device of [laptop, phone]) {
+    assertText(await device.nextText('to all of alice'), { id: toBoth.serverMsgId, from: b, to: a, msg: 'to all of alice' });
+  }
+  const fromLaptop = await laptop.sendText(b, 'sent from the laptop');
+  assertText(await bob.nextText('sent from the laptop'), { id: fromLaptop.serverMsgId, from: a, to: b, msg: 'sent from the laptop' });
+  assertText(await phone.nextText('sent from the laptop'), { id: fromLaptop.serverMsgId, from: a, to: b, msg: 'sent from the laptop' });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(!laptop.texts.some((t) => t.msg === 'sent from the laptop'), 'the sending device does not get its own message back');
+});
+
 test('agora-chat 1.4.0 and easemob-websdk 4.21.1 exchange one-to-one texts', GATEWAY('sending and delivery'), async () => {
   await em.requireMsync(srv);
   const {
