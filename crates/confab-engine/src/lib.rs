@@ -26,6 +26,7 @@ pub mod limits;
 mod message;
 pub mod model;
 pub mod order;
+pub mod out_queue;
 mod outbox;
 pub mod password;
 mod plan;

@@ -16,11 +16,11 @@ use tokio::sync::watch;
 use super::codec::{self, Format};
 use super::proto::*;
 use super::push::command;
-use super::queue::OutQueue;
 use super::{close, Conn, Gateway, SessionHandle};
 use crate::error::LcError;
 use crate::extract::TEMP_PREFIX;
 use crate::sign;
+use confab_engine::out_queue::OutQueue;
 
 mod blacklist;
 mod convs;

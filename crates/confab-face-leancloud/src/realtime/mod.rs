@@ -18,7 +18,6 @@ pub mod codec;
 mod conn;
 pub mod proto;
 pub mod push;
-mod queue;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
 use confab_engine::model::{Broadcast, ConvKind, ConvRef};
+use confab_engine::out_queue;
 use confab_engine::sessions::{Encoder, GatewayId, NewSession, Outlet, Session, Sessions};
 use confab_engine::{Engine, Event, KickReason, Offline};
 use confab_routes::{Open, Route, Row};
@@ -99,7 +99,7 @@ pub mod close {
 pub struct Conn {
     pub id: u64,
     pub format: Format,
-    out: queue::OutQueue,
+    out: out_queue::OutQueue,
     /// Set once, with the close code and reason, when the connection must end.
     kill: watch::Sender<Option<(u16, String)>>,
 }
@@ -107,7 +107,7 @@ pub struct Conn {
 impl Outlet for Conn {
     /// Queue a push without waiting; a full queue (frames or bytes) closes the connection at once.
     fn push(&self, frame: Bytes) {
-        if self.out.push(frame) == Err(queue::Refused::Full) {
+        if self.out.push(frame) == Err(out_queue::Refused::Full) {
             self.kill(close::SLOW_CONSUMER, "too slow to read pushes");
         }
     }
@@ -373,7 +373,7 @@ mod tests {
     use super::*;
 
     fn conn(frames: usize) -> Conn {
-        Conn { id: 1, format: Format::Binary, out: queue::OutQueue::new(frames, 1 << 20), kill: watch::Sender::new(None) }
+        Conn { id: 1, format: Format::Binary, out: out_queue::OutQueue::new(frames, 1 << 20), kill: watch::Sender::new(None) }
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! A connection's outbound queue: bounded in frames and in bytes. Pushes never wait (a full
-//! queue is the caller's signal to close the connection); replies wait for room; one writer
-//! takes frames in batches.
+//! A realtime connection's outbound queue, whatever protocol it speaks (the LeanCloud and the
+//! msync gateways share it): bounded in frames and in bytes. Pushes never wait (a full queue is
+//! the caller's signal to close the connection); replies wait for room; one writer takes frames
+//! in batches.
 //!
 //! Not a tokio channel: a bounded channel allocates its first block of slots (and padded
 //! counters) up front, about 1.5 KB a connection, most of what an idle session used to cost.
@@ -105,6 +106,17 @@ impl OutQueue {
             }
             filled.await;
         }
+    }
+
+    /// What is queued now, without waiting (a closing connection writes it before its close
+    /// frame).
+    pub fn drain(&self) -> Vec<Bytes> {
+        let mut s = self.state.lock();
+        s.bytes = 0;
+        let out: Vec<Bytes> = std::mem::take(&mut s.frames).into();
+        drop(s);
+        self.drained.notify_waiters();
+        out
     }
 
     /// No more frames in or out; what is queued is dropped.
