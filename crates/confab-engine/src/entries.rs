@@ -48,6 +48,10 @@ pub mod ns {
     pub const PRESENCE_STATUS: &str = "presence_status";
     /// Per message: reactions (item = `<emoji>\n<user>`, value = the emoji).
     pub const REACTIONS: &str = "reactions";
+    /// Per msync device (key `<user>\u{1f}<resource>`): how far each conversation was delivered
+    /// to that device (item = conversation id, value = `{seq, ts}` of the last message it got),
+    /// and when the device was first seen (item `~since`, value = `{ts}`).
+    pub const MSYNC_DEVICES: &str = "msync_devices";
     /// Per source service (key `leancloud`): an import's checkpoints (item = the source's
     /// conversation id, or `<id>\u{1f}<subscriber>`; value = where its history got to).
     pub const IMPORTS: &str = "imports";

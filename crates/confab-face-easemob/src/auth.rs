@@ -238,6 +238,15 @@ fn dynamic_token(app: &App, token: &str, now_ms: i64) -> Option<String> {
     (ct_eq(&expected, &sig.to_ascii_lowercase()) && (cur_s + ttl_s) * 1000 > now_ms).then_some(user.to_lowercase())
 }
 
+/// The user a user token (`password` or `inherit` grant) or a dynamic token names, if it is
+/// valid now: the one check REST callers and the msync gateway's login share.
+pub async fn user_of_token(engine: &Engine, app: &App, token: &str) -> confab_engine::Result<Option<String>> {
+    Ok(match engine.users().check_token(app, token, TokenKind::EasemobUser).await? {
+        Some(t) => t.user,
+        None => dynamic_token(app, token, engine.now()),
+    })
+}
+
 /// Equality that takes the same time wherever the inputs differ.
 pub fn ct_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -278,11 +287,7 @@ impl Caller {
             let _ = t;
             return Ok(Caller { app, ctx, user: None });
         }
-        let user_id = match engine.users().check_token(&app, token, TokenKind::EasemobUser).await? {
-            Some(t) => t.user,
-            None => dynamic_token(&app, token, engine.now()),
-        };
-        let Some(user_id) = user_id else { return Err(EmError::bad_token()) };
+        let Some(user_id) = user_of_token(engine, &app, token).await? else { return Err(EmError::bad_token()) };
         let user = engine.users().get_user(&app, &user_id).await.map_err(|_| EmError::bad_token())?;
         if user.disabled {
             return Err(EmError::new(

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod callbacks;
 pub mod envelope;
 pub mod messages;
+pub mod msync;
 pub mod offline_push;
 pub mod reactions;
 pub mod rooms;

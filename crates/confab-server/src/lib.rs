@@ -23,7 +23,9 @@ use axum::response::IntoResponse;
 use axum::{Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
 use confab_engine::ids::{Clock, SystemClock};
+use confab_engine::sessions::Sessions;
 use confab_engine::{Engine, LocalBus, LocalPresence, Store};
+use confab_face_easemob::msync::{self, MsyncGateway, MsyncSettings};
 use confab_face_leancloud::realtime::{self, Gateway, GatewaySettings};
 use confab_routes::{Open, Route, Row};
 use confab_store_sqlite::SqliteStore;
@@ -70,12 +72,38 @@ fn rows() -> Vec<Row<Arc<Engine>, Open>> {
     vec![confab_routes::get("/healthz", Open, healthz), confab_routes::get("/v1/route", Open, rtm_router::route)]
 }
 
-/// The routes no face's table holds: `/healthz`, the RTM router and the realtime gateway's
-/// WebSocket upgrade, all open (the realtime protocol's login authenticates).
+/// The routes no face's table holds: `/healthz`, the RTM router and the realtime gateways'
+/// WebSocket upgrades (LeanCloud's at `/`, Easemob's msync at `/websocket`), all open (each
+/// realtime protocol's login authenticates).
 pub fn routes() -> Vec<Route<Open>> {
     let mut r = confab_routes::table(&rows());
     r.extend(realtime::routes());
+    r.extend(msync::routes());
     r
+}
+
+/// The node's realtime gateways, their sessions in one registry with one dispatcher.
+#[derive(Clone)]
+pub struct Gateways {
+    /// LeanCloud's, at `/` (and any path a WebSocket upgrade comes to).
+    pub leancloud: Arc<Gateway>,
+    /// Easemob's msync, at `/websocket`.
+    pub msync: Arc<MsyncGateway>,
+}
+
+impl Gateways {
+    pub fn start(engine: Arc<Engine>, settings: GatewaySettings) -> Gateways {
+        let sessions = Sessions::start(engine.clone());
+        Gateways {
+            leancloud: Gateway::start_on(engine.clone(), sessions.clone(), settings),
+            msync: MsyncGateway::start_on(engine, sessions, MsyncSettings::default()),
+        }
+    }
+
+    /// Shutdown: every WebSocket closed (the clients reconnect and catch up).
+    pub async fn close_all(&self) {
+        tokio::join!(self.leancloud.close_all(), self.msync.close_all());
+    }
 }
 
 /// A request no route claims: a WebSocket upgrade goes to the realtime gateway (the SDK may
@@ -91,15 +119,18 @@ async fn unrouted(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -
     confab_face_leancloud::error::LcError::new(StatusCode::NOT_FOUND, 404, "Not found: no such API.").into_response()
 }
 
-/// Every face's routes on one router, with the realtime gateway at `/` (and on any path a
-/// WebSocket upgrade comes to), and CORS on every answer (`cors.rs`).
-pub fn router(engine: Arc<Engine>, gateway: Arc<Gateway>, config: &Config) -> Router {
+/// Every face's routes on one router, with the LeanCloud realtime gateway at `/` (and on any
+/// path a WebSocket upgrade comes to), Easemob's msync at `/websocket`, and CORS on every
+/// answer (`cors.rs`).
+pub fn router(engine: Arc<Engine>, gateways: &Gateways, config: &Config) -> Router {
+    let gateway = gateways.leancloud.clone();
     confab_routes::router(rows(), &engine, confab_routes::open)
         .with_state(engine.clone())
         .merge(confab_face_leancloud::router(engine.clone()))
         .merge(confab_face_maxim::router(engine.clone()))
         .merge(confab_face_easemob::router(engine))
         .merge(realtime::router(gateway.clone()))
+        .merge(msync::router(gateways.msync.clone()))
         .merge(Router::new().fallback(unrouted).with_state(gateway))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         // inside the early-answer layer, which takes back the body of a preflight it answers
@@ -117,6 +148,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub engine: Arc<Engine>,
     pub gateway: Arc<Gateway>,
+    /// The Easemob msync gateway (sharing the LeanCloud gateway's session registry).
+    pub msync: Arc<MsyncGateway>,
     /// Whether it speaks TLS (https, wss).
     pub tls: bool,
     backing: Backing,
@@ -151,9 +184,9 @@ impl Server {
         let engine = engine_with_clock(config, &backing, backing.node_id(config, None), clock)?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let gateway = Gateway::start(engine.clone(), GatewaySettings::default());
+        let gateways = Gateways::start(engine.clone(), GatewaySettings::default());
         let outbox = hooks::start(&engine, config.outbox_settings());
-        let app = router(engine.clone(), gateway.clone(), config);
+        let app = router(engine.clone(), &gateways, config);
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
@@ -168,7 +201,8 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let grace = config.shutdown_grace();
         let task = tokio::spawn(serve::serve(listener, tls, app, stopped, grace));
-        Ok(Server { addr, engine, gateway, tls: is_tls, backing, stop, task, grace, outbox })
+        let (gateway, msync) = (gateways.leancloud, gateways.msync);
+        Ok(Server { addr, engine, gateway, msync, tls: is_tls, backing, stop, task, grace, outbox })
     }
 
     /// The store under the engine.
@@ -186,7 +220,7 @@ impl Server {
     /// until the deadline (`shutdown_grace_secs`), then drop what is left; commit queued writes.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        let websockets = tokio::time::timeout(self.grace, self.gateway.close_all());
+        let websockets = tokio::time::timeout(self.grace, async { tokio::join!(self.gateway.close_all(), self.msync.close_all()) });
         let (served, websockets) = tokio::join!(self.task, websockets);
         served?;
         if websockets.is_err() {

@@ -512,12 +512,13 @@ async fn every_route_refuses_every_credential_its_table_does_not_accept() {
 }
 
 /// What no face's table holds is open by design (`/healthz`; LeanCloud's RTM router, which gives
-/// out this server's WebSocket address; the WebSocket upgrade, whose protocol logs in) or
+/// out this server's WebSocket address; the WebSocket upgrades, LeanCloud's and Easemob's msync,
+/// whose protocols log in) or
 /// unknown: an unrouted path under a face's prefix is that face's 404.
 #[tokio::test]
 async fn outside_the_tables_only_health_the_rtm_router_and_the_upgrade_are_open_and_the_rest_is_404() {
     let open: Vec<String> = confab_server::routes().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
-    assert_eq!(open, ["GET /healthz", "GET /v1/route", "GET /"]);
+    assert_eq!(open, ["GET /healthz", "GET /v1/route", "GET /", "GET /websocket"]);
     let srv = TestServer::start().await;
     let a = Side::new(&srv).await;
     let none = cred("no credential", &[]);

@@ -12,6 +12,7 @@ mod em_callbacks;
 mod em_chatrooms;
 mod em_limits;
 mod em_messages;
+mod em_msync;
 mod em_push;
 mod em_quotas;
 mod em_reactions;

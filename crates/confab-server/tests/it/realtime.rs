@@ -621,10 +621,11 @@ async fn custom_server(settings: GatewaySettings) -> CustomServer {
     };
     let backing = confab_server::Backing::open(&config, confab_server::Opener::Tool).await.unwrap();
     let engine = confab_server::engine(&config, &backing, 0).unwrap();
-    let gateway = Gateway::start(engine.clone(), settings);
+    let gateways = confab_server::Gateways::start(engine.clone(), settings);
+    let gateway = gateways.leancloud.clone();
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = confab_server::router(engine.clone(), gateway.clone(), &config).into_make_service_with_connect_info::<SocketAddr>();
+    let app = confab_server::router(engine.clone(), &gateways, &config).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     CustomServer { base: format!("http://{addr}"), engine, gateway, _backing: backing, _dir: dir }
 }

@@ -1,0 +1,319 @@
+//! One msync WebSocket: read frames, run each command in order, answer in the command's own
+//! form. One user's device per socket: `PROVISION` logs it in, and every other command needs
+//! that. Bad input is answered, never fatal: an unparseable frame with `PB_PARSER_ERROR`, an
+//! unknown command with `UNKNOWN_COMMAND`, a command before login with `UNAUTHORIZED`.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use confab_engine::model::{App, AppLookup};
+use confab_engine::out_queue::OutQueue;
+use confab_engine::sessions::{NewSession, Session};
+use confab_engine::Offline;
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use tokio::sync::watch;
+
+use super::frames::{self, ok, status};
+use super::proto::m_sync::Command;
+use super::proto::status::ErrorCode;
+use super::proto::{CommSyncDl, CommSyncUl, MSync, MetaQueue, Provision};
+use super::queues::Device;
+use super::{Conn, MsyncGateway};
+
+/// Frames written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// The token prefix the SDK puts before its token in `MSync.auth`.
+const TOKEN_PREFIX: &str = "$t$";
+
+/// Login refusals, in the SDK's exact words (spec §4.4).
+const BAD_TOKEN: &str = "Sorry, token or password does not match login info";
+const NO_USER: &str = "Sorry, user not found";
+
+/// A logged-in device on this connection.
+pub(super) struct LoggedIn {
+    pub session: Arc<Session>,
+    pub device: Device,
+}
+
+pub(super) struct ConnState {
+    pub gw: Arc<MsyncGateway>,
+    pub conn: Arc<Conn>,
+    pub ip: Option<String>,
+    pub login: Option<LoggedIn>,
+}
+
+pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<String>) {
+    let (mut sink, mut stream) = socket.split();
+    let conn = Arc::new(Conn {
+        id: gw.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        out: OutQueue::new(gw.settings.out_queue, gw.settings.out_queue_bytes),
+        kill: watch::Sender::new(None),
+        session: OnceLock::new(),
+    });
+    gw.conn_opened(&conn);
+    let _registered = Registered(gw.clone(), conn.id);
+
+    // the writer: queued frames in batches; once killed, what is queued, then the close frame
+    let wconn = conn.clone();
+    let grace = gw.settings.close_grace;
+    let writer = tokio::spawn(async move {
+        let mut killed = wconn.kill.subscribe();
+        loop {
+            let batch = tokio::select! {
+                biased;
+                out = wconn.out.take(WRITE_BATCH) => match out { Some(b) => b, None => break },
+                _ = killed.wait_for(Option::is_some) => break,
+            };
+            let write = async {
+                for b in batch {
+                    sink.feed(WsMessage::Binary(b)).await?;
+                }
+                sink.flush().await
+            };
+            if write.await.is_err() {
+                wconn.kill("write failed");
+                break;
+            }
+        }
+        let last = wconn.out.drain();
+        let _ = tokio::time::timeout(grace, async {
+            for b in last {
+                sink.feed(WsMessage::Binary(b)).await?;
+            }
+            sink.send(WsMessage::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await
+        })
+        .await;
+        wconn.out.close();
+    });
+
+    let mut st = ConnState { gw: gw.clone(), conn: conn.clone(), ip, login: None };
+    let mut killed = conn.kill.subscribe();
+    loop {
+        let wait = if st.login.is_some() { gw.settings.idle_timeout } else { gw.settings.login_timeout };
+        let next = tokio::select! {
+            r = tokio::time::timeout(wait, stream.next()) => r,
+            _ = killed.wait_for(Option::is_some) => break,
+        };
+        let frame = match next {
+            Err(_) => {
+                conn.kill("timeout");
+                break;
+            }
+            Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(m))) => m,
+        };
+        match frame {
+            WsMessage::Binary(b) => Box::pin(st.frame(&b)).await,
+            // the web SDK sends binary frames only
+            WsMessage::Text(_) => {
+                st.conn.reply(frames::sync_status(status(ErrorCode::PbParserError, Some("binary frames only")), st.now())).await
+            }
+            WsMessage::Close(_) => break,
+            _ => {}
+        }
+        if conn.is_killed() {
+            break;
+        }
+    }
+    if let Some(l) = st.login.take() {
+        gw.sessions.end(&l.session, false, &Offline::Lost { error: None }).await;
+    }
+    conn.kill("closed");
+    let _ = tokio::time::timeout(grace + std::time::Duration::from_secs(1), writer).await;
+}
+
+/// Keeps a connection in the gateway's list while its task runs.
+struct Registered(Arc<MsyncGateway>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.conn_closed(self.1);
+    }
+}
+
+impl ConnState {
+    pub fn now(&self) -> i64 {
+        self.gw.engine.now()
+    }
+
+    async fn reply(&self, frame: bytes::Bytes) {
+        self.conn.reply(frame).await;
+    }
+
+    /// One frame: decode it and run its command.
+    async fn frame(&mut self, bytes: &[u8]) {
+        let now = self.now();
+        let Ok(m) = MSync::decode(bytes) else {
+            return self.reply(frames::sync_status(status(ErrorCode::PbParserError, Some("not an MSync frame")), now)).await;
+        };
+        let payload = m.payload.clone().unwrap_or_default();
+        match Command::try_from(m.command.unwrap_or(Command::Sync as i32)) {
+            Ok(Command::Provision) => self.provision(&m, &payload).await,
+            Ok(Command::Logout) => self.logout().await,
+            Ok(Command::Unread) if self.login.is_none() => {
+                self.reply(frames::unread(status(ErrorCode::Unauthorized, Some("log in first")), vec![], now)).await
+            }
+            Ok(Command::Sync) if self.login.is_none() => {
+                self.reply(frames::sync_status(status(ErrorCode::Unauthorized, Some("log in first")), now)).await
+            }
+            Ok(Command::Unread) => self.unread().await,
+            Ok(Command::Sync) => match CommSyncUl::decode(payload.as_slice()) {
+                Ok(ul) => self.sync(ul).await,
+                Err(_) => self.reply(frames::sync_status(status(ErrorCode::PbParserError, Some("not a CommSyncUL")), now)).await,
+            },
+            // NOTICE is the server's; anything else is unknown
+            Ok(Command::Notice) | Err(_) => {
+                self.reply(frames::sync_status(status(ErrorCode::UnknownCommand, Some("unknown command")), now)).await
+            }
+        }
+    }
+
+    /// `PROVISION`: the user (`guid.name`) in the app (`guid.appKey`, `org#app`) with a user
+    /// token (`auth`, after `$t$`), on a device (`Provision.resource`). A refusal is answered in
+    /// the SDK's words, then the connection closes.
+    async fn provision(&mut self, m: &MSync, payload: &[u8]) {
+        let Ok(p) = Provision::decode(payload) else {
+            return self.refuse(status(ErrorCode::WrongParameter, Some("not a Provision")), None).await;
+        };
+        let resource = p.resource.clone().filter(|r| !r.is_empty());
+        if let Some(l) = &self.login {
+            // logged in already: the same answer again
+            let same = m.guid.as_ref().and_then(|g| g.name.as_deref()).map(str::to_lowercase) == Some(l.device.user.clone());
+            let st = if same { ok() } else { status(ErrorCode::Fail, Some("Sorry, another user is logged in on this connection")) };
+            return self.reply(frames::provision(st, Some(l.device.resource.clone()))).await;
+        }
+        match self.login(m, resource.clone()).await {
+            Ok(()) => self.reply(frames::provision(ok(), resource)).await,
+            Err(st) => self.refuse(st, resource).await,
+        }
+    }
+
+    async fn refuse(&self, st: super::proto::Status, resource: Option<String>) {
+        self.reply(frames::provision(st, resource)).await;
+        self.conn.kill("login refused");
+    }
+
+    async fn login(&mut self, m: &MSync, resource: Option<String>) -> Result<(), super::proto::Status> {
+        let engine = self.gw.engine.clone();
+        let fail = |reason: &str| status(ErrorCode::Fail, Some(reason));
+        let internal = |e: confab_engine::Error| {
+            tracing::warn!(error = %e, "a msync login failed");
+            fail("Sorry, the server could not log you in")
+        };
+        let guid = m.guid.clone().unwrap_or_default();
+        let (org, app_name) = guid
+            .app_key
+            .as_deref()
+            .and_then(|k| k.split_once('#'))
+            .ok_or_else(|| status(ErrorCode::WrongParameter, Some("guid.appKey must be org#app")))?;
+        let app: Arc<App> = engine
+            .apps()
+            .find_app(&AppLookup::Easemob { org: org.to_string(), app: app_name.to_string() })
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| fail("Sorry, appkey not found"))?;
+        let name = crate::users::username(guid.name.as_deref().unwrap_or("")).map_err(|_| fail(NO_USER))?;
+        let resource = resource.ok_or_else(|| status(ErrorCode::WrongParameter, Some("Provision.resource is required")))?;
+        let token = m.auth.as_deref().unwrap_or("");
+        let token = token.strip_prefix(TOKEN_PREFIX).unwrap_or(token);
+        let owner = crate::auth::user_of_token(&engine, &app, token).await.map_err(internal)?;
+        if owner.as_deref() != Some(name.as_str()) {
+            return Err(fail(BAD_TOKEN));
+        }
+        let user = engine.users().get_user(&app, &name).await.map_err(|_| fail(NO_USER))?;
+        if user.disabled {
+            return Err(status(ErrorCode::Unauthorized, Some("Sorry, user is deactivated")));
+        }
+        let device = Device { app: app.clone(), app_key: format!("{org}#{app_name}"), user: name.clone(), resource: resource.clone() };
+        device.seen(&engine).await.map_err(internal)?;
+        let session = self.gw.sessions.open(
+            self.gw.id,
+            NewSession {
+                app: app.id,
+                user: name.clone(),
+                tag: None,
+                device: Some(resource),
+                ip: self.ip.clone(),
+                outlet: self.conn.clone(),
+            },
+        );
+        let _ = self.conn.session.set(Arc::downgrade(&session));
+        if let Err(e) = engine.clients().session_opened(&app, &name, session.session_ref(), self.ip.as_deref(), false).await {
+            self.gw.sessions.end(&session, false, &Offline::Lost { error: None }).await;
+            return Err(internal(e));
+        }
+        self.login = Some(LoggedIn { session, device });
+        Ok(())
+    }
+
+    /// `LOGOUT`: the device logged out (the SDK closes the socket right after).
+    async fn logout(&mut self) {
+        if let Some(l) = self.login.take() {
+            self.gw.sessions.end(&l.session, false, &Offline::Logout).await;
+        }
+        self.conn.kill("logged out");
+    }
+
+    /// `UNREAD` (heartbeat and login inventory): the queues with something for this device.
+    async fn unread(&mut self) {
+        let now = self.now();
+        let Some(l) = &self.login else { return };
+        let frame = match l.device.unread(&self.gw.engine).await {
+            Ok(queues) => {
+                let unread = queues.into_iter().map(|(q, n)| MetaQueue { queue: Some(q.jid(&l.device.app_key)), n: Some(n) }).collect();
+                frames::unread(ok(), unread, now)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a msync inventory failed");
+                frames::unread(status(ErrorCode::Fail, Some("Sorry, try again")), vec![], now)
+            }
+        };
+        self.reply(frame).await;
+    }
+
+    /// `SYNC`: a meta sent (`meta`), or a queue pulled (`queue` [+ `key`]).
+    async fn sync(&mut self, ul: CommSyncUl) {
+        let now = self.now();
+        if let Some(meta) = ul.meta {
+            if let Some(answer) = self.send(meta).await {
+                self.reply(frames::sync(answer)).await;
+            }
+            return;
+        }
+        let Some(queue) = ul.queue else {
+            return self.reply(frames::sync_status(status(ErrorCode::MissingParameter, Some("meta or queue is required")), now)).await;
+        };
+        let Some(l) = &self.login else { return };
+        let engine = &self.gw.engine;
+        let page = match l.device.queue_named(engine, &queue).await {
+            Ok(Some(q)) => l.device.pull(engine, &q, ul.key).await,
+            // a queue with nothing for this device: an empty last page
+            Ok(None) => Ok(super::queues::Page { metas: vec![], next_key: None }),
+            Err(e) => Err(e),
+        };
+        let dl = match page {
+            Ok(p) => CommSyncDl {
+                status: Some(ok()),
+                queue: Some(queue),
+                metas: p.metas,
+                is_last: Some(p.next_key.is_none()),
+                next_key: p.next_key,
+                timestamp: Some(now.max(0) as u64),
+                ..Default::default()
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "a msync pull failed");
+                CommSyncDl {
+                    status: Some(status(ErrorCode::Fail, Some("Sorry, try again"))),
+                    queue: Some(queue),
+                    is_last: Some(true),
+                    timestamp: Some(now.max(0) as u64),
+                    ..Default::default()
+                }
+            }
+        };
+        self.reply(frames::sync(dl)).await;
+    }
+}

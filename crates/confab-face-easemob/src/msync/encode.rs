@@ -1,0 +1,216 @@
+//! How the msync gateway speaks of engine events (its `Encoder`):
+//!
+//! * a stored message: `NOTICE{queue}`, and the device pulls (spec §6). The queue of a
+//!   one-to-one message differs by recipient (each names the other), so its shared frame holds
+//!   both NOTICEs, encoded once, and each session's copy is the one for its user;
+//! * a message that is not stored (online only) or a chat room's: the meta itself, unsolicited
+//!   (`CommSyncDL{queue, metas, isLast}`), since there is nothing to pull;
+//! * a recall: a `RECALL` body naming the message, unsolicited;
+//! * a kick: a `STATISTIC` meta (§11.2); the connection closes after it (`conn.rs`).
+//!
+//! Other events (conversation changes, receipts, broadcasts) have no msync words yet.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{BufMut, Bytes, BytesMut};
+use confab_engine::model::{AppLookup, ConvKind, ConvRef, Message};
+use confab_engine::sessions::{Encoder, Session};
+use confab_engine::{Engine, Event, KickReason};
+use prost::Message as _;
+
+use super::frames::{self, group_jid, user_jid};
+use super::proto::message_body::Type as BType;
+use super::proto::meta::NameSpace;
+use super::proto::statistics_body::Operation;
+use super::proto::{MessageBody, Meta, StatisticsBody};
+use super::queues::meta_of;
+
+pub struct MsyncEncoder {
+    pub engine: Arc<Engine>,
+}
+
+/// A shared frame: one for everyone, or one for the sessions of `from` and one for the others.
+enum Shared {
+    One(Bytes),
+    Two { from: String, own: Bytes, others: Bytes },
+}
+
+impl Shared {
+    /// `0 ‖ frame`, or `1 ‖ len(from) ‖ from ‖ len(own) ‖ own ‖ others` (lengths u32 BE).
+    fn pack(self) -> Bytes {
+        match self {
+            Shared::One(f) => {
+                let mut b = BytesMut::with_capacity(f.len() + 1);
+                b.put_u8(0);
+                b.put_slice(&f);
+                b.freeze()
+            }
+            Shared::Two { from, own, others } => {
+                let mut b = BytesMut::with_capacity(9 + from.len() + own.len() + others.len());
+                b.put_u8(1);
+                b.put_u32(from.len() as u32);
+                b.put_slice(from.as_bytes());
+                b.put_u32(own.len() as u32);
+                b.put_slice(&own);
+                b.put_slice(&others);
+                b.freeze()
+            }
+        }
+    }
+
+    /// The frame for a session of `user` (a slice of the shared bytes, not a copy).
+    fn pick(shared: &Bytes, user: &str) -> Bytes {
+        let len = |at: usize| -> Option<usize> {
+            let b: [u8; 4] = shared.get(at..at + 4)?.try_into().ok()?;
+            Some(u32::from_be_bytes(b) as usize)
+        };
+        match shared.first() {
+            Some(0) => shared.slice(1..),
+            Some(1) => {
+                let picked = (|| {
+                    let fl = len(1)?;
+                    let from = shared.get(5..5 + fl)?;
+                    let ol = len(5 + fl)?;
+                    let own_at = 9 + fl;
+                    let others_at = own_at.checked_add(ol).filter(|e| *e <= shared.len())?;
+                    Some(if from == user.as_bytes() { shared.slice(own_at..others_at) } else { shared.slice(others_at..) })
+                })();
+                picked.unwrap_or_default()
+            }
+            _ => Bytes::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Encoder for MsyncEncoder {
+    async fn encode(&self, event: &Event, _to: Option<&str>, now: i64) -> Option<Bytes> {
+        let shared = match event {
+            Event::Message { app, conv, msg, recipients, .. } => self.message(*app, conv, msg, recipients, now, false).await?,
+            Event::MessagePatched { app, conv, msg, recipients, .. } if msg.recalled_at.is_some() => {
+                self.message(*app, conv, msg, recipients, now, true).await?
+            }
+            Event::Kick { app, user, reason, .. } => {
+                let op = match reason {
+                    KickReason::Conflict => Operation::UserLoginAnotherDevice,
+                    KickReason::ByApp(_) => Operation::UserKickedByOtherDevice,
+                };
+                let reason = match reason {
+                    KickReason::ByApp(r) => r.clone(),
+                    KickReason::Conflict => None,
+                };
+                let key = self.app_key(*app).await?;
+                let body = StatisticsBody { operation: Some(op as i32), reason, ..Default::default() };
+                let meta = Meta {
+                    id: Some(self.engine.next_id() as u64),
+                    timestamp: Some(now.max(0) as u64),
+                    ns: Some(NameSpace::Statistic as i32),
+                    payload: Some(body.encode_to_vec()),
+                    ..Default::default()
+                };
+                Shared::One(frames::unsolicited(user_jid(&key, user, None), vec![meta], now))
+            }
+            _ => return None,
+        };
+        Some(shared.pack())
+    }
+
+    fn address(&self, shared: &Bytes, session: &Session) -> Bytes {
+        Shared::pick(shared, &session.user)
+    }
+
+    /// A chat room's messages are not echoed to the sender's other devices (the SDK would drop
+    /// them only for the device that sent them).
+    fn sender_echo(&self, conv: &ConvRef) -> bool {
+        conv.kind != ConvKind::Chatroom
+    }
+}
+
+impl MsyncEncoder {
+    async fn app_key(&self, app: i64) -> Option<String> {
+        let a = self.engine.apps().find_app(&AppLookup::Id(app)).await.ok()??;
+        Some(format!("{}#{}", a.keys.easemob.org_name, a.keys.easemob.app_name))
+    }
+
+    /// A message (or its recall) as its recipients hear it.
+    async fn message(&self, app: i64, cref: &ConvRef, msg: &Message, recipients: &[String], now: i64, recall: bool) -> Option<Shared> {
+        let a = self.engine.apps().find_app(&AppLookup::Id(app)).await.ok()??;
+        let key = format!("{}#{}", a.keys.easemob.org_name, a.keys.easemob.app_name);
+        let conv = self.engine.conversations().conversation(&a, cref.id, None).await.ok()?;
+        let direct = conv.kind == ConvKind::Normal && conv.unique && recipients.len() <= 2;
+        let kind = match conv.kind {
+            ConvKind::Chatroom => BType::Chatroom,
+            _ if direct => BType::Chat,
+            ConvKind::Normal | ConvKind::Temporary => BType::Groupchat,
+            _ => return None,
+        };
+        // what a viewer sees: the meta itself when there is nothing to pull
+        let unsolicited = recall || msg.transient || msg.seq == 0 || kind == BType::Chatroom;
+        let frame_for = |viewer: &str, queue_name: &str| -> Bytes {
+            let queue = match kind {
+                BType::Chat => user_jid(&key, queue_name, None),
+                _ => group_jid(&key, conv.id),
+            };
+            if !unsolicited {
+                return frames::notice(queue);
+            }
+            let meta = if recall {
+                recall_meta(&key, kind, queue_name, viewer, msg, now, self.engine.next_id())
+            } else {
+                meta_of(&key, kind, queue_name, viewer, msg)
+            };
+            frames::unsolicited(queue, vec![meta], now)
+        };
+        if kind != BType::Chat {
+            let name = conv.id.to_string();
+            return Some(Shared::One(frame_for("", &name)));
+        }
+        let peer = recipients.iter().find(|r| **r != msg.from).cloned().unwrap_or_else(|| msg.from.clone());
+        Some(Shared::Two { from: msg.from.clone(), own: frame_for(&msg.from, &peer), others: frame_for(&peer, &msg.from) })
+    }
+}
+
+/// A recall as a CHAT meta: a `RECALL` body naming the recalled message.
+fn recall_meta(key: &str, kind: BType, name: &str, viewer: &str, msg: &Message, now: i64, id: i64) -> Meta {
+    let to = match kind {
+        BType::Chat if msg.from == viewer => name,
+        BType::Chat => viewer,
+        _ => name,
+    };
+    let body = MessageBody {
+        r#type: Some(BType::Recall as i32),
+        from: Some(super::proto::Jid { name: Some(msg.from.clone()), ..Default::default() }),
+        to: Some(super::proto::Jid { name: Some(to.to_string()), ..Default::default() }),
+        ack_message_id: Some(msg.id as u64),
+        ..Default::default()
+    };
+    let to_jid = match kind {
+        BType::Chat => user_jid(key, to, None),
+        _ => group_jid(key, msg.conv),
+    };
+    Meta {
+        id: Some(id as u64),
+        from: Some(user_jid(key, &msg.from, None)),
+        to: Some(to_jid),
+        timestamp: Some(now.max(0) as u64),
+        ns: Some(NameSpace::Chat as i32),
+        payload: Some(body.encode_to_vec()),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_pair_gives_each_user_their_frame() {
+        let s = Shared::Two { from: "alice".into(), own: Bytes::from_static(b"to-bob"), others: Bytes::from_static(b"to-alice") }.pack();
+        assert_eq!(Shared::pick(&s, "alice"), Bytes::from_static(b"to-bob"));
+        assert_eq!(Shared::pick(&s, "bob"), Bytes::from_static(b"to-alice"));
+        let one = Shared::One(Bytes::from_static(b"x")).pack();
+        assert_eq!(Shared::pick(&one, "anyone"), Bytes::from_static(b"x"));
+        assert_eq!(Shared::pick(&Bytes::from_static(&[1, 0, 0]), "a"), Bytes::new(), "cut short: nothing");
+    }
+}

@@ -1,0 +1,326 @@
+//! Per-device delivery: which queues have something for a device (the UNREAD answer), and the
+//! pages a device pulls.
+//!
+//! A queue is a conversation as the device's user names it: the peer's user JID for a
+//! one-to-one conversation, the group's JID for a group (spec §6). What a device got is kept in
+//! the store (namespace `msync_devices`, one collection per `user\u{1f}resource`): per
+//! conversation the last message the device got (`{seq, ts, id}`), and when the device was first
+//! seen (`~since`). In the store, not in the process: on a cluster a device that reconnects to
+//! another node finds where it was. Items expire after [`DEVICE_TTL_DAYS`] without use (devices
+//! with random resources come and go).
+//!
+//! A conversation the device has no position in yet starts from what no device of the user got
+//! (the member's delivered cursor, shared by every face) or what arrived after the device was
+//! first seen, whichever is earlier: a new device gets the offline messages; a known device
+//! gets a new conversation's messages even when another device of the user got them first. At
+//! most [`BACKLOG_MAX`] of the newest, as Easemob keeps a bounded number per conversation.
+//!
+//! Each page a device takes moves the member's delivered cursor too (delivery receipts for
+//! senders who asked, LeanCloud's `ack_at`).
+
+use std::collections::HashMap;
+
+use confab_engine::entries::ns;
+use confab_engine::model::{App, Audience, ConvKind, Conversation, Cursor, Message};
+use confab_engine::query::{Bound, HistoryQuery, HistoryScope};
+use confab_engine::{Engine, Entry, EntryFilter, EntryQuery, Position, PutRule};
+use serde_json::json;
+
+use super::body::{self, sender_resource};
+use super::frames::{group_jid, is_group, user_jid};
+use super::proto::message_body::Type as BType;
+use super::proto::meta::NameSpace;
+use super::proto::{Jid, Meta};
+
+/// Metas in one page.
+pub const PAGE: usize = 20;
+/// Most messages a conversation's backlog holds for a device that has no position in it.
+pub const BACKLOG_MAX: i64 = 200;
+/// A device's positions are forgotten after this long without use.
+pub const DEVICE_TTL_DAYS: i64 = 30;
+/// Most conversations the UNREAD answer looks at (the user's newest).
+const CONVERSATIONS_MAX: i64 = 100;
+const SINCE: &str = "~since";
+
+/// A logged-in device.
+pub struct Device {
+    pub app: std::sync::Arc<App>,
+    /// `org#app`.
+    pub app_key: String,
+    pub user: String,
+    pub resource: String,
+}
+
+/// Where a device got to in a conversation.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Pos {
+    seq: i64,
+    ts: i64,
+    id: i64,
+}
+
+/// A conversation as a queue of this device's: the conversation, how it is addressed in a
+/// `MessageBody` (one-to-one or group) and the name it goes by (peer or group id).
+pub struct Queue {
+    pub conv: Conversation,
+    pub kind: BType,
+    pub name: String,
+}
+
+impl Queue {
+    pub fn jid(&self, app_key: &str) -> Jid {
+        match self.kind {
+            BType::Chat => user_jid(app_key, &self.name, None),
+            _ => group_jid(app_key, self.conv.id),
+        }
+    }
+}
+
+/// A page of a queue: its metas, and the key of the next page (None: the last).
+pub struct Page {
+    pub metas: Vec<Meta>,
+    pub next_key: Option<u64>,
+}
+
+impl Device {
+    fn key(&self) -> String {
+        format!("{}\u{1f}{}", self.user, self.resource)
+    }
+
+    fn expiry(&self, engine: &Engine) -> Option<i64> {
+        Some(engine.now() + DEVICE_TTL_DAYS * 86_400_000)
+    }
+
+    /// The device logs in: first seen now, unless it was seen before.
+    pub async fn seen(&self, engine: &Engine) -> confab_engine::Result<()> {
+        let e = Entry::new(ns::MSYNC_DEVICES, self.key(), SINCE, json!({"ts": engine.now()})).expiring(self.expiry(engine));
+        let rule = PutRule { overwrite: confab_engine::Overwrite::Never, max_items: None };
+        engine.collections().put(&self.app, vec![e], rule).await?;
+        Ok(())
+    }
+
+    /// Every position of the device, and when it was first seen.
+    async fn positions(&self, engine: &Engine) -> confab_engine::Result<(HashMap<i64, Pos>, i64)> {
+        let q = EntryQuery::all(EntryFilter::collection(ns::MSYNC_DEVICES, self.key()));
+        let mut out = HashMap::new();
+        let mut since = engine.now();
+        for e in engine.collections().list(&self.app, &q).await? {
+            let n = |k: &str| e.value.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+            if e.item == SINCE {
+                since = n("ts");
+            } else if let Ok(conv) = e.item.parse::<i64>() {
+                out.insert(conv, Pos { seq: n("seq"), ts: n("ts"), id: n("id") });
+            }
+        }
+        Ok((out, since))
+    }
+
+    async fn save(&self, engine: &Engine, conv: &Conversation, p: Pos) -> confab_engine::Result<()> {
+        let e = Entry::new(ns::MSYNC_DEVICES, self.key(), conv.id.to_string(), json!({"seq": p.seq, "ts": p.ts, "id": p.id}))
+            .expiring(self.expiry(engine));
+        engine.collections().put(&self.app, vec![e], PutRule::default()).await?;
+        if p.id > 0 {
+            // the member's delivered cursor, for every face (receipts to senders who asked)
+            let moved = engine.messages().advance_cursor(&self.app, conv, &self.user, Cursor::Delivered, Position::Message(p.id)).await;
+            if let Err(e) = moved {
+                tracing::debug!(error = %e, "a pulled page did not move the delivered cursor");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the device gets this message: not one it sent itself, addressed to its user,
+    /// not recalled.
+    fn wants(&self, m: &Message) -> bool {
+        let own = m.from == self.user && sender_resource(m) == Some(self.resource.as_str());
+        let addressed = match &m.audience {
+            Audience::All => true,
+            Audience::Only(users) => users.contains(&self.user),
+        };
+        !own && addressed && m.recalled_at.is_none()
+    }
+
+    /// The queue a conversation is for this device's user (None: not one msync speaks of).
+    pub async fn queue_of(&self, engine: &Engine, conv: Conversation) -> confab_engine::Result<Option<Queue>> {
+        match conv.kind {
+            ConvKind::Normal if conv.unique => {
+                let members = engine.conversations().members(&self.app, &conv).await?;
+                let peer = match members.as_slice() {
+                    [a, b] if *a == self.user => b.clone(),
+                    [a, b] if *b == self.user => a.clone(),
+                    [a] if *a == self.user => a.clone(),
+                    _ => return Ok(Some(Queue { name: conv.id.to_string(), kind: BType::Groupchat, conv })),
+                };
+                Ok(Some(Queue { conv, kind: BType::Chat, name: peer }))
+            }
+            ConvKind::Normal | ConvKind::Temporary => Ok(Some(Queue { name: conv.id.to_string(), kind: BType::Groupchat, conv })),
+            ConvKind::Chatroom => Ok(Some(Queue { name: conv.id.to_string(), kind: BType::Chatroom, conv })),
+            _ => Ok(None),
+        }
+    }
+
+    /// The queue a pull names: a peer's JID (their one-to-one conversation), or a group's.
+    pub async fn queue_named(&self, engine: &Engine, jid: &Jid) -> confab_engine::Result<Option<Queue>> {
+        let name = jid.name.as_deref().unwrap_or("").trim().to_lowercase();
+        let conv = if is_group(jid) {
+            match name.parse::<i64>() {
+                Ok(id) => engine.conversations().conversation(&self.app, id, None).await.ok(),
+                Err(_) => None,
+            }
+        } else if name.is_empty() {
+            None
+        } else {
+            engine.conversations().find_direct_conversation(&self.app, &self.user, &name).await?
+        };
+        match conv {
+            Some(c) if engine.conversations().is_member(&self.app, &c, &self.user).await.unwrap_or(false) => self.queue_of(engine, c).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// The backlog of a conversation the device has no position in: the messages it wants
+    /// that no device of the user got or that came after the device was first seen, oldest
+    /// first, at most `BACKLOG_MAX`; and the newest message looked at.
+    async fn backlog(&self, engine: &Engine, conv: &Conversation, since: i64) -> confab_engine::Result<(Vec<Message>, Option<Pos>)> {
+        if conv.last_seq == 0 {
+            return Ok((vec![], None));
+        }
+        let delivered = engine.conversations().member(&self.app, conv, &self.user).await.map(|m| m.delivered_seq).unwrap_or(0);
+        let q = HistoryQuery {
+            scope: HistoryScope::Conv(conv.id),
+            older_than: None,
+            newer_than: None,
+            ascending: false,
+            limit: BACKLOG_MAX.min(self.app.limits.history_max_limit),
+            mtype: None,
+        };
+        let newest = engine.messages().history(&self.app, &q).await?;
+        let top = newest.first().map(|m| Pos { seq: m.seq, ts: m.timestamp, id: m.id });
+        let mut wanted: Vec<Message> =
+            newest.into_iter().filter(|m| (m.seq > delivered || m.timestamp >= since) && self.wants(m)).collect();
+        wanted.reverse();
+        Ok((wanted, top))
+    }
+
+    /// The UNREAD answer: every queue with something for this device, with how much (an
+    /// estimate for conversations the device has a position in: their newest sequence number
+    /// past it). A conversation with nothing for the device gets a position now, so that the
+    /// next heartbeat does not look at it again.
+    pub async fn unread(&self, engine: &Engine) -> confab_engine::Result<Vec<(Queue, u32)>> {
+        let (positions, since) = self.positions(engine).await?;
+        let mut out = Vec::new();
+        for conv in engine.conversations().user_conversations(&self.app, &self.user, CONVERSATIONS_MAX).await? {
+            let n = match positions.get(&conv.id) {
+                Some(p) => (conv.last_seq - p.seq).max(0),
+                None => {
+                    let (wanted, top) = self.backlog(engine, &conv, since).await?;
+                    if wanted.is_empty() {
+                        if let Some(top) = top {
+                            self.save(engine, &conv, top).await?;
+                        }
+                    }
+                    wanted.len() as i64
+                }
+            };
+            if n > 0 {
+                if let Some(q) = self.queue_of(engine, conv).await? {
+                    out.push((q, n.min(i64::from(u32::MAX)) as u32));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A page of a queue. A pull with `key` (the last message of the page before) says the
+    /// device has everything up to it. The last page counts as delivered once it is answered.
+    pub async fn pull(&self, engine: &Engine, q: &Queue, key: Option<u64>) -> confab_engine::Result<Page> {
+        let conv = &q.conv;
+        let (positions, since) = self.positions(engine).await?;
+        let mut at = positions.get(&conv.id).copied();
+        if let Some(k) = key.filter(|k| *k > 0).and_then(|k| i64::try_from(k).ok()) {
+            if let Ok(m) = engine.messages().message(&self.app, k).await {
+                if m.conv == conv.id && at.is_none_or(|p| m.seq > p.seq) {
+                    let p = Pos { seq: m.seq, ts: m.timestamp, id: m.id };
+                    self.save(engine, conv, p).await?;
+                    at = Some(p);
+                }
+            }
+        }
+        // the messages after the position, oldest first; or the backlog
+        let (scanned, full) = match at {
+            Some(p) => {
+                let limit = (PAGE as i64 * 2).min(self.app.limits.history_max_limit);
+                let hq = HistoryQuery {
+                    scope: HistoryScope::Conv(conv.id),
+                    older_than: None,
+                    newer_than: Some(Bound { timestamp: p.ts, id: None, inclusive: true }),
+                    ascending: true,
+                    limit,
+                    mtype: None,
+                };
+                let got = engine.messages().history(&self.app, &hq).await?;
+                let full = got.len() as i64 >= limit;
+                (got.into_iter().filter(|m| m.seq > p.seq).collect::<Vec<_>>(), full)
+            }
+            None => {
+                let (wanted, top) = self.backlog(engine, conv, since).await?;
+                if wanted.is_empty() {
+                    if let Some(top) = top {
+                        self.save(engine, conv, top).await?;
+                    }
+                }
+                (wanted, false)
+            }
+        };
+        let mut metas = Vec::new();
+        let mut last: Option<Pos> = None;
+        let mut rest = false;
+        for m in &scanned {
+            if metas.len() == PAGE {
+                rest = true;
+                break;
+            }
+            if self.wants(m) {
+                metas.push(self.meta(q, m));
+            }
+            last = Some(Pos { seq: m.seq, ts: m.timestamp, id: m.id });
+        }
+        let more = rest || full;
+        match last {
+            Some(p) if more => Ok(Page { metas, next_key: Some(p.id as u64) }),
+            Some(p) => {
+                self.save(engine, conv, p).await?;
+                Ok(Page { metas, next_key: None })
+            }
+            None => Ok(Page { metas, next_key: None }),
+        }
+    }
+
+    /// A stored message as the meta a device pulls.
+    fn meta(&self, q: &Queue, m: &Message) -> Meta {
+        meta_of(&self.app_key, q.kind, &q.name, &self.user, m)
+    }
+}
+
+/// A stored message as a CHAT meta. `kind` and `name` are how `viewer` addresses the
+/// conversation (for a one-to-one conversation, the peer); the meta goes to the peer, or to the
+/// sender's peer when the viewer sent it.
+pub fn meta_of(app_key: &str, kind: BType, name: &str, viewer: &str, m: &Message) -> Meta {
+    let (to_name, to) = match kind {
+        BType::Chat => {
+            // from the peer to the viewer, or from the viewer (another device) to the peer
+            let to = if m.from == viewer { name } else { viewer };
+            (to.to_string(), user_jid(app_key, to, None))
+        }
+        _ => (name.to_string(), group_jid(app_key, m.conv)),
+    };
+    Meta {
+        id: Some(m.id as u64),
+        from: Some(user_jid(app_key, &m.from, sender_resource(m))),
+        to: Some(to),
+        timestamp: Some(m.timestamp.max(0) as u64),
+        ns: Some(NameSpace::Chat as i32),
+        payload: Some(body::payload(m, kind, &to_name)),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,182 @@
+//! A sent meta (`SYNC{CommSyncUL{meta}}`). A CHAT message to a user or a group goes through the
+//! engine's send path as the REST face's sends do (`messages::to_engine`: its shape, then
+//! mutes, blocklists, limits, the app's hooks), with its `MessageBody` bytes kept for msync
+//! recipients; the answer carries the new message id as `serverId` (spec §7.2) or the refusal
+//! in the SDK's words (§7.3). Acks are answered and a one-to-one read ack moves the read cursor;
+//! a recall recalls. The client's STATISTIC meta (after login and UNREAD) needs no answer.
+
+use confab_engine::model::{ConvKind, Conversation, Cursor, Priority};
+use confab_engine::{Actor, Error, MessageRef, NewMessage, Position};
+use prost::Message as _;
+use serde_json::Value;
+
+use super::body::{self, EXT_KEY};
+use super::conn::ConnState;
+use super::frames::{ok, status};
+use super::proto::message_body::Type as BType;
+use super::proto::meta::{NameSpace, RouteType};
+use super::proto::status::ErrorCode;
+use super::proto::{CommSyncDl, MessageBody, Meta, Status};
+
+fn fail(reason: &str) -> Status {
+    status(ErrorCode::Fail, Some(reason))
+}
+
+/// An engine refusal in the words the SDK maps to its error types (§7.3).
+fn refusal(e: &Error, group: bool) -> Status {
+    match e {
+        Error::Muted if group => status(ErrorCode::PermissionDenied, Some("user is mute")),
+        Error::Muted => status(ErrorCode::UserMuted, None),
+        Error::Blocked => fail("blocked"),
+        Error::NotMember => fail("not in group or chatroom"),
+        Error::ConversationNotFound | Error::WrongKind { .. } => fail("group not found"),
+        Error::Forbidden(t) if t.contains("disabled") => fail("group is disabled"),
+        Error::Forbidden(_) | Error::NotAllowed(_) => fail("blocked"),
+        Error::MessageTooLarge { .. } | Error::TooLarge { .. } => status(ErrorCode::PermissionDenied, Some("Sorry, data is too large")),
+        Error::RateLimited { .. } => status(ErrorCode::PermissionDenied, Some("traffic limit")),
+        Error::TooLate { .. } => fail("exceed recall time limit"),
+        Error::UserNotFound(u) => fail(&format!("username {u} doesn't exist!")),
+        Error::Rejected { detail, .. } => {
+            status(ErrorCode::PermissionDeniedExternal, Some(detail.as_deref().unwrap_or("refused by the app")))
+        }
+        other => fail(&other.to_string()),
+    }
+}
+
+impl ConnState {
+    /// A sent meta's answer; None for metas that get none (the client's statistics).
+    pub(super) async fn send(&mut self, meta: Meta) -> Option<CommSyncDl> {
+        let now = self.now();
+        let answer = |st: Status, server_id: Option<u64>, ts: i64| CommSyncDl {
+            status: Some(st),
+            meta_id: meta.id,
+            server_id,
+            timestamp: Some(ts.max(0) as u64),
+            ..Default::default()
+        };
+        match meta.ns.and_then(|n| NameSpace::try_from(n).ok()) {
+            Some(NameSpace::Statistic) => return None,
+            Some(NameSpace::Chat) => {}
+            _ => return Some(answer(fail("Sorry, this operation is not supported yet"), None, now)),
+        }
+        let payload = meta.payload.clone().unwrap_or_default();
+        let Ok(b) = MessageBody::decode(payload.as_slice()) else {
+            return Some(answer(fail("Sorry, format is incorrect"), None, now));
+        };
+        let kind = b.r#type.and_then(|t| BType::try_from(t).ok());
+        let result = match kind {
+            Some(BType::Chat | BType::Groupchat | BType::Chatroom) => self.send_message(&meta, &b, &payload).await,
+            Some(BType::ReadAck | BType::DeliverAck | BType::ChannelAck) => self.ack(&meta, &b, kind == Some(BType::ReadAck)).await,
+            Some(BType::Recall) => self.recall(&meta, &b).await,
+            _ => Err(fail("Sorry, this message type is not supported yet")),
+        };
+        Some(match result {
+            Ok((id, ts)) => answer(ok(), Some(id as u64), ts),
+            Err(st) => answer(st, None, now),
+        })
+    }
+
+    /// The conversation a meta goes to: a user's one-to-one conversation with the sender, a
+    /// group, or a chat room.
+    async fn target(&self, meta: &Meta, b: &MessageBody, kind: BType) -> Result<Conversation, Status> {
+        let Some(l) = &self.login else { return Err(status(ErrorCode::Unauthorized, None)) };
+        let engine = &self.gw.engine;
+        let to = meta.to.as_ref().or(b.to.as_ref()).and_then(|j| j.name.clone()).unwrap_or_default();
+        match kind {
+            BType::Chat => {
+                let peer = crate::users::username(&to).map_err(|_| fail(&format!("username {to} doesn't exist!")))?;
+                engine.conversations().direct_conversation(&l.device.app, &l.device.user, &peer).await.map_err(|e| refusal(&e, false))
+            }
+            _ => {
+                let id: i64 = to.trim().parse().map_err(|_| fail("group ID illegal, please check it"))?;
+                let conv = engine.conversations().conversation(&l.device.app, id, None).await.map_err(|e| refusal(&e, true))?;
+                let ok = match kind {
+                    BType::Chatroom => conv.kind == ConvKind::Chatroom,
+                    _ => matches!(conv.kind, ConvKind::Normal | ConvKind::Temporary) && !conv.unique,
+                };
+                if !ok {
+                    return Err(fail("group not found"));
+                }
+                Ok(conv)
+            }
+        }
+    }
+
+    /// A message: stored and delivered through the engine; `(server id, timestamp)`.
+    async fn send_message(&self, meta: &Meta, b: &MessageBody, payload: &[u8]) -> Result<(i64, i64), Status> {
+        let Some(l) = &self.login else { return Err(status(ErrorCode::Unauthorized, None)) };
+        let kind = b.r#type.and_then(|t| BType::try_from(t).ok()).unwrap_or(BType::Chat);
+        let conv = self.target(meta, b, kind).await?;
+        let app = &l.device.app;
+        // the REST face's shape; a content REST has no word for is kept as an empty text
+        let (rest, ext) = body::to_rest(b);
+        let (rest_kind, rest_body) = rest.unwrap_or_else(|| ("txt".to_string(), Default::default()));
+        let size = serde_json::to_string(&rest_body).map_or(0, |t| t.len()) + ext.as_ref().map_or(0, |e| e.to_string().len());
+        if size > app.limits.em_message_max_bytes {
+            return Err(status(ErrorCode::PermissionDenied, Some("Sorry, data is too large")));
+        }
+        let (content, mtype, mut em_ext) = crate::messages::to_engine(&rest_kind, &rest_body, ext.as_ref());
+        if let Value::Object(o) = &mut em_ext {
+            o.insert(EXT_KEY.into(), body::msync_ext(payload, &l.device.resource));
+        }
+        let room = kind == BType::Chatroom;
+        let online_only = meta.routetype == Some(RouteType::RouteOnline as i32);
+        let priority = match meta.ext.iter().find(|k| k.key.as_deref() == Some("chatroom_msg_tag")).and_then(|k| k.varint_value) {
+            Some(0) => Priority::High,
+            Some(2) => Priority::Low,
+            _ => Priority::Normal,
+        };
+        let new = NewMessage {
+            from: l.device.user.clone(),
+            content: Some(content),
+            mtype,
+            ext: Some(em_ext),
+            transient: online_only && !room,
+            // the sender's other devices get one-to-one and group messages (multi-device)
+            no_sync: room,
+            priority: if room { priority } else { Priority::Normal },
+            receipt: b.msg_config.as_ref().and_then(|c| c.allow_group_ack) == Some(true),
+            from_ip: self.ip.clone(),
+            origin: Some(l.session.origin()),
+            ..Default::default()
+        };
+        let actor = Actor::User(l.device.user.clone());
+        let group = kind != BType::Chat;
+        let engine = &self.gw.engine;
+        let sending = engine.messages().begin_send(app, &conv, new, &actor).await.map_err(|e| refusal(&e, group))?;
+        let msg = sending.await.map_err(|e| refusal(&e, group))?;
+        Ok((msg.id, msg.timestamp))
+    }
+
+    /// A delivery, read or conversation ack. A one-to-one read ack moves the reader's read
+    /// cursor to the message (read receipts for every face); the others are answered only
+    /// (delivery was counted when the device pulled).
+    async fn ack(&self, meta: &Meta, b: &MessageBody, read: bool) -> Result<(i64, i64), Status> {
+        let Some(l) = &self.login else { return Err(status(ErrorCode::Unauthorized, None)) };
+        let engine = &self.gw.engine;
+        let id = engine.next_id();
+        if read {
+            if let (Some(mid), Ok(conv)) = (b.ack_message_id, self.target(meta, b, BType::Chat).await) {
+                let at = Position::Message(mid as i64);
+                if let Err(e) = engine.messages().advance_cursor(&l.device.app, &conv, &l.device.user, Cursor::Read, at).await {
+                    tracing::debug!(error = %e, "a read ack did not move the read cursor");
+                }
+            }
+        }
+        Ok((id, engine.now()))
+    }
+
+    /// A recall of the sender's own message (`ackMessageId`), within the app's window.
+    async fn recall(&self, _meta: &Meta, b: &MessageBody) -> Result<(i64, i64), Status> {
+        let Some(l) = &self.login else { return Err(status(ErrorCode::Unauthorized, None)) };
+        let engine = &self.gw.engine;
+        let app = &l.device.app;
+        let mid = b.ack_message_id.and_then(|m| i64::try_from(m).ok()).ok_or_else(|| fail("Sorry, message does not exist"))?;
+        let msg = engine.messages().message(app, mid).await.map_err(|_| fail("Sorry, message does not exist"))?;
+        let conv = engine.conversations().conversation(app, msg.conv, None).await.map_err(|e| refusal(&e, true))?;
+        let r = MessageRef { id: mid, from: None, timestamp: None };
+        let actor = Actor::User(l.device.user.clone());
+        engine.messages().recall_message(app, &conv, &r, &actor, Some(l.session.origin())).await.map_err(|e| refusal(&e, false))?;
+        Ok((engine.next_id(), engine.now()))
+    }
+}

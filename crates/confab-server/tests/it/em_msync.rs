@@ -1,0 +1,397 @@
+//! The Easemob msync gateway (`/websocket`) with a raw client: protobuf frames over a real
+//! WebSocket, as the official web SDK sends them (specs/easemob-msync.md).
+
+use std::time::Duration;
+
+use confab_engine::model::Plan;
+use confab_face_easemob::msync::proto::m_sync::Command;
+use confab_face_easemob::msync::proto::message_body::content::Type as CType;
+use confab_face_easemob::msync::proto::message_body::{Content, Type as BType};
+use confab_face_easemob::msync::proto::meta::NameSpace;
+use confab_face_easemob::msync::proto::status::ErrorCode;
+use confab_face_easemob::msync::proto::*;
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+use crate::common::*;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Client {
+    ws: Socket,
+    app_key: String,
+    user: String,
+}
+
+fn app_key(app: &EmApp) -> String {
+    format!("{}#{}", app.app.keys.easemob.org_name, app.app.keys.easemob.app_name)
+}
+
+fn jid(app_key: &str, name: &str, group: bool) -> Jid {
+    let domain = if group { "conference.easemob.com" } else { "easemob.com" };
+    Jid { app_key: Some(app_key.into()), name: Some(name.into()), domain: Some(domain.into()), client_resource: None }
+}
+
+async fn open(srv: &TestServer) -> Socket {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/websocket", srv.addr())).await.expect("connect");
+    ws
+}
+
+async fn send_frame(ws: &mut Socket, m: MSync) {
+    ws.send(Ws::Binary(m.encode_to_vec().into())).await.expect("send");
+}
+
+fn cmd(c: Command, payload: Option<Vec<u8>>) -> MSync {
+    MSync { command: Some(c as i32), payload, encrypt_type: vec![0], ..Default::default() }
+}
+
+/// The next binary frame; None when the socket closed.
+async fn next(ws: &mut Socket) -> Option<MSync> {
+    loop {
+        let got = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame within 5 s");
+        match got {
+            Some(Ok(Ws::Binary(b))) => return Some(MSync::decode(b.as_ref()).expect("an MSync frame")),
+            Some(Ok(Ws::Close(_))) | None | Some(Err(_)) => return None,
+            _ => {}
+        }
+    }
+}
+
+fn payload<T: prost::Message + Default>(m: &MSync) -> T {
+    T::decode(m.payload.as_deref().unwrap_or_default()).expect("payload")
+}
+
+fn code(s: &Option<Status>) -> i32 {
+    s.as_ref().expect("status").error_code.unwrap_or(0)
+}
+
+/// A PROVISION frame as the SDK sends it.
+fn provision(app_key: &str, user: &str, resource: &str, token: &str) -> MSync {
+    let p = Provision {
+        os_type: Some(16),
+        version: Some("4.21.1".into()),
+        device_name: Some("webim".into()),
+        resource: Some(resource.into()),
+        compress_type: vec![0],
+        encrypt_type: vec![0],
+        protocol_compress_type: vec![2],
+        session_id: Some("1:".into()),
+        ..Default::default()
+    };
+    MSync {
+        guid: Some(Jid { client_resource: Some(resource.into()), ..jid(app_key, user, false) }),
+        auth: Some(format!("$t${token}")),
+        ..cmd(Command::Provision, Some(p.encode_to_vec()))
+    }
+}
+
+impl Client {
+    async fn login(srv: &TestServer, app: &EmApp, user: &str, resource: &str) -> Client {
+        let token = app.user_token(user).await;
+        let mut ws = open(srv).await;
+        send_frame(&mut ws, provision(&app_key(app), user, resource, &token)).await;
+        let a = next(&mut ws).await.expect("the login answer");
+        assert_eq!(a.command, Some(Command::Provision as i32));
+        let p: Provision = payload(&a);
+        assert_eq!(code(&p.status), ErrorCode::Ok as i32, "{p:?}");
+        assert_eq!(p.resource.as_deref(), Some(resource), "the resource is echoed");
+        assert!(p.protocol_compress_type.is_empty(), "no compression offered back");
+        Client { ws, app_key: app_key(app), user: user.into() }
+    }
+
+    async fn next(&mut self) -> MSync {
+        next(&mut self.ws).await.expect("a frame")
+    }
+
+    async fn unread(&mut self) -> CommUnreadDl {
+        send_frame(&mut self.ws, cmd(Command::Unread, None)).await;
+        let a = self.next().await;
+        assert_eq!(a.command, Some(Command::Unread as i32));
+        payload(&a)
+    }
+
+    /// Send a text; the answer.
+    async fn text(&mut self, local_id: u64, to: &str, group: bool, text: &str) -> (CommSyncDl, Vec<u8>) {
+        let body = MessageBody {
+            r#type: Some(if group { BType::Groupchat } else { BType::Chat } as i32),
+            from: Some(Jid { name: Some(self.user.clone()), ..Default::default() }),
+            to: Some(Jid { name: Some(to.into()), ..Default::default() }),
+            contents: vec![Content { r#type: Some(CType::Text as i32), text: Some(text.into()), ..Default::default() }],
+            ..Default::default()
+        };
+        let bytes = body.encode_to_vec();
+        let meta = Meta {
+            id: Some(local_id),
+            to: Some(jid(&self.app_key, to, group)),
+            ns: Some(NameSpace::Chat as i32),
+            payload: Some(bytes.clone()),
+            ..Default::default()
+        };
+        let dl = self.sync(CommSyncUl { meta: Some(meta), ..Default::default() }).await;
+        (dl, bytes)
+    }
+
+    async fn sync(&mut self, ul: CommSyncUl) -> CommSyncDl {
+        send_frame(&mut self.ws, cmd(Command::Sync, Some(ul.encode_to_vec()))).await;
+        let a = self.next().await;
+        assert_eq!(a.command, Some(Command::Sync as i32), "{a:?}");
+        payload(&a)
+    }
+
+    async fn pull(&mut self, queue: Jid, key: Option<u64>) -> CommSyncDl {
+        let dl = self.sync(CommSyncUl { queue: Some(queue.clone()), key, ..Default::default() }).await;
+        assert_eq!(code(&dl.status), 0, "{dl:?}");
+        assert_eq!(dl.queue.as_ref().and_then(|q| q.name.clone()), queue.name, "the queue is echoed");
+        dl
+    }
+
+    /// The NOTICE that comes next: its queue.
+    async fn notice(&mut self) -> Jid {
+        let n = self.next().await;
+        assert_eq!(n.command, Some(Command::Notice as i32), "{n:?}");
+        payload::<CommNotice>(&n).queue.expect("queue")
+    }
+}
+
+fn text_of(meta: &Meta) -> String {
+    let b = MessageBody::decode(meta.payload.as_deref().unwrap_or_default()).expect("a MessageBody");
+    b.contents[0].text.clone().unwrap_or_default()
+}
+
+async fn group(app: &EmApp, owner: &str, members: &[&str]) -> String {
+    let r = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": owner, "members": members})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["data"]["groupid"].as_str().expect("groupid").to_string()
+}
+
+#[tokio::test]
+async fn msync_login_answers_ok_with_the_resource_and_refuses_a_bad_token_in_the_sdks_words() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    let _alice = Client::login(&srv, &app, "alice", "webim_web_1").await;
+    assert_eq!(srv.server.as_ref().expect("server").msync.session_count(), 1);
+
+    // a bad token, and bob's token for alice: refused, then closed
+    let bob_token = app.user_token("bob").await;
+    for token in ["nope", bob_token.as_str()] {
+        let mut ws = open(&srv).await;
+        send_frame(&mut ws, provision(&app_key(&app), "alice", "webim_web_2", token)).await;
+        let p: Provision = payload(&next(&mut ws).await.expect("an answer"));
+        assert_eq!(code(&p.status), ErrorCode::Fail as i32);
+        assert_eq!(p.status.and_then(|s| s.reason).as_deref(), Some("Sorry, token or password does not match login info"));
+        assert!(next(&mut ws).await.is_none(), "closed after a refusal");
+    }
+    // an unknown user with a token of another: refused too
+    let mut ws = open(&srv).await;
+    send_frame(&mut ws, provision("nope#nope", "alice", "r", &bob_token)).await;
+    let p: Provision = payload(&next(&mut ws).await.expect("an answer"));
+    assert_eq!(code(&p.status), ErrorCode::Fail as i32);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn msync_heartbeat_answers_unread_and_the_clients_statistics_need_no_answer() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice"]).await;
+    let mut alice = Client::login(&srv, &app, "alice", "webim_web_1").await;
+    let u = alice.unread().await;
+    assert_eq!(code(&u.status), 0);
+    assert!(u.unread.is_empty());
+    assert!(u.timestamp.unwrap_or(0) > 1_600_000_000_000, "a time in ms");
+    // the STATISTIC meta the SDK sends after UNREAD: no answer, the next frame is the next UNREAD's
+    let stat = Meta {
+        id: Some(1),
+        ns: Some(NameSpace::Statistic as i32),
+        payload: Some(StatisticsBody::default().encode_to_vec()),
+        ..Default::default()
+    };
+    send_frame(&mut alice.ws, cmd(Command::Sync, Some(CommSyncUl { meta: Some(stat), ..Default::default() }.encode_to_vec()))).await;
+    assert_eq!(code(&alice.unread().await.status), 0);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn msync_one_to_one_send_is_acked_with_its_server_id_and_the_recipient_pulls_it_after_a_notice() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    let mut alice = Client::login(&srv, &app, "alice", "webim_web_a").await;
+    let mut alice2 = Client::login(&srv, &app, "alice", "webim_web_a2").await;
+    let mut bob = Client::login(&srv, &app, "bob", "webim_web_b").await;
+    for c in [&mut alice, &mut alice2, &mut bob] {
+        assert!(c.unread().await.unread.is_empty());
+    }
+    let (ack, sent) = alice.text(531458918908, "bob", false, "hi").await;
+    assert_eq!(code(&ack.status), 0, "{ack:?}");
+    assert_eq!(ack.meta_id, Some(531458918908));
+    let server_id = ack.server_id.expect("serverId");
+    assert!(ack.timestamp.unwrap_or(0) > 0);
+
+    // bob: NOTICE{alice}, then the pull
+    let q = bob.notice().await;
+    assert_eq!((q.name.as_deref(), q.domain.as_deref()), (Some("alice"), Some("easemob.com")));
+    let page = bob.pull(q.clone(), None).await;
+    assert_eq!(page.is_last, Some(true));
+    assert_eq!(page.metas.len(), 1);
+    let m = &page.metas[0];
+    assert_eq!(m.id, Some(server_id), "the id the sender was told");
+    assert_eq!(m.payload.as_deref(), Some(sent.as_slice()), "the body as sent, byte for byte");
+    let from = m.from.clone().expect("from");
+    assert_eq!((from.name.as_deref(), from.client_resource.as_deref()), (Some("alice"), Some("webim_web_a")));
+    assert_eq!(m.to.as_ref().and_then(|t| t.name.as_deref()), Some("bob"));
+    assert_eq!(m.ns, Some(NameSpace::Chat as i32));
+    // the SDK's second pull: an empty last page
+    let again = bob.pull(q, None).await;
+    assert_eq!((again.metas.len(), again.is_last), (0, Some(true)));
+
+    // alice's other device gets it too (multi-device), in the queue of bob
+    let q = alice2.notice().await;
+    assert_eq!(q.name.as_deref(), Some("bob"));
+    let page = alice2.pull(q, None).await;
+    assert_eq!(page.metas.iter().map(|m| m.id).collect::<Vec<_>>(), vec![Some(server_id)]);
+    // and the device that sent it has nothing to pull
+    assert!(alice.unread().await.unread.is_empty());
+
+    // the engine holds it as the REST face's text
+    let stored = srv.engine().messages().message(&app.app, server_id as i64).await.expect("stored");
+    assert_eq!(stored.content, confab_engine::model::Content::Text("hi".into()));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn msync_group_send_reaches_the_members_devices() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob", "carol"]).await;
+    let gid = group(&app, "alice", &["bob"]).await;
+    let mut alice = Client::login(&srv, &app, "alice", "a").await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    let mut carol = Client::login(&srv, &app, "carol", "c").await;
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.unread().await;
+    }
+    let (ack, _) = alice.text(7, &gid, true, "hello group").await;
+    assert_eq!(code(&ack.status), 0, "{ack:?}");
+    let q = bob.notice().await;
+    assert_eq!((q.name.as_deref(), q.domain.as_deref()), (Some(gid.as_str()), Some("conference.easemob.com")));
+    let page = bob.pull(q, None).await;
+    assert_eq!(page.metas.len(), 1);
+    assert_eq!(text_of(&page.metas[0]), "hello group");
+    assert_eq!(page.metas[0].to.as_ref().and_then(|t| t.name.clone()), Some(gid.clone()));
+    // not a member: refused in the SDK's words (GROUP_NOT_JOINED)
+    let (ack, _) = carol.text(8, &gid, true, "let me in").await;
+    assert_eq!((code(&ack.status), ack.status.and_then(|s| s.reason)), (1, Some("not in group or chatroom".into())));
+    let (ack, _) = carol.text(9, "424242", true, "x").await;
+    assert_eq!(ack.status.and_then(|s| s.reason).as_deref(), Some("group not found"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn msync_a_leancloud_rest_message_reaches_the_easemob_device_as_a_text_body() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    bob.unread().await;
+    let conv = srv.engine().conversations().direct_conversation(&app.app, "alice", "bob").await.expect("conv");
+    let lc = srv.lc_of(&app);
+    let (mid, _) = lc.send(&conv.id.to_string(), "alice", "from leancloud").await;
+    let q = bob.notice().await;
+    assert_eq!(q.name.as_deref(), Some("alice"));
+    let page = bob.pull(q, None).await;
+    assert_eq!(page.metas.len(), 1);
+    assert_eq!(page.metas[0].id.map(|i| i.to_string()), Some(mid));
+    let b = MessageBody::decode(page.metas[0].payload.as_deref().unwrap_or_default()).expect("body");
+    assert_eq!(b.r#type, Some(BType::Chat as i32));
+    assert_eq!(b.from.and_then(|f| f.name).as_deref(), Some("alice"));
+    assert_eq!(b.to.and_then(|f| f.name).as_deref(), Some("bob"));
+    assert_eq!((b.contents[0].r#type, b.contents[0].text.as_deref()), (Some(0), Some("from leancloud")));
+    assert_eq!(b.contents[0].sub_type, None, "a text, not a combined message");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn msync_offline_messages_are_listed_by_unread_paged_and_pulled_exactly_once() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    for i in 0..25 {
+        let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": format!("m{i}")}})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let mut bob = Client::login(&srv, &app, "bob", "webim_web_b").await;
+    let u = bob.unread().await;
+    assert_eq!(u.unread.len(), 1, "{u:?}");
+    let q = u.unread[0].queue.clone().expect("queue");
+    assert_eq!((q.name.as_deref(), u.unread[0].n), (Some("alice"), Some(25)));
+    let first = bob.pull(q.clone(), None).await;
+    assert_eq!((first.metas.len(), first.is_last), (20, Some(false)));
+    let key = first.next_key.expect("nextKey");
+    assert!(key > 0);
+    let second = bob.pull(q.clone(), Some(key)).await;
+    assert_eq!((second.metas.len(), second.is_last), (5, Some(true)));
+    let texts: Vec<String> = first.metas.iter().chain(&second.metas).map(text_of).collect();
+    assert_eq!(texts, (0..25).map(|i| format!("m{i}")).collect::<Vec<_>>(), "oldest first, each once");
+
+    // the same device reconnecting: nothing again; nor a new device (no device got less)
+    drop(bob);
+    let mut again = Client::login(&srv, &app, "bob", "webim_web_b").await;
+    assert!(again.unread().await.unread.is_empty());
+    let mut other = Client::login(&srv, &app, "bob", "webim_web_new").await;
+    assert!(other.unread().await.unread.is_empty());
+    // a message while both are away from it: the known device finds it at its next heartbeat
+    let r = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "late"}})).await;
+    assert_eq!(r.status, 200);
+    let _ = again.notice().await;
+    let u = again.unread().await;
+    assert_eq!(u.unread.len(), 1);
+    let page = again.pull(q, None).await;
+    assert_eq!(page.metas.iter().map(text_of).collect::<Vec<_>>(), vec!["late"]);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn msync_garbage_and_unknown_commands_are_answered_and_the_connection_goes_on() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice"]).await;
+    let mut ws = open(&srv).await;
+    // before login
+    send_frame(&mut ws, cmd(Command::Unread, None)).await;
+    let u: CommUnreadDl = payload(&next(&mut ws).await.expect("answer"));
+    assert_eq!(code(&u.status), ErrorCode::Unauthorized as i32);
+    let mut alice = Client::login(&srv, &app, "alice", "r").await;
+    // not protobuf; an unknown command; a SYNC whose payload is not a CommSyncUL; a text frame
+    alice.ws.send(Ws::Binary(vec![0xff, 0xff, 0xff].into())).await.expect("send");
+    assert_eq!(code(&payload::<CommSyncDl>(&alice.next().await).status), ErrorCode::PbParserError as i32);
+    send_frame(&mut alice.ws, MSync { command: Some(7), ..Default::default() }).await;
+    assert_eq!(code(&payload::<CommSyncDl>(&alice.next().await).status), ErrorCode::UnknownCommand as i32);
+    send_frame(&mut alice.ws, cmd(Command::Sync, Some(vec![0x0a, 0xff]))).await;
+    assert_eq!(code(&payload::<CommSyncDl>(&alice.next().await).status), ErrorCode::PbParserError as i32);
+    alice.ws.send(Ws::Text("hello".into())).await.expect("send");
+    assert_eq!(code(&payload::<CommSyncDl>(&alice.next().await).status), ErrorCode::PbParserError as i32);
+    // a body that is not a MessageBody, an empty SYNC
+    let bad = Meta { id: Some(3), ns: Some(NameSpace::Chat as i32), payload: Some(vec![0xff]), ..Default::default() };
+    let dl = alice.sync(CommSyncUl { meta: Some(bad), ..Default::default() }).await;
+    assert_eq!((code(&dl.status), dl.meta_id), (1, Some(3)));
+    let dl = alice.sync(CommSyncUl::default()).await;
+    assert_eq!(code(&dl.status), ErrorCode::MissingParameter as i32);
+    // still logged in
+    assert_eq!(code(&alice.unread().await.status), 0);
+    // LOGOUT: the session ends
+    send_frame(
+        &mut alice.ws,
+        cmd(
+            Command::Logout,
+            Some(Logout { session_id: Some("1:".into()), reason: Some("inner:logout".into()), status: None }.encode_to_vec()),
+        ),
+    )
+    .await;
+    assert!(next(&mut alice.ws).await.is_none(), "closed after the logout");
+    eventually(5, || async { (srv.server.as_ref().expect("server").msync.session_count() == 0).then_some(()) }).await;
+    srv.stop().await;
+}
