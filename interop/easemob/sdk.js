@@ -228,7 +228,7 @@ class Client extends EventEmitter {
       };
       const timer = setTimeout(() => {
         this.off(event, on);
-        reject(new Error(`${this.user || 'a client'}: no ${event} within ${ms} ms (events: ${this.events.map((e) => e[0]).join(', ') || 'none'})`));
+        reject(new Error(`${this.user || 'a client'}: no ${event} within ${ms} ms (events: ${this.events.map(([e, arg]) => (e === 'onError' ? `onError ${arg && arg.type}` : e)).join(', ') || 'none'})`));
       }, ms);
       this.on(event, on);
     });
