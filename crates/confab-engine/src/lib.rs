@@ -12,6 +12,7 @@ pub mod bus;
 pub mod clients;
 pub mod collections;
 pub mod commands;
+pub mod connections;
 pub mod conv;
 mod conv_kind;
 mod engine;

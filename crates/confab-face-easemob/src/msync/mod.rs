@@ -24,9 +24,8 @@ pub mod proto;
 mod queues;
 mod send;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -36,12 +35,12 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
+use confab_engine::connections::{Connections, Shutdown};
 use confab_engine::out_queue::{OutQueue, Refused};
 use confab_engine::sessions::{GatewayId, Outlet, Session, Sessions};
 use confab_engine::Engine;
 use confab_routes::{Open, Route, Row};
-use parking_lot::Mutex;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 /// Tuning of the gateway.
 #[derive(Clone, Debug)]
@@ -131,25 +130,14 @@ pub struct MsyncGateway {
     id: GatewayId,
     next_id: AtomicU64,
     /// Open connections, closed at shutdown.
-    conns: Mutex<HashMap<u64, Arc<Conn>>>,
-    closing: AtomicBool,
-    conns_gone: Notify,
+    conns: Connections<Conn>,
 }
 
 impl MsyncGateway {
     /// The gateway, its sessions joining the node's registry.
     pub fn start_on(engine: Arc<Engine>, sessions: Arc<Sessions>, settings: MsyncSettings) -> Arc<MsyncGateway> {
         let id = sessions.gateway(Arc::new(encode::MsyncEncoder { engine: engine.clone() }));
-        Arc::new(MsyncGateway {
-            engine,
-            settings,
-            sessions,
-            id,
-            next_id: AtomicU64::new(1),
-            conns: Mutex::new(HashMap::new()),
-            closing: AtomicBool::new(false),
-            conns_gone: Notify::new(),
-        })
+        Arc::new(MsyncGateway { engine, settings, sessions, id, next_id: AtomicU64::new(1), conns: Connections::default() })
     }
 
     /// Sessions open on this node.
@@ -158,35 +146,17 @@ impl MsyncGateway {
     }
 
     fn conn_opened(&self, conn: &Arc<Conn>) {
-        self.conns.lock().insert(conn.id, conn.clone());
-        if self.closing.load(Ordering::SeqCst) {
-            conn.kill("server shutting down");
-        }
+        self.conns.opened(conn.id, conn);
     }
 
     fn conn_closed(&self, id: u64) {
-        let mut conns = self.conns.lock();
-        conns.remove(&id);
-        if conns.is_empty() {
-            self.conns_gone.notify_waiters();
-        }
+        self.conns.closed(id);
     }
 
     /// Shutdown: close every connection (the SDK reconnects elsewhere or later, and catches up
     /// through UNREAD), and any that opens from now on; returns once all are closed.
     pub async fn close_all(&self) {
-        self.closing.store(true, Ordering::SeqCst);
-        loop {
-            let gone = self.conns_gone.notified();
-            let open: Vec<Arc<Conn>> = self.conns.lock().values().cloned().collect();
-            if open.is_empty() {
-                return;
-            }
-            for c in open {
-                c.kill("server shutting down");
-            }
-            gone.await;
-        }
+        self.conns.close_all().await;
     }
 }
 
@@ -218,4 +188,11 @@ pub fn routes() -> Vec<Route<Open>> {
 /// The gateway's routes.
 pub fn router(gw: Arc<MsyncGateway>) -> Router {
     confab_routes::router(rows(), &gw, confab_routes::open).with_state(gw)
+}
+
+/// At shutdown a connection closes (the SDK reconnects and catches up through UNREAD).
+impl Shutdown for Conn {
+    fn shut_down(&self) {
+        self.kill("server shutting down");
+    }
 }

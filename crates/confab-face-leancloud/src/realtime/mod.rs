@@ -21,7 +21,7 @@ pub mod push;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,13 +31,13 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
+use confab_engine::connections::{Connections, Shutdown};
 use confab_engine::model::{Broadcast, ConvKind, ConvRef};
 use confab_engine::out_queue;
 use confab_engine::sessions::{Encoder, GatewayId, NewSession, Outlet, Session, Sessions};
 use confab_engine::{Engine, Event, KickReason, Offline};
 use confab_routes::{Open, Route, Row};
-use parking_lot::Mutex;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use self::codec::Format;
 
@@ -226,11 +226,7 @@ pub struct Gateway {
     /// Connection ids.
     next_id: AtomicU64,
     /// Open WebSocket connections, to close at shutdown.
-    conns: Mutex<HashMap<u64, Arc<Conn>>>,
-    /// Shutting down: a connection that opens now is closed at once.
-    closing: AtomicBool,
-    /// The last connection closed.
-    conns_gone: Notify,
+    conns: Connections<Conn>,
 }
 
 impl Gateway {
@@ -243,16 +239,7 @@ impl Gateway {
     /// A gateway whose sessions join the node's registry (shared with other realtime gateways).
     pub fn start_on(engine: Arc<Engine>, sessions: Arc<Sessions>, settings: GatewaySettings) -> Arc<Gateway> {
         let id = sessions.gateway(Arc::new(LcEncoder { engine: engine.clone() }));
-        Arc::new(Gateway {
-            engine,
-            settings,
-            sessions,
-            id,
-            next_id: AtomicU64::new(1),
-            conns: Mutex::new(HashMap::new()),
-            closing: AtomicBool::new(false),
-            conns_gone: Notify::new(),
-        })
+        Arc::new(Gateway { engine, settings, sessions, id, next_id: AtomicU64::new(1), conns: Connections::default() })
     }
 
     fn next_id(&self) -> u64 {
@@ -275,37 +262,18 @@ impl Gateway {
         self.sessions.count(self.id)
     }
 
-    /// A connection opened: it is closed at shutdown (at once if that has begun).
     fn conn_opened(&self, conn: &Arc<Conn>) {
-        self.conns.lock().insert(conn.id, conn.clone());
-        if self.closing.load(Ordering::SeqCst) {
-            conn.kill(close::GOING_AWAY, "server shutting down");
-        }
+        self.conns.opened(conn.id, conn);
     }
 
     fn conn_closed(&self, id: u64) {
-        let mut conns = self.conns.lock();
-        conns.remove(&id);
-        if conns.is_empty() {
-            self.conns_gone.notify_waiters();
-        }
+        self.conns.closed(id);
     }
 
     /// Shutdown: close every WebSocket with 1001 (going away; the clients reconnect and catch
     /// up by their cursors), and any that opens from now on; returns once all are closed.
     pub async fn close_all(&self) {
-        self.closing.store(true, Ordering::SeqCst);
-        loop {
-            let gone = self.conns_gone.notified();
-            let open: Vec<Arc<Conn>> = self.conns.lock().values().cloned().collect();
-            if open.is_empty() {
-                return;
-            }
-            for c in open {
-                c.kill(close::GOING_AWAY, "server shutting down");
-            }
-            gone.await;
-        }
+        self.conns.close_all().await;
     }
 }
 
@@ -388,5 +356,12 @@ mod tests {
         assert!(!c.is_killed());
         Outlet::push(&c, Bytes::from_static(b"b"));
         assert_eq!(c.close_frame(), (close::SLOW_CONSUMER, "too slow to read pushes".to_string()));
+    }
+}
+
+/// At shutdown a connection closes with 1001 (going away).
+impl Shutdown for Conn {
+    fn shut_down(&self) {
+        self.kill(close::GOING_AWAY, "server shutting down");
     }
 }
