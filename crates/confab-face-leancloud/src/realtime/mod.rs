@@ -336,6 +336,13 @@ pub async fn upgrade_request(gw: Arc<Gateway>, req: axum::extract::Request) -> R
     axum::handler::Handler::call(upgrade, req, gw).await
 }
 
+/// At shutdown a connection closes with 1001 (going away).
+impl Shutdown for Conn {
+    fn shut_down(&self) {
+        self.kill(close::GOING_AWAY, "server shutting down");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,12 +363,5 @@ mod tests {
         assert!(!c.is_killed());
         Outlet::push(&c, Bytes::from_static(b"b"));
         assert_eq!(c.close_frame(), (close::SLOW_CONSUMER, "too slow to read pushes".to_string()));
-    }
-}
-
-/// At shutdown a connection closes with 1001 (going away).
-impl Shutdown for Conn {
-    fn shut_down(&self) {
-        self.kill(close::GOING_AWAY, "server shutting down");
     }
 }
