@@ -594,8 +594,63 @@ impl Messages {
     /// Move a member's read or delivered cursor up to a position, and tell the senders who asked
     /// for receipts: one delivery receipt per message, one read receipt per sender.
     pub async fn advance_cursor(&self, app: &App, conv: &Conversation, user: &str, cursor: Cursor, to: Position) -> Result<()> {
+        self.advance(app, conv, user, cursor, to).await.map(|_| ())
+    }
+
+    /// A reader's own acknowledgement of one message (Easemob's `DELIVER_ACK` / `READ_ACK`):
+    /// the reader's cursor moves up to it, and its sender is told of that message by a receipt
+    /// naming it, whether or not it asked for receipts (the reader chose to tell). A message
+    /// that asked for receipts is told of by the cursor as it passes it, once.
+    pub async fn acknowledge(&self, app: &App, conv: &Conversation, user: &str, cursor: Cursor, id: i64) -> Result<()> {
+        let m = self.store.get_message(app.id, id).await?.filter(|m| m.conv == conv.id).ok_or(Error::MessageNotFound)?;
+        self.advance(app, conv, user, cursor, Position::Message(id)).await?;
+        if !m.receipt && m.from != user {
+            self.bus.deliver(Event::Receipt {
+                app: app.id,
+                to: m.from,
+                conv: ConvRef::of(conv),
+                msg: Some((m.id, m.foreign_id)),
+                at: self.now(),
+                read: cursor == Cursor::Read,
+                by: user.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A reader read a whole conversation (Easemob's `CHANNEL_ACK`): the read cursor moves to
+    /// now, and the other members are told by a read receipt naming no message (those the cursor
+    /// told already are not told again).
+    pub async fn acknowledge_conversation(&self, app: &App, conv: &Conversation, user: &str) -> Result<()> {
+        let now = self.now();
+        let told = self.advance(app, conv, user, Cursor::Read, Position::Time(now)).await?;
+        for m in self.conversations.members(app, conv).await? {
+            if m != user && !told.contains(&m) {
+                self.bus.deliver(Event::Receipt {
+                    app: app.id,
+                    to: m,
+                    conv: ConvRef::of(conv),
+                    msg: None,
+                    at: now,
+                    read: true,
+                    by: user.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `advance_cursor`; the senders it told.
+    async fn advance(
+        &self,
+        app: &App,
+        conv: &Conversation,
+        user: &str,
+        cursor: Cursor,
+        to: Position,
+    ) -> Result<std::collections::HashSet<String>> {
         if matches!(conv.kind, ConvKind::Chatroom) {
-            return Ok(());
+            return Ok(Default::default());
         }
         let (seq, named) = match to {
             Position::Message(id) => match self.store.get_message(app.id, id).await?.filter(|m| m.conv == conv.id) {
@@ -645,7 +700,7 @@ impl Messages {
                 });
             }
         }
-        Ok(())
+        Ok(told)
     }
 
     /// Every member's cursors as times.

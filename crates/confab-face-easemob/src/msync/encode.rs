@@ -6,9 +6,10 @@
 //! * a message that is not stored (online only) or a chat room's: the meta itself, unsolicited
 //!   (`CommSyncDL{queue, metas, isLast}`), since there is nothing to pull;
 //! * a recall: a `RECALL` body naming the message, unsolicited;
+//! * a receipt: the reader's ack (`DELIVER_ACK`, `READ_ACK`, `CHANNEL_ACK`), unsolicited;
 //! * a kick: a `STATISTIC` meta (§11.2); the connection closes after it (`conn.rs`).
 //!
-//! Other events (conversation changes, receipts, broadcasts) have no msync words yet.
+//! Other events (conversation changes, broadcasts) have no msync words yet.
 
 use std::sync::Arc;
 
@@ -91,6 +92,9 @@ impl Encoder for MsyncEncoder {
             Event::MessagePatched { app, conv, msg, recipients, .. } if msg.recalled_at.is_some() => {
                 self.message(*app, conv, msg, recipients, now, true).await?
             }
+            Event::Receipt { app, to, conv, msg, at, read, by } => {
+                self.receipt(*app, to, conv, msg.as_ref().map(|m| m.0), *at, *read, by).await?
+            }
             Event::Kick { app, user, reason, .. } => {
                 let op = match reason {
                     KickReason::Conflict => Operation::UserLoginAnotherDevice,
@@ -131,6 +135,47 @@ impl MsyncEncoder {
     async fn app_key(&self, app: i64) -> Option<String> {
         let a = self.engine.apps().find_app(&AppLookup::Id(app)).await.ok()??;
         Some(format!("{}#{}", a.keys.easemob.org_name, a.keys.easemob.app_name))
+    }
+
+    /// A receipt as the ack its reader sent (spec §9.1): `DELIVER_ACK` / `READ_ACK` naming the
+    /// message, or `CHANNEL_ACK` (the conversation read) when the receipt names none; from the
+    /// reader's queue (the reader for a one-to-one conversation, else the group), unsolicited.
+    #[allow(clippy::too_many_arguments)]
+    async fn receipt(&self, app: i64, to: &str, cref: &ConvRef, msg: Option<i64>, at: i64, read: bool, by: &str) -> Option<Shared> {
+        let kind = match (msg, read) {
+            (Some(_), false) => BType::DeliverAck,
+            (Some(_), true) => BType::ReadAck,
+            (None, true) => BType::ChannelAck,
+            (None, false) => return None,
+        };
+        let a = self.engine.apps().find_app(&AppLookup::Id(app)).await.ok()??;
+        let key = format!("{}#{}", a.keys.easemob.org_name, a.keys.easemob.app_name);
+        let direct = match cref.kind {
+            ConvKind::Normal => self.engine.conversations().conversation(&a, cref.id, None).await.ok()?.unique,
+            _ => false,
+        };
+        let (queue, to_jid, to_name) = if direct {
+            (user_jid(&key, by, None), user_jid(&key, to, None), to.to_string())
+        } else {
+            (group_jid(&key, cref.id), group_jid(&key, cref.id), cref.id.to_string())
+        };
+        let body = MessageBody {
+            r#type: Some(kind as i32),
+            from: Some(super::proto::Jid { name: Some(by.to_string()), ..Default::default() }),
+            to: Some(super::proto::Jid { name: Some(to_name), ..Default::default() }),
+            ack_message_id: msg.map(|m| m as u64),
+            ..Default::default()
+        };
+        let meta = Meta {
+            id: Some(self.engine.next_id() as u64),
+            from: Some(user_jid(&key, by, None)),
+            to: Some(to_jid),
+            timestamp: Some(at.max(0) as u64),
+            ns: Some(NameSpace::Chat as i32),
+            payload: Some(body.encode_to_vec()),
+            ..Default::default()
+        };
+        Some(Shared::One(frames::unsolicited(queue, vec![meta], at)))
     }
 
     /// A message (or its recall) as its recipients hear it.

@@ -6,13 +6,13 @@
 //! a recall recalls. The client's STATISTIC meta (after login and UNREAD) needs no answer.
 
 use confab_engine::model::{ConvKind, Conversation, Cursor, Priority};
-use confab_engine::{Actor, Error, MessageRef, NewMessage, Position};
+use confab_engine::{Actor, Error, MessageRef, NewMessage};
 use prost::Message as _;
 use serde_json::Value;
 
 use super::body::{self, EXT_KEY};
 use super::conn::ConnState;
-use super::frames::{ok, status};
+use super::frames::{is_group, ok, status};
 use super::proto::message_body::Type as BType;
 use super::proto::meta::{NameSpace, RouteType};
 use super::proto::status::ErrorCode;
@@ -66,7 +66,7 @@ impl ConnState {
         let kind = b.r#type.and_then(|t| BType::try_from(t).ok());
         let result = match kind {
             Some(BType::Chat | BType::Groupchat | BType::Chatroom) => self.send_message(&meta, &b, &payload).await,
-            Some(BType::ReadAck | BType::DeliverAck | BType::ChannelAck) => self.ack(&meta, &b, kind == Some(BType::ReadAck)).await,
+            Some(k @ (BType::ReadAck | BType::DeliverAck | BType::ChannelAck)) => self.ack(&meta, &b, k).await,
             Some(BType::Recall) => self.recall(&meta, &b).await,
             _ => Err(fail("Sorry, this message type is not supported yet")),
         };
@@ -148,22 +148,33 @@ impl ConnState {
         Ok((msg.id, msg.timestamp))
     }
 
-    /// A delivery, read or conversation ack. A one-to-one read ack moves the reader's read
-    /// cursor to the message (read receipts for every face); the others are answered only
-    /// (delivery was counted when the device pulled).
-    async fn ack(&self, meta: &Meta, b: &MessageBody, read: bool) -> Result<(i64, i64), Status> {
+    /// A delivery, read or conversation ack (spec §9.1). A delivery or read ack names a message
+    /// (`ackMessageId`): the acker's cursor moves up to it and its sender's devices get the ack
+    /// (`Messages::acknowledge`, an engine receipt naming the message, which every face hears).
+    /// A conversation ack (`CHANNEL_ACK`, no id) reads the whole conversation named by `to`.
+    async fn ack(&self, meta: &Meta, b: &MessageBody, kind: BType) -> Result<(i64, i64), Status> {
         let Some(l) = &self.login else { return Err(status(ErrorCode::Unauthorized, None)) };
         let engine = &self.gw.engine;
-        let id = engine.next_id();
-        if read {
-            if let (Some(mid), Ok(conv)) = (b.ack_message_id, self.target(meta, b, BType::Chat).await) {
-                let at = Position::Message(mid as i64);
-                if let Err(e) = engine.messages().advance_cursor(&l.device.app, &conv, &l.device.user, Cursor::Read, at).await {
-                    tracing::debug!(error = %e, "a read ack did not move the read cursor");
-                }
-            }
+        let app = &l.device.app;
+        let user = &l.device.user;
+        if kind == BType::ChannelAck {
+            let group = meta.to.as_ref().or(b.to.as_ref()).is_some_and(is_group);
+            let conv = self.target(meta, b, if group { BType::Groupchat } else { BType::Chat }).await?;
+            engine.messages().acknowledge_conversation(app, &conv, user).await.map_err(|e| refusal(&e, group))?;
+            return Ok((engine.next_id(), engine.now()));
         }
-        Ok((id, engine.now()))
+        let mid = b.ack_message_id.filter(|m| *m > 0).and_then(|m| i64::try_from(m).ok());
+        let mid = mid.ok_or_else(|| status(ErrorCode::MissingParameter, Some("ackMessageId is required")))?;
+        let gone = || fail("Sorry, message does not exist");
+        let msg = engine.messages().message(app, mid).await.map_err(|_| gone())?;
+        let conv = engine.conversations().conversation(app, msg.conv, None).await.map_err(|_| gone())?;
+        let cursor = if kind == BType::ReadAck { Cursor::Read } else { Cursor::Delivered };
+        engine.messages().acknowledge(app, &conv, user, cursor, mid).await.map_err(|e| match e {
+            Error::MessageNotFound => gone(),
+            Error::NotMember => gone(),
+            e => refusal(&e, true),
+        })?;
+        Ok((engine.next_id(), engine.now()))
     }
 
     /// A recall of the sender's own message (`ackMessageId`), within the app's window.

@@ -395,3 +395,95 @@ async fn msync_garbage_and_unknown_commands_are_answered_and_the_connection_goes
     eventually(5, || async { (srv.server.as_ref().expect("server").msync.session_count() == 0).then_some(()) }).await;
     srv.stop().await;
 }
+
+impl Client {
+    /// Send a body of `kind` (an ack, a recall) naming a message; the answer.
+    async fn ack(&mut self, local_id: u64, kind: BType, to: &str, group: bool, mid: Option<u64>) -> CommSyncDl {
+        let body = MessageBody {
+            r#type: Some(kind as i32),
+            from: Some(Jid { name: Some(self.user.clone()), ..Default::default() }),
+            to: Some(Jid { name: Some(to.into()), ..Default::default() }),
+            ack_message_id: mid,
+            ..Default::default()
+        };
+        let meta = Meta {
+            id: Some(local_id),
+            to: Some(jid(&self.app_key, to, group)),
+            ns: Some(NameSpace::Chat as i32),
+            payload: Some(body.encode_to_vec()),
+            ..Default::default()
+        };
+        self.sync(CommSyncUl { meta: Some(meta), ..Default::default() }).await
+    }
+
+    /// The next frame, an unsolicited page: its metas' bodies.
+    async fn unsolicited(&mut self) -> (CommSyncDl, Vec<MessageBody>) {
+        let f = self.next().await;
+        assert_eq!(f.command, Some(Command::Sync as i32), "{f:?}");
+        let dl: CommSyncDl = payload(&f);
+        assert_eq!((code(&dl.status), dl.is_last), (0, Some(true)), "{dl:?}");
+        let bodies = dl.metas.iter().map(|m| MessageBody::decode(m.payload.as_deref().unwrap_or_default()).expect("body")).collect();
+        (dl, bodies)
+    }
+}
+
+#[tokio::test]
+async fn msync_delivery_read_and_conversation_acks_move_the_cursors_and_reach_the_senders_devices() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    let mut alice = Client::login(&srv, &app, "alice", "a1").await;
+    let mut alice2 = Client::login(&srv, &app, "alice", "a2").await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    for c in [&mut alice, &mut alice2, &mut bob] {
+        c.unread().await;
+    }
+    let (ack, _) = alice.text(1, "bob", false, "hi").await;
+    let sid = ack.server_id.expect("serverId");
+    let _ = alice2.notice().await; // multi-device copy
+    let q = bob.notice().await;
+    bob.pull(q, None).await;
+
+    // bob's delivery ack: answered, and both of alice's devices get DELIVER_ACK naming the message
+    let dl = bob.ack(10, BType::DeliverAck, "alice", false, Some(sid)).await;
+    assert_eq!((code(&dl.status), dl.meta_id), (0, Some(10)), "{dl:?}");
+    assert!(dl.server_id.is_some());
+    for a in [&mut alice, &mut alice2] {
+        let (dl, bodies) = a.unsolicited().await;
+        assert_eq!(dl.queue.and_then(|q| q.name).as_deref(), Some("bob"), "in bob's queue");
+        assert_eq!(dl.metas[0].ns, Some(NameSpace::Chat as i32));
+        let b = &bodies[0];
+        assert_eq!((b.r#type, b.ack_message_id), (Some(BType::DeliverAck as i32), Some(sid)));
+        assert_eq!(b.from.as_ref().and_then(|f| f.name.as_deref()), Some("bob"));
+        assert_eq!(b.to.as_ref().and_then(|f| f.name.as_deref()), Some("alice"));
+    }
+    // the read ack: bob's read cursor moves (nothing unread), alice hears READ_ACK
+    let conv = srv.engine().conversations().direct_conversation(&app.app, "alice", "bob").await.expect("conv");
+    assert_eq!(srv.engine().messages().unread_count(&app.app, "bob", Some(&conv)).await.expect("unread"), 1);
+    let dl = bob.ack(11, BType::ReadAck, "alice", false, Some(sid)).await;
+    assert_eq!(code(&dl.status), 0, "{dl:?}");
+    let (_, bodies) = alice.unsolicited().await;
+    assert_eq!((bodies[0].r#type, bodies[0].ack_message_id), (Some(BType::ReadAck as i32), Some(sid)));
+    assert_eq!(srv.engine().messages().unread_count(&app.app, "bob", Some(&conv)).await.expect("unread"), 0);
+    let _ = alice2.unsolicited().await;
+
+    // the conversation ack: CHANNEL_ACK, no id
+    let dl = bob.ack(12, BType::ChannelAck, "alice", false, None).await;
+    assert_eq!(code(&dl.status), 0, "{dl:?}");
+    let (_, bodies) = alice.unsolicited().await;
+    assert_eq!((bodies[0].r#type, bodies[0].ack_message_id), (Some(BType::ChannelAck as i32), None));
+    let _ = alice2.unsolicited().await;
+
+    // bad acks, in the protocol's form: no id, an unknown message, a message of others
+    let dl = bob.ack(13, BType::ReadAck, "alice", false, None).await;
+    assert_eq!((code(&dl.status), dl.meta_id), (ErrorCode::MissingParameter as i32, Some(13)));
+    let dl = bob.ack(14, BType::DeliverAck, "alice", false, Some(4242)).await;
+    assert_eq!((code(&dl.status), dl.status.and_then(|s| s.reason)), (1, Some("Sorry, message does not exist".into())));
+    app.users(&["carol"]).await;
+    let mut carol = Client::login(&srv, &app, "carol", "c").await;
+    let dl = carol.ack(15, BType::ReadAck, "alice", false, Some(sid)).await;
+    assert_eq!(code(&dl.status), 1, "not carol's to ack");
+    // nothing more reached alice: her next frame is her heartbeat's answer
+    assert_eq!(code(&alice.unread().await.status), 0);
+    srv.stop().await;
+}
