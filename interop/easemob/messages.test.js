@@ -5,6 +5,7 @@
 // The msync side is confab-face-easemob's gateway at /websocket.
 const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
+const https = require('node:https');
 const { startConfab } = require('../lib/harness');
 const em = require('./sdk');
 
@@ -163,6 +164,46 @@ test("multi-device: both of a user's devices receive, and the sender's other dev
   assertText(await phone.nextText('sent from the laptop'), { id: fromLaptop.serverMsgId, from: a, to: b, msg: 'sent from the laptop' });
   await new Promise((r) => setTimeout(r, 300));
   assert.ok(!laptop.texts.some((t) => t.msg === 'sent from the laptop'), 'the sending device does not get its own message back');
+});
+
+test('a file message: the SDK uploads it (POST /chatfiles, multipart), the peer gets onFileMessage and downloads the same bytes by its URL', async () => {
+  await em.requireMsync(srv);
+  const {
+    names: [a, b],
+    clients: [alice, bob],
+  } = await users('alice', 'bob');
+  const bytes = Buffer.from(`a file for bob ${'.'.repeat(2000)}`);
+  let uploaded;
+  const message = alice.create({
+    type: 'file',
+    chatType: 'singleChat',
+    to: b,
+    file: { data: new File([bytes], 'notes.txt', { type: 'text/plain' }), filename: 'notes.txt', filetype: 'txt', url: '' },
+    filename: 'notes.txt',
+    onFileUploadComplete: (res) => (uploaded = res),
+  });
+  const sent = await em.within(alice.conn.send(message), 20000, 'the file message');
+  assert.ok(uploaded && uploaded.entities && uploaded.entities[0].uuid, `the upload's answer: ${JSON.stringify(uploaded)}`);
+  const got = await bob.nextEvent('onFileMessage');
+  assert.equal(got.id, sent.serverMsgId);
+  assert.equal(got.from, a);
+  assert.equal(got.to, b);
+  assert.equal(got.filename, 'notes.txt');
+  assert.equal(Number(got.file_length), bytes.length);
+  const base = `https://127.0.0.1:${srv.port}/${srv.app.easemob.org_name}/${srv.app.easemob.app_name}/chatfiles/`;
+  assert.ok(got.url.startsWith(base) && got.url.includes('share-secret='), `the receiver's URL: ${got.url}`);
+  // as an <img src> would: no Authorization header, the share-secret in the query
+  const [status, body] = await new Promise((resolve, reject) => {
+    https
+      .get(got.url, (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve([res.statusCode, Buffer.concat(chunks)]));
+      })
+      .on('error', reject);
+  });
+  assert.equal(status, 200);
+  assert.ok(body.equals(bytes), 'the same bytes');
 });
 
 test('agora-chat 1.4.0 and easemob-websdk 4.21.1 exchange one-to-one texts', async () => {

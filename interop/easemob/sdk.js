@@ -19,6 +19,7 @@
 //                    names its device (`deviceId`), then `webim_web_<deviceId>` every time
 //   navigator        {userAgent} (Node 20 has none; Node 21+ has its own)
 //   document         agora-chat 1.4.0 listens for `visibilitychange` on it unguarded
+//   File             Node 20 has it (FormData, Blob and Response too, which uploads use)
 //
 // A client is an EventEmitter that re-emits every SDK event under the handler's own name
 // ('onConnected', 'onTextMessage', 'onError', …), so tests wait for them with harness.next().
@@ -73,6 +74,8 @@ function installGlobals() {
   }
   g.WebSocket = WebSocket;
 
+  // uploads: a File (global from Node 20; node:buffer has it before) sent as FormData
+  if (!g.File) g.File = require('node:buffer').File;
   const XHR2 = require('xhr2');
   class XMLHttpRequest extends XHR2 {
     open(method, url, ...rest) {
