@@ -475,14 +475,23 @@ impl Messages {
         self.recall(app, conv, r, actor, origin, None).await
     }
 
-    /// The app's server recalling under a window, as Easemob binds its REST recalls: the app's
-    /// `recall_window_secs`, or `default_secs` when the app sets none; `Error::TooLate` past it.
-    pub async fn recall_message_within(&self, app: &App, conv: &Conversation, r: &MessageRef, default_secs: i64) -> Result<Message> {
+    /// A recall under a window, as Easemob binds its recalls (its REST's and its clients'): the
+    /// app's `recall_window_secs`, or `default_secs` when the app sets none; `Error::TooLate`
+    /// past it. A user recalls their own messages (a group's managers any member's, any time).
+    pub async fn recall_message_within(
+        &self,
+        app: &App,
+        conv: &Conversation,
+        r: &MessageRef,
+        actor: &Actor,
+        origin: Option<Origin>,
+        default_secs: i64,
+    ) -> Result<Message> {
         let window = if app.limits.recall_window_secs > 0 { app.limits.recall_window_secs } else { default_secs };
-        self.recall(app, conv, r, &Actor::Admin, None, Some(window)).await
+        self.recall(app, conv, r, actor, origin, Some(window)).await
     }
 
-    /// `bound`: the window the app's server is held to, if any (users are held to the app's).
+    /// `bound`: the window the recall is held to, if any (users are held to the app's otherwise).
     async fn recall(
         &self,
         app: &App,
@@ -507,7 +516,7 @@ impl Messages {
                     return Err(Error::NotSender);
                 }
             } else {
-                self.check_recall_window(&msg, app.limits.recall_window_secs)?;
+                self.check_recall_window(&msg, bound.unwrap_or(app.limits.recall_window_secs))?;
             }
         } else if let Some(window) = bound {
             self.check_recall_window(&msg, window)?;

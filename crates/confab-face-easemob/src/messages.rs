@@ -553,7 +553,7 @@ async fn recall_one(s: &EmState, app: &App, o: &Map<String, Value>) -> EmResult<
     if force {
         s.engine.messages().recall_message(app, &conv, &r, &Actor::Admin, None).await?;
     } else {
-        s.engine.messages().recall_message_within(app, &conv, &r, RECALL_WINDOW_SECS).await?;
+        s.engine.messages().recall_message_within(app, &conv, &r, &Actor::Admin, None, RECALL_WINDOW_SECS).await?;
     }
     Ok(json!({"recalled": "yes", "chattype": kind, "from": msg.from, "to": to, "msg_id": msg_id}))
 }

@@ -177,17 +177,27 @@ impl ConnState {
         Ok((engine.next_id(), engine.now()))
     }
 
-    /// A recall of the sender's own message (`ackMessageId`), within the app's window.
+    /// A recall (spec §9.2) of the sender's own message (`ackMessageId`), or by a group's
+    /// managers, held to Easemob's window as the REST face's recalls are (the app's
+    /// `recall_window_secs`, else `messages::RECALL_WINDOW_SECS`). The recipients, and the
+    /// sender's other devices, get the `RECALL` body (the engine's patch event).
     async fn recall(&self, _meta: &Meta, b: &MessageBody) -> Result<(i64, i64), Status> {
         let Some(l) = &self.login else { return Err(status(ErrorCode::Unauthorized, None)) };
         let engine = &self.gw.engine;
         let app = &l.device.app;
-        let mid = b.ack_message_id.and_then(|m| i64::try_from(m).ok()).ok_or_else(|| fail("Sorry, message does not exist"))?;
-        let msg = engine.messages().message(app, mid).await.map_err(|_| fail("Sorry, message does not exist"))?;
-        let conv = engine.conversations().conversation(app, msg.conv, None).await.map_err(|e| refusal(&e, true))?;
+        let gone = || fail("Sorry, message does not exist");
+        let mid = b.ack_message_id.filter(|m| *m > 0).and_then(|m| i64::try_from(m).ok());
+        let mid = mid.ok_or_else(|| status(ErrorCode::MissingParameter, Some("ackMessageId is required")))?;
+        let msg = engine.messages().message(app, mid).await.map_err(|_| gone())?;
+        let conv = engine.conversations().conversation(app, msg.conv, None).await.map_err(|_| gone())?;
         let r = MessageRef { id: mid, from: None, timestamp: None };
         let actor = Actor::User(l.device.user.clone());
-        engine.messages().recall_message(app, &conv, &r, &actor, Some(l.session.origin())).await.map_err(|e| refusal(&e, false))?;
+        let window = crate::messages::RECALL_WINDOW_SECS;
+        engine.messages().recall_message_within(app, &conv, &r, &actor, Some(l.session.origin()), window).await.map_err(|e| match e {
+            Error::MessageNotFound => gone(),
+            Error::NotSender => fail("blocked"),
+            e => refusal(&e, false),
+        })?;
         Ok((engine.next_id(), engine.now()))
     }
 }

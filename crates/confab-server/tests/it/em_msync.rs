@@ -487,3 +487,61 @@ async fn msync_delivery_read_and_conversation_acks_move_the_cursors_and_reach_th
     assert_eq!(code(&alice.unread().await.status), 0);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn msync_recall_by_the_sender_reaches_the_peer_and_other_devices_within_the_window_and_rest_recalls_reach_msync() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    let mut alice = Client::login(&srv, &app, "alice", "a1").await;
+    let mut alice2 = Client::login(&srv, &app, "alice", "a2").await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    for c in [&mut alice, &mut alice2, &mut bob] {
+        c.unread().await;
+    }
+    let (ack, _) = alice.text(1, "bob", false, "oops").await;
+    let sid = ack.server_id.expect("serverId");
+    let _ = alice2.notice().await;
+    let _ = bob.notice().await;
+
+    // bob may not recall alice's message (PERMISSION_DENIED to the SDK)
+    let dl = bob.ack(2, BType::Recall, "alice", false, Some(sid)).await;
+    assert_eq!((code(&dl.status), dl.status.as_ref().and_then(|s| s.reason.as_deref())), (1, Some("blocked")));
+    // alice may: answered, bob and alice's other device get the RECALL body
+    let dl = alice.ack(3, BType::Recall, "bob", false, Some(sid)).await;
+    assert_eq!((code(&dl.status), dl.meta_id), (0, Some(3)), "{dl:?}");
+    for (c, queue) in [(&mut bob, "alice"), (&mut alice2, "bob")] {
+        let (dl, bodies) = c.unsolicited().await;
+        assert_eq!(dl.queue.and_then(|q| q.name).as_deref(), Some(queue));
+        assert_eq!((bodies[0].r#type, bodies[0].ack_message_id), (Some(BType::Recall as i32), Some(sid)));
+        assert_eq!(bodies[0].from.as_ref().and_then(|f| f.name.as_deref()), Some("alice"));
+    }
+    let stored = srv.engine().messages().message(&app.app, sid as i64).await.expect("stored");
+    assert!(stored.recalled_at.is_some());
+    // a recalled message is not pulled any more
+    let page = bob.pull(jid(&app_key(&app), "alice", false), None).await;
+    assert!(page.metas.is_empty(), "{page:?}");
+
+    // past Easemob's window (2 minutes when the app sets none): refused in the SDK's words
+    let (ack, _) = alice.text(4, "bob", false, "old").await;
+    let old = ack.server_id.expect("serverId");
+    let _ = alice2.notice().await;
+    let _ = bob.notice().await;
+    srv.advance(Duration::from_secs(121));
+    let dl = alice.ack(5, BType::Recall, "bob", false, Some(old)).await;
+    assert_eq!(dl.status.and_then(|s| s.reason).as_deref(), Some("exceed recall time limit"));
+    // bad recalls: no id, an unknown message
+    let dl = alice.ack(6, BType::Recall, "bob", false, None).await;
+    assert_eq!(code(&dl.status), ErrorCode::MissingParameter as i32);
+    let dl = alice.ack(7, BType::Recall, "bob", false, Some(4242)).await;
+    assert_eq!(dl.status.and_then(|s| s.reason).as_deref(), Some("Sorry, message does not exist"));
+
+    // a recall by the app's server (Easemob REST, forced past the window) reaches every device
+    let r = app.post("/messages/msg_recall", json!({"msg_id": old.to_string(), "to": "bob", "chat_type": "chat", "force": true})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    for c in [&mut bob, &mut alice, &mut alice2] {
+        let (_, bodies) = c.unsolicited().await;
+        assert_eq!((bodies[0].r#type, bodies[0].ack_message_id), (Some(BType::Recall as i32), Some(old)));
+    }
+    srv.stop().await;
+}
