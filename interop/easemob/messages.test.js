@@ -184,7 +184,7 @@ test('a file message: the SDK uploads it (POST /chatfiles, multipart), the peer 
   });
   const sent = await em.within(alice.conn.send(message), 20000, 'the file message');
   assert.ok(uploaded && uploaded.entities && uploaded.entities[0].uuid, `the upload's answer: ${JSON.stringify(uploaded)}`);
-  const got = await bob.nextEvent('onFileMessage');
+  const got = await bob.seen('onFileMessage');
   assert.equal(got.id, sent.serverMsgId);
   assert.equal(got.from, a);
   assert.equal(got.to, b);

@@ -220,6 +220,17 @@ class Client extends EventEmitter {
     return this.nextEvent('onTextMessage', (t) => msg === undefined || t.msg === msg, ms);
   }
 
+  /**
+   * The first `event` raised so far, or the next one, whose argument passes `pred`; a rejection
+   * after `ms` (for events that may come before the test starts waiting, e.g. an ack racing the
+   * answer to the send that caused it).
+   */
+  seen(event, pred = () => true, ms = 10000) {
+    const past = this.events.find(([e, arg]) => e === event && pred(arg));
+    if (past) return Promise.resolve(past[1]);
+    return this.nextEvent(event, pred, ms);
+  }
+
   /** The next `event` whose argument passes `pred`, or a rejection after `ms`. */
   nextEvent(event, pred = () => true, ms = 10000) {
     return new Promise((resolve, reject) => {
