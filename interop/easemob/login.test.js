@@ -116,12 +116,14 @@ test('logout: close() ends the session (onDisconnected, no reconnect); a message
   await em.register(srv, a, b);
   const alice = await em.connect(srv, { user: a, pwd: em.PASSWORD });
   const bob = await em.connect(srv, { user: b, pwd: em.PASSWORD }, { deviceId: 'bobs-laptop' });
+  const status = async () => (await em.rest200(srv, 'GET', `/users/${b}/status`)).data[b];
+  assert.equal(await status(), 'online', 'the REST face sees the SDK session');
   const gone = bob.nextEvent('onDisconnected');
   bob.close();
   await gone;
   assert.equal(bob.isOpened(), false);
-  const status = await em.rest200(srv, 'GET', `/users/${b}/status`);
-  assert.equal(status.data[b], 'offline', `the REST face sees bob offline: ${JSON.stringify(status)}`);
+  // the REST face sees bob offline (once the server has seen the socket close)
+  await eventually(async () => (await status()) === 'offline', 3000);
   await alice.sendText(b, 'after you left');
   await new Promise((r) => setTimeout(r, 1500));
   assert.ok(!bob.events.some(([e]) => e === 'onReconnecting'), 'a closed client does not reconnect');
