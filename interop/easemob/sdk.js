@@ -21,8 +21,11 @@
 //   document         agora-chat 1.4.0 listens for `visibilitychange` on it unguarded
 //   File             Node 20 has it (FormData, Blob and Response too, which uploads use)
 //
-// A client is an EventEmitter that re-emits every SDK event under the handler's own name
-// ('onConnected', 'onTextMessage', 'onError', …), so tests wait for them with harness.next().
+// A client (`connect`, `new Client`) is an EventEmitter that records and re-emits every SDK event
+// under the handler's own name ('onConnected', 'onTextMessage', 'onError', …); tests wait for them
+// with `nextEvent` (the next one), `seen` (one already raised, or the next) and `nextText`. The
+// rest: users and tokens over the Easemob REST face (`register`, `userToken`, `rest`), and
+// `requireMsync`, which fails a test at once when /websocket does not speak msync.
 // EASEMOB_SDK_LOG=1 turns the SDK's own logging on.
 const { EventEmitter } = require('node:events');
 const https = require('node:https');
