@@ -6,6 +6,7 @@
 //!   (`UNREAD`), sends and pulls (`SYNC`), `LOGOUT`;
 //! * `send.rs`: a sent CHAT meta through the engine's send path (the REST face's message
 //!   shape: mutes, blocklists, limits and the app's hooks apply), its answer and errors (§7);
+//! * `muc.rs`: chat room join and leave (`MUC` metas) through the engine's chat-room presence;
 //! * `queues.rs`: what each device got, kept in the store (works on a cluster), the UNREAD
 //!   inventory and pages;
 //! * `encode.rs`: engine events as frames (the gateway's `Encoder`): NOTICEs, unsolicited
@@ -20,6 +21,7 @@ mod body;
 mod conn;
 mod encode;
 mod frames;
+mod muc;
 pub mod proto;
 mod queues;
 mod send;

@@ -5,7 +5,7 @@
 //! in the SDK's words (§7.3). Acks are answered and a one-to-one read ack moves the read cursor;
 //! a recall recalls. The client's STATISTIC meta (after login and UNREAD) needs no answer.
 
-use confab_engine::model::{ConvKind, Conversation, Cursor, Priority};
+use confab_engine::model::{Audience, ConvKind, Conversation, Cursor, Priority};
 use confab_engine::{Actor, Error, MessageRef, NewMessage};
 use prost::Message as _;
 use serde_json::Value;
@@ -57,6 +57,7 @@ impl ConnState {
         match meta.ns.and_then(|n| NameSpace::try_from(n).ok()) {
             Some(NameSpace::Statistic) => return None,
             Some(NameSpace::Chat) => {}
+            Some(NameSpace::Muc) => return Some(self.muc(&meta).await),
             _ => return Some(answer(fail("Sorry, this operation is not supported yet"), None, now)),
         }
         let payload = meta.payload.clone().unwrap_or_default();
@@ -126,7 +127,19 @@ impl ConnState {
             Some(2) => Priority::Low,
             _ => Priority::Normal,
         };
+        // a targeted group or room message (`ROUTE_DIRECT`): those users, and the sender's devices
+        let audience = match meta.routetype.and_then(|r| RouteType::try_from(r).ok()) {
+            Some(RouteType::RouteDirect) if kind != BType::Chat && !meta.directed_users.is_empty() => {
+                let mut to: Vec<String> = meta.directed_users.iter().map(|u| u.trim().to_lowercase()).collect();
+                to.push(l.device.user.clone());
+                to.sort();
+                to.dedup();
+                Audience::Only(to)
+            }
+            _ => Audience::All,
+        };
         let new = NewMessage {
+            audience,
             from: l.device.user.clone(),
             content: Some(content),
             mtype,

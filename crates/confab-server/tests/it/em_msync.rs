@@ -545,3 +545,139 @@ async fn msync_recall_by_the_sender_reaches_the_peer_and_other_devices_within_th
     }
     srv.stop().await;
 }
+
+impl Client {
+    /// A chat room join or leave as the SDK sends it (spec §10.1); the answer.
+    async fn room(&mut self, local_id: u64, room: &str, op: muc_body::Operation, leave_others: bool) -> CommSyncDl {
+        let body = MucBody {
+            muc_id: Some(jid(&self.app_key, room, true)),
+            operation: Some(op as i32),
+            from: Some(Jid { name: Some(self.user.clone()), ..Default::default() }),
+            is_chatroom: Some(true),
+            leave_other_rooms: leave_others.then_some(true),
+            ..Default::default()
+        };
+        let meta = Meta {
+            id: Some(local_id),
+            from: Some(jid(&self.app_key, &self.user, false)),
+            to: Some(Jid { domain: Some("easemob.com".into()), ..Default::default() }),
+            ns: Some(NameSpace::Muc as i32),
+            payload: Some(body.encode_to_vec()),
+            ..Default::default()
+        };
+        self.sync(CommSyncUl { meta: Some(meta), ..Default::default() }).await
+    }
+
+    /// Send a chat room text; the answer.
+    async fn room_text(&mut self, local_id: u64, room: &str, text: &str) -> CommSyncDl {
+        let body = MessageBody {
+            r#type: Some(BType::Chatroom as i32),
+            from: Some(Jid { name: Some(self.user.clone()), ..Default::default() }),
+            to: Some(Jid { name: Some(room.into()), ..Default::default() }),
+            contents: vec![Content { r#type: Some(CType::Text as i32), text: Some(text.into()), ..Default::default() }],
+            ..Default::default()
+        };
+        let meta = Meta {
+            id: Some(local_id),
+            to: Some(jid(&self.app_key, room, true)),
+            ns: Some(NameSpace::Chat as i32),
+            payload: Some(body.encode_to_vec()),
+            ext: vec![KeyValue { key: Some("chatroom_msg_tag".into()), r#type: Some(1), varint_value: Some(1), ..Default::default() }],
+            ..Default::default()
+        };
+        self.sync(CommSyncUl { meta: Some(meta), ..Default::default() }).await
+    }
+}
+
+async fn chatroom(app: &EmApp, owner: &str) -> String {
+    let r = app.post("/chatrooms", json!({"name": "lobby", "description": "d", "owner": owner, "maxusers": 3})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["data"]["id"].as_str().expect("id").to_string()
+}
+
+#[tokio::test]
+async fn msync_chat_rooms_are_joined_and_left_over_msync_and_carry_room_messages() {
+    use muc_body::Operation;
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob", "carol", "erin"]).await;
+    let room = chatroom(&app, "alice").await;
+    let other = chatroom(&app, "alice").await;
+    let conv = srv.engine().conversations().conversation(&app.app, room.parse().expect("id"), None).await.expect("room");
+    let mut alice = Client::login(&srv, &app, "alice", "a1").await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    let mut carol = Client::login(&srv, &app, "carol", "c").await;
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.unread().await;
+    }
+    // bob joins the other room, then this one leaving the others: the answer carries the info
+    assert_eq!(code(&bob.room(1, &other, Operation::Join, false).await.status), 0);
+    let dl = bob.room(2, &room, Operation::Join, true).await;
+    assert_eq!((code(&dl.status), dl.meta_id), (0, Some(2)), "{dl:?}");
+    assert_eq!(dl.metas.len(), 1);
+    assert_eq!(dl.metas[0].ns, Some(NameSpace::Muc as i32));
+    let b = MucBody::decode(dl.metas[0].payload.as_deref().unwrap_or_default()).expect("MUCBody");
+    assert_eq!(b.muc_id.and_then(|j| j.name).as_deref(), Some(room.as_str()));
+    assert_eq!(b.operation, Some(Operation::Join as i32));
+    let st = b.status.expect("status");
+    assert_eq!(st.error_code, Some(0));
+    let info: serde_json::Value = serde_json::from_str(st.chatroom_info.as_deref().expect("chatroomInfo")).expect("JSON");
+    assert_eq!(info["bob"]["member_count"], 2, "the owner and bob: {info}");
+    assert_eq!(info["bob"]["is_all_mute"], false);
+    assert!(info["bob"]["create_timestamp"].as_i64().unwrap_or(0) > 0);
+    let rooms = srv.engine().conversations().rooms_of(&app.app, "bob").await.expect("rooms");
+    assert_eq!(rooms, vec![conv.id], "left the other room");
+
+    // a room message from carol before she joins: refused; after: bob hears it, unsolicited
+    let dl = carol.room_text(3, &room, "early").await;
+    assert_eq!(dl.status.and_then(|s| s.reason).as_deref(), Some("not in group or chatroom"));
+    assert_eq!(code(&carol.room(4, &room, Operation::Join, false).await.status), 0);
+    let dl = carol.room_text(5, &room, "hello room").await;
+    assert_eq!(code(&dl.status), 0, "{dl:?}");
+    let sid = dl.server_id.expect("serverId");
+    let (dl, bodies) = bob.unsolicited().await;
+    assert_eq!(dl.queue.and_then(|q| q.name).as_deref(), Some(room.as_str()));
+    assert_eq!(dl.metas[0].id, Some(sid));
+    let from = dl.metas[0].from.clone().expect("from");
+    assert_eq!((from.name.as_deref(), from.client_resource.as_deref()), (Some("carol"), Some("c")), "the sending device");
+    assert_eq!((bodies[0].r#type, bodies[0].contents[0].text.as_deref()), (Some(BType::Chatroom as i32), Some("hello room")));
+
+    let (_, bodies) = alice.unsolicited().await;
+    assert_eq!(bodies[0].contents[0].text.as_deref(), Some("hello room"), "the owner is in the room too");
+
+    // errors in the SDK's words: no such room, a full room, a bad id, an unknown operation
+    let dl = alice.room(6, "424242", Operation::Join, false).await;
+    assert!(
+        dl.status.as_ref().and_then(|s| s.reason.clone()).is_some_and(|r| r.contains("grpID") && r.contains("does not exist!")),
+        "{dl:?}"
+    );
+    let mut erin = Client::login(&srv, &app, "erin", "e").await;
+    let dl = erin.room(8, &room, Operation::Join, false).await;
+    assert_eq!(dl.status.and_then(|s| s.reason).as_deref(), Some("group member list is full!"), "alice, bob, carol: full");
+    let dl = erin.room(9, "x", Operation::Join, false).await;
+    assert_eq!(dl.status.and_then(|s| s.reason).as_deref(), Some("group ID illegal, please check it"));
+    let dl = erin.room(10, &room, Operation::Kick, false).await;
+    assert_eq!((code(&dl.status), dl.meta_id), (1, Some(10)));
+    let bad = Meta { id: Some(11), ns: Some(NameSpace::Muc as i32), payload: Some(vec![0xff]), ..Default::default() };
+    let dl = erin.sync(CommSyncUl { meta: Some(bad), ..Default::default() }).await;
+    assert_eq!((code(&dl.status), dl.meta_id), (1, Some(11)));
+
+    // carol leaves: answered; her messages are refused; bob no longer hears of her
+    let dl = carol.room(12, &room, Operation::Leave, false).await;
+    assert_eq!((code(&dl.status), dl.meta_id, dl.metas.len()), (0, Some(12), 0));
+    assert!(!srv.engine().conversations().in_room(&app.app, &conv, "carol").await.expect("in room"));
+    let dl = carol.room_text(13, &room, "gone").await;
+    assert_eq!(code(&dl.status), 1);
+    // erin joins in carol's place; her connection closes: she is no longer present (the engine's
+    // grace, as for LeanCloud)
+    assert_eq!(code(&erin.room(14, &room, Operation::Join, false).await.status), 0);
+    drop(erin);
+    eventually(5, || async {
+        let present = srv.engine().conversations().room_members(&app.app, &conv, 10).await.expect("members");
+        (!present.contains(&"erin".to_string())).then_some(())
+    })
+    .await;
+    // bob, still in, hears nothing more: his next frame is his heartbeat's answer
+    assert_eq!(code(&bob.unread().await.status), 0);
+    srv.stop().await;
+}
