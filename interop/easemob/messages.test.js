@@ -89,6 +89,29 @@ test('group text: every other member gets onTextMessage (chatType groupChat, to 
   assertText(await alice.nextText('hi alice'), { id: reply.serverMsgId, from: c, to: gid, msg: 'hi alice', chatType: 'groupChat' });
 });
 
+test('chat room: members join through the SDK (joinChatRoom), a room text reaches the others and not the sender; after leaving, nothing more', async () => {
+  await em.requireMsync(srv);
+  const {
+    names: [a, b],
+    clients: [alice, bob, carol],
+  } = await users('alice', 'bob', 'carol');
+  const room = await em.rest200(srv, 'POST', '/chatrooms', { name: 'lobby', description: 'd', maxusers: 100, owner: a });
+  const rid = room.data.id;
+  for (const member of [alice, bob, carol]) {
+    await em.within(member.conn.joinChatRoom({ roomId: rid }), 15000, 'joinChatRoom');
+  }
+  const sent = await alice.sendText(rid, 'hello room', { chatType: 'chatRoom' });
+  for (const member of [bob, carol]) {
+    assertText(await member.nextText('hello room'), { id: sent.serverMsgId, from: a, to: rid, msg: 'hello room', chatType: 'chatRoom' });
+  }
+  await em.within(carol.conn.leaveChatRoom({ roomId: rid }), 15000, 'leaveChatRoom');
+  await bob.sendText(rid, 'carol has left', { chatType: 'chatRoom' });
+  assertText(await alice.nextText('carol has left'), { from: b, to: rid, msg: 'carol has left', chatType: 'chatRoom' });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(!alice.texts.some((t) => t.msg === 'hello room'), 'the sender does not get its own room message back');
+  assert.ok(!carol.texts.some((t) => t.msg === 'carol has left'), 'a member who left gets nothing more');
+});
+
 test('an Easemob REST send (app token) reaches the SDK user online', async () => {
   await em.requireMsync(srv);
   const {
