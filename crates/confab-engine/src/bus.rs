@@ -34,6 +34,15 @@ pub enum KickReason {
     ByApp(Option<String>),
     /// The same user logged in again on another device with the same tag.
     Conflict,
+    /// The same device logged in again (Easemob: the same resource): the older session gives
+    /// way. The new login's extension (Easemob `loginInfoCustomExt`), if any.
+    Replaced(Option<String>),
+    /// The user's password changed (their tokens are revoked).
+    PasswordChanged,
+    /// The user was disabled (deactivated).
+    Disabled,
+    /// The user was deleted.
+    Removed,
 }
 
 /// Something a gateway may have to tell online sessions.

@@ -48,6 +48,27 @@ impl Clients {
         self.bus.publish(kick).map_err(Error::internal)
     }
 
+    /// End every session of a user, for a reason of the engine's own (a password change, …):
+    /// each gateway tells its clients in its own words.
+    pub fn end_sessions_for(&self, app: &App, user: &str, reason: KickReason) -> Result<()> {
+        let kick = Event::Kick { app: app.id, user: user.to_string(), session: None, reason };
+        self.bus.publish(kick).map_err(Error::internal)
+    }
+
+    /// One session per device (Easemob's resource): the user's other sessions on the device of
+    /// `session` give way to it (kicked, `KickReason::Replaced` with the new login's extension),
+    /// wherever they are. Presence out of reach: an error (the new session does not open).
+    pub async fn replace_device(&self, app: &App, user: &str, session: &SessionRef, ext: Option<String>) -> Result<()> {
+        let Some(device) = session.device.as_deref() else { return Ok(()) };
+        for old in self.presence.sessions(app.id, user).await? {
+            if old.device.as_deref() == Some(device) && old != *session {
+                let reason = KickReason::Replaced(ext.clone());
+                self.bus.deliver(Event::Kick { app: app.id, user: user.to_string(), session: Some(old), reason });
+            }
+        }
+        Ok(())
+    }
+
     /// A realtime session opened (`ip`: the client's address; `reconnect`: the client came
     /// back on its own). Single-device login: another session of the user with the same tag on
     /// another device gives way (it is kicked for a conflict). Counts as a login today.
@@ -95,6 +116,6 @@ impl Clients {
 
     /// End every session of a user who is gone (deleted): delivered, a failure only logged.
     pub(crate) fn end_sessions(&self, app: &App, user: &str) {
-        self.bus.deliver(Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::ByApp(None) });
+        self.bus.deliver(Event::Kick { app: app.id, user: user.to_string(), session: None, reason: KickReason::Removed });
     }
 }

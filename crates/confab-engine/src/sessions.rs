@@ -309,8 +309,9 @@ impl Sessions {
             }
             Event::Kick { app, user, session, reason } => {
                 let why = match reason {
-                    KickReason::Conflict => Offline::Conflict,
+                    KickReason::Conflict | KickReason::Replaced(_) => Offline::Conflict,
                     KickReason::ByApp(r) => Offline::Kicked { reason: r.clone() },
+                    KickReason::PasswordChanged | KickReason::Disabled | KickReason::Removed => Offline::Kicked { reason: None },
                 };
                 for h in self.of_user(*app, user) {
                     if session.as_ref().is_some_and(|s| s.node != h.node || s.session != h.id) {

@@ -97,7 +97,7 @@ impl Users {
         user.disabled = disabled;
         let user = self.update_user(app, user).await?;
         if disabled {
-            self.clients.kick(app, id, None).await?;
+            self.clients.end_sessions_for(app, id, crate::bus::KickReason::Disabled)?;
             self.revoke_all_user_tokens(app, id).await?;
         }
         Ok(user)

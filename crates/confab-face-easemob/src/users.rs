@@ -327,7 +327,7 @@ pub async fn password(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) 
         return Err(EmError::illegal("PASSWORD_TOO_LONG"));
     }
     s.engine.users().set_password(&c.app, &u.id, pw).await?;
-    s.engine.clients().kick(&c.app, &u.id, None).await?;
+    s.engine.clients().end_sessions_for(&c.app, &u.id, confab_engine::KickReason::PasswordChanged)?;
     Ok(Answer::bare(json!({"action": "set user password"})))
 }
 

@@ -184,7 +184,7 @@ impl ConnState {
             let st = if same { ok() } else { status(ErrorCode::Fail, Some("Sorry, another user is logged in on this connection")) };
             return self.reply(frames::provision(st, Some(l.device.resource.clone()))).await;
         }
-        match self.login(m, resource.clone()).await {
+        match self.login(m, resource.clone(), p.reason.clone()).await {
             Ok(()) => self.reply(frames::provision(ok(), resource)).await,
             Err(st) => self.refuse(st, resource).await,
         }
@@ -195,7 +195,7 @@ impl ConnState {
         self.conn.kill("login refused");
     }
 
-    async fn login(&mut self, m: &MSync, resource: Option<String>) -> Result<(), super::proto::Status> {
+    async fn login(&mut self, m: &MSync, resource: Option<String>, ext: Option<String>) -> Result<(), super::proto::Status> {
         let engine = self.gw.engine.clone();
         let fail = |reason: &str| status(ErrorCode::Fail, Some(reason));
         let internal = |e: confab_engine::Error| {
@@ -240,7 +240,13 @@ impl ConnState {
             },
         );
         let _ = self.conn.session.set(Arc::downgrade(&session));
-        if let Err(e) = engine.clients().session_opened(&app, &name, session.session_ref(), self.ip.as_deref(), false).await {
+        // one session per device: an older one of this resource gives way (spec §11.5: it hears
+        // USER_LOGIN_ANOTHER_DEVICE with this login's extension); other devices coexist
+        let opened = async {
+            engine.clients().replace_device(&app, &name, &session.session_ref(), ext).await?;
+            engine.clients().session_opened(&app, &name, session.session_ref(), self.ip.as_deref(), false).await
+        };
+        if let Err(e) = opened.await {
             self.gw.sessions.end(&session, false, &Offline::Lost { error: None }).await;
             return Err(internal(e));
         }

@@ -96,13 +96,12 @@ impl Encoder for MsyncEncoder {
                 self.receipt(*app, to, conv, msg.as_ref().map(|m| m.0), *at, *read, by).await?
             }
             Event::Kick { app, user, reason, .. } => {
-                let op = match reason {
-                    KickReason::Conflict => Operation::UserLoginAnotherDevice,
-                    KickReason::ByApp(_) => Operation::UserKickedByOtherDevice,
-                };
-                let reason = match reason {
-                    KickReason::ByApp(r) => r.clone(),
-                    KickReason::Conflict => None,
+                let (op, reason) = match reason {
+                    KickReason::Conflict => (Operation::UserLoginAnotherDevice, None),
+                    KickReason::Replaced(ext) => (Operation::UserLoginAnotherDevice, ext.clone()),
+                    KickReason::ByApp(r) => (Operation::UserKickedByOtherDevice, r.clone()),
+                    KickReason::PasswordChanged => (Operation::UserKickedByChangePassword, None),
+                    KickReason::Disabled | KickReason::Removed => (Operation::UserRemoved, None),
                 };
                 let key = self.app_key(*app).await?;
                 let body = StatisticsBody { operation: Some(op as i32), reason, ..Default::default() };

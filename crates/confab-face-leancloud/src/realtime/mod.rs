@@ -177,8 +177,9 @@ impl Encoder for LcEncoder {
             Event::Receipt { conv, msg, at, read, by, .. } => push::receipt(conv, msg.as_ref(), *at, *read, by),
             Event::Kick { reason, .. } => {
                 let (code, text) = match reason {
-                    KickReason::Conflict => (4111, "SESSION_CONFLICT".to_string()),
+                    KickReason::Conflict | KickReason::Replaced(_) => (4111, "SESSION_CONFLICT".to_string()),
                     KickReason::ByApp(r) => (4115, r.clone().unwrap_or_else(|| "KICKED_BY_APP".into())),
+                    KickReason::PasswordChanged | KickReason::Disabled | KickReason::Removed => (4115, "KICKED_BY_APP".to_string()),
                 };
                 push::session_closed(code, &text)
             }

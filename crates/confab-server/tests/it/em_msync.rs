@@ -681,3 +681,82 @@ async fn msync_chat_rooms_are_joined_and_left_over_msync_and_carry_room_messages
     assert_eq!(code(&bob.unread().await.status), 0);
     srv.stop().await;
 }
+
+impl Client {
+    /// The kick that comes next (spec §11.2): an unsolicited STATISTIC meta in the user's own
+    /// queue, then the close. Its operation and reason.
+    async fn kicked(mut self) -> (i32, Option<String>) {
+        let f = self.next().await;
+        assert_eq!(f.command, Some(Command::Sync as i32), "{f:?}");
+        let dl: CommSyncDl = payload(&f);
+        assert_eq!((code(&dl.status), dl.is_last), (0, Some(true)), "{dl:?}");
+        assert_eq!(dl.queue.as_ref().and_then(|q| q.name.as_deref()), Some(self.user.as_str()), "the user's own queue");
+        assert_eq!(dl.metas.len(), 1);
+        assert_eq!(dl.metas[0].ns, Some(NameSpace::Statistic as i32));
+        let st = StatisticsBody::decode(dl.metas[0].payload.as_deref().unwrap_or_default()).expect("StatisticsBody");
+        assert!(next(&mut self.ws).await.is_none(), "closed after the kick");
+        (st.operation.unwrap_or(0), st.reason)
+    }
+}
+
+#[tokio::test]
+async fn msync_kicks_say_why_with_the_statistic_operation_then_close() {
+    use statistics_body::Operation;
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob", "carol", "dave"]).await;
+
+    // the app's server ends the sessions (REST disconnect): USER_KICKED_BY_OTHER_DEVICE (217)
+    let alice = Client::login(&srv, &app, "alice", "a").await;
+    let r = app.get("/users/alice/disconnect").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(alice.kicked().await.0, Operation::UserKickedByOtherDevice as i32);
+
+    // a password change: USER_KICKED_BY_CHANGE_PASSWORD (216), on every device
+    let bob1 = Client::login(&srv, &app, "bob", "b1").await;
+    let bob2 = Client::login(&srv, &app, "bob", "b2").await;
+    let r = app.put("/users/bob/password", json!({"newpassword": "n3w"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(bob1.kicked().await.0, Operation::UserKickedByChangePassword as i32);
+    assert_eq!(bob2.kicked().await.0, Operation::UserKickedByChangePassword as i32);
+
+    // deactivation and deletion: USER_REMOVED (207)
+    let carol = Client::login(&srv, &app, "carol", "c").await;
+    let r = app.post("/users/carol/deactivate", json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(carol.kicked().await.0, Operation::UserRemoved as i32);
+    let dave = Client::login(&srv, &app, "dave", "d").await;
+    assert_eq!(app.delete("/users/dave").await.status, 200);
+    assert_eq!(dave.kicked().await.0, Operation::UserRemoved as i32);
+    eventually(5, || async { (srv.server.as_ref().expect("server").msync.session_count() == 0).then_some(()) }).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn msync_the_same_resource_logging_in_again_ends_the_older_session_and_other_devices_coexist() {
+    use statistics_body::Operation;
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice"]).await;
+    let old = Client::login(&srv, &app, "alice", "webim_web_1").await;
+    let mut other = Client::login(&srv, &app, "alice", "webim_web_2").await;
+    // the same resource again, with a login extension: the older session hears
+    // USER_LOGIN_ANOTHER_DEVICE (206) with it, then closes
+    let token = app.user_token("alice").await;
+    let mut ws = open(&srv).await;
+    let mut p = provision(&app_key(&app), "alice", "webim_web_1", &token);
+    let mut prov: Provision = payload(&p);
+    prov.reason = Some("from the new tab".into());
+    p.payload = Some(prov.encode_to_vec());
+    send_frame(&mut ws, p).await;
+    let a: Provision = payload(&next(&mut ws).await.expect("answer"));
+    assert_eq!(code(&a.status), 0);
+    let (op, reason) = old.kicked().await;
+    assert_eq!((op, reason.as_deref()), (Operation::UserLoginAnotherDevice as i32, Some("from the new tab")));
+    // the other device and the new session go on
+    assert_eq!(code(&other.unread().await.status), 0);
+    let mut new = Client { ws, app_key: app_key(&app), user: "alice".into() };
+    assert_eq!(code(&new.unread().await.status), 0);
+    assert_eq!(srv.server.as_ref().expect("server").msync.session_count(), 2);
+    srv.stop().await;
+}
