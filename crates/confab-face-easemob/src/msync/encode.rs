@@ -9,13 +9,15 @@
 //! * a receipt: the reader's ack (`DELIVER_ACK`, `READ_ACK`, `CHANNEL_ACK`), unsolicited;
 //! * a kick: a `STATISTIC` meta (§11.2); the connection closes after it (`conn.rs`).
 //!
-//! Other events (conversation changes, broadcasts) have no msync words yet.
+//! * a group's or chat room's change: `MUC` metas (spec §10.2), as each member hears it.
+//!
+//! Broadcasts have no msync words yet.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
-use confab_engine::model::{AppLookup, ConvKind, ConvRef, Message};
+use confab_engine::model::{AppLookup, ConvChange, ConvKind, ConvRef, Message, Role};
 use confab_engine::sessions::{Encoder, Session};
 use confab_engine::{Engine, Event, KickReason};
 use prost::Message as _;
@@ -23,8 +25,9 @@ use prost::Message as _;
 use super::frames::{self, group_jid, user_jid};
 use super::proto::message_body::Type as BType;
 use super::proto::meta::NameSpace;
+use super::proto::muc_body::Operation as MucOp;
 use super::proto::statistics_body::Operation;
-use super::proto::{MessageBody, Meta, StatisticsBody};
+use super::proto::{MessageBody, Meta, MucBody, StatisticsBody};
 use super::queues::meta_of;
 
 pub struct MsyncEncoder {
@@ -86,12 +89,13 @@ impl Shared {
 
 #[async_trait]
 impl Encoder for MsyncEncoder {
-    async fn encode(&self, event: &Event, _to: Option<&str>, now: i64) -> Option<Bytes> {
+    async fn encode(&self, event: &Event, to: Option<&str>, now: i64) -> Option<Bytes> {
         let shared = match event {
             Event::Message { app, conv, msg, recipients, .. } => self.message(*app, conv, msg, recipients, now, false).await?,
             Event::MessagePatched { app, conv, msg, recipients, .. } if msg.recalled_at.is_some() => {
                 self.message(*app, conv, msg, recipients, now, true).await?
             }
+            Event::Conv { app, conv, by, change, at, .. } => self.conv_change(*app, conv, by.as_deref(), change, to?, *at).await?,
             Event::Receipt { app, to, conv, msg, at, read, by } => {
                 self.receipt(*app, to, conv, msg.as_ref().map(|m| m.0), *at, *read, by).await?
             }
@@ -134,6 +138,100 @@ impl MsyncEncoder {
     async fn app_key(&self, app: i64) -> Option<String> {
         let a = self.engine.apps().find_app(&AppLookup::Id(app)).await.ok()??;
         Some(format!("{}#{}", a.keys.easemob.org_name, a.keys.easemob.app_name))
+    }
+
+    /// A group's or chat room's change as its `MUC` event (spec §10.2), as the member `to` hears
+    /// it: one meta per member concerned (`to[0]`, the operator in `from`), unsolicited in the
+    /// group's queue. Joins: `DIRECT_JOINED` to a member added by someone else, `PRESENCE` to
+    /// the others; departures: `KICK` to a removed member, `ABSENCE` to the others; mutes
+    /// `ADD_MUTE` / `REMOVE_MUTE` (`ext` `user_mute_time`), blocks `BAN` / `ALLOW`, roles
+    /// `ASSIGN_OWNER` / `ADD_ADMIN` / `REMOVE_ADMIN`, other changes `UPDATE` with the changed
+    /// fields as `eventInfo.ext`. One-to-one conversations and threads have no MUC events.
+    async fn conv_change(&self, app: i64, cref: &ConvRef, by: Option<&str>, change: &ConvChange, to: &str, at: i64) -> Option<Shared> {
+        let a = self.engine.apps().find_app(&AppLookup::Id(app)).await.ok()??;
+        let key = format!("{}#{}", a.keys.easemob.org_name, a.keys.easemob.app_name);
+        let conv = self.engine.conversations().conversation(&a, cref.id, None).await.ok()?;
+        let room = match conv.kind {
+            ConvKind::Chatroom => true,
+            ConvKind::Normal | ConvKind::Temporary if !conv.unique => false,
+            _ => return None,
+        };
+        let others_op = |subject: &str| by != Some(subject);
+        let mut events: Vec<(MucOp, String, Option<String>)> = Vec::new();
+        let mut update_ext = None;
+        match change {
+            ConvChange::Joined { members } => {
+                for m in members {
+                    let op = if m == to && others_op(m) { MucOp::DirectJoined } else { MucOp::Presence };
+                    events.push((op, m.clone(), None));
+                }
+            }
+            ConvChange::Left { members } => {
+                for m in members {
+                    let op = if m == to && others_op(m) { MucOp::Kick } else { MucOp::Absence };
+                    events.push((op, m.clone(), None));
+                }
+            }
+            ConvChange::Muted { members } | ConvChange::Unmuted { members } => {
+                let muted = matches!(change, ConvChange::Muted { .. });
+                for m in members {
+                    let ext = if muted {
+                        let until = self.engine.conversations().member(&a, &conv, m).await.ok().and_then(|x| x.muted_until);
+                        until.map(|u| serde_json::json!({"user_mute_time": u}).to_string())
+                    } else {
+                        None
+                    };
+                    events.push((if muted { MucOp::AddMute } else { MucOp::RemoveMute }, m.clone(), ext));
+                }
+            }
+            ConvChange::Blocked { members } => events.extend(members.iter().map(|m| (MucOp::Ban, m.clone(), None))),
+            ConvChange::Unblocked { members } => events.extend(members.iter().map(|m| (MucOp::Allow, m.clone(), None))),
+            ConvChange::RoleChanged { member, role } => {
+                let op = match role {
+                    Role::Owner => MucOp::AssignOwner,
+                    Role::Admin => MucOp::AddAdmin,
+                    _ => MucOp::RemoveAdmin,
+                };
+                events.push((op, member.clone(), None));
+            }
+            ConvChange::Updated { attrs } => {
+                update_ext = Some(attrs.to_string());
+                events.push((MucOp::Update, by.unwrap_or_default().to_string(), None));
+            }
+        }
+        let metas = events
+            .into_iter()
+            .map(|(op, member, ext)| {
+                let operator = match op {
+                    MucOp::Presence | MucOp::Absence => member.as_str(),
+                    _ => by.unwrap_or("admin"),
+                };
+                let body = MucBody {
+                    muc_id: Some(group_jid(&key, conv.id)),
+                    operation: Some(op as i32),
+                    from: Some(user_jid(&key, operator, None)),
+                    to: if member.is_empty() { vec![] } else { vec![user_jid(&key, &member, None)] },
+                    is_chatroom: Some(room),
+                    muc_name: conv.name.clone(),
+                    ext,
+                    event_info: update_ext.clone().map(|e| super::proto::muc_body::EventInfo { ext: Some(e), ..Default::default() }),
+                    ..Default::default()
+                };
+                Meta {
+                    id: Some(self.engine.next_id() as u64),
+                    from: Some(user_jid(&key, operator, None)),
+                    to: Some(group_jid(&key, conv.id)),
+                    timestamp: Some(at.max(0) as u64),
+                    ns: Some(NameSpace::Muc as i32),
+                    payload: Some(body.encode_to_vec()),
+                    ..Default::default()
+                }
+            })
+            .collect::<Vec<_>>();
+        if metas.is_empty() {
+            return None;
+        }
+        Some(Shared::One(frames::unsolicited(group_jid(&key, conv.id), metas, at)))
     }
 
     /// A receipt as the ack its reader sent (spec §9.1): `DELIVER_ACK` / `READ_ACK` naming the

@@ -760,3 +760,87 @@ async fn msync_the_same_resource_logging_in_again_ends_the_older_session_and_oth
     assert_eq!(srv.server.as_ref().expect("server").msync.session_count(), 2);
     srv.stop().await;
 }
+
+impl Client {
+    /// The next frame, MUC events (spec §10.2): their bodies.
+    async fn muc_events(&mut self) -> Vec<MucBody> {
+        let f = self.next().await;
+        assert_eq!(f.command, Some(Command::Sync as i32), "{f:?}");
+        let dl: CommSyncDl = payload(&f);
+        assert_eq!((code(&dl.status), dl.is_last), (0, Some(true)), "{dl:?}");
+        dl.metas
+            .iter()
+            .map(|m| {
+                assert_eq!(m.ns, Some(NameSpace::Muc as i32), "{m:?}");
+                MucBody::decode(m.payload.as_deref().unwrap_or_default()).expect("MUCBody")
+            })
+            .collect()
+    }
+}
+
+/// `(operation, mucId, to[0])` of a MUC event.
+fn muc_of(b: &MucBody) -> (i32, String, String) {
+    let name = |j: Option<&Jid>| j.and_then(|j| j.name.clone()).unwrap_or_default();
+    (b.operation.unwrap_or(-1), name(b.muc_id.as_ref()), name(b.to.first()))
+}
+
+#[tokio::test]
+async fn msync_group_changes_reach_the_members_as_muc_events() {
+    use muc_body::Operation as Op;
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob", "carol", "dave"]).await;
+    let gid = group(&app, "alice", &["bob", "carol"]).await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    let mut carol = Client::login(&srv, &app, "carol", "c").await;
+    let mut dave = Client::login(&srv, &app, "dave", "d").await;
+    for c in [&mut bob, &mut carol, &mut dave] {
+        c.unread().await;
+    }
+    // dave is added by the app's server: he hears DIRECT_JOINED, the others PRESENCE
+    assert_eq!(app.post(&format!("/chatgroups/{gid}/users/dave"), json!({})).await.status, 200);
+    let d = dave.muc_events().await;
+    assert_eq!(muc_of(&d[0]), (Op::DirectJoined as i32, gid.clone(), "dave".into()));
+    assert_eq!((d[0].is_chatroom, d[0].muc_name.as_deref()), (Some(false), Some("g")));
+    for c in [&mut bob, &mut carol] {
+        assert_eq!(muc_of(&c.muc_events().await[0]), (Op::Presence as i32, gid.clone(), "dave".into()));
+    }
+    // carol is removed: she hears KICK, the others ABSENCE
+    assert_eq!(app.delete(&format!("/chatgroups/{gid}/users/carol")).await.status, 200);
+    assert_eq!(muc_of(&carol.muc_events().await[0]), (Op::Kick as i32, gid.clone(), "carol".into()));
+    for c in [&mut bob, &mut dave] {
+        assert_eq!(muc_of(&c.muc_events().await[0]), (Op::Absence as i32, gid.clone(), "carol".into()));
+    }
+    // bob is muted (with when it ends), made an admin; the group is renamed
+    let r = app.post(&format!("/chatgroups/{gid}/mute"), json!({"usernames": ["bob"], "mute_duration": 86_400_000})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    for c in [&mut bob, &mut dave] {
+        let e = c.muc_events().await;
+        assert_eq!(muc_of(&e[0]), (Op::AddMute as i32, gid.clone(), "bob".into()));
+        let ext: serde_json::Value = serde_json::from_str(e[0].ext.as_deref().expect("ext")).expect("JSON");
+        assert!(ext["user_mute_time"].as_i64().unwrap_or(0) > now_ms(), "{ext}");
+    }
+    assert_eq!(app.post(&format!("/chatgroups/{gid}/admin"), json!({"newadmin": "bob"})).await.status, 200);
+    for c in [&mut bob, &mut dave] {
+        assert_eq!(muc_of(&c.muc_events().await[0]), (Op::AddAdmin as i32, gid.clone(), "bob".into()));
+    }
+    assert_eq!(app.put(&format!("/chatgroups/{gid}"), json!({"groupname": "g2"})).await.status, 200);
+    for c in [&mut bob, &mut dave] {
+        let e = c.muc_events().await;
+        assert_eq!(e[0].operation, Some(Op::Update as i32));
+        let ext = e[0].event_info.as_ref().and_then(|i| i.ext.clone()).expect("eventInfo.ext");
+        assert!(ext.contains("g2"), "{ext}");
+    }
+    // carol, no longer a member, heard none of it: her next frame is her heartbeat's answer
+    assert_eq!(code(&carol.unread().await.status), 0);
+
+    // a chat room's: bob, in the room, is muted there
+    let room = chatroom(&app, "alice").await;
+    assert_eq!(code(&bob.room(1, &room, muc_body::Operation::Join, false).await.status), 0);
+    let r = app.post(&format!("/chatrooms/{room}/mute"), json!({"usernames": ["bob"], "mute_duration": -1})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let e = bob.muc_events().await;
+    assert_eq!(muc_of(&e[0]), (Op::AddMute as i32, room.clone(), "bob".into()));
+    assert_eq!(e[0].is_chatroom, Some(true));
+    srv.stop().await;
+}
