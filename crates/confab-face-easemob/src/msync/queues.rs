@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use confab_engine::entries::ns;
-use confab_engine::model::{App, Audience, ConvKind, Conversation, Cursor, Message};
+use confab_engine::model::{App, Audience, ConvKind, Conversation, Cursor, Message, Priority};
 use confab_engine::query::{Bound, HistoryQuery, HistoryScope};
 use confab_engine::{Engine, Entry, EntryFilter, EntryQuery, Position, PutRule};
 use serde_json::json;
@@ -30,7 +30,7 @@ use super::body::{self, sender_resource};
 use super::frames::{group_jid, is_group, user_jid};
 use super::proto::message_body::Type as BType;
 use super::proto::meta::NameSpace;
-use super::proto::{Jid, Meta};
+use super::proto::{key_value, Jid, KeyValue, Meta};
 
 /// Metas in one page.
 pub const PAGE: usize = 20;
@@ -314,6 +314,24 @@ pub fn meta_of(app_key: &str, kind: BType, name: &str, viewer: &str, m: &Message
         }
         _ => (name.to_string(), group_jid(app_key, m.conv)),
     };
+    // a chat room message's priority, as the SDK reads it (`chatroom_msg_tag`: 0 high, 2 low)
+    let ext = match (kind, m.priority) {
+        (BType::Chatroom, p) => {
+            let tag = match p {
+                Priority::High => 0,
+                Priority::Normal => 1,
+                Priority::Low => 2,
+            };
+            let kv = KeyValue {
+                key: Some("chatroom_msg_tag".into()),
+                r#type: Some(key_value::ValueType::Int as i32),
+                varint_value: Some(tag),
+                ..Default::default()
+            };
+            vec![kv]
+        }
+        _ => vec![],
+    };
     Meta {
         id: Some(m.id as u64),
         from: Some(user_jid(app_key, &m.from, sender_resource(m))),
@@ -321,6 +339,7 @@ pub fn meta_of(app_key: &str, kind: BType, name: &str, viewer: &str, m: &Message
         timestamp: Some(m.timestamp.max(0) as u64),
         ns: Some(NameSpace::Chat as i32),
         payload: Some(body::payload(m, kind, &to_name)),
+        ext,
         ..Default::default()
     }
 }

@@ -641,6 +641,8 @@ async fn msync_chat_rooms_are_joined_and_left_over_msync_and_carry_room_messages
     let from = dl.metas[0].from.clone().expect("from");
     assert_eq!((from.name.as_deref(), from.client_resource.as_deref()), (Some("carol"), Some("c")), "the sending device");
     assert_eq!((bodies[0].r#type, bodies[0].contents[0].text.as_deref()), (Some(BType::Chatroom as i32), Some("hello room")));
+    let tag = dl.metas[0].ext.iter().find(|k| k.key.as_deref() == Some("chatroom_msg_tag")).and_then(|k| k.varint_value);
+    assert_eq!(tag, Some(1), "normal priority, as sent");
 
     let (_, bodies) = alice.unsolicited().await;
     assert_eq!(bodies[0].contents[0].text.as_deref(), Some("hello room"), "the owner is in the room too");
