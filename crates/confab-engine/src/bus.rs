@@ -71,6 +71,24 @@ pub enum Event {
     Kick { app: i64, user: String, session: Option<SessionRef>, reason: KickReason },
     /// An app-wide broadcast, for every online user.
     Broadcast { app: i64, broadcast: Arc<Broadcast> },
+    /// News of `user`'s contacts: `peer` asked to be their contact, agreed, declined, was added
+    /// or removed (`social.rs`); `reason` is the request's message.
+    Contact { app: i64, user: String, peer: String, news: ContactNews, reason: Option<String> },
+}
+
+/// What a user hears of a contact (Easemob's ROSTER operations).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContactNews {
+    /// `peer` asks to be a contact.
+    Invited,
+    /// `peer` agreed to the user's request.
+    Agreed,
+    /// `peer` declined the user's request.
+    Declined,
+    /// `peer` is now a contact.
+    Added,
+    /// `peer` ended the friendship.
+    Removed,
 }
 
 /// Why an event could not be published.

@@ -129,6 +129,7 @@ impl Services {
         let social = Arc::new(Social {
             store: store.clone(),
             presence: presence.clone(),
+            bus: h.bus.clone(),
             stamps: stamps.clone(),
             collections: collections.clone(),
             teller: teller.clone(),

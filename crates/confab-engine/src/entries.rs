@@ -20,6 +20,9 @@ use crate::error::Result;
 pub mod ns {
     /// Per user: the friends (item = friend id).
     pub const CONTACTS: &str = "contacts";
+    /// Per user: contact requests waiting for their answer (item = who asked, value =
+    /// `{reason}`, expiry = when the request lapses).
+    pub const CONTACT_REQUESTS: &str = "contact_requests";
     /// Per user: the users they blocked (item = blocked id).
     pub const USER_BLOCKS: &str = "user_blocks";
     /// Per user: metadata fields (item = field name, value = string).

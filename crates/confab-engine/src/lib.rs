@@ -52,7 +52,7 @@ pub mod users;
 
 pub use app_code::{AppCode, HookReport};
 pub use apps::{Apps, NewApp};
-pub use bus::{Bus, BusError, Event, KickReason, LocalBus, Origin};
+pub use bus::{Bus, BusError, ContactNews, Event, KickReason, LocalBus, Origin};
 pub use clients::Clients;
 pub use collections::Collections;
 pub use commands::{AttrOp, ConvUpdate, SettingsChange};

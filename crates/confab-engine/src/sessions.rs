@@ -302,7 +302,7 @@ impl Sessions {
                     }
                 }
             }
-            Event::Receipt { app, to, .. } => {
+            Event::Receipt { app, to, .. } | Event::Contact { app, user: to, .. } => {
                 for h in self.of_user(*app, to) {
                     frames.deliver(&h).await;
                 }
@@ -383,7 +383,7 @@ mod tests {
                 Event::Receipt { by, .. } => format!("rcp:{by}"),
                 Event::Kick { reason: KickReason::Conflict, .. } => "kick:4111".into(),
                 Event::Kick { .. } => "kick:4115".into(),
-                Event::Broadcast { .. } => return None,
+                Event::Broadcast { .. } | Event::Contact { .. } => return None,
             };
             Some(Bytes::from(text))
         }

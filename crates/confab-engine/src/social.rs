@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 pub use crate::push_task::PushTask;
 
+use crate::bus::{Bus, ContactNews, Event};
 use crate::collections::Collections;
 use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Put, PutRule};
 use crate::error::{Error, Result};
@@ -18,6 +19,23 @@ use crate::model::{App, ConvKind, Conversation};
 use crate::presence::Presence;
 use crate::store::Store;
 use crate::teller::Teller;
+
+/// Contact requests one user may have waiting for their answer.
+pub const CONTACT_REQUESTS_MAX: i64 = 500;
+/// Longest message a contact request may carry.
+pub const CONTACT_REASON_MAX_BYTES: usize = 1024;
+/// How long a contact request waits for its answer.
+pub const CONTACT_REQUEST_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// A contact request waiting for its answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactRequest {
+    /// Who asked.
+    pub from: String,
+    pub reason: Option<String>,
+    /// Unix ms of the request.
+    pub at: i64,
+}
 
 /// A limit of 0 means unlimited.
 fn cap(n: i64) -> Option<i64> {
@@ -41,6 +59,7 @@ pub struct PresenceInfo {
 /// It holds only what it uses, and its dependencies are explicit:
 /// * `store`: users (`get_user`, `get_users`) and conversation members (the blocklist check);
 /// * `presence`: the live sessions `presence_info` reports;
+/// * `bus`: online users hear of contact requests and their answers;
 /// * `stamps`: the engine's clock and id generator (subscription ends, push task ids);
 /// * `collections`: the keyed-collections service all of its data lives in;
 /// * `teller`: the narrow part of the engine that tells the app's code (contact changes, push
@@ -48,6 +67,8 @@ pub struct PresenceInfo {
 pub struct Social {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) presence: Arc<dyn Presence>,
+    /// Online users hear of their contacts (`Event::Contact`).
+    pub(crate) bus: Arc<dyn Bus>,
     pub(crate) stamps: Stamps,
     pub(crate) collections: Arc<Collections>,
     pub(crate) teller: Teller,
@@ -83,8 +104,93 @@ impl Social {
         }
         if a == [Put::Added] || b == [Put::Added] {
             self.teller.tell(app, After::Contact { op: ContactOp::Added, owner, others: &[friend.to_string()] }).await;
+            self.news(app, owner, friend, ContactNews::Added, None);
+            self.news(app, friend, owner, ContactNews::Added, None);
         }
+        // a request either had of the other is answered
+        self.forget_requests(app, owner, friend).await?;
         Ok(())
+    }
+
+    fn news(&self, app: &App, user: &str, peer: &str, news: ContactNews, reason: Option<String>) {
+        self.bus.deliver(Event::Contact { app: app.id, user: user.to_string(), peer: peer.to_string(), news, reason });
+    }
+
+    async fn forget_requests(&self, app: &App, a: &str, b: &str) -> Result<()> {
+        self.collections.delete(app, &EntryFilter::collection(ns::CONTACT_REQUESTS, a).items(vec![b.to_string()])).await?;
+        self.collections.delete(app, &EntryFilter::collection(ns::CONTACT_REQUESTS, b).items(vec![a.to_string()])).await?;
+        Ok(())
+    }
+
+    /// `from` asks `to` to be their contact. The request waits for `to`'s answer (at most
+    /// [`CONTACT_REQUESTS_MAX`] per user, for [`CONTACT_REQUEST_TTL_MS`]); `to`, if online,
+    /// hears of it now, else when they log in (`contact_requests`). Asking again renews it. A
+    /// request to a contact, or to someone who blocked `from`, is dropped without a word (the
+    /// asker is not told of a block); when `to` had asked `from` already, they become contacts.
+    pub async fn request_contact(&self, app: &App, from: &str, to: &str, reason: Option<&str>) -> Result<()> {
+        if from == to {
+            return Err(Error::invalid("a user cannot add themself as a friend"));
+        }
+        self.get_user(app, from).await?;
+        self.get_user(app, to).await?;
+        if reason.is_some_and(|r| r.len() > CONTACT_REASON_MAX_BYTES) {
+            return Err(Error::too_large("reason", CONTACT_REASON_MAX_BYTES));
+        }
+        if self.collections.get(app, ns::CONTACTS, from, to).await?.is_some() || self.is_blocked_by(app, to, from).await? {
+            return Ok(());
+        }
+        if self.collections.get(app, ns::CONTACT_REQUESTS, from, to).await?.is_some() {
+            return self.accept_contact(app, from, to).await;
+        }
+        let at = self.stamps.now();
+        let e = Entry::new(ns::CONTACT_REQUESTS, to, from, json!({"reason": reason, "at": at})).expiring(Some(at + CONTACT_REQUEST_TTL_MS));
+        let rule = PutRule { max_items: Some(CONTACT_REQUESTS_MAX), ..Default::default() };
+        if self.collections.put(app, vec![e], rule).await? == [Put::Full] {
+            return Err(Error::too_many("contact requests", CONTACT_REQUESTS_MAX as usize));
+        }
+        self.news(app, to, from, ContactNews::Invited, reason.map(str::to_string));
+        Ok(())
+    }
+
+    /// `user` agrees to `from`'s request: they become contacts (the quota applies), `from`
+    /// hears that `user` agreed and both that they have a new contact. `NotAllowed` when
+    /// `from` asked nothing (or the request lapsed).
+    pub async fn accept_contact(&self, app: &App, user: &str, from: &str) -> Result<()> {
+        if self.collections.get(app, ns::CONTACT_REQUESTS, user, from).await?.is_none() {
+            return Err(Error::NotAllowed(format!("{from} has not asked {user} to be a contact")));
+        }
+        self.add_contact(app, user, from).await?;
+        self.news(app, from, user, ContactNews::Agreed, None);
+        Ok(())
+    }
+
+    /// `user` declines `from`'s request: it is forgotten and `from` hears of it. `NotAllowed`
+    /// when `from` asked nothing.
+    pub async fn decline_contact(&self, app: &App, user: &str, from: &str) -> Result<()> {
+        let f = EntryFilter::collection(ns::CONTACT_REQUESTS, user).items(vec![from.to_string()]);
+        if self.collections.delete(app, &f).await?.is_empty() {
+            return Err(Error::NotAllowed(format!("{from} has not asked {user} to be a contact")));
+        }
+        self.news(app, from, user, ContactNews::Declined, None);
+        Ok(())
+    }
+
+    /// The requests waiting for `user`'s answer, oldest first.
+    pub async fn contact_requests(&self, app: &App, user: &str) -> Result<Vec<ContactRequest>> {
+        let q = EntryQuery::all(EntryFilter::collection(ns::CONTACT_REQUESTS, user));
+        let mut out: Vec<ContactRequest> = self
+            .collections
+            .list(app, &q)
+            .await?
+            .into_iter()
+            .map(|e| ContactRequest {
+                reason: e.value.get("reason").and_then(Value::as_str).map(str::to_string),
+                at: e.value.get("at").and_then(Value::as_i64).unwrap_or(e.updated_at),
+                from: e.item,
+            })
+            .collect();
+        out.sort_by_key(|r| r.at);
+        Ok(out)
     }
 
     /// End a friendship, on both sides. Whether they were friends.
@@ -94,6 +200,7 @@ impl Social {
         let removed = !a.is_empty() || !b.is_empty();
         if removed {
             self.teller.tell(app, After::Contact { op: ContactOp::Removed, owner, others: &[friend.to_string()] }).await;
+            self.news(app, friend, owner, ContactNews::Removed, None);
         }
         Ok(removed)
     }
@@ -319,10 +426,18 @@ impl Social {
     /// Forget a deleted user's relations: their contacts (both sides), blocklists (theirs and
     /// entries naming them), metadata, presence, push settings and label memberships.
     pub(crate) async fn forget_user_relations(&self, app: &App, user: &str) -> Result<()> {
-        for n in [ns::CONTACTS, ns::USER_BLOCKS, ns::USER_METADATA, ns::PRESENCE_STATUS, ns::PRESENCE_SUBSCRIPTIONS, ns::PUSH_SETTINGS] {
+        for n in [
+            ns::CONTACTS,
+            ns::CONTACT_REQUESTS,
+            ns::USER_BLOCKS,
+            ns::USER_METADATA,
+            ns::PRESENCE_STATUS,
+            ns::PRESENCE_SUBSCRIPTIONS,
+            ns::PUSH_SETTINGS,
+        ] {
             self.collections.delete(app, &EntryFilter::collection(n, user)).await?;
         }
-        for n in [ns::CONTACTS, ns::USER_BLOCKS, ns::PRESENCE_SUBSCRIPTIONS, ns::PUSH_LABEL_USERS] {
+        for n in [ns::CONTACTS, ns::CONTACT_REQUESTS, ns::USER_BLOCKS, ns::PRESENCE_SUBSCRIPTIONS, ns::PUSH_LABEL_USERS] {
             let f = EntryFilter { ns: n.to_string(), key: None, items: Some(vec![user.to_string()]), owner: None };
             self.collections.delete(app, &f).await?;
         }

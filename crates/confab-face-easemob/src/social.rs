@@ -30,11 +30,17 @@ pub fn routes() -> Routes {
     use Need::{App, AppOrUser, MetadataOwner, Token};
     let mut r: Routes = vec![
         get("/users/{username}/contacts/users", AppOrUser, contacts),
+        get("/users/{username}/contacts", AppOrUser, contacts_page),
+        post("/users/{username}/contacts/apply", AppOrUser, request_contact),
+        post("/users/{username}/contacts/accept/users/{member}", AppOrUser, accept_contact),
+        post("/users/{username}/contacts/decline/users/{member}", AppOrUser, decline_contact),
         post("/users/{username}/contacts/users/{member}", AppOrUser, add_contact),
         delete("/users/{username}/contacts/users/{member}", AppOrUser, remove_contact),
         get("/users/{username}/blocks/users", AppOrUser, blocks),
         post("/users/{username}/blocks/users", AppOrUser, block),
         delete("/users/{username}/blocks/users/{member}", AppOrUser, unblock),
+        post("/sdk/user/{username}/blocks", AppOrUser, block),
+        delete("/sdk/user/{username}/blocks", AppOrUser, unblock_many),
         post("/metadata/user/get", Token, metadata_batch),
         get("/metadata/user/capacity", App, metadata_capacity),
         put("/metadata/user/{username}", MetadataOwner, metadata_set),
@@ -97,16 +103,98 @@ async fn remove_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
     Ok(owner_envelope(&c.ctx, &c.app, "delete", owner.num, "contacts").with("entities", json!([entity(&friend)])))
 }
 
-/// `GET /users/{owner}/contacts/users`: `data` is the friends' names.
-async fn contacts(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+/// `GET /users/{owner}/contacts/users[?needReturnRemark=true]`: `data` is the friends' names;
+/// with `needReturnRemark` (the SDK's `getAllContacts`), `entities` are `{username, remark}`.
+async fn contacts(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
     s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_LIST).await?;
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&owner.id)?;
     let friends = s.engine.social().contacts(&c.app, &owner.id).await?;
+    let entities = if q.get("needReturnRemark") == Some("true") { remarks(&friends) } else { json!([]) };
     Ok(owner_envelope(&c.ctx, &c.app, "get", owner.num, "contacts")
-        .with("entities", json!([]))
+        .with("entities", entities)
         .with("count", json!(friends.len()))
         .with("data", json!(friends)))
+}
+
+/// Contacts as `{username, remark}` (confab keeps no remarks: each is "").
+fn remarks(friends: &[String]) -> Value {
+    json!(friends.iter().map(|f| json!({"username": f, "remark": ""})).collect::<Vec<_>>())
+}
+
+/// `GET /users/{owner}/contacts?limit&cursor` (the SDK's `getContactsWithCursor`): `data` is
+/// `{contacts: [{username, remark}], cursor}`, `limit` 1–50 (default 20), in the order they
+/// were added; `cursor` is "" on the last page.
+async fn contacts_page(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_LIST).await?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let limit = q.int("limit", 20, 1..=50)? as usize;
+    let skip = match q.get("cursor").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(cur) => decode_cursor(cur).filter(|n| *n >= 0).ok_or_else(|| EmError::illegal("cursor is not valid"))? as usize,
+    };
+    let friends = s.engine.social().contacts(&c.app, &owner.id).await?;
+    let page: Vec<String> = friends.iter().skip(skip).take(limit).cloned().collect();
+    let cursor = if skip + page.len() < friends.len() { encode_cursor((skip + page.len()) as i64) } else { String::new() };
+    Ok(owner_envelope(&c.ctx, &c.app, "get", owner.num, "contacts")
+        .with("entities", json!([]))
+        .with("data", json!({"contacts": remarks(&page), "cursor": cursor})))
+}
+
+/// A contact request's answer to a user who asked nothing.
+fn no_request(e: confab_engine::Error) -> EmError {
+    match e {
+        confab_engine::Error::NotAllowed(m) => EmError::forbidden(m),
+        e => quota_error(e),
+    }
+}
+
+/// `POST /users/{owner}/contacts/apply {usernames: [to], reason}` (the SDK's `addContact`): each
+/// named user is asked (the engine keeps the request until they answer, and tells them).
+async fn request_contact(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_ADD).await?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let names = names_of(b.get("usernames"), "usernames")?;
+    if names.is_empty() {
+        return Err(EmError::illegal("usernames must be provided"));
+    }
+    if names.len() > BLOCK_BATCH_MAX {
+        return Err(EmError::illegal(format!("usernames size exceeds limit {BLOCK_BATCH_MAX}")));
+    }
+    let reason = match b.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) => Some(r.as_str()),
+        Some(_) => return Err(EmError::illegal("reason must be a string")),
+    };
+    let mut asked = Vec::with_capacity(names.len());
+    for n in &names {
+        let to = username(n).map_err(|_| EmError::user_not_found())?;
+        s.engine.social().request_contact(&c.app, &owner.id, &to, reason).await.map_err(quota_error)?;
+        asked.push(to);
+    }
+    Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "contacts").with("entities", json!([])).with("data", json!(asked)))
+}
+
+/// `POST /users/{owner}/contacts/accept/users/{from}`: `from`'s request is agreed to.
+async fn accept_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_ADD).await?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let from = user_in_path(&s.engine, &c.app, &p, "member").await?;
+    s.engine.social().accept_contact(&c.app, &owner.id, &from.id).await.map_err(no_request)?;
+    Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "contacts").with("entities", json!([entity(&from)])))
+}
+
+/// `POST /users/{owner}/contacts/decline/users/{from}`: `from`'s request is declined.
+async fn decline_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_REMOVE).await?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let from = user_in_path(&s.engine, &c.app, &p, "member").await?;
+    s.engine.social().decline_contact(&c.app, &owner.id, &from.id).await.map_err(no_request)?;
+    Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "contacts").with("entities", json!([entity(&from)])))
 }
 
 // ---------------------------------------------------------------------- blocklist
@@ -138,7 +226,8 @@ async fn blocks(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
     Ok(a)
 }
 
-/// `POST /users/{owner}/blocks/users {usernames}`: every named user must exist.
+/// `POST /users/{owner}/blocks/users {usernames}` (also `/sdk/user/{owner}/blocks`, the SDK's
+/// `addUsersToBlocklist`): every named user must exist.
 async fn block(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
     s.engine.apps().rate_check(&c.app, bucket::EM_BLOCKS).await?;
     let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
@@ -159,6 +248,24 @@ async fn block(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Repl
     }
     s.engine.social().block_users(&c.app, &owner.id, &ids).await.map_err(quota_error)?;
     Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "blocks").with("entities", json!([])).with("data", json!(ids)))
+}
+
+/// `DELETE /sdk/user/{owner}/blocks {usernames}` (the SDK's `removeUserFromBlocklist`).
+async fn unblock_many(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    s.engine.apps().rate_check(&c.app, bucket::EM_BLOCKS).await?;
+    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let names = names_of(b.get("usernames"), "usernames")?;
+    if names.len() > BLOCK_BATCH_MAX {
+        return Err(EmError::illegal(format!("usernames size exceeds limit {BLOCK_BATCH_MAX}")));
+    }
+    let mut done = Vec::with_capacity(names.len());
+    for n in &names {
+        let id = username(n).map_err(|_| EmError::user_not_found())?;
+        s.engine.social().unblock_user(&c.app, &owner.id, &id).await?;
+        done.push(id);
+    }
+    Ok(owner_envelope(&c.ctx, &c.app, "delete", owner.num, "blocks").with("entities", json!([])).with("data", json!(done)))
 }
 
 /// `DELETE /users/{owner}/blocks/users/{blocked}`.

@@ -84,7 +84,7 @@ impl NatsBus {
                 users(*app, recipients, Some(&msg.from))
             }
             Event::Conv { app, recipients, by, .. } => users(*app, recipients, by.as_ref()),
-            Event::Receipt { app, to, .. } => users(*app, std::slice::from_ref(to), None),
+            Event::Receipt { app, to, .. } | Event::Contact { app, user: to, .. } => users(*app, std::slice::from_ref(to), None),
             Event::Kick { app, user, session, .. } => match session {
                 Some(s) if s.node == self.nodes.me() => BTreeSet::new(),
                 Some(s) => BTreeSet::from([s.node]),

@@ -42,6 +42,8 @@ pub(super) struct ConnState {
     pub conn: Arc<Conn>,
     pub ip: Option<String>,
     pub login: Option<LoggedIn>,
+    /// Whether the contact requests waiting for the user were told (after the first UNREAD).
+    pub requests_told: bool,
 }
 
 pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<String>) {
@@ -88,7 +90,7 @@ pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<S
         wconn.out.close();
     });
 
-    let mut st = ConnState { gw: gw.clone(), conn: conn.clone(), ip, login: None };
+    let mut st = ConnState { gw: gw.clone(), conn: conn.clone(), ip, login: None, requests_told: false };
     let mut killed = conn.kill.subscribe();
     loop {
         let wait = if st.login.is_some() { gw.settings.idle_timeout } else { gw.settings.login_timeout };
@@ -277,6 +279,27 @@ impl ConnState {
             }
         };
         self.reply(frame).await;
+        if !self.requests_told {
+            self.requests_told = true;
+            self.tell_requests().await;
+        }
+    }
+
+    /// The contact requests waiting for the user's answer (made while they were offline, or not
+    /// answered yet), each as the `ROSTER` `ADD` it was when made: once per login, after the
+    /// login's inventory.
+    async fn tell_requests(&self) {
+        let Some(l) = &self.login else { return };
+        let engine = &self.gw.engine;
+        match engine.social().contact_requests(&l.device.app, &l.device.user).await {
+            Ok(requests) => {
+                for r in requests {
+                    let news = confab_engine::ContactNews::Invited;
+                    self.reply(frames::roster(&l.device.app_key, &l.device.user, &r.from, news, r.reason, engine.next_id(), r.at)).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the contact requests waiting for a msync user were not read"),
+        }
     }
 
     /// `SYNC`: a meta sent (`meta`), or a queue pulled (`queue` [+ `key`]).

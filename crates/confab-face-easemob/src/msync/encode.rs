@@ -7,7 +7,8 @@
 //!   (`CommSyncDL{queue, metas, isLast}`), since there is nothing to pull;
 //! * a recall: a `RECALL` body naming the message, unsolicited;
 //! * a receipt: the reader's ack (`DELIVER_ACK`, `READ_ACK`, `CHANNEL_ACK`), unsolicited;
-//! * a kick: a `STATISTIC` meta (§11.2); the connection closes after it (`conn.rs`).
+//! * a kick: a `STATISTIC` meta (§11.2); the connection closes after it (`conn.rs`);
+//! * news of a user's contacts (requests, answers, removals): a `ROSTER` meta (§10.3).
 //!
 //! * a group's or chat room's change: `MUC` metas (spec §10.2), as each member hears it.
 //!
@@ -117,6 +118,10 @@ impl Encoder for MsyncEncoder {
                     ..Default::default()
                 };
                 Shared::One(frames::unsolicited(user_jid(&key, user, None), vec![meta], now))
+            }
+            Event::Contact { app, user, peer, news, reason } => {
+                let key = self.app_key(*app).await?;
+                Shared::One(frames::roster(&key, user, peer, *news, reason.clone(), self.engine.next_id(), now))
             }
             _ => return None,
         };

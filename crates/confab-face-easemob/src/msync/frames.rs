@@ -85,6 +85,37 @@ pub fn unsolicited(queue: Jid, metas: Vec<Meta>, now: i64) -> Bytes {
     })
 }
 
+/// News of `user`'s contacts as a `ROSTER` meta (spec §10.3), unsolicited in `user`'s queue:
+/// `RosterBody{operation, from: peer, to: [user], reason}`.
+pub fn roster(app_key: &str, user: &str, peer: &str, news: confab_engine::ContactNews, reason: Option<String>, id: i64, now: i64) -> Bytes {
+    use confab_engine::ContactNews as N;
+    use roster_body::Operation as Op;
+    let op = match news {
+        N::Invited => Op::Add,
+        N::Agreed => Op::RemoteAccept,
+        N::Declined => Op::RemoteDecline,
+        N::Added => Op::Accept,
+        N::Removed => Op::Remove,
+    };
+    let body = RosterBody {
+        operation: Some(op as i32),
+        from: Some(user_jid(app_key, peer, None)),
+        to: vec![user_jid(app_key, user, None)],
+        reason,
+        ..Default::default()
+    };
+    let meta = Meta {
+        id: Some(id as u64),
+        from: Some(user_jid(app_key, peer, None)),
+        to: Some(user_jid(app_key, user, None)),
+        timestamp: Some(now.max(0) as u64),
+        ns: Some(meta::NameSpace::Roster as i32),
+        payload: Some(body.encode_to_vec()),
+        ..Default::default()
+    };
+    unsolicited(user_jid(app_key, user, None), vec![meta], now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -187,6 +187,8 @@ impl Encoder for LcEncoder {
                 let conv = self.service_ref(*app, broadcast.conv).await;
                 push::direct(&broadcast_message(broadcast), &conv, now)
             }
+            // LeanCloud has no contacts
+            Event::Contact { .. } => return None,
         };
         Some(codec::encode(&cmd))
     }

@@ -19,17 +19,17 @@ use crate::common::*;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Client {
+pub(crate) struct Client {
     ws: Socket,
     app_key: String,
     user: String,
 }
 
-fn app_key(app: &EmApp) -> String {
+pub(crate) fn app_key(app: &EmApp) -> String {
     format!("{}#{}", app.app.keys.easemob.org_name, app.app.keys.easemob.app_name)
 }
 
-fn jid(app_key: &str, name: &str, group: bool) -> Jid {
+pub(crate) fn jid(app_key: &str, name: &str, group: bool) -> Jid {
     let domain = if group { "conference.easemob.com" } else { "easemob.com" };
     Jid { app_key: Some(app_key.into()), name: Some(name.into()), domain: Some(domain.into()), client_resource: None }
 }
@@ -59,11 +59,11 @@ async fn next(ws: &mut Socket) -> Option<MSync> {
     }
 }
 
-fn payload<T: prost::Message + Default>(m: &MSync) -> T {
+pub(crate) fn payload<T: prost::Message + Default>(m: &MSync) -> T {
     T::decode(m.payload.as_deref().unwrap_or_default()).expect("payload")
 }
 
-fn code(s: &Option<Status>) -> i32 {
+pub(crate) fn code(s: &Option<Status>) -> i32 {
     s.as_ref().expect("status").error_code.unwrap_or(0)
 }
 
@@ -88,7 +88,7 @@ fn provision(app_key: &str, user: &str, resource: &str, token: &str) -> MSync {
 }
 
 impl Client {
-    async fn login(srv: &TestServer, app: &EmApp, user: &str, resource: &str) -> Client {
+    pub(crate) async fn login(srv: &TestServer, app: &EmApp, user: &str, resource: &str) -> Client {
         let token = app.user_token(user).await;
         let mut ws = open(srv).await;
         send_frame(&mut ws, provision(&app_key(app), user, resource, &token)).await;
@@ -101,11 +101,11 @@ impl Client {
         Client { ws, app_key: app_key(app), user: user.into() }
     }
 
-    async fn next(&mut self) -> MSync {
+    pub(crate) async fn next(&mut self) -> MSync {
         next(&mut self.ws).await.expect("a frame")
     }
 
-    async fn unread(&mut self) -> CommUnreadDl {
+    pub(crate) async fn unread(&mut self) -> CommUnreadDl {
         send_frame(&mut self.ws, cmd(Command::Unread, None)).await;
         let a = self.next().await;
         assert_eq!(a.command, Some(Command::Unread as i32));
@@ -113,7 +113,7 @@ impl Client {
     }
 
     /// Send a text; the answer.
-    async fn text(&mut self, local_id: u64, to: &str, group: bool, text: &str) -> (CommSyncDl, Vec<u8>) {
+    pub(crate) async fn text(&mut self, local_id: u64, to: &str, group: bool, text: &str) -> (CommSyncDl, Vec<u8>) {
         let body = MessageBody {
             r#type: Some(if group { BType::Groupchat } else { BType::Chat } as i32),
             from: Some(Jid { name: Some(self.user.clone()), ..Default::default() }),
@@ -140,7 +140,7 @@ impl Client {
         payload(&a)
     }
 
-    async fn pull(&mut self, queue: Jid, key: Option<u64>) -> CommSyncDl {
+    pub(crate) async fn pull(&mut self, queue: Jid, key: Option<u64>) -> CommSyncDl {
         let dl = self.sync(CommSyncUl { queue: Some(queue.clone()), key, ..Default::default() }).await;
         assert_eq!(code(&dl.status), 0, "{dl:?}");
         assert_eq!(dl.queue.as_ref().and_then(|q| q.name.clone()), queue.name, "the queue is echoed");
@@ -148,14 +148,14 @@ impl Client {
     }
 
     /// The NOTICE that comes next: its queue.
-    async fn notice(&mut self) -> Jid {
+    pub(crate) async fn notice(&mut self) -> Jid {
         let n = self.next().await;
         assert_eq!(n.command, Some(Command::Notice as i32), "{n:?}");
         payload::<CommNotice>(&n).queue.expect("queue")
     }
 }
 
-fn text_of(meta: &Meta) -> String {
+pub(crate) fn text_of(meta: &Meta) -> String {
     let b = MessageBody::decode(meta.payload.as_deref().unwrap_or_default()).expect("a MessageBody");
     b.contents[0].text.clone().unwrap_or_default()
 }
@@ -765,7 +765,7 @@ async fn msync_the_same_resource_logging_in_again_ends_the_older_session_and_oth
 
 impl Client {
     /// The next frame, MUC events (spec §10.2): their bodies.
-    async fn muc_events(&mut self) -> Vec<MucBody> {
+    pub(crate) async fn muc_events(&mut self) -> Vec<MucBody> {
         let f = self.next().await;
         assert_eq!(f.command, Some(Command::Sync as i32), "{f:?}");
         let dl: CommSyncDl = payload(&f);
@@ -781,7 +781,7 @@ impl Client {
 }
 
 /// `(operation, mucId, to[0])` of a MUC event.
-fn muc_of(b: &MucBody) -> (i32, String, String) {
+pub(crate) fn muc_of(b: &MucBody) -> (i32, String, String) {
     let name = |j: Option<&Jid>| j.and_then(|j| j.name.clone()).unwrap_or_default();
     (b.operation.unwrap_or(-1), name(b.muc_id.as_ref()), name(b.to.first()))
 }

@@ -17,6 +17,7 @@ mod em_push;
 mod em_quotas;
 mod em_reactions;
 mod em_rooms;
+mod em_sdk_social;
 mod em_social;
 mod em_threads;
 mod em_users;
