@@ -28,6 +28,28 @@ impl TopologyArgs {
     }
 }
 
+/// `ws-fanout`'s and `msync-fanout`'s groups on the command line (the number of groups and the
+/// seconds are the [`crate::Target`]'s `--conversations` and `--seconds`).
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub(crate) struct GroupArgs {
+    /// Members per group conversation (one of them sends).
+    #[arg(long, default_value_t = 20)]
+    members: usize,
+    /// Messages each sender may have waiting for their ack (or answer).
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    /// Messages per second each sender sends, evenly spaced (still within the window);
+    /// default: as fast as the window allows.
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+impl GroupArgs {
+    pub fn topology(self, t: &crate::Target) -> Topology {
+        Topology { groups: t.conversations, members: self.members, window: self.window, seconds: t.seconds, rate: self.rate }
+    }
+}
+
 /// The shape of a fan-out run: `groups` groups of `members` clients, each its own connection;
 /// member 0 of each group sends, as fast as `window` messages awaiting their acknowledgement (or
 /// their echo) allow; the others receive every message. Each message carries its send time, so

@@ -7,6 +7,8 @@
 //!   pipeline messages, every member receives them; delivery latency is measured end to end.
 //!   With `--hook minimal|leanengine` every message first goes through a `_messageReceived`
 //!   LeanCloud hook: the hook's cost on send throughput and latency.
+//! * `msync-fanout`: the ws-fanout topology through the Easemob msync gateway (the web SDK's
+//!   protocol) with raw msync clients: SYNC sends, NOTICE → SYNC pulls.
 //! * `xmpp-fanout`: the same group fan-out through ejabberd's MUC (its own ejabberd without
 //!   `--addr`), the XMPP peer of the side-by-side rig.
 //! * `fanout-rig`: ws-fanout, nats-fanout and xmpp-fanout side by side, interleaved, each
@@ -85,22 +87,22 @@ enum Cmd {
     WsFanout {
         #[command(flatten)]
         target: Target,
-        /// Members per group conversation (one of them sends).
-        #[arg(long, default_value_t = 20)]
-        members: usize,
-        /// Messages each sender may have waiting for their ack.
-        #[arg(long, default_value_t = 16)]
-        window: usize,
-        /// Messages per second each sender sends, evenly spaced (still within the window);
-        /// default: as fast as the window allows.
-        #[arg(long)]
-        rate: Option<f64>,
+        #[command(flatten)]
+        group: fanout::GroupArgs,
         /// Send every message through a `_messageReceived` LeanCloud hook that lets it through
         /// (in-process confab only): `minimal`, a hook server in this process (what calling a
         /// hook costs confab), or `leanengine`, LeanCloud's official LeanEngine SDK on Node.js
         /// (`interop/hooks/server.js`; run `npm ci` in `interop/` first).
         #[arg(long, value_parser = ["minimal", "leanengine"], conflicts_with = "url")]
         hook: Option<String>,
+    },
+    /// Group chat through the Easemob msync gateway (`ws-fanout`'s topology, raw msync clients
+    /// logged in with user tokens; in-process server only): deliveries/s and latency.
+    MsyncFanout {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        group: fanout::GroupArgs,
     },
     /// Group chat through ejabberd's MUC (`ws-fanout`'s topology): deliveries/s and latency.
     XmppFanout {
@@ -197,6 +199,7 @@ mod hook;
 mod import;
 mod login;
 mod mem;
+mod msync;
 mod nats;
 mod raw;
 mod rig;
@@ -532,7 +535,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::RestSend(t) => rest_send(t).await,
         Cmd::RestHistory(t) => rest_history(t).await,
         Cmd::EmSend(t) => em_send(t).await,
-        Cmd::WsFanout { target, members, window, rate, hook } => ws::fanout(target, members, window, rate, hook).await,
+        Cmd::WsFanout { target, group, hook } => ws::fanout(target, group, hook).await,
+        Cmd::MsyncFanout { target, group } => msync::fanout(target, group).await,
         Cmd::XmppFanout { addr, domain, topology } => xmpp::fanout(addr, domain, topology.topology()).await,
         Cmd::NatsFanout(a) => nats::fanout(a).await,
         Cmd::FanoutRig(args) => rig::rig(args).await,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use confab_engine::NewApp;
-use confab_face_leancloud::realtime::{Gateway, GatewaySettings};
+use confab_face_leancloud::realtime::GatewaySettings;
 use confab_server::Config;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -148,8 +148,8 @@ async fn idle_in_process(t: &IdleTarget) -> anyhow::Result<()> {
     let backing = confab_server::Backing::open(&config, confab_server::Opener::Tool).await?;
     let engine = confab_server::engine(&config, &backing, 0)?;
     let app = engine.apps().create_app(NewApp { name: "idle".into(), ..Default::default() }).await.map_err(anyhow::Error::msg)?;
-    let gateway = Gateway::start(engine.clone(), GatewaySettings::default());
-    let router = confab_server::router(engine, gateway, &config);
+    let gateways = confab_server::Gateways::start(engine.clone(), GatewaySettings::default());
+    let router = confab_server::router(engine, &gateways, &config);
     let app_id = Arc::new(app.keys.leancloud.app_id.clone());
     let open = |i: usize| {
         let (router, app_id) = (router.clone(), app_id.clone());

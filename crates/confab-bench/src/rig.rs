@@ -43,8 +43,13 @@ pub(crate) struct RigArgs {
     /// Rounds; each round runs every system once, in turn.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// The systems to run (a missing server program is an error, not a skipped row).
-    #[arg(long, value_delimiter = ',', default_value = "confab,nats,ejabberd")]
+    /// The systems to run (a missing server program is an error, not a skipped row): `confab`
+    /// (ws-fanout, windows 1 and 16 and half rate), `nats`, `ejabberd`; and confab's two
+    /// gateways at window 16 against the same server, `confab-lc` (LeanCloud realtime,
+    /// `ws-fanout`) and `confab-msync` (Easemob msync, `msync-fanout`), which take turns going
+    /// first from round to round.
+    #[arg(long, value_delimiter = ',', default_value = "confab,nats,ejabberd",
+          value_parser = ["confab", "confab-lc", "confab-msync", "nats", "ejabberd"])]
     systems: Vec<String>,
 }
 
@@ -115,6 +120,9 @@ impl Drop for PgDatabase {
 pub(crate) struct Confab {
     nodes: Nodes,
     pub lc: Arc<Lc>,
+    /// The app as `confab app create --json` printed it (its Easemob credentials under
+    /// `easemob`).
+    pub app: Value,
     _storage: Storage,
 }
 
@@ -148,7 +156,12 @@ impl Confab {
             Ok(String::from_utf8(out.stdout)?)
         };
         let app: Value = serde_json::from_str(&cli(&["app", "create", "--name", "bench", "--json"])?)?;
-        cli(&["app", "limits", "bench", "--set", "rates.lc.message.per_minute=100000000"])?;
+        let mut limits =
+            vec!["app".to_string(), "limits".into(), "bench".into(), "--set".into(), "rates.lc.message.per_minute=100000000".into()];
+        for (k, v) in crate::msync::LIMITS {
+            limits.extend(["--set".to_string(), format!("{k}={v}")]);
+        }
+        cli(&limits.iter().map(String::as_str).collect::<Vec<_>>())?;
         let (mut nodes, mut bases) = (Nodes(Vec::new()), Vec::new());
         for node in 1..=count {
             let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -185,7 +198,7 @@ impl Confab {
         }
         let key = |k: &str| app["leancloud"][k].as_str().map(str::to_string).with_context(|| format!("app create --json: leancloud.{k}"));
         let lc = Arc::new(Lc::remote(&bases, &key("app_id")?, &key("master_key")?, 256)?);
-        Ok(Confab { nodes, lc, _storage: storage })
+        Ok(Confab { nodes, lc, app, _storage: storage })
     }
 
     /// Each node's process id.
@@ -422,7 +435,15 @@ pub(crate) async fn rig(a: RigArgs) -> anyhow::Result<()> {
     let want = |s: &str| a.systems.iter().any(|x| x == s);
     let topo = |window| Topology { groups: a.groups, members: a.members, window, seconds: a.seconds, rate: None };
     let bin = confab_bin(a.confab.as_deref())?;
-    let mut confab = if want("confab") { Some(Confab::start(&bin, Storage::sqlite()?, None, 1).await?) } else { None };
+    let mut confab = if want("confab") || want("confab-lc") || want("confab-msync") {
+        Some(Confab::start(&bin, Storage::sqlite()?, None, 1).await?)
+    } else {
+        None
+    };
+    let em = match &confab {
+        Some(c) if want("confab-msync") => Some(crate::msync::Em::new(&c.lc.bases, &c.app["easemob"]).await?),
+        _ => None,
+    };
     let nats = if want("nats") { Some(crate::nats::NatsServer::start()?) } else { None };
     let ejabberd = if want("ejabberd") { Some(crate::xmpp::Ejabberd::start()?) } else { None };
     println!(
@@ -438,7 +459,7 @@ pub(crate) async fn rig(a: RigArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for round in 1..=a.runs {
         println!("-- round {round}");
-        if let Some(c) = &confab {
+        if let Some(c) = confab.as_ref().filter(|_| want("confab")) {
             let w = watch(c.pids()[0]);
             for window in [1, 16] {
                 rows.push(measured("confab", &format!("window {window}"), d, &w, crate::ws::fanout_on(&c.lc, &topo(window), None)).await?);
@@ -448,6 +469,18 @@ pub(crate) async fn rig(a: RigArgs) -> anyhow::Result<()> {
             let full = rows.last().map_or(0.0, |r: &Row| r.run.sent_per_sec());
             let half = Topology { rate: Some(full / 2.0 / a.groups as f64), ..topo(16) };
             rows.push(measured("confab, half rate", "window 16", d, &w, crate::ws::fanout_on(&c.lc, &half, None)).await?);
+        }
+        if let Some(c) = confab.as_ref().filter(|_| want("confab-lc") || want("confab-msync")) {
+            let w = watch(c.pids()[0]);
+            // the gateways take turns going first
+            for lc_turn in if round % 2 == 1 { [true, false] } else { [false, true] } {
+                if lc_turn && want("confab-lc") {
+                    rows.push(measured("confab-lc", "window 16", d, &w, crate::ws::fanout_on(&c.lc, &topo(16), None)).await?);
+                }
+                if let Some(em) = em.as_ref().filter(|_| !lc_turn) {
+                    rows.push(measured("confab-msync", "window 16", d, &w, crate::msync::fanout_on(em, &topo(16))).await?);
+                }
+            }
         }
         if let Some(n) = &nats {
             rows.push(measured("nats", "window 16", d, &watch(n.pid()), crate::nats::fanout_on(&n.url(), &topo(16))).await?);
@@ -492,6 +525,20 @@ fn summary(rows: &[Row]) {
         means.push((system.as_str(), window, rate));
     }
     let rate = |s: &str, w: &str| means.iter().find(|m| m.0 == s && m.1 == w).map(|m| m.2);
+    // the two gateways of one server: the rate, and the server's CPU per delivery
+    if let (Some(m), Some(l)) = (rate("confab-msync", "16"), rate("confab-lc", "16")) {
+        let per = |system: &str| {
+            let of: Vec<&Row> = rows.iter().filter(|r| r.system == system).collect();
+            mean(&of, |r| r.cpu_of("server") / (r.run.delivered.max(1) as f64) * 1e6)
+        };
+        println!(
+            "confab-msync / confab-lc (window 16): {:.3} ({:.1}%) of the deliveries/s; server CPU per delivery {:.1} µs (msync) vs {:.1} µs (lc)",
+            m / l,
+            m / l * 100.0,
+            per("confab-msync"),
+            per("confab-lc")
+        );
+    }
     if let Some(c) = rate("confab", "16") {
         for peer in ["nats", "ejabberd"] {
             if let Some(p) = rate(peer, "16") {

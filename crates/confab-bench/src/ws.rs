@@ -67,9 +67,9 @@ async fn connect(lc: &Lc, node: usize, peer: &str) -> anyhow::Result<Socket> {
     Ok(ws)
 }
 
-pub async fn fanout(t: Target, members: usize, window: usize, rate: Option<f64>, hook: Option<String>) -> anyhow::Result<()> {
+pub async fn fanout(t: Target, group: crate::fanout::GroupArgs, hook: Option<String>) -> anyhow::Result<()> {
     let lc = Arc::new(Lc::connect(&t).await?);
-    let topo = Topology { groups: t.conversations, members, window, seconds: t.seconds, rate };
+    let topo = group.topology(&t);
     fanout_on(&lc, &topo, hook.as_deref()).await?.print("ws-fanout", &topo);
     Ok(())
 }
@@ -79,7 +79,7 @@ pub async fn fanout(t: Target, members: usize, window: usize, rate: Option<f64>,
 /// member `m` is `g * members + m`) connects to node `k` mod n, so that a group's members, and
 /// the senders, are spread over the nodes and every message crosses between them.
 pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>) -> anyhow::Result<FanoutRun> {
-    let Topology { groups, members, window, seconds, .. } = *topo;
+    let Topology { groups, members, .. } = *topo;
     let hook = match hook {
         Some(kind) => Some(crate::hook::Hook::start(lc, kind).await?),
         None => None,
@@ -93,45 +93,103 @@ pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>)
         for (m, id) in ids.iter().enumerate() {
             let ws = connect(lc, g * members + m, id).await.with_context(|| format!("connect {id}"))?;
             if m == 0 {
-                senders.push((cid.clone(), ws));
+                senders.push(Sender { to: cid.clone(), from: id.clone(), ws });
             } else {
                 receivers.push(ws);
             }
         }
     }
+    let run = drive(Arc::new(LcWire), senders, receivers, topo, start).await?;
+    if let Some(h) = hook {
+        h.report(lc).await?;
+    }
+    Ok(run)
+}
+
+/// A WebSocket protocol's frames in a group fan-out over WebSockets (`ws-fanout`'s LeanCloud
+/// realtime protocol, `msync-fanout`'s Easemob msync): what [`drive`] sends and reads.
+pub(crate) trait Wire: Send + Sync + 'static {
+    /// What a receiving connection keeps between frames.
+    type Receiver: Default + Send;
+
+    /// The frame by which `from` sends its `i`th message (from 2 up) to group `to`, its text
+    /// `stamp` (µs since the run's start).
+    fn message(&self, to: &str, from: &str, i: u64, stamp: u64) -> Vec<u8>;
+
+    /// A frame a sender read: None, not an answer to a send; Some(true), a message accepted;
+    /// Some(false), one refused (its place in the window is free again all the same).
+    fn ack(&self, frame: &[u8]) -> Option<bool>;
+
+    /// A frame a receiver read: the stamps of the messages it carries into `stamps`, the frames
+    /// to answer it with (a pull) into `replies`.
+    fn received(&self, state: &mut Self::Receiver, frame: &[u8], stamps: &mut Vec<u64>, replies: &mut Vec<Vec<u8>>);
+}
+
+/// A group's sending connection: `from`, logged in, sending to group `to`.
+pub(crate) struct Sender {
+    pub to: String,
+    pub from: String,
+    pub ws: Socket,
+}
+
+/// The sending and receiving of a WebSocket fan-out, its connections made and logged in: every
+/// receiver counts the messages it reads, with their latency; every sender sends as `topo`'s
+/// window (and rate) allow, for `topo.seconds`, then waits half a second for the last answers.
+/// `start` is the instant the stamps count from. Refused sends are the run's `errors`.
+pub(crate) async fn drive<W: Wire>(
+    wire: Arc<W>,
+    senders: Vec<Sender>,
+    receivers: Vec<Socket>,
+    topo: &Topology,
+    start: Instant,
+) -> anyhow::Result<FanoutRun> {
+    let (window, seconds) = (topo.window, topo.seconds);
     let delivered = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = tokio::task::JoinSet::new();
     for mut ws in receivers {
-        let delivered = delivered.clone();
+        let (delivered, wire) = (delivered.clone(), wire.clone());
         tasks.spawn(async move {
-            let mut lat = Vec::new();
+            let (mut lat, mut state, mut stamps, mut replies) = (Vec::new(), W::Receiver::default(), Vec::new(), Vec::new());
             let stop = deadline + Duration::from_secs(2);
             while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(stop.into(), ws.next()).await {
                 let Ws::Binary(b) = frame else { continue };
-                let Ok(c) = GenericCommand::decode(&b[..]) else { continue };
-                if let Some(sent) = c.direct_message.and_then(|d| d.msg).and_then(|m| m.parse::<u64>().ok()) {
-                    lat.push((start.elapsed().as_micros() as u64).saturating_sub(sent) as u32);
+                wire.received(&mut state, &b, &mut stamps, &mut replies);
+                let now = start.elapsed().as_micros() as u64;
+                for sent in stamps.drain(..) {
+                    lat.push(now.saturating_sub(sent) as u32);
                     delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                for r in replies.drain(..) {
+                    if ws.send(Ws::Binary(r.into())).await.is_err() {
+                        break;
+                    }
                 }
             }
             (lat, 0u64)
         });
     }
     let began = Instant::now();
-    for (cid, ws) in senders {
+    for Sender { to, from, ws } in senders {
         let mut pacer = topo.pacer();
+        let (wire, refused) = (wire.clone(), refused.clone());
         tasks.spawn(async move {
             let (mut sink, mut stream) = ws.split();
             let slots = Arc::new(Semaphore::new(window));
             let acks = slots.clone();
+            let reader_wire = wire.clone();
             let reader = tokio::spawn(async move {
                 let mut n = 0u64;
                 while let Some(Ok(Ws::Binary(b))) = stream.next().await {
-                    if GenericCommand::decode(&b[..]).is_ok_and(|c| c.cmd == Some(CommandType::Ack as i32)) {
-                        n += 1;
-                        acks.add_permits(1);
+                    match reader_wire.ack(&b) {
+                        Some(true) => n += 1,
+                        Some(false) => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => continue,
                     }
+                    acks.add_permits(1);
                 }
                 n
             });
@@ -143,17 +201,8 @@ pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>)
                 let Ok(permit) = slots.acquire().await else { break };
                 permit.forget();
                 i += 1;
-                let cmd = GenericCommand {
-                    cmd: Some(CommandType::Direct as i32),
-                    i: Some(i),
-                    direct_message: Some(DirectCommand {
-                        cid: Some(cid.clone()),
-                        msg: Some(start.elapsed().as_micros().to_string()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
-                if sink.send(Ws::Binary(cmd.encode_to_vec().into())).await.is_err() {
+                let frame = wire.message(&to, &from, i, start.elapsed().as_micros() as u64);
+                if sink.send(Ws::Binary(frame.into())).await.is_err() {
                     break;
                 }
             }
@@ -164,8 +213,34 @@ pub(crate) async fn fanout_on(lc: &Arc<Lc>, topo: &Topology, hook: Option<&str>)
         });
     }
     let run = crate::fanout::gather(tasks, &delivered, began, seconds).await?;
-    if let Some(h) = hook {
-        h.report(lc).await?;
+    Ok(FanoutRun { errors: refused.load(Ordering::Relaxed), ..run })
+}
+
+/// LeanCloud's realtime protocol (`lc.protobuf2.3`): a `direct` command to the conversation,
+/// acknowledged by an `ack`; receivers get `direct` pushes.
+struct LcWire;
+
+impl Wire for LcWire {
+    type Receiver = ();
+
+    fn message(&self, to: &str, _from: &str, i: u64, stamp: u64) -> Vec<u8> {
+        GenericCommand {
+            cmd: Some(CommandType::Direct as i32),
+            i: Some(i as i32),
+            direct_message: Some(DirectCommand { cid: Some(to.to_string()), msg: Some(stamp.to_string()), ..Default::default() }),
+            ..Default::default()
+        }
+        .encode_to_vec()
     }
-    Ok(run)
+
+    fn ack(&self, frame: &[u8]) -> Option<bool> {
+        GenericCommand::decode(frame).is_ok_and(|c| c.cmd == Some(CommandType::Ack as i32)).then_some(true)
+    }
+
+    fn received(&self, _: &mut (), frame: &[u8], stamps: &mut Vec<u64>, _: &mut Vec<Vec<u8>>) {
+        let Ok(c) = GenericCommand::decode(frame) else { return };
+        if let Some(sent) = c.direct_message.and_then(|d| d.msg).and_then(|m| m.parse::<u64>().ok()) {
+            stamps.push(sent);
+        }
+    }
 }
