@@ -35,6 +35,12 @@ impl Clients {
         self.presence.online(app.id, ids).await
     }
 
+    /// A user's sessions open now, on every node (each with its device, when known).
+    pub async fn sessions(&self, app: &App, user: &str) -> Result<Vec<SessionRef>> {
+        app.validate_user_id(user)?;
+        self.presence.sessions(app.id, user).await
+    }
+
     /// End every session of a user. The reason is at most `kick_reason_max_chars` characters.
     pub async fn kick(&self, app: &App, user: &str, reason: Option<String>) -> Result<()> {
         app.validate_user_id(user)?;

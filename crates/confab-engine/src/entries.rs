@@ -51,6 +51,9 @@ pub mod ns {
     pub const PRESENCE_STATUS: &str = "presence_status";
     /// Per message: reactions (item = `<emoji>\n<user>`, value = the emoji).
     pub const REACTIONS: &str = "reactions";
+    /// Per user: the conversations they pinned to the top of their list (item = conversation
+    /// id, value = `{at}`, when it was pinned).
+    pub const CONVERSATION_PINS: &str = "conversation_pins";
     /// Per msync device (key `<user>\u{1f}<resource>`): how far each conversation was delivered
     /// to that device (item = conversation id, value = `{seq, ts}` of the last message it got),
     /// and when the device was first seen (item `~since`, value = `{ts}`).

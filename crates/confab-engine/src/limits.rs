@@ -181,6 +181,7 @@ buckets! {
     EM_MSG_CHATROOMS = "em.msg.chatrooms", Fixed(RateRule::second(100));
     /// Message quotas: each recipient counts one; Easemob answers the excess 403 rather than 429.
     EM_MSG_USERS = "em.msg.users", Fixed(RateRule::minute(6000));
+    EM_MESSAGE_ROAMING = "em.message_roaming";
     EM_MUTES_GET = "em.mutes.get";
     EM_MUTES_LIST = "em.mutes.list";
     EM_MUTES_SET = "em.mutes.set";
