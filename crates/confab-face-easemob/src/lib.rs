@@ -10,6 +10,7 @@ pub mod msync;
 pub mod offline_push;
 pub mod reactions;
 pub mod rooms;
+pub mod session;
 pub mod social;
 pub mod threads;
 pub mod users;
@@ -41,7 +42,8 @@ pub type Routes = Vec<Row<EmState, Need>>;
 
 /// The face's route table, family by family, under `/{org}/{app}`.
 fn rows() -> Routes {
-    let families = [users::routes(), messages::routes(), social::routes(), rooms::routes(), reactions::routes(), threads::routes()];
+    let families =
+        [users::routes(), messages::routes(), social::routes(), rooms::routes(), reactions::routes(), threads::routes(), session::routes()];
     families.into_iter().flatten().map(|r| r.under("/{org}/{app}")).collect()
 }
 

@@ -1,18 +1,20 @@
 //! Messages (spec §3.3) and global mutes (§3.2): sending to users, groups and chat rooms, files,
-//! history export, recall, import, and the conversation list.
+//! history export, recall, import, the conversation list (`channels.rs`) and the SDK's roaming
+//! history (`roaming.rs`).
 //!
 //! An Easemob message is kept in the engine in the shape every face reads (see [`to_engine`]):
 //! a LeanCloud client sees an Easemob `txt` as its text message, a MaxIM client as TEXT.
 
+mod channels;
 mod files;
+mod roaming;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use confab_engine::limits::{bucket, Bucket};
 use confab_engine::model::{App, Content, ConvKind, Conversation, Message, MessageType, Priority};
-use confab_engine::query::{HistoryQuery, HistoryScope};
 use confab_engine::{Actor, MessageRef, MuteScope, NewMessage};
-use confab_routes::{delete, get, post};
+use confab_routes::{get, post};
 use serde_json::{json, Map, Value};
 
 use crate::auth::Need;
@@ -37,9 +39,8 @@ pub const RECALL_BATCH_MAX: usize = 30;
 /// `GET /mutes` page size range and default.
 const MUTES_PAGE_MAX: i64 = 50;
 const MUTES_PAGE_DEFAULT: i64 = 10;
-/// Most conversations the conversation list shows (Easemob keeps 100 per user).
-pub const CHANNELS_MAX: i64 = 100;
-const CHANNELS_PAGE_DEFAULT: i64 = 20;
+pub use channels::CHANNELS_MAX;
+pub use roaming::{ROAMING_PAGE_MAX, ROAMING_SCAN_MAX};
 /// The longest a global mute may last, in seconds.
 const MUTE_MAX_SECS: i64 = 2_147_483_647;
 
@@ -57,12 +58,9 @@ pub fn routes() -> Routes {
         post("/messages/recall", App, recall),
         post("/messages/msg_recall", App, recall),
         post("/messages/batch_recall", App, batch_recall),
-        delete("/users/{username}/user_channel", AppOrUser, delete_channel),
-        delete("/user/{username}/user_channel", AppOrUser, delete_channel),
-        get("/users/{username}/user_channels", AppOrUser, channels),
-        get("/user/{username}/user_channels", AppOrUser, channels),
-        get("/users/{username}/user_channels/page", AppOrUser, channels),
+        post("/users/{username}/messageroaming", AppOrUser, roaming::roaming),
     ];
+    r.extend(channels::routes());
     r.extend(files::routes());
     r
 }
@@ -667,106 +665,4 @@ async fn list_mutes(State(s): State<EmState>, a: Admin, p: Params) -> Reply {
         })
         .collect();
     Ok(a.ctx.envelope(&a.app, "get", "/mutes").with("data", json!({"data": rows, "unixtime": now / 1000})))
-}
-
-// ---------------------------------------------------------------------- conversation list
-
-/// `DELETE /users/{username}/user_channel {channel, type, delete_roam}`: the conversation leaves
-/// the user's own list (one-way; the peer keeps it, a new message brings it back).
-async fn delete_channel(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&user.id)?;
-    s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNEL).await?;
-    s.engine.apps().rate_check_for(&c.app, bucket::EM_USER_CHANNEL_USER, &user.id).await?;
-    let o = b.as_object().ok_or_else(EmError::bad_body)?;
-    let channel =
-        str_of(o.get("channel")).filter(|v| !v.is_empty()).ok_or_else(|| EmError::illegal("field channel cannot be null or empty"))?;
-    let kind = str_of(o.get("type")).filter(|v| !v.is_empty()).ok_or_else(|| EmError::illegal("field type cannot be null or empty"))?;
-    match o.get("delete_roam") {
-        Some(Value::Bool(_)) => {}
-        None | Some(Value::Null) => return Err(EmError::illegal("field delete_roam cannot be null")),
-        Some(_) => return Err(EmError::bad_body()),
-    }
-    let conv = match kind.as_str() {
-        "chat" => match username(&channel) {
-            Ok(peer) => s.engine.conversations().find_direct_conversation(&c.app, &user.id, &peer).await?,
-            Err(_) => None,
-        },
-        "groupchat" => match channel.trim().parse::<i64>() {
-            Ok(id) => s.engine.conversations().conversation(&c.app, id, None).await.ok().filter(|cv| cv.kind != ConvKind::Chatroom),
-            Err(_) => None,
-        },
-        _ => return Err(EmError::illegal("field type must be chat or groupchat")),
-    };
-    if let Some(conv) = conv {
-        match s.engine.conversations().hide_conversation(&c.app, &conv, &user.id).await {
-            Ok(()) | Err(confab_engine::Error::NotMember) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(c.ctx.envelope(&c.app, "delete", "/users/user_channel").with("entities", json!([])).with("data", json!({"result": "ok"})))
-}
-
-/// `GET /user/{username}/user_channels` (and `/users/…`, `/users/…/user_channels/page`): the
-/// user's conversations, newest message first, with each one's unread count and last message.
-/// Paged by `limit` + `cursor` or `pageNum` + `pageSize`.
-async fn channels(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&user.id)?;
-    s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNELS).await?;
-    s.engine.apps().rate_check_for(&c.app, bucket::EM_USER_CHANNELS_USER, &user.id).await?;
-    let size = match q.get("pageSize") {
-        Some(_) => q.int("pageSize", CHANNELS_PAGE_DEFAULT, 1..=CHANNELS_MAX)?,
-        None => q.int("limit", CHANNELS_PAGE_DEFAULT, 1..=CHANNELS_MAX)?,
-    };
-    let skip = match q.get("pageNum") {
-        Some(_) => (q.int("pageNum", 1, 1..=CHANNELS_MAX)? - 1) * size,
-        None => q.int("cursor", 0, 0..=CHANNELS_MAX)?,
-    };
-    let mut convs = s.engine.conversations().user_conversations(&c.app, &user.id, CHANNELS_MAX).await?;
-    convs.sort_by_key(|cv| std::cmp::Reverse((cv.last_message_at.unwrap_or(cv.created_at), cv.id)));
-    let total = convs.len() as i64;
-    let mut infos = Vec::new();
-    for conv in convs.into_iter().skip(skip as usize).take(size as usize) {
-        let members = s.engine.conversations().members(&c.app, &conv).await?;
-        let direct = conv.unique && conv.kind == ConvKind::Normal;
-        let to = if direct { members.iter().find(|m| **m != user.id).cloned().unwrap_or_default() } else { conv.id.to_string() };
-        let q = HistoryQuery {
-            scope: HistoryScope::ConvAs { conv: conv.id, user: user.id.clone() },
-            older_than: None,
-            newer_than: None,
-            ascending: false,
-            limit: 1,
-            mtype: None,
-        };
-        let meta = match s.engine.messages().history(&c.app, &q).await?.first() {
-            Some(m) => {
-                let msg_to = if direct {
-                    if m.from == user.id {
-                        to.clone()
-                    } else {
-                        user.id.clone()
-                    }
-                } else {
-                    to.clone()
-                };
-                json!({"id": m.id.to_string(), "from": m.from, "to": msg_to, "timestamp": m.timestamp, "payload": payload(m, &msg_to).to_string()})
-            }
-            None => json!({}),
-        };
-        infos.push(json!({
-            "session_to": to,
-            "session_type": chat_type(&conv),
-            "unread_num": s.engine.messages().unread_count(&c.app, &user.id, Some(&conv)).await?,
-            "is_top": false,
-            "update_top_status_time": 0,
-            "marks": [],
-            "meta": meta,
-        }));
-    }
-    let mut data = json!({"channel_infos": infos});
-    if skip + size < total {
-        data["cursor"] = json!((skip + size).to_string());
-    }
-    Ok(c.ctx.envelope(&c.app, "get", "/users/user_channels").with("entities", json!([])).with("data", data).with("count", json!(total)))
 }

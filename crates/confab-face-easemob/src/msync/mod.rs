@@ -176,6 +176,22 @@ async fn upgrade(
     ws.on_upgrade(move |socket| conn::serve(gw, socket, ip))
 }
 
+/// Stored messages of one conversation as `viewer`'s devices get them over msync: each one's
+/// `Meta` (ns CHAT), encoded exactly as a pull delivers it (the roaming history's
+/// `msgs[].msg`, base64 of these bytes). Nothing for a conversation msync does not speak of.
+pub async fn encoded_metas(
+    engine: &Engine,
+    app: &confab_engine::model::App,
+    viewer: &str,
+    conv: confab_engine::model::Conversation,
+    msgs: &[confab_engine::model::Message],
+) -> confab_engine::Result<Vec<Vec<u8>>> {
+    use prost::Message as _;
+    let key = format!("{}#{}", app.keys.easemob.org_name, app.keys.easemob.app_name);
+    let Some(q) = queues::queue_of(engine, app, viewer, conv).await? else { return Ok(vec![]) };
+    Ok(msgs.iter().map(|m| queues::meta_of(&key, q.kind, &q.name, viewer, m).encode_to_vec()).collect())
+}
+
 /// The gateway's route table: the upgrade at `/websocket`, open (the PROVISION frame carries
 /// the user token, checked there).
 fn rows() -> Vec<Row<Arc<MsyncGateway>, Open>> {

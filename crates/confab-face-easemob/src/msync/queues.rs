@@ -142,21 +142,7 @@ impl Device {
 
     /// The queue a conversation is for this device's user (None: not one msync speaks of).
     pub async fn queue_of(&self, engine: &Engine, conv: Conversation) -> confab_engine::Result<Option<Queue>> {
-        match conv.kind {
-            ConvKind::Normal if conv.unique => {
-                let members = engine.conversations().members(&self.app, &conv).await?;
-                let peer = match members.as_slice() {
-                    [a, b] if *a == self.user => b.clone(),
-                    [a, b] if *b == self.user => a.clone(),
-                    [a] if *a == self.user => a.clone(),
-                    _ => return Ok(Some(Queue { name: conv.id.to_string(), kind: BType::Groupchat, conv })),
-                };
-                Ok(Some(Queue { conv, kind: BType::Chat, name: peer }))
-            }
-            ConvKind::Normal | ConvKind::Temporary => Ok(Some(Queue { name: conv.id.to_string(), kind: BType::Groupchat, conv })),
-            ConvKind::Chatroom => Ok(Some(Queue { name: conv.id.to_string(), kind: BType::Chatroom, conv })),
-            _ => Ok(None),
-        }
+        queue_of(engine, &self.app, &self.user, conv).await
     }
 
     /// The queue a pull names: a peer's JID (their one-to-one conversation), or a group's.
@@ -299,6 +285,26 @@ impl Device {
     /// A stored message as the meta a device pulls.
     fn meta(&self, q: &Queue, m: &Message) -> Meta {
         meta_of(&self.app_key, q.kind, &q.name, &self.user, m)
+    }
+}
+
+/// The queue a conversation is for `user` (None: not one msync speaks of): the peer of a
+/// one-to-one conversation, else the group or chat room.
+pub async fn queue_of(engine: &Engine, app: &App, user: &str, conv: Conversation) -> confab_engine::Result<Option<Queue>> {
+    match conv.kind {
+        ConvKind::Normal if conv.unique => {
+            let members = engine.conversations().members(app, &conv).await?;
+            let peer = match members.as_slice() {
+                [a, b] if *a == user => b.clone(),
+                [a, b] if *b == user => a.clone(),
+                [a] if *a == user => a.clone(),
+                _ => return Ok(Some(Queue { name: conv.id.to_string(), kind: BType::Groupchat, conv })),
+            };
+            Ok(Some(Queue { conv, kind: BType::Chat, name: peer }))
+        }
+        ConvKind::Normal | ConvKind::Temporary => Ok(Some(Queue { name: conv.id.to_string(), kind: BType::Groupchat, conv })),
+        ConvKind::Chatroom => Ok(Some(Queue { name: conv.id.to_string(), kind: BType::Chatroom, conv })),
+        _ => Ok(None),
     }
 }
 

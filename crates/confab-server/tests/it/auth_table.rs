@@ -166,6 +166,7 @@ async fn snapshot(srv: &TestServer, app: &App) -> String {
         ns::PRESENCE_SUBSCRIPTIONS,
         ns::PRESENCE_STATUS,
         ns::REACTIONS,
+        ns::CONVERSATION_PINS,
     ] {
         let f = EntryFilter { ns: n.to_string(), ..Default::default() };
         entries.push(store.entries(app.id, &EntryQuery::all(f), 0).await.expect("entries"));

@@ -10,6 +10,7 @@ mod early_answer;
 mod em_bad_input;
 mod em_callbacks;
 mod em_chatrooms;
+mod em_client_rest;
 mod em_limits;
 mod em_messages;
 mod em_msync;

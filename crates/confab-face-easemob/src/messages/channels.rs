@@ -1,0 +1,249 @@
+//! The conversation list: a user's one-to-one conversations and groups, each with its unread
+//! count and last message, as the REST API (`/users/{username}/user_channels`, paged) and the
+//! SDK (`/sdk/user/{username}/user_channels/list`, `getServerConversations` and
+//! `getServerPinnedConversations`) show it; pinning (`pinConversation`, kept per user in the
+//! keyed collection `conversation_pins`) and removal from the list (`deleteConversation`).
+//!
+//! Unread counts come from the engine's unread summary (one call for the whole list), last
+//! messages from the user's own view of each conversation's history.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use confab_engine::entries::ns;
+use confab_engine::limits::bucket;
+use confab_engine::model::{App, ConvKind, Conversation};
+use confab_engine::query::{HistoryQuery, HistoryScope};
+use confab_engine::{Entry, EntryFilter, EntryQuery, PutRule};
+use confab_routes::{delete, get, post};
+use serde_json::{json, Value};
+
+use super::{chat_type, payload, str_of};
+use crate::auth::{Body, Caller, EmState, Need, Params, P};
+use crate::envelope::{EmError, EmResult, Reply};
+use crate::users::{user_in_path, username};
+use crate::Routes;
+
+/// Most conversations the conversation list shows (Easemob keeps 100 per user).
+pub const CHANNELS_MAX: i64 = 100;
+const CHANNELS_PAGE_DEFAULT: i64 = 20;
+
+pub fn routes() -> Routes {
+    use Need::AppOrUser;
+    vec![
+        delete("/users/{username}/user_channel", AppOrUser, delete_channel),
+        delete("/user/{username}/user_channel", AppOrUser, delete_channel),
+        get("/users/{username}/user_channels", AppOrUser, channels),
+        get("/user/{username}/user_channels", AppOrUser, channels),
+        get("/users/{username}/user_channels/page", AppOrUser, channels),
+        get("/sdk/user/{username}/user_channels/list", AppOrUser, sdk_channels),
+        post("/sdk/user/{username}/user_channel/top", AppOrUser, pin),
+        delete("/sdk/user/{username}/user_channel/top", AppOrUser, unpin),
+    ]
+}
+
+/// The conversation a `(channel, type)` pair names for `user`: a peer (`chat`) or a group
+/// (`groupchat`; the SDK writes `groupChat`). None when there is no such conversation.
+async fn named(s: &EmState, app: &App, user: &str, channel: &str, kind: &str) -> EmResult<Option<Conversation>> {
+    Ok(match kind.to_ascii_lowercase().as_str() {
+        "chat" | "singlechat" => match username(channel) {
+            Ok(peer) => s.engine.conversations().find_direct_conversation(app, user, &peer).await?,
+            Err(_) => None,
+        },
+        "groupchat" => match channel.trim().parse::<i64>() {
+            Ok(id) => s
+                .engine
+                .conversations()
+                .conversation(app, id, None)
+                .await
+                .ok()
+                .filter(|cv| matches!(cv.kind, ConvKind::Normal | ConvKind::Temporary) && !cv.unique),
+            Err(_) => None,
+        },
+        _ => return Err(EmError::illegal("field type must be chat or groupchat")),
+    })
+}
+
+/// `DELETE /users/{username}/user_channel {channel, type, delete_roam}`: the conversation leaves
+/// the user's own list (one-way; the peer keeps it, a new message brings it back), unpinned.
+async fn delete_channel(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&user.id)?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNEL).await?;
+    s.engine.apps().rate_check_for(&c.app, bucket::EM_USER_CHANNEL_USER, &user.id).await?;
+    let o = b.as_object().ok_or_else(EmError::bad_body)?;
+    let channel =
+        str_of(o.get("channel")).filter(|v| !v.is_empty()).ok_or_else(|| EmError::illegal("field channel cannot be null or empty"))?;
+    let kind = str_of(o.get("type")).filter(|v| !v.is_empty()).ok_or_else(|| EmError::illegal("field type cannot be null or empty"))?;
+    match o.get("delete_roam") {
+        Some(Value::Bool(_)) => {}
+        None | Some(Value::Null) => return Err(EmError::illegal("field delete_roam cannot be null")),
+        Some(_) => return Err(EmError::bad_body()),
+    }
+    if let Some(conv) = named(&s, &c.app, &user.id, &channel, &kind).await? {
+        match s.engine.conversations().hide_conversation(&c.app, &conv, &user.id).await {
+            Ok(()) | Err(confab_engine::Error::NotMember) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let f = EntryFilter::collection(ns::CONVERSATION_PINS, user.id.clone()).items(vec![conv.id.to_string()]);
+        s.engine.collections().delete(&c.app, &f).await?;
+    }
+    Ok(c.ctx.envelope(&c.app, "delete", "/users/user_channel").with("entities", json!([])).with("data", json!({"result": "ok"})))
+}
+
+/// A user's list: their conversations (one-to-one and groups), each with when it was pinned
+/// (None: not pinned), pinned ones first (latest pin first), then by last message, newest first.
+async fn list(s: &EmState, app: &App, user: &str) -> EmResult<Vec<(Conversation, Option<i64>)>> {
+    let convs = s.engine.conversations().user_conversations(app, user, CHANNELS_MAX).await?;
+    let q = EntryQuery::all(EntryFilter::collection(ns::CONVERSATION_PINS, user));
+    let pins: HashMap<i64, i64> =
+        s.engine.collections().list(app, &q).await?.into_iter().filter_map(|e| Some((e.item.parse().ok()?, e.updated_at))).collect();
+    let mut out: Vec<(Conversation, Option<i64>)> = convs.into_iter().map(|cv| (cv.clone(), pins.get(&cv.id).copied())).collect();
+    out.sort_by_key(|(cv, pin)| std::cmp::Reverse((*pin, cv.last_message_at.unwrap_or(cv.created_at), cv.id)));
+    Ok(out)
+}
+
+/// One conversation of the list as Easemob shows it: `session_to` (the peer, or the group's
+/// id), `session_type`, `unread_num`, `is_top` and `update_top_status_time`, `marks`, and `meta`:
+/// its last message (`{id, from, to, timestamp, payload}`, the payload a JSON string of the
+/// REST message with its chat type), `{}` when it has none.
+async fn info(s: &EmState, app: &App, user: &str, conv: &Conversation, unread: i64, pinned: Option<i64>) -> EmResult<Value> {
+    let direct = conv.unique && conv.kind == ConvKind::Normal;
+    let to = if direct {
+        let members = s.engine.conversations().members(app, conv).await?;
+        members.iter().find(|m| *m != user).cloned().unwrap_or_else(|| user.to_string())
+    } else {
+        conv.id.to_string()
+    };
+    let q = HistoryQuery {
+        scope: HistoryScope::ConvAs { conv: conv.id, user: user.to_string() },
+        older_than: None,
+        newer_than: None,
+        ascending: false,
+        limit: 1,
+        mtype: None,
+    };
+    let meta = match s.engine.messages().history(app, &q).await?.first() {
+        Some(m) => {
+            let msg_to = if direct && m.from != user { user.to_string() } else { to.clone() };
+            let mut pl = payload(m, &msg_to);
+            pl["type"] = json!(chat_type(conv));
+            json!({"id": m.id.to_string(), "from": m.from, "to": msg_to, "timestamp": m.timestamp, "payload": pl.to_string()})
+        }
+        None => json!({}),
+    };
+    Ok(json!({
+        "session_to": to,
+        "session_type": chat_type(conv),
+        "unread_num": unread,
+        "is_top": pinned.is_some(),
+        "update_top_status_time": pinned.unwrap_or(0),
+        "marks": [],
+        "meta": meta,
+    }))
+}
+
+/// Each conversation's unread count (the engine's unread summary; absent: none unread).
+async fn unread(s: &EmState, app: &App, user: &str) -> EmResult<HashMap<i64, i64>> {
+    let summary = s.engine.messages().unread_summary(app, user, 0, CHANNELS_MAX).await?;
+    Ok(summary.into_iter().map(|u| (u.conv, u.count)).collect())
+}
+
+/// `GET /user/{username}/user_channels` (and `/users/…`, `/users/…/user_channels/page`): the
+/// user's conversations, with each one's unread count and last message. Paged by `limit` +
+/// `cursor` or `pageNum` + `pageSize`.
+async fn channels(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&user.id)?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNELS).await?;
+    s.engine.apps().rate_check_for(&c.app, bucket::EM_USER_CHANNELS_USER, &user.id).await?;
+    let size = match q.get("pageSize") {
+        Some(_) => q.int("pageSize", CHANNELS_PAGE_DEFAULT, 1..=CHANNELS_MAX)?,
+        None => q.int("limit", CHANNELS_PAGE_DEFAULT, 1..=CHANNELS_MAX)?,
+    };
+    let skip = match q.get("pageNum") {
+        Some(_) => (q.int("pageNum", 1, 1..=CHANNELS_MAX)? - 1) * size,
+        None => q.int("cursor", 0, 0..=CHANNELS_MAX)?,
+    };
+    let convs = list(&s, &c.app, &user.id).await?;
+    let counts = unread(&s, &c.app, &user.id).await?;
+    let total = convs.len() as i64;
+    let mut infos = Vec::new();
+    for (conv, pinned) in convs.iter().skip(skip as usize).take(size as usize) {
+        infos.push(info(&s, &c.app, &user.id, conv, counts.get(&conv.id).copied().unwrap_or(0), *pinned).await?);
+    }
+    let mut data = json!({"channel_infos": infos});
+    if skip + size < total {
+        data["cursor"] = json!((skip + size).to_string());
+    }
+    Ok(c.ctx.envelope(&c.app, "get", "/users/user_channels").with("entities", json!([])).with("data", data).with("count", json!(total)))
+}
+
+/// `GET /sdk/user/{username}/user_channels/list?limit&cursor&need_mark&needEmptySession[&is_top]`:
+/// the SDK's list. `is_top=true`: the pinned conversations only; `needEmptySession=true` also
+/// lists conversations without messages. `cursor` is where the next page starts ("" at the end).
+async fn sdk_channels(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&user.id)?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNELS).await?;
+    let size = q.int("limit", CHANNELS_PAGE_DEFAULT, 1..=CHANNELS_MAX)?;
+    let skip = q.int("cursor", 0, 0..=CHANNELS_MAX)?;
+    let (pinned_only, empty_too) = (q.bool("is_top")?, q.bool("needEmptySession")?);
+    let convs: Vec<_> = list(&s, &c.app, &user.id)
+        .await?
+        .into_iter()
+        .filter(|(cv, pin)| (!pinned_only || pin.is_some()) && (empty_too || cv.last_seq > 0 || pin.is_some()))
+        .collect();
+    let counts = unread(&s, &c.app, &user.id).await?;
+    let mut infos = Vec::new();
+    for (conv, pinned) in convs.iter().skip(skip as usize).take(size as usize) {
+        infos.push(info(&s, &c.app, &user.id, conv, counts.get(&conv.id).copied().unwrap_or(0), *pinned).await?);
+    }
+    let next = if skip + size < convs.len() as i64 { (skip + size).to_string() } else { String::new() };
+    let data = json!({"channel_infos": infos, "cursor": next});
+    Ok(c.ctx.envelope(&c.app, "get", "/sdk/user/user_channels/list").with("entities", json!([])).with("data", data))
+}
+
+fn no_conversation() -> EmError {
+    EmError::new(axum::http::StatusCode::NOT_FOUND, "resource_not_found", "ResourceNotFoundException", "conversation not exist")
+}
+
+/// The conversation a pin call names (`{type, to}` in the body or the query), the user's own.
+async fn pinned_conv(s: &EmState, c: &Caller, user: &str, to: Option<String>, kind: Option<String>) -> EmResult<Conversation> {
+    let to = to.filter(|v| !v.trim().is_empty()).ok_or_else(|| EmError::illegal("to cannot be null or empty"))?;
+    let kind = kind.filter(|v| !v.trim().is_empty()).ok_or_else(|| EmError::illegal("type cannot be null or empty"))?;
+    let conv = named(s, &c.app, user, &to, &kind).await?.ok_or_else(no_conversation)?;
+    if !s.engine.conversations().is_member(&c.app, &conv, user).await? {
+        return Err(no_conversation());
+    }
+    Ok(conv)
+}
+
+fn pin_answer(c: &Caller, action: &str, at: Option<i64>) -> Reply {
+    let data = json!({"is_top": at.is_some(), "update_top_status_time": at.unwrap_or(0)});
+    Ok(c.ctx.envelope(&c.app, action, "/sdk/user/user_channel/top").with("entities", json!([])).with("data", data))
+}
+
+/// `POST /sdk/user/{username}/user_channel/top {type, to}`: pin a conversation of the user's.
+async fn pin(State(s): State<EmState>, c: Caller, p: P, q: Params, Body(b): Body) -> Reply {
+    let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&user.id)?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNEL).await?;
+    let field = |k: &str| str_of(b.get(k)).or_else(|| q.get(k).map(str::to_string));
+    let conv = pinned_conv(&s, &c, &user.id, field("to"), field("type")).await?;
+    let now = s.engine.now();
+    let e = Entry::new(ns::CONVERSATION_PINS, user.id.clone(), conv.id.to_string(), json!({"at": now}));
+    s.engine.collections().put(&c.app, vec![e], PutRule::default()).await?;
+    pin_answer(&c, "post", Some(now))
+}
+
+/// `DELETE /sdk/user/{username}/user_channel/top?type&to`: unpin it.
+async fn unpin(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&user.id)?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNEL).await?;
+    let conv = pinned_conv(&s, &c, &user.id, q.get("to").map(str::to_string), q.get("type").map(str::to_string)).await?;
+    let f = EntryFilter::collection(ns::CONVERSATION_PINS, user.id.clone()).items(vec![conv.id.to_string()]);
+    s.engine.collections().delete(&c.app, &f).await?;
+    pin_answer(&c, "delete", None)
+}
