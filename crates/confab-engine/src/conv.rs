@@ -26,6 +26,8 @@ use crate::store::{ConvPatch, MemberPatch, Store};
 use crate::teller::Teller;
 use crate::users::Users;
 
+mod groups;
+
 /// What a change to several users did: who it applied to and who was refused, and why.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outcome {
@@ -390,7 +392,21 @@ impl Conversations {
                 return Err(Error::NotAllowed("only the owner may delete the conversation".into()));
             }
         }
+        // a group's members hear that it is gone (online only: nothing of it is left to catch
+        // up with); a chat room's and a one-to-one conversation's do not
+        let told = if conv.kind == ConvKind::Normal && !conv.unique { self.members(app, &conv).await? } else { vec![] };
         self.store.delete_conversation(app.id, id).await?;
+        if !told.is_empty() {
+            let by = actor.user().map(str::to_string);
+            self.bus.deliver(Event::Conv {
+                app: app.id,
+                conv: ConvRef::of(&conv),
+                by,
+                change: ConvChange::Destroyed,
+                recipients: told,
+                at: self.now(),
+            });
+        }
         self.teller.tell(app, After::Deleted { conv: &conv, by: actor }).await;
         match conv.kind {
             ConvKind::Chatroom => self.rooms.forget_room(app, &conv).await?,

@@ -558,6 +558,8 @@ pub enum ConvChange {
         member: String,
         role: Role,
     },
+    /// The group was destroyed (its members are told as it goes; no notice is kept).
+    Destroyed,
 }
 
 impl ConvChange {
@@ -571,7 +573,7 @@ impl ConvChange {
             | ConvChange::Blocked { members }
             | ConvChange::Unblocked { members } => members.clone(),
             ConvChange::RoleChanged { member, .. } => vec![member.clone()],
-            ConvChange::Updated { .. } => vec![],
+            ConvChange::Updated { .. } | ConvChange::Destroyed => vec![],
         }
     }
 }

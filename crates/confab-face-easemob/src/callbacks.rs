@@ -368,7 +368,9 @@ impl EmHooks {
                         (op, std::slice::from_ref(member))
                     }
                     // joins and departures are told as such, changes of the group as `Updated`
-                    ConvChange::Joined { .. } | ConvChange::Left { .. } | ConvChange::Updated { .. } => return vec![],
+                    ConvChange::Joined { .. } | ConvChange::Left { .. } | ConvChange::Updated { .. } | ConvChange::Destroyed => {
+                        return vec![]
+                    }
                 };
                 members.iter().map(|m| event(op, m)).collect()
             }

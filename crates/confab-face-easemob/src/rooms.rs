@@ -105,13 +105,16 @@ pub async fn existing_user(engine: &Engine, app: &App, raw: &str) -> EmResult<St
 }
 
 pub fn routes() -> Routes {
-    use Need::{App, AppOrUser};
+    use Need::{App, AppOrUser, Token};
     let mut r: Routes = vec![
-        post("/chatgroups", App, create_group),
+        post("/chatgroups", Token, create_group),
         get("/chatgroups", App, list_groups),
-        get("/chatgroups/{group_id}", App, group_details),
+        get("/chatgroups/{group_id}", Token, group_details),
         put("/chatgroups/{group_id}", App, update_group),
-        delete("/chatgroups/{group_id}", App, delete_group),
+        delete("/chatgroups/{group_id}", Token, delete_group),
+        post("/chatgroups/{group_id}/invite", Token, invite_to_group),
+        post("/chatgroups/{group_id}/apply", Token, join_group),
+        delete("/chatgroups/{group_id}/quit", Token, quit_group),
         get("/chatgroups/user/{username}", AppOrUser, joined_groups_current),
         get("/users/{username}/joined_chatgroups", AppOrUser, joined_groups_legacy),
         post("/chatgroups/{group_id}/disable", App, disable_group),
@@ -281,16 +284,26 @@ fn group_entity(conv: &Conversation, members: &[Member]) -> Value {
 
 // ---------------------------------------------------------------------- create / list / get
 
-/// `POST /chatgroups`: `owner` and `public` are required; `members` exclude the owner.
-pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Body) -> Reply {
+/// `POST /chatgroups`: `owner` and `public` are required; `members` exclude the owner. A user
+/// token (the SDK's `createGroup`) creates a group the user owns (`owner`, if given, must be
+/// them); the SDK's `desc` and `approval` are `description` and `membersonly`.
+pub async fn create_group(State(s): State<EmState>, c: Caller, b: Body) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_CREATE).await?;
     let o = b.obj()?;
     let l = &app.limits;
     let public = bool_of(o, "public")?.ok_or_else(|| EmError::invalid_parameter("group must contain public field!"))?;
-    let owner_raw = str_of(o, "owner")?.ok_or_else(|| EmError::invalid_parameter("owner must be provided"))?;
-    let owner = existing_user(&s.engine, &app, owner_raw).await?;
+    let owner_raw = match (str_of(o, "owner")?, &c.user) {
+        (None, Some(u)) => u.id.clone(),
+        (Some(raw), Some(u)) if username(raw).ok().as_deref() != Some(u.id.as_str()) => {
+            return Err(EmError::forbidden("a user creates groups they own"));
+        }
+        (Some(raw), _) => raw.to_string(),
+        (None, None) => return Err(EmError::invalid_parameter("owner must be provided")),
+    };
+    let owner = existing_user(&s.engine, &app, &owner_raw).await?;
     let name = str_of(o, "groupname")?.map(str::to_string);
-    let description = str_of(o, "description")?.map(str::to_string);
+    let description = str_of(o, "description")?.or(str_of(o, "desc")?).map(str::to_string);
     let avatar = str_of(o, "avatar")?.map(str::to_string);
     let custom = str_of(o, "custom")?.map(str::to_string);
     check_len(name.as_deref().unwrap_or(""), l.em_name_max_chars, "groupname")?;
@@ -305,7 +318,7 @@ pub async fn create_group(State(s): State<EmState>, Admin { app, ctx }: Admin, b
             i64::MAX
         })),
     )?;
-    let membersonly = bool_of(o, "membersonly")?.unwrap_or(false);
+    let membersonly = bool_of(o, "membersonly")?.or(bool_of(o, "approval")?).unwrap_or(false);
     // public groups start with invitations by members off
     let allowinvites = bool_of(o, "allowinvites")?.unwrap_or(false) && !public;
     let invite_need_confirm = bool_of(o, "invite_need_confirm")?.unwrap_or(true);
@@ -380,8 +393,10 @@ pub async fn list_groups(State(s): State<EmState>, Admin { app, ctx }: Admin, q:
     Ok(a)
 }
 
-/// `GET /chatgroups/{group_ids}`: one id or up to 100, comma-separated.
-pub async fn group_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+/// `GET /chatgroups/{group_ids}`: one id or up to 100, comma-separated. A user sees the groups
+/// they are in and public ones (the engine's `check_may_see_group`).
+pub async fn group_details(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    let (app, ctx, actor) = (c.app.clone(), c.ctx.clone(), c.actor());
     s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_GET).await?;
     let ids: Vec<&str> = p.get("group_id")?.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
     if ids.is_empty() {
@@ -392,7 +407,9 @@ pub async fn group_details(State(s): State<EmState>, Admin { app, ctx }: Admin, 
     }
     let mut convs = Vec::new();
     for id in &ids {
-        convs.push(conv_of(&s.engine, &app, Family::Group, id).await?);
+        let conv = conv_of(&s.engine, &app, Family::Group, id).await?;
+        s.engine.conversations().check_may_see_group(&app, &conv, &actor).await?;
+        convs.push(conv);
     }
     let members = s.engine.conversations().members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
     let data: Vec<Value> = convs.iter().map(|c| group_entity(c, members.get(&c.id).map(Vec::as_slice).unwrap_or_default())).collect();
@@ -490,14 +507,78 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
     Ok(ctx.envelope(&app, "put", "/chatgroups").with("entities", json!([])).with("data", Value::Object(data)))
 }
 
-pub async fn delete_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+/// `DELETE /chatgroups/{group_id}`: the app's server, or the group's owner (the SDK's
+/// `destroyGroup`); the members hear `DESTROY`.
+pub async fn delete_group(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_DELETE).await?;
     let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
-    s.engine.conversations().delete_conversation(&app, conv.id, Some(ConvKind::Normal), &Actor::Admin).await?;
+    s.engine.conversations().delete_conversation(&app, conv.id, Some(ConvKind::Normal), &c.actor()).await.map_err(group_rule)?;
     Ok(ctx
         .envelope(&app, "delete", "/chatgroups")
         .with("entities", json!([]))
         .with("data", json!({"success": true, "groupid": conv.id.to_string()})))
+}
+
+// ---------------------------------------------------------------------- the SDK's group calls
+
+/// A group rule refused (`NotAllowed`, `NotMember`): 403 `forbidden_op` with the rule's words.
+fn group_rule(e: Error) -> EmError {
+    match e {
+        Error::NotMember => EmError::forbidden("user is not a member of this group!"),
+        e => e.into(),
+    }
+}
+
+/// The user of a user token (these calls are the user's own).
+fn the_user(c: &Caller) -> EmResult<String> {
+    c.user.as_ref().map(|u| u.id.clone()).ok_or_else(|| EmError::forbidden("this call is a user's: use the user's token"))
+}
+
+/// `POST /chatgroups/{group_id}/invite {usernames}` (the SDK's `inviteUsersToGroup`): the users
+/// join at once, within the engine's group rules (owner and admins; members when the group lets
+/// them). The app's server may invite too.
+async fn invite_to_group(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    s.engine.apps().rate_check(&c.app, bucket::EM_CHATGROUPS_USERS).await?;
+    let conv = conv_of(&s.engine, &c.app, Family::Group, p.get("group_id")?).await?;
+    let raw = crate::social::names_of(b.get("usernames"), "usernames")?;
+    if raw.is_empty() || raw.len() > members::BATCH_MAX {
+        return Err(EmError::invalid_parameter(format!("usernames must name 1 to {} users", members::BATCH_MAX)));
+    }
+    let mut users = Vec::with_capacity(raw.len());
+    for u in &raw {
+        users.push(existing_user(&s.engine, &c.app, u).await?);
+    }
+    let out = s.engine.conversations().invite_to_group(&c.app, &conv, users, &c.actor()).await.map_err(|e| match e {
+        Error::NotMember => group_rule(e),
+        e => over_quota(e, &c.ctx),
+    })?;
+    Ok(c.ctx
+        .envelope(&c.app, "post", "/chatgroups")
+        .with("entities", json!([]))
+        .with("data", json!({"newmembers": out.done, "groupid": conv.id.to_string(), "action": "invite"})))
+}
+
+/// `POST /chatgroups/{group_id}/apply {message}` (the SDK's `joinGroup`): the user joins a
+/// public group that needs no approval.
+async fn join_group(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.apps().rate_check(&c.app, bucket::EM_CHATGROUPS_USERS).await?;
+    let user = the_user(&c)?;
+    let conv = conv_of(&s.engine, &c.app, Family::Group, p.get("group_id")?).await?;
+    s.engine.conversations().join_group(&c.app, &conv, &user).await.map_err(|e| over_quota(e, &c.ctx))?;
+    Ok(c.ctx
+        .envelope(&c.app, "post", "/chatgroups")
+        .with("entities", json!([]))
+        .with("data", json!({"groupid": conv.id.to_string(), "action": "apply", "result": true, "user": user})))
+}
+
+/// `DELETE /chatgroups/{group_id}/quit` (the SDK's `leaveGroup`): the owner cannot quit.
+async fn quit_group(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.apps().rate_check(&c.app, bucket::EM_CHATGROUPS_USERS).await?;
+    let user = the_user(&c)?;
+    let conv = conv_of(&s.engine, &c.app, Family::Group, p.get("group_id")?).await?;
+    s.engine.conversations().leave_group(&c.app, &conv, &user).await.map_err(group_rule)?;
+    Ok(c.ctx.envelope(&c.app, "delete", "/chatgroups").with("entities", json!([])).with("data", json!({"result": true})))
 }
 
 // ---------------------------------------------------------------------- joined groups

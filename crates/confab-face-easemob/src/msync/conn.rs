@@ -278,27 +278,33 @@ impl ConnState {
                 frames::unread(status(ErrorCode::Fail, Some("Sorry, try again")), vec![], now)
             }
         };
+        // once per login: the contact requests waiting, read before the inventory is answered
+        // (a request made after it reaches the session as it is made)
+        let requests = if self.requests_told { vec![] } else { self.waiting_requests().await };
+        self.requests_told = true;
         self.reply(frame).await;
-        if !self.requests_told {
-            self.requests_told = true;
-            self.tell_requests().await;
+        for r in requests {
+            self.reply(r).await;
         }
     }
 
     /// The contact requests waiting for the user's answer (made while they were offline, or not
-    /// answered yet), each as the `ROSTER` `ADD` it was when made: once per login, after the
-    /// login's inventory.
-    async fn tell_requests(&self) {
-        let Some(l) = &self.login else { return };
+    /// answered yet), each as the `ROSTER` `ADD` it was when made.
+    async fn waiting_requests(&self) -> Vec<bytes::Bytes> {
+        let Some(l) = &self.login else { return vec![] };
         let engine = &self.gw.engine;
         match engine.social().contact_requests(&l.device.app, &l.device.user).await {
-            Ok(requests) => {
-                for r in requests {
+            Ok(requests) => requests
+                .into_iter()
+                .map(|r| {
                     let news = confab_engine::ContactNews::Invited;
-                    self.reply(frames::roster(&l.device.app_key, &l.device.user, &r.from, news, r.reason, engine.next_id(), r.at)).await;
-                }
+                    frames::roster(&l.device.app_key, &l.device.user, &r.from, news, r.reason, engine.next_id(), r.at)
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the contact requests waiting for a msync user were not read");
+                vec![]
             }
-            Err(e) => tracing::warn!(error = %e, "the contact requests waiting for a msync user were not read"),
         }
     }
 

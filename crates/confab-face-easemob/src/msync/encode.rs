@@ -10,7 +10,8 @@
 //! * a kick: a `STATISTIC` meta (§11.2); the connection closes after it (`conn.rs`);
 //! * news of a user's contacts (requests, answers, removals): a `ROSTER` meta (§10.3).
 //!
-//! * a group's or chat room's change: `MUC` metas (spec §10.2), as each member hears it.
+//! * a group's or chat room's change: `MUC` metas (spec §10.2), as each member hears it
+//!   (a destroyed group: `DESTROY`).
 //!
 //! Broadcasts have no msync words yet.
 
@@ -155,6 +156,10 @@ impl MsyncEncoder {
     async fn conv_change(&self, app: i64, cref: &ConvRef, by: Option<&str>, change: &ConvChange, to: &str, at: i64) -> Option<Shared> {
         let a = self.engine.apps().find_app(&AppLookup::Id(app)).await.ok()??;
         let key = format!("{}#{}", a.keys.easemob.org_name, a.keys.easemob.app_name);
+        if *change == ConvChange::Destroyed {
+            // the group is gone already: DESTROY from what the event says
+            return Some(Shared::One(self.destroyed(&key, cref, by.unwrap_or("admin"), to, at)));
+        }
         let conv = self.engine.conversations().conversation(&a, cref.id, None).await.ok()?;
         let room = match conv.kind {
             ConvKind::Chatroom => true,
@@ -203,6 +208,7 @@ impl MsyncEncoder {
                 update_ext = Some(attrs.to_string());
                 events.push((MucOp::Update, by.unwrap_or_default().to_string(), None));
             }
+            ConvChange::Destroyed => return None,
         }
         let metas = events
             .into_iter()
@@ -237,6 +243,28 @@ impl MsyncEncoder {
             return None;
         }
         Some(Shared::One(frames::unsolicited(group_jid(&key, conv.id), metas, at)))
+    }
+
+    /// A destroyed group's `DESTROY` (spec §10.2), to the member `to`.
+    fn destroyed(&self, key: &str, cref: &ConvRef, by: &str, to: &str, at: i64) -> Bytes {
+        let body = MucBody {
+            muc_id: Some(group_jid(key, cref.id)),
+            operation: Some(MucOp::Destroy as i32),
+            from: Some(user_jid(key, by, None)),
+            to: vec![user_jid(key, to, None)],
+            is_chatroom: Some(cref.kind == ConvKind::Chatroom),
+            ..Default::default()
+        };
+        let meta = Meta {
+            id: Some(self.engine.next_id() as u64),
+            from: Some(user_jid(key, by, None)),
+            to: Some(group_jid(key, cref.id)),
+            timestamp: Some(at.max(0) as u64),
+            ns: Some(NameSpace::Muc as i32),
+            payload: Some(body.encode_to_vec()),
+            ..Default::default()
+        };
+        frames::unsolicited(group_jid(key, cref.id), vec![meta], at)
     }
 
     /// A receipt as the ack its reader sent (spec §9.1): `DELIVER_ACK` / `READ_ACK` naming the

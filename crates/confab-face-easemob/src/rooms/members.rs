@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::{conv_of, existing_user, Family};
 use crate::auth::Need;
-use crate::auth::{Admin, Body, EmState, Params, P};
+use crate::auth::{Body, Caller, EmState, Params, P};
 use crate::envelope::{EmError, EmResult, Reply};
 use crate::users::username;
 use crate::Routes;
@@ -122,15 +122,13 @@ pub fn routes(fam: Family) -> Routes {
     for list in LISTS {
         let base = format!("{}/{{{}}}/{}", fam.prefix(), fam.id_param(), list.seg);
         let one = format!("{base}/{{username}}");
-        r.push(get(base.clone(), Need::App, move |st: State<EmState>, a: Admin, p: P, q: Params| list_h(fam, list, st, a, p, q)));
-        r.push(post(base, Need::App, move |st: State<EmState>, a: Admin, p: P, q: Params, b: Body| {
-            add_h(fam, list, st, a, p, q, b, false)
-        }));
-        r.push(delete(one.clone(), Need::App, move |st: State<EmState>, a: Admin, p: P| remove_h(fam, list, st, a, p)));
+        // a group's members are also the SDK's (a user token, within the engine's group rules)
+        let need = if fam == Family::Group && list.op == Op::Members { Need::Token } else { Need::App };
+        r.push(get(base.clone(), need, move |st: State<EmState>, c: Caller, p: P, q: Params| list_h(fam, list, st, c, p, q)));
+        r.push(post(base, need, move |st: State<EmState>, c: Caller, p: P, q: Params, b: Body| add_h(fam, list, st, c, p, q, b, false)));
+        r.push(delete(one.clone(), need, move |st: State<EmState>, c: Caller, p: P| remove_h(fam, list, st, c, p)));
         if list.add_one_path {
-            r.push(post(one, Need::App, move |st: State<EmState>, a: Admin, p: P, q: Params, b: Body| {
-                add_h(fam, list, st, a, p, q, b, true)
-            }));
+            r.push(post(one, need, move |st: State<EmState>, c: Caller, p: P, q: Params, b: Body| add_h(fam, list, st, c, p, q, b, true)));
         }
     }
     r
@@ -178,9 +176,13 @@ fn owner_op() -> EmError {
 
 // ---------------------------------------------------------------------- list
 
-async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: Params) -> Reply {
+async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    let (app, ctx, actor) = (c.app.clone(), c.ctx.clone(), c.actor());
     s.engine.apps().rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
+    if actor != Actor::Admin {
+        s.engine.conversations().check_may_see_group(&app, &conv, &actor).await?;
+    }
     let now = s.engine.now();
     let env = ctx.envelope(&app, "get", fam.prefix()).with("entities", json!([]));
     let data: Vec<Value> = match list.op {
@@ -253,12 +255,13 @@ async fn add_h(
     fam: Family,
     list: &'static List,
     State(s): State<EmState>,
-    Admin { app, ctx }: Admin,
+    c: Caller,
     p: P,
     _q: Params,
     Body(b): Body,
     path_one: bool,
 ) -> Reply {
+    let (app, ctx, actor) = (c.app.clone(), c.ctx.clone(), c.actor());
     s.engine.apps().rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let gid = conv.id.to_string();
@@ -286,7 +289,7 @@ async fn add_h(
     };
     if let Some(u) = one {
         let u = existing_user(&s.engine, &app, &u).await?;
-        let until = add_one(&s.engine, &app, fam, list, &conv, &u, duration).await?;
+        let until = add_one(&s.engine, &app, fam, list, &conv, &u, duration, &actor).await?;
         let data = match list.op {
             Op::Admins => json!({"result": "success", "newadmin": u}),
             _ => json!({"result": true, id_field(fam, list): gid, "action": list.add_action, "user": u}),
@@ -298,7 +301,7 @@ async fn add_h(
     let mut results = Vec::new();
     for raw in &users {
         let r = match existing_user(&s.engine, &app, raw).await {
-            Ok(u) => add_one(&s.engine, &app, fam, list, &conv, &u, duration).await.map(|until| (u, until)),
+            Ok(u) => add_one(&s.engine, &app, fam, list, &conv, &u, duration, &actor).await.map(|until| (u, until)),
             Err(e) => Err(e),
         };
         results.push((raw.to_lowercase(), r));
@@ -333,7 +336,9 @@ async fn add_h(
     Ok(env.with("data", data))
 }
 
-/// Add one existing user to the list; for mutes, the expiry.
+/// Add one existing user to the list; for mutes, the expiry. A user (`actor`) adds to a
+/// group's members within the engine's group rules (`invite_to_group`).
+#[allow(clippy::too_many_arguments)]
 async fn add_one(
     engine: &Engine,
     app: &App,
@@ -342,6 +347,7 @@ async fn add_one(
     conv: &Conversation,
     user: &str,
     duration: Option<i64>,
+    actor: &Actor,
 ) -> EmResult<Option<i64>> {
     let member = engine.conversations().member(app, conv, user).await.ok();
     let is_room = fam == Family::Room;
@@ -355,6 +361,10 @@ async fn add_one(
             let quotas = if is_room { Quotas::Uncounted } else { Quotas::Counted };
             if !is_room {
                 engine.quotas().check_quota(app, &Quota::GroupsPerUser(user.to_string()), 1).await?;
+            }
+            if actor.user().is_some() {
+                engine.conversations().invite_to_group(app, conv, vec![user.to_string()], actor).await?;
+                return Ok(None);
             }
             engine.conversations().add_members_with(app, conv, vec![user.to_string()], &Actor::Admin, quotas).await?;
             Ok(None)
@@ -413,7 +423,8 @@ async fn add_one(
 
 // ---------------------------------------------------------------------- remove
 
-async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    let (app, ctx, actor) = (c.app.clone(), c.ctx.clone(), c.actor());
     s.engine.apps().rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
     let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let gid = conv.id.to_string();
@@ -428,7 +439,7 @@ async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Ad
     let single = raw.len() == 1 && !list.remove_always_array;
     let mut results = Vec::new();
     for u in &raw {
-        results.push((u.clone(), remove_one(&s.engine, &app, fam, list, &conv, u).await));
+        results.push((u.clone(), remove_one(&s.engine, &app, fam, list, &conv, u, &actor).await));
     }
     if single {
         let (u, r) = results.remove(0);
@@ -455,7 +466,9 @@ async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, Ad
     Ok(env.with("data", json!(data)))
 }
 
-async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: &Conversation, raw: &str) -> EmResult<()> {
+/// Remove one user from the list. A user (`actor`) removes a group's members within the
+/// engine's group rules (`remove_from_group`).
+async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: &Conversation, raw: &str, actor: &Actor) -> EmResult<()> {
     let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
     let member = engine.conversations().member(app, conv, &user).await.ok();
     match list.op {
@@ -465,6 +478,13 @@ async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: 
             }
             if member.is_some_and(|m| m.role == Role::Owner) {
                 return Err(owner_op());
+            }
+            if actor.user().is_some() {
+                let out = engine.conversations().remove_from_group(app, conv, vec![user], actor).await?;
+                if let Some((_, e)) = out.refused.into_iter().next() {
+                    return Err(e.into());
+                }
+                return Ok(());
             }
             engine.conversations().remove_members(app, conv, vec![user], &Actor::Admin).await?;
         }

@@ -90,6 +90,8 @@ pub fn conv_change(conv: &ConvRef, by: Option<&str>, change: &ConvChange, recipi
             c.info = Some(ConvMemberInfo { pid: Some(member.clone()), role: Some(role.lc_name().to_string()), info_id: None });
             OpType::MemberInfoChanged
         }
+        // LeanCloud has no word for it and is not told (`realtime/mod.rs`); were it, members left
+        ConvChange::Destroyed => OpType::Left,
     };
     if !is_subject && !matches!(change, ConvChange::Updated { .. } | ConvChange::RoleChanged { .. }) {
         c.m = change.subjects();

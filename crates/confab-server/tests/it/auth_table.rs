@@ -167,6 +167,7 @@ async fn snapshot(srv: &TestServer, app: &App) -> String {
         ns::PRESENCE_STATUS,
         ns::REACTIONS,
         ns::CONVERSATION_PINS,
+        ns::CONVERSATION_MARKS,
     ] {
         let f = EntryFilter { ns: n.to_string(), ..Default::default() };
         entries.push(store.entries(app.id, &EntryQuery::all(f), 0).await.expect("entries"));
@@ -465,6 +466,17 @@ async fn every_route_refuses_every_credential_its_table_does_not_accept() {
     ];
     misses.extend(pinned("LeanCloud", &confab_face_leancloud::routes(), &[Lc::Master], &lc_pins));
     let em_pins = [
+        // a group's user calls (the SDK's): the engine's group rules decide (em_sdk_social.rs)
+        "DELETE /{org}/{app}/chatgroups/{group_id} Token",
+        "DELETE /{org}/{app}/chatgroups/{group_id}/quit Token",
+        "DELETE /{org}/{app}/chatgroups/{group_id}/users/{username} Token",
+        "GET /{org}/{app}/chatgroups/{group_id} Token",
+        "GET /{org}/{app}/chatgroups/{group_id}/users Token",
+        "POST /{org}/{app}/chatgroups Token",
+        "POST /{org}/{app}/chatgroups/{group_id}/apply Token",
+        "POST /{org}/{app}/chatgroups/{group_id}/invite Token",
+        "POST /{org}/{app}/chatgroups/{group_id}/users Token",
+        "POST /{org}/{app}/chatgroups/{group_id}/users/{username} Token",
         "GET /{org}/{app}/chatfiles/{file_id} Link",
         "GET /{org}/{app}/chatmessages/{time}/download Link",
         "POST /{org}/{app}/chatfiles Token",

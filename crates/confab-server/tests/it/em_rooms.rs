@@ -118,12 +118,13 @@ async fn create_checks_its_input_and_limits() {
     // a body that is not an object, and bad JSON
     app.post("/chatgroups", json!([1])).await.em_error(400, "invalid_request_body");
 
-    // auth: no token, a user token on an admin endpoint
+    // auth: no token; a user token creates only groups its user owns (em_sdk_social.rs); a user
+    // token on an admin endpoint
     app.call(Method::POST, "/chatgroups", Em::None, Some(json!({"public": true, "owner": "alice"}))).await.em_error(401, "unauthorized");
     let t = app.user_token("alice").await;
-    app.call(Method::POST, "/chatgroups", Em::Token(t.clone()), Some(json!({"public": true, "owner": "alice"})))
+    app.call(Method::POST, "/chatgroups", Em::Token(t.clone()), Some(json!({"public": true, "owner": "bob"})))
         .await
-        .em_error(401, "unauthorized");
+        .em_error(403, "forbidden_op");
     app.call(Method::GET, "/chatgroups", Em::Token(t), None).await.em_error(401, "unauthorized");
     srv.stop().await;
 }

@@ -123,3 +123,90 @@ async fn sdk_contact_requests_answers_and_removals_reach_both_sides_as_roster_me
     as_user(&app, &tc, Method::POST, "/sdk/user/alice/blocks", Some(json!({"usernames": ["bob"]}))).await.em_error(401, "unauthorized");
     srv.stop().await;
 }
+
+/// A group made by `owner` with their token, as the SDK's `createGroup` sends it.
+async fn user_group(app: &EmApp, token: &str, owner: &str, public: bool, members: &[&str]) -> String {
+    let body = json!({"owner": owner, "groupname": "team", "avatar": "", "desc": "d", "members": members, "public": public,
+        "approval": false, "allowinvites": false, "invite_need_confirm": false, "maxusers": 200, "custom": ""});
+    let r = as_user(app, token, Method::POST, "/chatgroups?resource=x", Some(body)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["data"]["groupid"].as_str().expect("groupid").to_string()
+}
+
+#[tokio::test]
+async fn sdk_groups_with_user_tokens_follow_the_engines_owner_admin_member_rules_and_members_hear_muc_events() {
+    use crate::em_msync::muc_of;
+    use confab_face_easemob::msync::proto::muc_body::Operation as Op;
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob", "carol", "dave"]).await;
+    let (ta, tb, tc, td) =
+        (app.user_token("alice").await, app.user_token("bob").await, app.user_token("carol").await, app.user_token("dave").await);
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    let mut carol = Client::login(&srv, &app, "carol", "c").await;
+    bob.unread().await;
+    carol.unread().await;
+
+    // a user creates groups they own, not someone else's
+    let g = user_group(&app, &ta, "alice", true, &[]).await;
+    let body = json!({"owner": "bob", "groupname": "x", "public": true});
+    as_user(&app, &ta, Method::POST, "/chatgroups", Some(body)).await.em_error(403, "forbidden_op");
+    let private = user_group(&app, &ta, "alice", false, &[]).await;
+    // anyone sees a public group; a private one only its members
+    let r = as_user(&app, &td, Method::GET, &format!("/chatgroups/{g}?joined_time=true"), None).await;
+    assert_eq!((r.status, r.body["data"][0]["owner"].clone()), (200, json!("alice")), "{:?}", r.body);
+    as_user(&app, &td, Method::GET, &format!("/chatgroups/{private}"), None).await.em_error(403, "forbidden_op");
+    as_user(&app, &td, Method::GET, &format!("/chatgroups/{private}/users"), None).await.em_error(403, "forbidden_op");
+
+    // the owner invites bob: he is in, and hears DIRECT_JOINED
+    let r = as_user(&app, &ta, Method::POST, &format!("/chatgroups/{g}/invite?resource=x"), Some(json!({"usernames": ["bob"]}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(muc_of(&bob.muc_events().await[0]), (Op::DirectJoined as i32, g.clone(), "bob".into()));
+    // a plain member may not invite (the group does not let members invite)
+    let r = as_user(&app, &tb, Method::POST, &format!("/chatgroups/{g}/invite"), Some(json!({"usernames": ["dave"]}))).await;
+    r.em_error(403, "forbidden_op");
+    let r = as_user(&app, &tb, Method::POST, &format!("/chatgroups/{g}/users/dave"), Some(json!({}))).await;
+    r.em_error(403, "forbidden_op");
+
+    // carol joins the public group (joinGroup): bob hears PRESENCE; a private group refuses her
+    let r = as_user(&app, &tc, Method::POST, &format!("/chatgroups/{g}/apply?resource=c"), Some(json!({"message": "hi"}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(muc_of(&bob.muc_events().await[0]), (Op::Presence as i32, g.clone(), "carol".into()));
+    as_user(&app, &tc, Method::POST, &format!("/chatgroups/{private}/apply"), Some(json!({}))).await.em_error(403, "forbidden_op");
+    let r = as_user(&app, &tb, Method::GET, &format!("/chatgroups/{g}/users?limit=50&joined_time=true"), None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let rows: Vec<Value> =
+        r.body["data"].as_array().expect("data").iter().map(|m| json!({"owner": m["owner"], "member": m["member"]})).collect();
+    assert_eq!(
+        rows,
+        vec![json!({"owner": "alice", "member": null}), json!({"owner": null, "member": "bob"}), json!({"owner": null, "member": "carol"})]
+    );
+
+    // removing takes the owner or an admin: bob may not, alice may (carol hears KICK, bob ABSENCE)
+    as_user(&app, &tb, Method::DELETE, &format!("/chatgroups/{g}/users/carol"), None).await.em_error(403, "forbidden_op");
+    let r = as_user(&app, &ta, Method::DELETE, &format!("/chatgroups/{g}/users/carol?resource=x"), None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(muc_of(&carol.muc_events().await[0]), (Op::Kick as i32, g.clone(), "carol".into()));
+    assert_eq!(muc_of(&bob.muc_events().await[0]), (Op::Absence as i32, g.clone(), "carol".into()));
+
+    // the owner cannot quit; only the owner destroys; the members hear DESTROY
+    as_user(&app, &ta, Method::DELETE, &format!("/chatgroups/{g}/quit"), None).await.em_error(403, "forbidden_op");
+    as_user(&app, &tb, Method::DELETE, &format!("/chatgroups/{g}"), None).await.em_error(403, "forbidden_op");
+    let r = as_user(&app, &ta, Method::DELETE, &format!("/chatgroups/{g}?resource=x"), None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let e = bob.muc_events().await;
+    assert_eq!(muc_of(&e[0]), (Op::Destroy as i32, g.clone(), "bob".into()));
+    assert_eq!(e[0].from.as_ref().and_then(|j| j.name.clone()).as_deref(), Some("alice"));
+    as_user(&app, &tb, Method::GET, &format!("/chatgroups/{g}"), None).await.em_error(404, "service_resource_not_found");
+
+    // a member quits (leaveGroup): then sees the private group no more
+    let g3 = user_group(&app, &ta, "alice", false, &["bob"]).await;
+    assert_eq!(muc_of(&bob.muc_events().await[0]), (Op::DirectJoined as i32, g3.clone(), "bob".into()));
+    let r = as_user(&app, &tb, Method::DELETE, &format!("/chatgroups/{g3}/quit?resource=b"), None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    as_user(&app, &tb, Method::GET, &format!("/chatgroups/{g3}"), None).await.em_error(403, "forbidden_op");
+    as_user(&app, &tb, Method::DELETE, &format!("/chatgroups/{g3}/quit"), None).await.em_error(403, "forbidden_op");
+    // carol, out of every group, heard nothing more: her next frame is her heartbeat's answer
+    assert_eq!(code(&carol.unread().await.status), 0);
+    srv.stop().await;
+}
