@@ -107,5 +107,17 @@ test('the owner removes a member (removeMember to them, memberAbsence to others)
   await alice.conn.destroyGroup({ groupId: gid });
   const destroyed = await groupEvent(bob, 'destroy', gid);
   assert.equal(destroyed.from, a);
-  await assert.rejects(bob.conn.getGroupInfo({ groupId: gid }));
+  const codes = em.sdk().statusCode;
+  await assert.rejects(bob.conn.getGroupInfo({ groupId: gid }), (e) => e.type === codes.GROUP_NOT_EXIST);
+});
+
+test('a full group refuses joinGroup with the SDK\'s GROUP_MEMBERS_FULL', async () => {
+  await em.requireMsync(srv);
+  const {
+    ids: [, b],
+    clients: [alice, , carol],
+  } = await users('alice', 'bob', 'carol');
+  const r = await alice.conn.createGroupVNext({ groupName: 'two', members: [b], isPublic: true, maxMemberCount: 2 });
+  const codes = em.sdk().statusCode;
+  await assert.rejects(carol.conn.joinGroup({ groupId: r.data.groupId, message: '' }), (e) => e.type === codes.GROUP_MEMBERS_FULL);
 });

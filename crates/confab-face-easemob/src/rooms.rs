@@ -522,10 +522,12 @@ pub async fn delete_group(State(s): State<EmState>, c: Caller, p: P) -> Reply {
 
 // ---------------------------------------------------------------------- the SDK's group calls
 
-/// A group rule refused (`NotAllowed`, `NotMember`): 403 `forbidden_op` with the rule's words.
+/// A group rule refused (`NotAllowed`, `NotMember`): 403 `forbidden_op` with the rule's words;
+/// a full group in the words the SDK maps to `GROUP_MEMBERS_FULL`.
 fn group_rule(e: Error) -> EmError {
     match e {
         Error::NotMember => EmError::forbidden("user is not a member of this group!"),
+        Error::ConversationFull { .. } => EmError::forbidden("group member list is full!"),
         e => e.into(),
     }
 }
@@ -550,7 +552,7 @@ async fn invite_to_group(State(s): State<EmState>, c: Caller, p: P, Body(b): Bod
         users.push(existing_user(&s.engine, &c.app, u).await?);
     }
     let out = s.engine.conversations().invite_to_group(&c.app, &conv, users, &c.actor()).await.map_err(|e| match e {
-        Error::NotMember => group_rule(e),
+        Error::NotMember | Error::ConversationFull { .. } => group_rule(e),
         e => over_quota(e, &c.ctx),
     })?;
     Ok(c.ctx
@@ -565,7 +567,10 @@ async fn join_group(State(s): State<EmState>, c: Caller, p: P) -> Reply {
     s.engine.apps().rate_check(&c.app, bucket::EM_CHATGROUPS_USERS).await?;
     let user = the_user(&c)?;
     let conv = conv_of(&s.engine, &c.app, Family::Group, p.get("group_id")?).await?;
-    s.engine.conversations().join_group(&c.app, &conv, &user).await.map_err(|e| over_quota(e, &c.ctx))?;
+    s.engine.conversations().join_group(&c.app, &conv, &user).await.map_err(|e| match e {
+        Error::ConversationFull { .. } => group_rule(e),
+        e => over_quota(e, &c.ctx),
+    })?;
     Ok(c.ctx
         .envelope(&c.app, "post", "/chatgroups")
         .with("entities", json!([]))

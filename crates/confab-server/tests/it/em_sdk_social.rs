@@ -206,6 +206,16 @@ async fn sdk_groups_with_user_tokens_follow_the_engines_owner_admin_member_rules
     assert_eq!(r.status, 200, "{:?}", r.body);
     as_user(&app, &tb, Method::GET, &format!("/chatgroups/{g3}"), None).await.em_error(403, "forbidden_op");
     as_user(&app, &tb, Method::DELETE, &format!("/chatgroups/{g3}/quit"), None).await.em_error(403, "forbidden_op");
+    // a full group refuses in the words the SDK maps (GROUP_MEMBERS_FULL)
+    let body = json!({"owner": "alice", "groupname": "two", "public": true, "maxusers": 2, "members": ["bob"]});
+    let r = as_user(&app, &ta, Method::POST, "/chatgroups", Some(body)).await;
+    let two = r.body["data"]["groupid"].as_str().expect("groupid").to_string();
+    bob.muc_events().await;
+    let r = as_user(&app, &tc, Method::POST, &format!("/chatgroups/{two}/apply"), Some(json!({}))).await;
+    r.em_error(403, "forbidden_op");
+    assert_eq!(r.body["error_description"], "group member list is full!");
+    let r = as_user(&app, &ta, Method::POST, &format!("/chatgroups/{two}/invite"), Some(json!({"usernames": ["dave"]}))).await;
+    assert_eq!((r.status, r.body["error_description"].clone()), (403, json!("group member list is full!")));
     // carol, out of every group, heard nothing more: her next frame is her heartbeat's answer
     assert_eq!(code(&carol.unread().await.status), 0);
     srv.stop().await;
