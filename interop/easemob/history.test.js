@@ -2,8 +2,9 @@
 // History and the conversation list with the official Easemob web SDK (easemob-websdk 4.21.1) and
 // agora-chat 1.4.0, unmodified, judged by the SDK's own results: getHistoryMessages (REST
 // POST /users/{u}/messageroaming, whose base64 Metas the SDK decodes as it decodes msync),
-// getServerConversations / getServerPinnedConversations / pinConversation / deleteConversation
-// (/sdk/user/{u}/user_channels/list, /user_channel/top), getSelfIdsOnOtherPlatform, renewToken.
+// getServerConversations / getServerPinnedConversations / getServerConversationsByFilter /
+// pinConversation / addConversationMark / deleteConversation (/sdk/user/{u}/user_channels/list,
+// /user_channel/top, /user_channels/mark), getSelfIdsOnOtherPlatform, renewToken.
 const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const { startConfab } = require('../lib/harness');
@@ -121,7 +122,7 @@ async function serverConversations(client, pinned = false) {
   }
 }
 
-test('getServerConversations lists the conversations with unread counts and last messages; pin, channel ack, deleteConversation', async () => {
+test('getServerConversations lists the conversations with unread counts and last messages; pin, channel ack, marks, deleteConversation', async () => {
   await em.requireMsync(srv);
   const {
     ids: [a, b, c],
@@ -129,9 +130,13 @@ test('getServerConversations lists the conversations with unread counts and last
   } = await users('easemob', 'alice', 'bob', 'carol');
   const g = await em.rest200(srv, 'POST', '/chatgroups', { groupname: 'team', desc: 'd', public: true, owner: a, members: [b, c] });
   const gid = g.data.groupid;
+  // a few ms apart: the list is ordered by last message time
+  const pause = () => new Promise((r) => setTimeout(r, 5));
   await alice.sendText(b, 'hi bob');
   await alice.sendText(b, 'still there?');
+  await pause();
   await carol.sendText(gid, 'to the team', { chatType: 'groupChat' });
+  await pause();
   await bob.sendText(c, 'hi carol');
   await bob.nextText('to the team');
 
@@ -169,6 +174,25 @@ test('getServerConversations lists the conversations with unread counts and last
   const unpin = await em.within(bob.conn.pinConversation({ conversationId: a, conversationType: 'singleChat', isPinned: false }), 15000, 'unpin');
   assert.equal(unpin.data.isPinned, false);
   assert.deepEqual(await serverConversations(bob, true), []);
+
+  // marks: addConversationMark, listed with the conversation, found by getServerConversationsByFilter
+  const conversations = [
+    { conversationId: a, conversationType: 'singleChat' },
+    { conversationId: gid, conversationType: 'groupChat' },
+  ];
+  await em.within(bob.conn.addConversationMark({ conversations, mark: 2 }), 15000, 'addConversationMark');
+  await em.within(bob.conn.addConversationMark({ conversations: conversations.slice(1), mark: 0 }), 15000, 'addConversationMark');
+  const marked = await serverConversations(bob);
+  assert.deepEqual(marked.find((x) => x.conversationId === gid).marks, [0, 2]);
+  assert.deepEqual(marked.find((x) => x.conversationId === c).marks, []);
+  const byMark = async (mark) => {
+    const r = await em.within(bob.conn.getServerConversationsByFilter({ pageSize: 10, cursor: '', filter: { mark } }), 15000, 'byFilter');
+    return r.data.conversations.map((x) => x.conversationId);
+  };
+  assert.deepEqual(await byMark(2), [gid, a]);
+  await em.within(bob.conn.removeConversationMark({ conversations: conversations.slice(1), mark: 2 }), 15000, 'removeConversationMark');
+  assert.deepEqual(await byMark(2), [a]);
+  assert.deepEqual(await byMark(0), [gid]);
 
   // deleteConversation: gone from bob's list, still in alice's
   await em.within(bob.conn.deleteConversation({ channel: a, chatType: 'singleChat', deleteRoam: false }), 15000, 'deleteConversation');

@@ -54,6 +54,8 @@ pub mod ns {
     /// Per user: the conversations they pinned to the top of their list (item = conversation
     /// id, value = `{at}`, when it was pinned).
     pub const CONVERSATION_PINS: &str = "conversation_pins";
+    /// Per user: the marks they put on their conversations (item = `<conversation id>:<mark>`).
+    pub const CONVERSATION_MARKS: &str = "conversation_marks";
     /// Per msync device (key `<user>\u{1f}<resource>`): how far each conversation was delivered
     /// to that device (item = conversation id, value = `{seq, ts}` of the last message it got),
     /// and when the device was first seen (item `~since`, value = `{ts}`).

@@ -1,8 +1,10 @@
 //! The conversation list: a user's one-to-one conversations and groups, each with its unread
 //! count and last message, as the REST API (`/users/{username}/user_channels`, paged) and the
-//! SDK (`/sdk/user/{username}/user_channels/list`, `getServerConversations` and
-//! `getServerPinnedConversations`) show it; pinning (`pinConversation`, kept per user in the
-//! keyed collection `conversation_pins`) and removal from the list (`deleteConversation`).
+//! SDK (`/sdk/user/{username}/user_channels/list`, `getServerConversations`,
+//! `getServerPinnedConversations`, `getServerConversationsByFilter`) show it; pinning
+//! (`pinConversation`, kept per user in the keyed collection `conversation_pins`), marks
+//! (`addConversationMark`, `removeConversationMark`: `conversation_marks`) and removal from the
+//! list (`deleteConversation`).
 //!
 //! Unread counts come from the engine's unread summary (one call for the whole list), last
 //! messages from the user's own view of each conversation's history.
@@ -27,6 +29,8 @@ use crate::Routes;
 /// Most conversations the conversation list shows (Easemob keeps 100 per user).
 pub const CHANNELS_MAX: i64 = 100;
 const CHANNELS_PAGE_DEFAULT: i64 = 20;
+/// Marks are `mark_0` to `mark_19` (the SDK's `ConversationMark` 0–19).
+const MARKS: usize = 20;
 
 pub fn routes() -> Routes {
     use Need::AppOrUser;
@@ -39,6 +43,9 @@ pub fn routes() -> Routes {
         get("/sdk/user/{username}/user_channels/list", AppOrUser, sdk_channels),
         post("/sdk/user/{username}/user_channel/top", AppOrUser, pin),
         delete("/sdk/user/{username}/user_channel/top", AppOrUser, unpin),
+        get("/sdk/user/{username}/user_channels/mark/search", AppOrUser, sdk_marked),
+        post("/sdk/user/{username}/user_channels/mark", AppOrUser, mark),
+        delete("/sdk/user/{username}/user_channels/mark", AppOrUser, unmark),
     ]
 }
 
@@ -87,19 +94,40 @@ async fn delete_channel(State(s): State<EmState>, c: Caller, p: P, Body(b): Body
         }
         let f = EntryFilter::collection(ns::CONVERSATION_PINS, user.id.clone()).items(vec![conv.id.to_string()]);
         s.engine.collections().delete(&c.app, &f).await?;
+        let marks = (0..MARKS).map(|n| format!("{}:mark_{n}", conv.id)).collect();
+        s.engine.collections().delete(&c.app, &EntryFilter::collection(ns::CONVERSATION_MARKS, user.id.clone()).items(marks)).await?;
     }
     Ok(c.ctx.envelope(&c.app, "delete", "/users/user_channel").with("entities", json!([])).with("data", json!({"result": "ok"})))
 }
 
-/// A user's list: their conversations (one-to-one and groups), each with when it was pinned
-/// (None: not pinned), pinned ones first (latest pin first), then by last message, newest first.
-async fn list(s: &EmState, app: &App, user: &str) -> EmResult<Vec<(Conversation, Option<i64>)>> {
+/// A conversation of a user's list: when the user pinned it (None: not pinned) and their marks.
+struct Row {
+    conv: Conversation,
+    pinned: Option<i64>,
+    marks: Vec<String>,
+}
+
+/// A user's list: their conversations (one-to-one and groups), pinned ones first (latest pin
+/// first), then by last message, newest first.
+async fn list(s: &EmState, app: &App, user: &str) -> EmResult<Vec<Row>> {
     let convs = s.engine.conversations().user_conversations(app, user, CHANNELS_MAX).await?;
     let q = EntryQuery::all(EntryFilter::collection(ns::CONVERSATION_PINS, user));
     let pins: HashMap<i64, i64> =
         s.engine.collections().list(app, &q).await?.into_iter().filter_map(|e| Some((e.item.parse().ok()?, e.updated_at))).collect();
-    let mut out: Vec<(Conversation, Option<i64>)> = convs.into_iter().map(|cv| (cv.clone(), pins.get(&cv.id).copied())).collect();
-    out.sort_by_key(|(cv, pin)| std::cmp::Reverse((*pin, cv.last_message_at.unwrap_or(cv.created_at), cv.id)));
+    let mut marks: HashMap<i64, Vec<String>> = HashMap::new();
+    for e in s.engine.collections().list(app, &EntryQuery::all(EntryFilter::collection(ns::CONVERSATION_MARKS, user))).await? {
+        if let Some((Ok(conv), mark)) = e.item.split_once(':').map(|(c, m)| (c.parse::<i64>(), m)) {
+            marks.entry(conv).or_default().push(mark.to_string());
+        }
+    }
+    let mut out: Vec<Row> = convs
+        .into_iter()
+        .map(|conv| Row { pinned: pins.get(&conv.id).copied(), marks: marks.remove(&conv.id).unwrap_or_default(), conv })
+        .collect();
+    for r in &mut out {
+        r.marks.sort_by_key(|m| m.trim_start_matches("mark_").parse::<usize>().unwrap_or(MARKS));
+    }
+    out.sort_by_key(|r| std::cmp::Reverse((r.pinned, r.conv.last_message_at.unwrap_or(r.conv.created_at), r.conv.id)));
     Ok(out)
 }
 
@@ -107,7 +135,8 @@ async fn list(s: &EmState, app: &App, user: &str) -> EmResult<Vec<(Conversation,
 /// id), `session_type`, `unread_num`, `is_top` and `update_top_status_time`, `marks`, and `meta`:
 /// its last message (`{id, from, to, timestamp, payload}`, the payload a JSON string of the
 /// REST message with its chat type), `{}` when it has none.
-async fn info(s: &EmState, app: &App, user: &str, conv: &Conversation, unread: i64, pinned: Option<i64>) -> EmResult<Value> {
+async fn info(s: &EmState, app: &App, user: &str, row: &Row, unread: i64) -> EmResult<Value> {
+    let (conv, pinned) = (&row.conv, row.pinned);
     let direct = conv.unique && conv.kind == ConvKind::Normal;
     let to = if direct {
         let members = s.engine.conversations().members(app, conv).await?;
@@ -138,7 +167,7 @@ async fn info(s: &EmState, app: &App, user: &str, conv: &Conversation, unread: i
         "unread_num": unread,
         "is_top": pinned.is_some(),
         "update_top_status_time": pinned.unwrap_or(0),
-        "marks": [],
+        "marks": row.marks,
         "meta": meta,
     }))
 }
@@ -169,8 +198,8 @@ async fn channels(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply
     let counts = unread(&s, &c.app, &user.id).await?;
     let total = convs.len() as i64;
     let mut infos = Vec::new();
-    for (conv, pinned) in convs.iter().skip(skip as usize).take(size as usize) {
-        infos.push(info(&s, &c.app, &user.id, conv, counts.get(&conv.id).copied().unwrap_or(0), *pinned).await?);
+    for r in convs.iter().skip(skip as usize).take(size as usize) {
+        infos.push(info(&s, &c.app, &user.id, r, counts.get(&r.conv.id).copied().unwrap_or(0)).await?);
     }
     let mut data = json!({"channel_infos": infos});
     if skip + size < total {
@@ -183,25 +212,100 @@ async fn channels(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply
 /// the SDK's list. `is_top=true`: the pinned conversations only; `needEmptySession=true` also
 /// lists conversations without messages. `cursor` is where the next page starts ("" at the end).
 async fn sdk_channels(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    sdk_list(s, c, p, q, false).await
+}
+
+/// `GET /sdk/user/{username}/user_channels/mark/search?limit&cursor&need_mark&mark`: the
+/// conversations with that mark (`getServerConversationsByFilter`), as the list shows them.
+async fn sdk_marked(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    sdk_list(s, c, p, q, true).await
+}
+
+async fn sdk_list(s: EmState, c: Caller, p: P, q: Params, by_mark: bool) -> Reply {
     let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&user.id)?;
     s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNELS).await?;
     let size = q.int("limit", CHANNELS_PAGE_DEFAULT, 1..=CHANNELS_MAX)?;
     let skip = q.int("cursor", 0, 0..=CHANNELS_MAX)?;
     let (pinned_only, empty_too) = (q.bool("is_top")?, q.bool("needEmptySession")?);
-    let convs: Vec<_> = list(&s, &c.app, &user.id)
+    let mark = if by_mark { Some(mark_of(q.get("mark"))?) } else { None };
+    let convs: Vec<Row> = list(&s, &c.app, &user.id)
         .await?
         .into_iter()
-        .filter(|(cv, pin)| (!pinned_only || pin.is_some()) && (empty_too || cv.last_seq > 0 || pin.is_some()))
+        .filter(|r| match &mark {
+            Some(m) => r.marks.contains(m),
+            None => (!pinned_only || r.pinned.is_some()) && (empty_too || r.conv.last_seq > 0 || r.pinned.is_some()),
+        })
         .collect();
     let counts = unread(&s, &c.app, &user.id).await?;
     let mut infos = Vec::new();
-    for (conv, pinned) in convs.iter().skip(skip as usize).take(size as usize) {
-        infos.push(info(&s, &c.app, &user.id, conv, counts.get(&conv.id).copied().unwrap_or(0), *pinned).await?);
+    for r in convs.iter().skip(skip as usize).take(size as usize) {
+        infos.push(info(&s, &c.app, &user.id, r, counts.get(&r.conv.id).copied().unwrap_or(0)).await?);
     }
     let next = if skip + size < convs.len() as i64 { (skip + size).to_string() } else { String::new() };
     let data = json!({"channel_infos": infos, "cursor": next});
     Ok(c.ctx.envelope(&c.app, "get", "/sdk/user/user_channels/list").with("entities", json!([])).with("data", data))
+}
+
+/// A mark as the SDK names it: `mark_0` to `mark_19`.
+fn mark_of(v: Option<&str>) -> EmResult<String> {
+    v.map(str::trim)
+        .filter(|m| {
+            m.strip_prefix("mark_")
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| n < MARKS)
+        })
+        .map(str::to_string)
+        .ok_or_else(|| EmError::illegal(format!("mark must be mark_0 to mark_{}", MARKS - 1)))
+}
+
+/// `POST /sdk/user/{username}/user_channels/mark {mark, targets: [{to, type}]}`: mark
+/// conversations of the user's; `data.ignore` names the targets that are not.
+async fn mark(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    marking(s, c, p, b, true).await
+}
+
+/// `DELETE /sdk/user/{username}/user_channels/mark {mark, targets}`: take the mark off them.
+async fn unmark(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    marking(s, c, p, b, false).await
+}
+
+async fn marking(s: EmState, c: Caller, p: P, b: Value, on: bool) -> Reply {
+    let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&user.id)?;
+    s.engine.apps().rate_check(&c.app, bucket::EM_USER_CHANNEL).await?;
+    let mark = mark_of(b.get("mark").and_then(Value::as_str))?;
+    let targets =
+        b.get("targets").and_then(Value::as_array).filter(|t| !t.is_empty()).ok_or_else(|| EmError::illegal("targets cannot be empty"))?;
+    if targets.len() > CHANNELS_MAX as usize {
+        return Err(EmError::illegal(format!("at most {CHANNELS_MAX} targets")));
+    }
+    let (mut items, mut ignored) = (Vec::new(), Vec::new());
+    for t in targets {
+        let (to, kind) = (str_of(t.get("to")).unwrap_or_default(), str_of(t.get("type")).unwrap_or_default());
+        let conv = match named(&s, &c.app, &user.id, &to, &kind).await {
+            Ok(Some(cv)) if s.engine.conversations().is_member(&c.app, &cv, &user.id).await? => Some(cv),
+            _ => None,
+        };
+        match conv {
+            Some(cv) => items.push(format!("{}:{mark}", cv.id)),
+            None => ignored.push(t.clone()),
+        }
+    }
+    match (items.is_empty(), on) {
+        (true, _) => {}
+        (false, true) => {
+            let entries = items.into_iter().map(|i| Entry::new(ns::CONVERSATION_MARKS, user.id.clone(), i, json!({}))).collect();
+            s.engine.collections().put(&c.app, entries, PutRule::default()).await?;
+        }
+        (false, false) => {
+            let f = EntryFilter::collection(ns::CONVERSATION_MARKS, user.id.clone()).items(items);
+            s.engine.collections().delete(&c.app, &f).await?;
+        }
+    }
+    let action = if on { "post" } else { "delete" };
+    Ok(c.ctx.envelope(&c.app, action, "/sdk/user/user_channels/mark").with("entities", json!([])).with("data", json!({"ignore": ignored})))
 }
 
 fn no_conversation() -> EmError {

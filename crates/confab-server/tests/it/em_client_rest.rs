@@ -1,6 +1,6 @@
 //! The Easemob REST calls only the client SDKs make, with the user's own token, over real HTTP
 //! (specs/easemob-msync.md §12.2): roaming history (`messageroaming`, base64 `Meta`s as the msync
-//! gateway delivers them), the SDK's conversation list and pins, the user's devices online, a
+//! gateway delivers them), the SDK's conversation list, pins and marks, the user's devices online, a
 //! token's expiry.
 
 use base64::Engine as _;
@@ -145,11 +145,14 @@ async fn roaming_filters_a_group_by_type_sender_and_time_and_refuses_outsiders()
     app.users(&["alice", "bob", "carol"]).await;
     let g = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": "alice", "members": ["bob"]})).await;
     let gid = g.body["data"]["groupid"].as_str().unwrap().to_string();
+    // a few ms apart, for the time bounds
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(3));
     send_group(&app, "alice", &gid, "txt", json!({"msg": "a1"})).await;
+    pause().await;
     send_group(&app, "bob", &gid, "txt", json!({"msg": "b1"})).await;
+    pause().await;
     send_group(&app, "alice", &gid, "cmd", json!({"action": "ping"})).await;
-    let t = now_ms();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    pause().await;
     send_group(&app, "alice", &gid, "txt", json!({"msg": "a2"})).await;
     let queue = format!("{gid}@conference.easemob.com");
     let bob = app.user_token("bob").await;
@@ -171,9 +174,11 @@ async fn roaming_filters_a_group_by_type_sender_and_time_and_refuses_outsiders()
     let paged =
         roam(&app, "bob", &bob, json!({"queue": queue, "msgType": "txt", "pull_number": 1, "is_positive": true, "start": next})).await;
     assert_eq!(texts(&metas(&paged)), ["b1"]);
-    let before = metas(&roam(&app, "bob", &bob, json!({"queue": queue, "endTime": t, "msgType": "txt,cmd"})).await);
-    assert_eq!(before.len(), 3);
-    let after = metas(&roam(&app, "bob", &bob, json!({"queue": queue, "startTime": t})).await);
+    // both ends included: from b1's time to the command's
+    let (b1, ping) = (all[2].timestamp.unwrap(), all[1].timestamp.unwrap());
+    let between = metas(&roam(&app, "bob", &bob, json!({"queue": queue, "startTime": b1, "endTime": ping, "msgType": "txt,cmd"})).await);
+    assert_eq!(between.iter().map(|m| m.id).collect::<Vec<_>>(), [all[1].id, all[2].id]);
+    let after = metas(&roam(&app, "bob", &bob, json!({"queue": queue, "startTime": all[0].timestamp.unwrap()})).await);
     assert_eq!(texts(&after), ["a2"]);
 
     // carol is not in the group; bob's token reaches only bob's history
@@ -222,9 +227,13 @@ async fn the_sdk_conversation_list_shows_unread_counts_last_messages_and_pins() 
     app.users(&["alice", "bob", "carol"]).await;
     let g = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": "alice", "members": ["bob"]})).await;
     let gid = g.body["data"]["groupid"].as_str().unwrap().to_string();
+    // a few ms apart: the list is ordered by last message time
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(3));
     send(&app, "alice", "bob", "hi bob").await;
     send(&app, "alice", "bob", "again").await;
+    pause().await;
     send_group(&app, "alice", &gid, "txt", json!({"msg": "to the group"})).await;
+    pause().await;
     send(&app, "bob", "carol", "hi carol").await;
     let bob = app.user_token("bob").await;
 
@@ -275,6 +284,46 @@ async fn the_sdk_conversation_list_shows_unread_counts_last_messages_and_pins() 
     let r = app.call(Method::POST, path, Em::Token(bob.clone()), Some(json!({"type": "chat", "to": "nobody"}))).await;
     r.em_error(404, "resource_not_found");
 
+    // marks: on bob's conversations only, listed and searched by mark
+    let marks = "/sdk/user/bob/user_channels/mark?resource=x";
+    let targets = json!([{"to": "alice", "type": "chat"}, {"to": gid, "type": "groupchat"}, {"to": "nobody", "type": "chat"}]);
+    let r = app.call(Method::POST, marks, Em::Token(bob.clone()), Some(json!({"mark": "mark_2", "targets": targets}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["data"]["ignore"], json!([{"to": "nobody", "type": "chat"}]));
+    let r = app
+        .call(Method::POST, marks, Em::Token(bob.clone()), Some(json!({"mark": "mark_0", "targets": [{"to": "alice", "type": "chat"}]})))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let data = list(&app, "bob", &bob, "").await;
+    assert_eq!(data["channel_infos"][0]["marks"], json!(["mark_0", "mark_2"]));
+    let search = |mark: &'static str| {
+        let (app, bob) = (&app, bob.clone());
+        async move {
+            let r = app
+                .call(
+                    Method::GET,
+                    &format!("/sdk/user/bob/user_channels/mark/search?limit=10&cursor=&need_mark=true&mark={mark}"),
+                    Em::Token(bob),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            sessions(&r.body["data"]).into_iter().map(|s| s.0).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search("mark_2").await, ["alice".to_string(), gid.clone()]);
+    assert_eq!(search("mark_0").await, ["alice"]);
+    assert!(search("mark_7").await.is_empty());
+    let r = app
+        .call(Method::DELETE, marks, Em::Token(bob.clone()), Some(json!({"mark": "mark_2", "targets": [{"to": gid, "type": "groupChat"}]})))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(search("mark_2").await, ["alice"]);
+    let r = app
+        .call(Method::POST, marks, Em::Token(bob.clone()), Some(json!({"mark": "mark_20", "targets": [{"to": "alice", "type": "chat"}]})))
+        .await;
+    r.em_error(400, "illegal_argument");
+
     // deleteConversation: gone from the list, and unpinned
     let r = app
         .call(
@@ -288,6 +337,7 @@ async fn the_sdk_conversation_list_shows_unread_counts_last_messages_and_pins() 
     let data = list(&app, "bob", &bob, "").await;
     assert!(sessions(&data).iter().all(|s| s.0 != "alice"), "{data}");
     assert!(sessions(&list(&app, "bob", &bob, "is_top=true").await).is_empty());
+    assert!(search("mark_0").await.is_empty(), "and unmarked");
 
     // only bob's own list with bob's token
     let r = app.call(Method::GET, "/sdk/user/alice/user_channels/list", Em::Token(bob.clone()), None).await;
