@@ -16,8 +16,9 @@
 //!   at. A call looks at most [`ROAMING_SCAN_MAX`] messages: a narrow filter may answer fewer
 //!   than asked with `is_last` false.
 //!
-//! Only a conversation the caller is in: a group the caller is not a member of is refused 403,
-//! a peer the caller never talked with has no history (an empty last page).
+//! Only a conversation the caller is in: a group the caller is not a member of (a chat room the
+//! caller is not present in) is refused 403, a peer the caller never talked with has no history
+//! (an empty last page). Threads are not served yet (404, as an unknown group).
 
 use axum::extract::State;
 use base64::Engine as _;
@@ -57,13 +58,16 @@ async fn conversation(s: &EmState, c: &Caller, user: &str, queue: &str) -> EmRes
     };
     let id: i64 = name.parse().map_err(|_| missing())?;
     let conv = s.engine.conversations().conversation(&c.app, id, None).await.map_err(|_| missing())?;
-    if (conv.kind == ConvKind::Normal && conv.unique) || conv.kind == ConvKind::Service {
+    // groups and chat rooms (threads have no msync encoding yet)
+    if !matches!(conv.kind, ConvKind::Normal | ConvKind::Temporary | ConvKind::Chatroom) || conv.unique {
         return Err(missing());
     }
-    if !s.engine.conversations().is_member(&c.app, &conv, user).await? {
-        return Err(EmError::forbidden(format!("user {user} is not a member of group {id}")));
+    // a chat room's members are the users present
+    match s.engine.conversations().member(&c.app, &conv, user).await {
+        Ok(_) => Ok(Some(conv)),
+        Err(confab_engine::Error::NotMember) => Err(EmError::forbidden(format!("user {user} is not a member of group {id}"))),
+        Err(e) => Err(e.into()),
     }
-    Ok(Some(conv))
 }
 
 /// A time bound of the request (Unix ms); absent, null, -1 or 0: none.

@@ -188,6 +188,21 @@ async fn roaming_filters_a_group_by_type_sender_and_time_and_refuses_outsiders()
     roam(&app, "bob", &bob, json!({"queue": "999999@conference.easemob.com"})).await.em_error(404, "service_resource_not_found");
     roam(&app, "bob", &bob, json!({})).await.em_error(400, "illegal_argument");
     roam(&app, "bob", &bob, json!({"queue": queue, "pull_number": 51})).await.em_error(400, "illegal_argument");
+    // a chat room: its history for those present only
+    let room = app.post("/chatrooms", json!({"name": "r", "owner": "alice"})).await;
+    let rid = room.body["data"]["id"].as_str().expect("room id").to_string();
+    let mut alice_dev = Client::login(&srv, &app, "alice", "webim_web_a").await;
+    let joined = alice_dev.room(1, &rid, confab_face_easemob::msync::proto::muc_body::Operation::Join, false).await;
+    assert_eq!(crate::em_msync::code(&joined.status), 0);
+    let r = app.post("/messages/chatrooms", json!({"from": "alice", "to": [rid], "type": "txt", "body": {"msg": "in the room"}})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let alice = app.user_token("alice").await;
+    let room_queue = format!("{rid}@conference.easemob.com");
+    let ms = metas(&roam(&app, "alice", &alice, json!({"queue": room_queue})).await);
+    assert_eq!(texts(&ms), ["in the room"]);
+    assert_eq!(MessageBody::decode(ms[0].payload.as_deref().unwrap()).unwrap().r#type, Some(3), "CHATROOM");
+    roam(&app, "bob", &bob, json!({"queue": room_queue})).await.em_error(403, "forbidden_op");
+
     // the app token may read any user's
     let r = app.post("/users/bob/messageroaming", json!({"queue": queue, "pull_number": 1})).await;
     assert_eq!(metas(&r).len(), 1);

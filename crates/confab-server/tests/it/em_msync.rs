@@ -548,7 +548,7 @@ async fn msync_recall_by_the_sender_reaches_the_peer_and_other_devices_within_th
 
 impl Client {
     /// A chat room join or leave as the SDK sends it (spec §10.1); the answer.
-    async fn room(&mut self, local_id: u64, room: &str, op: muc_body::Operation, leave_others: bool) -> CommSyncDl {
+    pub(crate) async fn room(&mut self, local_id: u64, room: &str, op: muc_body::Operation, leave_others: bool) -> CommSyncDl {
         let body = MucBody {
             muc_id: Some(jid(&self.app_key, room, true)),
             operation: Some(op as i32),
