@@ -81,24 +81,33 @@ fn quota_error(e: confab_engine::Error) -> EmError {
     }
 }
 
+/// What a call on two users makes first: counted against `rate`, the path's owner (whom the
+/// caller must be allowed to act for) and the member named with them.
+async fn owner_and_member(
+    s: &EmState,
+    c: &Caller,
+    p: &P,
+    rate: confab_engine::limits::Bucket,
+) -> EmResult<(confab_engine::model::User, confab_engine::model::User)> {
+    s.engine.apps().rate_check(&c.app, rate).await?;
+    let owner = user_in_path(&s.engine, &c.app, p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    let member = user_in_path(&s.engine, &c.app, p, "member").await?;
+    Ok((owner, member))
+}
+
 // ---------------------------------------------------------------------- contacts
 
 /// `POST /users/{owner}/contacts/users/{friend}`: the two become friends of each other.
 async fn add_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_ADD).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
-    let friend = user_in_path(&s.engine, &c.app, &p, "member").await?;
+    let (owner, friend) = owner_and_member(&s, &c, &p, bucket::EM_CONTACTS_ADD).await?;
     s.engine.social().add_contact(&c.app, &owner.id, &friend.id).await.map_err(quota_error)?;
     Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "contacts").with("entities", json!([entity(&friend)])))
 }
 
 /// `DELETE /users/{owner}/contacts/users/{friend}`.
 async fn remove_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_REMOVE).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
-    let friend = user_in_path(&s.engine, &c.app, &p, "member").await?;
+    let (owner, friend) = owner_and_member(&s, &c, &p, bucket::EM_CONTACTS_REMOVE).await?;
     s.engine.social().remove_contact(&c.app, &owner.id, &friend.id).await?;
     Ok(owner_envelope(&c.ctx, &c.app, "delete", owner.num, "contacts").with("entities", json!([entity(&friend)])))
 }
@@ -179,20 +188,14 @@ async fn request_contact(State(s): State<EmState>, c: Caller, p: P, Body(b): Bod
 
 /// `POST /users/{owner}/contacts/accept/users/{from}`: `from`'s request is agreed to.
 async fn accept_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_ADD).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
-    let from = user_in_path(&s.engine, &c.app, &p, "member").await?;
+    let (owner, from) = owner_and_member(&s, &c, &p, bucket::EM_CONTACTS_ADD).await?;
     s.engine.social().accept_contact(&c.app, &owner.id, &from.id).await.map_err(no_request)?;
     Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "contacts").with("entities", json!([entity(&from)])))
 }
 
 /// `POST /users/{owner}/contacts/decline/users/{from}`: `from`'s request is declined.
 async fn decline_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_REMOVE).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
-    let from = user_in_path(&s.engine, &c.app, &p, "member").await?;
+    let (owner, from) = owner_and_member(&s, &c, &p, bucket::EM_CONTACTS_REMOVE).await?;
     s.engine.social().decline_contact(&c.app, &owner.id, &from.id).await.map_err(no_request)?;
     Ok(owner_envelope(&c.ctx, &c.app, "post", owner.num, "contacts").with("entities", json!([entity(&from)])))
 }
@@ -270,10 +273,7 @@ async fn unblock_many(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) 
 
 /// `DELETE /users/{owner}/blocks/users/{blocked}`.
 async fn unblock(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_BLOCKS).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
-    let blocked = user_in_path(&s.engine, &c.app, &p, "member").await?;
+    let (owner, blocked) = owner_and_member(&s, &c, &p, bucket::EM_BLOCKS).await?;
     s.engine.social().unblock_user(&c.app, &owner.id, &blocked.id).await?;
     Ok(owner_envelope(&c.ctx, &c.app, "delete", owner.num, "blocks").with("entities", json!([entity(&blocked)])))
 }
