@@ -53,6 +53,7 @@ pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<S
         out: OutQueue::new(gw.settings.out_queue, gw.settings.out_queue_bytes),
         kill: watch::Sender::new(None),
         session: OnceLock::new(),
+        pulling: Default::default(),
     });
     gw.conn_opened(&conn);
     let _registered = Registered(gw.clone(), conn.id);
@@ -323,7 +324,11 @@ impl ConnState {
         let Some(l) = &self.login else { return };
         let engine = &self.gw.engine;
         let page = match l.device.queue_named(engine, &queue).await {
-            Ok(Some(q)) => l.device.pull(engine, &q, ul.key).await,
+            Ok(Some(q)) => {
+                // before the store is read: a message stored after that has its NOTICE seen
+                self.conn.pull_begins(frames::notice(q.jid(&l.device.app_key)));
+                l.device.pull(engine, &q, ul.key).await
+            }
             // a queue with nothing for this device: an empty last page
             Ok(None) => Ok(super::queues::Page { metas: vec![], next_key: None }),
             Err(e) => Err(e),
@@ -349,6 +354,13 @@ impl ConnState {
                 }
             }
         };
+        let last = dl.is_last == Some(true);
         self.reply(frames::sync(dl)).await;
+        // a NOTICE of this queue pushed while the pull was answered reached the SDK while the
+        // queue was still in its list, ignored; after a last page (which drops the queue) it
+        // is heard (spec §6.1)
+        if let Some(notice) = self.conn.pull_ends().filter(|_| last) {
+            self.reply(notice).await;
+        }
     }
 }

@@ -83,12 +83,28 @@ pub struct Conn {
     /// Its session, once logged in: a frame pushed after the session ended is a kick's notice,
     /// and the connection closes after writing it.
     session: OnceLock<Weak<Session>>,
+    /// The pull being answered, if any: the NOTICE of its queue, and whether that NOTICE was
+    /// pushed since the pull began (see [`Pulling`]).
+    pulling: parking_lot::Mutex<Option<Pulling>>,
+}
+
+/// A pull in flight on a connection. The SDK ignores a `NOTICE{Q}` while Q is in its list (a pull
+/// of Q under way), and an empty `isLast` page of Q then drops Q from the list (spec §6.1): a
+/// message stored after the pull read the store, whose NOTICE went out before the page, would stay
+/// unpulled. So a NOTICE of the pulled queue pushed meanwhile is remembered, and written again
+/// after an `isLast` page (the page drops Q, the NOTICE adds it back and the SDK pulls).
+struct Pulling {
+    notice: Bytes,
+    noticed: bool,
 }
 
 impl Outlet for Conn {
     fn push(&self, frame: Bytes) {
         if frame.is_empty() {
             return;
+        }
+        if let Some(p) = self.pulling.lock().as_mut() {
+            p.noticed |= p.notice == frame;
         }
         if self.out.push(frame) == Err(Refused::Full) {
             self.kill("too slow to read");
@@ -122,6 +138,17 @@ impl Conn {
     /// Queue an answer, waiting for room.
     async fn reply(&self, frame: Bytes) {
         self.out.push_wait(frame).await;
+    }
+
+    /// A pull of the queue whose NOTICE is `notice` begins.
+    fn pull_begins(&self, notice: Bytes) {
+        *self.pulling.lock() = Some(Pulling { notice, noticed: false });
+    }
+
+    /// The pull is answered (its page queued): the NOTICE to write again, if one of its queue
+    /// was pushed meanwhile.
+    fn pull_ends(&self) -> Option<Bytes> {
+        self.pulling.lock().take().filter(|p| p.noticed).map(|p| p.notice)
     }
 }
 

@@ -846,3 +846,78 @@ async fn msync_group_changes_reach_the_members_as_muc_events() {
     assert_eq!(e[0].is_chatroom, Some(true));
     srv.stop().await;
 }
+
+/// One frame handled as the web SDK does (spec §6.1): a NOTICE joins the list unless its queue is
+/// there by name, and is pulled if alone; a last page with metas pulls the list's first queue
+/// again, an empty last page drops its queue and pulls the next. The texts got are kept; the pull
+/// to send, if any.
+async fn sdk_frame(c: &mut Client, list: &mut Vec<Jid>, texts: &mut Vec<String>) -> Option<CommSyncUl> {
+    let pull = |q: &Jid, key| Some(CommSyncUl { queue: Some(q.clone()), key, ..Default::default() });
+    let m = c.next().await;
+    match Command::try_from(m.command.unwrap_or(0)) {
+        Ok(Command::Notice) => {
+            let q = payload::<CommNotice>(&m).queue.expect("queue");
+            if list.iter().any(|x| x.name == q.name) {
+                return None;
+            }
+            list.push(q);
+            if list.len() == 1 {
+                pull(&list[0], None)
+            } else {
+                None
+            }
+        }
+        Ok(Command::Sync) => {
+            let dl: CommSyncDl = payload(&m);
+            assert_eq!(code(&dl.status), 0, "{dl:?}");
+            texts.extend(dl.metas.iter().map(text_of));
+            let q = dl.queue.clone().expect("queue");
+            if dl.is_last == Some(true) {
+                if dl.metas.is_empty() {
+                    list.retain(|x| x.name != q.name);
+                }
+                list.first().and_then(|f| pull(f, None))
+            } else {
+                dl.next_key.and_then(|k| pull(&q, Some(k)))
+            }
+        }
+        other => panic!("unexpected {other:?}: {m:?}"),
+    }
+}
+
+#[tokio::test]
+async fn msync_a_message_stored_while_its_queue_is_pulled_is_noticed_again_after_the_last_page() {
+    // the SDK ignores a NOTICE of a queue it is pulling, and an empty last page then drops the
+    // queue: a message stored after the pull read the store, whose NOTICE arrived before the page,
+    // would wait for the next NOTICE. The server says NOTICE again after that page. The second
+    // message is sent just as the device makes the SDK's second pull; many rounds hit the window.
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    let mut phone = Client::login(&srv, &app, "alice", "webim_phone").await;
+    let mut bob = Client::login(&srv, &app, "bob", "webim_web_b").await;
+    assert!(phone.unread().await.unread.is_empty());
+    let (mut list, mut texts) = (vec![], vec![]);
+    for i in 0..40u64 {
+        let (first, second) = (format!("first {i}"), format!("second {i}"));
+        let (ack, _) = bob.text(1000 + 2 * i, "alice", false, &first).await;
+        assert_eq!(code(&ack.status), 0, "{ack:?}");
+        let mut sent_second = false;
+        while !(texts.contains(&second) && list.is_empty()) {
+            let Some(ul) = sdk_frame(&mut phone, &mut list, &mut texts).await else { continue };
+            if sent_second || !texts.contains(&first) {
+                send_frame(&mut phone.ws, cmd(Command::Sync, Some(ul.encode_to_vec()))).await;
+                continue;
+            }
+            // the SDK's second pull: the next message races it (sent just before, or just after)
+            sent_second = true;
+            let pull = send_frame(&mut phone.ws, cmd(Command::Sync, Some(ul.encode_to_vec())));
+            let send = bob.text(1001 + 2 * i, "alice", false, &second);
+            let (ack, _) = if i % 2 == 0 { tokio::join!(pull, send).1 } else { tokio::join!(send, pull).0 };
+            assert_eq!(code(&ack.status), 0, "{ack:?}");
+        }
+    }
+    let want = (0..40).flat_map(|i| [format!("first {i}"), format!("second {i}")]).collect::<Vec<_>>();
+    assert_eq!(texts, want, "every message once, in order");
+    srv.stop().await;
+}
