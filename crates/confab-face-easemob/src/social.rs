@@ -81,19 +81,37 @@ fn quota_error(e: confab_engine::Error) -> EmError {
     }
 }
 
-/// What a call on two users makes first: counted against `rate`, the path's owner (whom the
-/// caller must be allowed to act for) and the member named with them.
+/// What a call on a user's contacts or blocklist makes first: counted against `rate`, the path's
+/// owner, whom the caller must be allowed to act for.
+async fn path_owner(s: &EmState, c: &Caller, p: &P, rate: confab_engine::limits::Bucket) -> EmResult<confab_engine::model::User> {
+    s.engine.apps().rate_check(&c.app, rate).await?;
+    let owner = user_in_path(&s.engine, &c.app, p, "username").await?;
+    c.may_act_for(&owner.id)?;
+    Ok(owner)
+}
+
+/// `path_owner`, and the member named with them in the path.
 async fn owner_and_member(
     s: &EmState,
     c: &Caller,
     p: &P,
     rate: confab_engine::limits::Bucket,
 ) -> EmResult<(confab_engine::model::User, confab_engine::model::User)> {
-    s.engine.apps().rate_check(&c.app, rate).await?;
-    let owner = user_in_path(&s.engine, &c.app, p, "username").await?;
-    c.may_act_for(&owner.id)?;
+    let owner = path_owner(s, c, p, rate).await?;
     let member = user_in_path(&s.engine, &c.app, p, "member").await?;
     Ok((owner, member))
+}
+
+/// The body's `usernames`: at least one, at most `BLOCK_BATCH_MAX`.
+fn usernames(b: &Value) -> EmResult<Vec<String>> {
+    let names = names_of(b.get("usernames"), "usernames")?;
+    if names.is_empty() {
+        return Err(EmError::illegal("usernames must be provided"));
+    }
+    if names.len() > BLOCK_BATCH_MAX {
+        return Err(EmError::illegal(format!("usernames size exceeds limit {BLOCK_BATCH_MAX}")));
+    }
+    Ok(names)
 }
 
 // ---------------------------------------------------------------------- contacts
@@ -115,9 +133,7 @@ async fn remove_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
 /// `GET /users/{owner}/contacts/users[?needReturnRemark=true]`: `data` is the friends' names;
 /// with `needReturnRemark` (the SDK's `getAllContacts`), `entities` are `{username, remark}`.
 async fn contacts(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_LIST).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
+    let owner = path_owner(&s, &c, &p, bucket::EM_CONTACTS_LIST).await?;
     let friends = s.engine.social().contacts(&c.app, &owner.id).await?;
     let entities = if q.get("needReturnRemark") == Some("true") { remarks(&friends) } else { json!([]) };
     Ok(owner_envelope(&c.ctx, &c.app, "get", owner.num, "contacts")
@@ -135,9 +151,7 @@ fn remarks(friends: &[String]) -> Value {
 /// `{contacts: [{username, remark}], cursor}`, `limit` 1–50 (default 20), in the order they
 /// were added; `cursor` is "" on the last page.
 async fn contacts_page(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_LIST).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
+    let owner = path_owner(&s, &c, &p, bucket::EM_CONTACTS_LIST).await?;
     let limit = q.int("limit", 20, 1..=50)? as usize;
     let skip = match q.get("cursor").filter(|c| !c.is_empty()) {
         None => 0,
@@ -162,16 +176,8 @@ fn no_request(e: confab_engine::Error) -> EmError {
 /// `POST /users/{owner}/contacts/apply {usernames: [to], reason}` (the SDK's `addContact`): each
 /// named user is asked (the engine keeps the request until they answer, and tells them).
 async fn request_contact(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_CONTACTS_ADD).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
-    let names = names_of(b.get("usernames"), "usernames")?;
-    if names.is_empty() {
-        return Err(EmError::illegal("usernames must be provided"));
-    }
-    if names.len() > BLOCK_BATCH_MAX {
-        return Err(EmError::illegal(format!("usernames size exceeds limit {BLOCK_BATCH_MAX}")));
-    }
+    let owner = path_owner(&s, &c, &p, bucket::EM_CONTACTS_ADD).await?;
+    let names = usernames(&b)?;
     let reason = match b.get("reason") {
         None | Some(Value::Null) => None,
         Some(Value::String(r)) => Some(r.as_str()),
@@ -205,9 +211,7 @@ async fn decline_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
 /// `GET /users/{owner}/blocks/users?pageSize&cursor`: newest first; `pageSize` 1–50; with no
 /// `pageSize`, up to 500 entries. `cursor` continues (absent on the last page).
 async fn blocks(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_BLOCKS).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
+    let owner = path_owner(&s, &c, &p, bucket::EM_BLOCKS).await?;
     let limit = if q.get("pageSize").is_some() { q.int("pageSize", 50, 1..=50)? } else { 500 };
     let after = match q.get("cursor") {
         None => None,
@@ -232,16 +236,8 @@ async fn blocks(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
 /// `POST /users/{owner}/blocks/users {usernames}` (also `/sdk/user/{owner}/blocks`, the SDK's
 /// `addUsersToBlocklist`): every named user must exist.
 async fn block(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_BLOCKS).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
-    let names = names_of(b.get("usernames"), "usernames")?;
-    if names.is_empty() {
-        return Err(EmError::illegal("usernames must be provided"));
-    }
-    if names.len() > BLOCK_BATCH_MAX {
-        return Err(EmError::illegal(format!("usernames size exceeds limit {BLOCK_BATCH_MAX}")));
-    }
+    let owner = path_owner(&s, &c, &p, bucket::EM_BLOCKS).await?;
+    let names = usernames(&b)?;
     let mut ids = Vec::with_capacity(names.len());
     for n in &names {
         let id = username(n).map_err(|_| EmError::user_not_found())?;
@@ -255,9 +251,7 @@ async fn block(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Repl
 
 /// `DELETE /sdk/user/{owner}/blocks {usernames}` (the SDK's `removeUserFromBlocklist`).
 async fn unblock_many(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_BLOCKS).await?;
-    let owner = user_in_path(&s.engine, &c.app, &p, "username").await?;
-    c.may_act_for(&owner.id)?;
+    let owner = path_owner(&s, &c, &p, bucket::EM_BLOCKS).await?;
     let names = names_of(b.get("usernames"), "usernames")?;
     if names.len() > BLOCK_BATCH_MAX {
         return Err(EmError::illegal(format!("usernames size exceeds limit {BLOCK_BATCH_MAX}")));
