@@ -45,7 +45,7 @@ async fn conversation(s: &EmState, c: &Caller, user: &str, queue: &str) -> EmRes
         None => (queue.trim(), false),
     };
     if !group {
-        let Ok(peer) = username(name) else { return Ok(None) };
+        let peer = username(name).map_err(|_| EmError::illegal(format!("queue {queue} names no user")))?;
         return Ok(s.engine.conversations().find_direct_conversation(&c.app, user, &peer).await?);
     }
     let missing = || {
@@ -91,7 +91,11 @@ pub(super) async fn roaming(State(s): State<EmState>, c: Caller, p: P, Body(b): 
     c.may_act_for(&user.id)?;
     s.engine.apps().rate_check(&c.app, bucket::EM_MESSAGE_ROAMING).await?;
     let o = b.as_object().ok_or_else(EmError::bad_body)?;
-    let queue = str_of(o.get("queue")).filter(|q| !q.trim().is_empty()).ok_or_else(|| EmError::illegal("queue can't be empty"))?;
+    let queue = match o.get("queue") {
+        Some(Value::String(q)) if !q.trim().is_empty() => q.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => return Err(EmError::illegal("queue can't be empty")),
+        Some(_) => return Err(EmError::illegal("queue must be a string: <user>@easemob.com or <group>@conference.easemob.com")),
+    };
     let limit = match o.get("pull_number") {
         None | Some(Value::Null) => ROAMING_PAGE_DEFAULT,
         Some(v) => str_of(Some(v))
