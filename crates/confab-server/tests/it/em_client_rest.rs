@@ -388,3 +388,42 @@ async fn resources_list_the_devices_online_and_a_token_says_when_it_expires() {
     assert!(at > now_ms() + 3_600_000, "{at}");
     get("/sdk/users/bob/token/expires", token).await.em_error(401, "unauthorized");
 }
+
+/// Bad input to the client-only calls: each answered with a 4xx in Easemob's envelope (never a
+/// 5xx), and nothing of the history changed by it.
+#[tokio::test]
+async fn the_client_calls_answer_bad_input_in_easemobs_envelope() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    send(&app, "alice", "bob", "kept").await;
+    let alice = app.user_token("alice").await;
+    let bad_bodies = [
+        json!({"queue": 7}),
+        json!({"queue": "bob@easemob.com", "pull_number": "ten"}),
+        json!({"queue": "bob@easemob.com", "pull_number": 0}),
+        json!({"queue": "bob@easemob.com", "pull_number": 51}),
+        json!({"queue": "bob@easemob.com", "start": "soon"}),
+        json!([1, 2]),
+    ];
+    for body in bad_bodies {
+        let r = roam(&app, "alice", &alice, body.clone()).await;
+        assert!((400..500).contains(&r.status), "{body}: {} {:?}", r.status, r.body);
+        assert!(r.body["error"].is_string(), "{body}: Easemob's envelope: {:?}", r.body);
+    }
+    let calls = [
+        (Method::GET, "/sdk/user/alice/user_channels/list?limit=-1"),
+        (Method::GET, "/sdk/user/alice/user_channels/list?cursor=%%%"),
+        (Method::POST, "/users/alice/contacts/apply"),
+        (Method::POST, "/sdk/user/alice/blocks"),
+    ];
+    for (m, path) in calls {
+        let r = app.call(m.clone(), path, Em::Token(alice.clone()), Some(json!({"usernames": 5}))).await;
+        assert!((400..500).contains(&r.status), "{m} {path}: {} {:?}", r.status, r.body);
+        assert!(r.body["error"].is_string(), "{m} {path}: Easemob's envelope: {:?}", r.body);
+    }
+    // nothing lost: the history is as it was
+    let r = roam(&app, "alice", &alice, json!({"queue": "bob@easemob.com", "start": -1, "pull_number": 10})).await;
+    assert_eq!(texts(&metas(&r)), vec!["kept".to_string()]);
+    srv.stop().await;
+}
