@@ -9,6 +9,7 @@ mod actor;
 pub mod app_code;
 pub mod apps;
 pub mod bus;
+pub mod client_state;
 pub mod clients;
 pub mod collections;
 pub mod commands;

@@ -198,6 +198,11 @@ impl Social {
         let a = self.collections.delete(app, &EntryFilter::collection(ns::CONTACTS, owner).items(vec![friend.to_string()])).await?;
         let b = self.collections.delete(app, &EntryFilter::collection(ns::CONTACTS, friend).items(vec![owner.to_string()])).await?;
         let removed = !a.is_empty() || !b.is_empty();
+        // the remarks each kept on the other go with the friendship
+        for (x, y) in [(owner, friend), (friend, owner)] {
+            let f = EntryFilter::collection(crate::client_state::ns::CONTACT_REMARKS, x).items(vec![y.to_string()]);
+            self.collections.delete(app, &f).await?;
+        }
         if removed {
             self.teller.tell(app, After::Contact { op: ContactOp::Removed, owner, others: &[friend.to_string()] }).await;
             self.news(app, friend, owner, ContactNews::Removed, None);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::message::Messages;
-use crate::model::{App, ConvKind, Conversation, Member};
+use crate::model::{App, ConvKind, Conversation, Member, Role};
 use crate::query::{ConvQuery, Field, Filter, MembershipQuery, Op, Scalar};
 use crate::store::Store;
 
@@ -77,6 +77,83 @@ impl Threads {
         let patch = crate::commands::ConvUpdate::name(name);
         self.conversations.update_conversation(app, thread.id, Some(ConvKind::Thread), &patch, actor).await?;
         Ok(())
+    }
+
+    // ------------------------------------------------------------------ with a user's token
+
+    /// The group a thread hangs from, and `user`'s role in it (`NotMember` if none).
+    async fn group_role(&self, app: &App, thread: &Conversation, user: &str) -> Result<(Conversation, Role)> {
+        let (group, _) = thread.parent.ok_or(Error::WrongKind { expected: ConvKind::Thread })?;
+        let group = self.conversations.conversation(app, group, None).await?;
+        let m = self.conversations.member(app, &group, user).await?;
+        if m.role == Role::Subscriber {
+            return Err(Error::NotMember);
+        }
+        Ok((group, m.role))
+    }
+
+    /// A user may read a thread (its details, members, last message) when they are in its group.
+    pub async fn check_reader(&self, app: &App, thread: &Conversation, user: &str) -> Result<()> {
+        self.group_role(app, thread, user).await.map(drop)
+    }
+
+    /// A user may rename or destroy a thread when they own it, or own or administer its group
+    /// (`NotAllowed` otherwise; outside the group: `NotMember`).
+    async fn check_manager(&self, app: &App, thread: &Conversation, user: &str) -> Result<()> {
+        let (_, role) = self.group_role(app, thread, user).await?;
+        if thread.creator.as_deref() == Some(user) || matches!(role, Role::Owner | Role::Admin) {
+            Ok(())
+        } else {
+            Err(Error::NotAllowed("only the thread's owner or the group's owner or an admin may change the thread".into()))
+        }
+    }
+
+    /// A user renames a thread (its owner, or the group's owner or an admin).
+    pub async fn rename_thread_as(&self, app: &App, thread: &Conversation, name: &str, user: &str) -> Result<()> {
+        self.check_manager(app, thread, user).await?;
+        self.rename_thread(app, thread, name, &Actor::Admin).await
+    }
+
+    /// A user destroys a thread (its owner, or the group's owner or an admin).
+    pub async fn destroy_thread_as(&self, app: &App, thread: &Conversation, user: &str) -> Result<()> {
+        self.check_manager(app, thread, user).await?;
+        self.conversations.delete_conversation(app, thread.id, Some(ConvKind::Thread), &Actor::Admin).await
+    }
+
+    /// A member of the group joins one of its threads (joining again changes nothing).
+    pub async fn join_thread(&self, app: &App, thread: &Conversation, user: &str) -> Result<()> {
+        self.group_role(app, thread, user).await?;
+        self.conversations.add_members(app, thread, vec![user.to_string()], &Actor::User(user.to_string())).await.map(drop)
+    }
+
+    /// A member leaves a thread (`NotMember` if they are not in it).
+    pub async fn leave_thread(&self, app: &App, thread: &Conversation, user: &str) -> Result<()> {
+        self.conversations.member(app, thread, user).await?;
+        self.conversations.remove_members(app, thread, vec![user.to_string()], &Actor::User(user.to_string())).await.map(drop)
+    }
+
+    /// The group's owner or an admin removes a member from a thread (`NotAllowed` for anyone
+    /// else; a user not in the thread: `NotMember`).
+    pub async fn remove_thread_member(&self, app: &App, thread: &Conversation, by: &Actor, member: &str) -> Result<()> {
+        if let Some(u) = by.user() {
+            let (_, role) = self.group_role(app, thread, u).await?;
+            if !matches!(role, Role::Owner | Role::Admin) {
+                return Err(Error::NotAllowed("only the group's owner or an admin may remove a thread's members".into()));
+            }
+        }
+        self.conversations.member(app, thread, member).await?;
+        self.conversations.remove_members(app, thread, vec![member.to_string()], &Actor::Admin).await.map(drop)
+    }
+
+    /// The threads of one group by creation, newest first, after the thread `after`, at most
+    /// `limit`.
+    pub async fn group_threads(&self, app: &App, group: i64, after: Option<i64>, limit: i64) -> Result<Vec<Conversation>> {
+        let mut filter = Filter::Cond(Field::ParentConv, Op::Eq(Scalar::Int(group)));
+        if let Some(id) = after {
+            filter = Filter::And(vec![filter, Filter::Cond(Field::Id, Op::Lt(Scalar::Int(id)))]);
+        }
+        let q = ConvQuery { kinds: Some(vec![ConvKind::Thread]), filter, order: vec![(Field::Id, true)], limit, ..Default::default() };
+        Ok(self.conversations.query_conversations(app, &q).await?.0)
     }
 
     /// The app's threads by creation, after the thread `after` (exclusive), at most `limit`.

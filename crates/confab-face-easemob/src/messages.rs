@@ -6,7 +6,10 @@
 //! a LeanCloud client sees an Easemob `txt` as its text message, a MaxIM client as TEXT.
 
 mod channels;
+mod erase;
 mod files;
+mod pins;
+mod reports;
 mod roaming;
 
 use axum::extract::State;
@@ -62,6 +65,9 @@ pub fn routes() -> Routes {
     ];
     r.extend(channels::routes());
     r.extend(files::routes());
+    r.extend(pins::routes());
+    r.extend(erase::routes());
+    r.extend(reports::routes());
     r
 }
 

@@ -72,7 +72,8 @@ async fn named(s: &EmState, app: &App, user: &str, channel: &str, kind: &str) ->
 }
 
 /// `DELETE /users/{username}/user_channel {channel, type, delete_roam}`: the conversation leaves
-/// the user's own list (one-way; the peer keeps it, a new message brings it back), unpinned.
+/// the user's own list (one-way; the peer keeps it, a new message brings it back), unpinned;
+/// with `delete_roam` true its history is erased from the user's own view as well.
 async fn delete_channel(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
     let user = user_in_path(&s.engine, &c.app, &p, "username").await?;
     c.may_act_for(&user.id)?;
@@ -82,12 +83,16 @@ async fn delete_channel(State(s): State<EmState>, c: Caller, p: P, Body(b): Body
     let channel =
         str_of(o.get("channel")).filter(|v| !v.is_empty()).ok_or_else(|| EmError::illegal("field channel cannot be null or empty"))?;
     let kind = str_of(o.get("type")).filter(|v| !v.is_empty()).ok_or_else(|| EmError::illegal("field type cannot be null or empty"))?;
-    match o.get("delete_roam") {
-        Some(Value::Bool(_)) => {}
+    let erase = match o.get("delete_roam") {
+        Some(Value::Bool(d)) => *d,
         None | Some(Value::Null) => return Err(EmError::illegal("field delete_roam cannot be null")),
         Some(_) => return Err(EmError::bad_body()),
-    }
+    };
     if let Some(conv) = named(&s, &c.app, &user.id, &channel, &kind).await? {
+        // `delete_roam`: the history goes too, from the user's own view (the peer keeps it)
+        if erase {
+            s.engine.client_state().erase_before(&c.app, &conv, &user.id, s.engine.now() + 1).await?;
+        }
         match s.engine.conversations().hide_conversation(&c.app, &conv, &user.id).await {
             Ok(()) | Err(confab_engine::Error::NotMember) => {}
             Err(e) => return Err(e.into()),
