@@ -15,14 +15,30 @@ use prost::Message as _;
 use tokio::sync::watch;
 
 use super::frames::{self, ok, status};
+use super::held;
 use super::proto::m_sync::Command;
 use super::proto::status::ErrorCode;
 use super::proto::{CommSyncDl, CommSyncUl, MSync, MetaQueue, Provision};
-use super::queues::Device;
+use super::queues::{Device, Page};
 use super::{Conn, MsyncGateway};
 
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
+/// Sends a connection may have waiting for their commit (`ConnState::inflight`).
+const SENDS_IN_FLIGHT: usize = 64;
+/// How often a device's moved positions are written (`Device::flush`).
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A send's answer, once its message is stored.
+pub(super) type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = bytes::Bytes> + Send + Sync>>;
+
+/// What the connection's task does next.
+enum Next<F> {
+    Answer(bytes::Bytes),
+    Flush,
+    Frame(F),
+    Killed,
+}
 
 /// The token prefix the SDK puts before its token in `MSync.auth`.
 const TOKEN_PREFIX: &str = "$t$";
@@ -44,6 +60,9 @@ pub(super) struct ConnState {
     pub login: Option<LoggedIn>,
     /// Whether the contact requests waiting for the user were told (after the first UNREAD).
     pub requests_told: bool,
+    /// Sends waiting for their commit, answered in order as they complete: the next frame is
+    /// read meanwhile (the SDK keeps several sends in flight).
+    pub inflight: futures_util::stream::FuturesOrdered<Pending>,
 }
 
 pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<String>) {
@@ -54,6 +73,7 @@ pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<S
         kill: watch::Sender::new(None),
         session: OnceLock::new(),
         pulling: Default::default(),
+        held: Default::default(),
     });
     gw.conn_opened(&conn);
     let _registered = Registered(gw.clone(), conn.id);
@@ -91,13 +111,37 @@ pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<S
         wconn.out.close();
     });
 
-    let mut st = ConnState { gw: gw.clone(), conn: conn.clone(), ip, login: None, requests_told: false };
+    let mut st = ConnState {
+        gw: gw.clone(),
+        conn: conn.clone(),
+        ip,
+        login: None,
+        requests_told: false,
+        inflight: futures_util::stream::FuturesOrdered::new(),
+    };
     let mut killed = conn.kill.subscribe();
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wait = if st.login.is_some() { gw.settings.idle_timeout } else { gw.settings.login_timeout };
+        let dirty = st.login.as_ref().is_some_and(|l| l.device.is_dirty());
         let next = tokio::select! {
-            r = tokio::time::timeout(wait, stream.next()) => r,
-            _ = killed.wait_for(Option::is_some) => break,
+            Some(answer) = st.inflight.next(), if !st.inflight.is_empty() => Next::Answer(answer),
+            _ = flush.tick(), if dirty => Next::Flush,
+            r = tokio::time::timeout(wait, stream.next()) => Next::Frame(r),
+            _ = killed.wait_for(Option::is_some) => Next::Killed,
+        };
+        let next = match next {
+            Next::Answer(answer) => {
+                st.reply(answer).await;
+                continue;
+            }
+            Next::Flush => {
+                st.flush().await;
+                continue;
+            }
+            Next::Frame(r) => r,
+            Next::Killed => break,
         };
         let frame = match next {
             Err(_) => {
@@ -120,6 +164,11 @@ pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<S
             break;
         }
     }
+    // sends that were stored are answered (if the client still reads); positions are written
+    while let Some(answer) = st.inflight.next().await {
+        st.conn.out.push(answer).ok();
+    }
+    st.flush().await;
     if let Some(l) = st.login.take() {
         gw.sessions.end(&l.session, false, &Offline::Lost { error: None }).await;
     }
@@ -143,6 +192,26 @@ impl ConnState {
 
     async fn reply(&self, frame: bytes::Bytes) {
         self.conn.reply(frame).await;
+    }
+
+    /// Write the device's moved positions.
+    async fn flush(&mut self) {
+        let engine = self.gw.engine.clone();
+        if let Some(l) = &mut self.login {
+            if let Err(e) = l.device.flush(&engine).await {
+                tracing::warn!(error = %e, "a msync device's positions were not written (kept to try again)");
+            }
+        }
+    }
+
+    /// A send waits for its commit; at most [`SENDS_IN_FLIGHT`] do (the oldest is answered first).
+    pub(super) async fn later(&mut self, answer: Pending) {
+        self.inflight.push_back(answer);
+        if self.inflight.len() >= SENDS_IN_FLIGHT {
+            if let Some(a) = self.inflight.next().await {
+                self.reply(a).await;
+            }
+        }
     }
 
     /// One frame: decode it and run its command.
@@ -229,8 +298,8 @@ impl ConnState {
         if user.disabled {
             return Err(status(ErrorCode::Unauthorized, Some("Sorry, user is deactivated")));
         }
-        let device = Device { app: app.clone(), app_key: format!("{org}#{app_name}"), user: name.clone(), resource: resource.clone() };
-        device.seen(&engine).await.map_err(internal)?;
+        let device =
+            Device::login(&engine, app.clone(), format!("{org}#{app_name}"), name.clone(), resource.clone()).await.map_err(internal)?;
         let session = self.gw.sessions.open(
             self.gw.id,
             NewSession {
@@ -259,6 +328,10 @@ impl ConnState {
 
     /// `LOGOUT`: the device logged out (the SDK closes the socket right after).
     async fn logout(&mut self) {
+        while let Some(answer) = self.inflight.next().await {
+            self.reply(answer).await;
+        }
+        self.flush().await;
         if let Some(l) = self.login.take() {
             self.gw.sessions.end(&l.session, false, &Offline::Logout).await;
         }
@@ -268,8 +341,9 @@ impl ConnState {
     /// `UNREAD` (heartbeat and login inventory): the queues with something for this device.
     async fn unread(&mut self) {
         let now = self.now();
-        let Some(l) = &self.login else { return };
-        let frame = match l.device.unread(&self.gw.engine).await {
+        let engine = self.gw.engine.clone();
+        let Some(l) = &mut self.login else { return };
+        let frame = match l.device.unread(&engine).await {
             Ok(queues) => {
                 let unread = queues.into_iter().map(|(q, n)| MetaQueue { queue: Some(q.jid(&l.device.app_key)), n: Some(n) }).collect();
                 frames::unread(ok(), unread, now)
@@ -313,49 +387,66 @@ impl ConnState {
     async fn sync(&mut self, ul: CommSyncUl) {
         let now = self.now();
         if let Some(meta) = ul.meta {
-            if let Some(answer) = self.send(meta).await {
-                self.reply(frames::sync(answer)).await;
+            match self.send(meta).await {
+                Some(super::send::Sent::Now(answer)) => self.reply(frames::sync(*answer)).await,
+                Some(super::send::Sent::Later(answer)) => self.later(answer).await,
+                None => {}
             }
             return;
         }
         let Some(queue) = ul.queue else {
             return self.reply(frames::sync_status(status(ErrorCode::MissingParameter, Some("meta or queue is required")), now)).await;
         };
-        let Some(l) = &self.login else { return };
-        let engine = &self.gw.engine;
-        let page = match l.device.queue_named(engine, &queue).await {
-            Ok(Some(q)) => {
-                // before the store is read: a message stored after that has its NOTICE seen
-                self.conn.pull_begins(frames::notice(q.jid(&l.device.app_key)));
-                l.device.pull(engine, &q, ul.key).await
-            }
-            // a queue with nothing for this device: an empty last page
-            Ok(None) => Ok(super::queues::Page { metas: vec![], next_key: None }),
-            Err(e) => Err(e),
-        };
-        let dl = match page {
-            Ok(p) => CommSyncDl {
-                status: Some(ok()),
-                queue: Some(queue),
-                metas: p.metas,
-                is_last: Some(p.next_key.is_none()),
-                next_key: p.next_key,
-                timestamp: Some(now.max(0) as u64),
-                ..Default::default()
+        let engine = self.gw.engine.clone();
+        let Some(l) = &mut self.login else { return };
+        let key = held::queue_key(&queue);
+        // before memory or the store is read: a message kept after that has its NOTICE seen
+        if let Some(notice) = notice_of(&l.device.app_key, &queue) {
+            self.conn.pull_begins(notice);
+        }
+        let from_memory = l.device.pull_held(&mut self.conn.held.lock(), &key, ul.key);
+        let page = match from_memory {
+            Some(p) => Ok(p),
+            None => match l.device.queue_named(&engine, &queue).await {
+                Ok(Some(q)) => {
+                    let page = l.device.pull(&engine, &q, ul.key).await;
+                    // a last page: the queue is caught up, and memory answers its next pulls
+                    if let (Ok(Page { next_key: None, .. }), Some(at)) = (&page, l.device.position(q.conv.id)) {
+                        self.conn.held.lock().caught_up(&key, q.conv.id, at);
+                    }
+                    page
+                }
+                // a queue with nothing for this device: an empty last page
+                Ok(None) => Ok(Page { metas: vec![], next_key: None }),
+                Err(e) => Err(e),
             },
+        };
+        let (dl, metas) = match page {
+            Ok(p) => {
+                let dl = CommSyncDl {
+                    status: Some(ok()),
+                    queue: Some(queue),
+                    is_last: Some(p.next_key.is_none()),
+                    next_key: p.next_key,
+                    timestamp: Some(now.max(0) as u64),
+                    ..Default::default()
+                };
+                (dl, p.metas)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "a msync pull failed");
-                CommSyncDl {
+                let dl = CommSyncDl {
                     status: Some(status(ErrorCode::Fail, Some("Sorry, try again"))),
                     queue: Some(queue),
                     is_last: Some(true),
                     timestamp: Some(now.max(0) as u64),
                     ..Default::default()
-                }
+                };
+                (dl, vec![])
             }
         };
         let last = dl.is_last == Some(true);
-        self.reply(frames::sync(dl)).await;
+        self.reply(frames::page(dl, &metas)).await;
         // a NOTICE of this queue pushed while the pull was answered reached the SDK while the
         // queue was still in its list, ignored; after a last page (which drops the queue) it
         // is heard (spec §6.1)
@@ -363,4 +454,15 @@ impl ConnState {
             self.reply(notice).await;
         }
     }
+}
+
+/// The NOTICE the encoder writes for the queue a pull names (its JID as the encoder builds it).
+fn notice_of(app_key: &str, queue: &super::proto::Jid) -> Option<bytes::Bytes> {
+    let name = queue.name.as_deref()?.trim();
+    let jid = if frames::is_group(queue) {
+        frames::group_jid(app_key, name.parse().ok()?)
+    } else {
+        frames::user_jid(app_key, &name.to_lowercase(), None)
+    };
+    Some(frames::notice(jid))
 }

@@ -24,7 +24,9 @@ use confab_engine::sessions::{Encoder, Session};
 use confab_engine::{Engine, Event, KickReason};
 use prost::Message as _;
 
+use super::body::sender_resource;
 use super::frames::{self, group_jid, user_jid};
+use super::held::{self, Note};
 use super::proto::message_body::Type as BType;
 use super::proto::meta::NameSpace;
 use super::proto::muc_body::Operation as MucOp;
@@ -111,8 +113,12 @@ impl Encoder for MsyncEncoder {
                 };
                 let key = self.app_key(*app).await?;
                 let body = StatisticsBody { operation: Some(op as i32), reason, ..Default::default() };
+                // `from` and `to` name the user: agora-chat 1.4.0 reads `from.name` of every meta
+                // it is handed (a TypeError without one, and the kick is never told)
                 let meta = Meta {
                     id: Some(self.engine.next_id() as u64),
+                    from: Some(user_jid(&key, user, None)),
+                    to: Some(user_jid(&key, user, None)),
                     timestamp: Some(now.max(0) as u64),
                     ns: Some(NameSpace::Statistic as i32),
                     payload: Some(body.encode_to_vec()),
@@ -327,15 +333,31 @@ impl MsyncEncoder {
                 BType::Chat => user_jid(&key, queue_name, None),
                 _ => group_jid(&key, conv.id),
             };
-            if !unsolicited {
-                return frames::notice(queue);
-            }
-            let meta = if recall {
-                recall_meta(&key, kind, queue_name, viewer, msg, now, self.engine.next_id())
-            } else {
-                meta_of(&key, kind, queue_name, viewer, msg)
+            let queue_key = held::queue_key(&queue);
+            let note = |frame: Bytes, meta: Bytes| Note {
+                frame,
+                queue: queue_key.clone(),
+                conv: conv.id,
+                seq: msg.seq,
+                ts: msg.timestamp,
+                id: msg.id,
+                from: msg.from.clone(),
+                resource: sender_resource(msg).map(str::to_string),
+                meta,
+                recall,
             };
-            frames::unsolicited(queue, vec![meta], now)
+            if !unsolicited {
+                // the NOTICE, and beside it the meta the pull it brings delivers (`held.rs`)
+                let meta = Bytes::from(meta_of(&key, kind, queue_name, viewer, msg).encode_to_vec());
+                return note(frames::notice(queue), meta).pack();
+            }
+            if recall {
+                let meta = recall_meta(&key, kind, queue_name, viewer, msg, now, self.engine.next_id());
+                let frame = frames::unsolicited(queue.clone(), vec![meta], now);
+                // a kept message that is recalled is passed, not delivered
+                return if msg.seq > 0 { note(frame, Bytes::new()).pack() } else { frame };
+            }
+            frames::unsolicited(queue, vec![meta_of(&key, kind, queue_name, viewer, msg)], now)
         };
         if kind != BType::Chat {
             let name = conv.id.to_string();

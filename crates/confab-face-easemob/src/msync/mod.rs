@@ -21,6 +21,7 @@ mod body;
 mod conn;
 mod encode;
 mod frames;
+mod held;
 mod muc;
 pub mod proto;
 mod queues;
@@ -86,6 +87,8 @@ pub struct Conn {
     /// The pull being answered, if any: the NOTICE of its queue, and whether that NOTICE was
     /// pushed since the pull began (see [`Pulling`]).
     pulling: parking_lot::Mutex<Option<Pulling>>,
+    /// The messages handed to it that its device has not pulled yet (`held.rs`).
+    held: parking_lot::Mutex<held::Held>,
 }
 
 /// A pull in flight on a connection. The SDK ignores a `NOTICE{Q}` while Q is in its list (a pull
@@ -103,6 +106,16 @@ impl Outlet for Conn {
         if frame.is_empty() {
             return;
         }
+        // a message beside its NOTICE: kept for the pull the NOTICE brings (before the NOTICE
+        // is written, so that the pull finds it)
+        let frame = match held::Note::unpack(&frame) {
+            Some(n) => {
+                let f = n.frame.clone();
+                self.held.lock().keep(n);
+                f
+            }
+            None => frame,
+        };
         if let Some(p) = self.pulling.lock().as_mut() {
             p.noticed |= p.notice == frame;
         }

@@ -5,7 +5,8 @@
 //! one-to-one conversation, the group's JID for a group (spec §6). What a device got is kept in
 //! the store (namespace `msync_devices`, one collection per `user\u{1f}resource`): per
 //! conversation the last message the device got (`{seq, ts, id}`), and when the device was first
-//! seen (`~since`). In the store, not in the process: on a cluster a device that reconnects to
+//! seen (`~since`). A session reads them at login and keeps them, writing them behind (at least
+//! every second while they move, and when it ends): on a cluster a device that reconnects to
 //! another node finds where it was. Items expire after [`DEVICE_TTL_DAYS`] without use (devices
 //! with random resources come and go).
 //!
@@ -15,19 +16,24 @@
 //! gets a new conversation's messages even when another device of the user got them first. At
 //! most [`BACKLOG_MAX`] of the newest, as Easemob keeps a bounded number per conversation.
 //!
-//! Each page a device takes moves the member's delivered cursor too (delivery receipts for
-//! senders who asked, LeanCloud's `ack_at`).
+//! A pull is answered from what the connection holds when it can (`held.rs`: the messages the
+//! dispatcher handed it), else from the store. Each page a device takes moves the member's
+//! delivered cursor too, as its position is written (delivery receipts for senders who asked,
+//! LeanCloud's `ack_at`).
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use confab_engine::entries::ns;
 use confab_engine::model::{App, Audience, ConvKind, Conversation, Cursor, Message, Priority};
 use confab_engine::query::{Bound, HistoryQuery, HistoryScope};
 use confab_engine::{Engine, Entry, EntryFilter, EntryQuery, Position, PutRule};
+use prost::Message as _;
 use serde_json::json;
 
 use super::body::{self, sender_resource};
 use super::frames::{group_jid, is_group, user_jid};
+use super::held::{Held, Pos, Take};
 use super::proto::message_body::Type as BType;
 use super::proto::meta::NameSpace;
 use super::proto::{key_value, Jid, KeyValue, Meta};
@@ -42,21 +48,23 @@ pub const DEVICE_TTL_DAYS: i64 = 30;
 const CONVERSATIONS_MAX: i64 = 100;
 const SINCE: &str = "~since";
 
-/// A logged-in device.
+/// A logged-in device, and where it got to in each conversation: read from the store at login,
+/// then kept here and written behind ([`Device::flush`], at least every second while it moves,
+/// and when the connection ends). A position lost in a crash makes the device pull again what it
+/// had (its SDK drops a message id it has).
 pub struct Device {
     pub app: std::sync::Arc<App>,
     /// `org#app`.
     pub app_key: String,
     pub user: String,
     pub resource: String,
-}
-
-/// Where a device got to in a conversation.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Pos {
-    seq: i64,
-    ts: i64,
-    id: i64,
+    positions: HashMap<i64, Pos>,
+    /// When the device was first seen.
+    since: i64,
+    /// Positions not written yet.
+    dirty: HashMap<i64, Pos>,
+    /// The conversations positions were moved in (a cursor moves with a position).
+    convs: HashMap<i64, Conversation>,
 }
 
 /// A conversation as a queue of this device's: the conversation, how it is addressed in a
@@ -76,13 +84,46 @@ impl Queue {
     }
 }
 
-/// A page of a queue: its metas, and the key of the next page (None: the last).
+/// A page of a queue: its metas (encoded), and the key of the next page (None: the last).
 pub struct Page {
-    pub metas: Vec<Meta>,
+    pub metas: Vec<Bytes>,
     pub next_key: Option<u64>,
 }
 
 impl Device {
+    /// The device logs in: first seen now, unless it was seen before; its positions are read.
+    pub async fn login(
+        engine: &Engine,
+        app: std::sync::Arc<App>,
+        app_key: String,
+        user: String,
+        resource: String,
+    ) -> confab_engine::Result<Device> {
+        let mut d = Device {
+            app,
+            app_key,
+            user,
+            resource,
+            positions: HashMap::new(),
+            since: engine.now(),
+            dirty: HashMap::new(),
+            convs: HashMap::new(),
+        };
+        let e = Entry::new(ns::MSYNC_DEVICES, d.key(), SINCE, json!({"ts": engine.now()})).expiring(d.expiry(engine));
+        let rule = PutRule { overwrite: confab_engine::Overwrite::Never, max_items: None };
+        engine.collections().put(&d.app, vec![e], rule).await?;
+        let q = EntryQuery::all(EntryFilter::collection(ns::MSYNC_DEVICES, d.key()));
+        for e in engine.collections().list(&d.app, &q).await? {
+            let n = |k: &str| e.value.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+            if e.item == SINCE {
+                d.since = n("ts");
+            } else if let Ok(conv) = e.item.parse::<i64>() {
+                d.positions.insert(conv, Pos { seq: n("seq"), ts: n("ts"), id: n("id") });
+            }
+        }
+        Ok(d)
+    }
+
     fn key(&self) -> String {
         format!("{}\u{1f}{}", self.user, self.resource)
     }
@@ -91,42 +132,90 @@ impl Device {
         Some(engine.now() + DEVICE_TTL_DAYS * 86_400_000)
     }
 
-    /// The device logs in: first seen now, unless it was seen before.
-    pub async fn seen(&self, engine: &Engine) -> confab_engine::Result<()> {
-        let e = Entry::new(ns::MSYNC_DEVICES, self.key(), SINCE, json!({"ts": engine.now()})).expiring(self.expiry(engine));
-        let rule = PutRule { overwrite: confab_engine::Overwrite::Never, max_items: None };
-        engine.collections().put(&self.app, vec![e], rule).await?;
-        Ok(())
+    /// The device got to `p` in `conv` (written by the next [`Device::flush`]).
+    fn save(&mut self, conv: &Conversation, p: Pos) {
+        self.convs.entry(conv.id).or_insert_with(|| conv.clone());
+        self.moved(conv.id, p);
     }
 
-    /// Every position of the device, and when it was first seen.
-    async fn positions(&self, engine: &Engine) -> confab_engine::Result<(HashMap<i64, Pos>, i64)> {
-        let q = EntryQuery::all(EntryFilter::collection(ns::MSYNC_DEVICES, self.key()));
-        let mut out = HashMap::new();
-        let mut since = engine.now();
-        for e in engine.collections().list(&self.app, &q).await? {
-            let n = |k: &str| e.value.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
-            if e.item == SINCE {
-                since = n("ts");
-            } else if let Ok(conv) = e.item.parse::<i64>() {
-                out.insert(conv, Pos { seq: n("seq"), ts: n("ts"), id: n("id") });
-            }
+    fn moved(&mut self, conv: i64, p: Pos) {
+        self.positions.insert(conv, p);
+        self.dirty.insert(conv, p);
+    }
+
+    /// Whether positions wait to be written.
+    pub fn is_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Write the positions that moved, and move the member's delivered cursors with them (every
+    /// face's: delivery receipts for senders who asked, LeanCloud's `ack_at`). Kept to be
+    /// written again if the store refuses.
+    pub async fn flush(&mut self, engine: &Engine) -> confab_engine::Result<()> {
+        if self.dirty.is_empty() {
+            return Ok(());
         }
-        Ok((out, since))
-    }
-
-    async fn save(&self, engine: &Engine, conv: &Conversation, p: Pos) -> confab_engine::Result<()> {
-        let e = Entry::new(ns::MSYNC_DEVICES, self.key(), conv.id.to_string(), json!({"seq": p.seq, "ts": p.ts, "id": p.id}))
-            .expiring(self.expiry(engine));
-        engine.collections().put(&self.app, vec![e], PutRule::default()).await?;
-        if p.id > 0 {
-            // the member's delivered cursor, for every face (receipts to senders who asked)
-            let moved = engine.messages().advance_cursor(&self.app, conv, &self.user, Cursor::Delivered, Position::Message(p.id)).await;
+        let entries = self
+            .dirty
+            .iter()
+            .map(|(conv, p)| {
+                Entry::new(ns::MSYNC_DEVICES, self.key(), conv.to_string(), json!({"seq": p.seq, "ts": p.ts, "id": p.id}))
+                    .expiring(self.expiry(engine))
+            })
+            .collect();
+        engine.collections().put(&self.app, entries, PutRule::default()).await?;
+        for (id, p) in std::mem::take(&mut self.dirty) {
+            if p.id <= 0 {
+                continue;
+            }
+            let conv = match self.convs.get(&id) {
+                Some(c) => c.clone(),
+                None => match engine.conversations().conversation(&self.app, id, None).await {
+                    Ok(c) => self.convs.entry(id).or_insert(c).clone(),
+                    Err(_) => continue,
+                },
+            };
+            let moved = engine.messages().advance_cursor(&self.app, &conv, &self.user, Cursor::Delivered, Position::Message(p.id)).await;
             if let Err(e) = moved {
                 tracing::debug!(error = %e, "a pulled page did not move the delivered cursor");
             }
         }
         Ok(())
+    }
+
+    /// A page of a queue from what the connection holds (`held.rs`), if memory can answer; as
+    /// [`Device::pull`] answers from the store.
+    pub fn pull_held(&mut self, held: &mut Held, key: &str, page_key: Option<u64>) -> Option<Page> {
+        let conv = held.conv_of(key)?;
+        let mut at = *self.positions.get(&conv)?;
+        if let Some(k) = page_key.filter(|k| *k > 0) {
+            let k = i64::try_from(k).ok()?;
+            match held.find(key, k) {
+                Some(p) if p.seq > at.seq => {
+                    at = p;
+                    self.moved(conv, p);
+                }
+                Some(_) => {}
+                None if k == at.id => {}
+                None => return None,
+            }
+        }
+        held.passed(key, at);
+        let Take::Kept(kept, more) = held.after(key, at, PAGE) else { return None };
+        let metas = kept
+            .iter()
+            .filter(|k| !(k.recalled || k.from == self.user && k.resource.as_deref() == Some(self.resource.as_str())))
+            .map(|k| k.meta.clone())
+            .collect();
+        Some(match kept.last().map(|k| k.pos) {
+            Some(p) if more => Page { metas, next_key: Some(p.id as u64) },
+            Some(p) => {
+                self.moved(conv, p);
+                held.caught_up(key, conv, p);
+                Page { metas, next_key: None }
+            }
+            None => Page { metas, next_key: None },
+        })
     }
 
     /// Whether the device gets this message: not one it sent itself, addressed to its user,
@@ -192,17 +281,16 @@ impl Device {
     /// estimate for conversations the device has a position in: their newest sequence number
     /// past it). A conversation with nothing for the device gets a position now, so that the
     /// next heartbeat does not look at it again.
-    pub async fn unread(&self, engine: &Engine) -> confab_engine::Result<Vec<(Queue, u32)>> {
-        let (positions, since) = self.positions(engine).await?;
+    pub async fn unread(&mut self, engine: &Engine) -> confab_engine::Result<Vec<(Queue, u32)>> {
         let mut out = Vec::new();
         for conv in engine.conversations().user_conversations(&self.app, &self.user, CONVERSATIONS_MAX).await? {
-            let n = match positions.get(&conv.id) {
+            let n = match self.positions.get(&conv.id) {
                 Some(p) => (conv.last_seq - p.seq).max(0),
                 None => {
-                    let (wanted, top) = self.backlog(engine, &conv, since).await?;
+                    let (wanted, top) = self.backlog(engine, &conv, self.since).await?;
                     if wanted.is_empty() {
                         if let Some(top) = top {
-                            self.save(engine, &conv, top).await?;
+                            self.save(&conv, top);
                         }
                     }
                     wanted.len() as i64
@@ -219,15 +307,14 @@ impl Device {
 
     /// A page of a queue. A pull with `key` (the last message of the page before) says the
     /// device has everything up to it. The last page counts as delivered once it is answered.
-    pub async fn pull(&self, engine: &Engine, q: &Queue, key: Option<u64>) -> confab_engine::Result<Page> {
+    pub async fn pull(&mut self, engine: &Engine, q: &Queue, key: Option<u64>) -> confab_engine::Result<Page> {
         let conv = &q.conv;
-        let (positions, since) = self.positions(engine).await?;
-        let mut at = positions.get(&conv.id).copied();
+        let mut at = self.positions.get(&conv.id).copied();
         if let Some(k) = key.filter(|k| *k > 0).and_then(|k| i64::try_from(k).ok()) {
             if let Ok(m) = engine.messages().message(&self.app, k).await {
                 if m.conv == conv.id && at.is_none_or(|p| m.seq > p.seq) {
                     let p = Pos { seq: m.seq, ts: m.timestamp, id: m.id };
-                    self.save(engine, conv, p).await?;
+                    self.save(conv, p);
                     at = Some(p);
                 }
             }
@@ -249,10 +336,10 @@ impl Device {
                 (got.into_iter().filter(|m| m.seq > p.seq).collect::<Vec<_>>(), full)
             }
             None => {
-                let (wanted, top) = self.backlog(engine, conv, since).await?;
+                let (wanted, top) = self.backlog(engine, conv, self.since).await?;
                 if wanted.is_empty() {
                     if let Some(top) = top {
-                        self.save(engine, conv, top).await?;
+                        self.save(conv, top);
                     }
                 }
                 (wanted, false)
@@ -267,7 +354,7 @@ impl Device {
                 break;
             }
             if self.wants(m) {
-                metas.push(self.meta(q, m));
+                metas.push(Bytes::from(self.meta(q, m).encode_to_vec()));
             }
             last = Some(Pos { seq: m.seq, ts: m.timestamp, id: m.id });
         }
@@ -275,11 +362,16 @@ impl Device {
         match last {
             Some(p) if more => Ok(Page { metas, next_key: Some(p.id as u64) }),
             Some(p) => {
-                self.save(engine, conv, p).await?;
+                self.save(conv, p);
                 Ok(Page { metas, next_key: None })
             }
             None => Ok(Page { metas, next_key: None }),
         }
+    }
+
+    /// Where the device is in a conversation, if anywhere.
+    pub fn position(&self, conv: i64) -> Option<Pos> {
+        self.positions.get(&conv).copied()
     }
 
     /// A stored message as the meta a device pulls.

@@ -11,8 +11,9 @@ use prost::Message as _;
 use serde_json::Value;
 
 use super::body::{self, EXT_KEY};
-use super::conn::ConnState;
-use super::frames::{is_group, ok, status};
+use super::conn::{ConnState, Pending};
+use super::frames::{self, is_group, ok, status};
+use super::held::Note;
 use super::proto::message_body::Type as BType;
 use super::proto::meta::{NameSpace, RouteType};
 use super::proto::status::ErrorCode;
@@ -43,9 +44,15 @@ fn refusal(e: &Error, group: bool) -> Status {
     }
 }
 
+/// A sent meta's answer: now, or once its message is stored.
+pub(super) enum Sent {
+    Now(Box<CommSyncDl>),
+    Later(Pending),
+}
+
 impl ConnState {
     /// A sent meta's answer; None for metas that get none (the client's statistics).
-    pub(super) async fn send(&mut self, meta: Meta) -> Option<CommSyncDl> {
+    pub(super) async fn send(&mut self, meta: Meta) -> Option<Sent> {
         let now = self.now();
         let answer = |st: Status, server_id: Option<u64>, ts: i64| CommSyncDl {
             status: Some(st),
@@ -57,24 +64,27 @@ impl ConnState {
         match meta.ns.and_then(|n| NameSpace::try_from(n).ok()) {
             Some(NameSpace::Statistic) => return None,
             Some(NameSpace::Chat) => {}
-            Some(NameSpace::Muc) => return Some(self.muc(&meta).await),
-            _ => return Some(answer(fail("Sorry, this operation is not supported yet"), None, now)),
+            Some(NameSpace::Muc) => return Some(Sent::Now(Box::new(self.muc(&meta).await))),
+            _ => return Some(Sent::Now(Box::new(answer(fail("Sorry, this operation is not supported yet"), None, now)))),
         }
         let payload = meta.payload.clone().unwrap_or_default();
         let Ok(b) = MessageBody::decode(payload.as_slice()) else {
-            return Some(answer(fail("Sorry, format is incorrect"), None, now));
+            return Some(Sent::Now(Box::new(answer(fail("Sorry, format is incorrect"), None, now))));
         };
         let kind = b.r#type.and_then(|t| BType::try_from(t).ok());
         let result = match kind {
-            Some(BType::Chat | BType::Groupchat | BType::Chatroom) => self.send_message(&meta, &b, &payload).await,
+            Some(BType::Chat | BType::Groupchat | BType::Chatroom) => match self.send_message(&meta, &b, &payload).await {
+                Ok(later) => return Some(Sent::Later(later)),
+                Err(st) => Err(st),
+            },
             Some(k @ (BType::ReadAck | BType::DeliverAck | BType::ChannelAck)) => self.ack(&meta, &b, k).await,
             Some(BType::Recall) => self.recall(&meta, &b).await,
             _ => Err(fail("Sorry, this message type is not supported yet")),
         };
-        Some(match result {
+        Some(Sent::Now(Box::new(match result {
             Ok((id, ts)) => answer(ok(), Some(id as u64), ts),
             Err(st) => answer(st, None, now),
-        })
+        })))
     }
 
     /// The conversation a meta goes to: a user's one-to-one conversation with the sender, a
@@ -103,8 +113,10 @@ impl ConnState {
         }
     }
 
-    /// A message: stored and delivered through the engine; `(server id, timestamp)`.
-    async fn send_message(&self, meta: &Meta, b: &MessageBody, payload: &[u8]) -> Result<(i64, i64), Status> {
+    /// A message: handed to the engine's send path now, answered once it is stored (its server
+    /// id and timestamp). A stored message is kept in the connection's memory as passed
+    /// (`held.rs`), so that pulls of its queue find no gap where it is.
+    async fn send_message(&self, meta: &Meta, b: &MessageBody, payload: &[u8]) -> Result<Pending, Status> {
         let Some(l) = &self.login else { return Err(status(ErrorCode::Unauthorized, None)) };
         let kind = b.r#type.and_then(|t| BType::try_from(t).ok()).unwrap_or(BType::Chat);
         let conv = self.target(meta, b, kind).await?;
@@ -157,8 +169,45 @@ impl ConnState {
         let group = kind != BType::Chat;
         let engine = &self.gw.engine;
         let sending = engine.messages().begin_send(app, &conv, new, &actor).await.map_err(|e| refusal(&e, group))?;
-        let msg = sending.await.map_err(|e| refusal(&e, group))?;
-        Ok((msg.id, msg.timestamp))
+        let queue = match kind {
+            BType::Chat => {
+                let to = meta.to.as_ref().or(b.to.as_ref()).and_then(|j| j.name.clone()).unwrap_or_default();
+                format!("u:{}", to.trim().to_lowercase())
+            }
+            _ => format!("g:{}", conv.id),
+        };
+        let (conn, user, resource, meta_id, now) =
+            (self.conn.clone(), l.device.user.clone(), l.device.resource.clone(), meta.id, self.now());
+        Ok(Box::pin(async move {
+            let dl = match sending.await {
+                Ok(msg) => {
+                    if msg.seq > 0 && !room {
+                        let own = Note {
+                            queue,
+                            conv: msg.conv,
+                            seq: msg.seq,
+                            ts: msg.timestamp,
+                            id: msg.id,
+                            from: user,
+                            resource: Some(resource),
+                            ..Default::default()
+                        };
+                        conn.held.lock().keep(own);
+                    }
+                    CommSyncDl {
+                        status: Some(ok()),
+                        meta_id,
+                        server_id: Some(msg.id as u64),
+                        timestamp: Some(msg.timestamp.max(0) as u64),
+                        ..Default::default()
+                    }
+                }
+                Err(e) => {
+                    CommSyncDl { status: Some(refusal(&e, group)), meta_id, timestamp: Some(now.max(0) as u64), ..Default::default() }
+                }
+            };
+            frames::sync(dl)
+        }))
     }
 
     /// A delivery, read or conversation ack (spec §9.1). A delivery or read ack names a message

@@ -133,6 +133,29 @@ impl Client {
         (dl, bytes)
     }
 
+    /// Send texts without waiting for their answers (the SDK keeps several in flight); ids
+    /// `first_id..`, texts `prefix0..`.
+    pub(crate) async fn texts_in_flight(&mut self, first_id: u64, to: &str, group: bool, prefix: &str, n: u64) {
+        for i in 0..n {
+            let body = MessageBody {
+                r#type: Some(if group { BType::Groupchat } else { BType::Chat } as i32),
+                from: Some(Jid { name: Some(self.user.clone()), ..Default::default() }),
+                to: Some(Jid { name: Some(to.into()), ..Default::default() }),
+                contents: vec![Content { r#type: Some(CType::Text as i32), text: Some(format!("{prefix}{i}")), ..Default::default() }],
+                ..Default::default()
+            };
+            let meta = Meta {
+                id: Some(first_id + i),
+                to: Some(jid(&self.app_key, to, group)),
+                ns: Some(NameSpace::Chat as i32),
+                payload: Some(body.encode_to_vec()),
+                ..Default::default()
+            };
+            let ul = CommSyncUl { meta: Some(meta), ..Default::default() };
+            send_frame(&mut self.ws, cmd(Command::Sync, Some(ul.encode_to_vec()))).await;
+        }
+    }
+
     async fn sync(&mut self, ul: CommSyncUl) -> CommSyncDl {
         send_frame(&mut self.ws, cmd(Command::Sync, Some(ul.encode_to_vec()))).await;
         let a = self.next().await;
@@ -145,6 +168,23 @@ impl Client {
         assert_eq!(code(&dl.status), 0, "{dl:?}");
         assert_eq!(dl.queue.as_ref().and_then(|q| q.name.clone()), queue.name, "the queue is echoed");
         dl
+    }
+
+    /// A pull whose answer may come after NOTICEs already on their way (they are skipped).
+    pub(crate) async fn pull_past_notices(&mut self, queue: Jid, key: Option<u64>) -> CommSyncDl {
+        let ul = CommSyncUl { queue: Some(queue.clone()), key, ..Default::default() };
+        send_frame(&mut self.ws, cmd(Command::Sync, Some(ul.encode_to_vec()))).await;
+        loop {
+            let a = self.next().await;
+            if a.command == Some(Command::Notice as i32) {
+                continue;
+            }
+            assert_eq!(a.command, Some(Command::Sync as i32), "{a:?}");
+            let dl: CommSyncDl = payload(&a);
+            assert_eq!(code(&dl.status), 0, "{dl:?}");
+            assert_eq!(dl.queue.as_ref().and_then(|q| q.name.clone()), queue.name, "the queue is echoed");
+            return dl;
+        }
     }
 
     /// The NOTICE that comes next: its queue.
@@ -919,5 +959,28 @@ async fn msync_a_message_stored_while_its_queue_is_pulled_is_noticed_again_after
     }
     let want = (0..40).flat_map(|i| [format!("first {i}"), format!("second {i}")]).collect::<Vec<_>>();
     assert_eq!(texts, want, "every message once, in order");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn msync_a_kick_meta_names_the_user_in_from_and_to() {
+    // agora-chat 1.4.0 reads `from.name` of every meta it is handed: a STATISTIC meta without
+    // `from` throws there, and the kick is never told to the app
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice"]).await;
+    let mut alice = Client::login(&srv, &app, "alice", "webim_web_k").await;
+    let r = app.get("/users/alice/disconnect").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let f = alice.next().await;
+    let dl: CommSyncDl = payload(&f);
+    assert_eq!(dl.metas.len(), 1, "{dl:?}");
+    let meta = &dl.metas[0];
+    assert_eq!(meta.ns, Some(NameSpace::Statistic as i32));
+    for jid in [&meta.from, &meta.to] {
+        let jid = jid.as_ref().expect("a JID");
+        assert_eq!(jid.name.as_deref(), Some("alice"), "{meta:?}");
+        assert_eq!(jid.app_key.as_deref(), Some(app_key(&app).as_str()));
+    }
     srv.stop().await;
 }

@@ -14,6 +14,7 @@ mod em_client_rest;
 mod em_limits;
 mod em_messages;
 mod em_msync;
+mod em_msync_held;
 mod em_push;
 mod em_quotas;
 mod em_reactions;

@@ -1,0 +1,141 @@
+//! msync delivery at speed: sends answered as they are stored while the next frames are read,
+//! pulls answered from what the connection holds (`msync/held.rs`), positions written behind.
+//! What a device gets must not change: every message once, in order, none recalled, nothing
+//! again after a reconnect.
+
+use confab_engine::model::Plan;
+use confab_face_easemob::msync::proto::m_sync::Command;
+use confab_face_easemob::msync::proto::*;
+use serde_json::json;
+
+use crate::common::*;
+use crate::em_msync::{code, payload, text_of, Client};
+
+async fn group(app: &EmApp, owner: &str, members: &[&str]) -> String {
+    let r = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": owner, "members": members})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["data"]["groupid"].as_str().expect("groupid").to_string()
+}
+
+fn jid_of(app: &EmApp, user: &str) -> Jid {
+    crate::em_msync::jid(&crate::em_msync::app_key(app), user, false)
+}
+
+/// Pull `queue` as the SDK does after a NOTICE: page after page by `nextKey`; the texts.
+async fn pull_all(c: &mut Client, queue: Jid) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut key = None;
+    loop {
+        let page = c.pull_past_notices(queue.clone(), key).await;
+        texts.extend(page.metas.iter().map(text_of));
+        if page.is_last == Some(true) {
+            return texts;
+        }
+        key = Some(page.next_key.expect("nextKey on a page that is not the last"));
+    }
+}
+
+/// Frames until `n` send answers came: their (metaId, serverId), in arrival order; NOTICEs seen
+/// meanwhile are counted.
+async fn answers(c: &mut Client, n: usize) -> (Vec<(u64, u64)>, usize) {
+    let (mut out, mut notices) = (Vec::new(), 0);
+    while out.len() < n {
+        let f = c.next().await;
+        match Command::try_from(f.command.unwrap_or_default()) {
+            Ok(Command::Sync) => {
+                let dl: CommSyncDl = payload(&f);
+                assert_eq!(code(&dl.status), 0, "{dl:?}");
+                out.push((dl.meta_id.expect("metaId"), dl.server_id.expect("serverId")));
+            }
+            Ok(Command::Notice) => notices += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (out, notices)
+}
+
+#[tokio::test]
+async fn msync_sends_in_flight_are_each_answered_in_order_and_a_live_member_pulls_each_once_in_order() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob", "carol"]).await;
+    let gid = group(&app, "alice", &["bob", "carol"]).await;
+    let mut alice = Client::login(&srv, &app, "alice", "a").await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    for c in [&mut alice, &mut bob] {
+        c.unread().await;
+    }
+    // 45 group texts in flight at once: 45 answers, in the order sent, ids rising
+    alice.texts_in_flight(1000, &gid, true, "g", 45).await;
+    let (got, _) = answers(&mut alice, 45).await;
+    assert_eq!(got.iter().map(|a| a.0).collect::<Vec<_>>(), (1000..1045).collect::<Vec<_>>());
+    assert!(got.windows(2).all(|w| w[0].1 < w[1].1), "server ids rise with the order sent");
+
+    // bob, online: NOTICEs, and pulls that page through all 45 once, oldest first
+    let q = bob.notice().await;
+    let texts = pull_all(&mut bob, q.clone()).await;
+    assert_eq!(texts, (0..45).map(|i| format!("g{i}")).collect::<Vec<_>>());
+    // the NOTICEs still in flight bring pulls with nothing in them
+    let again = bob.pull_past_notices(q.clone(), None).await;
+    assert_eq!((again.metas.len(), again.is_last), (0, Some(true)));
+
+    // one-to-one both ways: bob's own sends leave no hole in what he pulls of alice's
+    let mut notices = 0;
+    for round in 0..3 {
+        bob.texts_in_flight(2000 + round, "alice", false, &format!("b{round}-"), 1).await;
+        notices += answers(&mut bob, 1).await.1;
+        alice.texts_in_flight(3000 + round, "bob", false, &format!("a{round}-"), 1).await;
+        answers(&mut alice, 1).await;
+    }
+    let mut seen = Vec::new();
+    let queue = jid_of(&app, "alice");
+    while seen.len() < 3 {
+        if notices == 0 {
+            let f = bob.next().await;
+            assert_eq!(f.command, Some(Command::Notice as i32), "{f:?}");
+        }
+        notices = notices.saturating_sub(1);
+        seen.extend(pull_all(&mut bob, queue.clone()).await);
+    }
+    assert_eq!(seen, vec!["a0-0", "a1-0", "a2-0"], "alice's texts, each once, none of bob's own");
+
+    // bob reconnects: his positions were written when the connection ended, nothing comes again
+    drop(bob);
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    let u = bob.unread().await;
+    assert!(u.unread.is_empty(), "{u:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn msync_a_message_recalled_before_it_is_pulled_is_not_delivered() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    let mut alice = Client::login(&srv, &app, "alice", "a").await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    for c in [&mut alice, &mut bob] {
+        c.unread().await;
+    }
+    let (first, _) = alice.text(1, "bob", false, "kept").await;
+    let (second, _) = alice.text(2, "bob", false, "recalled").await;
+    let (third, _) = alice.text(3, "bob", false, "kept too").await;
+    let ids: Vec<u64> = [&first, &second, &third].iter().map(|a| a.server_id.expect("id")).collect();
+    let r = app.post("/messages/recall", json!({"msg_id": ids[1].to_string(), "to": "bob", "chat_type": "chat", "from": "alice"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // bob: three NOTICEs and the recall, then the pull has the two others only
+    let mut queue = None;
+    let mut recalls = 0;
+    for _ in 0..4 {
+        let f = bob.next().await;
+        match Command::try_from(f.command.unwrap_or_default()) {
+            Ok(Command::Notice) => queue = payload::<CommNotice>(&f).queue,
+            Ok(Command::Sync) => recalls += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(recalls, 1, "the recall is told");
+    let texts = pull_all(&mut bob, queue.expect("a NOTICE")).await;
+    assert_eq!(texts, vec!["kept", "kept too"]);
+    srv.stop().await;
+}
