@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::bus::{Bus, Event};
 use std::sync::Arc;
 
-use crate::commands::{AttrOp, ConvUpdate};
+use crate::commands::{AttrOp, ConvUpdate, SettingsChange};
 use crate::error::{Error, Result};
 use crate::hooks::{After, Before, Verdict};
 use crate::ids::Stamps;
@@ -26,6 +26,7 @@ use crate::store::{ConvPatch, MemberPatch, Store};
 use crate::teller::Teller;
 use crate::users::Users;
 
+pub mod group_requests;
 mod groups;
 
 /// What a change to several users did: who it applied to and who was refused, and why.
@@ -93,6 +94,24 @@ fn patch_summary(patch: &ConvUpdate) -> Value {
     Value::Object(m)
 }
 
+/// The settings a change sets that members hear of as `ConvChange::Settings` (the announcement
+/// and mute-all have changes of their own; disabling is not told), by name; None if none.
+fn settings_summary(s: &SettingsChange) -> Option<Value> {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.into(), v);
+        }
+    };
+    put("description", s.description.clone().map(Value::from));
+    put("avatar", s.avatar.clone().map(Value::from));
+    put("max_members", s.max_members.map(Value::from));
+    put("public", s.public.map(Value::from));
+    put("approval", s.approval.map(Value::from));
+    put("members_invite", s.members_invite.map(Value::from));
+    (!m.is_empty()).then_some(Value::Object(m))
+}
+
 /// Conversations of every kind, their members, roles, speech mutes, blocklists and subscribers.
 /// It holds the `Store` (conversations, members, notices), `Presence` (a chat room's members are
 /// who is in it), the `Bus` (members hear of changes), `Stamps`, a `Teller` (the app's hooks are
@@ -127,7 +146,20 @@ impl Conversations {
         recipients: Vec<String>,
     ) -> Result<()> {
         let at = self.now();
-        if conv.kind != ConvKind::Chatroom && !recipients.is_empty() {
+        // notices are what LeanCloud's clients catch up with: changes it has no words for are
+        // told live only
+        let kept = matches!(
+            change,
+            ConvChange::Joined { .. }
+                | ConvChange::Left { .. }
+                | ConvChange::Updated { .. }
+                | ConvChange::Muted { .. }
+                | ConvChange::Unmuted { .. }
+                | ConvChange::Blocked { .. }
+                | ConvChange::Unblocked { .. }
+                | ConvChange::RoleChanged { .. }
+        );
+        if kept && conv.kind != ConvKind::Chatroom && !recipients.is_empty() {
             let notice = ConvNotice {
                 id: self.stamps.next_id(),
                 conv: conv.id,
@@ -372,11 +404,29 @@ impl Conversations {
         }
         let patch = &patch;
         let updated = self.store.update_conversation(app.id, id, &ConvPatch::from(patch), self.now()).await?;
-        if !patch.is_empty() && conv.kind != ConvKind::Chatroom {
-            let mut recipients = self.members(app, &conv).await?;
-            recipients.retain(|m| Some(m.as_str()) != actor.user());
-            self.announce(app, &conv, actor.user().map(str::to_string), ConvChange::Updated { attrs: patch_summary(patch) }, recipients)
-                .await?;
+        if !patch.is_empty() {
+            // the name and custom fields as `Updated` (not for a chat room), the announcement,
+            // mute-all and the other settings each as their own change
+            let mut changes = vec![];
+            if conv.kind != ConvKind::Chatroom && (patch.name.is_some() || !patch.attrs.is_empty()) {
+                changes.push(ConvChange::Updated { attrs: patch_summary(patch) });
+            }
+            if let Some(text) = &patch.settings.announcement {
+                changes.push(ConvChange::Announcement { text: text.clone() });
+            }
+            if let Some(on) = patch.settings.mute_all {
+                changes.push(ConvChange::MuteAll { on });
+            }
+            if let Some(changes_) = settings_summary(&patch.settings) {
+                changes.push(ConvChange::Settings { changes: changes_ });
+            }
+            if !changes.is_empty() {
+                let mut recipients = self.members(app, &conv).await?;
+                recipients.retain(|m| Some(m.as_str()) != actor.user());
+                for change in changes {
+                    self.announce(app, &conv, actor.user().map(str::to_string), change, recipients.clone()).await?;
+                }
+            }
         }
         if !patch.is_empty() {
             self.teller.tell(app, After::Updated { conv: &updated, old: &conv, by: actor }).await;
@@ -392,9 +442,16 @@ impl Conversations {
                 return Err(Error::NotAllowed("only the owner may delete the conversation".into()));
             }
         }
-        // a group's members hear that it is gone (online only: nothing of it is left to catch
-        // up with); a chat room's and a one-to-one conversation's do not
-        let told = if conv.kind == ConvKind::Normal && !conv.unique { self.members(app, &conv).await? } else { vec![] };
+        // a group's members and those in a chat room hear that it is gone (online only: nothing
+        // of it is left to catch up with); a one-to-one conversation's do not
+        let told = match conv.kind {
+            ConvKind::Normal if !conv.unique => self.members(app, &conv).await?,
+            ConvKind::Chatroom => self.members(app, &conv).await?,
+            _ => vec![],
+        };
+        if conv.kind == ConvKind::Normal {
+            self.forget_group_requests(app, &conv).await?;
+        }
         self.store.delete_conversation(app.id, id).await?;
         if !told.is_empty() {
             let by = actor.user().map(str::to_string);
@@ -513,10 +570,19 @@ impl Conversations {
                     return Err(Error::ConversationFull { max });
                 }
             }
+            let mut entered = vec![];
             for u in &allowed {
+                if !self.presence.in_room(app.id, conv.id, u, self.now()).await? {
+                    entered.push(u.clone());
+                }
                 self.presence.room_join(app.id, conv.id, u, self.now()).await?;
             }
             self.teller.tell(app, After::Added { conv, members: &allowed, by: actor }).await;
+            // those in the room hear who came in (Easemob's PRESENCE)
+            if !entered.is_empty() {
+                let recipients = self.members(app, conv).await?;
+                self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Joined { members: entered }, recipients).await?;
+            }
             out.done = allowed;
             return Ok(out);
         }
@@ -552,11 +618,21 @@ impl Conversations {
                     return Ok(Outcome { done: users, refused: vec![] });
                 }
             }
+            let mut gone = vec![];
             for u in &users {
+                if self.presence.in_room(app.id, conv.id, u, self.now()).await? {
+                    gone.push(u.clone());
+                }
                 self.presence.room_leave(app.id, conv.id, u).await?;
             }
             self.rooms.forget_room_attributes(app, conv, &users).await?;
             self.teller.tell(app, After::Removed { conv, members: &users, by: actor }).await;
+            // those in the room, and those who left it, hear who went (Easemob's ABSENCE, KICK)
+            if !gone.is_empty() {
+                let mut recipients = self.members(app, conv).await?;
+                recipients.extend(gone.iter().cloned());
+                self.announce(app, conv, actor.user().map(str::to_string), ConvChange::Left { members: gone }, recipients).await?;
+            }
             return Ok(Outcome { done: users, refused: vec![] });
         }
         let mut refused = vec![];
@@ -633,8 +709,14 @@ impl Conversations {
     }
 
     /// Allowlist members (they may speak while everyone is muted) or take them off the list.
+    /// The members (chat rooms: those in the room) hear of it, as from the app's server.
     pub async fn set_allowlisted(&self, app: &App, conv: &Conversation, users: Vec<String>, on: bool) -> Result<()> {
-        self.update_members(app, conv, users, &MemberPatch { allowlisted: Some(on), ..Default::default() }).await
+        let users = dedup(users);
+        self.update_members(app, conv, users.clone(), &MemberPatch { allowlisted: Some(on), ..Default::default() }).await?;
+        let mut recipients = self.members(app, conv).await?;
+        recipients.extend(users.iter().filter(|u| !recipients.contains(u)).cloned().collect::<Vec<_>>());
+        let change = if on { ConvChange::Allowlisted { members: users } } else { ConvChange::Unallowlisted { members: users } };
+        self.announce(app, conv, None, change, recipients).await
     }
 
     /// Members with notifications turned off (LeanCloud `mu`).

@@ -23,6 +23,12 @@ pub mod ns {
     /// Per user: contact requests waiting for their answer (item = who asked, value =
     /// `{reason}`, expiry = when the request lapses).
     pub const CONTACT_REQUESTS: &str = "contact_requests";
+    /// Per group (key = the group's id): join requests waiting for the owner's or an admin's
+    /// answer (item = the applicant, value = `{reason, at}`, expiry = when the request lapses).
+    pub const GROUP_APPLICATIONS: &str = "group_applications";
+    /// Per user: invitations to groups waiting for their answer (item = the group's id, value =
+    /// `{by, reason, at}`, expiry = when the invitation lapses).
+    pub const GROUP_INVITATIONS: &str = "group_invitations";
     /// Per user: the users they blocked (item = blocked id).
     pub const USER_BLOCKS: &str = "user_blocks";
     /// Per user: metadata fields (item = field name, value = string).

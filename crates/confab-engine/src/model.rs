@@ -560,6 +560,54 @@ pub enum ConvChange {
     },
     /// The group was destroyed (its members are told as it goes; no notice is kept).
     Destroyed,
+    /// The announcement was set (`text`; empty when cleared).
+    Announcement {
+        text: String,
+    },
+    /// Everyone but the owner, admins and allowlisted members was muted (`on`), or no longer.
+    MuteAll {
+        on: bool,
+    },
+    /// These members were put on the allowlist (they may speak while everyone is muted).
+    Allowlisted {
+        members: Vec<String>,
+    },
+    Unallowlisted {
+        members: Vec<String>,
+    },
+    /// Group settings other than the announcement and mute-all changed: the settings set, by
+    /// name (`description`, `avatar`, `max_members`, `public`, `approval`, `members_invite`),
+    /// and their new values.
+    Settings {
+        changes: serde_json::Value,
+    },
+    /// A join request or an invitation that waits for an answer, or its answer
+    /// (`conv/group_requests.rs`): `user` is who asks to join or is invited; told only to whom
+    /// it concerns (the owner and admins, the applicant, the invitee, the inviter).
+    Request {
+        news: RequestNews,
+        user: String,
+        reason: Option<String>,
+    },
+}
+
+/// What a group's join request or invitation is at (Easemob's `APPLY`, `INVITE` and their
+/// answers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestNews {
+    /// `user` asks to join (told to the owner and admins).
+    Applied,
+    /// The request of `user` was accepted (told to `user`).
+    ApplyAccepted,
+    /// The request of `user` was declined (told to `user`).
+    ApplyDeclined,
+    /// `user` is invited (told to `user`).
+    Invited,
+    /// `user` accepted the invitation (told to the inviter).
+    InviteAccepted,
+    /// `user` declined the invitation (told to the inviter).
+    InviteDeclined,
 }
 
 impl ConvChange {
@@ -571,9 +619,15 @@ impl ConvChange {
             | ConvChange::Muted { members }
             | ConvChange::Unmuted { members }
             | ConvChange::Blocked { members }
-            | ConvChange::Unblocked { members } => members.clone(),
-            ConvChange::RoleChanged { member, .. } => vec![member.clone()],
-            ConvChange::Updated { .. } | ConvChange::Destroyed => vec![],
+            | ConvChange::Unblocked { members }
+            | ConvChange::Allowlisted { members }
+            | ConvChange::Unallowlisted { members } => members.clone(),
+            ConvChange::RoleChanged { member, .. } | ConvChange::Request { user: member, .. } => vec![member.clone()],
+            ConvChange::Updated { .. }
+            | ConvChange::Destroyed
+            | ConvChange::Announcement { .. }
+            | ConvChange::MuteAll { .. }
+            | ConvChange::Settings { .. } => vec![],
         }
     }
 }

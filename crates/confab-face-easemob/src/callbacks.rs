@@ -371,6 +371,13 @@ impl EmHooks {
                     ConvChange::Joined { .. } | ConvChange::Left { .. } | ConvChange::Updated { .. } | ConvChange::Destroyed => {
                         return vec![]
                     }
+                    // not told to the app's hooks as `Changed` (settings go as `Updated`)
+                    ConvChange::Announcement { .. }
+                    | ConvChange::MuteAll { .. }
+                    | ConvChange::Allowlisted { .. }
+                    | ConvChange::Unallowlisted { .. }
+                    | ConvChange::Settings { .. }
+                    | ConvChange::Request { .. } => return vec![],
                 };
                 members.iter().map(|m| event(op, m)).collect()
             }

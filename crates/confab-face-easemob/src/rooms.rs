@@ -7,6 +7,7 @@
 pub mod chatrooms;
 pub mod files;
 pub mod members;
+pub mod requests;
 
 use axum::extract::State;
 use confab_engine::limits::{bucket, Bucket};
@@ -112,8 +113,6 @@ pub fn routes() -> Routes {
         get("/chatgroups/{group_id}", Token, group_details),
         put("/chatgroups/{group_id}", App, update_group),
         delete("/chatgroups/{group_id}", Token, delete_group),
-        post("/chatgroups/{group_id}/invite", Token, invite_to_group),
-        post("/chatgroups/{group_id}/apply", Token, join_group),
         delete("/chatgroups/{group_id}/quit", Token, quit_group),
         get("/chatgroups/user/{username}", AppOrUser, joined_groups_current),
         get("/users/{username}/joined_chatgroups", AppOrUser, joined_groups_legacy),
@@ -121,6 +120,7 @@ pub fn routes() -> Routes {
         post("/chatgroups/{group_id}/enable", App, enable_group),
     ];
     r.extend(files::routes());
+    r.extend(requests::routes());
     r.extend(chatrooms::routes());
     for fam in [Family::Group, Family::Room] {
         r.extend(family_routes(fam));
@@ -535,46 +535,6 @@ fn group_rule(e: Error) -> EmError {
 /// The user of a user token (these calls are the user's own).
 fn the_user(c: &Caller) -> EmResult<String> {
     c.user.as_ref().map(|u| u.id.clone()).ok_or_else(|| EmError::forbidden("this call is a user's: use the user's token"))
-}
-
-/// `POST /chatgroups/{group_id}/invite {usernames}` (the SDK's `inviteUsersToGroup`): the users
-/// join at once, within the engine's group rules (owner and admins; members when the group lets
-/// them). The app's server may invite too.
-async fn invite_to_group(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_CHATGROUPS_USERS).await?;
-    let conv = conv_of(&s.engine, &c.app, Family::Group, p.get("group_id")?).await?;
-    let raw = crate::social::names_of(b.get("usernames"), "usernames")?;
-    if raw.is_empty() || raw.len() > members::BATCH_MAX {
-        return Err(EmError::invalid_parameter(format!("usernames must name 1 to {} users", members::BATCH_MAX)));
-    }
-    let mut users = Vec::with_capacity(raw.len());
-    for u in &raw {
-        users.push(existing_user(&s.engine, &c.app, u).await?);
-    }
-    let out = s.engine.conversations().invite_to_group(&c.app, &conv, users, &c.actor()).await.map_err(|e| match e {
-        Error::NotMember | Error::ConversationFull { .. } => group_rule(e),
-        e => over_quota(e, &c.ctx),
-    })?;
-    Ok(c.ctx
-        .envelope(&c.app, "post", "/chatgroups")
-        .with("entities", json!([]))
-        .with("data", json!({"newmembers": out.done, "groupid": conv.id.to_string(), "action": "invite"})))
-}
-
-/// `POST /chatgroups/{group_id}/apply {message}` (the SDK's `joinGroup`): the user joins a
-/// public group that needs no approval.
-async fn join_group(State(s): State<EmState>, c: Caller, p: P) -> Reply {
-    s.engine.apps().rate_check(&c.app, bucket::EM_CHATGROUPS_USERS).await?;
-    let user = the_user(&c)?;
-    let conv = conv_of(&s.engine, &c.app, Family::Group, p.get("group_id")?).await?;
-    s.engine.conversations().join_group(&c.app, &conv, &user).await.map_err(|e| match e {
-        Error::ConversationFull { .. } => group_rule(e),
-        e => over_quota(e, &c.ctx),
-    })?;
-    Ok(c.ctx
-        .envelope(&c.app, "post", "/chatgroups")
-        .with("entities", json!([]))
-        .with("data", json!({"groupid": conv.id.to_string(), "action": "apply", "result": true, "user": user})))
 }
 
 /// `DELETE /chatgroups/{group_id}/quit` (the SDK's `leaveGroup`): the owner cannot quit.

@@ -355,7 +355,11 @@ impl ConnState {
         };
         // once per login: the contact requests waiting, read before the inventory is answered
         // (a request made after it reaches the session as it is made)
-        let requests = if self.requests_told { vec![] } else { self.waiting_requests().await };
+        let mut requests = if self.requests_told { vec![] } else { self.waiting_requests().await };
+        if !self.requests_told {
+            // the group join requests and invitations waiting (`muc.rs`)
+            requests.extend(self.waiting_group_requests().await);
+        }
         self.requests_told = true;
         self.reply(frame).await;
         for r in requests {

@@ -215,6 +215,8 @@ impl MsyncEncoder {
                 events.push((MucOp::Update, by.unwrap_or_default().to_string(), None));
             }
             ConvChange::Destroyed => return None,
+            // announcements, mute-all, allowlists, settings, requests: `muc.rs`
+            other => return super::muc::change_frame(&self.engine, &key, &conv, room, by, other, to, at).map(Shared::One),
         }
         let metas = events
             .into_iter()

@@ -5,14 +5,19 @@
 //! closes leaves its rooms as every face's does (the engine's grace, `presence.rs`). The answer:
 //! `CommSyncDL{metaId, status}`, and for a join `metas: [Meta{ns MUC, MUCBody{mucId, JOIN,
 //! status{OK, chatroomInfo}}}]`; a refusal is `FAIL` with the SDK's words (§7.3).
+//!
+//! Also the `MUC` events (§10.2) of the changes `encode.rs` hands over (announcements, mute-all,
+//! allowlists, settings, join requests and invitations), and the requests and invitations
+//! waiting for a user, told at login.
 
-use confab_engine::model::{ConvKind, Conversation};
-use confab_engine::{Actor, Error};
+use bytes::Bytes;
+use confab_engine::model::{ConvChange, ConvKind, Conversation, RequestNews};
+use confab_engine::{Actor, Engine, Error};
 use prost::Message as _;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::conn::ConnState;
-use super::frames::{group_jid, ok, status};
+use super::frames::{group_jid, ok, status, unsolicited, user_jid};
 use super::proto::meta::NameSpace;
 use super::proto::muc_body::{self, Operation};
 use super::proto::status::ErrorCode;
@@ -114,5 +119,142 @@ impl ConnState {
             "member_count": count,
             "mute_duration": mute_until,
         }})
+    }
+}
+
+// ---------------------------------------------------------------------- events (spec §10.2)
+
+/// One `MUC` event: its operation, its operator (`from`), the member concerned (`to[0]`), and
+/// the fields some operations carry.
+#[derive(Default)]
+pub(super) struct MucEvent {
+    pub op: i32,
+    pub from: String,
+    pub to: Option<String>,
+    pub reason: Option<String>,
+    pub event_ext: Option<String>,
+}
+
+/// A group's (or chat room's) events as one unsolicited frame in its queue.
+pub(super) fn muc_frame(engine: &Engine, key: &str, group: i64, name: Option<String>, room: bool, events: Vec<MucEvent>, at: i64) -> Bytes {
+    let metas = events
+        .into_iter()
+        .map(|e| {
+            let body = MucBody {
+                muc_id: Some(group_jid(key, group)),
+                operation: Some(e.op),
+                from: Some(user_jid(key, &e.from, None)),
+                to: e.to.iter().map(|t| user_jid(key, t, None)).collect(),
+                is_chatroom: Some(room),
+                muc_name: name.clone(),
+                reason: e.reason,
+                event_info: e.event_ext.map(|x| muc_body::EventInfo { ext: Some(x), ..Default::default() }),
+                ..Default::default()
+            };
+            Meta {
+                id: Some(engine.next_id() as u64),
+                from: Some(user_jid(key, &e.from, None)),
+                to: Some(group_jid(key, group)),
+                timestamp: Some(at.max(0) as u64),
+                ns: Some(NameSpace::Muc as i32),
+                payload: Some(body.encode_to_vec()),
+                ..Default::default()
+            }
+        })
+        .collect();
+    unsolicited(group_jid(key, group), metas, at)
+}
+
+/// The operation a group request's news is told as.
+fn request_op(news: RequestNews) -> Operation {
+    match news {
+        RequestNews::Applied => Operation::Apply,
+        RequestNews::ApplyAccepted => Operation::ApplyAccept,
+        RequestNews::ApplyDeclined => Operation::ApplyDecline,
+        RequestNews::Invited => Operation::Invite,
+        RequestNews::InviteAccepted => Operation::InviteAccept,
+        RequestNews::InviteDeclined => Operation::InviteDecline,
+    }
+}
+
+/// A settings change as the `eventInfo.ext` of `UPDATE`, in the names the SDK reads (`detail`).
+fn settings_ext(changes: &Value) -> String {
+    let mut out = serde_json::Map::new();
+    for (k, v) in changes.as_object().into_iter().flatten() {
+        let name = match k.as_str() {
+            "max_members" => "max_users",
+            "approval" => "members_only",
+            "members_invite" => "allow_user_invites",
+            k => k,
+        };
+        out.insert(name.to_string(), v.clone());
+    }
+    Value::Object(out).to_string()
+}
+
+/// The changes `encode.rs` leaves to this module, as the member `to` hears them: the
+/// announcement (`UPDATE_ANNOUNCEMENT`, the text as `reason`), mute-all (`BAN_GROUP` /
+/// `REMOVE_BAN_GROUP`), the allowlist (`ADD_USER_WHITE_LIST` / `REMOVE_USER_WHITE_LIST`, one
+/// per member), other settings (`UPDATE`, `eventInfo.ext` in Easemob's names), and join
+/// requests and invitations (`APPLY`, `APPLY_ACCEPT`, `APPLY_DECLINE`, `INVITE`,
+/// `INVITE_ACCEPT`, `INVITE_DECLINE`: from whoever acted, to the one told). None for the
+/// changes `encode.rs` says itself.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn change_frame(
+    engine: &Engine,
+    key: &str,
+    conv: &Conversation,
+    room: bool,
+    by: Option<&str>,
+    change: &ConvChange,
+    to: &str,
+    at: i64,
+) -> Option<Bytes> {
+    let from = by.unwrap_or("admin").to_string();
+    let one = |op: Operation| MucEvent { op: op as i32, from: from.clone(), ..Default::default() };
+    let events = match change {
+        ConvChange::Announcement { text } => vec![MucEvent { reason: Some(text.clone()), ..one(Operation::UpdateAnnouncement) }],
+        ConvChange::MuteAll { on: true } => vec![one(Operation::BanGroup)],
+        ConvChange::MuteAll { on: false } => vec![one(Operation::RemoveBanGroup)],
+        ConvChange::Allowlisted { members } | ConvChange::Unallowlisted { members } => {
+            let op =
+                if matches!(change, ConvChange::Allowlisted { .. }) { Operation::AddUserWhiteList } else { Operation::RemoveUserWhiteList };
+            members.iter().map(|m| MucEvent { to: Some(m.clone()), ..one(op) }).collect()
+        }
+        ConvChange::Settings { changes } => vec![MucEvent { event_ext: Some(settings_ext(changes)), ..one(Operation::Update) }],
+        ConvChange::Request { news, reason, .. } => {
+            vec![MucEvent { to: Some(to.to_string()), reason: reason.clone(), ..one(request_op(*news)) }]
+        }
+        _ => return None,
+    };
+    Some(muc_frame(engine, key, conv.id, conv.name.clone(), room, events, at))
+}
+
+impl ConnState {
+    /// The join requests and invitations waiting for the user's answer, each as the `APPLY` or
+    /// `INVITE` it was when made (told once per login, after the first `UNREAD`, as contact
+    /// requests are).
+    pub(super) async fn waiting_group_requests(&self) -> Vec<Bytes> {
+        let Some(l) = &self.login else { return vec![] };
+        let engine = &self.gw.engine;
+        match engine.conversations().waiting_requests(&l.device.app, &l.device.user).await {
+            Ok(requests) => requests
+                .into_iter()
+                .map(|r| {
+                    let e = MucEvent {
+                        op: request_op(r.news) as i32,
+                        from: r.by,
+                        to: Some(l.device.user.clone()),
+                        reason: r.reason,
+                        event_ext: None,
+                    };
+                    muc_frame(engine, &l.device.app_key, r.group, r.group_name, false, vec![e], r.at)
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the group requests waiting for a msync user were not read");
+                vec![]
+            }
+        }
     }
 }

@@ -170,8 +170,9 @@ impl Encoder for LcEncoder {
                 }
                 push::patches(vec![item], ts)
             }
-            // a destroyed group: LeanCloud's clients are not told (it has no such push)
-            Event::Conv { change: confab_engine::model::ConvChange::Destroyed, .. } => return None,
+            // a destroyed group, settings, requests, chat room comings and goings: LeanCloud's
+            // clients are not told (it has no such push)
+            Event::Conv { conv, change, .. } if !push::told(conv, change) => return None,
             Event::Conv { conv, by, change, at, .. } => {
                 let (op, c) = push::conv_change(conv, by.as_deref(), change, to?);
                 push::conv_push(op, c, *at)

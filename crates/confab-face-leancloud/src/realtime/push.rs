@@ -92,11 +92,40 @@ pub fn conv_change(conv: &ConvRef, by: Option<&str>, change: &ConvChange, recipi
         }
         // LeanCloud has no word for it and is not told (`realtime/mod.rs`); were it, members left
         ConvChange::Destroyed => OpType::Left,
+        // nor for these (`told`): settings, allowlists, join requests and invitations
+        ConvChange::Announcement { .. }
+        | ConvChange::MuteAll { .. }
+        | ConvChange::Allowlisted { .. }
+        | ConvChange::Unallowlisted { .. }
+        | ConvChange::Settings { .. }
+        | ConvChange::Request { .. } => OpType::Updated,
     };
     if !is_subject && !matches!(change, ConvChange::Updated { .. } | ConvChange::RoleChanged { .. }) {
         c.m = change.subjects();
     }
     (op, c)
+}
+
+/// Whether LeanCloud's clients hear of a change: not of what it has no push for (a destroyed
+/// group, settings, allowlists, join requests and invitations), nor of who comes into or leaves
+/// a chat room (LeanCloud does not tell those).
+pub fn told(conv: &ConvRef, change: &ConvChange) -> bool {
+    match change {
+        ConvChange::Joined { .. } | ConvChange::Left { .. } => conv.kind != confab_engine::model::ConvKind::Chatroom,
+        ConvChange::Updated { .. }
+        | ConvChange::Muted { .. }
+        | ConvChange::Unmuted { .. }
+        | ConvChange::Blocked { .. }
+        | ConvChange::Unblocked { .. }
+        | ConvChange::RoleChanged { .. } => true,
+        ConvChange::Destroyed
+        | ConvChange::Announcement { .. }
+        | ConvChange::MuteAll { .. }
+        | ConvChange::Allowlisted { .. }
+        | ConvChange::Unallowlisted { .. }
+        | ConvChange::Settings { .. }
+        | ConvChange::Request { .. } => false,
+    }
 }
 
 pub fn conv_push(op: OpType, c: ConvCommand, server_ts: i64) -> GenericCommand {
