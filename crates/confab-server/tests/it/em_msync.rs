@@ -667,11 +667,17 @@ async fn msync_chat_rooms_are_joined_and_left_over_msync_and_carry_room_messages
     assert!(info["bob"]["create_timestamp"].as_i64().unwrap_or(0) > 0);
     let rooms = srv.engine().conversations().rooms_of(&app.app, "bob").await.expect("rooms");
     assert_eq!(rooms, vec![conv.id], "left the other room");
+    // alice, the owner, in both rooms, heard him leave the one and come into the other
+    assert_eq!(muc_of(&alice.muc_events().await[0]), (Operation::Absence as i32, other.clone(), "bob".into()));
+    assert_eq!(muc_of(&alice.muc_events().await[0]), (Operation::Presence as i32, room.clone(), "bob".into()));
 
     // a room message from carol before she joins: refused; after: bob hears it, unsolicited
     let dl = carol.room_text(3, &room, "early").await;
     assert_eq!(dl.status.and_then(|s| s.reason).as_deref(), Some("not in group or chatroom"));
     assert_eq!(code(&carol.room(4, &room, Operation::Join, false).await.status), 0);
+    for c in [&mut alice, &mut bob] {
+        assert_eq!(muc_of(&c.muc_events().await[0]), (Operation::Presence as i32, room.clone(), "carol".into()));
+    }
     let dl = carol.room_text(5, &room, "hello room").await;
     assert_eq!(code(&dl.status), 0, "{dl:?}");
     let sid = dl.server_id.expect("serverId");
@@ -704,15 +710,18 @@ async fn msync_chat_rooms_are_joined_and_left_over_msync_and_carry_room_messages
     let dl = erin.sync(CommSyncUl { meta: Some(bad), ..Default::default() }).await;
     assert_eq!((code(&dl.status), dl.meta_id), (1, Some(11)));
 
-    // carol leaves: answered; her messages are refused; bob no longer hears of her
+    // carol leaves: answered, and those in the room hear it; her messages are refused; bob no
+    // longer hears of her
     let dl = carol.room(12, &room, Operation::Leave, false).await;
     assert_eq!((code(&dl.status), dl.meta_id, dl.metas.len()), (0, Some(12), 0));
+    assert_eq!(muc_of(&bob.muc_events().await[0]), (Operation::Absence as i32, room.clone(), "carol".into()));
     assert!(!srv.engine().conversations().in_room(&app.app, &conv, "carol").await.expect("in room"));
     let dl = carol.room_text(13, &room, "gone").await;
     assert_eq!(code(&dl.status), 1);
     // erin joins in carol's place; her connection closes: she is no longer present (the engine's
     // grace, as for LeanCloud)
     assert_eq!(code(&erin.room(14, &room, Operation::Join, false).await.status), 0);
+    assert_eq!(muc_of(&bob.muc_events().await[0]), (Operation::Presence as i32, room.clone(), "erin".into()));
     drop(erin);
     eventually(5, || async {
         let present = srv.engine().conversations().room_members(&app.app, &conv, 10).await.expect("members");
