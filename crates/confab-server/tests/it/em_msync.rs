@@ -114,6 +114,13 @@ impl Client {
 
     /// Send a text; the answer.
     pub(crate) async fn text(&mut self, local_id: u64, to: &str, group: bool, text: &str) -> (CommSyncDl, Vec<u8>) {
+        let (meta, bytes) = self.text_meta(local_id, to, group, text);
+        let dl = self.sync(CommSyncUl { meta: Some(meta), ..Default::default() }).await;
+        (dl, bytes)
+    }
+
+    /// A text as the SDK sends it: its meta, and its body's bytes.
+    fn text_meta(&self, local_id: u64, to: &str, group: bool, text: &str) -> (Meta, Vec<u8>) {
         let body = MessageBody {
             r#type: Some(if group { BType::Groupchat } else { BType::Chat } as i32),
             from: Some(Jid { name: Some(self.user.clone()), ..Default::default() }),
@@ -129,28 +136,14 @@ impl Client {
             payload: Some(bytes.clone()),
             ..Default::default()
         };
-        let dl = self.sync(CommSyncUl { meta: Some(meta), ..Default::default() }).await;
-        (dl, bytes)
+        (meta, bytes)
     }
 
     /// Send texts without waiting for their answers (the SDK keeps several in flight); ids
     /// `first_id..`, texts `prefix0..`.
     pub(crate) async fn texts_in_flight(&mut self, first_id: u64, to: &str, group: bool, prefix: &str, n: u64) {
         for i in 0..n {
-            let body = MessageBody {
-                r#type: Some(if group { BType::Groupchat } else { BType::Chat } as i32),
-                from: Some(Jid { name: Some(self.user.clone()), ..Default::default() }),
-                to: Some(Jid { name: Some(to.into()), ..Default::default() }),
-                contents: vec![Content { r#type: Some(CType::Text as i32), text: Some(format!("{prefix}{i}")), ..Default::default() }],
-                ..Default::default()
-            };
-            let meta = Meta {
-                id: Some(first_id + i),
-                to: Some(jid(&self.app_key, to, group)),
-                ns: Some(NameSpace::Chat as i32),
-                payload: Some(body.encode_to_vec()),
-                ..Default::default()
-            };
+            let (meta, _) = self.text_meta(first_id + i, to, group, &format!("{prefix}{i}"));
             let ul = CommSyncUl { meta: Some(meta), ..Default::default() };
             send_frame(&mut self.ws, cmd(Command::Sync, Some(ul.encode_to_vec()))).await;
         }
@@ -200,7 +193,7 @@ pub(crate) fn text_of(meta: &Meta) -> String {
     b.contents[0].text.clone().unwrap_or_default()
 }
 
-async fn group(app: &EmApp, owner: &str, members: &[&str]) -> String {
+pub(crate) async fn group(app: &EmApp, owner: &str, members: &[&str]) -> String {
     let r = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": owner, "members": members})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     r.body["data"]["groupid"].as_str().expect("groupid").to_string()

@@ -9,13 +9,7 @@ use confab_face_easemob::msync::proto::*;
 use serde_json::json;
 
 use crate::common::*;
-use crate::em_msync::{code, payload, text_of, Client};
-
-async fn group(app: &EmApp, owner: &str, members: &[&str]) -> String {
-    let r = app.post("/chatgroups", json!({"groupname": "g", "public": true, "owner": owner, "members": members})).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["data"]["groupid"].as_str().expect("groupid").to_string()
-}
+use crate::em_msync::{code, group, payload, text_of, Client};
 
 fn jid_of(app: &EmApp, user: &str) -> Jid {
     crate::em_msync::jid(&crate::em_msync::app_key(app), user, false)
