@@ -369,7 +369,7 @@ impl ClientState<'_> {
 
     // ------------------------------------------------------------------ reports, read receipts
 
-    /// A user reports a message they can see, for the app's operator (kept in
+    /// A user reports a message they can see (of a conversation they are in), for the app's operator (kept in
     /// [`ns::MESSAGE_REPORTS`], at most [`REPORTS_MAX`]; reporting again replaces the report).
     pub async fn report_message(&self, app: &App, reporter: &str, msg: i64, kind: &str, reason: &str) -> Result<()> {
         if kind.trim().is_empty() || kind.chars().count() > REPORT_TYPE_MAX_CHARS {
@@ -380,6 +380,7 @@ impl ClientState<'_> {
         }
         let m = self.engine.messages().message(app, msg).await?;
         let conv = self.engine.conversations().conversation(app, m.conv, None).await.map_err(|_| Error::MessageNotFound)?;
+        self.check_member(app, &conv, reporter).await?;
         self.visible_message(app, &conv, reporter, msg).await?;
         let value = json!({
             "msg": m.id.to_string(), "conv": conv.id.to_string(), "from": m.from, "reporter": reporter,

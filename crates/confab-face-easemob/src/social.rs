@@ -4,8 +4,10 @@
 //! The rules (friend quota, blocklist size and its enforcement on one-to-one messages, metadata
 //! size, subscription caps) are the engine's (`confab_engine::social`); this module translates.
 
+mod member_attrs;
 mod presence;
 pub(crate) mod push;
+mod silent;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -36,6 +38,8 @@ pub fn routes() -> Routes {
         post("/users/{username}/contacts/decline/users/{member}", AppOrUser, decline_contact),
         post("/users/{username}/contacts/users/{member}", AppOrUser, add_contact),
         delete("/users/{username}/contacts/users/{member}", AppOrUser, remove_contact),
+        put("/users/{username}/contacts/users/{member}", AppOrUser, set_remark),
+        put("/user/{username}/contacts/users/{member}", AppOrUser, set_remark),
         get("/users/{username}/blocks/users", AppOrUser, blocks),
         post("/users/{username}/blocks/users", AppOrUser, block),
         delete("/users/{username}/blocks/users/{member}", AppOrUser, unblock),
@@ -49,6 +53,8 @@ pub fn routes() -> Routes {
     ];
     r.extend(presence::routes());
     r.extend(push::routes());
+    r.extend(silent::routes());
+    r.extend(member_attrs::routes());
     r
 }
 
@@ -135,16 +141,37 @@ async fn remove_contact(State(s): State<EmState>, c: Caller, p: P) -> Reply {
 async fn contacts(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
     let owner = path_owner(&s, &c, &p, bucket::EM_CONTACTS_LIST).await?;
     let friends = s.engine.social().contacts(&c.app, &owner.id).await?;
-    let entities = if q.get("needReturnRemark") == Some("true") { remarks(&friends) } else { json!([]) };
+    let entities = if q.get("needReturnRemark") == Some("true") { remarks(&s, &c.app, &owner.id, &friends).await? } else { json!([]) };
     Ok(owner_envelope(&c.ctx, &c.app, "get", owner.num, "contacts")
         .with("entities", entities)
         .with("count", json!(friends.len()))
         .with("data", json!(friends)))
 }
 
-/// Contacts as `{username, remark}` (confab keeps no remarks: each is "").
-fn remarks(friends: &[String]) -> Value {
-    json!(friends.iter().map(|f| json!({"username": f, "remark": ""})).collect::<Vec<_>>())
+/// Contacts as `{username, remark}` (the remark the owner keeps on each, "" if none).
+async fn remarks(s: &EmState, app: &App, owner: &str, friends: &[String]) -> EmResult<Value> {
+    let kept = s.engine.client_state().contact_remarks(app, owner).await?;
+    Ok(json!(friends.iter().map(|f| json!({"username": f, "remark": kept.get(f).cloned().unwrap_or_default()})).collect::<Vec<_>>()))
+}
+
+/// `PUT /users/{owner}/contacts/users/{friend} {remark}` (the SDK's `setContactRemark`): the
+/// remark the owner keeps on a contact (at most 100 characters; "" clears it). Not a contact:
+/// 403 `forbidden_op`.
+async fn set_remark(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
+    let (owner, friend) = owner_and_member(&s, &c, &p, bucket::EM_CONTACTS_ADD).await?;
+    let remark = match b.get("remark") {
+        Some(Value::String(r)) => r.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(_) => return Err(EmError::illegal("remark must be a string")),
+    };
+    s.engine.client_state().set_contact_remark(&c.app, &owner.id, &friend.id, &remark).await.map_err(|e| match e {
+        confab_engine::Error::NotAllowed(m) => EmError::forbidden(m),
+        e => e.into(),
+    })?;
+    Ok(owner_envelope(&c.ctx, &c.app, "put", owner.num, "contacts")
+        .with("entities", json!([]))
+        .with("status", json!("ok"))
+        .with("data", json!({"username": friend.id, "remark": remark})))
 }
 
 /// `GET /users/{owner}/contacts?limit&cursor` (the SDK's `getContactsWithCursor`): `data` is
@@ -162,7 +189,7 @@ async fn contacts_page(State(s): State<EmState>, c: Caller, p: P, q: Params) -> 
     let cursor = if skip + page.len() < friends.len() { encode_cursor((skip + page.len()) as i64) } else { String::new() };
     Ok(owner_envelope(&c.ctx, &c.app, "get", owner.num, "contacts")
         .with("entities", json!([]))
-        .with("data", json!({"contacts": remarks(&page), "cursor": cursor})))
+        .with("data", json!({"contacts": remarks(&s, &c.app, &owner.id, &page).await?, "cursor": cursor})))
 }
 
 /// A contact request's answer to a user who asked nothing.

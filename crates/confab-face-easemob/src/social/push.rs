@@ -51,7 +51,7 @@ pub fn routes() -> Routes {
 }
 
 /// The user of a push-settings path; a missing one is Easemob's 400.
-async fn push_user(s: &EmState, c: &Caller, p: &P) -> EmResult<String> {
+pub(super) async fn push_user(s: &EmState, c: &Caller, p: &P) -> EmResult<String> {
     let name = username(p.get("username")?).map_err(|_| no_user())?;
     s.engine.users().get_user(&c.app, &name).await.map_err(|_| no_user())?;
     c.may_act_for(&name)?;
@@ -86,7 +86,7 @@ fn setting_item(p: &P) -> EmResult<(String, String, String)> {
     Ok((format!("{kind}:{key}"), kind, key))
 }
 
-fn setting_data(v: Option<&Value>, app_wide: bool) -> Value {
+pub(super) fn setting_data(v: Option<&Value>, app_wide: bool) -> Value {
     let d = json!({"type": if app_wide { "ALL" } else { "DEFAULT" }, "ignoreDuration": 0, "ignoreInterval": ""});
     let mut d = d.as_object().cloned().unwrap_or_default();
     if let Some(Value::Object(o)) = v {

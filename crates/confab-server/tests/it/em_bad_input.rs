@@ -155,6 +155,13 @@ async fn a_user_token_reaches_nothing_of_another_user_and_no_admin_endpoint() {
         if group_rules {
             continue;
         }
+        // the thread routes the SDK calls with a user's token, the engine's thread rules deciding
+        // (em_client_rest2.rs): here an unknown thread (404) or a body naming no group (400)
+        let thread_rules = (path == "/thread" && method == "POST" && r.status == 400)
+            || (path.starts_with("/thread/alice") && matches!(method.as_str(), "GET" | "PUT" | "DELETE") && r.status == 404);
+        if thread_rules {
+            continue;
+        }
         if r.status != 401 {
             reached.push(format!("{method} {path} -> {}", r.status));
         }

@@ -66,11 +66,11 @@ async fn create_rename_delete_and_their_errors() {
     let dm = app.post("/messages/users", json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "x"}})).await;
     let dm_msg = dm.body["data"]["bob"].as_str().unwrap().to_string();
     app.post("/thread", json!({"group_id": gid3, "msg_id": dm_msg, "owner": "alice", "name": "x"})).await.em_error(404, "group_error");
-    // user tokens may not create
+    // a user token creates only threads it owns (the rest of the user rules: em_client_rest2.rs)
     let bob = app.user_token("bob").await;
-    app.call(Method::POST, "/thread", Em::Token(bob), Some(json!({"group_id": gid3, "msg_id": msg3, "owner": "bob", "name": "x"})))
+    app.call(Method::POST, "/thread", Em::Token(bob), Some(json!({"group_id": gid3, "msg_id": msg3, "owner": "alice", "name": "x"})))
         .await
-        .em_error(401, "unauthorized");
+        .em_error(403, "forbidden_op");
 
     // rename
     let r = app.put(&format!("/thread/{tid}"), json!({"name": "renamed"})).await;

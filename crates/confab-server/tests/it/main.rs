@@ -11,6 +11,7 @@ mod em_bad_input;
 mod em_callbacks;
 mod em_chatrooms;
 mod em_client_rest;
+mod em_client_rest2;
 mod em_group_requests;
 mod em_limits;
 mod em_messages;
