@@ -164,7 +164,7 @@ pub fn to_engine(kind: &str, body: &Map<String, Value>, ext: Option<&Value>) -> 
         "custom" => text("customEvent"),
         _ => {
             let mut a = Map::new();
-            a.insert("url".into(), json!(text("url")));
+            a.insert("url".into(), json!(shared_url(&text("url"), &text("secret"))));
             if let Some(f) = body.get("filename") {
                 a.insert("dName".into(), f.clone());
             }
@@ -190,6 +190,22 @@ pub fn to_engine(kind: &str, body: &Map<String, Value>, ext: Option<&Value>) -> 
     }
     e.insert("em".into(), json!({"type": kind, "body": body}));
     (Content::Text(content), mtype, Value::Object(e))
+}
+
+/// A file's URL as the other faces get it: an Easemob attachment is a restricted file, fetched
+/// with its `share-secret` (which Easemob readers get beside the URL, and the SDK appends), so
+/// the cross-face URL carries it in its query — else a LeanCloud or MaxIM client, which knows of
+/// no secret, is refused the file it is shown.
+fn shared_url(url: &str, secret: &str) -> String {
+    if url.is_empty() || secret.is_empty() || url.contains("share-secret=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let secret: String = secret
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    format!("{url}{sep}share-secret={secret}")
 }
 
 /// A stored message as Easemob shows it: `(type, body, ext)`. An Easemob message as it was

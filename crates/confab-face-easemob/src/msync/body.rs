@@ -255,6 +255,22 @@ mod tests {
     }
 
     #[test]
+    fn an_attachment_reaches_the_other_faces_with_its_share_secret() {
+        // a LeanCloud or MaxIM client gets the URL alone: the restricted file's secret rides in it
+        let url = "https://h/org/app/chatfiles/u1";
+        let img = json!({"url": url, "secret": "s3+/=", "filename": "a.png", "size": {"width": 2, "height": 3}});
+        let (_, _, ext) = crate::messages::to_engine("img", img.as_object().unwrap(), None);
+        assert_eq!(ext["attachment"]["url"], format!("{url}?share-secret=s3%2B%2F%3D"));
+        assert_eq!((ext["attachment"]["width"].as_i64(), ext["attachment"]["height"].as_i64()), (Some(2), Some(3)));
+        assert_eq!(ext["em"]["body"]["url"], url, "Easemob readers get the body as sent");
+        let file = json!({"url": format!("{url}?em-redirect=true"), "secret": "s"});
+        let (_, _, ext) = crate::messages::to_engine("file", file.as_object().unwrap(), None);
+        assert_eq!(ext["attachment"]["url"], format!("{url}?em-redirect=true&share-secret=s"));
+        let (_, _, ext) = crate::messages::to_engine("audio", json!({"url": url}).as_object().unwrap(), None);
+        assert_eq!(ext["attachment"]["url"], url, "no secret: the URL as it is");
+    }
+
+    #[test]
     fn a_msync_message_goes_back_as_its_own_bytes() {
         let raw = vec![8, 1, 0x22, 6, 8, 0, 0x12, 2, b'h', b'i'];
         let m = Message {
