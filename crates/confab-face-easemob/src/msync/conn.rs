@@ -26,6 +26,8 @@ use super::{Conn, MsyncGateway};
 const WRITE_BATCH: usize = 64;
 /// Sends a connection may have waiting for their commit (`ConnState::inflight`).
 const SENDS_IN_FLIGHT: usize = 64;
+/// Most group changes told at login that were missed while away.
+const MISSED_MAX: i64 = 200;
 /// How often a device's moved positions are written (`Device::flush`).
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -137,7 +139,7 @@ pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<S
                 continue;
             }
             Next::Flush => {
-                st.flush().await;
+                st.flush(false).await;
                 continue;
             }
             Next::Frame(r) => r,
@@ -168,7 +170,7 @@ pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<S
     while let Some(answer) = st.inflight.next().await {
         st.conn.out.push(answer).ok();
     }
-    st.flush().await;
+    st.flush(true).await;
     if let Some(l) = st.login.take() {
         gw.sessions.end(&l.session, false, &Offline::Lost { error: None }).await;
     }
@@ -194,11 +196,11 @@ impl ConnState {
         self.conn.reply(frame).await;
     }
 
-    /// Write the device's moved positions.
-    async fn flush(&mut self) {
+    /// Write the device's moved positions (and, when the session `ends`, that it was here).
+    async fn flush(&mut self, ends: bool) {
         let engine = self.gw.engine.clone();
         if let Some(l) = &mut self.login {
-            if let Err(e) = l.device.flush(&engine).await {
+            if let Err(e) = l.device.flush(&engine, ends).await {
                 tracing::warn!(error = %e, "a msync device's positions were not written (kept to try again)");
             }
         }
@@ -331,7 +333,7 @@ impl ConnState {
         while let Some(answer) = self.inflight.next().await {
             self.reply(answer).await;
         }
-        self.flush().await;
+        self.flush(true).await;
         if let Some(l) = self.login.take() {
             self.gw.sessions.end(&l.session, false, &Offline::Logout).await;
         }
@@ -357,14 +359,39 @@ impl ConnState {
         // (a request made after it reaches the session as it is made)
         let mut requests = if self.requests_told { vec![] } else { self.waiting_requests().await };
         if !self.requests_told {
-            // the group join requests and invitations waiting (`muc.rs`)
-            requests.extend(self.waiting_group_requests().await);
+            // the group changes missed while away, then the group join requests and invitations
+            // waiting (`muc.rs`)
+            let mut told = self.missed_group_events().await;
+            told.extend(self.waiting_group_requests().await);
+            requests.extend(told);
         }
         self.requests_told = true;
         self.reply(frame).await;
         for r in requests {
             self.reply(r).await;
         }
+    }
+
+    /// The group changes the user was told of while this device was away (from its last
+    /// session's last word to this login), as the MUC events they were then, oldest first: the
+    /// engine's notices (those LeanCloud's clients catch up with), at most [`MISSED_MAX`].
+    async fn missed_group_events(&self) -> Vec<bytes::Bytes> {
+        let Some(l) = &self.login else { return vec![] };
+        let Some((from, until)) = l.device.away() else { return vec![] };
+        let engine = &self.gw.engine;
+        let notices = match engine.conversations().notices(&l.device.app, &l.device.user, from, MISSED_MAX).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "the group changes a msync device missed were not read");
+                return vec![];
+            }
+        };
+        let encoder = super::encode::MsyncEncoder { engine: engine.clone() };
+        let mut out = Vec::new();
+        for n in notices.iter().filter(|n| n.at <= until) {
+            out.extend(encoder.notice_frame(l.device.app.id, n, &l.device.user).await);
+        }
+        out
     }
 
     /// The contact requests waiting for the user's answer (made while they were offline, or not

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
-use confab_engine::model::{AppLookup, ConvChange, ConvKind, ConvRef, Message, Role};
+use confab_engine::model::{AppLookup, ConvChange, ConvKind, ConvNotice, ConvRef, Message, Role};
 use confab_engine::sessions::{Encoder, Session};
 use confab_engine::{Engine, Event, KickReason};
 use prost::Message as _;
@@ -147,6 +147,14 @@ impl Encoder for MsyncEncoder {
 }
 
 impl MsyncEncoder {
+    /// A change a member missed while away (the engine's notice of it), as the MUC frame the
+    /// member would have heard then.
+    pub(super) async fn notice_frame(&self, app: i64, n: &ConvNotice, to: &str) -> Option<Bytes> {
+        let cref = ConvRef { id: n.conv, kind: n.kind, foreign_id: n.foreign_id.clone() };
+        let shared = self.conv_change(app, &cref, n.by.as_deref(), &n.change, to, n.at).await?;
+        Some(Shared::pick(&shared.pack(), to))
+    }
+
     async fn app_key(&self, app: i64) -> Option<String> {
         let a = self.engine.apps().find_app(&AppLookup::Id(app)).await.ok()??;
         Some(format!("{}#{}", a.keys.easemob.org_name, a.keys.easemob.app_name))

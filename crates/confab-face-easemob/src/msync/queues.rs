@@ -47,6 +47,8 @@ pub const DEVICE_TTL_DAYS: i64 = 30;
 /// Most conversations the UNREAD answer looks at (the user's newest).
 const CONVERSATIONS_MAX: i64 = 100;
 const SINCE: &str = "~since";
+/// When the device's last session wrote its positions (its end, or its last second).
+const SEEN: &str = "~seen";
 
 /// A logged-in device, and where it got to in each conversation: read from the store at login,
 /// then kept here and written behind ([`Device::flush`], at least every second while it moves,
@@ -61,6 +63,9 @@ pub struct Device {
     positions: HashMap<i64, Pos>,
     /// When the device was first seen.
     since: i64,
+    /// When its last session was last heard of (None: never), and when this one began.
+    seen: Option<i64>,
+    login_at: i64,
     /// Positions not written yet.
     dirty: HashMap<i64, Pos>,
     /// The conversations positions were moved in (a cursor moves with a position).
@@ -106,6 +111,8 @@ impl Device {
             resource,
             positions: HashMap::new(),
             since: engine.now(),
+            seen: None,
+            login_at: engine.now(),
             dirty: HashMap::new(),
             convs: HashMap::new(),
         };
@@ -117,11 +124,19 @@ impl Device {
             let n = |k: &str| e.value.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
             if e.item == SINCE {
                 d.since = n("ts");
+            } else if e.item == SEEN {
+                d.seen = Some(n("ts"));
             } else if let Ok(conv) = e.item.parse::<i64>() {
                 d.positions.insert(conv, Pos { seq: n("seq"), ts: n("ts"), id: n("id") });
             }
         }
         Ok(d)
+    }
+
+    /// The time the device was away, if it was here before: from its last session's last word
+    /// to this login.
+    pub fn away(&self) -> Option<(i64, i64)> {
+        self.seen.map(|s| (s, self.login_at))
     }
 
     fn key(&self) -> String {
@@ -148,21 +163,18 @@ impl Device {
         !self.dirty.is_empty()
     }
 
-    /// Write the positions that moved, and move the member's delivered cursors with them (every
-    /// face's: delivery receipts for senders who asked, LeanCloud's `ack_at`). Kept to be
-    /// written again if the store refuses.
-    pub async fn flush(&mut self, engine: &Engine) -> confab_engine::Result<()> {
-        if self.dirty.is_empty() {
+    /// Write the positions that moved, and when the session was last heard of (always when it
+    /// `ends`), and move the member's delivered cursors with them (every face's: delivery
+    /// receipts for senders who asked, LeanCloud's `ack_at`). Kept to be written again if the
+    /// store refuses.
+    pub async fn flush(&mut self, engine: &Engine, ends: bool) -> confab_engine::Result<()> {
+        if self.dirty.is_empty() && !ends {
             return Ok(());
         }
-        let entries = self
-            .dirty
-            .iter()
-            .map(|(conv, p)| {
-                Entry::new(ns::MSYNC_DEVICES, self.key(), conv.to_string(), json!({"seq": p.seq, "ts": p.ts, "id": p.id}))
-                    .expiring(self.expiry(engine))
-            })
-            .collect();
+        let item = |item: String, value| Entry::new(ns::MSYNC_DEVICES, self.key(), item, value).expiring(self.expiry(engine));
+        let mut entries: Vec<Entry> =
+            self.dirty.iter().map(|(conv, p)| item(conv.to_string(), json!({"seq": p.seq, "ts": p.ts, "id": p.id}))).collect();
+        entries.push(item(SEEN.to_string(), json!({"ts": engine.now()})));
         engine.collections().put(&self.app, entries, PutRule::default()).await?;
         for (id, p) in std::mem::take(&mut self.dirty) {
             if p.id <= 0 {

@@ -1,7 +1,8 @@
-//! msync delivery at speed: sends answered as they are stored while the next frames are read,
-//! pulls answered from what the connection holds (`msync/held.rs`), positions written behind.
-//! What a device gets must not change: every message once, in order, none recalled, nothing
-//! again after a reconnect.
+//! msync delivery at speed, and across sessions: sends answered as they are stored while the
+//! next frames are read, pulls answered from what the connection holds (`msync/held.rs`),
+//! positions written behind, group changes missed while away told at the next login. What a
+//! device gets must not change: every message once, in order, none recalled, nothing again
+//! after a reconnect.
 
 use confab_engine::model::Plan;
 use confab_face_easemob::msync::proto::m_sync::Command;
@@ -131,5 +132,57 @@ async fn msync_a_message_recalled_before_it_is_pulled_is_not_delivered() {
     assert_eq!(recalls, 1, "the recall is told");
     let texts = pull_all(&mut bob, queue.expect("a NOTICE")).await;
     assert_eq!(texts, vec!["kept", "kept too"]);
+    srv.stop().await;
+}
+
+/// Waits until no msync session is open on the server (a dropped client's end was handled).
+async fn no_sessions(srv: &TestServer) {
+    for _ in 0..100 {
+        if srv.server.as_ref().expect("server").msync.session_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("a msync session did not end");
+}
+
+#[tokio::test]
+async fn msync_a_device_back_from_away_hears_the_group_changes_it_missed_once() {
+    use confab_face_easemob::msync::proto::muc_body::Operation as Op;
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob", "carol"]).await;
+    let gid = group(&app, "alice", &["bob"]).await;
+    // a device never seen before hears nothing of the past
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    assert!(bob.unread().await.unread.is_empty());
+    assert_eq!(code(&bob.unread().await.status), 0, "no MUC events came before the second UNREAD's answer");
+    drop(bob);
+    no_sessions(&srv).await;
+
+    // while bob is away: carol joins, bob is made an admin, the group is renamed
+    assert_eq!(app.post(&format!("/chatgroups/{gid}/users/carol"), json!({})).await.status, 200);
+    assert_eq!(app.post(&format!("/chatgroups/{gid}/admin"), json!({"newadmin": "bob"})).await.status, 200);
+    assert_eq!(app.put(&format!("/chatgroups/{gid}"), json!({"groupname": "renamed"})).await.status, 200);
+
+    // back: after the first UNREAD's answer, the three events, oldest first, as heard live
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    assert_eq!(code(&bob.unread().await.status), 0);
+    let mut ops = Vec::new();
+    for _ in 0..3 {
+        for m in bob.muc_events().await {
+            let (op, muc, to) = crate::em_msync::muc_of(&m);
+            assert_eq!(muc, gid);
+            ops.push((op, to));
+        }
+    }
+    let want = [(Op::Presence, "carol"), (Op::AddAdmin, "bob"), (Op::Update, "")];
+    assert_eq!(ops, want.iter().map(|(op, to)| (*op as i32, to.to_string())).collect::<Vec<_>>());
+    // and once: the next login of the device hears none of them again
+    drop(bob);
+    no_sessions(&srv).await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    assert_eq!(code(&bob.unread().await.status), 0);
+    assert_eq!(code(&bob.unread().await.status), 0, "the next frame is the heartbeat's answer, not an old event");
     srv.stop().await;
 }
