@@ -82,7 +82,11 @@ async fn read_by(State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply 
     let group = conv_of(&s.engine, &c.app, Family::Group, p.get("group_id")?).await?;
     let msg: i64 = p.get("msg_id")?.trim().parse().map_err(|_| no_message())?;
     let limit = q.int("limit", READERS_MAX, 1..=READERS_MAX)?;
-    let skip = q.int("key", 0, 0..=i64::from(i32::MAX))?;
+    // the SDK sends `key=undefined` for the first page
+    let skip = match q.get("key").map(str::trim) {
+        None | Some("undefined" | "null") => 0,
+        Some(k) => k.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| EmError::illegal("key must be where the last page ended"))?,
+    };
     let reader = c.user.as_ref().map(|u| u.id.as_str());
     let all = s.engine.client_state().read_by(&c.app, &group, reader, msg).await.map_err(|e| match e {
         Error::NotMember => EmError::forbidden(format!("user {} is not a member of group {}", reader.unwrap_or_default(), group.id)),
