@@ -403,6 +403,12 @@ async fn reports_readers_and_member_attributes() {
     readers.sort();
     assert_eq!(readers, ["bob", "carol"]);
     call(&app, &dave, Method::GET, &format!("/chatgroups/{gid}/acks/{msg}"), None).await.em_error(403, "forbidden_op");
+    // the SDK's first page says key=undefined; a page of one goes on from `key`
+    let r = call(&app, &alice, Method::GET, &format!("/chatgroups/{gid}/acks/{msg}?limit=1&key=undefined"), None).await;
+    assert_eq!((ok(&r)["data"].as_array().unwrap().len(), r.body["key"].as_str()), (1, Some("1")));
+    let r = call(&app, &alice, Method::GET, &format!("/chatgroups/{gid}/acks/{msg}?limit=1&key=1"), None).await;
+    assert_eq!((ok(&r)["data"].as_array().unwrap().len(), r.body["key"].as_str()), (1, Some("")));
+    call(&app, &alice, Method::GET, &format!("/chatgroups/{gid}/acks/{msg}?key=x"), None).await.em_error(400, "illegal_argument");
 
     // setGroupMemberAttributes: one's own, or the owner anyone's; members read them
     let put = |token: &str, user: &str, meta: Value| {
@@ -429,4 +435,25 @@ async fn reports_readers_and_member_attributes() {
     // the app token reads them too
     let r = app.get(&format!("/metadata/chatgroup/{gid}/user/bob")).await;
     assert_eq!(ok(&r)["data"], json!({"nick": "B"}));
+    // a member who leaves the group has none to show
+    ok(&app.delete(&format!("/chatgroups/{gid}/users/carol")).await);
+    let r = get(&bob, json!({"targets": ["carol"]})).await;
+    assert_eq!(ok(&r)["data"], json!({"carol": {}}));
+}
+
+#[tokio::test]
+async fn the_calls_out_of_scope_are_not_served() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice"]).await;
+    let alice = app.user_token("alice").await;
+    for (method, path) in [
+        (Method::POST, "/users/alice/translate"),
+        (Method::GET, "/users/alice/translate/support/language"),
+        (Method::GET, "/users/alice/token/rtc?channelName=x"),
+        (Method::POST, "/rtc_mapper/batch/get"),
+        (Method::POST, "/sdk/users/alice/client/logs"),
+    ] {
+        call(&app, &alice, method, path, Some(json!({}))).await.em_error(404, "service_resource_not_found");
+    }
 }
