@@ -986,3 +986,46 @@ async fn msync_a_kick_meta_names_the_user_in_from_and_to() {
     }
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn msync_a_kick_just_after_login_is_told_before_the_close() {
+    // the SDK sends UNREAD as soon as it is logged in; a kick racing that heartbeat's answer is
+    // still told (the STATISTIC meta), and the connection then closes with a close frame
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    for i in 0..20 {
+        let user = format!("kicked{i}");
+        app.users(&[user.as_str()]).await;
+        let mut c = Client::login(&srv, &app, &user, "webim_web_race").await;
+        send_frame(&mut c.ws, cmd(Command::Unread, None)).await;
+        let r = app.get(&format!("/users/{user}/disconnect")).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        // the SDK's frames after login (its statistics, the next heartbeat) are still on their
+        // way: the server's close must not throw away what it wrote before
+        for _ in 0..3 {
+            let _ = c.ws.send(Ws::Binary(cmd(Command::Unread, None).encode_to_vec().into())).await;
+        }
+        let (mut told, mut closed) = (false, false);
+        loop {
+            let got = tokio::time::timeout(Duration::from_secs(5), c.ws.next()).await.expect("a frame within 5 s");
+            match got {
+                Some(Ok(Ws::Binary(b))) => {
+                    let f = MSync::decode(b.as_ref()).expect("an MSync frame");
+                    if f.command == Some(Command::Sync as i32) {
+                        let dl: CommSyncDl = payload(&f);
+                        told |= dl.metas.iter().any(|m| m.ns == Some(NameSpace::Statistic as i32));
+                    }
+                }
+                Some(Ok(Ws::Close(_))) => {
+                    closed = true;
+                    break;
+                }
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => break,
+            }
+        }
+        assert!(told, "round {i}: the kick is told");
+        assert!(closed, "round {i}: a close frame ends the connection");
+    }
+    srv.stop().await;
+}
