@@ -457,3 +457,50 @@ async fn the_calls_out_of_scope_are_not_served() {
         call(&app, &alice, method, path, Some(json!({}))).await.em_error(404, "service_resource_not_found");
     }
 }
+
+/// A shielded group's messages are not pushed to the user who shielded it (they are to the
+/// others); unshielded, they are again.
+#[tokio::test]
+async fn a_shielded_group_is_not_pushed_to_its_shielder() {
+    use crate::common::receiver::Receiver;
+    let srv = TestServer::start_with(|c| {
+        c.outbox_first_retry_ms = 100;
+        c.outbox_max_retry_secs = 1;
+    })
+    .await;
+    let app = srv.em(Plan::Standard).await;
+    let (gid, _) = group_and_message(&app).await;
+    let relay = Receiver::start().await;
+    srv.engine().apps().set_app_settings(&app.app.name, &[("push.webhook_url", &relay.url("/push"))]).await.expect("settings");
+    let bob = app.user_token("bob").await;
+    // whom one message was pushed to (at least `n` users), once the app's outbox has none left
+    let pushed_to = |msg: String, n: usize| {
+        let (srv, app, relay) = (&srv, &app, &relay);
+        async move {
+            let of = || -> Vec<String> {
+                let mut to: Vec<String> = relay
+                    .calls_to("/push")
+                    .into_iter()
+                    .filter(|c| c.body["msg"].as_i64().map(|m| m.to_string()).as_deref() == Some(msg.as_str()))
+                    .flat_map(|c| sorted_strs(&c.body["to"]))
+                    .collect();
+                to.sort();
+                to
+            };
+            eventually(15, || async { (of().len() >= n).then_some(()) }).await;
+            eventually(15, || async {
+                let r = srv.engine().app_code().hook_report(&app.app, 1).await.expect("report");
+                (r.pending == 0 && r.failed == 0).then_some(())
+            })
+            .await;
+            of()
+        }
+    };
+    ok(&call(&app, &bob, Method::POST, &format!("/chatgroups/{gid}/shield"), None).await);
+    let m = send_group(&app, "alice", &gid, "while shielded").await;
+    assert_eq!(pushed_to(m, 1).await, ["carol"]);
+    ok(&call(&app, &bob, Method::DELETE, &format!("/chatgroups/{gid}/shield"), None).await);
+    let m = send_group(&app, "alice", &gid, "after").await;
+    assert_eq!(pushed_to(m, 2).await, ["bob", "carol"]);
+    srv.stop().await;
+}
