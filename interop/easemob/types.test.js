@@ -330,3 +330,86 @@ test('agora-chat 1.4.0 → easemob-websdk 4.21.1: text and an uploaded image; an
   assert.equal(back.got.height, 4);
   await assertAttachment(back.got, toAlice);
 });
+
+/** A file uploaded over the Easemob REST face (app token): `{url, secret}`. */
+async function restUpload(bytes, filename, mime) {
+  const em_ = srv.app.easemob;
+  const base = `https://127.0.0.1:${srv.port}/${em_.org_name}/${em_.app_name}`;
+  await em.rest200(srv, 'GET', '/users?limit=1'); // the app token, fetched once
+  const form = new FormData();
+  form.append('file', new File([bytes], filename, { type: mime }));
+  const r = await fetch(`${base}/chatfiles`, { method: 'POST', body: form, headers: { Authorization: `Bearer ${srv.easemobAppToken}`, 'restrict-access': 'true' } });
+  const body = await r.json();
+  assert.equal(r.status, 200, JSON.stringify(body));
+  return { url: `${base}/chatfiles/${body.entities[0].uuid}`, secret: body.entities[0]['share-secret'] };
+}
+
+test('every type sent by the app server (Easemob REST /messages/users) reaches the SDK with the fields it reads', async () => {
+  await em.requireMsync(srv);
+  const {
+    names: [b],
+    clients: [bob],
+  } = await users('bob');
+  const a = em.uname('server_side');
+  await em.register(srv, a);
+  const send = async (type, body, ext) => {
+    const r = await em.rest200(srv, 'POST', '/messages/users', { from: a, to: [b], type, body, ...(ext ? { ext } : {}) });
+    return r.data[b];
+  };
+  const imgBytes = Buffer.concat([PNG, Buffer.from('rest')]);
+  const img = await restUpload(imgBytes, 'r.png', 'image/png');
+  const audioBytes = payload('rest voice', 1500);
+  const audio = await restUpload(audioBytes, 'r.amr', 'audio/amr');
+  const videoBytes = payload('rest video', 2500);
+  const video = await restUpload(videoBytes, 'r.mp4', 'video/mp4');
+  const fileBytes = payload('rest file', 1200);
+  const file = await restUpload(fileBytes, 'r.pdf', 'application/pdf');
+
+  const ids = {
+    txt: await send('txt', { msg: 'from the server' }, { k: 'v', n: 1 }),
+    img: await send('img', { filename: 'r.png', secret: img.secret, url: img.url, size: { width: 48, height: 36 } }),
+    audio: await send('audio', { filename: 'r.amr', secret: audio.secret, url: audio.url, length: 9 }),
+    video: await send('video', { filename: 'r.mp4', secret: video.secret, url: video.url, length: 15, file_length: videoBytes.length, thumb: video.url, thumb_secret: video.secret }),
+    file: await send('file', { filename: 'r.pdf', secret: file.secret, url: file.url }),
+    loc: await send('loc', { lat: '39.9', lng: '116.3', addr: 'Haidian' }),
+    cmd: await send('cmd', { action: 'refresh' }),
+    custom: await send('custom', { customEvent: 'card', customExts: { title: 't', body: 'b' } }),
+  };
+  const of = (event, type) => bob.seen(event, (m) => m.id === ids[type]);
+  const txt = await of('onTextMessage', 'txt');
+  assert.equal(txt.msg, 'from the server');
+  assert.deepEqual(txt.ext, { k: 'v', n: 1 });
+  const gotImg = await of('onImageMessage', 'img');
+  assert.equal(gotImg.from, a);
+  assert.equal(gotImg.width, 48);
+  assert.equal(gotImg.height, 36);
+  const [s1, b1] = await download(gotImg.url);
+  assert.equal(s1, 200, gotImg.url);
+  assert.ok(b1.equals(imgBytes));
+  const gotAudio = await of('onAudioMessage', 'audio');
+  assert.equal(gotAudio.filename, 'r.amr');
+  assert.equal(Number(gotAudio.length), 9);
+  const [s2, b2] = await download(gotAudio.url);
+  assert.equal(s2, 200, gotAudio.url);
+  assert.ok(b2.equals(audioBytes));
+  const gotVideo = await of('onVideoMessage', 'video');
+  assert.equal(gotVideo.filename, 'r.mp4');
+  assert.equal(Number(gotVideo.length), 15);
+  assert.equal(Number(gotVideo.file_length), videoBytes.length);
+  const [s3, b3] = await download(gotVideo.url);
+  assert.equal(s3, 200, gotVideo.url);
+  assert.ok(b3.equals(videoBytes));
+  const gotFile = await of('onFileMessage', 'file');
+  assert.equal(gotFile.filename, 'r.pdf');
+  const [s4, b4] = await download(gotFile.url);
+  assert.equal(s4, 200, gotFile.url);
+  assert.ok(b4.equals(fileBytes));
+  const loc = await of('onLocationMessage', 'loc');
+  assert.equal(Number(loc.lat), 39.9);
+  assert.equal(Number(loc.lng), 116.3);
+  assert.equal(loc.addr, 'Haidian');
+  assert.equal((await of('onCmdMessage', 'cmd')).action, 'refresh');
+  const custom = await of('onCustomMessage', 'custom');
+  assert.equal(custom.customEvent, 'card');
+  assert.deepEqual(custom.customExts, { title: 't', body: 'b' });
+});
