@@ -66,11 +66,14 @@ async function roundTrip(sender, receiver, to, event, fields) {
   return { sent, got, uploaded };
 }
 
-/** GET `url` with no Authorization header, as an <img src> would; resolves `[status, bytes]`. */
-function download(url) {
+/**
+ * GET `url` with no Authorization header, as an <img src> would (or with `headers`, as the SDK's
+ * download calls send the share-secret); resolves `[status, bytes]`.
+ */
+function download(url, headers = {}) {
   return new Promise((resolve, reject) => {
     https
-      .get(url, (res) => {
+      .get(url, { headers }, (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
         res.on('end', () => resolve([res.statusCode, Buffer.concat(chunks)]));
@@ -168,6 +171,10 @@ test('video both ways: onVideoMessage with filename, length, the thumbnail URL t
       const path = new URL(got.url).pathname;
       assert.ok(got.thumb && new URL(got.thumb).pathname === path && got.thumb.includes('vframe=true'), `thumb: ${got.thumb}`);
       assert.equal(got.thumb_secret, got.secret);
+      // the first frame, fetched with its secret (confab makes none: it answers the file)
+      const [status, thumb] = await download(got.thumb, { 'share-secret': got.thumb_secret });
+      assert.equal(status, 200, `GET ${got.thumb}`);
+      assert.ok(thumb.length > 0);
     },
   );
 });
