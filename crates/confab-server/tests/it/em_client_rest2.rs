@@ -504,3 +504,63 @@ async fn a_shielded_group_is_not_pushed_to_its_shielder() {
     assert_eq!(pushed_to(m, 2).await, ["bob", "carol"]);
     srv.stop().await;
 }
+
+/// Every call of this file with bad input (wrong types, empty bodies, unknown ids, an array for
+/// an object) is answered in Easemob's envelope, never a 500, and with the owner's token too.
+#[tokio::test]
+async fn bad_input_is_answered_in_easemobs_envelope() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    let (gid, msg) = group_and_message(&app).await;
+    let r = app.post("/thread", json!({"name": "t", "msg_id": msg, "group_id": gid, "owner": "alice"})).await;
+    let tid = ok(&r)["data"]["thread_id"].as_str().unwrap().to_string();
+    let alice = app.user_token("alice").await;
+    let paths = [
+        (Method::POST, "/thread".to_string()),
+        (Method::POST, "/thread/message".to_string()),
+        (Method::GET, format!("/thread/{tid}")),
+        (Method::PUT, format!("/thread/{tid}")),
+        (Method::GET, format!("/thread/{tid}/users?limit=0")),
+        (Method::DELETE, format!("/thread/{tid}/users/nobody")),
+        (Method::POST, format!("/thread/{tid}/user/alice/join")),
+        (Method::DELETE, format!("/thread/{tid}/user/alice/quit")),
+        (Method::GET, format!("/threads/chatgroups/{gid}?cursor=x!&limit=500")),
+        (Method::GET, "/threads/chatgroups/424242".to_string()),
+        (Method::POST, "/sdk/user/alice/user_channel/pin".to_string()),
+        (Method::DELETE, "/sdk/user/alice/user_channel/pin".to_string()),
+        (Method::GET, "/sdk/user/alice/user_channel/pin?to=424242&type=groupchat&limit=x".to_string()),
+        (Method::GET, "/sdk/user/alice/user_channel/pin?to=bob&type=weird".to_string()),
+        (Method::DELETE, "/sdk/message/roaming/chat/user/alice".to_string()),
+        (Method::DELETE, "/sdk/message/roaming/weird/user/alice?userId=bob&msgIdList=1".to_string()),
+        (Method::DELETE, "/sdk/message/roaming/group/user/alice/time?groupId=x&delTime=-5".to_string()),
+        (Method::PUT, "/users/alice/contacts/users/nobody".to_string()),
+        (Method::GET, "/users/alice/notification?user=,,,&group=x".to_string()),
+        (Method::GET, "/users/alice/notification/mute/type?limit=-1&cursor=y".to_string()),
+        (Method::POST, "/chatgroups/424242/shield".to_string()),
+        (Method::POST, "/user/alice/moderation/report/message/x".to_string()),
+        (Method::GET, format!("/chatgroups/{gid}/acks/x?limit=0")),
+        (Method::PUT, format!("/sdk/metadata/chatgroup/{gid}/user/alice")),
+        (Method::POST, format!("/sdk/metadata/chatgroup/{gid}/get")),
+        (Method::POST, "/sdk/metadata/chatgroup/424242/get".to_string()),
+    ];
+    let bodies = [
+        json!({}),
+        json!([]),
+        json!("text"),
+        json!({"name": 5, "msg_id": {}, "group_id": [1], "threadIds": "x", "to": 7, "type": 1, "pin_msg_id": [1], "remark": 5,
+               "reportType": [], "metaData": "x", "targets": "alice", "properties": 3}),
+        json!({"name": "", "threadIds": [null, {}, "x"], "to": "", "type": "chat", "pin_msg_id": "1", "remark": "",
+               "metaData": {"k": 1}, "targets": [], "reportType": "x".repeat(100)}),
+    ];
+    for (method, path) in &paths {
+        for body in &bodies {
+            for auth in [Em::App, Em::Token(alice.clone())] {
+                let r = app.call(method.clone(), path, auth, Some(body.clone())).await;
+                assert!(r.status < 500, "{method} {path} {body}: {} {:?}", r.status, r.body);
+                if r.status >= 400 {
+                    assert!(r.body["error"].is_string() && r.body["error_description"].is_string(), "{method} {path}: {:?}", r.body);
+                }
+            }
+        }
+    }
+}
