@@ -20,6 +20,8 @@
 //   navigator        {userAgent} (Node 20 has none; Node 21+ has its own)
 //   document         agora-chat 1.4.0 listens for `visibilitychange` on it unguarded
 //   File             Node 20 has it (FormData, Blob and Response too, which uploads use)
+//   FileReader       the SDK reads downloads (a Blob: xhr2 is taught `responseType = 'blob'`) with
+//                    it; a small one over Blob.arrayBuffer()
 //
 // A client (`connect`, `new Client`) is an EventEmitter that records and re-emits every SDK event
 // under the handler's own name ('onConnected', 'onTextMessage', 'onError', …); tests wait for them
@@ -104,8 +106,62 @@ function installGlobals() {
       }
       return super.send(body);
     }
+
+    // downloads (downloadAndParseCombineMessage, …) ask for a Blob (`responseType = 'blob'`),
+    // which xhr2 does not know: the body is read as bytes and handed over as a Blob
+    _parseResponse() {
+      if (this.responseType !== 'blob') return super._parseResponse();
+      this.responseType = 'buffer';
+      super._parseResponse();
+      this.responseType = 'blob';
+      this.response = new Blob([this.response]);
+    }
   }
   g.XMLHttpRequest = XMLHttpRequest;
+
+  // and read that Blob with a FileReader, which Node lacks: the part of it the SDK uses
+  // (readAsArrayBuffer, readAsText; load/error/loadend as listeners or `on…` handlers)
+  if (!g.FileReader) {
+    class FileReader extends EventTarget {
+      constructor() {
+        super();
+        this.readyState = 0;
+        this.result = null;
+        this.error = null;
+        for (const type of ['load', 'error', 'loadend']) {
+          this[`on${type}`] = null;
+          this.addEventListener(type, (event) => this[`on${type}`] && this[`on${type}`](event));
+        }
+      }
+
+      read(blob, as) {
+        this.readyState = 1;
+        Promise.resolve(blob.arrayBuffer()).then(
+          (bytes) => {
+            this.result = as(bytes);
+            this.readyState = 2;
+            this.dispatchEvent(new Event('load'));
+            this.dispatchEvent(new Event('loadend'));
+          },
+          (e) => {
+            this.error = e;
+            this.readyState = 2;
+            this.dispatchEvent(new Event('error'));
+            this.dispatchEvent(new Event('loadend'));
+          },
+        );
+      }
+
+      readAsArrayBuffer(blob) {
+        this.read(blob, (bytes) => bytes);
+      }
+
+      readAsText(blob) {
+        this.read(blob, (bytes) => Buffer.from(bytes).toString('utf8'));
+      }
+    }
+    g.FileReader = FileReader;
+  }
 }
 
 /** Requests the SDK made to other hosts than confab's (refused); see XMLHttpRequest above. */

@@ -284,6 +284,17 @@ test('combine: the SDK uploads the merged messages, the peer gets onCombineMessa
   }
   assert.equal(at, file.length - 1);
   assert.equal(metas, 2, 'two messages merged');
+  // and the receiver's SDK opens it: the two messages as they were
+  const merged = await em.within(bob.conn.downloadAndParseCombineMessage({ url: got.url, secret: got.secret }), 10000, 'downloadAndParseCombineMessage');
+  assert.deepEqual(
+    merged.map((m) => [m.type, m.id, m.from]),
+    [
+      ['txt', t.got.id, carol.user],
+      ['loc', l.got.id, carol.user],
+    ],
+  );
+  assert.equal(merged[0].msg, 'the first');
+  assert.deepEqual([merged[1].lat, merged[1].lng, merged[1].addr, merged[1].buildingName], [1.5, 2.5, 'here', 'home']);
 });
 
 test('a group gets non-text types: img and custom from one member reach the others, not the sender', async () => {
