@@ -2,33 +2,18 @@
 //! client-only REST calls): pinned messages (per conversation, seen by all its members), a user's
 //! own erasure of history (their view only), contact remarks, group member attributes, message
 //! reports for the app's operator, and who in a group read a message. All of it lives in keyed
-//! collections (namespaces in [`ns`]) or in the engine's member rows; the rules are here, the
+//! collections (namespaces in [`crate::entries::ns`]) or in the engine's member rows; the rules are here, the
 //! faces translate.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Map, Value};
 
-use crate::entries::{Entry, EntryFilter, EntryQuery, Put, PutRule};
+use crate::entries::{ns, Entry, EntryFilter, EntryQuery, Put, PutRule};
 use crate::error::{Error, Result};
 use crate::model::{App, ConvKind, Conversation, Message, Role};
 use crate::query::{Bound, HistoryQuery, HistoryScope, MemberQuery};
 use crate::{Engine, MessageRef};
-
-/// The namespaces of this module's keyed collections.
-pub mod ns {
-    /// Per conversation (key = conversation id): its pinned messages (item = message id, value =
-    /// `{by, at}`).
-    pub const MESSAGE_PINS: &str = "message_pins";
-    /// Per user: the remarks they put on their contacts (item = contact id, value = the remark).
-    pub const CONTACT_REMARKS: &str = "contact_remarks";
-    /// Per group (key = group id): its members' attributes (item = member id, value = `{key:
-    /// value}`).
-    pub const GROUP_MEMBER_ATTRIBUTES: &str = "group_member_attributes";
-    /// App-wide (key ""): message reports for the app's operator (item = `<message id>:<reporter>`,
-    /// value = `{msg, conv, from, reporter, type, reason, at}`).
-    pub const MESSAGE_REPORTS: &str = "message_reports";
-}
 
 /// Most pinned messages one conversation holds.
 pub const PINS_MAX: i64 = 20;

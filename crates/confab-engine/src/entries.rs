@@ -66,6 +66,17 @@ pub mod ns {
     /// to that device (item = conversation id, value = `{seq, ts}` of the last message it got),
     /// and when the device was first seen (item `~since`, value = `{ts}`).
     pub const MSYNC_DEVICES: &str = "msync_devices";
+    /// Per conversation (key = conversation id): its pinned messages (item = message id, value =
+    /// `{by, at}`), seen by every member (`client_state`).
+    pub const MESSAGE_PINS: &str = "message_pins";
+    /// Per user: the remarks they keep on their contacts (item = contact id, value = the remark).
+    pub const CONTACT_REMARKS: &str = "contact_remarks";
+    /// Per group (key = group id): its members' attributes (item = member id, value = `{key:
+    /// value}`).
+    pub const GROUP_MEMBER_ATTRIBUTES: &str = "group_member_attributes";
+    /// App-wide (key ""): message reports for the app's operator (item = `<message id>:<reporter>`,
+    /// value = `{msg, conv, from, reporter, type, reason, at}`).
+    pub const MESSAGE_REPORTS: &str = "message_reports";
     /// Per source service (key `leancloud`): an import's checkpoints (item = the source's
     /// conversation id, or `<id>\u{1f}<subscriber>`; value = where its history got to).
     pub const IMPORTS: &str = "imports";

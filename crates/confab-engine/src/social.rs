@@ -200,7 +200,7 @@ impl Social {
         let removed = !a.is_empty() || !b.is_empty();
         // the remarks each kept on the other go with the friendship
         for (x, y) in [(owner, friend), (friend, owner)] {
-            let f = EntryFilter::collection(crate::client_state::ns::CONTACT_REMARKS, x).items(vec![y.to_string()]);
+            let f = EntryFilter::collection(ns::CONTACT_REMARKS, x).items(vec![y.to_string()]);
             self.collections.delete(app, &f).await?;
         }
         if removed {
