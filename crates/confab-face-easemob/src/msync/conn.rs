@@ -175,7 +175,19 @@ pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<S
         gw.sessions.end(&l.session, false, &Offline::Lost { error: None }).await;
     }
     conn.kill("closed");
-    let _ = tokio::time::timeout(grace + std::time::Duration::from_secs(1), writer).await;
+    // the close handshake: once the close frame is written, what the client still sends is read
+    // (and dropped) until its own close frame. A socket closed with frames unread is reset, and a
+    // reset can lose the last frames written — a kick's notice right after a login, while the
+    // SDK's first frames are on their way, among them.
+    let _ = tokio::time::timeout(grace + std::time::Duration::from_secs(1), async {
+        let _ = writer.await;
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, WsMessage::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Keeps a connection in the gateway's list while its task runs.

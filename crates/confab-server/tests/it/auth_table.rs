@@ -168,6 +168,10 @@ async fn snapshot(srv: &TestServer, app: &App) -> String {
         ns::REACTIONS,
         ns::CONVERSATION_PINS,
         ns::CONVERSATION_MARKS,
+        ns::MESSAGE_PINS,
+        ns::CONTACT_REMARKS,
+        ns::GROUP_MEMBER_ATTRIBUTES,
+        ns::MESSAGE_REPORTS,
     ] {
         let f = EntryFilter { ns: n.to_string(), ..Default::default() };
         entries.push(store.entries(app.id, &EntryQuery::all(f), 0).await.expect("entries"));
