@@ -660,7 +660,8 @@ async fn msync_chat_rooms_are_joined_and_left_over_msync_and_carry_room_messages
     assert!(info["bob"]["create_timestamp"].as_i64().unwrap_or(0) > 0);
     let rooms = srv.engine().conversations().rooms_of(&app.app, "bob").await.expect("rooms");
     assert_eq!(rooms, vec![conv.id], "left the other room");
-    // alice, the owner, in both rooms, heard him leave the one and come into the other
+    // alice, the owner, in both rooms, heard him come into the one, leave it and come into the other
+    assert_eq!(muc_of(&alice.muc_events().await[0]), (Operation::Presence as i32, other.clone(), "bob".into()));
     assert_eq!(muc_of(&alice.muc_events().await[0]), (Operation::Absence as i32, other.clone(), "bob".into()));
     assert_eq!(muc_of(&alice.muc_events().await[0]), (Operation::Presence as i32, room.clone(), "bob".into()));
 
