@@ -28,6 +28,7 @@ use crate::users::Users;
 
 pub mod group_requests;
 mod groups;
+pub use groups::GroupCall;
 
 /// What a change to several users did: who it applied to and who was refused, and why.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -357,10 +358,14 @@ impl Conversations {
         Ok(())
     }
 
-    /// Users may act on a conversation they belong to (chat rooms: that they are in).
+    /// Users may act on a conversation they belong to (chat rooms: that they are in, or whose
+    /// owner or admin they are: that standing outlives presence and is the acting member).
     async fn check_belongs(&self, app: &App, conv: &Conversation, actor: &Actor) -> Result<Option<Member>> {
         let Some(u) = actor.user() else { return Ok(None) };
         if conv.kind == ConvKind::Chatroom {
+            if let Some(m) = self.store.get_member(app.id, conv.id, u).await?.filter(|m| matches!(m.role, Role::Owner | Role::Admin)) {
+                return Ok(Some(m));
+            }
             return if self.presence.in_room(app.id, conv.id, u, self.now()).await? { Ok(None) } else { Err(Error::NotMember) };
         }
         Ok(Some(self.member(app, conv, u).await?))

@@ -10,6 +10,7 @@ pub mod members;
 pub mod requests;
 
 use axum::extract::State;
+use confab_engine::conv::GroupCall;
 use confab_engine::limits::{bucket, Bucket};
 use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member, Role};
 use confab_engine::query::{ConvQuery, Field, Filter, Op, Scalar};
@@ -111,7 +112,9 @@ pub fn routes() -> Routes {
         post("/chatgroups", Token, create_group),
         get("/chatgroups", App, list_groups),
         get("/chatgroups/{group_id}", Token, group_details),
-        put("/chatgroups/{group_id}", App, update_group),
+        put("/chatgroups/{group_id}", Token, update_group),
+        get("/publicchatgroups", Token, public_groups),
+        get("/chatgroups/user/{username}/joined_count", AppOrUser, joined_groups_count),
         delete("/chatgroups/{group_id}", Token, delete_group),
         delete("/chatgroups/{group_id}/quit", Token, quit_group),
         get("/chatgroups/user/{username}", AppOrUser, joined_groups_current),
@@ -129,15 +132,34 @@ pub fn routes() -> Routes {
     r
 }
 
-/// The endpoints groups and chat rooms share: the announcement and mute-all.
+/// The endpoints groups and chat rooms share: the announcement and mute-all (a user token within
+/// the engine's role rules: reading is a member's, the rest the owner's or an admin's).
 fn family_routes(fam: Family) -> Routes {
     let at = |seg: &str| format!("{}/{{{}}}/{seg}", fam.prefix(), fam.id_param());
     vec![
-        get(at("announcement"), Need::App, move |st: State<EmState>, a: Admin, p: P| get_announcement(fam, st, a, p)),
-        post(at("announcement"), Need::App, move |st: State<EmState>, a: Admin, p: P, b: Body| set_announcement(fam, st, a, p, b)),
-        post(at("ban"), Need::App, move |st: State<EmState>, a: Admin, p: P| set_ban(fam, st, a, p, true)),
-        delete(at("ban"), Need::App, move |st: State<EmState>, a: Admin, p: P| set_ban(fam, st, a, p, false)),
+        get(at("announcement"), Need::Token, move |st: State<EmState>, c: Caller, p: P| get_announcement(fam, st, c, p)),
+        post(at("announcement"), Need::Token, move |st: State<EmState>, c: Caller, p: P, b: Body| set_announcement(fam, st, c, p, b)),
+        post(at("ban"), Need::Token, move |st: State<EmState>, c: Caller, p: P| set_ban(fam, st, c, p, true)),
+        delete(at("ban"), Need::Token, move |st: State<EmState>, c: Caller, p: P| set_ban(fam, st, c, p, false)),
     ]
+}
+
+/// An engine refusal of a group or chat room call in Easemob's words: 403 `forbidden_op`, with
+/// the rule's text (`NotAllowed`) or "not a member" (`NotMember`).
+pub fn role_refusal(fam: Family, e: Error) -> EmError {
+    match (fam, e) {
+        (Family::Group, e @ (Error::NotMember | Error::ConversationFull { .. })) => group_rule(e),
+        (Family::Room, Error::NotMember) => EmError::forbidden("user is not in this chatroom!"),
+        (_, e) => e.into(),
+    }
+}
+
+/// The conversation of the path, once the caller may make `call` on it (the engine's
+/// `check_group_call`): a missing one is the family's 404, a refusal 403 `forbidden_op`.
+pub async fn conv_for(s: &EmState, c: &Caller, p: &P, fam: Family, call: GroupCall<'_>) -> EmResult<Conversation> {
+    let conv = conv_of(&s.engine, &c.app, fam, p.get(fam.id_param())?).await?;
+    s.engine.conversations().check_group_call(&c.app, &conv, &c.actor(), call).await.map_err(|e| role_refusal(fam, e))?;
+    Ok(conv)
 }
 
 // ---------------------------------------------------------------------- fields
@@ -421,25 +443,40 @@ pub async fn group_details(State(s): State<EmState>, c: Caller, p: P) -> Reply {
         .with("data", json!(data)))
 }
 
+/// Fields of `PUT /chatgroups/{id}`.
+const FIELDS: &[&str] = &[
+    "groupname",
+    "avatar",
+    "description",
+    "maxusers",
+    "membersonly",
+    "allowinvites",
+    "invite_need_confirm",
+    "custom",
+    "public",
+    "newowner",
+];
+
+/// Fields of `PUT /chatgroups/{id}` a user token may change (the SDK's `modifyGroup`,
+/// `changeGroupOwner`); the rest are the app server's.
+const USER_GROUP_FIELDS: &[&str] = &["groupname", "avatar", "description", "custom", "newowner"];
+
 /// `PUT /chatgroups/{group_id}`: the fields given, each answered `true`; `newowner` hands the
-/// group over.
-pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
+/// group over. A user token: the owner or an admin changes the name, description, avatar and
+/// custom data, the owner alone hands the group over (the engine's `GroupCall` rules).
+pub async fn update_group(State(s): State<EmState>, c: Caller, p: P, b: Body) -> Reply {
+    let (app, ctx, actor) = (c.app.clone(), c.ctx.clone(), c.actor());
     s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_UPDATE).await?;
-    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
     let o = b.obj()?;
+    let call = if o.contains_key("newowner") { GroupCall::Own } else { GroupCall::Manage };
+    let conv = conv_for(&s, &c, &p, Family::Group, call).await?;
+    if actor != Actor::Admin {
+        let theirs: Vec<&str> = o.keys().map(String::as_str).filter(|k| FIELDS.contains(k) && !USER_GROUP_FIELDS.contains(k)).collect();
+        if !theirs.is_empty() {
+            return Err(EmError::forbidden(format!("[{}] are changed by the app server only", theirs.join(", "))));
+        }
+    }
     let l = &app.limits;
-    const FIELDS: &[&str] = &[
-        "groupname",
-        "avatar",
-        "description",
-        "maxusers",
-        "membersonly",
-        "allowinvites",
-        "invite_need_confirm",
-        "custom",
-        "public",
-        "newowner",
-    ];
     let unknown: Vec<&str> = o.keys().map(String::as_str).filter(|k| !FIELDS.contains(k)).collect();
     if !unknown.is_empty() {
         return Err(EmError::invalid_parameter(format!("some of [{}] are not valid fields", unknown.join(", "))));
@@ -447,7 +484,7 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
     let mut data = Map::new();
     if let Some(raw) = str_of(o, "newowner")? {
         let new_owner = username(raw).map_err(|_| EmError::forbidden(format!("user: {raw} doesn't exist in group: {}", conv.id)))?;
-        match s.engine.conversations().transfer_owner(&app, &conv, &new_owner, &Actor::Admin).await {
+        match s.engine.conversations().transfer_owner(&app, &conv, &new_owner, &actor).await {
             Ok(()) => {}
             Err(confab_engine::Error::NotMember) => {
                 return Err(EmError::forbidden(format!("user: {raw} doesn't exist in group: {}", conv.id)));
@@ -502,7 +539,7 @@ pub async fn update_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
         data.insert("invite_need_confirm".into(), json!(true));
     }
     if !patch.is_empty() {
-        s.engine.conversations().update_conversation(&app, conv.id, Some(ConvKind::Normal), &patch, &Actor::Admin).await?;
+        s.engine.conversations().update_conversation(&app, conv.id, Some(ConvKind::Normal), &patch, &actor).await.map_err(group_rule)?;
     }
     Ok(ctx.envelope(&app, "put", "/chatgroups").with("entities", json!([])).with("data", Value::Object(data)))
 }
@@ -544,6 +581,80 @@ async fn quit_group(State(s): State<EmState>, c: Caller, p: P) -> Reply {
     let conv = conv_of(&s.engine, &c.app, Family::Group, p.get("group_id")?).await?;
     s.engine.conversations().leave_group(&c.app, &conv, &user).await.map_err(group_rule)?;
     Ok(c.ctx.envelope(&c.app, "delete", "/chatgroups").with("entities", json!([])).with("data", json!({"result": true})))
+}
+
+// ---------------------------------------------------------------------- public groups, counts
+
+/// `GET /publicchatgroups?limit&cursor` (the SDK's `getPublicGroups`): the public groups, newest
+/// first, `limit` 1–1000 (default 10), `cursor` while more remain. Rows carry `id` and `name`
+/// (what the SDK maps) besides the `groupid` and `groupname` of the other group lists.
+async fn public_groups(State(s): State<EmState>, c: Caller, q: Params) -> Reply {
+    s.engine.apps().rate_check(&c.app, bucket::EM_CHATGROUPS_LIST).await?;
+    let limit = q.int("limit", 10, 1..=1000)?;
+    let mut at = match q.get("cursor").filter(|x| !x.is_empty() && *x != "null" && *x != "undefined") {
+        None => 0,
+        Some(x) => decode_cursor(x).filter(|n| *n >= 0).ok_or_else(|| EmError::invalid_parameter("cursor is not valid"))?,
+    };
+    // the cursor counts every group, public or not: the store has no filter on settings
+    const SCAN: i64 = 500;
+    let (mut found, mut more) = (Vec::new(), false);
+    'scan: loop {
+        let mut query = groups_query(None);
+        query.order = vec![(Field::Id, true)];
+        query.skip = at;
+        query.limit = SCAN;
+        let (convs, _) = s.engine.conversations().query_conversations(&c.app, &query).await?;
+        let n = convs.len() as i64;
+        for g in convs {
+            if g.settings.public {
+                if found.len() as i64 == limit {
+                    more = true;
+                    break 'scan;
+                }
+                found.push(g);
+            }
+            at += 1;
+        }
+        if n < SCAN {
+            break;
+        }
+    }
+    let members = s.engine.conversations().members_of(&c.app, &found.iter().map(|g| g.id).collect::<Vec<_>>()).await?;
+    let data: Vec<Value> = found
+        .iter()
+        .map(|g| {
+            let ms = members.get(&g.id).map(Vec::as_slice).unwrap_or_default();
+            let name = g.name.clone().unwrap_or_default();
+            json!({
+                "id": g.id.to_string(),
+                "name": name,
+                "groupid": g.id.to_string(),
+                "groupname": name,
+                "owner": owner_of(ms).unwrap_or_default(),
+                "affiliations": ms.iter().filter(|m| m.role != Role::Subscriber).count(),
+                "public": true,
+                "created": g.created_at,
+            })
+        })
+        .collect();
+    let mut a = list_answer(&c.ctx, &c.app, "/publicchatgroups", data);
+    if more {
+        a = a.with("cursor", json!(encode_cursor(at)));
+    }
+    Ok(a)
+}
+
+/// `GET /chatgroups/user/{username}/joined_count` (the SDK's `getJoinedGroupsCount`): `data` is
+/// the number of groups the user is in.
+async fn joined_groups_count(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.apps().rate_check(&c.app, bucket::EM_JOINED_CHATGROUPS).await?;
+    let u = crate::users::user_in_path(&s.engine, &c.app, &p, "username").await?;
+    c.may_act_for(&u.id)?;
+    let mut q = groups_query(Some(&u.id));
+    q.limit = 1;
+    q.count = true;
+    let (_, total) = s.engine.conversations().query_conversations(&c.app, &q).await?;
+    Ok(c.ctx.envelope(&c.app, "get", "/chatgroups").with("entities", json!([])).with("data", json!(total.unwrap_or(0))))
 }
 
 // ---------------------------------------------------------------------- joined groups
@@ -607,11 +718,16 @@ pub async fn joined_groups_current(State(s): State<EmState>, c: Caller, p: P, q:
 
 /// `POST|DELETE {family}/{id}/ban`: mute everyone but the owner, admins and allowlisted members
 /// (the engine's send path decides), or lift it.
-async fn set_ban(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, on: bool) -> Reply {
+async fn set_ban(fam: Family, State(s): State<EmState>, c: Caller, p: P, on: bool) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_BAN, bucket::EM_CHATROOMS_BAN)).await?;
-    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
+    let conv = conv_for(&s, &c, &p, fam, GroupCall::Manage).await?;
     let patch = ConvUpdate::settings(SettingsChange { mute_all: Some(on), ..Default::default() });
-    s.engine.conversations().update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
+    s.engine
+        .conversations()
+        .update_conversation(&app, conv.id, Some(fam.kind()), &patch, &c.actor())
+        .await
+        .map_err(|e| role_refusal(fam, e))?;
     let action = if on { "post" } else { "delete" };
     Ok(ctx.envelope(&app, action, fam.prefix()).with("entities", json!([])).with("data", json!({"mute": on})))
 }
@@ -649,9 +765,10 @@ pub async fn enable_group(State(s): State<EmState>, Admin { app, ctx }: Admin, p
 
 // ---------------------------------------------------------------------- announcement
 
-async fn get_announcement(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+async fn get_announcement(fam: Family, State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_ANNOUNCEMENT_GET, bucket::EM_CHATROOMS_ANNOUNCEMENT_GET)).await?;
-    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
+    let conv = conv_for(&s, &c, &p, fam, GroupCall::Read).await?;
     Ok(ctx
         .envelope(&app, "get", fam.prefix())
         .with("entities", json!([]))
@@ -660,9 +777,10 @@ async fn get_announcement(fam: Family, State(s): State<EmState>, Admin { app, ct
 }
 
 /// `POST {family}/{id}/announcement {announcement}`: at most `em_announcement_max_chars`.
-async fn set_announcement(fam: Family, State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
+async fn set_announcement(fam: Family, State(s): State<EmState>, c: Caller, p: P, b: Body) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, fam.bucket(bucket::EM_CHATGROUPS_ANNOUNCEMENT_SET, bucket::EM_CHATROOMS_ANNOUNCEMENT_SET)).await?;
-    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
+    let conv = conv_for(&s, &c, &p, fam, GroupCall::Manage).await?;
     let text = match b.obj()?.get("announcement") {
         Some(Value::String(t)) => t.clone(),
         None | Some(Value::Null) => return Err(EmError::illegal("announcement is null")),
@@ -674,7 +792,11 @@ async fn set_announcement(fam: Family, State(s): State<EmState>, Admin { app, ct
         return Err(if fam == Family::Group { EmError { error: "FORBIDDEN".into(), ..e } } else { e });
     }
     let patch = ConvUpdate::settings(SettingsChange { announcement: Some(text), ..Default::default() });
-    s.engine.conversations().update_conversation(&app, conv.id, Some(fam.kind()), &patch, &Actor::Admin).await?;
+    s.engine
+        .conversations()
+        .update_conversation(&app, conv.id, Some(fam.kind()), &patch, &c.actor())
+        .await
+        .map_err(|e| role_refusal(fam, e))?;
     Ok(ctx
         .envelope(&app, "post", fam.prefix())
         .with("entities", json!([]))

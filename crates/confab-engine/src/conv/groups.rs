@@ -4,6 +4,9 @@
 //! `members_invite`); the app's server (`Actor::Admin`) may do anything. LeanCloud's own
 //! conversation rules (`add_members`, `remove_members`) are unchanged: these are the rules of
 //! the calls a face makes for group users.
+//!
+//! Chat rooms share the role rules of the management calls ([`GroupCall`]): a room is public
+//! (anyone of the app reads it), its owner and admins manage it.
 
 use super::Conversations;
 use crate::conv::Actor;
@@ -12,12 +15,86 @@ use crate::model::{App, ConvKind, Conversation, Role};
 use crate::quotas::Quotas;
 use crate::Outcome;
 
+/// A group or chat room call a user makes, for [`Conversations::check_group_call`]: each says
+/// the role it needs (the one table of Easemob's owner/admin/member rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupCall<'a> {
+    /// Details, members, admins, the announcement: a member, or anyone for a public group or
+    /// a chat room.
+    Read,
+    /// Shared files: list, download, upload. A member (a chat room: one in it or holding a
+    /// standing there).
+    Files,
+    /// Delete a shared file: the owner, an admin, or who uploaded it.
+    DeleteFile { uploader: &'a str },
+    /// Whether `user` is on the allowlist or muted: the user themself, the owner or an admin.
+    AskAbout { user: &'a str },
+    /// Change the name, description, avatar, custom data, the announcement, mute everyone, the
+    /// mutes, blocks and the allowlist (and read those three lists): the owner or an admin.
+    Manage,
+    /// Hand the group over, make or unmake admins: the owner.
+    Own,
+}
+
+impl GroupCall<'_> {
+    fn refusal(self, room: bool) -> Error {
+        let what = if room { "chatroom" } else { "group" };
+        Error::NotAllowed(match self {
+            GroupCall::Own => format!("only the {what} owner may do this"),
+            GroupCall::DeleteFile { .. } => format!("only the {what} owner, an admin or the file's uploader may delete it"),
+            _ => format!("only the {what} owner or an admin may do this"),
+        })
+    }
+}
+
 impl Conversations {
     fn check_group(conv: &Conversation) -> Result<()> {
         if conv.kind != ConvKind::Normal || conv.unique {
             return Err(Error::WrongKind { expected: ConvKind::Normal });
         }
         Ok(())
+    }
+
+    /// Whether `actor` may make `call` on a group or a chat room (see [`GroupCall`]). The app's
+    /// server may do anything. A user outside a group is `NotMember`; a member without the role,
+    /// `NotAllowed` saying which role it takes. A chat room's owner and admins keep their
+    /// standing when they are not in the room.
+    pub async fn check_group_call(&self, app: &App, conv: &Conversation, actor: &Actor, call: GroupCall<'_>) -> Result<()> {
+        let room = conv.kind == ConvKind::Chatroom;
+        if !room {
+            Self::check_group(conv)?;
+        }
+        let Some(u) = actor.user() else { return Ok(()) };
+        if call == GroupCall::Read && (room || conv.settings.public) {
+            return Ok(());
+        }
+        let me = self.member(app, conv, u).await?;
+        if me.role == Role::Subscriber {
+            return Err(Error::NotMember);
+        }
+        let manager = matches!(me.role, Role::Owner | Role::Admin);
+        let ok = match call {
+            GroupCall::Read | GroupCall::Files => true,
+            GroupCall::DeleteFile { uploader } => manager || uploader == u,
+            GroupCall::AskAbout { user } => manager || user == u,
+            GroupCall::Manage => manager,
+            GroupCall::Own => me.role == Role::Owner,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(call.refusal(room))
+        }
+    }
+
+    /// Whether `actor` may create a chat room: the app's server, or a chat room super admin
+    /// (Easemob's rule; the list is the app's, `Rooms::add_room_super_admin`).
+    pub async fn check_may_create_room(&self, app: &App, actor: &Actor) -> Result<()> {
+        match actor.user() {
+            None => Ok(()),
+            Some(u) if self.rooms.is_room_super_admin(app, u).await? => Ok(()),
+            Some(_) => Err(Error::NotAllowed("only a chatroom super admin may create a chatroom".into())),
+        }
     }
 
     /// Whether `actor` may see a group's details and members: the app's server, a member, or

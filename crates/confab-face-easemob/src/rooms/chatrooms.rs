@@ -8,15 +8,19 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use confab_engine::conv::GroupCall;
 use confab_engine::limits::bucket;
 use confab_engine::model::{App, ConvKind, ConvSettings, Conversation, Member};
 use confab_engine::query::{ConvQuery, Field};
 use confab_engine::ConvUpdate;
-use confab_engine::{Actor, KeyOutcome, NewConversation, Quotas};
+use confab_engine::{KeyOutcome, NewConversation, Quotas};
 use confab_routes::{delete, get, post, put};
 use serde_json::{json, Map, Value};
 
-use super::{check_len, conv_of, existing_user, first_members, int_of, list_answer, owner_of, str_of, Family, DETAILS_MAX_IDS};
+use super::{
+    check_len, conv_for, conv_of, existing_user, first_members, int_of, list_answer, owner_of, role_refusal, str_of, Family,
+    DETAILS_MAX_IDS,
+};
 use crate::auth::Need;
 use crate::auth::{Admin, Body, Caller, EmState, Params, P};
 use crate::envelope::{Answer, EmError, EmResult, Reply};
@@ -34,11 +38,13 @@ const ROOM: Family = Family::Room;
 pub fn routes() -> Routes {
     use Need::{App, AppOrUser, Token};
     vec![
-        post("/chatrooms", App, create_room),
-        get("/chatrooms", App, list_rooms),
-        get("/chatrooms/{chatroom_id}", App, room_details),
-        put("/chatrooms/{chatroom_id}", App, update_room),
-        delete("/chatrooms/{chatroom_id}", App, delete_room),
+        // a user token: rooms are public (anyone of the app reads them), their owner and admins
+        // manage them, super admins create them (the engine's rules)
+        post("/chatrooms", Token, create_room),
+        get("/chatrooms", Token, list_rooms),
+        get("/chatrooms/{chatroom_id}", Token, room_details),
+        put("/chatrooms/{chatroom_id}", Token, update_room),
+        delete("/chatrooms/{chatroom_id}", Token, delete_room),
         get("/users/{username}/joined_chatrooms", AppOrUser, joined_rooms),
         get("/chatrooms/super_admin", App, super_admins),
         post("/chatrooms/super_admin", App, add_super_admin),
@@ -85,9 +91,12 @@ async fn affiliations(s: &EmState, app: &App, conv: &Conversation, rows: &[Membe
 // ---------------------------------------------------------------------- create / list / get
 
 /// `POST /chatrooms`: `name`, `description` and `owner` are required; the owner and `members`
-/// are in the room at once.
-async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Body) -> Reply {
+/// are in the room at once. A user token: a chat room super admin creates a room they own
+/// (`owner`, if given, must be them).
+async fn create_room(State(s): State<EmState>, c: Caller, b: Body) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_CREATE).await?;
+    s.engine.conversations().check_may_create_room(&app, &c.actor()).await?;
     let o = b.obj()?;
     let l = &app.limits;
     let name = str_of(o, "name")?
@@ -96,8 +105,15 @@ async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Bod
         .ok_or_else(|| EmError::invalid_parameter("chatroom must contain title/name field!"))?
         .to_string();
     let description = str_of(o, "description")?.unwrap_or_default().to_string();
-    let owner_raw = str_of(o, "owner")?.ok_or_else(|| EmError::invalid_parameter("owner must be provided"))?;
+    let owner_raw = match (str_of(o, "owner")?, &c.user) {
+        (Some(raw), _) => raw,
+        (None, Some(u)) => u.id.as_str(),
+        (None, None) => return Err(EmError::invalid_parameter("owner must be provided")),
+    };
     let owner = existing_user(&s.engine, &app, owner_raw).await?;
+    if c.user.as_ref().is_some_and(|u| u.id != owner) {
+        return Err(EmError::forbidden("a user creates chatrooms they own: owner must be the user"));
+    }
     if name.chars().count() > l.em_name_max_chars {
         return Err(too_long("title", l.em_name_max_chars));
     }
@@ -129,13 +145,22 @@ async fn create_room(State(s): State<EmState>, Admin { app, ctx }: Admin, b: Bod
 }
 
 /// `GET /chatrooms?limit&cursor`: newest first, `limit` 1–1000 (default 10), `cursor` while
-/// more remain.
-async fn list_rooms(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Params) -> Reply {
+/// more remain; or `?pagenum&pagesize` (the SDK's `getChatRooms`: `pagenum` from 1, `pagesize`
+/// 1–1000). Any token of the app: rooms are public.
+async fn list_rooms(State(s): State<EmState>, c: Caller, q: Params) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_LIST).await?;
-    let limit = q.int("limit", 10, 1..=1000)?;
-    let skip = match q.get("cursor") {
-        None => 0,
-        Some(c) => decode_cursor(c).filter(|n| *n >= 0).ok_or_else(|| EmError::invalid_parameter("cursor is not valid"))?,
+    let (limit, skip) = if q.get("pagenum").is_some() || q.get("pagesize").is_some() {
+        let size = q.int("pagesize", 10, 1..=1000)?;
+        let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
+        (size, size * num)
+    } else {
+        let limit = q.int("limit", 10, 1..=1000)?;
+        let skip = match q.get("cursor") {
+            None => 0,
+            Some(c) => decode_cursor(c).filter(|n| *n >= 0).ok_or_else(|| EmError::invalid_parameter("cursor is not valid"))?,
+        };
+        (limit, skip)
     };
     let query =
         ConvQuery { kinds: Some(vec![ConvKind::Chatroom]), order: vec![(Field::Id, true)], skip, limit: limit + 1, ..Default::default() };
@@ -162,7 +187,8 @@ async fn list_rooms(State(s): State<EmState>, Admin { app, ctx }: Admin, q: Para
 }
 
 /// `GET /chatrooms/{chatroom_ids}`: one id or up to 100, comma-separated; `data` is an array.
-async fn room_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+async fn room_details(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_GET).await?;
     let ids: Vec<&str> = p.get("chatroom_id")?.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
     if ids.is_empty() {
@@ -173,7 +199,9 @@ async fn room_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P)
     }
     let mut convs = Vec::new();
     for id in &ids {
-        convs.push(conv_of(&s.engine, &app, ROOM, id).await?);
+        let conv = conv_of(&s.engine, &app, ROOM, id).await?;
+        s.engine.conversations().check_group_call(&app, &conv, &c.actor(), GroupCall::Read).await.map_err(|e| role_refusal(ROOM, e))?;
+        convs.push(conv);
     }
     let rows = s.engine.conversations().members_of(&app, &convs.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
     let mut data = Vec::with_capacity(convs.len());
@@ -201,11 +229,14 @@ async fn room_details(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P)
 }
 
 /// `PUT /chatrooms/{chatroom_id}`: `name`, `description`, `maxusers` (answered as `groupname`,
-/// `description`, `maxusers`), or `newowner` to hand the room over.
-async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, b: Body) -> Reply {
+/// `description`, `maxusers`), or `newowner` to hand the room over. A user token: the owner or
+/// an admin changes the room, the owner alone hands it over.
+async fn update_room(State(s): State<EmState>, c: Caller, p: P, b: Body) -> Reply {
+    let (app, ctx, actor) = (c.app.clone(), c.ctx.clone(), c.actor());
     s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_UPDATE).await?;
-    let conv = conv_of(&s.engine, &app, ROOM, p.get("chatroom_id")?).await?;
     let o = b.obj()?;
+    let call = if o.contains_key("newowner") { GroupCall::Own } else { GroupCall::Manage };
+    let conv = conv_for(&s, &c, &p, ROOM, call).await?;
     let l = &app.limits;
     const FIELDS: &[&str] = &["name", "description", "maxusers", "newowner"];
     let unknown: Vec<&str> = o.keys().map(String::as_str).filter(|k| !FIELDS.contains(k)).collect();
@@ -239,7 +270,7 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
     if let Some(raw) = str_of(o, "newowner")? {
         let not_in = || EmError::forbidden(format!("user: {raw} doesn't exist in chatroom: {}", conv.id));
         let new_owner = username(raw).map_err(|_| not_in())?;
-        match s.engine.conversations().transfer_owner(&app, &conv, &new_owner, &Actor::Admin).await {
+        match s.engine.conversations().transfer_owner(&app, &conv, &new_owner, &actor).await {
             Ok(()) => {}
             Err(confab_engine::Error::NotMember) => return Err(not_in()),
             Err(e) => return Err(e.into()),
@@ -247,16 +278,28 @@ async fn update_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, 
         data.insert("newowner".into(), json!(true));
     }
     if !patch.is_empty() {
-        s.engine.conversations().update_conversation(&app, conv.id, Some(ConvKind::Chatroom), &patch, &Actor::Admin).await?;
+        s.engine
+            .conversations()
+            .update_conversation(&app, conv.id, Some(ConvKind::Chatroom), &patch, &actor)
+            .await
+            .map_err(|e| role_refusal(ROOM, e))?;
     }
     Ok(ctx.envelope(&app, "put", "/chatrooms").with("entities", json!([])).with("data", Value::Object(data)))
 }
 
-async fn delete_room(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+/// `DELETE /chatrooms/{chatroom_id}`: the app's server, or the room's owner (the SDK's
+/// `destroyChatRoom`).
+async fn delete_room(State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, bucket::EM_CHATROOMS_DELETE).await?;
     let raw = p.get("chatroom_id")?;
     let conv = conv_of(&s.engine, &app, ROOM, raw).await.map_err(|_| EmError::not_found(format!("grpID {raw} does not exist!")))?;
-    s.engine.conversations().delete_conversation(&app, conv.id, Some(ConvKind::Chatroom), &Actor::Admin).await?;
+    s.engine.conversations().check_group_call(&app, &conv, &c.actor(), GroupCall::Own).await.map_err(|e| role_refusal(ROOM, e))?;
+    s.engine
+        .conversations()
+        .delete_conversation(&app, conv.id, Some(ConvKind::Chatroom), &c.actor())
+        .await
+        .map_err(|e| role_refusal(ROOM, e))?;
     Ok(ctx
         .envelope(&app, "delete", "/chatrooms")
         .with("entities", json!([]))

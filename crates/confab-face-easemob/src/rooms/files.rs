@@ -1,29 +1,36 @@
-//! A group's shared files (§3.6.11–§3.6.14): the record in the group's `GROUP_FILES` collection,
-//! the bytes in an engine blob.
+//! A group's or chat room's shared files (§3.6.11–§3.6.14): the record in the conversation's
+//! `GROUP_FILES` collection (keyed by its id: groups and rooms share the id space), the bytes in
+//! an engine blob. A user token lists, downloads and uploads as a member (a chat room: one in
+//! it), and deletes as the owner, an admin or the uploader (the engine's `GroupCall` rules).
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use confab_engine::conv::GroupCall;
 use confab_engine::entries::ns;
 use confab_engine::limits::bucket;
 use confab_engine::{Entry, EntryFilter, EntryQuery, Put, PutRule};
 use confab_routes::{delete, get, post};
 use serde_json::{json, Value};
 
-use super::{conv_of, owner_of, Family};
+use super::{conv_for, conv_of, owner_of, role_refusal, Family};
 use crate::auth::Need;
-use crate::auth::{Admin, EmState, Params, P};
+use crate::auth::{Caller, EmState, Params, P};
 use crate::envelope::{EmError, EmResult, Reply};
 use crate::Routes;
 
 pub fn routes() -> Routes {
-    vec![
-        get("/chatgroups/{group_id}/share_files", Need::App, list),
-        post("/chatgroups/{group_id}/share_files", Need::App, upload),
-        get("/chatgroups/{group_id}/share_files/{file_id}", Need::App, download),
-        delete("/chatgroups/{group_id}/share_files/{file_id}", Need::App, remove),
-    ]
+    let mut r = Routes::new();
+    for fam in [Family::Group, Family::Room] {
+        let base = format!("{}/{{{}}}/share_files", fam.prefix(), fam.id_param());
+        let one = format!("{base}/{{file_id}}");
+        r.push(get(base.clone(), Need::Token, move |st: State<EmState>, c: Caller, p: P, q: Params| list(fam, st, c, p, q)));
+        r.push(post(base, Need::Token, move |st: State<EmState>, c: Caller, p: P, h: HeaderMap, b: Bytes| upload(fam, st, c, p, h, b)));
+        r.push(get(one.clone(), Need::Token, move |st: State<EmState>, c: Caller, p: P| download(fam, st, c, p)));
+        r.push(delete(one, Need::Token, move |st: State<EmState>, c: Caller, p: P| remove(fam, st, c, p)));
+    }
+    r
 }
 
 fn file_required() -> EmError {
@@ -85,29 +92,35 @@ fn record(gid: &str, e: &Entry) -> Value {
 
 /// `GET /chatgroups/{group_id}/share_files?pagenum&pagesize`: `pagesize` 1–1000 (default 1000),
 /// `pagenum` from 1, oldest first.
-pub async fn list(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, q: Params) -> Reply {
+pub async fn list(fam: Family, State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_LIST).await?;
-    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
+    let conv = conv_for(&s, &c, &p, fam, GroupCall::Files).await?;
     let size = q.int("pagesize", 1000, 1..=1000)?;
     let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
     let gid = conv.id.to_string();
     let all = s.engine.collections().list(&app, &EntryQuery::all(EntryFilter::collection(ns::GROUP_FILES, gid.clone()))).await?;
     let data: Vec<Value> = all.iter().skip((size * num) as usize).take(size as usize).map(|e| record(&gid, e)).collect();
-    Ok(ctx.envelope(&app, "get", "/chatgroups").with("entities", json!([])).with("count", json!(data.len())).with("data", json!(data)))
+    Ok(ctx.envelope(&app, "get", fam.prefix()).with("entities", json!([])).with("count", json!(data.len())).with("data", json!(data)))
 }
 
 /// `POST /chatgroups/{group_id}/share_files` (multipart, field `file`): at most
-/// `em_file_max_bytes`, `em_group_files_max` files a group.
-pub async fn upload(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, headers: HeaderMap, body: Bytes) -> Reply {
+/// `em_file_max_bytes`, `em_group_files_max` files a group. `file_owner` is the uploading user
+/// (the app token: the owner).
+pub async fn upload(fam: Family, State(s): State<EmState>, c: Caller, p: P, headers: HeaderMap, body: Bytes) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_UPLOAD).await?;
-    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
+    let conv = conv_for(&s, &c, &p, fam, GroupCall::Files).await?;
     let (name, bytes) = multipart_file(&headers, &body)?;
     if bytes.len() > app.limits.em_file_max_bytes {
         return Err(EmError::too_large());
     }
     let gid = conv.id.to_string();
     let members = s.engine.conversations().members_of(&app, &[conv.id]).await?;
-    let owner = owner_of(members.get(&conv.id).map(Vec::as_slice).unwrap_or_default()).unwrap_or_default().to_string();
+    let owner = match &c.user {
+        Some(u) => u.id.clone(),
+        None => owner_of(members.get(&conv.id).map(Vec::as_slice).unwrap_or_default()).unwrap_or_default().to_string(),
+    };
     let file_id = confab_engine::random_hex(16);
     let size = bytes.len();
     let value = json!({"file_name": name, "file_owner": owner, "file_size": size});
@@ -119,7 +132,7 @@ pub async fn upload(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P, h
     s.engine.files().put_blob(&app, &format!("gf-{file_id}"), bytes).await?;
     let created = s.engine.collections().get(&app, ns::GROUP_FILES, &gid, &file_id).await?.map(|e| e.created_at).unwrap_or_default();
     let url = format!("{}/{file_id}", ctx.uri.trim_end_matches('/'));
-    Ok(ctx.envelope(&app, "post", "/chatgroups").with("entities", json!([])).with(
+    Ok(ctx.envelope(&app, "post", fam.prefix()).with("entities", json!([])).with(
         "data",
         json!({"file_url": url, "group_id": gid, "file_name": name, "created": created, "file_id": file_id, "file_size": size}),
     ))
@@ -130,9 +143,10 @@ fn no_file(id: &str) -> EmError {
 }
 
 /// `GET /chatgroups/{group_id}/share_files/{file_id}`: the raw bytes.
-pub async fn download(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) -> EmResult<Response> {
+pub async fn download(fam: Family, State(s): State<EmState>, c: Caller, p: P) -> EmResult<Response> {
+    let app = c.app.clone();
     s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_DOWNLOAD).await?;
-    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
+    let conv = conv_for(&s, &c, &p, fam, GroupCall::Files).await?;
     let id = p.get("file_id")?;
     let e = s.engine.collections().get(&app, ns::GROUP_FILES, &conv.id.to_string(), id).await?.ok_or_else(|| no_file(id))?;
     let bytes = s.engine.files().blob(&app, &format!("gf-{id}")).await?.ok_or_else(|| no_file(id))?;
@@ -147,11 +161,22 @@ pub async fn download(State(s): State<EmState>, Admin { app, .. }: Admin, p: P) 
         .into_response())
 }
 
-pub async fn remove(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -> Reply {
+/// `DELETE …/share_files/{file_id}`: the owner, an admin, or who uploaded it.
+pub async fn remove(fam: Family, State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    let (app, ctx) = (c.app.clone(), c.ctx.clone());
     s.engine.apps().rate_check(&app, bucket::EM_CHATGROUPS_SHARE_FILES_DELETE).await?;
-    let conv = conv_of(&s.engine, &app, Family::Group, p.get("group_id")?).await?;
+    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
     let id = p.get("file_id")?;
     let gid = conv.id.to_string();
+    // a stranger is refused before being told whether the file exists
+    s.engine.conversations().check_group_call(&app, &conv, &c.actor(), GroupCall::Files).await.map_err(|e| role_refusal(fam, e))?;
+    let e = s.engine.collections().get(&app, ns::GROUP_FILES, &gid, id).await?.ok_or_else(|| no_file(id))?;
+    let uploader = e.value["file_owner"].as_str().unwrap_or_default();
+    s.engine
+        .conversations()
+        .check_group_call(&app, &conv, &c.actor(), GroupCall::DeleteFile { uploader })
+        .await
+        .map_err(|e| role_refusal(fam, e))?;
     let gone =
         s.engine.collections().delete(&app, &EntryFilter::collection(ns::GROUP_FILES, gid.clone()).items(vec![id.to_string()])).await?;
     if gone.is_empty() {
@@ -159,7 +184,7 @@ pub async fn remove(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) -
     }
     s.engine.files().delete_blob(&app, &format!("gf-{id}")).await?;
     Ok(ctx
-        .envelope(&app, "delete", "/chatgroups")
+        .envelope(&app, "delete", fam.prefix())
         .with("entities", json!([]))
         .with("data", json!({"group_id": gid, "file_id": id, "result": true})))
 }

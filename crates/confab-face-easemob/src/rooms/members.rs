@@ -4,17 +4,18 @@
 //! for a [`Family`] with one set of generic handlers.
 
 use axum::extract::State;
+use confab_engine::conv::GroupCall;
 use confab_engine::limits::{bucket, Bucket};
 use confab_engine::model::{App, Conversation, Member, Role};
 use confab_engine::{Actor, Engine, Quota, Quotas};
 use confab_routes::{delete, get, post};
 use serde_json::{json, Value};
 
-use super::{conv_of, existing_user, Family};
+use super::{conv_for, conv_of, existing_user, Family};
 use crate::auth::Need;
 use crate::auth::{Body, Caller, EmState, Params, P};
 use crate::envelope::{EmError, EmResult, Reply};
-use crate::users::username;
+use crate::users::{decode_cursor, encode_cursor, username};
 use crate::Routes;
 
 /// Most users one batch call may name.
@@ -116,14 +117,37 @@ pub const LISTS: &[List] = &[
     },
 ];
 
-/// The table's routes for one family.
+impl List {
+    /// What a user token's call on the list is, for the engine's role rules: reading members
+    /// and admins is a member's (anyone's in a public group or a chat room), naming admins the
+    /// owner's, the rest the owner's or an admin's. (A group's members are added and removed by
+    /// the engine's own group rules, `invite_to_group` and `remove_from_group`.)
+    fn call(&self, write: bool) -> GroupCall<'static> {
+        match (self.op, write) {
+            (Op::Members | Op::Admins, false) => GroupCall::Read,
+            (Op::Admins, true) => GroupCall::Own,
+            _ => GroupCall::Manage,
+        }
+    }
+}
+
+/// The table's routes for one family, each open to a user token within the engine's role rules
+/// ([`List::call`]), and `GET /sdk/{family}/{id}/mute/{username}` (the SDK's
+/// `isInGroupMutelist`, `isInChatRoomMutelist`).
 pub fn routes(fam: Family) -> Routes {
     let mut r: Routes = Vec::new();
+    let need = Need::Token;
+    r.push(get(
+        format!("/sdk{}/{{{}}}/mute/{{username}}", fam.prefix(), fam.id_param()),
+        need,
+        move |st: State<EmState>, c: Caller, p: P| is_muted(fam, st, c, p),
+    ));
     for list in LISTS {
         let base = format!("{}/{{{}}}/{}", fam.prefix(), fam.id_param(), list.seg);
         let one = format!("{base}/{{username}}");
-        // a group's members are also the SDK's (a user token, within the engine's group rules)
-        let need = if fam == Family::Group && list.op == Op::Members { Need::Token } else { Need::App };
+        if list.op == Op::Allow {
+            r.push(get(one.clone(), need, move |st: State<EmState>, c: Caller, p: P| is_allowlisted(fam, st, c, p)));
+        }
         r.push(get(base.clone(), need, move |st: State<EmState>, c: Caller, p: P, q: Params| list_h(fam, list, st, c, p, q)));
         r.push(post(base, need, move |st: State<EmState>, c: Caller, p: P, q: Params, b: Body| add_h(fam, list, st, c, p, q, b, false)));
         r.push(delete(one.clone(), need, move |st: State<EmState>, c: Caller, p: P| remove_h(fam, list, st, c, p)));
@@ -132,6 +156,16 @@ pub fn routes(fam: Family) -> Routes {
         }
     }
     r
+}
+
+/// The conversation a change to the list names, once the caller may change it: a group's
+/// members by the engine's group rules (checked as each user is added or removed), every other
+/// list by [`List::call`].
+async fn writable(s: &EmState, c: &Caller, p: &P, fam: Family, list: &List) -> EmResult<Conversation> {
+    if fam == Family::Group && list.op == Op::Members {
+        return conv_of(&s.engine, &c.app, fam, p.get(fam.id_param())?).await;
+    }
+    conv_for(s, c, p, fam, list.call(true)).await
 }
 
 fn reason(e: &EmError) -> String {
@@ -179,16 +213,28 @@ fn owner_op() -> EmError {
 async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, c: Caller, p: P, q: Params) -> Reply {
     let (app, ctx, actor) = (c.app.clone(), c.ctx.clone(), c.actor());
     s.engine.apps().rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
-    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
-    if actor != Actor::Admin {
-        s.engine.conversations().check_may_see_group(&app, &conv, &actor).await?;
-    }
+    let conv = conv_for(&s, &c, &p, fam, list.call(false)).await?;
+    let _ = actor;
     let now = s.engine.now();
     let env = ctx.envelope(&app, "get", fam.prefix()).with("entities", json!([]));
+    let mut next = None;
     let data: Vec<Value> = match list.op {
         Op::Members => {
-            let size = q.int("pagesize", 1000, 1..=1000)?;
-            let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
+            // the SDK's `getGroupMembers` pages by `limit` and `cursor`, `listGroupMember` by
+            // `pagenum` and `pagesize`
+            let cursor_form = q.get("limit").is_some() || q.get("cursor").is_some();
+            let (size, skip) = if cursor_form {
+                let limit = q.int("limit", 50, 1..=1000)?;
+                let skip = match q.get("cursor").filter(|x| !x.is_empty() && *x != "null" && *x != "undefined") {
+                    None => 0,
+                    Some(x) => decode_cursor(x).filter(|n| *n >= 0).ok_or_else(|| EmError::invalid_parameter("cursor is not valid"))?,
+                };
+                (limit, skip)
+            } else {
+                let size = q.int("pagesize", 1000, 1..=1000)?;
+                let num = q.int("pagenum", 1, 0..=i64::MAX / 1001)?.max(1) - 1;
+                (size, size * num)
+            };
             let with_time = q.get("joined_time") == Some("true");
             let all: Vec<Member> = if fam == Family::Room {
                 // the owner first, then who is in the room
@@ -200,12 +246,20 @@ async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, c: C
             } else {
                 rows(&s.engine, &app, &conv).await?
             };
+            let all: Vec<Member> = all.into_iter().filter(|m| m.role != Role::Subscriber).collect();
+            if cursor_form && ((skip + size) as usize) < all.len() {
+                next = Some(encode_cursor(skip + size));
+            }
             all.into_iter()
-                .filter(|m| m.role != Role::Subscriber)
-                .skip((size * num) as usize)
+                .skip(skip as usize)
                 .take(size as usize)
                 .map(|m| {
-                    let mut v = if m.role == Role::Owner { json!({"owner": m.user}) } else { json!({"member": m.user}) };
+                    // the cursor form names admins as such (the SDK reads the role from the key)
+                    let mut v = match m.role {
+                        Role::Owner => json!({"owner": m.user}),
+                        Role::Admin if cursor_form => json!({"admin": m.user}),
+                        _ => json!({"member": m.user}),
+                    };
                     if with_time {
                         v["joined_time"] = json!(m.joined_at);
                     }
@@ -222,7 +276,36 @@ async fn list_h(fam: Family, list: &'static List, State(s): State<EmState>, c: C
             .collect(),
         Op::Blocks => s.engine.conversations().blocked_members(&app, &conv, None, 10_000).await?.into_iter().map(|u| json!(u)).collect(),
     };
-    Ok(env.with("count", json!(data.len())).with("data", json!(data)))
+    let env = env.with("count", json!(data.len())).with("data", json!(data));
+    Ok(match next {
+        Some(cursor) => env.with("cursor", json!(cursor)),
+        None => env,
+    })
+}
+
+/// `GET {family}/{id}/white/users/{username}` (the SDK's `isInGroupAllowlist`): `data:
+/// {member, white}`; a user asks about themself, the owner or an admin about anyone.
+async fn is_allowlisted(fam: Family, State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.apps().rate_check(&c.app, fam.bucket(bucket::EM_CHATGROUPS_WHITE, bucket::EM_CHATROOMS_WHITE)).await?;
+    let raw = p.get("username")?;
+    let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
+    let conv = conv_for(&s, &c, &p, fam, GroupCall::AskAbout { user: &user }).await?;
+    let white = s.engine.conversations().member(&c.app, &conv, &user).await.map(|m| m.allowlisted).unwrap_or(false);
+    Ok(c.ctx.envelope(&c.app, "get", fam.prefix()).with("entities", json!([])).with("data", json!({"member": user, "white": white})))
+}
+
+/// `GET /sdk/{family}/{id}/mute/{username}` (the SDK's `isInGroupMutelist`,
+/// `isInChatRoomMutelist`): `data` is whether the user is muted now (a mute that lapsed is
+/// not). A user asks about themself, the owner or an admin about anyone.
+async fn is_muted(fam: Family, State(s): State<EmState>, c: Caller, p: P) -> Reply {
+    s.engine.apps().rate_check(&c.app, fam.bucket(bucket::EM_CHATGROUPS_MUTE, bucket::EM_CHATROOMS_MUTE)).await?;
+    let raw = p.get("username")?;
+    let user = username(raw).map_err(|_| EmError::not_found(format!("username {raw} doesn't exist!")))?;
+    let conv = conv_for(&s, &c, &p, fam, GroupCall::AskAbout { user: &user }).await?;
+    let now = s.engine.now();
+    let member = s.engine.conversations().member(&c.app, &conv, &user).await.ok();
+    let muted = member.and_then(|m| m.muted_until).is_some_and(|t| t > now);
+    Ok(c.ctx.envelope(&c.app, "get", fam.prefix()).with("entities", json!([])).with("data", json!(muted)))
 }
 
 /// A mute's expiry as answered: -1 for "until lifted".
@@ -263,7 +346,7 @@ async fn add_h(
 ) -> Reply {
     let (app, ctx, actor) = (c.app.clone(), c.ctx.clone(), c.actor());
     s.engine.apps().rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
-    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
+    let conv = writable(&s, &c, &p, fam, list).await?;
     let gid = conv.id.to_string();
     let env = ctx.envelope(&app, "post", fam.prefix()).with("entities", json!([]));
     // one user: in the path, or the body's single field
@@ -362,7 +445,7 @@ async fn add_one(
             if !is_room {
                 engine.quotas().check_quota(app, &Quota::GroupsPerUser(user.to_string()), 1).await?;
             }
-            if actor.user().is_some() {
+            if actor.user().is_some() && !is_room {
                 engine.conversations().invite_to_group(app, conv, vec![user.to_string()], actor).await?;
                 return Ok(None);
             }
@@ -379,7 +462,7 @@ async fn add_one(
                 if admins >= app.limits.em_max_admins {
                     return Err(EmError::exceed_limit(format!("the number of admins exceeds the limit {}", app.limits.em_max_admins)));
                 }
-                engine.conversations().set_role(app, conv, user, Role::Admin, &Actor::Admin).await?;
+                engine.conversations().set_role(app, conv, user, Role::Admin, actor).await?;
             }
             Ok(None)
         }
@@ -389,7 +472,7 @@ async fn add_one(
                 Some(m) if m.role == Role::Owner => return Err(owner_op()),
                 _ => {}
             }
-            let out = engine.conversations().block_members(app, conv, vec![user.to_string()], &Actor::Admin).await?;
+            let out = engine.conversations().block_members(app, conv, vec![user.to_string()], actor).await?;
             if let Some((_, e)) = out.refused.into_iter().next() {
                 return Err(e.into());
             }
@@ -412,7 +495,7 @@ async fn add_one(
                 Some(d) if d > 0 => Some(engine.now().saturating_add(d)),
                 _ => None,
             };
-            let out = engine.conversations().mute_members(app, conv, vec![user.to_string()], true, until, &Actor::Admin).await?;
+            let out = engine.conversations().mute_members(app, conv, vec![user.to_string()], true, until, actor).await?;
             if let Some((_, e)) = out.refused.into_iter().next() {
                 return Err(e.into());
             }
@@ -426,7 +509,7 @@ async fn add_one(
 async fn remove_h(fam: Family, list: &'static List, State(s): State<EmState>, c: Caller, p: P) -> Reply {
     let (app, ctx, actor) = (c.app.clone(), c.ctx.clone(), c.actor());
     s.engine.apps().rate_check(&app, fam.bucket(list.buckets.0, list.buckets.1)).await?;
-    let conv = conv_of(&s.engine, &app, fam, p.get(fam.id_param())?).await?;
+    let conv = writable(&s, &c, &p, fam, list).await?;
     let gid = conv.id.to_string();
     let env = ctx.envelope(&app, "delete", fam.prefix()).with("entities", json!([]));
     let raw: Vec<String> = p.get("username")?.split(',').map(|u| u.trim().to_lowercase()).filter(|u| !u.is_empty()).collect();
@@ -479,23 +562,23 @@ async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: 
             if member.is_some_and(|m| m.role == Role::Owner) {
                 return Err(owner_op());
             }
-            if actor.user().is_some() {
+            if actor.user().is_some() && fam == Family::Group {
                 let out = engine.conversations().remove_from_group(app, conv, vec![user], actor).await?;
                 if let Some((_, e)) = out.refused.into_iter().next() {
                     return Err(e.into());
                 }
                 return Ok(());
             }
-            engine.conversations().remove_members(app, conv, vec![user], &Actor::Admin).await?;
+            engine.conversations().remove_members(app, conv, vec![user], actor).await?;
         }
         Op::Admins => {
             if member.map(|m| m.role) != Some(Role::Admin) {
                 return Err(EmError::forbidden(format!("user:{user} is not admin of group:{}", conv.id)));
             }
-            engine.conversations().set_role(app, conv, &user, Role::Member, &Actor::Admin).await?;
+            engine.conversations().set_role(app, conv, &user, Role::Member, actor).await?;
         }
         Op::Blocks => {
-            engine.conversations().unblock_members(app, conv, vec![user], &Actor::Admin).await?;
+            engine.conversations().unblock_members(app, conv, vec![user], actor).await?;
         }
         Op::Allow => {
             if member.is_none() {
@@ -507,7 +590,7 @@ async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: 
             if member.is_none() {
                 return Err(not_member(fam, &[user.as_str()]));
             }
-            engine.conversations().mute_members(app, conv, vec![user], false, None, &Actor::Admin).await?;
+            engine.conversations().mute_members(app, conv, vec![user], false, None, actor).await?;
         }
     }
     Ok(())

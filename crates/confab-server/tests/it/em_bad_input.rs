@@ -148,10 +148,16 @@ async fn a_user_token_reaches_nothing_of_another_user_and_no_admin_endpoint() {
         if allowed {
             continue;
         }
-        // the group routes the SDK calls with a user's token, the engine's owner/admin/member rules
-        // deciding: bob, a member of alice's public group, may read it, and is refused the rest
-        let group_rules = path.starts_with("/chatgroups")
-            && ((method == "GET" && r.status == 200) || r.status == 403 || (r.status == 400 && method == "POST"));
+        // the group and chat room routes the SDK calls with a user's token, the engine's
+        // owner/admin/member rules deciding: bob, a member of alice's public group and in her
+        // room, may read them, and is refused the rest (a shared file that is not there is 404)
+        let group_rules = (path.starts_with("/chatgroups") || path.starts_with("/chatrooms"))
+            && ((method == "GET" && r.status == 200)
+                || r.status == 403
+                || (r.status == 400 && method == "POST")
+                || (path.contains("/share_files/")
+                    && r.status == 404
+                    && r.body["error_description"].as_str().is_some_and(|d| d.contains("does not exist"))));
         if group_rules {
             continue;
         }

@@ -13,6 +13,7 @@ mod em_chatrooms;
 mod em_client_rest;
 mod em_client_rest2;
 mod em_group_requests;
+mod em_group_roles;
 mod em_limits;
 mod em_messages;
 mod em_msync;
