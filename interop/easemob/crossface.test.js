@@ -12,14 +12,23 @@ const { Event, TextMessage, TypedMessage, messageType, messageField } = require(
 const { startConfab, next } = require('../lib/harness');
 const em = require('./sdk');
 
-// LeanCloud's image and location messages (the typed-messages plugin's `_lctype` -2 and -5), as
-// an app declares them
+// LeanCloud's image, audio, video, location and file messages (the typed-messages plugin's
+// `_lctype` -2, -3, -4, -5, -6), as an app declares them
 class LcImage extends TypedMessage {}
 messageType(-2)(LcImage);
 messageField(['_lcfile'])(LcImage);
 class LcLocation extends TypedMessage {}
 messageType(-5)(LcLocation);
 messageField(['_lcloc'])(LcLocation);
+class LcAudio extends TypedMessage {}
+messageType(-3)(LcAudio);
+messageField(['_lcfile'])(LcAudio);
+class LcVideo extends TypedMessage {}
+messageType(-4)(LcVideo);
+messageField(['_lcfile'])(LcVideo);
+class LcFile extends TypedMessage {}
+messageType(-6)(LcFile);
+messageField(['_lcfile'])(LcFile);
 
 let srv;
 before(async () => {
@@ -52,7 +61,7 @@ function download(url) {
 /** `name` logged in with leancloud-realtime (its client id is the Easemob username). */
 async function leancloud(name) {
   const rt = srv.realtime();
-  rt.register([LcImage, LcLocation]);
+  rt.register([LcImage, LcLocation, LcAudio, LcVideo, LcFile]);
   const client = await rt.createIMClient(name);
   lcClients.push(client);
   return client;
@@ -122,6 +131,7 @@ test('LeanCloud image and location messages reach the Easemob SDK as onImageMess
   assert.equal(gotImg.from, a);
   assert.equal(gotImg.width, 320);
   assert.equal(gotImg.height, 200);
+  assert.equal(Number(gotImg.file_length), 1234);
   assert.ok(new URL(gotImg.url).pathname.endsWith('/files/cat.png'), `the image URL: ${gotImg.url}`);
 
   const loc = new LcLocation();
@@ -227,4 +237,31 @@ test('Easemob SDK image and location messages reach LeanCloud as its image (-2) 
   assert.equal(l.id, loc.serverMsgId);
   assert.deepEqual(l._lcloc, { latitude: 22.5431, longitude: 114.0579 });
   assert.equal(l.text, 'Shenzhen Bay');
+});
+
+test('LeanCloud audio, video and file messages reach the Easemob SDK with filename, length and file_length', async () => {
+  await em.requireMsync(srv);
+  const a = em.uname('alice');
+  const b = em.uname('bob');
+  await em.register(srv, a, b);
+  const alice = await leancloud(a);
+  const bob = await em.connect(srv, { user: b, pwd: em.PASSWORD });
+  const conv = await alice.createConversation({ members: [b], unique: true });
+  const base = `https://127.0.0.1:${srv.port}/files`;
+  const cases = [
+    [LcAudio, 'onAudioMessage', { url: `${base}/v.mp3`, metaData: { name: 'v.mp3', size: 2048, duration: 6, format: 'mp3' } }],
+    [LcVideo, 'onVideoMessage', { url: `${base}/m.mp4`, metaData: { name: 'm.mp4', size: 40960, duration: 11, format: 'mp4' } }],
+    [LcFile, 'onFileMessage', { url: `${base}/d.pdf`, metaData: { name: 'd.pdf', size: 777 } }],
+  ];
+  for (const [Type, event, file] of cases) {
+    const m = new Type();
+    m._lcfile = file;
+    const sent = await conv.send(m);
+    const got = await bob.seen(event, (x) => x.id === sent.id);
+    assert.equal(got.from, a);
+    assert.equal(got.filename, file.metaData.name, event);
+    assert.equal(Number(got.file_length), file.metaData.size, `${event}: file_length`);
+    if (file.metaData.duration !== undefined) assert.equal(Number(got.length), file.metaData.duration, `${event}: length`);
+    assert.ok(new URL(got.url).pathname.endsWith(new URL(file.url).pathname), `${event}: ${got.url}`);
+  }
 });

@@ -238,21 +238,24 @@ pub fn from_engine(m: &Message) -> (String, Value, Value) {
             let (kind, body) = match lctype {
                 MessageType::IMAGE => (
                     "img",
-                    json!({"url": file["url"], "filename": meta["name"], "size": {"width": meta["width"], "height": meta["height"]}}),
+                    json!({"url": file["url"], "filename": meta["name"], "file_length": meta["size"], "size": {"width": meta["width"], "height": meta["height"]}}),
                 ),
-                MessageType::AUDIO => ("audio", json!({"url": file["url"], "filename": meta["name"], "length": meta["duration"]})),
+                MessageType::AUDIO => (
+                    "audio",
+                    json!({"url": file["url"], "filename": meta["name"], "length": meta["duration"], "file_length": meta["size"]}),
+                ),
                 MessageType::VIDEO => (
                     "video",
                     json!({"url": file["url"], "filename": meta["name"], "length": meta["duration"], "file_length": meta["size"]}),
                 ),
-                MessageType::FILE => ("file", json!({"url": file["url"], "filename": meta["name"]})),
+                MessageType::FILE => ("file", json!({"url": file["url"], "filename": meta["name"], "file_length": meta["size"]})),
                 MessageType::LOCATION => {
                     let l = t.get("_lcloc").cloned().unwrap_or(json!({}));
                     ("loc", json!({"lat": l["latitude"].to_string(), "lng": l["longitude"].to_string(), "addr": caption}))
                 }
                 _ => ("txt", json!({"msg": caption})),
             };
-            return (kind.to_string(), body, attrs);
+            return (kind.to_string(), known_length(body), attrs);
         }
     }
     let attachment = ext.and_then(|e| e.get("attachment")).map(|a| match a {
@@ -261,19 +264,31 @@ pub fn from_engine(m: &Message) -> (String, Value, Value) {
     });
     let a = attachment.unwrap_or(json!({}));
     let (kind, body) = match m.mtype {
-        MessageType::IMAGE => {
-            ("img", json!({"url": a["url"], "filename": a["dName"], "size": {"width": a["width"], "height": a["height"]}}))
+        MessageType::IMAGE => (
+            "img",
+            json!({"url": a["url"], "filename": a["dName"], "file_length": a["fLen"], "size": {"width": a["width"], "height": a["height"]}}),
+        ),
+        MessageType::AUDIO => {
+            ("audio", json!({"url": a["url"], "filename": a["dName"], "length": a["duration"], "file_length": a["fLen"]}))
         }
-        MessageType::AUDIO => ("audio", json!({"url": a["url"], "filename": a["dName"], "length": a["duration"]})),
         MessageType::VIDEO => {
             ("video", json!({"url": a["url"], "filename": a["dName"], "length": a["duration"], "file_length": a["fLen"]}))
         }
-        MessageType::FILE => ("file", json!({"url": a["url"], "filename": a["dName"]})),
+        MessageType::FILE => ("file", json!({"url": a["url"], "filename": a["dName"], "file_length": a["fLen"]})),
         MessageType::LOCATION => ("loc", json!({"lat": a["lat"].to_string(), "lng": a["lon"].to_string(), "addr": text})),
         MessageType::COMMAND => ("cmd", json!({"action": text})),
         _ => ("txt", json!({"msg": text})),
     };
-    (kind.to_string(), body, app_ext)
+    (kind.to_string(), known_length(body), app_ext)
+}
+
+/// A file's body from another face: its `file_length` (LeanCloud's `metaData.size`, MaxIM's
+/// `fLen`) when the sender gave one, else none (not a null).
+fn known_length(mut body: Value) -> Value {
+    if let Some(o) = body.as_object_mut().filter(|o| o.get("file_length").is_some_and(Value::is_null)) {
+        o.remove("file_length");
+    }
+    body
 }
 
 /// Easemob's chat type of a conversation.

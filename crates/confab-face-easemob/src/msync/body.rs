@@ -271,6 +271,27 @@ mod tests {
     }
 
     #[test]
+    fn another_faces_file_keeps_its_length() {
+        // a LeanCloud typed audio message (metaData.size) and a MaxIM file (attachment.fLen)
+        let lc = json!({"_lctype": -3, "_lcfile": {"url": "https://f/v.mp3", "metaData": {"name": "v.mp3", "size": 2048, "duration": 6}}});
+        let m = Message { mtype: -3, ..Message::new(1, 9, 3, "bob", 5, EContent::Text(lc.to_string())) };
+        let c = &MessageBody::decode(payload(&m, BType::Chat, "alice").as_slice()).unwrap().contents[0];
+        assert_eq!((c.r#type, c.file_length, c.duration), (Some(CType::Voice as i32), Some(2048), Some(6)));
+        assert_eq!(c.display_name.as_deref(), Some("v.mp3"));
+        let a = json!({"attachment": {"url": "https://f/d.pdf", "dName": "d.pdf", "fLen": 777}});
+        let m = Message { mtype: -6, ext: Some(a), ..Message::new(1, 9, 3, "bob", 5, EContent::Text(String::new())) };
+        let c = &MessageBody::decode(payload(&m, BType::Chat, "alice").as_slice()).unwrap().contents[0];
+        assert_eq!((c.r#type, c.file_length), (Some(CType::File as i32), Some(777)));
+        // no length given: none, not a null in the REST rendering
+        let m = Message {
+            mtype: -6,
+            ext: Some(json!({"attachment": {"url": "u"}})),
+            ..Message::new(1, 9, 3, "bob", 5, EContent::Text(String::new()))
+        };
+        assert_eq!(crate::messages::from_engine(&m).1.get("file_length"), None);
+    }
+
+    #[test]
     fn a_msync_message_goes_back_as_its_own_bytes() {
         let raw = vec![8, 1, 0x22, 6, 8, 0, 0x12, 2, b'h', b'i'];
         let m = Message {
