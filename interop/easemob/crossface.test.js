@@ -265,3 +265,33 @@ test('LeanCloud audio, video and file messages reach the Easemob SDK with filena
     assert.ok(new URL(got.url).pathname.endsWith(new URL(file.url).pathname), `${event}: ${got.url}`);
   }
 });
+
+test('Easemob SDK audio, video and file messages reach LeanCloud as its typed messages, with name, size, duration, and download', async () => {
+  await em.requireMsync(srv);
+  const a = em.uname('alice');
+  const b = em.uname('bob');
+  await em.register(srv, a, b);
+  const alice = await leancloud(a);
+  const bob = await em.connect(srv, { user: b, pwd: em.PASSWORD });
+  const cases = [
+    [LcAudio, { type: 'audio', filename: 'hi.amr', length: 4 }, 'audio/amr'],
+    [LcVideo, { type: 'video', filename: 'hi.mp4', length: 13 }, 'video/mp4'],
+    [LcFile, { type: 'file', filename: 'hi.pdf' }, 'application/pdf'],
+  ];
+  for (const [Type, fields, mime] of cases) {
+    const bytes = Buffer.from(`${fields.type} for leancloud ${'z'.repeat(300)}`);
+    const got = lcMessage(alice, (m) => m instanceof Type);
+    const file = { data: new File([bytes], fields.filename, { type: mime }), filename: fields.filename, filetype: fields.filename.split('.')[1], url: '' };
+    const sent = await em.within(bob.conn.send(bob.create({ chatType: 'singleChat', to: a, file, ...fields })), 20000, fields.type);
+    const [m] = await got;
+    assert.equal(m.id, sent.serverMsgId);
+    assert.equal(m.from, b);
+    const meta = m._lcfile.metaData;
+    assert.equal(meta.name, fields.filename, fields.type);
+    assert.equal(meta.size, bytes.length, `${fields.type}: size`);
+    if (fields.length !== undefined) assert.equal(meta.duration, fields.length, `${fields.type}: duration`);
+    const [status, body] = await download(m._lcfile.url);
+    assert.equal(status, 200, `GET ${m._lcfile.url}`);
+    assert.ok(body.equals(bytes), `${fields.type}: the same bytes`);
+  }
+});
