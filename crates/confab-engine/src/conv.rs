@@ -713,15 +713,17 @@ impl Conversations {
         self.update_members(app, conv, users, &MemberPatch { notifications_off: Some(off), ..Default::default() }).await
     }
 
-    /// Allowlist members (they may speak while everyone is muted) or take them off the list.
-    /// The members (chat rooms: those in the room) hear of it, as from the app's server.
-    pub async fn set_allowlisted(&self, app: &App, conv: &Conversation, users: Vec<String>, on: bool) -> Result<()> {
+    /// Allowlist members (they may speak while everyone is muted) or take them off the list: the
+    /// app's server, or the owner or a manager. The members (chat rooms: those in the room) hear
+    /// of it, from `actor`.
+    pub async fn set_allowlisted(&self, app: &App, conv: &Conversation, users: Vec<String>, on: bool, actor: &Actor) -> Result<()> {
+        self.check_manager(app, conv, actor).await?;
         let users = dedup(users);
         self.update_members(app, conv, users.clone(), &MemberPatch { allowlisted: Some(on), ..Default::default() }).await?;
         let mut recipients = self.members(app, conv).await?;
         recipients.extend(users.iter().filter(|u| !recipients.contains(u)).cloned().collect::<Vec<_>>());
         let change = if on { ConvChange::Allowlisted { members: users } } else { ConvChange::Unallowlisted { members: users } };
-        self.announce(app, conv, None, change, recipients).await
+        self.announce(app, conv, actor.user().map(str::to_string), change, recipients).await
     }
 
     /// Members with notifications turned off (LeanCloud `mu`).

@@ -482,7 +482,7 @@ async fn add_one(
             if member.is_none() {
                 return Err(not_member(fam, &[user]));
             }
-            engine.conversations().set_allowlisted(app, conv, vec![user.to_string()], true).await?;
+            engine.conversations().set_allowlisted(app, conv, vec![user.to_string()], true, actor).await?;
             Ok(None)
         }
         Op::Mutes => {
@@ -584,7 +584,7 @@ async fn remove_one(engine: &Engine, app: &App, fam: Family, list: &List, conv: 
             if member.is_none() {
                 return Err(not_member(fam, &[user.as_str()]));
             }
-            engine.conversations().set_allowlisted(app, conv, vec![user], false).await?;
+            engine.conversations().set_allowlisted(app, conv, vec![user], false, actor).await?;
         }
         Op::Mutes => {
             if member.is_none() {

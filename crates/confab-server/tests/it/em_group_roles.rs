@@ -130,6 +130,7 @@ async fn group_management_with_user_tokens_follows_owner_admin_member_rules_and_
     // mute everyone: the owner and admins
     as_user(&app, &tc, Method::POST, &format!("/chatgroups/{g}/ban"), None).await.em_error(403, "forbidden_op");
     assert_eq!(ok(&as_user(&app, &tb, Method::POST, &format!("/chatgroups/{g}/ban"), None).await), &json!({"mute": true}));
+    assert_eq!(heard(&mut carol, Op::BanGroup).await.3, "bob");
     assert_eq!(ok(&app.get(&format!("/chatgroups/{g}")).await)[0]["mute"], true);
     assert_eq!(ok(&as_user(&app, &tb, Method::DELETE, &format!("/chatgroups/{g}/ban"), None).await), &json!({"mute": false}));
 
@@ -139,6 +140,7 @@ async fn group_management_with_user_tokens_follows_owner_admin_member_rules_and_
         .em_error(403, "forbidden_op");
     let r = as_user(&app, &tb, Method::POST, &format!("/chatgroups/{g}/white/users"), Some(json!({"usernames": ["carol"]}))).await;
     assert_eq!(ok(&r)[0]["result"], true, "{:?}", r.body);
+    assert_eq!(heard(&mut carol, Op::AddUserWhiteList).await, (Op::AddUserWhiteList as i32, g.clone(), "carol".into(), "bob".into()));
     let r = as_user(&app, &tc, Method::GET, &format!("/chatgroups/{g}/white/users/carol?version=v3"), None).await;
     assert_eq!(ok(&r), &json!({"member": "carol", "white": true}));
     as_user(&app, &tc, Method::GET, &format!("/chatgroups/{g}/white/users/dave"), None).await.em_error(403, "forbidden_op");
@@ -150,6 +152,7 @@ async fn group_management_with_user_tokens_follows_owner_admin_member_rules_and_
     let body = json!({"announcement": "hello"});
     as_user(&app, &tc, Method::POST, &format!("/chatgroups/{g}/announcement"), Some(body.clone())).await.em_error(403, "forbidden_op");
     ok(&as_user(&app, &tb, Method::POST, &format!("/chatgroups/{g}/announcement"), Some(body)).await);
+    assert_eq!(heard(&mut carol, Op::UpdateAnnouncement).await.3, "bob");
     assert_eq!(ok(&as_user(&app, &tc, Method::GET, &format!("/chatgroups/{g}/announcement"), None).await)["announcement"], "hello");
     as_user(&app, &te, Method::GET, &format!("/chatgroups/{g}/announcement"), None).await.em_error(403, "forbidden_op");
 
