@@ -176,3 +176,40 @@ test('getPublicGroups lists public groups only, by cursor; getJoinedGroupsCount 
   const count = await bob.conn.getJoinedGroupsCount();
   assert.equal(count.data, 2);
 });
+
+test('chat rooms: anyone reads them (getChatRooms, getChatRoomDetails); the owner names an admin, who modifies and mutes (isInChatRoomMutelist); a super admin creates, the owner destroys', async () => {
+  await em.requireMsync(srv);
+  const {
+    ids: [a, b, c],
+    clients: [alice, bob, carol],
+  } = await users('alice', 'bob', 'carol');
+  // a plain user may not create a room; a chat room super admin may (Easemob's rule)
+  await assert.rejects(alice.conn.createChatRoom({ name: 'lobby', description: 'd', maxusers: 100, members: [b, c] }));
+  await em.rest200(srv, 'POST', '/chatrooms/super_admin', { superadmin: a });
+  const made = await alice.conn.createChatRoom({ name: 'lobby', description: 'a room', maxusers: 100, members: [b, c] });
+  const rid = made.data.id;
+  assert.ok(/^\d+$/.test(rid), JSON.stringify(made));
+
+  const details = await carol.conn.getChatRoomDetails({ chatRoomId: rid });
+  assert.equal(details.data[0].owner, a);
+  assert.equal(details.data[0].name, 'lobby');
+  const rooms = await carol.conn.getChatRooms({ pagenum: 1, pagesize: 100 });
+  assert.ok(rooms.data.some((r) => r.id === rid), JSON.stringify(rooms.data));
+
+  await assert.rejects(bob.conn.modifyChatRoom({ chatRoomId: rid, chatRoomName: 'mine' }));
+  await assert.rejects(bob.conn.setChatRoomAdmin({ chatRoomId: rid, username: b }));
+  await alice.conn.setChatRoomAdmin({ chatRoomId: rid, username: b });
+  await bob.conn.modifyChatRoom({ chatRoomId: rid, chatRoomName: 'renamed', description: 'new words' });
+  const after = await carol.conn.getChatRoomDetails({ chatRoomId: rid });
+  assert.equal(after.data[0].name, 'renamed');
+  assert.equal(after.data[0].description, 'new words');
+
+  await assert.rejects(carol.conn.muteChatRoomMember({ chatRoomId: rid, username: b, muteDuration: 60000 }));
+  await bob.conn.muteChatRoomMember({ chatRoomId: rid, username: c, muteDuration: 600000 });
+  assert.equal((await carol.conn.isInChatRoomMutelist({ chatRoomId: rid })).data, true);
+  assert.equal((await bob.conn.isInChatRoomMutelist({ chatRoomId: rid })).data, false);
+
+  await assert.rejects(bob.conn.destroyChatRoom({ chatRoomId: rid }));
+  await alice.conn.destroyChatRoom({ chatRoomId: rid });
+  await assert.rejects(carol.conn.getChatRoomDetails({ chatRoomId: rid }));
+});

@@ -228,7 +228,7 @@ async fn room_details(State(s): State<EmState>, c: Caller, p: P) -> Reply {
     Ok(list_answer(&ctx, &app, "/chatrooms", data))
 }
 
-/// `PUT /chatrooms/{chatroom_id}`: `name`, `description`, `maxusers` (answered as `groupname`,
+/// `PUT /chatrooms/{chatroom_id}`: `name` (or `groupname`), `description`, `maxusers` (answered as `groupname`,
 /// `description`, `maxusers`), or `newowner` to hand the room over. A user token: the owner or
 /// an admin changes the room, the owner alone hands it over.
 async fn update_room(State(s): State<EmState>, c: Caller, p: P, b: Body) -> Reply {
@@ -238,14 +238,15 @@ async fn update_room(State(s): State<EmState>, c: Caller, p: P, b: Body) -> Repl
     let call = if o.contains_key("newowner") { GroupCall::Own } else { GroupCall::Manage };
     let conv = conv_for(&s, &c, &p, ROOM, call).await?;
     let l = &app.limits;
-    const FIELDS: &[&str] = &["name", "description", "maxusers", "newowner"];
+    // `groupname` is the SDK's (`modifyChatRoom`), `name` the REST API's
+    const FIELDS: &[&str] = &["name", "groupname", "description", "maxusers", "newowner"];
     let unknown: Vec<&str> = o.keys().map(String::as_str).filter(|k| !FIELDS.contains(k)).collect();
     if !unknown.is_empty() {
         return Err(EmError::invalid_parameter(format!("some of [{}] are not valid fields", unknown.join(", "))));
     }
     let mut data = Map::new();
     let mut patch = ConvUpdate::default();
-    if let Some(n) = str_of(o, "name")? {
+    if let Some(n) = str_of(o, "name")?.or(str_of(o, "groupname")?) {
         if n.chars().count() > l.em_name_max_chars {
             return Err(too_long("title", l.em_name_max_chars));
         }

@@ -270,6 +270,10 @@ async fn chat_rooms_with_user_tokens_are_public_to_read_and_managed_by_their_own
         .em_error(403, "forbidden_op");
     ok(&as_user(&app, &ta, Method::POST, &format!("/chatrooms/{rid}/admin"), Some(json!({"newadmin": "bob"}))).await);
     assert_eq!(ok(&as_user(&app, &tb, Method::PUT, &format!("/chatrooms/{rid}"), Some(json!({"name": "x"}))).await)["groupname"], true);
+    // the SDK's modifyChatRoom names the room `groupname`
+    ok(&as_user(&app, &tb, Method::PUT, &format!("/chatrooms/{rid}?resource=b"), Some(json!({"groupname": "y", "description": "e"})))
+        .await);
+    assert_eq!(ok(&as_user(&app, &te, Method::GET, &format!("/chatrooms/{rid}"), None).await)[0]["name"], "y");
     let body = json!({"usernames": ["carol"], "mute_duration": 60000});
     as_user(&app, &te, Method::POST, &format!("/chatrooms/{rid}/mute"), Some(body.clone())).await.em_error(403, "forbidden_op");
     assert_eq!(ok(&as_user(&app, &tb, Method::POST, &format!("/chatrooms/{rid}/mute"), Some(body)).await)[0]["result"], true);
