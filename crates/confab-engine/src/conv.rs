@@ -618,7 +618,13 @@ impl Conversations {
         let leaving_self = actor.user().is_some_and(|u| users.len() == 1 && users[0] == u);
         if conv.kind == ConvKind::Chatroom {
             if !leaving_self {
-                self.check_belongs(app, conv, actor).await?;
+                // a room's manager cannot remove its owner or another manager (as in a group)
+                if let Some(me) = self.check_belongs(app, conv, actor).await?.filter(|m| m.role == Role::Admin) {
+                    let q = MemberQuery { users: Some(users.clone()), roles: Some(vec![Role::Owner, Role::Admin]), ..Default::default() };
+                    if self.store.list_members(app.id, conv.id, &q).await?.iter().any(|m| m.user != me.user) {
+                        return Err(Error::NotAllowed("a manager cannot remove the owner or a manager".into()));
+                    }
+                }
                 if self.teller.ask(app, actor.user().map(|by| Before::Remove { conv, members: &users, by })).await? == Verdict::Vanish {
                     return Ok(Outcome { done: users, refused: vec![] });
                 }

@@ -287,6 +287,12 @@ async fn chat_rooms_with_user_tokens_are_public_to_read_and_managed_by_their_own
     ok(&as_user(&app, &tb, Method::POST, &format!("/chatrooms/{rid}/announcement"), Some(body)).await);
     assert_eq!(ok(&as_user(&app, &te, Method::GET, &format!("/chatrooms/{rid}/announcement"), None).await)["announcement"], "room news");
 
+    // an admin removes plain members only: not another admin
+    ok(&as_user(&app, &ta, Method::POST, &format!("/chatrooms/{rid}/admin"), Some(json!({"newadmin": "carol"}))).await);
+    as_user(&app, &tb, Method::DELETE, &format!("/chatrooms/{rid}/users/carol"), None).await.em_error(403, "forbidden_op");
+    let r = as_user(&app, &te, Method::GET, &format!("/chatrooms/{rid}/users"), None).await;
+    assert!(ok(&r).as_array().unwrap().iter().any(|m| m["member"] == "carol"), "carol is still in the room: {:?}", r.body);
+
     // shared files: those in the room
     let files = format!("/chatrooms/{rid}/share_files");
     let (status, v) = upload(&app, &tc, &files, "r.txt").await;
