@@ -147,3 +147,53 @@ test('a device never seen before gets the offline messages too, with their types
   assert.equal(Number(img.file_length), png.length);
   assert.deepEqual(got[2].customExts, { on: 'p.png' });
 });
+
+/**
+ * bob's socket drops (no close frame, no logout) and alice sends 25 texts, the first `wait` ms
+ * after the drop; bob's SDK reconnects by itself and must get each once, in order.
+ */
+async function droppedConnection(wait) {
+  const a = em.uname('alice');
+  const b = em.uname('bob');
+  await em.register(srv, a, b);
+  const alice = await em.connect(srv, { user: a, pwd: em.PASSWORD });
+  const bob = await em.connect(srv, { user: b, pwd: em.PASSWORD }, { deviceId: 'bobs-train-phone', autoReconnectNumMax: 5 });
+  await alice.sendText(b, 'before the tunnel');
+  await bob.nextText('before the tunnel');
+  // the network drops: the socket ends without a close frame
+  const socket = Object.values(bob.conn).find((v) => v instanceof globalThis.WebSocket && v.readyState === 1);
+  assert.ok(socket, 'the SDK socket');
+  const reconnected = bob.nextEvent('onConnected', () => true, 15000);
+  socket.terminate();
+  await sleep(wait);
+  const sent = [];
+  for (let i = 1; i <= 25; i++) {
+    const msg = `in the tunnel #${i}`;
+    sent.push([msg, (await alice.sendText(b, msg)).serverMsgId]);
+  }
+  await reconnected;
+  await texts(bob, 1 + sent.length);
+  await sleep(1000);
+  assert.deepEqual(bob.texts.slice(1).map((t) => [t.msg, t.id]), sent, 'each once, in order, after the reconnect');
+  assert.equal(bob.texts.length, 1 + sent.length);
+  assert.ok(bob.events.some(([e]) => e === 'onReconnecting'), 'the SDK reconnected by itself');
+  const live = await alice.sendText(b, 'out of the tunnel');
+  assert.equal((await bob.nextText('out of the tunnel')).id, live.serverMsgId);
+}
+
+test('a dropped connection (no logout): the SDK reconnects by itself and gets what was sent meanwhile, once each and in order', async () => {
+  await em.requireMsync(srv);
+  // the server has seen the socket end before the first message
+  await droppedConnection(500);
+});
+
+test(
+  'a message sent in the moment the connection drops is not lost',
+  {
+    todo: 'msync delivery path (conn.rs/held.rs/queues.rs, not the body encoding): the first text stored within a few ms after the client socket drops (before the server notices the dead connection) is never delivered, not after the SDK reconnects either; the next 24 are (3 runs in 4); with 300 ms between the drop and the first send all arrive',
+  },
+  async () => {
+    await em.requireMsync(srv);
+    await droppedConnection(0);
+  },
+);
