@@ -355,6 +355,7 @@ impl MsyncEncoder {
                 resource: sender_resource(msg).map(str::to_string),
                 meta,
                 recall,
+                receipt: msg.receipt,
             };
             if !unsolicited {
                 // the NOTICE, and beside it the meta the pull it brings delivers (`held.rs`)

@@ -60,6 +60,9 @@ pub struct Note {
     /// The message was recalled.
     #[prost(bool, tag = "10")]
     pub recall: bool,
+    /// Its sender asked for receipts.
+    #[prost(bool, tag = "11")]
+    pub receipt: bool,
 }
 
 impl Note {
@@ -103,6 +106,7 @@ pub struct Kept {
     pub resource: Option<String>,
     pub meta: Bytes,
     pub recalled: bool,
+    pub receipt: bool,
 }
 
 struct Queue {
@@ -151,7 +155,14 @@ impl Held {
         self.bytes += n.meta.len();
         q.kept.insert(
             at,
-            Kept { pos: Pos { seq: n.seq, ts: n.ts, id: n.id }, from: n.from, resource: n.resource, meta: n.meta, recalled: false },
+            Kept {
+                pos: Pos { seq: n.seq, ts: n.ts, id: n.id },
+                from: n.from,
+                resource: n.resource,
+                meta: n.meta,
+                recalled: false,
+                receipt: n.receipt,
+            },
         );
         if q.kept.len() > PER_QUEUE || self.bytes > BYTES_MAX {
             // dropped: the store answers this queue until it is caught up again
@@ -184,6 +195,11 @@ impl Held {
         q.caught_up = true;
     }
 
+    /// Whether a message kept in `key` after `from` up to `to` asked for receipts.
+    pub fn receipts_through(&self, key: &str, from: Pos, to: Pos) -> bool {
+        self.queues.get(key).is_some_and(|q| q.kept.iter().any(|k| k.pos.seq > from.seq && k.pos.seq <= to.seq && k.receipt))
+    }
+
     /// A message kept in `key` by its id.
     pub fn find(&self, key: &str, id: i64) -> Option<Pos> {
         self.queues.get(key)?.kept.iter().find(|k| k.pos.id == id).map(|k| k.pos)
@@ -202,7 +218,14 @@ impl Held {
             if out.len() == max {
                 return Take::Kept(out, true);
             }
-            out.push(Kept { pos: k.pos, from: k.from.clone(), resource: k.resource.clone(), meta: k.meta.clone(), recalled: k.recalled });
+            out.push(Kept {
+                pos: k.pos,
+                from: k.from.clone(),
+                resource: k.resource.clone(),
+                meta: k.meta.clone(),
+                recalled: k.recalled,
+                receipt: k.receipt,
+            });
         }
         if out.is_empty() && !q.caught_up {
             return Take::Store;

@@ -42,6 +42,9 @@ use super::proto::{key_value, Jid, KeyValue, Meta};
 pub const PAGE: usize = 20;
 /// Most messages a conversation's backlog holds for a device that has no position in it.
 pub const BACKLOG_MAX: i64 = 200;
+/// Every this many flushes, a device's delivered cursors follow its positions (sooner where a
+/// sender waits for a receipt).
+const CURSOR_EVERY: u64 = 10;
 /// A device's positions are forgotten after this long without use.
 pub const DEVICE_TTL_DAYS: i64 = 30;
 /// Most conversations the UNREAD answer looks at (the user's newest).
@@ -68,6 +71,12 @@ pub struct Device {
     login_at: i64,
     /// Positions not written yet.
     dirty: HashMap<i64, Pos>,
+    /// Positions the member's delivered cursor has not followed yet, and of those the
+    /// conversations where a sender waits for a delivery receipt.
+    uncursored: HashMap<i64, Pos>,
+    receipts_due: std::collections::HashSet<i64>,
+    /// Flushes so far (every [`CURSOR_EVERY`]th moves every cursor).
+    flushes: u64,
     /// The conversations positions were moved in (a cursor moves with a position).
     convs: HashMap<i64, Conversation>,
 }
@@ -114,6 +123,9 @@ impl Device {
             seen: None,
             login_at: engine.now(),
             dirty: HashMap::new(),
+            uncursored: HashMap::new(),
+            receipts_due: Default::default(),
+            flushes: 0,
             convs: HashMap::new(),
         };
         let e = Entry::new(ns::MSYNC_DEVICES, d.key(), SINCE, json!({"ts": engine.now()})).expiring(d.expiry(engine));
@@ -147,15 +159,21 @@ impl Device {
         Some(engine.now() + DEVICE_TTL_DAYS * 86_400_000)
     }
 
-    /// The device got to `p` in `conv` (written by the next [`Device::flush`]).
+    /// The device got to `p` in `conv` (written by the next [`Device::flush`]), from the store:
+    /// its cursor follows at the next flush too.
     fn save(&mut self, conv: &Conversation, p: Pos) {
         self.convs.entry(conv.id).or_insert_with(|| conv.clone());
-        self.moved(conv.id, p);
+        self.moved(conv.id, p, true);
     }
 
-    fn moved(&mut self, conv: i64, p: Pos) {
+    /// The device got to `p` in `conv`; `receipt`: a message it passed asked for receipts.
+    fn moved(&mut self, conv: i64, p: Pos, receipt: bool) {
         self.positions.insert(conv, p);
         self.dirty.insert(conv, p);
+        self.uncursored.insert(conv, p);
+        if receipt {
+            self.receipts_due.insert(conv);
+        }
     }
 
     /// Whether positions wait to be written.
@@ -164,19 +182,30 @@ impl Device {
     }
 
     /// Write the positions that moved, and when the session was last heard of (always when it
-    /// `ends`), and move the member's delivered cursors with them (every face's: delivery
-    /// receipts for senders who asked, LeanCloud's `ack_at`). Kept to be written again if the
-    /// store refuses.
+    /// `ends`), and move the member's delivered cursors after them (every face's: delivery
+    /// receipts, LeanCloud's `ack_at`): at once where a sender waits for a receipt, else every
+    /// [`CURSOR_EVERY`]th flush and when the session ends. Kept to be written again if the store
+    /// refuses.
     pub async fn flush(&mut self, engine: &Engine, ends: bool) -> confab_engine::Result<()> {
         if self.dirty.is_empty() && !ends {
             return Ok(());
         }
+        self.flushes += 1;
+        let all = ends || self.flushes.is_multiple_of(CURSOR_EVERY);
         let item = |item: String, value| Entry::new(ns::MSYNC_DEVICES, self.key(), item, value).expiring(self.expiry(engine));
         let mut entries: Vec<Entry> =
             self.dirty.iter().map(|(conv, p)| item(conv.to_string(), json!({"seq": p.seq, "ts": p.ts, "id": p.id}))).collect();
         entries.push(item(SEEN.to_string(), json!({"ts": engine.now()})));
         engine.collections().put(&self.app, entries, PutRule::default()).await?;
-        for (id, p) in std::mem::take(&mut self.dirty) {
+        self.dirty.clear();
+        let due: Vec<(i64, Pos)> = if all {
+            self.uncursored.drain().collect()
+        } else {
+            let due = &self.receipts_due;
+            self.uncursored.extract_if(|id, _| due.contains(id)).collect()
+        };
+        self.receipts_due.retain(|id| self.uncursored.contains_key(id));
+        for (id, p) in due {
             if p.id <= 0 {
                 continue;
             }
@@ -204,8 +233,9 @@ impl Device {
             let k = i64::try_from(k).ok()?;
             match held.find(key, k) {
                 Some(p) if p.seq > at.seq => {
+                    let receipt = held.receipts_through(key, at, p);
                     at = p;
-                    self.moved(conv, p);
+                    self.moved(conv, p, receipt);
                 }
                 Some(_) => {}
                 None if k == at.id => {}
@@ -222,7 +252,7 @@ impl Device {
         Some(match kept.last().map(|k| k.pos) {
             Some(p) if more => Page { metas, next_key: Some(p.id as u64) },
             Some(p) => {
-                self.moved(conv, p);
+                self.moved(conv, p, kept.iter().any(|k| k.receipt));
                 held.caught_up(key, conv, p);
                 Page { metas, next_key: None }
             }
