@@ -153,6 +153,12 @@ pub(super) async fn serve(gw: Arc<MsyncGateway>, socket: WebSocket, ip: Option<S
             Ok(None) | Ok(Some(Err(_))) => break,
             Ok(Some(Ok(m))) => m,
         };
+        // the client is heard from: the pages answered before reached it
+        if matches!(frame, WsMessage::Binary(_) | WsMessage::Close(_)) {
+            if let Some(l) = &mut st.login {
+                l.device.heard();
+            }
+        }
         match frame {
             WsMessage::Binary(b) => Box::pin(st.frame(&b)).await,
             // the web SDK sends binary frames only

@@ -75,6 +75,9 @@ pub struct Device {
     /// conversations where a sender waits for a delivery receipt.
     uncursored: HashMap<i64, Pos>,
     receipts_due: std::collections::HashSet<i64>,
+    /// Last pages answered since the client was last heard from: written once it is heard from
+    /// again ([`Device::heard`]), forgotten if the connection drops first (and pulled again).
+    unheard: HashMap<i64, (Pos, bool)>,
     /// Flushes so far (every [`CURSOR_EVERY`]th moves every cursor).
     flushes: u64,
     /// The conversations positions were moved in (a cursor moves with a position).
@@ -125,6 +128,7 @@ impl Device {
             dirty: HashMap::new(),
             uncursored: HashMap::new(),
             receipts_due: Default::default(),
+            unheard: HashMap::new(),
             flushes: 0,
             convs: HashMap::new(),
         };
@@ -166,8 +170,32 @@ impl Device {
         self.moved(conv.id, p, true);
     }
 
+    /// A last page of `conv` was answered up to `p` (`receipt`: a message on it asked for
+    /// receipts). The next pull goes on from there; the store hears of it once the client is
+    /// heard from after it ([`Device::heard`]): a page written into a connection that just
+    /// dropped did not reach the device, which pulls those messages again when it is back.
+    fn answered(&mut self, conv: i64, p: Pos, receipt: bool) {
+        self.positions.insert(conv, p);
+        let e = self.unheard.entry(conv).or_insert((p, false));
+        *e = (p, e.1 || receipt);
+    }
+
+    /// The client was heard from: the last pages answered before reached it.
+    pub fn heard(&mut self) {
+        for (conv, (p, receipt)) in std::mem::take(&mut self.unheard) {
+            self.dirty.insert(conv, p);
+            self.uncursored.insert(conv, p);
+            if receipt {
+                self.receipts_due.insert(conv);
+            }
+        }
+    }
+
     /// The device got to `p` in `conv`; `receipt`: a message it passed asked for receipts.
     fn moved(&mut self, conv: i64, p: Pos, receipt: bool) {
+        if self.unheard.get(&conv).is_some_and(|(u, _)| u.seq <= p.seq) {
+            self.unheard.remove(&conv);
+        }
         self.positions.insert(conv, p);
         self.dirty.insert(conv, p);
         self.uncursored.insert(conv, p);
@@ -252,7 +280,7 @@ impl Device {
         Some(match kept.last().map(|k| k.pos) {
             Some(p) if more => Page { metas, next_key: Some(p.id as u64) },
             Some(p) => {
-                self.moved(conv, p, kept.iter().any(|k| k.receipt));
+                self.answered(conv, p, kept.iter().any(|k| k.receipt));
                 held.caught_up(key, conv, p);
                 Page { metas, next_key: None }
             }
@@ -404,7 +432,8 @@ impl Device {
         match last {
             Some(p) if more => Ok(Page { metas, next_key: Some(p.id as u64) }),
             Some(p) => {
-                self.save(conv, p);
+                self.convs.entry(conv.id).or_insert_with(|| conv.clone());
+                self.answered(conv.id, p, true);
                 Ok(Page { metas, next_key: None })
             }
             None => Ok(Page { metas, next_key: None }),

@@ -180,6 +180,17 @@ impl Client {
         }
     }
 
+    /// Close the connection as the SDK does (a close frame), and wait for the server's: by then
+    /// the session is over and what the device got is written.
+    pub(crate) async fn close(mut self) {
+        self.ws.close(None).await.expect("close");
+        while let Some(Ok(m)) = self.ws.next().await {
+            if matches!(m, Ws::Close(_)) {
+                break;
+            }
+        }
+    }
+
     /// The NOTICE that comes next: its queue.
     pub(crate) async fn notice(&mut self) -> Jid {
         let n = self.next().await;
@@ -371,7 +382,7 @@ async fn msync_offline_messages_are_listed_by_unread_paged_and_pulled_exactly_on
     assert_eq!(texts, (0..25).map(|i| format!("m{i}")).collect::<Vec<_>>(), "oldest first, each once");
 
     // the same device reconnecting: nothing again; nor a new device (no device got less)
-    drop(bob);
+    bob.close().await;
     let mut again = Client::login(&srv, &app, "bob", "webim_web_b").await;
     assert!(again.unread().await.unread.is_empty());
     let mut other = Client::login(&srv, &app, "bob", "webim_web_new").await;

@@ -95,10 +95,40 @@ async fn msync_sends_in_flight_are_each_answered_in_order_and_a_live_member_pull
     assert_eq!(seen, vec!["a0-0", "a1-0", "a2-0"], "alice's texts, each once, none of bob's own");
 
     // bob reconnects: his positions were written when the connection ended, nothing comes again
-    drop(bob);
+    bob.close().await;
     let mut bob = Client::login(&srv, &app, "bob", "b").await;
     let u = bob.unread().await;
     assert!(u.unread.is_empty(), "{u:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn msync_a_last_page_written_into_a_connection_that_drops_is_pulled_again() {
+    let srv = TestServer::start().await;
+    let app = srv.em(Plan::Standard).await;
+    app.users(&["alice", "bob"]).await;
+    let mut alice = Client::login(&srv, &app, "alice", "a").await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    for c in [&mut alice, &mut bob] {
+        c.unread().await;
+    }
+    let (ack, _) = alice.text(1, "bob", false, "one").await;
+    assert_eq!(code(&ack.status), 0);
+    let q = bob.notice().await;
+    assert_eq!(pull_all(&mut bob, q.clone()).await, vec!["one"]);
+    // bob is heard from after that page (a heartbeat): it reached him
+    bob.unread().await;
+    let (ack, _) = alice.text(2, "bob", false, "two").await;
+    assert_eq!(code(&ack.status), 0);
+    bob.notice().await;
+    assert_eq!(pull_all(&mut bob, q.clone()).await, vec!["two"]);
+    // the network drops before bob says anything more: that page may not have reached him
+    drop(bob);
+    sessions_come_to(&srv, 1).await;
+    let mut bob = Client::login(&srv, &app, "bob", "b").await;
+    let u = bob.unread().await;
+    assert_eq!(u.unread.len(), 1, "{u:?}");
+    assert_eq!(pull_all(&mut bob, q).await, vec!["two"], "the unconfirmed page again, not the one before it");
     srv.stop().await;
 }
 
@@ -137,8 +167,13 @@ async fn msync_a_message_recalled_before_it_is_pulled_is_not_delivered() {
 
 /// Waits until no msync session is open on the server (a dropped client's end was handled).
 async fn no_sessions(srv: &TestServer) {
+    sessions_come_to(srv, 0).await;
+}
+
+/// Waits until `n` msync sessions are open on the server.
+async fn sessions_come_to(srv: &TestServer, n: usize) {
     for _ in 0..100 {
-        if srv.server.as_ref().expect("server").msync.session_count() == 0 {
+        if srv.server.as_ref().expect("server").msync.session_count() == n {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
