@@ -1,7 +1,8 @@
 //! Easemob's rules for a message's offline push, applied by the push hand-off
 //! (`confab_hooks::push`) when the push is delivered: the message's `ext.em_ignore_notification`,
 //! each recipient's push settings (§3.10: the conversation's, else the app-wide one; `NONE`,
-//! `AT`, do-not-disturb), the legacy `notification_no_disturbing*` user fields, and the payload
+//! `AT`, do-not-disturb), the legacy `notification_no_disturbing*` and `notification_ignore_<group>`
+//! user fields, and the payload
 //! from `ext.em_push_template` (a stored template), `ext.em_push_title`/`em_push_content`, the
 //! recipient's chosen template or their `notification_display_style`, with `ext.em_push_ext`
 //! passed along.
@@ -111,6 +112,12 @@ pub fn legacy_quiet(user: &User, now: i64) -> bool {
         (Some(s), Some(e)) => in_window(minute_of_day(now), s * 60, e * 60),
         _ => true,
     }
+}
+
+/// The legacy per-group switch (`PUT /users/{u}` `notification_ignore_<group>`, the SDK's
+/// `blockGroupMessages`): the user takes no offline push of that group.
+pub fn legacy_ignored(user: &User, conv: i64) -> bool {
+    truthy(user.attributes.get(&format!("{}{conv}", crate::users::IGNORE_PREFIX)))
 }
 
 /// Whether a recipient with these settings is pushed to: the conversation's type (unless
@@ -302,7 +309,8 @@ impl PushRules for EmPushRules {
         for u in &push.to {
             let prefs = settings.get(u).unwrap_or(&none);
             let mentioned = facts.as_ref().is_some_and(|f| f.mentions(u));
-            if !wants(&prefs.app_wide, prefs.conv.as_ref(), mentioned, now) || users.get(u).is_some_and(|x| legacy_quiet(x, now)) {
+            let legacy_off = users.get(u).is_some_and(|x| legacy_quiet(x, now) || legacy_ignored(x, push.conv));
+            if !wants(&prefs.app_wide, prefs.conv.as_ref(), mentioned, now) || legacy_off {
                 continue;
             }
             let payload = match &facts {

@@ -46,7 +46,7 @@ pub fn entity(u: &User) -> Value {
         o["nickname"] = json!(n);
     }
     for (k, v) in &u.attributes {
-        if k.starts_with("notification_") || k == "notifier_name" {
+        if k.starts_with("notification_") || k == "notifier_name" || k == "pushInfo" {
             o[k] = v.clone();
         }
     }
@@ -273,8 +273,62 @@ pub async fn get_one(State(s): State<EmState>, Admin { app, ctx }: Admin, p: P) 
     Ok(ctx.envelope(&app, "get", "/users").with("entities", json!([entity(&u)])).with("count", json!(1)))
 }
 
-/// `PUT /users/{username}`: the push display nickname and style (and the legacy do-not-disturb
-/// fields), kept on the user.
+/// A user's push devices bound at most (`pushInfo`).
+pub const PUSH_DEVICES_MAX: usize = 10;
+/// The legacy per-group push switch: `notification_ignore_<group id>`.
+pub const IGNORE_PREFIX: &str = "notification_ignore_";
+
+/// `notification_ignore_<group>`: true stops the group's offline pushes to the user, false
+/// lets them through again.
+fn ignore_flag(u: &mut confab_engine::model::User, k: &str, v: &Value) -> EmResult<()> {
+    let group = k.strip_prefix(IGNORE_PREFIX).filter(|g| !g.is_empty() && g.len() <= 64);
+    let (Some(_), Some(on)) = (group, v.as_bool()) else {
+        return Err(EmError::illegal(format!("{k} must be notification_ignore_<group id> with true or false")));
+    };
+    if on {
+        u.attributes.insert(k.to_string(), json!(true));
+    } else {
+        u.attributes.remove(k);
+    }
+    Ok(())
+}
+
+/// The SDK's `uploadPushToken` (`{device_id, device_token, notifier_name}`): the device's push
+/// token, kept on the user as Easemob's `pushInfo` (the app's push service reads it with the
+/// user, `GET /users/{u}`); an empty `device_token` (`unbindPushToken`) forgets the device. At
+/// most [`PUSH_DEVICES_MAX`] devices: binding one more forgets the oldest.
+fn bind_push_device(u: &mut confab_engine::model::User, o: &serde_json::Map<String, Value>) -> EmResult<()> {
+    let field = |k: &str| -> EmResult<String> {
+        match o.get(k) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) if s.len() <= 512 => Ok(s.clone()),
+            Some(_) => Err(EmError::illegal(format!("{k} must be a string of at most 512 characters"))),
+        }
+    };
+    let (device, token, notifier) = (field("device_id")?, field("device_token")?, field("notifier_name")?);
+    if device.is_empty() {
+        return Err(EmError::illegal("device_id is required"));
+    }
+    let mut devices: Vec<Value> = u.attributes.get("pushInfo").and_then(Value::as_array).cloned().unwrap_or_default();
+    devices.retain(|d| d.get("device_id").and_then(Value::as_str) != Some(device.as_str()));
+    if !token.is_empty() {
+        if notifier.is_empty() {
+            return Err(EmError::illegal("notifier_name is required with a device_token"));
+        }
+        devices.push(json!({"device_id": device, "device_token": token, "notifier_name": notifier}));
+        let over = devices.len().saturating_sub(PUSH_DEVICES_MAX);
+        devices.drain(..over);
+    }
+    if devices.is_empty() {
+        u.attributes.remove("pushInfo");
+    } else {
+        u.attributes.insert("pushInfo".into(), Value::Array(devices));
+    }
+    Ok(())
+}
+
+/// `PUT /users/{username}`: the push display nickname and style, the legacy do-not-disturb
+/// fields and per-group push switches, and the device's push token, kept on the user.
 pub async fn update(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) -> Reply {
     s.engine.apps().rate_check(&c.app, bucket::EM_USERS_WRITE).await?;
     let mut u = user_in_path(&s.engine, &c.app, &p, "username").await?;
@@ -297,8 +351,24 @@ pub async fn update(State(s): State<EmState>, c: Caller, p: P, Body(b): Body) ->
             "notification_no_disturbing" | "notification_no_disturbing_start" | "notification_no_disturbing_end" => {
                 u.attributes.insert(k.clone(), v.clone());
             }
+            // the SDK's legacy blockGroupMessages: `{entities: [{"notification_ignore_<group>": true}]}`
+            "entities" => {
+                let flags = v.as_array().ok_or_else(|| EmError::illegal("entities must be an array"))?;
+                for f in flags {
+                    let f = f.as_object().ok_or_else(|| EmError::illegal("entities must hold objects"))?;
+                    for (k, v) in f {
+                        ignore_flag(&mut u, k, v)?;
+                    }
+                }
+            }
+            k if k.starts_with(IGNORE_PREFIX) => ignore_flag(&mut u, k, v)?,
+            // the SDK's uploadPushToken / unbindPushToken, below
+            "device_id" | "device_token" | "notifier_name" => {}
             other => return Err(EmError::illegal(format!("{other} cannot be set here"))),
         }
+    }
+    if o.contains_key("device_id") || o.contains_key("device_token") {
+        bind_push_device(&mut u, o)?;
     }
     let u = s.engine.users().update_user(&c.app, u).await?;
     Ok(c.ctx.envelope(&c.app, "put", "/users").with("entities", json!([entity(&u)])))

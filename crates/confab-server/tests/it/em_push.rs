@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::common::receiver::{Call, Receiver};
 use crate::common::*;
 use confab_engine::model::Plan;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 const RELAY: &str = "/push";
@@ -202,6 +203,57 @@ async fn do_not_disturb_windows_durations_and_the_legacy_fields() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     let m = text(&app, "users", "alice", "carol", "loud", None).await;
     pushed(&srv, &app, &relay, &m, 1).await;
+
+    // the SDK's legacy blockGroupMessages, with carol's own token: that group's pushes stop for
+    // her, not for the others nor for her other conversations; false lets them through again
+    let g = group(&app, "alice", &["bob", "carol"]).await;
+    let carol = Em::Token(app.user_token("carol").await);
+    let flag = |on: bool| json!({"entities": [{format!("notification_ignore_{g}"): on}]});
+    let r = app.call(Method::PUT, "/users/carol?resource=web", carol.clone(), Some(flag(true))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let m = text(&app, "chatgroups", "alice", &g, "shh", None).await;
+    assert_eq!(to(&pushed(&srv, &app, &relay, &m, 1).await[0]), ["bob"]);
+    let m = text(&app, "users", "alice", "carol", "direct", None).await;
+    pushed(&srv, &app, &relay, &m, 1).await;
+    let r = app.call(Method::PUT, "/users/carol", carol.clone(), Some(flag(false))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let m = text(&app, "chatgroups", "alice", &g, "hello again", None).await;
+    assert_eq!(to(&pushed(&srv, &app, &relay, &m, 1).await[0]), ["bob", "carol"]);
+    let r = app.call(Method::PUT, "/users/carol", carol, Some(json!({"entities": [{"notification_ignore_": "yes"}]}))).await;
+    assert_eq!(r.status, 400, "a malformed switch is refused: {:?}", r.body);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_sdks_push_token_is_bound_to_the_user_and_unbound() {
+    let srv = server().await;
+    let (app, _relay) = setup(&srv).await;
+    let bob = Em::Token(app.user_token("bob").await);
+    let bind = |device: &str, token: &str| json!({"device_id": device, "device_token": token, "notifier_name": "fcm-app"});
+    for (device, token) in [("phone", "t1"), ("tablet", "t2"), ("phone", "t3")] {
+        let r = app.call(Method::PUT, "/users/bob", bob.clone(), Some(bind(device, token))).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    // the app server reads the devices with the user: one per device, the newest token
+    let info = |r: &Resp| r.body["entities"][0]["pushInfo"].clone();
+    let r = app.get("/users/bob").await;
+    assert_eq!(
+        info(&r),
+        json!([{"device_id": "tablet", "device_token": "t2", "notifier_name": "fcm-app"}, {"device_id": "phone", "device_token": "t3", "notifier_name": "fcm-app"}])
+    );
+    // unbindPushToken: an empty token forgets the device
+    let r = app.call(Method::PUT, "/users/bob", bob.clone(), Some(bind("phone", ""))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(info(&app.get("/users/bob").await), json!([{"device_id": "tablet", "device_token": "t2", "notifier_name": "fcm-app"}]));
+    // bad input: no device, a token without its push service, another user's token
+    let r = app.call(Method::PUT, "/users/bob", bob.clone(), Some(json!({"device_token": "x", "notifier_name": "n"}))).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("illegal_argument")), "{:?}", r.body);
+    let r = app.call(Method::PUT, "/users/bob", bob, Some(json!({"device_id": "d", "device_token": "x"}))).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let alice = Em::Token(app.user_token("alice").await);
+    let r = app.call(Method::PUT, "/users/bob", alice, Some(bind("evil", "t"))).await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(info(&app.get("/users/bob").await).as_array().map(Vec::len), Some(1), "nothing changed");
     srv.stop().await;
 }
 
