@@ -4,30 +4,14 @@
 // the user's token (createChatThread … destroyChatThread), pinned messages, removeHistoryMessages and
 // deleteAllMessagesAndConversations, contact remarks, the silent-mode lists and group shields,
 // reportMessage, getGroupMsgReadUser, group member attributes.
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startConfab } = require('../lib/harness');
 const em = require('./sdk');
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
-afterEach(() => em.closeAll());
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
-});
+em.suite((s) => (srv = s));
 
-/** Users registered with the common password, each logged in with the Easemob SDK. */
-async function users(...names) {
-  const ids = names.map((n) => em.uname(n));
-  await em.register(srv, ...ids);
-  const clients = [];
-  for (const id of ids) clients.push(await em.connect(srv, { user: id, pwd: em.PASSWORD }));
-  return { ids, clients };
-}
+const users = (...names) => em.users(srv, names);
 
 const call = (p, what) => em.within(p, 15000, what);
 /** A refusal the SDK maps from 403 `forbidden_op`. */

@@ -5,21 +5,12 @@
 // asker and onContactAdded for the one who agreed, declineContactInvite onContactRefuse,
 // deleteContact onContactDeleted; getContacts / getAllContacts and the blocklist calls resolve
 // what the server keeps. The requests are confab-engine's (`social`), told as ROSTER metas.
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startConfab } = require('../lib/harness');
 const em = require('./sdk');
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
-afterEach(() => em.closeAll());
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
-});
+em.suite((s) => (srv = s));
 
 async function registered(...names) {
   const users = names.map((n) => em.uname(n));

@@ -5,11 +5,11 @@
 // Easemob one-to-one chat; an Easemob group's id is the LeanCloud conversation id (docs/easemob.md,
 // "One engine"). Messages go both ways, one-to-one and in a group, judged by each SDK's own events
 // (Event.MESSAGE with a TextMessage; onTextMessage, onImageMessage, onLocationMessage).
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const https = require('node:https');
 const { Event, TextMessage, TypedMessage, messageType, messageField } = require('leancloud-realtime');
-const { startConfab, next } = require('../lib/harness');
+const { next } = require('../lib/harness');
 const em = require('./sdk');
 
 // LeanCloud's image, audio, video, location and file messages (the typed-messages plugin's
@@ -31,18 +31,11 @@ messageType(-6)(LcFile);
 messageField(['_lcfile'])(LcFile);
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
 const lcClients = [];
-afterEach(async () => {
-  em.closeAll();
-  for (const c of lcClients.splice(0)) await c.close().catch(() => {});
-});
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
+em.suite((s) => (srv = s), {
+  afterEachTest: async () => {
+    for (const c of lcClients.splice(0)) await c.close().catch(() => {});
+  },
 });
 
 /** GET `url` with no credentials; resolves `[status, bytes]`. */

@@ -7,29 +7,14 @@
 // (requestToJoin, acceptRequest, joinPublicGroupDeclined, inviteToJoin, acceptInvite,
 // rejectInvite, memberPresence, updateAnnouncement, muteAllMembers, unmuteAllMembers). The rules
 // are confab-engine's (conv/group_requests.rs).
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startConfab } = require('../lib/harness');
 const em = require('./sdk');
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
-afterEach(() => em.closeAll());
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
-});
+em.suite((s) => (srv = s));
 
-async function users(...names) {
-  const ids = names.map((n) => em.uname(n));
-  await em.register(srv, ...ids);
-  const clients = [];
-  for (const u of ids) clients.push(await em.connect(srv, { user: u, pwd: em.PASSWORD }));
-  return { ids, clients };
-}
+const users = (...names) => em.users(srv, names);
 
 const groupEvent = (client, operation, gid, from) =>
   client.seen('onGroupEvent', (e) => e.operation === operation && e.id === gid && (from === undefined || e.from === from));

@@ -5,30 +5,15 @@
 // getServerConversations / getServerPinnedConversations / getServerConversationsByFilter /
 // pinConversation / addConversationMark / deleteConversation (/sdk/user/{u}/user_channels/list,
 // /user_channel/top, /user_channels/mark), getSelfIdsOnOtherPlatform, renewToken.
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startConfab } = require('../lib/harness');
 const em = require('./sdk');
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
-afterEach(() => em.closeAll());
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
-});
+em.suite((s) => (srv = s));
 
 /** Users registered with the common password, each logged in with SDK `sdk`. */
-async function users(sdk, ...names) {
-  const ids = names.map((n) => em.uname(n));
-  await em.register(srv, ...ids);
-  const clients = [];
-  for (const id of ids) clients.push(await em.connect(srv, { user: id, pwd: em.PASSWORD }, { sdk }));
-  return { ids, clients };
-}
+const users = (sdk, ...names) => em.users(srv, names, { sdk });
 
 /** Every page of getHistoryMessages, `pageSize` at a time: the messages in the order given. */
 async function allHistory(client, params, pageSize) {

@@ -5,21 +5,13 @@
 // 217 USER_KICKED_BY_OTHER_DEVICE, the same device logging in elsewhere 206
 // USER_LOGIN_ANOTHER_DEVICE (with the new login's extension), deactivation and deletion 207
 // USER_REMOVED; devices with different resources coexist.
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startConfab, sleep } = require('../lib/harness');
+const { sleep } = require('../lib/harness');
 const em = require('./sdk');
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
-afterEach(() => em.closeAll());
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
-});
+em.suite((s) => (srv = s));
 
 const codes = () => em.sdk().statusCode;
 

@@ -3,21 +3,13 @@
 // by what the SDK itself reports: open()'s promise, onConnected / onError / onDisconnected, and
 // the error types of specs/easemob-msync.md §4.
 // The msync side is confab-face-easemob's gateway at /websocket.
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startConfab, eventually } = require('../lib/harness');
+const { eventually } = require('../lib/harness');
 const em = require('./sdk');
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
-afterEach(() => em.closeAll());
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
-});
+em.suite((s) => (srv = s));
 
 test('a wrong password is refused at the token call, as the SDK reports it (type 1, "invalid password")', async () => {
   const a = em.uname('alice');

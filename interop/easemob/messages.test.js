@@ -3,22 +3,13 @@
 // unmodified, judged by the SDK's own answers and events: send()'s promise ({localMsgId,
 // serverMsgId}), onTextMessage on the receiving side, onOfflineMessageSync* for queued messages.
 // The msync side is confab-face-easemob's gateway at /websocket.
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const https = require('node:https');
-const { startConfab } = require('../lib/harness');
 const em = require('./sdk');
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
-afterEach(() => em.closeAll());
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
-});
+em.suite((s) => (srv = s));
 
 /** Users registered with the common password, and each logged in (`options` per client). */
 async function users(...specs) {

@@ -4,21 +4,13 @@
 // conversation, across more than two pull pages (confab pages by 20, chained by nextKey), between
 // onOfflineMessageSyncStart and onOfflineMessageSyncFinish; the next login of the same device gets
 // none of it again; live delivery goes on after (specs/easemob-msync.md §6).
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startConfab, sleep } = require('../lib/harness');
+const { sleep } = require('../lib/harness');
 const em = require('./sdk');
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
-afterEach(() => em.closeAll());
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
-});
+em.suite((s) => (srv = s));
 
 /** Resolves once `client` has `n` text messages passing `pred`, or rejects after `ms`. */
 async function texts(client, n, pred = () => true, ms = 15000) {

@@ -31,6 +31,10 @@
 // EASEMOB_SDK_LOG=1 turns the SDK's own logging on.
 const { EventEmitter } = require('node:events');
 const https = require('node:https');
+const { before, after, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+// before the browser globals below exist (what the harness loads must not see them)
+const { startConfab } = require('../lib/harness');
 
 installGlobals();
 
@@ -495,4 +499,35 @@ function uname(name) {
   return `${name}_${process.pid}_${++seq}`.toLowerCase();
 }
 
-module.exports = { sdk, Client, connect, closeAll, unload, strayRequests, speaksMsync, requireMsync, rest, rest200, register, userToken, uname, PASSWORD, within };
+/**
+ * What every Easemob suite file sets up: one confab for the file's tests (handed to `started`),
+ * the SDK clients closed after each test (then `afterEachTest`, if given), and at the end no
+ * request made to other hosts than confab and a clean exit on SIGTERM.
+ */
+function suite(started, { afterEachTest } = {}) {
+  let srv;
+  before(async () => {
+    srv = await startConfab();
+    started(srv);
+  });
+  afterEach(async () => {
+    closeAll();
+    if (afterEachTest) await afterEachTest();
+  });
+  after(async () => {
+    unload();
+    assert.deepEqual(strayRequests, [], 'the SDK asks nothing of other hosts than confab');
+    assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
+  });
+}
+
+/** Users registered with the common password, each logged in with `sdk` (default easemob-websdk). */
+async function users(srv, names, { sdk: which } = {}) {
+  const ids = names.map((n) => uname(n));
+  await register(srv, ...ids);
+  const clients = [];
+  for (const id of ids) clients.push(await connect(srv, { user: id, pwd: PASSWORD }, which ? { sdk: which } : {}));
+  return { ids, clients };
+}
+
+module.exports = { sdk, Client, connect, closeAll, unload, strayRequests, speaksMsync, requireMsync, rest, rest200, register, userToken, uname, PASSWORD, within, suite, users };

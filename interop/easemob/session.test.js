@@ -1,21 +1,13 @@
 'use strict';
 // Acks, recall and server-ended sessions with the official Easemob web SDK (easemob-websdk
 // 4.21.1), unmodified, judged by the SDK's own events (specs/easemob-msync.md §9, §11).
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startConfab, sleep } = require('../lib/harness');
+const { sleep } = require('../lib/harness');
 const em = require('./sdk');
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
-afterEach(() => em.closeAll());
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
-});
+em.suite((s) => (srv = s));
 
 async function pair(bobOptions = {}) {
   const a = em.uname('alice');

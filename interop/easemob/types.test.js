@@ -5,22 +5,13 @@
 // by the receiver's callback (onTextMessage, onImageMessage, …) and the fields an app reads from it,
 // attachments downloaded by their URL as a browser would (no Authorization, the share-secret in the
 // query) and compared byte for byte (specs/easemob-msync.md §8.2, §8.4, §9).
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const https = require('node:https');
-const { startConfab } = require('../lib/harness');
 const em = require('./sdk');
 
 let srv;
-before(async () => {
-  srv = await startConfab();
-});
-afterEach(() => em.closeAll());
-after(async () => {
-  em.unload();
-  assert.deepEqual(em.strayRequests, [], 'the SDK asks nothing of other hosts than confab');
-  assert.equal(await srv.stop(), 0, 'confab exits cleanly on SIGTERM');
-});
+em.suite((s) => (srv = s));
 
 // a 1×1 PNG, and a few distinct payloads per attachment kind (each message uploads its own)
 const PNG = Buffer.from(
